@@ -1,0 +1,104 @@
+# lightws: `make` builds the C library and tools; `make test` installs
+# missing dependencies and runs every suite; `make demo` runs the echo demo.
+# Area fragments live in mk/*.mk (tools, lua, python, interop, conformance,
+# fuzz, bench); each adds its targets to TEST_TARGETS.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+BUILD := build
+CC ?= cc
+SOVERSION := 0
+VERSION := 0.1.0
+
+WARN := -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes -Wstrict-prototypes
+CFLAGS ?= -O2 -g
+LIB_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -Ilib/include -Ilib $(CFLAGS)
+
+LIB_SRCS := $(wildcard lib/*.c)
+LIB_HDRS := lib/include/lightws.h lib/internal.h
+LIB_OBJS := $(LIB_SRCS:lib/%.c=$(BUILD)/obj/%.o)
+LIB_PIC_OBJS := $(LIB_SRCS:lib/%.c=$(BUILD)/pic/%.o)
+
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+TEST_SRCS := $(wildcard tests/check_*.c)
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+TEST_TARGETS := test-c test-c-asan test-c-valgrind
+
+.PHONY: all lib install uninstall clean test deps demo check test-c test-c-asan test-c-valgrind
+
+all: lib tools
+
+lib: $(BUILD)/liblightws.a $(BUILD)/liblightws.so $(BUILD)/lightws.pc
+
+$(BUILD)/obj/%.o: lib/%.c $(LIB_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) -c $< -o $@
+
+$(BUILD)/pic/%.o: lib/%.c $(LIB_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(LIB_CFLAGS) -fPIC -fvisibility=default -c $< -o $@
+
+$(BUILD)/liblightws.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/liblightws.so: $(LIB_PIC_OBJS)
+	$(CC) -shared -Wl,-soname,liblightws.so.$(SOVERSION) -o $(BUILD)/liblightws.so.$(VERSION) $^
+	ln -sf liblightws.so.$(VERSION) $(BUILD)/liblightws.so.$(SOVERSION)
+	ln -sf liblightws.so.$(VERSION) $@
+
+$(BUILD)/lightws.pc: Makefile
+	@mkdir -p $(@D)
+	printf 'prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: lightws\nDescription: websocket (RFC 6455) library for stream transmission, no allocation\nVersion: %s\nLibs: -L$${libdir} -llightws\nCflags: -I$${includedir}\n' \
+	  '$(PREFIX)' '$(LIBDIR)' '$(INCLUDEDIR)' '$(VERSION)' > $@
+
+install: lib
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
+	install -m 644 lib/include/lightws.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(BUILD)/liblightws.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(BUILD)/liblightws.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf liblightws.so.$(VERSION) $(DESTDIR)$(LIBDIR)/liblightws.so.$(SOVERSION)
+	ln -sf liblightws.so.$(VERSION) $(DESTDIR)$(LIBDIR)/liblightws.so
+	install -m 644 $(BUILD)/lightws.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/lightws.h $(DESTDIR)$(LIBDIR)/liblightws.* \
+	  $(DESTDIR)$(LIBDIR)/pkgconfig/lightws.pc
+
+# --- C tests (check) ---------------------------------------------------
+$(BUILD)/check_lightws: $(TEST_SRCS) tests/check_lightws.h $(BUILD)/liblightws.a
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -Wno-missing-prototypes -Ilib/include -Ilib -Itests $(CFLAGS) $(CHECK_CFLAGS) \
+	  $(TEST_SRCS) $(BUILD)/liblightws.a $(CHECK_LIBS) -o $@
+
+$(BUILD)/asan/check_lightws: $(TEST_SRCS) tests/check_lightws.h $(LIB_SRCS) $(LIB_HDRS)
+	@mkdir -p $(@D)
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -Wno-missing-prototypes -Ilib/include -Ilib -Itests -O1 -g $(SAN) $(CHECK_CFLAGS) \
+	  $(TEST_SRCS) $(LIB_SRCS) $(CHECK_LIBS) -o $@
+
+test-c: $(BUILD)/check_lightws
+	$(BUILD)/check_lightws
+
+test-c-asan: $(BUILD)/asan/check_lightws
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $(BUILD)/asan/check_lightws
+
+test-c-valgrind: $(BUILD)/check_lightws
+	CK_FORK=no LIGHTWS_TEST_QUICK=1 valgrind --error-exitcode=1 -q --leak-check=full $(BUILD)/check_lightws
+
+check: test-c
+
+deps:
+	bash scripts/deps.sh
+
+include $(wildcard mk/*.mk)
+
+# Every suite, after dependencies; the order runs the fast C suites first.
+test: deps
+	$(MAKE) all
+	$(MAKE) -k $(TEST_TARGETS)
+
+clean:
+	rm -rf $(BUILD) bindings/python/lightws/*.so bindings/python/lightws/_lightws.c bindings/lua/*.so bindings/lua/*.o

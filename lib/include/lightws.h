@@ -1,0 +1,814 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * lightws: a websocket (RFC 6455) library for stream transmission.
+ *
+ * The library never allocates: the caller owns every struct and buffer.
+ * Payload is read into the caller's buffer and written from it; a frame
+ * goes out as one writev (head + payload). Layers, in the order of this
+ * header: errors, constants, frame codec, masking, UTF-8, handshake codec,
+ * IO, stream, endpoint (the opening handshake over a stream).
+ *
+ * Return values: negative numbers are LIGHTWS_ERR_* codes, zero means OK,
+ * and non-negative values are counts (bytes used or written).
+ */
+#ifndef LIGHTWS_H
+#define LIGHTWS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>  /* ssize_t */
+#include <sys/uio.h>    /* struct iovec */
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LIGHTWS_VERSION_MAJOR 0
+#define LIGHTWS_VERSION_MINOR 1
+#define LIGHTWS_VERSION_PATCH 0
+#define LIGHTWS_VERSION_STRING "0.1.0"
+
+/* Returns LIGHTWS_VERSION_STRING of the library actually linked. */
+const char *lightws_version(void);
+
+/* ------------------------------------------------------------------------
+ * Errors
+ *
+ * One table: X(NAME, value, close code, HTTP status, message).
+ *  - close code: what an endpoint sends when the peer caused this error
+ *    (RFC 6455 §7.4.1), 0 when the error is not the peer's fault;
+ *  - HTTP status: what a server answers when the opening handshake fails
+ *    this way (§4.2.1: 400, or 426 with Sec-WebSocket-Version), else 0.
+ *
+ * Groups: -1..-19 are not protocol errors (need more input, output too
+ * small, misuse, would block, closed, system); -20..-59 are frame and
+ * message errors of the peer; -60..-99 are handshake errors.
+ * ------------------------------------------------------------------------ */
+#define LIGHTWS_ERROR_MAP(X)                                                  \
+  X(INCOMPLETE,        -1,    0,   0, "need more input")                     \
+  X(NOSPACE,           -2,    0,   0, "output buffer too small")             \
+  X(INVALID,           -3,    0,   0, "invalid argument or call order")      \
+  X(WOULDBLOCK,        -4,    0,   0, "operation would block")               \
+  X(CLOSED,            -5,    0,   0, "connection closed by close handshake") \
+  X(EOF,               -6, 1006,   0, "connection closed without close frame") \
+  X(SYSTEM,            -7,    0,   0, "system error (see errno)")            \
+  X(BUSY,              -8,    0,   0, "a frame is partly written; finish it first") \
+  X(RESERVED_OPCODE,   -20, 1002,  0, "reserved opcode")                     \
+  X(RESERVED_BITS,     -21, 1002,  0, "RSV bit set without a negotiated extension") \
+  X(FRAGMENTED_CONTROL,-22, 1002,  0, "fragmented control frame")            \
+  X(CONTROL_TOO_LONG,  -23, 1002,  0, "control frame payload over 125 bytes") \
+  X(LENGTH_TOP_BIT,    -24, 1002,  0, "64-bit payload length with the top bit set") \
+  X(NONMINIMAL_LENGTH, -25, 1002,  0, "payload length not in its shortest form") \
+  X(MASK_REQUIRED,     -26, 1002,  0, "client frame not masked")             \
+  X(MASK_UNEXPECTED,   -27, 1002,  0, "server frame masked")                 \
+  X(UNEXPECTED_CONTINUATION, -28, 1002, 0, "continuation frame outside a message") \
+  X(EXPECTED_CONTINUATION,   -29, 1002, 0, "new data frame inside a fragmented message") \
+  X(CLOSE_PAYLOAD,     -30, 1002,  0, "close frame with a 1-byte payload")   \
+  X(CLOSE_CODE,        -31, 1002,  0, "invalid close code")                  \
+  X(DATA_AFTER_CLOSE,  -32, 1002,  0, "frame after close frame")             \
+  X(UTF8,              -40, 1007,  0, "invalid UTF-8 in text")               \
+  X(FRAME_TOO_BIG,     -50, 1009,  0, "frame payload over the limit")        \
+  X(MESSAGE_TOO_BIG,   -51, 1009,  0, "message over the limit")              \
+  X(HTTP_MALFORMED,    -60,    0, 400, "malformed HTTP head")                \
+  X(HTTP_METHOD,       -61,    0, 405, "method is not GET")                  \
+  X(HTTP_VERSION,      -62,    0, 400, "HTTP version below 1.1")             \
+  X(HEAD_TOO_LARGE,    -63,    0, 431, "HTTP head over the size limit")      \
+  X(TOO_MANY_HEADERS,  -64,    0, 431, "more headers than the caller allowed") \
+  X(NO_HOST,           -65,    0, 400, "missing Host header")                \
+  X(NO_UPGRADE,        -66,    0, 400, "Upgrade header lacks websocket")     \
+  X(NO_CONNECTION,     -67,    0, 400, "Connection header lacks upgrade")    \
+  X(BAD_KEY,           -68,    0, 400, "Sec-WebSocket-Key missing or not 16 bytes of base64") \
+  X(BAD_VERSION,       -69,    0, 426, "Sec-WebSocket-Version is not 13")    \
+  X(BAD_STATUS,        -70,    0,   0, "response status is not 101")         \
+  X(BAD_ACCEPT,        -71,    0,   0, "Sec-WebSocket-Accept does not match the key") \
+  X(BAD_PROTOCOL,      -72,    0,   0, "server chose a subprotocol not offered") \
+  X(BAD_EXTENSION,     -73,    0,   0, "server chose an extension not offered") \
+  X(HEADER_INJECTION,  -74,    0,   0, "CR, LF or NUL in a value to encode")
+
+enum lightws_error {
+  LIGHTWS_OK = 0,
+#define LIGHTWS__ERR_ENUM(name, value, close, status, msg) \
+  LIGHTWS_ERR_##name = (value),
+  LIGHTWS_ERROR_MAP(LIGHTWS__ERR_ENUM)
+#undef LIGHTWS__ERR_ENUM
+  LIGHTWS__ERR_MIN = -100
+};
+
+/* Message for `err` ("success" for 0, "unknown error" if not in the table).
+ * Static storage; never NULL. */
+const char *lightws_strerror(int err);
+
+/* Name of `err` without prefix ("UTF8", "OK"); "UNKNOWN" if not in the
+ * table. Static storage; never NULL. */
+const char *lightws_errname(int err);
+
+/* Close code to send when the peer caused `err` (1002, 1007, 1009; 1006
+ * for EOF, which is never sent on the wire); 0 if `err` is not a peer
+ * protocol error. */
+int lightws_close_code(int err);
+
+/* HTTP status a server answers with when parsing the upgrade request
+ * failed with `err` (400, 405, 426, 431); 0 if none applies. */
+int lightws_http_status(int err);
+
+/* ------------------------------------------------------------------------
+ * Constants (values are the RFC's numbers)
+ * ------------------------------------------------------------------------ */
+enum lightws_opcode {
+  LIGHTWS_OPCODE_CONTINUATION = 0x0,
+  LIGHTWS_OPCODE_TEXT = 0x1,
+  LIGHTWS_OPCODE_BINARY = 0x2,
+  LIGHTWS_OPCODE_CLOSE = 0x8,
+  LIGHTWS_OPCODE_PING = 0x9,
+  LIGHTWS_OPCODE_PONG = 0xA
+};
+
+/* §7.4.1 defined status codes. */
+enum lightws_close_code {
+  LIGHTWS_CLOSE_NORMAL = 1000,
+  LIGHTWS_CLOSE_GOING_AWAY = 1001,
+  LIGHTWS_CLOSE_PROTOCOL_ERROR = 1002,
+  LIGHTWS_CLOSE_UNSUPPORTED_DATA = 1003,
+  LIGHTWS_CLOSE_NO_STATUS = 1005,   /* never on the wire */
+  LIGHTWS_CLOSE_ABNORMAL = 1006,    /* never on the wire */
+  LIGHTWS_CLOSE_INVALID_DATA = 1007,
+  LIGHTWS_CLOSE_POLICY_VIOLATION = 1008,
+  LIGHTWS_CLOSE_MESSAGE_TOO_BIG = 1009,
+  LIGHTWS_CLOSE_MANDATORY_EXTENSION = 1010,
+  LIGHTWS_CLOSE_INTERNAL_ERROR = 1011,
+  LIGHTWS_CLOSE_TLS_HANDSHAKE = 1015 /* never on the wire */
+};
+
+/* 1 if `code` may appear in a close frame on the wire (§7.4.1, §7.4.2):
+ * 1000-1003, 1007-1011 (and 1012-1014, registered by IANA), 3000-4999. */
+int lightws_close_code_valid(unsigned code);
+
+#define LIGHTWS_FRAME_HEADER_MAX 14   /* 2 + 8 (length) + 4 (mask) */
+#define LIGHTWS_CONTROL_MAX 125       /* §5.5 */
+
+/* ------------------------------------------------------------------------
+ * Frame head codec (RFC 6455 §5.2)
+ * ------------------------------------------------------------------------ */
+
+/* A decoded or to-be-encoded frame head. Plain data; no pointers. */
+struct lightws_frame {
+  uint64_t length;   /* payload length */
+  uint8_t fin;       /* 1 if final fragment */
+  uint8_t rsv;       /* RSV1..3 as in byte 0: 0x40, 0x20, 0x10 */
+  uint8_t opcode;    /* enum lightws_opcode */
+  uint8_t masked;    /* 1 if the mask bit is set */
+  uint8_t mask[4];   /* masking key, valid when masked */
+  uint8_t header_len;/* decode: size of the head in bytes (2..14); on
+                        LIGHTWS_ERR_INCOMPLETE the size needed so far, so
+                        header_len - len bytes are missing */
+};
+
+/* Decoder flags. Without EXPECT_* the mask bit is not checked. */
+#define LIGHTWS_DECODE_EXPECT_MASKED   0x01u /* server: reject unmasked (§5.1) */
+#define LIGHTWS_DECODE_EXPECT_UNMASKED 0x02u /* client: reject masked (§5.1) */
+#define LIGHTWS_DECODE_ALLOW_RSV1      0x10u /* an extension uses RSV1 */
+#define LIGHTWS_DECODE_ALLOW_RSV2      0x20u
+#define LIGHTWS_DECODE_ALLOW_RSV3      0x40u
+#define LIGHTWS_DECODE_ALLOW_NONMINIMAL 0x80u /* accept a 16/64-bit length
+                                                 that fits a shorter form */
+
+/*
+ * Size in bytes of a head for a payload of `length` bytes, with a mask key
+ * if `masked`: 2, 4 or 10, plus 4 when masked.
+ */
+size_t lightws_frame_header_size(uint64_t length, int masked);
+
+/*
+ * Encodes `frame` into `out`, which must have room for
+ * lightws_frame_header_size() bytes (LIGHTWS_FRAME_HEADER_MAX always
+ * suffices). Always uses the shortest length form (§5.2). Does not check
+ * the frame: any opcode and length are written as given.
+ * Returns the number of bytes written.
+ */
+size_t lightws_frame_encode_unchecked(const struct lightws_frame *frame,
+                                      uint8_t *out);
+
+/*
+ * Like lightws_frame_encode_unchecked(), but checks `frame` and `size`.
+ * Returns bytes written, LIGHTWS_ERR_NOSPACE if `size` is too small, or
+ * LIGHTWS_ERR_INVALID for a frame the RFC forbids sending: reserved or
+ * out-of-range opcode, a control frame not final or over 125 bytes, a
+ * length with the top bit set, fin or masked not 0/1, rsv bits outside 0x70.
+ */
+ssize_t lightws_frame_encode(const struct lightws_frame *frame, uint8_t *out,
+                             size_t size);
+
+/*
+ * Decodes the frame head at the start of `in` (any prefix of a frame is
+ * fine). Fills `*frame` and returns the head size. Never reads past `len`
+ * and never touches the payload.
+ *
+ * Returns LIGHTWS_ERR_INCOMPLETE if `in` ends inside the head
+ * (frame->header_len then tells how many bytes are needed, as far as known),
+ * or a named protocol error: RESERVED_OPCODE (3-7, 0xB-0xF), RESERVED_BITS
+ * (RSV bit not allowed by `flags`), FRAGMENTED_CONTROL, CONTROL_TOO_LONG,
+ * LENGTH_TOP_BIT, NONMINIMAL_LENGTH (unless ALLOW_NONMINIMAL: §5.2 says
+ * "the minimal number of bytes MUST be used"), MASK_REQUIRED or
+ * MASK_UNEXPECTED (only with an EXPECT_* flag). Errors are reported as soon
+ * as the bytes that show them are present.
+ */
+ssize_t lightws_frame_decode(struct lightws_frame *frame, const uint8_t *in,
+                             size_t len, unsigned flags);
+
+/* ------------------------------------------------------------------------
+ * Masking (§5.3)
+ * ------------------------------------------------------------------------ */
+
+/*
+ * XORs `buf[0..len)` in place with `key`, where buf[0] is byte number
+ * `offset` of the payload (so a payload split across reads unmasks
+ * correctly when each piece passes its own offset). Any alignment; an
+ * all-zero key returns at once. Masking twice restores the data.
+ */
+void lightws_mask(uint8_t *buf, size_t len, const uint8_t key[4],
+                  uint64_t offset);
+
+/*
+ * Like lightws_mask() but reads `src` and writes `dst` (which may be
+ * equal; otherwise they must not overlap): a masked copy in one pass.
+ */
+void lightws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len,
+                       const uint8_t key[4], uint64_t offset);
+
+/* ------------------------------------------------------------------------
+ * UTF-8 (§5.6, §8.1): incremental validation
+ * ------------------------------------------------------------------------ */
+
+/* Validator state; all-zero is the start state. */
+struct lightws_utf8 {
+  uint32_t state; /* private */
+};
+
+#define LIGHTWS_UTF8_VALID 0      /* input so far is complete valid UTF-8 */
+#define LIGHTWS_UTF8_INCOMPLETE 1 /* valid so far, but ends inside a sequence */
+
+/*
+ * Feeds `in[0..len)` (any split of the text). Returns LIGHTWS_UTF8_VALID,
+ * LIGHTWS_UTF8_INCOMPLETE, or LIGHTWS_ERR_UTF8 at the first byte that can
+ * never be valid (overlong forms, surrogates U+D800..DFFF, code points over
+ * U+10FFFF, stray continuation bytes, 0xC0, 0xC1, 0xF5..0xFF). After an
+ * error the state stays failed until reset to zero.
+ */
+int lightws_utf8_feed(struct lightws_utf8 *u, const uint8_t *in, size_t len);
+
+/* ------------------------------------------------------------------------
+ * Handshake codec (§4)
+ *
+ * Encoders write into `out[0..size)` and return the bytes written or
+ * LIGHTWS_ERR_NOSPACE / LIGHTWS_ERR_HEADER_INJECTION; they never write a
+ * terminating NUL. Parsers fill structs whose pointers point into the
+ * caller's input buffer (valid while that buffer is) and return the number
+ * of bytes of the HTTP head, CRLFCRLF included; bytes after it (a first
+ * frame in the same packet) belong to whoever reads next.
+ * ------------------------------------------------------------------------ */
+
+#define LIGHTWS_KEY_LEN 24     /* base64 of 16 bytes */
+#define LIGHTWS_ACCEPT_LEN 28  /* base64 of a SHA-1 digest */
+#define LIGHTWS_HANDSHAKE_HEAD_MAX 8192 /* default head size limit */
+#define LIGHTWS_HANDSHAKE_HEADERS_MAX 64
+
+/* One header; name and value point into the caller's buffer and are not
+ * NUL-terminated. Values are trimmed of surrounding spaces and tabs. */
+struct lightws_header {
+  const char *name;
+  size_t name_len;
+  const char *value;
+  size_t value_len;
+};
+
+/* A parsed upgrade request. Set `headers` and `max_headers` before
+ * parsing; everything else is output. Pointers are NULL/0 when absent. */
+struct lightws_request {
+  struct lightws_header *headers; /* in: caller's array */
+  size_t max_headers;             /* in: its capacity */
+  size_t num_headers;             /* out: headers stored */
+  const char *method; size_t method_len;
+  const char *path; size_t path_len; /* request-target as sent */
+  int http_minor;                 /* 1 for HTTP/1.1 */
+  const char *host; size_t host_len;
+  const char *key; size_t key_len;
+  const char *origin; size_t origin_len;
+  const char *protocol; size_t protocol_len;   /* first Sec-WebSocket-Protocol */
+  const char *extensions; size_t extensions_len; /* first Sec-WebSocket-Extensions */
+  int version;                    /* Sec-WebSocket-Version, -1 if absent */
+  size_t head_len;                /* bytes of the head, once it is complete */
+};
+
+/* A parsed 101 response (client side); same conventions. */
+struct lightws_response {
+  struct lightws_header *headers;
+  size_t max_headers;
+  size_t num_headers;
+  int status;
+  const char *reason; size_t reason_len;
+  const char *accept; size_t accept_len;
+  const char *protocol; size_t protocol_len;
+  const char *extensions; size_t extensions_len;
+  size_t head_len;
+};
+
+/*
+ * Fills `key` with a fresh Sec-WebSocket-Key (base64 of 16 bytes from the
+ * OS: getrandom or arc4random) followed by a NUL; `key` must have room for
+ * LIGHTWS_KEY_LEN + 1 bytes. Returns 0 or LIGHTWS_ERR_SYSTEM.
+ */
+int lightws_handshake_key(char *key);
+
+/*
+ * Writes base64(SHA-1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")) and a
+ * NUL into `accept` (room for LIGHTWS_ACCEPT_LEN + 1 bytes), §4.2.2.
+ */
+void lightws_handshake_accept(const char *key, size_t key_len, char *accept);
+
+/*
+ * Encodes a client upgrade request (§4.1): "GET path HTTP/1.1", Host,
+ * Upgrade: websocket, Connection: Upgrade, Sec-WebSocket-Key (`key`, 24
+ * chars from lightws_handshake_key()), Sec-WebSocket-Version: 13, then, when
+ * not NULL, Sec-WebSocket-Protocol (`protocols`, e.g. "chat, superchat"),
+ * Origin, and the `num_extra` headers of `extra`. Strings are
+ * NUL-terminated; `path` defaults to "/" when NULL or empty.
+ * Returns bytes written, LIGHTWS_ERR_NOSPACE, LIGHTWS_ERR_INVALID (host or
+ * key NULL, key not 24 chars), or LIGHTWS_ERR_HEADER_INJECTION if any
+ * string or header contains CR, LF or NUL (or a header name is not an
+ * HTTP token).
+ */
+ssize_t lightws_handshake_build_request(uint8_t *out, size_t size,
+                                        const char *host, const char *path,
+                                        const char *key,
+                                        const char *protocols,
+                                        const char *origin,
+                                        const struct lightws_header *extra,
+                                        size_t num_extra);
+
+/*
+ * Parses and validates an upgrade request (§4.2.1) from `in[0..len)`.
+ * Returns the head length on success. Returns LIGHTWS_ERR_INCOMPLETE if
+ * the head is not complete yet, LIGHTWS_ERR_HEAD_TOO_LARGE if no end of
+ * head lies within the first `max_head` bytes (0 means
+ * LIGHTWS_HANDSHAKE_HEAD_MAX), LIGHTWS_ERR_TOO_MANY_HEADERS,
+ * LIGHTWS_ERR_HTTP_MALFORMED, or the first failed check, in this order:
+ * HTTP_METHOD (not GET), HTTP_VERSION (below 1.1), NO_HOST, NO_UPGRADE
+ * (no "websocket" token, case-insensitive, in any Upgrade header),
+ * NO_CONNECTION (no "upgrade" token in any Connection header), BAD_VERSION
+ * (not 13), BAD_KEY. On a failed check `*req` is fully filled (head_len
+ * included) so a server can inspect it and answer with
+ * lightws_http_status(err).
+ */
+ssize_t lightws_handshake_parse_request(struct lightws_request *req,
+                                        const uint8_t *in, size_t len,
+                                        size_t max_head);
+
+/*
+ * Encodes "HTTP/1.1 101 Switching Protocols" with Upgrade, Connection and
+ * Sec-WebSocket-Accept derived from `key` (§4.2.2), then
+ * Sec-WebSocket-Protocol when `protocol` is not NULL, then `extra`.
+ * Returns bytes written, LIGHTWS_ERR_NOSPACE, LIGHTWS_ERR_INVALID or
+ * LIGHTWS_ERR_HEADER_INJECTION.
+ */
+ssize_t lightws_handshake_build_response(uint8_t *out, size_t size,
+                                         const char *key, size_t key_len,
+                                         const char *protocol,
+                                         const struct lightws_header *extra,
+                                         size_t num_extra);
+
+/*
+ * Encodes an error response with `status` (e.g. 400, 403, 404, 426, 431)
+ * and its reason phrase, "Content-Length: 0" and "Connection: close";
+ * 426 also carries "Sec-WebSocket-Version: 13" (§4.2.2, §4.4). `extra` as
+ * above. Returns bytes written or an error as above.
+ */
+ssize_t lightws_handshake_build_error(uint8_t *out, size_t size, int status,
+                                      const struct lightws_header *extra,
+                                      size_t num_extra);
+
+/*
+ * Parses and checks a server response (§4.1, client side): status 101
+ * (else BAD_STATUS, with `*resp` filled), Upgrade with "websocket"
+ * (NO_UPGRADE), Connection with "upgrade" (NO_CONNECTION), and, when `key`
+ * is not NULL, Sec-WebSocket-Accept matching it (BAD_ACCEPT). When
+ * `protocols` is not NULL, a chosen Sec-WebSocket-Protocol must be one of
+ * its comma-separated tokens (BAD_PROTOCOL); when it is NULL, any chosen
+ * protocol is BAD_PROTOCOL. Any Sec-WebSocket-Extensions is BAD_EXTENSION
+ * (none are offered). Returns the head length or an error as for
+ * lightws_handshake_parse_request().
+ */
+ssize_t lightws_handshake_parse_response(struct lightws_response *resp,
+                                         const uint8_t *in, size_t len,
+                                         size_t max_head, const char *key,
+                                         const char *protocols);
+
+/*
+ * 1 if some header named `name` (case-insensitive) among `headers[0..n)`
+ * has `token` (case-insensitive) in its comma-separated value, else 0.
+ * Example: lightws_header_has_token(h, n, "Connection", "upgrade").
+ */
+int lightws_header_has_token(const struct lightws_header *headers, size_t n,
+                             const char *name, const char *token);
+
+/* First header named `name` (case-insensitive), or NULL. */
+const struct lightws_header *
+lightws_header_find(const struct lightws_header *headers, size_t n,
+                    const char *name);
+
+/* ------------------------------------------------------------------------
+ * IO: how a stream reaches its transport
+ *
+ * By default a stream uses its file descriptor: read(2), and sendmsg(2)
+ * with MSG_NOSIGNAL (writev(2) for non-sockets), EINTR retried. A caller
+ * with another transport (TLS, a test harness) supplies callbacks that
+ * behave like read(2) and writev(2): return bytes moved, 0 for EOF (read
+ * only), or -1 with errno set (EAGAIN/EWOULDBLOCK for would-block).
+ * ------------------------------------------------------------------------ */
+struct lightws_io {
+  ssize_t (*read)(void *ctx, void *buf, size_t len);
+  ssize_t (*writev)(void *ctx, const struct iovec *iov, int iovcnt);
+  void *ctx;
+};
+
+/* ------------------------------------------------------------------------
+ * Stream: a websocket connection over a descriptor or lightws_io
+ *
+ * The caller owns the struct (embed it, stack it) and a receive buffer
+ * `rbuf` it lends at init. Reads fill `rbuf` with as many frames as one
+ * read(2) brings, then hand payload out in place (lightws_stream_recv) or
+ * copied (lightws_stream_read); when `rbuf` is empty and a large payload is
+ * due, lightws_stream_read() reads it straight into the caller's buffer.
+ * Writes send head + payload in one writev and never copy payload, except
+ * that a client masking a const buffer masks it through a 16 KiB stack
+ * chunk (one extra pass; pass LIGHTWS_SEND_MASK_IN_PLACE to avoid it).
+ *
+ * Modes: guarded (the default) loops until it makes progress or the
+ * descriptor would block; direct (LIGHTWS_OPT_DIRECT) does at most one
+ * read or write syscall per call and may return with no progress (a chunk
+ * of length 0). On a nonblocking descriptor every call either makes
+ * progress or returns LIGHTWS_ERR_WOULDBLOCK with the state intact; then
+ * lightws_stream_want() says whether to wait for readable or writable.
+ *
+ * Threads: a stream is not thread-safe; serialize calls on one stream.
+ * ------------------------------------------------------------------------ */
+
+enum lightws_role { LIGHTWS_SERVER = 0, LIGHTWS_CLIENT = 1 };
+
+/* Client mask modes (§5.3). The server never masks. */
+enum lightws_mask_mode {
+  LIGHTWS_MASK_RANDOM = 0, /* fresh key per frame (default, as §5.3 says) */
+  LIGHTWS_MASK_FIXED = 1,  /* one random key per connection */
+  LIGHTWS_MASK_ZERO = 2    /* all-zero key: peers unmask for free; only for
+                              trusted paths (tunnels), not browsers' peers */
+};
+
+/* Stream options (lightws_stream_init flags). */
+#define LIGHTWS_OPT_DIRECT        0x01u /* at most one syscall per call */
+#define LIGHTWS_OPT_NO_UTF8_CHECK 0x02u /* do not validate text */
+#define LIGHTWS_OPT_NO_AUTO_PONG  0x04u /* pings are reported, not answered */
+#define LIGHTWS_OPT_NO_MASK_CHECK 0x08u /* accept frames whatever the mask bit */
+
+#define LIGHTWS_DEFAULT_MAX_FRAME   (64u * 1024 * 1024)
+#define LIGHTWS_DEFAULT_MAX_MESSAGE (64u * 1024 * 1024)
+#define LIGHTWS_RBUF_MIN 256 /* smallest receive buffer lightws accepts */
+
+/* The connection. Zero-filled memory plus lightws_stream_init() is the only
+ * valid way to start; never copy a stream that is in use. Fields after
+ * "private" may change between versions. Size: at most 256 bytes. */
+struct lightws_stream {
+  /* private: */
+  const struct lightws_io *io;   /* NULL: use fd */
+  uint8_t *rbuf;                 /* receive buffer lent by the caller */
+  uint32_t rsize, rpos, rend;    /* rbuf size; unread data is [rpos, rend) */
+  int fd;
+  uint64_t r_left;               /* payload bytes left in current frame */
+  uint64_t msg_len;              /* bytes of current message so far */
+  uint64_t w_left;               /* payload bytes left in frame being sent */
+  uint64_t rng;                  /* mask key generator state */
+  uint32_t max_frame, max_message;
+  uint32_t utf8;                 /* struct lightws_utf8 state of the message */
+  uint32_t flags;                /* options, state bits (role state, fin of
+                                    the frame being read, pending control
+                                    frame kind) */
+  uint32_t ctl_in_off;           /* offset in rbuf of ctl_in_len bytes */
+  uint8_t r_mask[4];             /* key of the frame being read */
+  uint8_t w_mask[4];             /* key of the frame being sent (the
+                                    connection's key in MASK_FIXED) */
+  uint8_t r_opcode;              /* current frame being read */
+  uint8_t msg_opcode;            /* TEXT/BINARY of the message, 0 if none */
+  uint8_t role, mask_mode;
+  uint8_t state;                 /* handshake step / open / closing / closed */
+  uint8_t r_mask_off;            /* payload offset mod 4 in current frame */
+  uint8_t w_mask_off;
+  uint8_t w_opcode;              /* opcode of the message being sent, 0 if none */
+  uint8_t whead_len, whead_sent; /* head of the frame being sent */
+  uint8_t ctl_len, ctl_sent;     /* pending control frame (head + payload) */
+  uint8_t last_err;              /* -error that failed the stream, 0 if none */
+  uint8_t ctl_in_len;            /* last pong payload / close reason length */
+  uint16_t close_code;           /* peer's close code (0 = none yet) */
+  uint16_t close_sent;           /* code we sent (0 = not yet) */
+  uint8_t whead[LIGHTWS_FRAME_HEADER_MAX];
+  uint8_t ctl[6 + LIGHTWS_CONTROL_MAX]; /* pending control frame, encoded */
+};
+
+/* What a read delivered. */
+struct lightws_chunk {
+  const uint8_t *data;  /* recv: points into rbuf; read: the caller's buf */
+  size_t len;           /* payload bytes in this chunk */
+  uint8_t opcode;       /* LIGHTWS_OPCODE_TEXT or _BINARY (of the message) */
+  uint8_t frame_end;    /* 1 if this chunk ends a frame */
+  uint8_t message_end;  /* 1 if this chunk ends the message (fin frame) */
+};
+
+/*
+ * Initializes `s` for `role` over descriptor `fd` (or -1 with
+ * lightws_stream_set_io()), with receive buffer `rbuf[0..rsize)` owned by
+ * the caller and used by `s` until it is done (at least LIGHTWS_RBUF_MIN
+ * bytes; 16-64 KiB reads many frames per syscall). `options` is a set of
+ * LIGHTWS_OPT_*. Seeds the mask generator from the OS once (no syscall per
+ * frame). The stream starts open (no handshake); the endpoint functions
+ * below run the handshake on an initialized stream.
+ * Returns 0, LIGHTWS_ERR_INVALID (rsize too small or over 4 GiB), or
+ * LIGHTWS_ERR_SYSTEM (no OS randomness).
+ */
+int lightws_stream_init(struct lightws_stream *s, enum lightws_role role,
+                        int fd, uint8_t *rbuf, size_t rsize,
+                        unsigned options);
+
+/* Carries `s` over `io` (caller-owned, must outlive `s`) instead of a
+ * descriptor. Call right after init. */
+void lightws_stream_set_io(struct lightws_stream *s,
+                           const struct lightws_io *io);
+
+/* Client mask mode; LIGHTWS_MASK_FIXED draws its key now. Returns 0 or
+ * LIGHTWS_ERR_INVALID (server role, or unknown mode). */
+int lightws_stream_set_mask_mode(struct lightws_stream *s,
+                                 enum lightws_mask_mode mode);
+
+/* Limits: largest frame payload and message accepted (0 keeps the current
+ * value); a frame or message over them fails with 1009. Defaults
+ * LIGHTWS_DEFAULT_MAX_FRAME and LIGHTWS_DEFAULT_MAX_MESSAGE. */
+void lightws_stream_set_limits(struct lightws_stream *s, uint32_t max_frame,
+                               uint32_t max_message);
+
+/*
+ * Hands `in[0..len)` to the stream as if it had been read (bytes read past
+ * a handshake done elsewhere). Copied into rbuf; returns 0 or
+ * LIGHTWS_ERR_NOSPACE.
+ */
+int lightws_stream_feed(struct lightws_stream *s, const uint8_t *in,
+                        size_t len);
+
+/*
+ * Message-aware zero-copy read. Delivers the next piece of a data message
+ * as a view into rbuf (`out->data`, valid until the next call on `s`):
+ * never more than one frame's payload and never past a message's end.
+ * Handles control frames found on the way: a ping is answered with a pong
+ * (sent now if the transport accepts it, else kept and sent before the
+ * next data frame or by lightws_stream_flush()); a pong is recorded
+ * (lightws_stream_pong_data()); a close is validated, answered, and ends
+ * the stream. Text is validated as UTF-8 across frames.
+ *
+ * Returns the chunk length (0 is possible: an empty frame, or direct mode
+ * without progress; check out->frame_end), or:
+ *  LIGHTWS_ERR_WOULDBLOCK  nonblocking transport; see lightws_stream_want();
+ *  LIGHTWS_ERR_CLOSED      the peer's close arrived (and was answered);
+ *                          lightws_stream_close_code()/close_reason() tell;
+ *  LIGHTWS_ERR_EOF         the transport ended without a close frame;
+ *  LIGHTWS_ERR_SYSTEM      errno tells;
+ *  a protocol error        the peer broke the RFC; a close frame with
+ *                          lightws_close_code(err) was sent (best effort)
+ *                          and the stream is failed: every later call
+ *                          returns the same error.
+ */
+ssize_t lightws_stream_recv(struct lightws_stream *s,
+                            struct lightws_chunk *out);
+
+/*
+ * Message-aware read into the caller's buffer: like lightws_stream_recv()
+ * but copies up to `size` payload bytes into `buf` (or reads a large
+ * payload straight into it when nothing is buffered). Never crosses a
+ * message boundary; may cross frame boundaries inside one message. `out`
+ * may be NULL; if not, out->data == buf. Returns bytes stored or an error
+ * as lightws_stream_recv().
+ */
+ssize_t lightws_stream_read(struct lightws_stream *s, void *buf, size_t size,
+                            struct lightws_chunk *out);
+
+/*
+ * Byte-stream read (the seed's transparent read): like
+ * lightws_stream_read() but ignores message boundaries, concatenating the
+ * payload of consecutive data frames, text or binary, until `buf` is full
+ * or no more input is available without blocking. Returns bytes stored
+ * (> 0), or an error as lightws_stream_recv(); 0 only in direct mode
+ * without progress.
+ */
+ssize_t lightws_stream_read_bytes(struct lightws_stream *s, void *buf,
+                                  size_t size);
+
+/* Send flags. */
+#define LIGHTWS_SEND_FRAGMENT      0x01u /* fin=0: more fragments follow */
+#define LIGHTWS_SEND_MASK_IN_PLACE 0x02u /* client: mask `buf` in place
+                                            (it is modified) instead of
+                                            through a stack chunk */
+
+/*
+ * Sends `buf[0..len)` as one data frame of `opcode` (TEXT or BINARY; the
+ * first frame of a message; later fragments pass the same opcode and the
+ * stream writes CONTINUATION). Head and payload go out in one writev.
+ * Flushes a pending control frame first.
+ *
+ * Returns payload bytes sent (0..len). After a partial send the frame is
+ * in progress: the next lightws_stream_send() call continues it with its
+ * first bytes (normally buf + n, len - n), whatever its other arguments,
+ * until the frame's length is complete; no byte is lost or sent twice,
+ * even with the head split anywhere. Text is not validated on send.
+ * Returns LIGHTWS_ERR_WOULDBLOCK if nothing could be sent, LIGHTWS_ERR_INVALID
+ * for a bad opcode or order, LIGHTWS_ERR_CLOSED after a close was sent,
+ * LIGHTWS_ERR_SYSTEM.
+ */
+ssize_t lightws_stream_send(struct lightws_stream *s, int opcode,
+                            const void *buf, size_t len, unsigned flags);
+
+/* The seed's write: lightws_stream_send(s, LIGHTWS_OPCODE_BINARY, buf, len, 0). */
+ssize_t lightws_stream_write(struct lightws_stream *s, const void *buf,
+                             size_t len);
+
+/* One message for lightws_stream_sendv(). */
+struct lightws_msg {
+  const void *data;
+  size_t len;
+  int opcode;    /* TEXT or BINARY */
+};
+
+/*
+ * Gathering write: sends msgs[0..n) as n complete frames in as few writev
+ * calls as possible (up to 32 frames per syscall). Returns the number of
+ * payload bytes sent, counted across msgs in order, as writev(2) counts
+ * bytes; a frame cut short is in progress as for lightws_stream_send(), so
+ * the caller continues from the first unsent byte (with send or sendv).
+ * Errors as lightws_stream_send().
+ */
+ssize_t lightws_stream_sendv(struct lightws_stream *s,
+                             const struct lightws_msg *msgs, size_t n);
+
+/*
+ * Sends a ping / pong with `len` <= 125 bytes of payload. The frame is
+ * copied into the stream's control slot, so `data` may be reused at once.
+ * Returns 0 when sent or queued (queued if a data frame is partly written
+ * or the transport would block; it goes out before the next data frame or
+ * with lightws_stream_flush()); LIGHTWS_ERR_WOULDBLOCK if the slot is still
+ * busy with an earlier control frame; LIGHTWS_ERR_INVALID if len > 125;
+ * LIGHTWS_ERR_CLOSED after a close was sent.
+ */
+int lightws_stream_ping(struct lightws_stream *s, const void *data,
+                        size_t len);
+int lightws_stream_pong(struct lightws_stream *s, const void *data,
+                        size_t len);
+
+/*
+ * Starts the close handshake (§5.5.1, §7): sends a close frame with `code`
+ * (0 for none) and a UTF-8 `reason` of up to 123 bytes. Later reads drain
+ * data until the peer's close arrives (LIGHTWS_ERR_CLOSED). Returns 0 when
+ * sent or queued as for ping, LIGHTWS_ERR_INVALID for a code that may not
+ * be sent or a reason too long or not UTF-8, LIGHTWS_ERR_WOULDBLOCK.
+ * Calling it again after the close went out returns 0.
+ */
+int lightws_stream_close(struct lightws_stream *s, unsigned code,
+                         const char *reason, size_t reason_len);
+
+/*
+ * Writes a pending control frame (auto pong, queued ping or close).
+ * Returns 0 when nothing is pending any more, LIGHTWS_ERR_WOULDBLOCK,
+ * LIGHTWS_ERR_BUSY if a data frame is partly written (finish it first),
+ * or LIGHTWS_ERR_SYSTEM.
+ */
+int lightws_stream_flush(struct lightws_stream *s);
+
+#define LIGHTWS_WANT_READ 1
+#define LIGHTWS_WANT_WRITE 2
+/* What the last LIGHTWS_ERR_WOULDBLOCK waits for: a set of LIGHTWS_WANT_*.
+ * LIGHTWS_WANT_WRITE is also set while a control frame is pending. */
+int lightws_stream_want(const struct lightws_stream *s);
+
+/* Close code the peer sent (1005 if its close had no code, 1006 after EOF
+ * without close, 0 while open). */
+unsigned lightws_stream_close_code(const struct lightws_stream *s);
+
+/* Reason the peer sent with its close (UTF-8, not NUL-terminated; valid
+ * until the stream is reused); sets *len. Empty if none. */
+const char *lightws_stream_close_reason(const struct lightws_stream *s,
+                                        size_t *len);
+
+/* Payload of the last pong received (valid until the next read call);
+ * sets *len; NULL if none was received since the last read call. */
+const uint8_t *lightws_stream_pong_data(const struct lightws_stream *s,
+                                        size_t *len);
+
+/* 1 once a close frame was sent, 2 once one was also received (the
+ * close handshake is complete), else 0. */
+int lightws_stream_closing(const struct lightws_stream *s);
+
+/* The error that failed the stream (a protocol error from a read), or 0. */
+int lightws_stream_error(const struct lightws_stream *s);
+
+/* ------------------------------------------------------------------------
+ * Endpoint: the opening handshake over an initialized stream
+ *
+ * The step functions work on nonblocking transports: each returns 0 when
+ * its step is done or LIGHTWS_ERR_WOULDBLOCK (see lightws_stream_want())
+ * with all progress kept; call it again when ready. Request and response
+ * are built and read in rbuf; bytes read past the response or request head
+ * stay in rbuf for the first stream read, never dropped.
+ * ------------------------------------------------------------------------ */
+
+/* Client options; all fields may be NULL/0. */
+struct lightws_client_options {
+  const char *protocols;               /* offered, "a, b" */
+  const char *origin;
+  const struct lightws_header *headers;/* extra request headers */
+  size_t num_headers;
+  size_t max_head;                     /* response head limit; 0: default */
+};
+
+/*
+ * Client, step 1: builds the request into rbuf (host and path as for
+ * lightws_handshake_build_request; the key is drawn here) and starts
+ * sending it. Copies what it needs: the arguments may be freed after the
+ * call. Returns 0 when the whole request is sent, LIGHTWS_ERR_WOULDBLOCK
+ * (then call lightws_client_handshake() until 0), or a build error.
+ */
+int lightws_client_start(struct lightws_stream *s, const char *host,
+                         const char *path,
+                         const struct lightws_client_options *opt);
+
+/*
+ * Client, step 2 (repeat until it returns 0): finishes sending the request,
+ * reads and checks the response. On 0 the stream is open; `resp` (may be
+ * NULL; set its headers/max_headers to get headers) points into rbuf and
+ * is valid until the first read. Returns LIGHTWS_ERR_WOULDBLOCK, a
+ * handshake error (BAD_STATUS: `resp->status` tells), LIGHTWS_ERR_EOF, or
+ * LIGHTWS_ERR_SYSTEM.
+ */
+int lightws_client_handshake(struct lightws_stream *s,
+                             struct lightws_response *resp);
+
+/*
+ * Blocking client handshake: lightws_stream_init(CLIENT) on `fd`, then
+ * start + handshake until done. Returns 0 or an error as above.
+ */
+int lightws_connect(struct lightws_stream *s, int fd, uint8_t *rbuf,
+                    size_t rsize, const char *host, const char *path,
+                    const struct lightws_client_options *opt);
+
+/*
+ * Server, step 1 (repeat until it returns 0): reads the request into rbuf
+ * and parses it into `req` (set req->headers/max_headers first; they may be
+ * NULL/0). On 0 the request is valid and `req` points into rbuf until
+ * lightws_server_accept() or lightws_server_reject(). On a handshake error
+ * `req` is filled as far as parsed and the caller should reject with
+ * lightws_http_status(err) (lightws_server_reject). Returns
+ * LIGHTWS_ERR_WOULDBLOCK, LIGHTWS_ERR_EOF, LIGHTWS_ERR_SYSTEM, or a
+ * handshake error; HEAD_TOO_LARGE when rbuf or `max_head` fills up.
+ */
+int lightws_server_read_request(struct lightws_stream *s,
+                                struct lightws_request *req,
+                                size_t max_head);
+
+/*
+ * Server, step 2 (repeat until it returns 0): sends the 101 response for the
+ * request read by step 1, with `protocol` (NULL for none; should be one the
+ * client offered) and `extra` headers. The first call builds the
+ * response (arguments may be freed after it); later calls only finish
+ * sending. On 0 the stream is open. Returns LIGHTWS_ERR_WOULDBLOCK,
+ * LIGHTWS_ERR_NOSPACE (rbuf cannot hold the response), LIGHTWS_ERR_SYSTEM.
+ */
+int lightws_server_accept(struct lightws_stream *s, const char *protocol,
+                          const struct lightws_header *extra,
+                          size_t num_extra);
+
+/*
+ * Server, instead of step 2 (repeat until it returns 0): sends an error
+ * response with `status` (lightws_handshake_build_error), after which the
+ * caller closes the descriptor. Returns as lightws_server_accept().
+ */
+int lightws_server_reject(struct lightws_stream *s, int status,
+                          const struct lightws_header *extra,
+                          size_t num_extra);
+
+/*
+ * Blocking server handshake: lightws_stream_init(SERVER) on `fd`, reads the
+ * request into `req` (may be NULL), and accepts it, choosing the first
+ * client-offered subprotocol found in `protocols` ("a, b"; NULL for none).
+ * An invalid request is rejected with its HTTP status and the error is
+ * returned.
+ */
+int lightws_accept(struct lightws_stream *s, int fd, uint8_t *rbuf,
+                   size_t rsize, struct lightws_request *req,
+                   const char *protocols);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LIGHTWS_H */
