@@ -28,9 +28,12 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 
 TEST_TARGETS := test-c test-c-asan test-c-valgrind
 
-.PHONY: all lib install uninstall clean test deps demo check test-c test-c-asan test-c-valgrind
+.PHONY: all lib tools install uninstall clean test deps demo check test-c test-c-asan test-c-valgrind
 
 all: lib tools
+
+# mk/tools.mk adds the tool binaries as prerequisites.
+tools: lib
 
 lib: $(BUILD)/liblightws.a $(BUILD)/liblightws.so $(BUILD)/lightws.pc
 
