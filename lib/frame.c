@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/* Frame head encoding and decoding (RFC 6455 §5.2). */
+#include <string.h>
+#include "internal.h"
+
+/* Opcodes §5.2 defines: 0x0-0x2 and 0x8-0xA; bit n set when n is defined. */
+#define DEFINED_OPCODES 0x0707u
+
+static uint64_t load_be64(const uint8_t *p) {
+  uint64_t v;
+  memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  return __builtin_bswap64(v);
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  return v;
+#else
+  return ((uint64_t)p[0] << 56) | ((uint64_t)p[1] << 48) |
+         ((uint64_t)p[2] << 40) | ((uint64_t)p[3] << 32) |
+         ((uint64_t)p[4] << 24) | ((uint64_t)p[5] << 16) |
+         ((uint64_t)p[6] << 8) | (uint64_t)p[7];
+#endif
+}
+
+static unsigned load_be16(const uint8_t *p) {
+  return ((unsigned)p[0] << 8) | p[1];
+}
+
+static void store_be64(uint8_t *p, uint64_t v) {
+  int i;
+  for (i = 7; i >= 0; i--) {
+    p[i] = (uint8_t)v;
+    v >>= 8;
+  }
+}
+
+size_t lightws_frame_header_size(uint64_t length, int masked) {
+  size_t n = length < 126 ? 2 : length <= 0xFFFF ? 4 : 10;
+  return n + (masked ? 4 : 0);
+}
+
+size_t lightws_frame_encode_unchecked(const struct lightws_frame *frame,
+                                      uint8_t *out) {
+  uint64_t length = frame->length;
+  uint8_t mbit = frame->masked ? 0x80 : 0;
+  size_t n;
+  out[0] = (uint8_t)((frame->fin ? 0x80 : 0) | (frame->rsv & 0x70) |
+                     (frame->opcode & 0x0F));
+  /* §5.2: "the minimal number of bytes MUST be used to encode the length" */
+  if (length < 126) {
+    out[1] = (uint8_t)(mbit | length);
+    n = 2;
+  } else if (length <= 0xFFFF) {
+    out[1] = (uint8_t)(mbit | 126);
+    out[2] = (uint8_t)(length >> 8);
+    out[3] = (uint8_t)length;
+    n = 4;
+  } else {
+    out[1] = (uint8_t)(mbit | 127);
+    store_be64(out + 2, length);
+    n = 10;
+  }
+  if (mbit) {
+    memcpy(out + n, frame->mask, 4);
+    n += 4;
+  }
+  return n;
+}
+
+ssize_t lightws_frame_encode(const struct lightws_frame *frame, uint8_t *out,
+                             size_t size) {
+  unsigned op = frame->opcode;
+  if (op > 0xF || !((DEFINED_OPCODES >> op) & 1)) return LIGHTWS_ERR_INVALID;
+  if (frame->fin > 1 || frame->masked > 1 || (frame->rsv & ~0x70u))
+    return LIGHTWS_ERR_INVALID;
+  if (frame->length >> 63) return LIGHTWS_ERR_INVALID; /* §5.2 */
+  /* §5.5: control frames are final and carry at most 125 bytes */
+  if ((op & 0x8) && (!frame->fin || frame->length > LIGHTWS_CONTROL_MAX))
+    return LIGHTWS_ERR_INVALID;
+  if (size < lightws_frame_header_size(frame->length, frame->masked))
+    return LIGHTWS_ERR_NOSPACE;
+  return (ssize_t)lightws_frame_encode_unchecked(frame, out);
+}
+
+/* Checks byte 0 (§5.2): opcode, RSV bits, FIN of control frames. */
+static int check_byte0(unsigned b0, unsigned flags) {
+  unsigned op = b0 & 0x0F;
+  /* ALLOW_RSV1..3 are 0x10, 0x20, 0x40; RSV1..3 in byte 0 are 0x40, 0x20, 0x10 */
+  unsigned allowed = ((flags & LIGHTWS_DECODE_ALLOW_RSV1) << 2) |
+                     (flags & LIGHTWS_DECODE_ALLOW_RSV2) |
+                     ((flags & LIGHTWS_DECODE_ALLOW_RSV3) >> 2);
+  if (!((DEFINED_OPCODES >> op) & 1)) return LIGHTWS_ERR_RESERVED_OPCODE;
+  if (b0 & 0x70 & ~allowed) return LIGHTWS_ERR_RESERVED_BITS;
+  if ((op & 0x8) && !(b0 & 0x80)) return LIGHTWS_ERR_FRAGMENTED_CONTROL; /* §5.5 */
+  return 0;
+}
+
+/* Checks byte 1: a control frame's 16/64-bit length code means > 125 bytes
+ * (§5.5), and the mask bit against the role (§5.1). */
+static int check_byte1(unsigned b0, unsigned b1, unsigned flags) {
+  if ((b0 & 0x8) && (b1 & 0x7F) >= 126) return LIGHTWS_ERR_CONTROL_TOO_LONG;
+  if (b1 & 0x80) {
+    if (flags & LIGHTWS_DECODE_EXPECT_UNMASKED) return LIGHTWS_ERR_MASK_UNEXPECTED;
+  } else if (flags & LIGHTWS_DECODE_EXPECT_MASKED) {
+    return LIGHTWS_ERR_MASK_REQUIRED;
+  }
+  return 0;
+}
+
+/* The head is cut short after byte 1 (len < header_len): report the length
+ * errors the bytes present already show, else INCOMPLETE. */
+static ssize_t decode_partial(const uint8_t *in, size_t len, unsigned lc,
+                              unsigned flags) {
+  int nonmin = !(flags & LIGHTWS_DECODE_ALLOW_NONMINIMAL);
+  if (lc == 126) {
+    if (len >= 4 && nonmin && load_be16(in + 2) < 126)
+      return LIGHTWS_ERR_NONMINIMAL_LENGTH;
+  } else if (lc == 127 && len >= 3) {
+    size_t i;
+    if (in[2] & 0x80) return LIGHTWS_ERR_LENGTH_TOP_BIT;
+    /* bytes 2..7 all zero: the length fits 16 bits whatever follows */
+    if (nonmin && len >= 8) {
+      for (i = 2; i < 8 && in[i] == 0; i++) continue;
+      if (i == 8) return LIGHTWS_ERR_NONMINIMAL_LENGTH;
+    }
+  }
+  return LIGHTWS_ERR_INCOMPLETE;
+}
+
+ssize_t lightws_frame_decode(struct lightws_frame *frame, const uint8_t *in,
+                             size_t len, unsigned flags) {
+  unsigned b0, b1, lc, masked, hlen;
+  uint64_t length;
+  int err;
+
+  if (len < 2) {
+    frame->header_len = 2;
+    if (len == 1 && (err = check_byte0(in[0], flags)) != 0) return err;
+    return LIGHTWS_ERR_INCOMPLETE;
+  }
+  b0 = in[0];
+  b1 = in[1];
+  if ((err = check_byte0(b0, flags)) != 0) return err;
+  if ((err = check_byte1(b0, b1, flags)) != 0) return err;
+  frame->fin = (uint8_t)(b0 >> 7);
+  frame->rsv = (uint8_t)(b0 & 0x70);
+  frame->opcode = (uint8_t)(b0 & 0x0F);
+  masked = b1 >> 7;
+  frame->masked = (uint8_t)masked;
+  lc = b1 & 0x7F;
+  /* 126 -> 2 extra bytes, 127 -> 8, else 0, without a branch */
+  hlen = 2 + ((lc + 2) >> 7) * (2 + 6 * (lc & 1)) + 4 * masked;
+  frame->header_len = (uint8_t)hlen;
+  if (len < hlen) return decode_partial(in, len, lc, flags);
+
+  if (lc < 126) {
+    length = lc;
+  } else if (lc == 126) {
+    length = load_be16(in + 2);
+    if (length < 126 && !(flags & LIGHTWS_DECODE_ALLOW_NONMINIMAL))
+      return LIGHTWS_ERR_NONMINIMAL_LENGTH;
+  } else {
+    length = load_be64(in + 2);
+    if (length >> 63) return LIGHTWS_ERR_LENGTH_TOP_BIT; /* §5.2 */
+    if (length <= 0xFFFF && !(flags & LIGHTWS_DECODE_ALLOW_NONMINIMAL))
+      return LIGHTWS_ERR_NONMINIMAL_LENGTH;
+  }
+  frame->length = length;
+  if (masked)
+    memcpy(frame->mask, in + hlen - 4, 4);
+  else
+    memset(frame->mask, 0, 4);
+  return (ssize_t)hlen;
+}
