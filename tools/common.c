@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared helpers of the command-line tools: ws:// URL parsing and TCP sockets. */
+#include "common.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int tool_parse_url(const char *url, struct tool_url *u, char *err, size_t size)
+{
+  const char *p, *auth_end, *host_end, *port_start = NULL;
+  size_t n;
+
+  memset(u, 0, sizeof(*u));
+  if (strncmp(url, "ws://", 5) != 0) {
+    snprintf(err, size, "%s", strncmp(url, "wss://", 6) == 0
+             ? "wss:// is not supported (no TLS in the tools)"
+             : "URL must start with ws://");
+    return -1;
+  }
+  p = url + 5;
+  /* The authority ends at the path or the query (§3: no fragment). */
+  auth_end = p + strcspn(p, "/?#");
+  if (*auth_end == '#') {
+    snprintf(err, size, "fragment identifiers are not allowed (RFC 6455 §3)");
+    return -1;
+  }
+  if (auth_end == p) {
+    snprintf(err, size, "URL has no host");
+    return -1;
+  }
+  if (*p == '[') { /* IPv6 literal */
+    host_end = memchr(p, ']', (size_t)(auth_end - p));
+    if (!host_end) {
+      snprintf(err, size, "unterminated [ in host");
+      return -1;
+    }
+    n = (size_t)(host_end - p - 1);
+    if (n == 0 || n >= sizeof(u->host)) goto bad_host;
+    memcpy(u->host, p + 1, n);
+    if (host_end + 1 < auth_end) {
+      if (host_end[1] != ':') goto bad_host;
+      port_start = host_end + 2;
+    }
+  } else {
+    host_end = memchr(p, ':', (size_t)(auth_end - p));
+    if (!host_end) host_end = auth_end;
+    else port_start = host_end + 1;
+    n = (size_t)(host_end - p);
+    if (n == 0 || n >= sizeof(u->host)) goto bad_host;
+    memcpy(u->host, p, n);
+  }
+  u->port = 80;
+  if (port_start) {
+    long v = 0;
+    const char *q;
+    if (port_start == auth_end) goto bad_port;
+    for (q = port_start; q < auth_end; q++) {
+      if (*q < '0' || *q > '9') goto bad_port;
+      v = v * 10 + (*q - '0');
+      if (v > 65535) goto bad_port;
+    }
+    if (v == 0) goto bad_port;
+    u->port = (int)v;
+  }
+  n = (size_t)(auth_end - p);
+  if (n >= sizeof(u->authority)) goto bad_host;
+  memcpy(u->authority, p, n);
+  /* Path and query go out exactly as written (the query is part of the
+   * request-target, §3). */
+  if (*auth_end == '\0') {
+    strcpy(u->path, "/");
+  } else if (*auth_end == '?') {
+    if (strlen(auth_end) + 2 > sizeof(u->path)) goto long_path;
+    u->path[0] = '/';
+    strcpy(u->path + 1, auth_end);
+  } else {
+    if (strlen(auth_end) + 1 > sizeof(u->path)) goto long_path;
+    strcpy(u->path, auth_end);
+  }
+  if (strchr(u->path, '#')) {
+    snprintf(err, size, "fragment identifiers are not allowed (RFC 6455 §3)");
+    return -1;
+  }
+  return 0;
+bad_host:
+  snprintf(err, size, "bad host in URL");
+  return -1;
+bad_port:
+  snprintf(err, size, "bad port in URL");
+  return -1;
+long_path:
+  snprintf(err, size, "path too long");
+  return -1;
+}
+
+void tool_set_nodelay(int fd)
+{
+  int one = 1;
+  (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+int tool_tcp_connect(const char *who, const char *host, int port)
+{
+  struct addrinfo hints, *res, *ai;
+  char portstr[16];
+  int fd = -1, rc, saved = 0;
+
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  snprintf(portstr, sizeof(portstr), "%d", port);
+  rc = getaddrinfo(host, portstr, &hints, &res);
+  if (rc != 0) {
+    fprintf(stderr, "%s: %s: %s\n", who, host, gai_strerror(rc));
+    return -1;
+  }
+  for (ai = res; ai; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+    if (fd < 0) {
+      saved = errno;
+      continue;
+    }
+    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
+    saved = errno;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd < 0) {
+    fprintf(stderr, "%s: connect to %s port %d: %s\n", who, host, port,
+            strerror(saved));
+    return -1;
+  }
+  tool_set_nodelay(fd);
+  return fd;
+}
+
+int tool_tcp_listen(const char *who, const char *host, int port, int *bound)
+{
+  struct addrinfo hints, *res, *ai;
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof(ss);
+  char portstr[16];
+  int fd = -1, rc, one = 1, saved = 0;
+
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  snprintf(portstr, sizeof(portstr), "%d", port);
+  rc = getaddrinfo(host, portstr, &hints, &res);
+  if (rc != 0) {
+    fprintf(stderr, "%s: %s: %s\n", who, host, gai_strerror(rc));
+    return -1;
+  }
+  for (ai = res; ai; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+    if (fd < 0) {
+      saved = errno;
+      continue;
+    }
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+      break;
+    saved = errno;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd < 0) {
+    fprintf(stderr, "%s: listen on %s port %d: %s\n", who, host, port,
+            strerror(saved));
+    return -1;
+  }
+  *bound = port;
+  if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET)
+      *bound = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    else if (ss.ss_family == AF_INET6)
+      *bound = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+  }
+  return fd;
+}
+
+int tool_set_nonblock(int fd, int on)
+{
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return -1;
+  fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+  return fcntl(fd, F_SETFL, fl);
+}
+
+void tool_peer_name(int fd, char *buf, size_t size)
+{
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof(ss);
+  char addr[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+
+  if (getpeername(fd, (struct sockaddr *)&ss, &sl) == 0) {
+    if (ss.ss_family == AF_INET) {
+      struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+      inet_ntop(AF_INET, &a->sin_addr, addr, sizeof(addr));
+      port = ntohs(a->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+      inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof(addr));
+      port = ntohs(a->sin6_port);
+      snprintf(buf, size, "[%s]:%d", addr, port);
+      return;
+    }
+  }
+  snprintf(buf, size, "%s:%d", addr, port);
+}
+
+long long tool_parse_num(const char *s, long long min, long long max, int *ok)
+{
+  char *end;
+  long long v;
+
+  *ok = 0;
+  if (!s || !*s) return -1;
+  errno = 0;
+  v = strtoll(s, &end, 10);
+  if (errno || *end || v < min || v > max) return -1;
+  *ok = 1;
+  return v;
+}

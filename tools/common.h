@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared helpers of the command-line tools: ws:// URL parsing and TCP sockets. */
+#ifndef LIGHTWS_TOOLS_COMMON_H
+#define LIGHTWS_TOOLS_COMMON_H
+
+#include <stddef.h>
+
+/* A parsed ws://host[:port][/path][?query] URL (RFC 6455 §3). */
+struct tool_url {
+  char host[256];      /* without brackets for IPv6 literals */
+  char authority[300]; /* host[:port] as written: the Host header (§4.1) */
+  char path[4096];     /* path and query as written, "/" when empty */
+  int port;            /* 80 when absent */
+};
+
+/* Parses `url`. Returns 0, or -1 with a message in `err[0..size)`. Only
+ * ws:// is accepted: the tools do not speak TLS. */
+int tool_parse_url(const char *url, struct tool_url *u, char *err, size_t size);
+
+/* Blocking TCP connection to host:port with TCP_NODELAY; -1 on failure
+ * (message printed to stderr with the prefix `who`). */
+int tool_tcp_connect(const char *who, const char *host, int port);
+
+/* Listening TCP socket on host:port (port 0: any free one), SO_REUSEADDR;
+ * stores the bound port in *bound. -1 on failure (message printed). */
+int tool_tcp_listen(const char *who, const char *host, int port, int *bound);
+
+/* Sets O_NONBLOCK; 0 or -1. */
+int tool_set_nonblock(int fd, int on);
+
+/* Sets TCP_NODELAY (frames are whole writes already; Nagle only delays). */
+void tool_set_nodelay(int fd);
+
+/* "addr:port" of the peer of `fd` into buf (always NUL-terminated). */
+void tool_peer_name(int fd, char *buf, size_t size);
+
+/* Parses a decimal number in [min, max]; -1 with *ok = 0 on failure. */
+long long tool_parse_num(const char *s, long long min, long long max, int *ok);
+
+#endif

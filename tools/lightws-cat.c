@@ -1,0 +1,336 @@
+/* SPDX-License-Identifier: MIT */
+/* lightws-cat: stdin to websocket messages and received payload to stdout (client or one-shot server). */
+#include "common.h"
+#include "lightws.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define RBUF_SIZE (64 * 1024)
+#define IN_CHUNK (64 * 1024)
+#define CLOSE_WAIT_MS 5000   /* how long to wait for the peer's close */
+
+static const char *prog = "lightws-cat";
+
+struct cat {
+  struct lightws_stream s;
+  int fd;
+  int text;                /* --text: lines <-> text messages */
+  int listen_mode;
+  /* stdin data not sent yet: [in_start, in_end) of inbuf */
+  uint8_t *inbuf;
+  size_t in_cap, in_start, in_end;
+  int stdin_eof;
+  /* the message being sent: a view into inbuf */
+  const uint8_t *msg;
+  size_t msg_left;
+  size_t msg_consume;      /* inbuf bytes it ends at (newline included) */
+  int msg_active;
+  int close_sent;
+  int closed;              /* peer's close arrived */
+};
+
+static void usage(FILE *f)
+{
+  fprintf(f,
+          "usage: %s [--text] ws://HOST:PORT/PATH\n"
+          "       %s [--text] --listen PORT [--host ADDR]\n"
+          "Sends stdin as binary messages (--text: one text message per line)\n"
+          "and writes received payload to stdout (--text: one line per\n"
+          "message). On stdin EOF sends close 1000 and waits for the peer's.\n"
+          "--listen accepts one connection; port 0 picks a free one and prints\n"
+          "\"listening on HOST:PORT\" to stderr.\n",
+          prog, prog);
+}
+
+static void die_err(const char *what, int err)
+{
+  fprintf(stderr, "%s: %s: %s (%s)\n", prog, what, lightws_errname(err),
+          lightws_strerror(err));
+  exit(1);
+}
+
+static void write_all(int fd, const void *buf, size_t len)
+{
+  const uint8_t *p = buf;
+  while (len > 0) {
+    ssize_t n = write(fd, p, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      fprintf(stderr, "%s: write to stdout: %s\n", prog, strerror(errno));
+      exit(1);
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+}
+
+/* Picks the next message out of inbuf; 0 if none is complete yet. */
+static int next_message(struct cat *c)
+{
+  size_t avail = c->in_end - c->in_start;
+  const uint8_t *start = c->inbuf + c->in_start;
+
+  if (!c->text) {
+    if (avail == 0) return 0;
+    c->msg = start;
+    c->msg_left = avail;
+    c->msg_consume = avail;
+  } else {
+    const uint8_t *nl = avail ? memchr(start, '\n', avail) : NULL;
+    struct lightws_utf8 u;
+    if (nl) {
+      c->msg_left = (size_t)(nl - start);
+      c->msg_consume = c->msg_left + 1;
+    } else if (c->stdin_eof && avail > 0) {
+      c->msg_left = avail; /* last line without a newline */
+      c->msg_consume = avail;
+    } else {
+      return 0;
+    }
+    c->msg = start;
+    /* §5.6: text must be UTF-8; the library does not check what we send. */
+    memset(&u, 0, sizeof(u));
+    if (lightws_utf8_feed(&u, c->msg, c->msg_left) != LIGHTWS_UTF8_VALID) {
+      fprintf(stderr, "%s: stdin line is not valid UTF-8 (use binary mode)\n",
+              prog);
+      exit(1);
+    }
+  }
+  c->msg_active = 1;
+  return 1;
+}
+
+/* Sends what it can; returns when the socket would block or all is sent. */
+static void pump_send(struct cat *c)
+{
+  for (;;) {
+    ssize_t n;
+    if (!c->msg_active && !next_message(c)) break;
+    n = lightws_stream_send(&c->s, c->text ? LIGHTWS_OPCODE_TEXT
+                                            : LIGHTWS_OPCODE_BINARY,
+                            c->msg, c->msg_left, 0);
+    if (n == LIGHTWS_ERR_WOULDBLOCK) return;
+    if (n < 0) die_err("send", (int)n);
+    c->msg += n;
+    c->msg_left -= (size_t)n;
+    if (c->msg_left > 0) continue;
+    if (lightws_stream_flush(&c->s) == LIGHTWS_ERR_BUSY) continue;
+    c->msg_active = 0;
+    c->in_start += c->msg_consume;
+    if (c->in_start == c->in_end) c->in_start = c->in_end = 0;
+  }
+  if (c->stdin_eof && !c->msg_active && c->in_start == c->in_end &&
+      !c->close_sent && !c->closed) {
+    int r = lightws_stream_close(&c->s, LIGHTWS_CLOSE_NORMAL, NULL, 0);
+    if (r == 0) c->close_sent = 1;
+    else if (r != LIGHTWS_ERR_WOULDBLOCK) die_err("close", r);
+  }
+  if (c->close_sent) {
+    int r = lightws_stream_flush(&c->s);
+    if (r < 0 && r != LIGHTWS_ERR_WOULDBLOCK) die_err("flush", r);
+  }
+}
+
+static void read_stdin(struct cat *c)
+{
+  ssize_t n;
+
+  if (c->in_start > 0) { /* keep the unsent tail at the front */
+    memmove(c->inbuf, c->inbuf + c->in_start, c->in_end - c->in_start);
+    c->in_end -= c->in_start;
+    c->in_start = 0;
+  }
+  if (c->in_cap - c->in_end < IN_CHUNK / 2) { /* a long line: grow */
+    uint8_t *nb = realloc(c->inbuf, c->in_cap * 2);
+    if (!nb) {
+      fprintf(stderr, "%s: out of memory\n", prog);
+      exit(1);
+    }
+    c->inbuf = nb;
+    c->in_cap *= 2;
+  }
+  n = read(0, c->inbuf + c->in_end, c->in_cap - c->in_end);
+  if (n < 0) {
+    if (errno == EINTR || errno == EAGAIN) return;
+    fprintf(stderr, "%s: read stdin: %s\n", prog, strerror(errno));
+    exit(1);
+  }
+  if (n == 0) c->stdin_eof = 1;
+  c->in_end += (size_t)n;
+}
+
+/* Reads all that is available; returns 1 once the peer's close arrived. */
+static int pump_recv(struct cat *c)
+{
+  for (;;) {
+    struct lightws_chunk ch;
+    ssize_t n = lightws_stream_recv(&c->s, &ch);
+    if (n >= 0) {
+      if (n > 0) write_all(1, ch.data, (size_t)n);
+      if (c->text && ch.message_end) write_all(1, "\n", 1);
+      continue;
+    }
+    if (n == LIGHTWS_ERR_WOULDBLOCK) return 0;
+    if (n == LIGHTWS_ERR_CLOSED) {
+      unsigned code = lightws_stream_close_code(&c->s);
+      c->closed = 1;
+      if (code != LIGHTWS_CLOSE_NORMAL && code != LIGHTWS_CLOSE_NO_STATUS) {
+        size_t rl;
+        const char *reason = lightws_stream_close_reason(&c->s, &rl);
+        fprintf(stderr, "%s: peer closed with %u %.*s\n", prog, code,
+                (int)rl, reason);
+      }
+      return 1;
+    }
+    die_err("receive", (int)n);
+  }
+}
+
+/* After the close handshake: the server closes TCP first (§7.1.1), the
+ * client waits for that; both wait a bounded time. */
+static void finish(struct cat *c)
+{
+  uint8_t buf[4096];
+
+  while (lightws_stream_flush(&c->s) == LIGHTWS_ERR_WOULDBLOCK) {
+    struct pollfd pf = { c->fd, POLLOUT, 0 };
+    if (poll(&pf, 1, 2000) <= 0) break;
+  }
+  if (c->listen_mode) shutdown(c->fd, SHUT_WR);
+  for (;;) {
+    struct pollfd pf = { c->fd, POLLIN, 0 };
+    ssize_t n;
+    if (poll(&pf, 1, 2000) <= 0) break;
+    n = read(c->fd, buf, sizeof(buf));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) break;
+  }
+  close(c->fd);
+}
+
+int main(int argc, char **argv)
+{
+  static uint8_t rbuf[RBUF_SIZE];
+  static struct cat cat;
+  struct cat *c = &cat;
+  const char *url = NULL, *host = "127.0.0.1";
+  long long port = -1;
+  int i, ok, r;
+
+  for (i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage(stdout);
+      return 0;
+    } else if (!strcmp(a, "--text") || !strcmp(a, "-t")) {
+      c->text = 1;
+    } else if (!strcmp(a, "--listen") && v) {
+      port = tool_parse_num(v, 0, 65535, &ok);
+      if (!ok) {
+        fprintf(stderr, "%s: bad port '%s'\n", prog, v);
+        return 2;
+      }
+      c->listen_mode = 1;
+      i++;
+    } else if (!strcmp(a, "--host") && v) {
+      host = v;
+      i++;
+    } else if (a[0] != '-' && !url) {
+      url = a;
+    } else {
+      fprintf(stderr, "%s: unknown or incomplete option '%s'\n", prog, a);
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (!!url == !!c->listen_mode) {
+    usage(stderr);
+    return 2;
+  }
+  signal(SIGPIPE, SIG_IGN);
+
+  if (url) {
+    struct tool_url u;
+    char err[128];
+    if (tool_parse_url(url, &u, err, sizeof(err)) < 0) {
+      fprintf(stderr, "%s: %s: %s\n", prog, url, err);
+      return 2;
+    }
+    c->fd = tool_tcp_connect(prog, u.host, u.port);
+    if (c->fd < 0) return 1;
+    r = lightws_connect(&c->s, c->fd, rbuf, sizeof(rbuf), u.authority,
+                        u.path, NULL);
+    if (r < 0) die_err("handshake", r);
+  } else {
+    int bound, lfd = tool_tcp_listen(prog, host, (int)port, &bound);
+    if (lfd < 0) return 1;
+    fprintf(stderr, strchr(host, ':') ? "listening on [%s]:%d\n"
+                                      : "listening on %s:%d\n", host, bound);
+    fflush(stderr);
+    do {
+      c->fd = accept(lfd, NULL, NULL);
+    } while (c->fd < 0 && errno == EINTR);
+    if (c->fd < 0) {
+      fprintf(stderr, "%s: accept: %s\n", prog, strerror(errno));
+      return 1;
+    }
+    close(lfd);
+    tool_set_nodelay(c->fd);
+    r = lightws_accept(&c->s, c->fd, rbuf, sizeof(rbuf), NULL, NULL);
+    if (r < 0) die_err("handshake", r);
+  }
+  /* From here on nothing blocks: stdin and the socket are polled together
+   * so a peer that echoes never deadlocks against our writes. */
+  tool_set_nonblock(c->fd, 1);
+  c->in_cap = IN_CHUNK;
+  c->inbuf = malloc(c->in_cap);
+  if (!c->inbuf) return 1;
+
+  for (;;) {
+    struct pollfd pf[2];
+    int nfds = 1, want, timeout = -1;
+
+    /* Frames that came with the handshake, or after a write, may already
+     * sit in rbuf: read before sleeping. */
+    if (pump_recv(c)) break;
+    pump_send(c);
+    if (c->closed) break;
+
+    pf[0].fd = c->fd;
+    pf[0].events = POLLIN;
+    pf[0].revents = 0;
+    want = lightws_stream_want(&c->s);
+    if (c->msg_active || (want & LIGHTWS_WANT_WRITE)) pf[0].events |= POLLOUT;
+    /* Read stdin only when no message is waiting to go out. */
+    if (!c->stdin_eof && !c->msg_active) {
+      pf[1].fd = 0;
+      pf[1].events = POLLIN;
+      pf[1].revents = 0;
+      nfds = 2;
+    }
+    if (c->close_sent) timeout = CLOSE_WAIT_MS;
+    r = poll(pf, (nfds_t)nfds, timeout);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      fprintf(stderr, "%s: poll: %s\n", prog, strerror(errno));
+      return 1;
+    }
+    if (r == 0) {
+      fprintf(stderr, "%s: timed out waiting for the peer's close\n", prog);
+      return 1;
+    }
+    if (nfds == 2 && (pf[1].revents & (POLLIN | POLLHUP | POLLERR)))
+      read_stdin(c);
+  }
+  finish(c);
+  free(c->inbuf);
+  return 0;
+}
