@@ -1,0 +1,152 @@
+-- SPDX-License-Identifier: MIT
+-- lightws: websocket (RFC 6455) streams for Lua; conveniences over the C module lightws.core.
+local core = require "lightws.core"
+
+local M = {}
+for k, v in pairs(core) do M[k] = v end
+M.stream_methods = nil
+M.core = core
+
+local methods = core.stream_methods
+local unpack = table.unpack or unpack
+
+-- A descriptor from an integer or any object with :getfd() (LuaSocket).
+-- Returns fd, own: an integer descriptor belongs to the stream, an object's
+-- descriptor stays its object's.
+local function descriptor(x, argn)
+  if type(x) == "number" then return x, true end
+  if (type(x) == "table" or type(x) == "userdata") and x.getfd then
+    local fd = x:getfd()
+    if type(fd) == "number" and fd >= 0 then return fd, false end
+  end
+  error(("bad argument #%d (descriptor or object with :getfd() expected)"):format(argn), 3)
+end
+
+-- "ws://host:port/path?query" -> host, port, path (default port 80).
+function M.parse_url(url)
+  local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
+  if scheme ~= "ws" then return nil, "only ws:// URLs are supported" end
+  local authority, path = rest:match("^([^/?#]*)(.*)$")
+  if path == "" then path = "/" elseif path:sub(1, 1) == "?" then path = "/" .. path end
+  path = path:gsub("#.*$", "")
+  local host, port = authority:match("^%[(.-)%]:?(%d*)$")
+  if not host then host, port = authority:match("^([^:]*):?(%d*)$") end
+  if not host or host == "" then return nil, "no host in URL" end
+  return host, tonumber(port) or 80, path, authority
+end
+
+-- Options that belong to the stream (rest go to the handshake).
+local function stream_opts(opts, own)
+  local o = {}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  if o.own_fd == nil then o.own_fd = own end
+  return o
+end
+
+-- lightws.wrap(fd_or_sock, role, opts) -> ws already open (no handshake),
+-- for descriptors whose handshake happened elsewhere.
+function M.wrap(x, role, opts)
+  local fd, own = descriptor(x, 1)
+  local o = stream_opts(opts, own)
+  o.open = true
+  return core.stream(fd, role, o)
+end
+
+-- lightws.connect(url | fd | sock, [host], [path], [opts]) -> ws, response
+--   | nil, msg, code. With a URL the TCP connection is made here;
+-- opts: protocols, origin, headers, timeout, rbuf_size, max_frame,
+-- max_message, mask. The handshake runs under opts.timeout.
+function M.connect(target, host, path, opts)
+  local fd, own, hosthdr
+  if type(target) == "string" then
+    opts = host
+    local h, port, p, authority = M.parse_url(target)
+    if not h then return nil, port end
+    local err, code
+    fd, err, code = core.tcp_connect(h, port)
+    if not fd then return nil, err, code end
+    own, hosthdr, path = true, authority, p
+  else
+    fd, own = descriptor(target, 1)
+    hosthdr = host
+  end
+  opts = opts or {}
+  local ws, err, code = core.stream(fd, "client", stream_opts(opts, own))
+  if not ws then
+    if own then core.close_fd(fd) end
+    return nil, err, code
+  end
+  if opts.timeout then ws:settimeout(opts.timeout) end
+  local resp, msg, c, name = ws:client_handshake(assert(hosthdr, "host expected"), path or "/", opts)
+  if not resp then
+    ws:close()
+    return nil, msg, c, name
+  end
+  ws:settimeout(nil)
+  return ws, resp
+end
+
+-- lightws.accept(fd | sock, [opts]) -> ws, request | nil, msg, http_status.
+-- Reads the upgrade request and answers it (101, or the error status).
+-- opts: protocols ("a, b"), max_head, timeout, and stream options.
+function M.accept(target, opts)
+  local fd, own = descriptor(target, 1)
+  opts = opts or {}
+  local ws, err, code = core.stream(fd, "server", stream_opts(opts, own))
+  if not ws then
+    if own then core.close_fd(fd) end
+    return nil, err, code
+  end
+  if opts.timeout then ws:settimeout(opts.timeout) end
+  local req, msg, c, name = ws:server_handshake(opts)
+  if not req then
+    ws:close()
+    return nil, msg, c, name
+  end
+  ws:settimeout(nil)
+  return ws, req
+end
+
+-- Pieces of a message being received, kept across "timeout" returns.
+local partial = setmetatable({}, { __mode = "k" })
+
+-- ws:receive() -> data, kind ("text"|"binary") | nil, "closed", code,
+-- reason | nil, "timeout" | nil, msg, code, errname. Assembles fragments;
+-- the C stream enforces max_message (1009). After "timeout" the message
+-- received so far is kept and the next call continues it.
+function methods.receive(ws)
+  local p = partial[ws]
+  while true do
+    local r = { ws:receive_chunk() }
+    local data, kind, last = r[1], r[2], r[3]
+    if not data then return unpack(r, 1, 4) end
+    if last and not p then return data, kind end
+    if not p then
+      p = { kind = kind, n = 0 }
+      partial[ws] = p
+    end
+    p.n = p.n + 1
+    p[p.n] = data
+    if last then
+      partial[ws] = nil
+      return table.concat(p, "", 1, p.n), p.kind
+    end
+  end
+end
+
+function methods.send_text(ws, data, more) return ws:send(data, "text", more) end
+function methods.send_binary(ws, data, more) return ws:send(data, "binary", more) end
+
+-- for msg, kind in ws:messages() do ... end: stops when the peer closes;
+-- raises on any other failure (as io.lines does).
+function methods.messages(ws)
+  return function()
+    local data, kind, code = ws:receive()
+    if data then return data, kind end
+    if kind == "closed" then return nil end
+    error(("lightws: receive failed: %s (%s)"):format(tostring(kind), tostring(code)), 2)
+  end
+end
+
+M._VERSION = core._VERSION
+return M

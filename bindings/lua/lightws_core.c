@@ -1,0 +1,1468 @@
+/* SPDX-License-Identifier: MIT */
+/* lightws.core: Lua binding of lightws: streams over descriptors, the frame and handshake codec, small socket helpers. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lightws.h"
+#include "compat.h"
+
+#define STREAM_MT "lightws.stream"
+#define UTF8_MT "lightws.utf8"
+#define DEFAULT_RBUF 16384
+#define MAX_HEADERS LIGHTWS_HANDSHAKE_HEADERS_MAX
+
+/* Handshake progress kept in the userdata, so a timeout resumes. */
+enum { HS_NONE, HS_CLIENT_SENT, HS_SERVER_READ, HS_SERVER_ACCEPT,
+       HS_SERVER_REJECT, HS_DONE, HS_FAILED };
+
+/* The stream userdata: the C state and its receive buffer in one block, so
+ * reading and writing frames never allocates. */
+struct lstream {
+  struct lightws_stream s;
+  int fd;             /* -1 once closed */
+  int own_fd;         /* close(fd) on close/__gc */
+  int hs;             /* HS_* */
+  int req_ref;        /* registry ref of the parsed request (server) */
+  int reject_err;     /* handshake error being answered (HS_SERVER_REJECT) */
+  double timeout;     /* seconds per call; < 0 waits forever */
+  size_t pong_len;
+  int has_pong;
+  uint8_t pong[LIGHTWS_CONTROL_MAX];
+  size_t rsize;
+  uint8_t rbuf[];     /* C99 flexible array member: rsize bytes */
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+static double now_mono(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void errname_lower(int err, char *out, size_t size) {
+  const char *n = lightws_errname(err);
+  size_t i;
+  for (i = 0; n[i] && i + 1 < size; i++)
+    out[i] = (char)(n[i] >= 'A' && n[i] <= 'Z' ? n[i] - 'A' + 'a' : n[i]);
+  out[i] = '\0';
+}
+
+/* Codec-style failure: nil, errname ("incomplete", "bad_key"), code. */
+static int push_codec_error(lua_State *L, int err, lua_Integer code) {
+  char name[40];
+  errname_lower(err, name, sizeof name);
+  lua_pushnil(L);
+  lua_pushstring(L, name);
+  lua_pushinteger(L, code);
+  return 3;
+}
+
+static int push_errno(lua_State *L, int e) {
+  lua_pushnil(L);                   /* nil */
+  lua_pushstring(L, strerror(e));   /* nil msg */
+  lua_pushinteger(L, e);            /* nil msg errno */
+  return 3;
+}
+
+static int set_nonblock(int fd, int on) {
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0) return -1;
+  fl = on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK);
+  return fcntl(fd, F_SETFL, fl);
+}
+
+/* Waits until `fd` is ready for `events` or `deadline` (< 0: none) passes.
+ * Returns 1 ready, 0 timeout, -1 error (errno). */
+static int wait_fd(int fd, short events, double deadline) {
+  for (;;) {
+    struct pollfd p;
+    int ms = -1, r;
+    if (deadline >= 0) {
+      double left = deadline - now_mono();
+      if (left <= 0) return 0;
+      ms = (int)(left * 1000.0 + 0.999);
+    }
+    p.fd = fd;
+    p.events = events;
+    p.revents = 0;
+    r = poll(&p, 1, ms);
+    if (r > 0) return 1;
+    if (r == 0) {
+      if (deadline >= 0 && now_mono() >= deadline) return 0;
+      continue;
+    }
+    if (errno != EINTR) return -1;
+  }
+}
+
+static int opcode_arg(lua_State *L, int i, int def) {
+  static const char *const names[] = {"continuation", "text", "binary",
+                                      "close", "ping", "pong", NULL};
+  static const int codes[] = {0x0, 0x1, 0x2, 0x8, 0x9, 0xA};
+  if (lua_isnoneornil(L, i)) return def;
+  if (lua_type(L, i) == LUA_TNUMBER) {
+    lua_Integer op = luaL_checkinteger(L, i);
+    luaL_argcheck(L, op >= 0 && op <= 0xF, i, "opcode out of range");
+    return (int)op;
+  }
+  return codes[luaL_checkoption(L, i, NULL, names)];
+}
+
+static const char *opcode_name(int op) {
+  switch (op) {
+    case 0x0: return "continuation";
+    case 0x1: return "text";
+    case 0x2: return "binary";
+    case 0x8: return "close";
+    case 0x9: return "ping";
+    case 0xA: return "pong";
+    default: return "reserved";
+  }
+}
+
+/* Reads a header table at index `i` (a map name -> value or an array of
+ * {name, value}) into `h`; strings stay owned by the table. */
+static size_t headers_arg(lua_State *L, int i, struct lightws_header *h,
+                          size_t max) {
+  size_t n = 0;
+  if (lua_isnoneornil(L, i)) return 0;
+  luaL_checktype(L, i, LUA_TTABLE);
+  lua_pushnil(L);                                  /* key */
+  while (lua_next(L, i) != 0) {                    /* key value */
+    const char *name, *value;
+    size_t nl, vl;
+    if (n == max) luaL_error(L, "too many headers (max %d)", (int)max);
+    if (lua_type(L, -1) == LUA_TTABLE) {
+      lua_rawgeti(L, -1, 1);                       /* key value name */
+      lua_rawgeti(L, -2, 2);                       /* key value name val */
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "header entries must be {name, value} strings");
+      name = lua_tolstring(L, -2, &nl);
+      value = lua_tolstring(L, -1, &vl);
+      lua_pop(L, 2);                               /* key value */
+    } else {
+      if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+        luaL_error(L, "headers must map names to string values");
+      name = lua_tolstring(L, -2, &nl);
+      value = lua_tolstring(L, -1, &vl);
+    }
+    h[n].name = name;
+    h[n].name_len = nl;
+    h[n].value = value;
+    h[n].value_len = vl;
+    n++;
+    lua_pop(L, 1);                                 /* key */
+  }
+  return n;
+}
+
+static void set_lstr(lua_State *L, const char *k, const char *p, size_t n) {
+  if (p == NULL) return;
+  lua_pushlstring(L, p, n);
+  lua_setfield(L, -2, k);
+}
+
+/* Pushes {headers = {lowercase name -> value (repeats joined by ", ")},
+ * header_list = {{name, value}, ...}} fields into the table on top. */
+static void set_headers(lua_State *L, const struct lightws_header *h,
+                        size_t n) {
+  size_t i, j;
+  lua_newtable(L);                                 /* t map */
+  lua_newtable(L);                                 /* t map list */
+  for (i = 0; i < n; i++) {
+    char lname[256];
+    size_t nl = h[i].name_len < sizeof lname ? h[i].name_len : sizeof lname;
+    for (j = 0; j < nl; j++) {
+      char c = h[i].name[j];
+      lname[j] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+    lua_createtable(L, 2, 0);                      /* t map list e */
+    lua_pushlstring(L, h[i].name, h[i].name_len);
+    lua_rawseti(L, -2, 1);
+    lua_pushlstring(L, h[i].value, h[i].value_len);
+    lua_rawseti(L, -2, 2);
+    lua_rawseti(L, -2, (int)i + 1);                /* t map list */
+    lua_pushlstring(L, lname, nl);                 /* t map list k */
+    lua_pushvalue(L, -1);                          /* t map list k k */
+    lua_rawget(L, -4);                             /* t map list k old */
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_pushlstring(L, h[i].value, h[i].value_len);
+    } else {
+      lua_pushliteral(L, ", ");
+      lua_pushlstring(L, h[i].value, h[i].value_len);
+      lua_concat(L, 3);                            /* t map list k joined */
+    }
+    lua_rawset(L, -4);                             /* t map list */
+  }
+  lua_setfield(L, -3, "header_list");              /* t map */
+  lua_setfield(L, -2, "headers");                  /* t */
+}
+
+static void push_request(lua_State *L, const struct lightws_request *r) {
+  lua_newtable(L);
+  set_lstr(L, "method", r->method, r->method_len);
+  set_lstr(L, "path", r->path, r->path_len);
+  set_lstr(L, "host", r->host, r->host_len);
+  set_lstr(L, "key", r->key, r->key_len);
+  set_lstr(L, "origin", r->origin, r->origin_len);
+  set_lstr(L, "protocol", r->protocol, r->protocol_len);
+  set_lstr(L, "extensions", r->extensions, r->extensions_len);
+  lua_pushinteger(L, r->http_minor);
+  lua_setfield(L, -2, "http_minor");
+  lua_pushinteger(L, r->version);
+  lua_setfield(L, -2, "version");
+  lua_pushinteger(L, (lua_Integer)r->head_len);
+  lua_setfield(L, -2, "head_len");
+  set_headers(L, r->headers, r->num_headers);
+}
+
+static void push_response(lua_State *L, const struct lightws_response *r) {
+  lua_newtable(L);
+  lua_pushinteger(L, r->status);
+  lua_setfield(L, -2, "status");
+  set_lstr(L, "reason", r->reason, r->reason_len);
+  set_lstr(L, "accept", r->accept, r->accept_len);
+  set_lstr(L, "protocol", r->protocol, r->protocol_len);
+  set_lstr(L, "extensions", r->extensions, r->extensions_len);
+  lua_pushinteger(L, (lua_Integer)r->head_len);
+  lua_setfield(L, -2, "head_len");
+  set_headers(L, r->headers, r->num_headers);
+}
+
+/* ------------------------------------------------------------ the stream */
+
+static struct lstream *check_stream(lua_State *L, int i) {
+  struct lstream *w = (struct lstream *)luaL_checkudata(L, i, STREAM_MT);
+  if (w->fd < 0) luaL_error(L, "attempt to use a closed lightws.stream");
+  return w;
+}
+
+static double deadline_of(const struct lstream *w) {
+  return w->timeout < 0 ? -1.0 : now_mono() + w->timeout;
+}
+
+static void close_fd_of(struct lstream *w) {
+  if (w->fd >= 0 && w->own_fd) close(w->fd);
+  w->fd = -1;
+}
+
+/* Records a pong the last read call saw (valid only until the next). */
+static void keep_pong(struct lstream *w) {
+  size_t n = 0;
+  const uint8_t *p = lightws_stream_pong_data(&w->s, &n);
+  if (p != NULL) {
+    if (n > sizeof w->pong) n = sizeof w->pong;
+    memcpy(w->pong, p, n);
+    w->pong_len = n;
+    w->has_pong = 1;
+  }
+}
+
+/* After LIGHTWS_ERR_WOULDBLOCK: waits for what the stream wants. Writes a
+ * pending control frame first, so a queued pong does not make poll report
+ * "writable" forever. Returns 1 go on, 0 timeout, -1 errno. */
+static int wait_stream(struct lstream *w, int reading, double deadline) {
+  int want = lightws_stream_want(&w->s);
+  short ev = 0;
+  if (want & LIGHTWS_WANT_WRITE) {
+    int rc = lightws_stream_flush(&w->s);
+    if (rc == LIGHTWS_ERR_WOULDBLOCK) ev |= POLLOUT;
+    else if (rc == LIGHTWS_ERR_SYSTEM) return -1;
+    else if (rc == LIGHTWS_ERR_BUSY && !reading) ev |= POLLOUT;
+  }
+  if (want & LIGHTWS_WANT_READ) ev |= POLLIN;
+  if (ev == 0) ev = reading ? POLLIN : POLLOUT;
+  return wait_fd(w->fd, ev, deadline);
+}
+
+/* Pushes the failure of a stream call: nil, message, code, errname. */
+static int push_stream_error(lua_State *L, struct lstream *w, int err) {
+  char name[40];
+  errname_lower(err, name, sizeof name);
+  if (err == LIGHTWS_ERR_CLOSED || err == LIGHTWS_ERR_EOF) {
+    size_t rl = 0;
+    const char *r = lightws_stream_close_reason(&w->s, &rl);
+    unsigned code = lightws_stream_close_code(&w->s);
+    if (err == LIGHTWS_ERR_EOF && code == 0) code = 1006;
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    lua_pushinteger(L, code);
+    lua_pushlstring(L, r ? r : "", r ? rl : 0);
+    return 4;
+  }
+  if (err == LIGHTWS_ERR_SYSTEM) {
+    int e = errno;
+    push_errno(L, e);
+    lua_pushstring(L, name);
+    return 4;
+  }
+  lua_pushnil(L);
+  lua_pushstring(L, lightws_strerror(err));
+  if (lightws_close_code(err) != 0)
+    lua_pushinteger(L, lightws_close_code(err));
+  else
+    lua_pushinteger(L, lightws_http_status(err));
+  lua_pushstring(L, name);
+  return 4;
+}
+
+static int push_timeout(lua_State *L) {
+  lua_pushnil(L);
+  lua_pushliteral(L, "timeout");
+  return 2;
+}
+
+static unsigned options_arg(lua_State *L, int i) {
+  unsigned o = 0;
+  lua_getfield(L, i, "no_utf8_check");
+  if (lua_toboolean(L, -1)) o |= LIGHTWS_OPT_NO_UTF8_CHECK;
+  lua_getfield(L, i, "no_auto_pong");
+  if (lua_toboolean(L, -1)) o |= LIGHTWS_OPT_NO_AUTO_PONG;
+  lua_getfield(L, i, "no_mask_check");
+  if (lua_toboolean(L, -1)) o |= LIGHTWS_OPT_NO_MASK_CHECK;
+  lua_pop(L, 3);
+  return o;
+}
+
+static lua_Integer opt_int(lua_State *L, int t, const char *k,
+                           lua_Integer def) {
+  lua_Integer v = def;
+  lua_getfield(L, t, k);
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TNUMBER)
+      luaL_error(L, "option '%s' must be a number", k);
+    v = lua_tointeger(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static const char *opt_str(lua_State *L, int t, const char *k) {
+  const char *s;
+  lua_getfield(L, t, k);
+  s = lua_isnil(L, -1) ? NULL : lua_tostring(L, -1);
+  if (!lua_isnil(L, -1) && s == NULL)
+    luaL_error(L, "option '%s' must be a string", k);
+  lua_pop(L, 1);  /* the string stays alive in the options table */
+  return s;
+}
+
+/* core.stream(fd, role, [opts]) -> ws: a stream over descriptor `fd`, before
+ * the handshake (or open at once with opts.open = true). The descriptor is
+ * made nonblocking; the timeout is applied with poll(2). opts: rbuf_size,
+ * max_frame, max_message, mask ("random"|"fixed"|"zero"), own_fd (default
+ * true), no_utf8_check, no_auto_pong, no_mask_check, open. */
+static int l_stream(lua_State *L) {
+  static const char *const roles[] = {"server", "client", NULL};
+  int fd = (int)luaL_checkinteger(L, 1);
+  int role = luaL_checkoption(L, 2, NULL, roles);
+  lua_Integer rsize = DEFAULT_RBUF;
+  unsigned opts = 0;
+  struct lstream *w;
+  int rc;
+  if (lua_isnoneornil(L, 3)) {
+    lua_settop(L, 2);
+    lua_newtable(L);                               /* fd role opts */
+  }
+  luaL_checktype(L, 3, LUA_TTABLE);
+  luaL_argcheck(L, fd >= 0, 1, "invalid descriptor");
+  rsize = opt_int(L, 3, "rbuf_size", DEFAULT_RBUF);
+  if (rsize < LIGHTWS_RBUF_MIN || rsize > (lua_Integer)1 << 30)
+    return luaL_argerror(L, 3, "rbuf_size out of range");
+  opts = options_arg(L, 3);
+  /* Like liolib: create it closed, then open it. */
+  w = (struct lstream *)lua_newuserdata(L, sizeof *w + (size_t)rsize);
+  memset(w, 0, sizeof *w);
+  w->fd = -1;
+  luaL_getmetatable(L, STREAM_MT);
+  lua_setmetatable(L, -2);                         /* ... ws */
+  w->rsize = (size_t)rsize;
+  w->timeout = -1;
+  w->req_ref = LUA_NOREF;
+  rc = lightws_stream_init(&w->s, role ? LIGHTWS_CLIENT : LIGHTWS_SERVER, fd,
+                           w->rbuf, w->rsize, opts);
+  if (rc != 0) return push_codec_error(L, rc, 0);
+  lightws_stream_set_limits(&w->s, (uint32_t)opt_int(L, 3, "max_frame", 0),
+                            (uint32_t)opt_int(L, 3, "max_message", 0));
+  {
+    const char *m = opt_str(L, 3, "mask");
+    if (m != NULL) {
+      int mode = strcmp(m, "random") == 0 ? LIGHTWS_MASK_RANDOM
+                 : strcmp(m, "fixed") == 0 ? LIGHTWS_MASK_FIXED
+                 : strcmp(m, "zero") == 0 ? LIGHTWS_MASK_ZERO : -1;
+      if (mode < 0) return luaL_argerror(L, 3, "mask must be random|fixed|zero");
+      if (role == 1 && lightws_stream_set_mask_mode(&w->s, mode) != 0)
+        return luaL_argerror(L, 3, "mask mode rejected");
+    }
+  }
+  lua_getfield(L, 3, "own_fd");
+  w->own_fd = lua_isnil(L, -1) ? 1 : lua_toboolean(L, -1);
+  lua_getfield(L, 3, "open");
+  w->hs = lua_toboolean(L, -1) ? HS_DONE : HS_NONE;
+  lua_pop(L, 2);
+  if (set_nonblock(fd, 1) != 0) return push_errno(L, errno);
+  w->fd = fd;
+  return 1;
+}
+
+/* ws:client_handshake(host, path, [opts]) -> response | nil, msg, code, name.
+ * opts: protocols ("a, b"), origin, headers, max_head. Resumable after
+ * "timeout": call again (the arguments are then ignored). */
+static int m_client_handshake(lua_State *L) {
+  struct lstream *w = check_stream(L, 1);
+  double deadline = deadline_of(w);
+  struct lightws_header hdrs[MAX_HEADERS], rh[MAX_HEADERS];
+  struct lightws_response resp;
+  int rc;
+  if (w->s.role != LIGHTWS_CLIENT)
+    return luaL_error(L, "client_handshake on a server stream");
+  if (w->hs == HS_DONE) return luaL_error(L, "handshake already done");
+  if (w->hs == HS_NONE) {
+    struct lightws_client_options o;
+    const char *host = luaL_checkstring(L, 2);
+    const char *path = luaL_optstring(L, 3, "/");
+    memset(&o, 0, sizeof o);
+    if (!lua_isnoneornil(L, 4)) {
+      luaL_checktype(L, 4, LUA_TTABLE);
+      o.protocols = opt_str(L, 4, "protocols");
+      o.origin = opt_str(L, 4, "origin");
+      o.max_head = (size_t)opt_int(L, 4, "max_head", 0);
+      lua_getfield(L, 4, "headers");               /* ... headers */
+      o.num_headers = headers_arg(L, lua_gettop(L), hdrs, MAX_HEADERS);
+      o.headers = hdrs;
+    }
+    rc = lightws_client_start(&w->s, host, path, &o);
+    if (rc != 0 && rc != LIGHTWS_ERR_WOULDBLOCK)
+      return push_stream_error(L, w, rc);
+    w->hs = HS_CLIENT_SENT;
+  }
+  memset(&resp, 0, sizeof resp);
+  resp.headers = rh;
+  resp.max_headers = MAX_HEADERS;
+  for (;;) {
+    int r;
+    rc = lightws_client_handshake(&w->s, &resp);
+    if (rc == 0) break;
+    if (rc != LIGHTWS_ERR_WOULDBLOCK) {
+      int n = push_stream_error(L, w, rc);
+      if (rc == LIGHTWS_ERR_BAD_STATUS) {          /* code = HTTP status */
+        lua_pushinteger(L, resp.status);
+        lua_replace(L, -3);
+      }
+      return n;
+    }
+    r = wait_stream(w, 1, deadline);
+    if (r == 0) return push_timeout(L);
+    if (r < 0) return push_errno(L, errno);
+  }
+  w->hs = HS_DONE;
+  push_response(L, &resp);
+  return 1;
+}
+
+/* Picks the first protocol the client offered that `ours` lists; copies it
+ * into out. Returns out or NULL. */
+static const char *choose_protocol(const char *offered, size_t olen,
+                                   const char *ours, char *out, size_t size) {
+  size_t i = 0;
+  while (offered != NULL && i < olen) {
+    size_t s, e;
+    const char *p;
+    while (i < olen && (offered[i] == ' ' || offered[i] == ',' ||
+                        offered[i] == '\t')) i++;
+    s = i;
+    while (i < olen && offered[i] != ',' && offered[i] != ' ' &&
+           offered[i] != '\t') i++;
+    e = i;
+    if (e == s || e - s >= size) continue;
+    for (p = ours; *p;) {
+      const char *q;
+      while (*p == ' ' || *p == ',' || *p == '\t') p++;
+      q = p;
+      while (*q && *q != ',' && *q != ' ' && *q != '\t') q++;
+      if ((size_t)(q - p) == e - s && memcmp(p, offered + s, e - s) == 0) {
+        memcpy(out, p, e - s);
+        out[e - s] = '\0';
+        return out;
+      }
+      p = q;
+    }
+  }
+  return NULL;
+}
+
+/* ws:server_handshake([opts]) -> request | nil, msg, http_status, name.
+ * opts: protocols ("a, b": the first one the client offered is chosen),
+ * max_head. An invalid request is answered with its HTTP status. Resumable
+ * after "timeout". */
+static int m_server_handshake(lua_State *L) {
+  struct lstream *w = check_stream(L, 1);
+  double deadline = deadline_of(w);
+  struct lightws_header rh[MAX_HEADERS];
+  struct lightws_request req;
+  const char *protocols = NULL;
+  size_t max_head = 0;
+  int rc, r;
+  if (w->s.role != LIGHTWS_SERVER)
+    return luaL_error(L, "server_handshake on a client stream");
+  if (w->hs == HS_DONE) return luaL_error(L, "handshake already done");
+  if (w->hs == HS_FAILED) return push_stream_error(L, w, w->reject_err);
+  if (!lua_isnoneornil(L, 2)) {
+    luaL_checktype(L, 2, LUA_TTABLE);
+    protocols = opt_str(L, 2, "protocols");
+    max_head = (size_t)opt_int(L, 2, "max_head", 0);
+  }
+  if (w->hs == HS_NONE) w->hs = HS_SERVER_READ;
+  while (w->hs == HS_SERVER_READ) {
+    memset(&req, 0, sizeof req);
+    req.headers = rh;
+    req.max_headers = MAX_HEADERS;
+    rc = lightws_server_read_request(&w->s, &req, max_head);
+    if (rc == 0) {
+      char proto[128];
+      const char *chosen = NULL;
+      if (protocols != NULL)
+        chosen = choose_protocol(req.protocol, req.protocol_len, protocols,
+                                 proto, sizeof proto);
+      push_request(L, &req);                       /* ... req */
+      if (chosen != NULL) {
+        lua_pushstring(L, chosen);
+        lua_setfield(L, -2, "chosen_protocol");
+      }
+      w->req_ref = luaL_ref(L, LUA_REGISTRYINDEX);  /* ... */
+      rc = lightws_server_accept(&w->s, chosen, NULL, 0);
+      w->hs = rc == 0 ? HS_DONE : HS_SERVER_ACCEPT;
+      if (rc != 0 && rc != LIGHTWS_ERR_WOULDBLOCK)
+        return push_stream_error(L, w, rc);
+    } else if (rc == LIGHTWS_ERR_WOULDBLOCK) {
+      r = wait_stream(w, 1, deadline);
+      if (r == 0) return push_timeout(L);
+      if (r < 0) return push_errno(L, errno);
+    } else if (rc == LIGHTWS_ERR_EOF || rc == LIGHTWS_ERR_SYSTEM) {
+      return push_stream_error(L, w, rc);
+    } else {
+      int status = lightws_http_status(rc);
+      w->reject_err = rc;
+      w->hs = HS_SERVER_REJECT;
+      if (status == 0) status = 400;
+      rc = lightws_server_reject(&w->s, status, NULL, 0);
+      if (rc == 0) {
+        w->hs = HS_FAILED;
+        return push_stream_error(L, w, w->reject_err);
+      }
+      if (rc != LIGHTWS_ERR_WOULDBLOCK) return push_stream_error(L, w, rc);
+    }
+  }
+  while (w->hs == HS_SERVER_ACCEPT || w->hs == HS_SERVER_REJECT) {
+    rc = w->hs == HS_SERVER_ACCEPT ? lightws_server_accept(&w->s, NULL, NULL, 0)
+                                   : lightws_server_reject(&w->s, 400, NULL, 0);
+    if (rc == 0) {
+      if (w->hs == HS_SERVER_REJECT) {
+        w->hs = HS_FAILED;
+        return push_stream_error(L, w, w->reject_err);
+      }
+      break;
+    }
+    if (rc != LIGHTWS_ERR_WOULDBLOCK) return push_stream_error(L, w, rc);
+    r = wait_stream(w, 0, deadline);
+    if (r == 0) return push_timeout(L);
+    if (r < 0) return push_errno(L, errno);
+  }
+  w->hs = HS_DONE;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, w->req_ref);   /* ... req */
+  luaL_unref(L, LUA_REGISTRYINDEX, w->req_ref);
+  w->req_ref = LUA_NOREF;
+  return 1;
+}
+
+static void check_open(lua_State *L, struct lstream *w) {
+  if (w->hs != HS_DONE) luaL_error(L, "the opening handshake is not done");
+}
+
+/* ws:receive_chunk() -> data, kind, message_end
+ *                     | nil, "closed", code, reason | nil, "timeout"
+ *                     | nil, msg, code, errname.
+ * `data` is at most one frame's payload and never crosses a message end;
+ * empty fragments inside a message are skipped. */
+static int m_receive_chunk(lua_State *L) {
+  struct lstream *w = check_stream(L, 1);
+  double deadline = deadline_of(w);
+  check_open(L, w);
+  for (;;) {
+    struct lightws_chunk c;
+    ssize_t n = lightws_stream_recv(&w->s, &c);
+    keep_pong(w);
+    if (n >= 0) {
+      if (n == 0 && !c.message_end) continue;     /* empty fragment */
+      lua_pushlstring(L, (const char *)c.data, c.len);
+      lua_pushstring(L, opcode_name(c.opcode));
+      lua_pushboolean(L, c.message_end);
+      return 3;
+    }
+    if (n == LIGHTWS_ERR_WOULDBLOCK) {
+      int r = wait_stream(w, 1, deadline);
+      if (r == 0) return push_timeout(L);
+      if (r < 0) return push_errno(L, errno);
+      continue;
+    }
+    return push_stream_error(L, w, (int)n);
+  }
+}
+
+/* Finishes a data frame and any pending control frame. Returns 0, a
+ * WOULDBLOCK-timeout (1) or an error (< 0). */
+static int finish_send(struct lstream *w, int opcode, double deadline) {
+  for (;;) {
+    int rc = lightws_stream_flush(&w->s);
+    if (rc == 0) return 0;
+    if (rc == LIGHTWS_ERR_BUSY) {
+      /* the frame's head is not all out yet: continue it */
+      ssize_t n = lightws_stream_send(&w->s, opcode, "", 0, 0);
+      if (n >= 0) continue;
+      rc = (int)n;
+    }
+    if (rc != LIGHTWS_ERR_WOULDBLOCK) return rc;
+    rc = wait_fd(w->fd, POLLOUT, deadline);
+    if (rc == 0) return 1;
+    if (rc < 0) return LIGHTWS_ERR_SYSTEM;
+  }
+}
+
+/* ws:send(data, [kind="binary"], [more]) -> #data
+ *   | nil, "timeout", sent | nil, msg, code, errname.
+ * One frame; `more` = true sends a fragment (fin = 0) of a message whose
+ * next fragments are sent with the same kind. After "timeout" the frame is
+ * in progress: call send again with data:sub(sent + 1). */
+static int m_send(lua_State *L) {
+  struct lstream *w = check_stream(L, 1);
+  size_t len, off = 0;
+  const char *data = luaL_checklstring(L, 2, &len);
+  int op = opcode_arg(L, 3, LIGHTWS_OPCODE_BINARY);
+  unsigned flags = lua_toboolean(L, 4) ? LIGHTWS_SEND_FRAGMENT : 0;
+  double deadline = deadline_of(w);
+  int rc;
+  check_open(L, w);
+  luaL_argcheck(L, op == LIGHTWS_OPCODE_TEXT || op == LIGHTWS_OPCODE_BINARY,
+                3, "kind must be \"text\" or \"binary\"");
+  for (;;) {
+    ssize_t n = lightws_stream_send(&w->s, op, data + off, len - off, flags);
+    if (n >= 0) {
+      off += (size_t)n;
+      if (off == len) break;
+      continue;
+    }
+    if (n == LIGHTWS_ERR_WOULDBLOCK) {
+      int r = wait_fd(w->fd, POLLOUT, deadline);
+      if (r < 0) return push_errno(L, errno);
+      if (r == 0) {
+        push_timeout(L);
+        lua_pushinteger(L, (lua_Integer)off);
+        return 3;
+      }
+      continue;
+    }
+    return push_stream_error(L, w, (int)n);
+  }
+  rc = finish_send(w, op, deadline);
+  if (rc == 1) {
+    push_timeout(L);
+    lua_pushinteger(L, (lua_Integer)off);
+    return 3;
+  }
+  if (rc < 0) return push_stream_error(L, w, rc);
+  lua_pushinteger(L, (lua_Integer)len);
+  return 1;
+}
+
+static int control(lua_State *L, int ping) {
+  struct lstream *w = check_stream(L, 1);
+  size_t len;
+  const char *data = luaL_optlstring(L, 2, "", &len);
+  double deadline = deadline_of(w);
+  check_open(L, w);
+  luaL_argcheck(L, len <= LIGHTWS_CONTROL_MAX, 2, "over 125 bytes");
+  for (;;) {
+    int rc = ping ? lightws_stream_ping(&w->s, data, len)
+                  : lightws_stream_pong(&w->s, data, len);
+    if (rc == 0) break;
+    if (rc == LIGHTWS_ERR_WOULDBLOCK) {
+      int r = wait_stream(w, 0, deadline);
+      if (r == 0) return push_timeout(L);
+      if (r < 0) return push_errno(L, errno);
+      continue;
+    }
+    return push_stream_error(L, w, rc);
+  }
+  for (;;) {
+    int rc = lightws_stream_flush(&w->s), r;
+    if (rc == 0 || rc == LIGHTWS_ERR_BUSY) break;  /* BUSY: goes out later */
+    if (rc != LIGHTWS_ERR_WOULDBLOCK) return push_stream_error(L, w, rc);
+    r = wait_fd(w->fd, POLLOUT, deadline);
+    if (r == 0) return push_timeout(L);
+    if (r < 0) return push_errno(L, errno);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ws:ping([data]) / ws:pong([data]) -> true | nil, msg, ... */
+static int m_ping(lua_State *L) { return control(L, 1); }
+static int m_pong(lua_State *L) { return control(L, 0); }
+
+/* ws:last_pong() -> data | nil: the payload of the last pong received
+ * (each pong is returned once). */
+static int m_last_pong(lua_State *L) {
+  struct lstream *w = (struct lstream *)luaL_checkudata(L, 1, STREAM_MT);
+  if (!w->has_pong) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushlstring(L, (const char *)w->pong, w->pong_len);
+  w->has_pong = 0;
+  return 1;
+}
+
+/* ws:close([code=1000], [reason=""]) -> true, peer_code, peer_reason
+ *   | nil, msg, ...: the close handshake (§7.1.2): sends a close frame,
+ * drains data until the peer's close (or EOF), then closes the descriptor
+ * (when owned). The stream is closed afterwards in every case. */
+static int m_close(lua_State *L) {
+  struct lstream *w = (struct lstream *)luaL_checkudata(L, 1, STREAM_MT);
+  lua_Integer code = luaL_optinteger(L, 2, LIGHTWS_CLOSE_NORMAL);
+  size_t rlen;
+  const char *reason = luaL_optlstring(L, 3, "", &rlen);
+  double deadline;
+  int rc, nret;
+  if (w->fd < 0) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "closed");
+    return 2;
+  }
+  deadline = deadline_of(w);
+  if (w->hs != HS_DONE) {
+    close_fd_of(w);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  luaL_argcheck(L, code == 0 || lightws_close_code_valid((unsigned)code), 2,
+                "close code may not be sent");
+  luaL_argcheck(L, rlen <= 123, 3, "reason over 123 bytes");
+  for (;;) {
+    int r;
+    rc = lightws_stream_close(&w->s, (unsigned)code, reason, rlen);
+    if (rc != LIGHTWS_ERR_WOULDBLOCK) break;
+    r = wait_stream(w, 0, deadline);
+    if (r <= 0) break;
+  }
+  if (rc == LIGHTWS_ERR_INVALID) {
+    return luaL_argerror(L, 3, "reason is not UTF-8");
+  }
+  rc = finish_send(w, LIGHTWS_OPCODE_BINARY, deadline);
+  /* drain until the peer's close answers ours */
+  for (;;) {
+    struct lightws_chunk c;
+    ssize_t n;
+    if (rc != 0 && rc != LIGHTWS_ERR_CLOSED) {
+      nret = rc == 1 ? push_timeout(L) : push_stream_error(L, w, rc);
+      break;
+    }
+    n = lightws_stream_recv(&w->s, &c);
+    if (n >= 0) continue;
+    if (n == LIGHTWS_ERR_WOULDBLOCK) {
+      int r = wait_stream(w, 1, deadline);
+      rc = r == 0 ? 1 : r < 0 ? LIGHTWS_ERR_SYSTEM : 0;
+      continue;
+    }
+    if (n == LIGHTWS_ERR_CLOSED) {
+      size_t rl = 0;
+      const char *pr = lightws_stream_close_reason(&w->s, &rl);
+      lua_pushboolean(L, 1);
+      lua_pushinteger(L, lightws_stream_close_code(&w->s));
+      lua_pushlstring(L, pr ? pr : "", pr ? rl : 0);
+      nret = 3;
+    } else {
+      nret = push_stream_error(L, w, (int)n);
+    }
+    break;
+  }
+  close_fd_of(w);
+  return nret;
+}
+
+/* __gc / __close: closes the descriptor without a close handshake. */
+static int m_gc(lua_State *L) {
+  struct lstream *w = (struct lstream *)luaL_checkudata(L, 1, STREAM_MT);
+  if (w->req_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, w->req_ref);
+    w->req_ref = LUA_NOREF;
+  }
+  close_fd_of(w);
+  return 0;
+}
+
+static int m_tostring(lua_State *L) {
+  struct lstream *w = (struct lstream *)luaL_checkudata(L, 1, STREAM_MT);
+  if (w->fd < 0)
+    lua_pushliteral(L, "lightws.stream (closed)");
+  else
+    lua_pushfstring(L, "lightws.stream (%s fd %d%s)",
+                    w->s.role == LIGHTWS_CLIENT ? "client" : "server", w->fd,
+                    w->hs != HS_DONE ? ", handshake" : "");
+  return 1;
+}
+
+/* ws:settimeout(seconds | nil): nil or negative waits forever. */
+static int m_settimeout(lua_State *L) {
+  struct lstream *w = check_stream(L, 1);
+  w->timeout = lua_isnoneornil(L, 2) ? -1.0 : luaL_checknumber(L, 2);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static int m_gettimeout(lua_State *L) {
+  struct lstream *w = check_stream(L, 1);
+  if (w->timeout < 0) lua_pushnil(L);
+  else lua_pushnumber(L, w->timeout);
+  return 1;
+}
+
+static int m_getfd(lua_State *L) {
+  struct lstream *w = (struct lstream *)luaL_checkudata(L, 1, STREAM_MT);
+  lua_pushinteger(L, w->fd);
+  return 1;
+}
+
+/* ws:status() -> "open" | "closing" | "closed", peer close code, error
+ * name or nil. */
+static int m_status(lua_State *L) {
+  struct lstream *w = (struct lstream *)luaL_checkudata(L, 1, STREAM_MT);
+  int c, e;
+  if (w->fd < 0) {
+    lua_pushliteral(L, "closed");
+    return 1;
+  }
+  c = lightws_stream_closing(&w->s);
+  e = lightws_stream_error(&w->s);
+  lua_pushstring(L, w->hs != HS_DONE ? "handshake" : c == 2 ? "closed"
+                                     : c == 1 ? "closing" : "open");
+  lua_pushinteger(L, lightws_stream_close_code(&w->s));
+  if (e != 0) {
+    char name[40];
+    errname_lower(e, name, sizeof name);
+    lua_pushstring(L, name);
+  } else {
+    lua_pushnil(L);
+  }
+  return 3;
+}
+
+/* ws:feed(bytes): hands bytes read elsewhere (past a handshake) to the
+ * stream; true or nil, "nospace". */
+static int m_feed(lua_State *L) {
+  struct lstream *w = check_stream(L, 1);
+  size_t len;
+  const char *p = luaL_checklstring(L, 2, &len);
+  int rc = lightws_stream_feed(&w->s, (const uint8_t *)p, len);
+  if (rc != 0) return push_codec_error(L, rc, 0);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ------------------------------------------------------------ the codec */
+
+/* core.encode_head(fin, opcode, length, [mask_key], [rsv]) -> string
+ *   | nil, "invalid". */
+static int l_encode_head(lua_State *L) {
+  struct lightws_frame f;
+  uint8_t out[LIGHTWS_FRAME_HEADER_MAX];
+  lua_Integer length;
+  ssize_t n;
+  memset(&f, 0, sizeof f);
+  f.fin = (uint8_t)lua_toboolean(L, 1);
+  f.opcode = (uint8_t)opcode_arg(L, 2, -1);
+  length = luaL_checkinteger(L, 3);
+  luaL_argcheck(L, length >= 0, 3, "negative length");
+  f.length = (uint64_t)length;
+  if (!lua_isnoneornil(L, 4)) {
+    size_t kl;
+    const char *k = luaL_checklstring(L, 4, &kl);
+    luaL_argcheck(L, kl == 4, 4, "mask key must be 4 bytes");
+    memcpy(f.mask, k, 4);
+    f.masked = 1;
+  }
+  f.rsv = (uint8_t)luaL_optinteger(L, 5, 0);
+  n = lightws_frame_encode(&f, out, sizeof out);
+  if (n < 0) return push_codec_error(L, (int)n, 0);
+  lua_pushlstring(L, (const char *)out, (size_t)n);
+  return 1;
+}
+
+/* core.decode_head(s, [init=1], [expect]) -> fin, opcode, masked, length,
+ * key|nil, header_len, rsv | nil, "incomplete", needed | nil, errname,
+ * close_code. `expect` is "masked" (server), "unmasked" (client) or nil;
+ * `needed` is how many more bytes the head needs (as far as known). */
+static int l_decode_head(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  lua_Integer init = luaL_optinteger(L, 2, 1);
+  static const char *const ex[] = {"any", "masked", "unmasked", NULL};
+  int e = luaL_checkoption(L, 3, "any", ex);
+  unsigned flags = e == 1 ? LIGHTWS_DECODE_EXPECT_MASKED
+                   : e == 2 ? LIGHTWS_DECODE_EXPECT_UNMASKED : 0;
+  struct lightws_frame f;
+  ssize_t n;
+  luaL_argcheck(L, init >= 1 && (size_t)init <= len + 1, 2, "out of range");
+  memset(&f, 0, sizeof f);
+  n = lightws_frame_decode(&f, (const uint8_t *)s + init - 1,
+                           len - (size_t)(init - 1), flags);
+  if (n == LIGHTWS_ERR_INCOMPLETE) {
+    size_t have = len - (size_t)(init - 1);
+    lua_Integer need = f.header_len > have ? (lua_Integer)(f.header_len - have) : 1;
+    return push_codec_error(L, (int)n, need);
+  }
+  if (n < 0) return push_codec_error(L, (int)n, lightws_close_code((int)n));
+  lua_pushboolean(L, f.fin);
+  lua_pushinteger(L, f.opcode);
+  lua_pushboolean(L, f.masked);
+  lua_pushinteger(L, (lua_Integer)f.length);
+  if (f.masked) lua_pushlstring(L, (const char *)f.mask, 4);
+  else lua_pushnil(L);
+  lua_pushinteger(L, f.header_len);
+  lua_pushinteger(L, f.rsv);
+  return 7;
+}
+
+/* core.mask(data, key, [offset=0]) -> masked copy; `offset` is the
+ * position of data's first byte in the payload (§5.3). */
+static int l_mask(lua_State *L) {
+  size_t len, kl, done = 0;
+  const char *s = luaL_checklstring(L, 1, &len);
+  const char *k = luaL_checklstring(L, 2, &kl);
+  lua_Integer off = luaL_optinteger(L, 3, 0);
+  luaL_Buffer b;
+  luaL_argcheck(L, kl == 4, 2, "mask key must be 4 bytes");
+  luaL_argcheck(L, off >= 0, 3, "negative offset");
+  luaL_buffinit(L, &b);
+  while (done < len) {
+    size_t n = len - done;
+    char *p = luaL_prepbuffer(&b);
+    if (n > LUAL_BUFFERSIZE) n = LUAL_BUFFERSIZE;
+    lightws_mask_copy((uint8_t *)p, (const uint8_t *)s + done, n,
+                      (const uint8_t *)k, (uint64_t)off + done);
+    luaL_addsize(&b, n);
+    done += n;
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
+/* core.random(n) -> n bytes from the OS (mask keys, nonces). */
+static int l_random(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  char key[LIGHTWS_KEY_LEN + 1];
+  luaL_Buffer b;
+  luaL_argcheck(L, n >= 0 && n <= 4096, 1, "out of range");
+  luaL_buffinit(L, &b);
+  /* Each key is base64 of 16 random OS bytes: 4 key chars carry 3 random
+   * bytes, so decode them back by value. */
+  while (n > 0) {
+    static const char b64[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    int i;
+    if (lightws_handshake_key(key) != 0) return push_errno(L, errno);
+    for (i = 0; i + 4 <= 20 && n > 0; i += 4) {
+      uint32_t v = 0;
+      int j;
+      for (j = 0; j < 4; j++)
+        v = (v << 6) | (uint32_t)(strchr(b64, key[i + j]) - b64);
+      for (j = 2; j >= 0 && n > 0; j--, n--)
+        luaL_addchar(&b, (char)((v >> (8 * j)) & 0xFF));
+    }
+  }
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int l_handshake_key(lua_State *L) {
+  char key[LIGHTWS_KEY_LEN + 1];
+  if (lightws_handshake_key(key) != 0) return push_errno(L, errno);
+  lua_pushstring(L, key);
+  return 1;
+}
+
+static int l_handshake_accept(lua_State *L) {
+  size_t kl;
+  const char *k = luaL_checklstring(L, 1, &kl);
+  char acc[LIGHTWS_ACCEPT_LEN + 1];
+  lightws_handshake_accept(k, kl, acc);
+  lua_pushstring(L, acc);
+  return 1;
+}
+
+/* core.build_request(host, path, key, [opts{protocols, origin, headers}])
+ *   -> string | nil, errname. */
+static int l_build_request(lua_State *L) {
+  const char *host = luaL_checkstring(L, 1);
+  const char *path = luaL_optstring(L, 2, "/");
+  const char *key = luaL_checkstring(L, 3);
+  const char *protocols = NULL, *origin = NULL;
+  struct lightws_header h[MAX_HEADERS];
+  size_t nh = 0;
+  uint8_t out[LIGHTWS_HANDSHAKE_HEAD_MAX];
+  ssize_t n;
+  if (!lua_isnoneornil(L, 4)) {
+    luaL_checktype(L, 4, LUA_TTABLE);
+    protocols = opt_str(L, 4, "protocols");
+    origin = opt_str(L, 4, "origin");
+    lua_getfield(L, 4, "headers");
+    nh = headers_arg(L, lua_gettop(L), h, MAX_HEADERS);
+  }
+  n = lightws_handshake_build_request(out, sizeof out, host, path, key,
+                                      protocols, origin, h, nh);
+  if (n < 0) return push_codec_error(L, (int)n, 0);
+  lua_pushlstring(L, (const char *)out, (size_t)n);
+  return 1;
+}
+
+/* core.build_response(key, [protocol], [headers]) -> string | nil, errname */
+static int l_build_response(lua_State *L) {
+  size_t kl;
+  const char *key = luaL_checklstring(L, 1, &kl);
+  const char *protocol = luaL_optstring(L, 2, NULL);
+  struct lightws_header h[MAX_HEADERS];
+  size_t nh = headers_arg(L, 3, h, MAX_HEADERS);
+  uint8_t out[LIGHTWS_HANDSHAKE_HEAD_MAX];
+  ssize_t n = lightws_handshake_build_response(out, sizeof out, key, kl,
+                                               protocol, h, nh);
+  if (n < 0) return push_codec_error(L, (int)n, 0);
+  lua_pushlstring(L, (const char *)out, (size_t)n);
+  return 1;
+}
+
+/* core.build_error(status, [headers]) -> string | nil, errname */
+static int l_build_error(lua_State *L) {
+  int status = (int)luaL_checkinteger(L, 1);
+  struct lightws_header h[MAX_HEADERS];
+  size_t nh = headers_arg(L, 2, h, MAX_HEADERS);
+  uint8_t out[LIGHTWS_HANDSHAKE_HEAD_MAX];
+  ssize_t n = lightws_handshake_build_error(out, sizeof out, status, h, nh);
+  if (n < 0) return push_codec_error(L, (int)n, 0);
+  lua_pushlstring(L, (const char *)out, (size_t)n);
+  return 1;
+}
+
+/* core.parse_request(s, [max_head]) -> request table | nil, errname,
+ * http_status (errname "incomplete" with status 0 when the head is not
+ * complete yet). */
+static int l_parse_request(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  size_t max_head = (size_t)luaL_optinteger(L, 2, 0);
+  struct lightws_header h[MAX_HEADERS];
+  struct lightws_request req;
+  ssize_t n;
+  memset(&req, 0, sizeof req);
+  req.headers = h;
+  req.max_headers = MAX_HEADERS;
+  n = lightws_handshake_parse_request(&req, (const uint8_t *)s, len, max_head);
+  if (n < 0) return push_codec_error(L, (int)n, lightws_http_status((int)n));
+  push_request(L, &req);
+  return 1;
+}
+
+/* core.parse_response(s, [key], [protocols], [max_head]) -> response table
+ * | nil, errname, status. */
+static int l_parse_response(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  const char *key = luaL_optstring(L, 2, NULL);
+  const char *protocols = luaL_optstring(L, 3, NULL);
+  size_t max_head = (size_t)luaL_optinteger(L, 4, 0);
+  struct lightws_header h[MAX_HEADERS];
+  struct lightws_response resp;
+  ssize_t n;
+  memset(&resp, 0, sizeof resp);
+  resp.headers = h;
+  resp.max_headers = MAX_HEADERS;
+  n = lightws_handshake_parse_response(&resp, (const uint8_t *)s, len,
+                                       max_head, key, protocols);
+  if (n < 0) return push_codec_error(L, (int)n, resp.status);
+  push_response(L, &resp);
+  return 1;
+}
+
+/* -------------------------------------------------------- UTF-8 validator */
+
+/* core.utf8() -> validator; v:feed(s) -> true (complete) | false (inside a
+ * sequence) | nil, "utf8", 1007; v:reset(). */
+static int l_utf8(lua_State *L) {
+  struct lightws_utf8 *u =
+      (struct lightws_utf8 *)lua_newuserdata(L, sizeof *u);
+  memset(u, 0, sizeof *u);
+  luaL_getmetatable(L, UTF8_MT);
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+static int u_feed(lua_State *L) {
+  struct lightws_utf8 *u = (struct lightws_utf8 *)luaL_checkudata(L, 1, UTF8_MT);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  int rc = lightws_utf8_feed(u, (const uint8_t *)s, len);
+  if (rc < 0) return push_codec_error(L, rc, lightws_close_code(rc));
+  lua_pushboolean(L, rc == LIGHTWS_UTF8_VALID);
+  return 1;
+}
+
+static int u_reset(lua_State *L) {
+  struct lightws_utf8 *u = (struct lightws_utf8 *)luaL_checkudata(L, 1, UTF8_MT);
+  memset(u, 0, sizeof *u);
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* ------------------------------------------------------------ errors */
+
+static int l_strerror(lua_State *L) {
+  lua_pushstring(L, lightws_strerror((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+static int l_errname(lua_State *L) {
+  lua_pushstring(L, lightws_errname((int)luaL_checkinteger(L, 1)));
+  return 1;
+}
+
+static int l_close_code_valid(lua_State *L) {
+  lua_Integer c = luaL_checkinteger(L, 1);
+  lua_pushboolean(L, c >= 0 && c <= 0xFFFF && lightws_close_code_valid((unsigned)c));
+  return 1;
+}
+
+/* ------------------------------------------------------------ sockets */
+
+static int resolve(lua_State *L, const char *host, lua_Integer port,
+                   int passive, struct addrinfo **res) {
+  struct addrinfo hints;
+  char ps[16];
+  int rc;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = passive ? AI_PASSIVE : 0;
+  snprintf(ps, sizeof ps, "%d", (int)port);
+  rc = getaddrinfo(host, ps, &hints, res);
+  if (rc != 0) {
+    lua_pushnil(L);
+    lua_pushstring(L, gai_strerror(rc));
+    lua_pushinteger(L, rc);
+    return 3;
+  }
+  return 0;
+}
+
+static int sock_port(int fd) {
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0) return -1;
+  if (ss.ss_family == AF_INET)
+    return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+}
+
+/* core.tcp_listen(host, port, [backlog=64]) -> fd, port | nil, msg, errno.
+ * Port 0 picks a free port, which is returned. */
+static int l_tcp_listen(lua_State *L) {
+  const char *host = luaL_optstring(L, 1, NULL);
+  lua_Integer port = luaL_checkinteger(L, 2);
+  int backlog = (int)luaL_optinteger(L, 3, 64);
+  struct addrinfo *res, *a;
+  int fd = -1, e = 0, one = 1, n;
+  if ((n = resolve(L, host, port, 1, &res)) != 0) return n;
+  for (a = res; a != NULL; a = a->ai_next) {
+    fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) { e = errno; continue; }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, backlog) == 0)
+      break;
+    e = errno;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd < 0) return push_errno(L, e);
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  lua_pushinteger(L, fd);
+  lua_pushinteger(L, sock_port(fd));
+  return 2;
+}
+
+/* core.tcp_accept(fd, [timeout]) -> fd, addr, port | nil, "timeout"
+ * | nil, msg, errno. The new descriptor has TCP_NODELAY set. */
+static int l_tcp_accept(lua_State *L) {
+  int lfd = (int)luaL_checkinteger(L, 1);
+  double t = luaL_optnumber(L, 2, -1);
+  double deadline = t < 0 ? -1 : now_mono() + t;
+  struct sockaddr_storage ss;
+  socklen_t sl;
+  char addr[INET6_ADDRSTRLEN] = "";
+  int fd, one = 1, port = 0;
+  for (;;) {
+    int r = wait_fd(lfd, POLLIN, deadline);
+    if (r == 0) return push_timeout(L);
+    if (r < 0) return push_errno(L, errno);
+    sl = sizeof ss;
+    fd = accept(lfd, (struct sockaddr *)&ss, &sl);
+    if (fd >= 0) break;
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+        errno != ECONNABORTED)
+      return push_errno(L, errno);
+  }
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  if (ss.ss_family == AF_INET) {
+    struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+    inet_ntop(AF_INET, &s4->sin_addr, addr, sizeof addr);
+    port = ntohs(s4->sin_port);
+  } else if (ss.ss_family == AF_INET6) {
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+    inet_ntop(AF_INET6, &s6->sin6_addr, addr, sizeof addr);
+    port = ntohs(s6->sin6_port);
+  }
+  lua_pushinteger(L, fd);
+  lua_pushstring(L, addr);
+  lua_pushinteger(L, port);
+  return 3;
+}
+
+/* core.tcp_connect(host, port) -> fd | nil, msg, errno (blocking connect;
+ * TCP_NODELAY set). */
+static int l_tcp_connect(lua_State *L) {
+  const char *host = luaL_checkstring(L, 1);
+  lua_Integer port = luaL_checkinteger(L, 2);
+  struct addrinfo *res, *a;
+  int fd = -1, e = ECONNREFUSED, one = 1, n;
+  if ((n = resolve(L, host, port, 0, &res)) != 0) return n;
+  for (a = res; a != NULL; a = a->ai_next) {
+    fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) { e = errno; continue; }
+    if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) break;
+    e = errno;
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd < 0) return push_errno(L, e);
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  fcntl(fd, F_SETFD, FD_CLOEXEC);
+  lua_pushinteger(L, fd);
+  return 1;
+}
+
+/* core.socketpair() -> fd1, fd2 (AF_UNIX stream pair). */
+static int l_socketpair(lua_State *L) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return push_errno(L, errno);
+  lua_pushinteger(L, sv[0]);
+  lua_pushinteger(L, sv[1]);
+  return 2;
+}
+
+static int l_close_fd(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  if (close(fd) != 0) return push_errno(L, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.write_fd(fd, s) -> bytes written | nil, msg, errno (one write). */
+static int l_write_fd(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  ssize_t n;
+  do n = write(fd, s, len); while (n < 0 && errno == EINTR);
+  if (n < 0) return push_errno(L, errno);
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
+/* core.read_fd(fd, max, [timeout]) -> data ("" at EOF) | nil, "timeout"
+ * | nil, msg, errno (one read). */
+static int l_read_fd(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  lua_Integer max = luaL_checkinteger(L, 2);
+  double t = luaL_optnumber(L, 3, -1);
+  luaL_Buffer b;
+  char *p;
+  ssize_t n;
+  int r;
+  luaL_argcheck(L, max > 0, 2, "must be positive");
+  if (max > LUAL_BUFFERSIZE) max = LUAL_BUFFERSIZE;
+  r = wait_fd(fd, POLLIN, t < 0 ? -1 : now_mono() + t);
+  if (r == 0) return push_timeout(L);
+  if (r < 0) return push_errno(L, errno);
+  luaL_buffinit(L, &b);
+  p = luaL_prepbuffer(&b);
+  do n = read(fd, p, (size_t)max); while (n < 0 && errno == EINTR);
+  if (n < 0) return push_errno(L, errno);
+  luaL_addsize(&b, (size_t)n);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int l_set_nonblocking(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  if (set_nonblock(fd, lua_isnone(L, 2) || lua_toboolean(L, 2)) != 0)
+    return push_errno(L, errno);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.fork() -> pid (0 in the child) | nil, msg, errno. Sets SIGCHLD to
+ * SIG_IGN first, so children are reaped by the kernel (servers forking per
+ * connection). */
+static int l_fork(lua_State *L) {
+  pid_t pid;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_IGN;
+  sigaction(SIGCHLD, &sa, NULL);
+  pid = fork();
+  if (pid < 0) return push_errno(L, errno);
+  lua_pushinteger(L, pid);
+  return 1;
+}
+
+/* core.poll(fds, [timeout]) -> list of indexes of readable fds (empty on
+ * timeout) | nil, msg, errno. */
+static int l_poll(lua_State *L) {
+  struct pollfd p[256];
+  int n, i, r, k = 1;
+  double t = luaL_optnumber(L, 2, -1);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  n = (int)lua_rawlen(L, 1);
+  luaL_argcheck(L, n <= 256, 1, "at most 256 descriptors");
+  for (i = 0; i < n; i++) {
+    lua_rawgeti(L, 1, i + 1);
+    p[i].fd = (int)luaL_checkinteger(L, -1);
+    p[i].events = POLLIN;
+    p[i].revents = 0;
+    lua_pop(L, 1);
+  }
+  do r = poll(p, (nfds_t)n, t < 0 ? -1 : (int)(t * 1000.0));
+  while (r < 0 && errno == EINTR);
+  if (r < 0) return push_errno(L, errno);
+  lua_newtable(L);
+  for (i = 0; i < n; i++)
+    if (p[i].revents) {
+      lua_pushinteger(L, i + 1);
+      lua_rawseti(L, -2, k++);
+    }
+  return 1;
+}
+
+/* ------------------------------------------------------------ module */
+
+static const luaL_Reg stream_methods[] = {
+    {"client_handshake", m_client_handshake},
+    {"server_handshake", m_server_handshake},
+    {"receive_chunk", m_receive_chunk},
+    {"send", m_send},
+    {"ping", m_ping},
+    {"pong", m_pong},
+    {"last_pong", m_last_pong},
+    {"close", m_close},
+    {"settimeout", m_settimeout},
+    {"gettimeout", m_gettimeout},
+    {"getfd", m_getfd},
+    {"status", m_status},
+    {"feed", m_feed},
+    {NULL, NULL}};
+
+static const luaL_Reg stream_meta[] = {
+    {"__gc", m_gc},
+#if LUA_VERSION_NUM >= 504
+    {"__close", m_gc},
+#endif
+    {"__tostring", m_tostring},
+    {NULL, NULL}};
+
+static const luaL_Reg utf8_methods[] = {
+    {"feed", u_feed}, {"reset", u_reset}, {NULL, NULL}};
+
+static const luaL_Reg funcs[] = {
+    {"stream", l_stream},
+    {"encode_head", l_encode_head},
+    {"decode_head", l_decode_head},
+    {"mask", l_mask},
+    {"random", l_random},
+    {"handshake_key", l_handshake_key},
+    {"handshake_accept", l_handshake_accept},
+    {"build_request", l_build_request},
+    {"build_response", l_build_response},
+    {"build_error", l_build_error},
+    {"parse_request", l_parse_request},
+    {"parse_response", l_parse_response},
+    {"utf8", l_utf8},
+    {"strerror", l_strerror},
+    {"errname", l_errname},
+    {"close_code_valid", l_close_code_valid},
+    {"tcp_listen", l_tcp_listen},
+    {"tcp_accept", l_tcp_accept},
+    {"tcp_connect", l_tcp_connect},
+    {"socketpair", l_socketpair},
+    {"close_fd", l_close_fd},
+    {"write_fd", l_write_fd},
+    {"read_fd", l_read_fd},
+    {"set_nonblocking", l_set_nonblocking},
+    {"fork", l_fork},
+    {"poll", l_poll},
+    {NULL, NULL}};
+
+static void new_meta(lua_State *L, const char *name, const luaL_Reg *meta,
+                     const luaL_Reg *methods) {
+  luaL_newmetatable(L, name);          /* mt */
+  if (meta != NULL) compat_setfuncs(L, meta);
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "__name");       /* 5.1 does not set it */
+  lua_newtable(L);                     /* mt methods */
+  compat_setfuncs(L, methods);
+  lua_setfield(L, -2, "__index");      /* mt */
+}
+
+int luaopen_lightws_core(lua_State *L);
+
+int luaopen_lightws_core(lua_State *L) {
+  new_meta(L, STREAM_MT, stream_meta, stream_methods);  /* mt */
+  lua_getfield(L, -1, "__index");                       /* mt methods */
+  new_meta(L, UTF8_MT, NULL, utf8_methods);             /* mt methods umt */
+  lua_pop(L, 1);                                        /* mt methods */
+  lua_newtable(L);                                      /* mt methods M */
+  compat_setfuncs(L, funcs);
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "stream_methods");  /* lightws.lua adds methods here */
+  lua_pushliteral(L, LIGHTWS_VERSION_STRING);
+  lua_setfield(L, -2, "_VERSION");
+  lua_pushstring(L, lightws_version());
+  lua_setfield(L, -2, "version");
+  lua_pushinteger(L, LIGHTWS_HANDSHAKE_HEAD_MAX);
+  lua_setfield(L, -2, "HEAD_MAX");
+  return 1;
+}
