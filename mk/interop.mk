@@ -1,0 +1,7 @@
+# Interop tests: lightws-echo / lightws-cat against real peers (python3-websockets, node ws), both roles.
+
+TEST_TARGETS += test-interop
+.PHONY: test-interop
+
+test-interop: tools
+	bash tests/interop/run.sh

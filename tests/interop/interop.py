@@ -1,0 +1,510 @@
+# SPDX-License-Identifier: MIT
+"""Interop tests: lightws tools against real peers (python3-websockets, node ws), both roles.
+
+Run with Debian's /usr/bin/python3 (it has python3-websockets 10.4) from the
+repository root, after `make all`: /usr/bin/python3 tests/interop/interop.py
+Prints one line per case and a final "N passed, M failed" line; exits 1 on
+any failure.
+"""
+import asyncio
+import os
+import re
+import socket
+import struct
+import sys
+import time
+
+import websockets
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.join(ROOT, "build")
+ECHO = os.path.join(BUILD, "lightws-echo")
+CAT = os.path.join(BUILD, "lightws-cat")
+HERE = os.path.dirname(os.path.abspath(__file__))
+NODE_ENV = dict(os.environ, NODE_PATH=os.path.join(BUILD, "node", "node_modules"))
+CASE_TIMEOUT = 20
+
+passed = 0
+failed = 0
+
+
+def report(name, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"ok    {name}", flush=True)
+    else:
+        failed += 1
+        print(f"FAIL  {name}: {detail}", flush=True)
+
+
+async def run_case(name, coro):
+    try:
+        await asyncio.wait_for(coro, CASE_TIMEOUT)
+    except Exception as e:  # a failed case never stops the suite
+        report(name, False, f"{type(e).__name__}: {e}")
+    else:
+        report(name, True)
+
+
+def check(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+async def read_listening(stream, what):
+    """Reads lines until 'listening on HOST:PORT'; returns the port."""
+    while True:
+        line = await asyncio.wait_for(stream.readline(), 10)
+        if not line:
+            raise RuntimeError(f"{what} exited before listening")
+        m = re.match(rb"listening on .*:(\d+)\s*$", line)
+        if m:
+            return int(m.group(1))
+
+
+async def stop(proc):
+    if proc.returncode is None:
+        try:
+            proc.terminate()
+        except ProcessLookupError:
+            pass
+    try:
+        return await asyncio.wait_for(proc.wait(), 5)
+    except asyncio.TimeoutError:
+        proc.kill()
+        return await proc.wait()
+
+
+def connect(url):
+    # No compression: lightws negotiates no extension (it would refuse it).
+    return websockets.connect(url, max_size=None, compression=None,
+                              ping_interval=None, open_timeout=10)
+
+
+# --- lightws-echo as the server, python websockets as the client ----------
+
+async def py_text(url):
+    async with connect(url) as ws:
+        for msg in ["hello", "", "h\u00e9llo w\u00f6rld \U0001F600"]:
+            await ws.send(msg)
+            got = await ws.recv()
+            check(isinstance(got, str) and got == msg, f"text echo {got!r} != {msg!r}")
+
+
+async def py_binary(url):
+    async with connect(url) as ws:
+        data = os.urandom(1 << 20)
+        await ws.send(data)
+        got = await ws.recv()
+        check(isinstance(got, bytes) and got == data, "1 MiB binary echo differs")
+        await ws.send(b"")
+        got = await ws.recv()
+        check(got == b"", "empty binary echo differs")
+
+
+async def py_fragmented(url):
+    async with connect(url) as ws:
+        await ws.send(["frag", "ment", "ed \u00fc"])  # §5.4: one message, three frames
+        got = await ws.recv()
+        check(got == "fragmented \u00fc", f"fragmented text echo {got!r}")
+        parts = [os.urandom(70000), os.urandom(3), os.urandom(100000)]
+        await ws.send(parts)
+        got = await ws.recv()
+        check(got == b"".join(parts), "fragmented binary echo differs")
+
+
+async def py_ping(url):
+    async with connect(url) as ws:
+        waiter = await ws.ping(b"py-ping")
+        await asyncio.wait_for(waiter, 5)  # resolves only for a pong with b"py-ping"
+        await ws.send("after ping")
+        check(await ws.recv() == "after ping", "echo after ping")
+
+
+async def py_close(url):
+    ws = await connect(url)
+    await ws.close(4000, "py bye")
+    check(ws.close_code == 4000, f"close code {ws.close_code}")
+    check(ws.close_reason == "py bye", f"close reason {ws.close_reason!r}")
+
+
+def raw_handshake(port, path="/raw", extra=b""):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    req = (b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           b"Sec-WebSocket-Version: 13\r\n" + extra + b"\r\n")
+    s.sendall(req)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise RuntimeError("connection closed during handshake")
+        head += chunk
+    head, rest = head.split(b"\r\n\r\n", 1)
+    check(head.startswith(b"HTTP/1.1 101"), f"status line {head[:40]!r}")
+    # §1.3 example key and its accept value
+    check(b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head, "Sec-WebSocket-Accept")
+    return s, rest
+
+
+def masked_frame(opcode, payload, fin=True):
+    key = b"\x01\x02\x03\x04"
+    head = bytes([(0x80 if fin else 0) | opcode])
+    n = len(payload)
+    if n < 126:
+        head += bytes([0x80 | n])
+    elif n < 65536:
+        head += bytes([0x80 | 126]) + struct.pack("!H", n)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack("!Q", n)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def read_frames_until_close(s, rest):
+    """Returns (frames before close, close code) read from a server."""
+    buf = rest
+    frames = []
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        while len(buf) >= 2:
+            op = buf[0] & 0x0F
+            n = buf[1] & 0x7F
+            off = 2
+            if n == 126:
+                if len(buf) < 4:
+                    break
+                n = struct.unpack("!H", buf[2:4])[0]
+                off = 4
+            elif n == 127:
+                if len(buf) < 10:
+                    break
+                n = struct.unpack("!Q", buf[2:10])[0]
+                off = 10
+            if len(buf) < off + n:
+                break
+            payload = buf[off:off + n]
+            buf = buf[off + n:]
+            if op == 0x8:
+                code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
+                return frames, code
+            frames.append((op, payload))
+        chunk = s.recv(65536)
+        if not chunk:
+            raise RuntimeError("EOF before a close frame")
+        buf += chunk
+    raise RuntimeError("no close frame within 5 s")
+
+
+async def raw_invalid_utf8(port):
+    def go():
+        s, rest = raw_handshake(port)
+        try:
+            s.sendall(masked_frame(0x1, b"ok"))
+            s.sendall(masked_frame(0x1, b"bad \xff\xfe utf-8"))
+            frames, code = read_frames_until_close(s, rest)
+            check(frames == [(0x1, b"ok")], f"frames before close {frames!r}")
+            check(code == 1007, f"close code {code}, want 1007")
+        finally:
+            s.close()
+    await asyncio.get_running_loop().run_in_executor(None, go)
+
+
+async def raw_invalid_utf8_split(port):
+    """Invalid UTF-8 spread over fragments (§8.1: fail fast across frames)."""
+    def go():
+        s, rest = raw_handshake(port)
+        try:
+            s.sendall(masked_frame(0x1, b"caf\xc3", fin=False))
+            s.sendall(masked_frame(0x0, b"\x28 tail"))  # 0xC3 0x28 is invalid
+            frames, code = read_frames_until_close(s, rest)
+            check(code == 1007, f"close code {code}, want 1007")
+        finally:
+            s.close()
+    await asyncio.get_running_loop().run_in_executor(None, go)
+
+
+async def raw_unmasked(port):
+    def go():
+        s, rest = raw_handshake(port)
+        try:
+            s.sendall(b"\x81\x02hi")  # §5.1: a client frame must be masked
+            frames, code = read_frames_until_close(s, rest)
+            check(code == 1002, f"close code {code}, want 1002")
+        finally:
+            s.close()
+    await asyncio.get_running_loop().run_in_executor(None, go)
+
+
+def http_status(port, req):
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        s.sendall(req)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data
+    finally:
+        s.close()
+
+
+async def raw_bad_handshakes(port):
+    def go():
+        base = (b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\n")
+        key = b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        r = http_status(port, base + key + b"Sec-WebSocket-Version: 8\r\n\r\n")
+        check(r.startswith(b"HTTP/1.1 426"), f"version 8: {r[:30]!r}")
+        check(b"sec-websocket-version: 13" in r.lower(), "426 lacks Sec-WebSocket-Version: 13")
+        r = http_status(port, base + b"Sec-WebSocket-Version: 13\r\n\r\n")
+        check(r.startswith(b"HTTP/1.1 400"), f"no key: {r[:30]!r}")
+        r = http_status(port, b"POST / HTTP/1.1\r\nHost: x\r\n\r\n")
+        check(r[:12] in (b"HTTP/1.1 405", b"HTTP/1.1 400"), f"POST: {r[:30]!r}")
+    await asyncio.get_running_loop().run_in_executor(None, go)
+
+
+async def node_client(url):
+    proc = await asyncio.create_subprocess_exec(
+        "node", os.path.join(HERE, "node_client.js"), url,
+        stdout=asyncio.subprocess.PIPE, env=NODE_ENV)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), CASE_TIMEOUT)
+    except asyncio.TimeoutError:
+        await stop(proc)
+        report("node-client", False, "timed out")
+        return
+    seen = 0
+    for line in out.decode(errors="replace").splitlines():
+        m = re.match(r"(ok|FAIL)\s+(\S+)(?::\s*(.*))?$", line)
+        if m:
+            seen += 1
+            report(f"echo-server <- node ws client: {m.group(2)}", m.group(1) == "ok", m.group(3) or "")
+    if proc.returncode != 0 or seen == 0:
+        report("echo-server <- node ws client: exit status", False,
+               f"exit {proc.returncode}, {seen} cases reported")
+
+
+# --- lightws-echo --client against real servers ---------------------------
+
+async def echo_client_run(url):
+    proc = await asyncio.create_subprocess_exec(
+        ECHO, "--client", url, stderr=asyncio.subprocess.PIPE)
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(), CASE_TIMEOUT)
+    except asyncio.TimeoutError:
+        await stop(proc)
+        raise
+    return proc.returncode, err.decode(errors="replace").strip()
+
+
+async def echo_client_vs_py_server():
+    path = "/runCase?case=7&agent=lightws&x=%20a+b"
+    result = {}
+
+    async def handler(ws, _path=None):
+        try:
+            check(ws.path == path, f"path {ws.path!r} != {path!r}")
+            await ws.send("h\u00e9llo client")
+            check(await ws.recv() == "h\u00e9llo client", "text echo")
+            data = os.urandom(1 << 20)
+            await ws.send(data)
+            check(await ws.recv() == data, "1 MiB binary echo")
+            await ws.send(["frag", "ment", "ed"])
+            check(await ws.recv() == "fragmented", "fragmented echo")
+            await ws.send(b"")
+            check(await ws.recv() == b"", "empty binary echo")
+            waiter = await ws.ping(b"server-ping")
+            await asyncio.wait_for(waiter, 5)
+            await ws.close(4001, "server bye")
+            check(ws.close_code == 4001, f"client answered close with {ws.close_code}")
+            result["ok"] = True
+        except Exception as e:
+            result["err"] = f"{type(e).__name__}: {e}"
+
+    async with websockets.serve(handler, "127.0.0.1", 0, max_size=None,
+                                compression=None, ping_interval=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        rc, err = await echo_client_run(f"ws://127.0.0.1:{port}{path}")
+    check("err" not in result, result.get("err", ""))
+    check(result.get("ok"), "server handler did not finish")
+    check(rc == 0, f"lightws-echo --client exit {rc}: {err}")
+
+
+async def echo_client_vs_node_server():
+    path = "/node?case=2&agent=lightws"
+    proc = await asyncio.create_subprocess_exec(
+        "node", os.path.join(HERE, "node_server.js"), path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=NODE_ENV)
+    try:
+        port = await read_listening(proc.stdout, "node server")
+        rc, err = await echo_client_run(f"ws://127.0.0.1:{port}{path}")
+        out = await asyncio.wait_for(proc.stdout.read(), 10)
+        nrc = await asyncio.wait_for(proc.wait(), 10)
+        check(nrc == 0, f"node server exit {nrc}: {out.decode(errors='replace').strip()}")
+        check(rc == 0, f"lightws-echo --client exit {rc}: {err}")
+    finally:
+        await stop(proc)
+
+
+# --- lightws-cat against python websockets --------------------------------
+
+async def cat_client_binary():
+    data = os.urandom(300000)
+    got = []
+    done = asyncio.get_running_loop().create_future()
+
+    async def handler(ws, _path=None):
+        await ws.send(b"greeting-bytes")
+        try:
+            async for msg in ws:
+                check(isinstance(msg, bytes), "cat sent a text message in binary mode")
+                got.append(msg)
+        finally:
+            done.set_result(ws.close_code)
+
+    async with websockets.serve(handler, "127.0.0.1", 0, max_size=None,
+                                compression=None, ping_interval=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            CAT, f"ws://127.0.0.1:{port}/cat", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(data), CASE_TIMEOUT)
+        code = await asyncio.wait_for(done, 5)
+    check(proc.returncode == 0, f"lightws-cat exit {proc.returncode}: {err.decode().strip()}")
+    check(b"".join(got) == data, f"server got {sum(map(len, got))} bytes, want {len(data)}")
+    check(out == b"greeting-bytes", f"cat stdout {out[:40]!r}")
+    check(code == 1000, f"cat closed with {code}")
+
+
+async def cat_client_text():
+    lines = ["line one", "", "\u00fcn\u00efc\u00f6de \u2713", "last without newline"]
+    got = []
+
+    async def handler(ws, _path=None):
+        await ws.send("hello cat")
+        await ws.send("second")
+        async for msg in ws:
+            got.append(msg)
+
+    async with websockets.serve(handler, "127.0.0.1", 0, compression=None,
+                                ping_interval=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            CAT, "--text", f"ws://127.0.0.1:{port}/cat?text=1",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        stdin = "\n".join(lines).encode()
+        out, err = await asyncio.wait_for(proc.communicate(stdin), CASE_TIMEOUT)
+    check(proc.returncode == 0, f"lightws-cat exit {proc.returncode}: {err.decode().strip()}")
+    check(got == lines, f"server got {got!r}")
+    check(out == b"hello cat\nsecond\n", f"cat stdout {out!r}")
+
+
+async def cat_listen_binary():
+    data = os.urandom(200000)
+    proc = await asyncio.create_subprocess_exec(
+        CAT, "--listen", "0", "--host", "127.0.0.1", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        port = await read_listening(proc.stderr, "lightws-cat --listen")
+        async with connect(f"ws://127.0.0.1:{port}/") as ws:
+            await ws.send(b"client->cat")
+            await ws.send("text too")
+            proc.stdin.write(data)
+            await proc.stdin.drain()
+            proc.stdin.close()
+            got = []
+            async for msg in ws:
+                got.append(msg)
+            check(ws.close_code == 1000, f"cat closed with {ws.close_code}")
+        check(b"".join(got) == data, f"client got {sum(map(len, got))} bytes, want {len(data)}")
+        out = await asyncio.wait_for(proc.stdout.read(), 10)
+        rc = await asyncio.wait_for(proc.wait(), 10)
+        check(rc == 0, f"lightws-cat exit {rc}")
+        check(out == b"client->cattext too", f"cat stdout {out!r}")
+    finally:
+        await stop(proc)
+
+
+async def cat_listen_text():
+    proc = await asyncio.create_subprocess_exec(
+        CAT, "--text", "--listen", "0", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        port = await read_listening(proc.stderr, "lightws-cat --listen")
+        async with connect(f"ws://127.0.0.1:{port}/") as ws:
+            await ws.send("from client \u00e9")
+            proc.stdin.write("a\nb\u00e9\n".encode())
+            await proc.stdin.drain()
+            check(await ws.recv() == "a", "first line")
+            check(await ws.recv() == "b\u00e9", "second line")
+            await ws.close(1000, "done")
+        out = await asyncio.wait_for(proc.stdout.read(), 10)
+        rc = await asyncio.wait_for(proc.wait(), 10)
+        check(rc == 0, f"lightws-cat exit {rc}")
+        check(out == "from client \u00e9\n".encode(), f"cat stdout {out!r}")
+    finally:
+        await stop(proc)
+
+
+async def main():
+    for tool in (ECHO, CAT):
+        if not os.access(tool, os.X_OK):
+            print(f"FAIL  {tool} not built (run make all)")
+            print("0 passed, 1 failed")
+            return 1
+    server = await asyncio.create_subprocess_exec(
+        ECHO, "--port", "0", "--max-message", str(4 << 20),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        port = await read_listening(server.stdout, "lightws-echo")
+        url = f"ws://127.0.0.1:{port}/interop?q=1"
+        pre = "echo-server <- python websockets:"
+        await run_case(f"{pre} text", py_text(url))
+        await run_case(f"{pre} binary 1 MiB", py_binary(url))
+        await run_case(f"{pre} fragmented", py_fragmented(url))
+        await run_case(f"{pre} ping/pong", py_ping(url))
+        await run_case(f"{pre} close 4000 + reason echoed", py_close(url))
+        await run_case("echo-server <- raw socket: invalid UTF-8 text -> 1007", raw_invalid_utf8(port))
+        await run_case("echo-server <- raw socket: invalid UTF-8 across fragments -> 1007",
+                       raw_invalid_utf8_split(port))
+        await run_case("echo-server <- raw socket: unmasked frame -> 1002", raw_unmasked(port))
+        await run_case("echo-server <- raw socket: bad handshakes -> 426/400/405",
+                       raw_bad_handshakes(port))
+        await node_client(url)
+        # Several clients at once, interleaved (the epoll loop).
+        async def many():
+            async def one(i):
+                async with connect(url) as ws:
+                    for j in range(20):
+                        msg = os.urandom(1000 + i * 100 + j)
+                        await ws.send(msg)
+                        check(await ws.recv() == msg, f"client {i} message {j}")
+            await asyncio.gather(*(one(i) for i in range(50)))
+        await run_case(f"{pre} 50 concurrent clients", many())
+    finally:
+        await stop(server)
+        log = (await server.stderr.read()).decode(errors="replace")
+    report("echo-server exits 0 on SIGTERM", server.returncode == 0,
+           f"exit {server.returncode}")
+    report("echo-server logged one line per connection",
+           log.count("\n") >= 60 and "close 4000" in log and "close 1007 (UTF8)" in log,
+           f"log:\n{log[-2000:]}")
+
+    await run_case("echo-client -> python websockets server", echo_client_vs_py_server())
+    await run_case("echo-client -> node ws server", echo_client_vs_node_server())
+    await run_case("cat client -> python server: binary", cat_client_binary())
+    await run_case("cat client -> python server: text lines", cat_client_text())
+    await run_case("cat --listen <- python client: binary", cat_listen_binary())
+    await run_case("cat --listen <- python client: text lines", cat_listen_text())
+
+    print(f"{passed} passed, {failed} failed", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
