@@ -1,0 +1,112 @@
+-- SPDX-License-Identifier: MIT
+-- Request handlers for the nginx tests of lightws.resty (tests/lua/nginx.conf.in).
+local resty = require "lightws.resty"
+
+local H = {}
+
+function H.echo()
+  local wb, err, status = resty.server.new({ timeout = 5000, max_payload_len = 2 * 1024 * 1024,
+                                            protocols = "echo, chat" })
+  if not wb then
+    ngx.log(ngx.INFO, "handshake failed: ", err)
+    return ngx.exit(status or 400)
+  end
+  while true do
+    local data, typ, e = wb:recv_frame()
+    if not data then
+      ngx.log(ngx.ERR, "recv_frame failed: ", e)
+      return wb:close(1011)
+    end
+    if typ == "close" then
+      -- §5.5.1: answer with the same code
+      wb:send_close(e, data)
+      return
+    elseif typ == "ping" then
+      wb:send_pong(data)
+    elseif typ == "pong" then
+      -- ignore
+    else
+      local op = ({ text = 0x1, binary = 0x2, continuation = 0x0 })[typ]
+      local ok, serr = wb:send_frame(e ~= "again", op, data)
+      if not ok then
+        ngx.log(ngx.ERR, "send failed: ", serr)
+        return
+      end
+    end
+  end
+end
+
+function H.resume()
+  local wb, err, status = resty.server.new({ timeout = 100 })
+  if not wb then return ngx.exit(status or 400) end
+  local timeouts = 0
+  while true do
+    local data, typ, e = wb:recv_frame()
+    if not data then
+      if e ~= "timeout" then return end
+      timeouts = timeouts + 1
+      if timeouts > 100 then return wb:close(1011) end
+    elseif typ == "close" then
+      wb:send_close(e, data)
+      return
+    elseif typ == "text" or typ == "binary" then
+      wb:send_frame(true, typ, data)
+      wb:send_text("timeouts=" .. timeouts)
+    end
+  end
+end
+
+-- GET /client?port=N: runs a client session against ws://127.0.0.1:N/ and
+-- prints one line per check; the last line is "ok" when all passed.
+function H.client()
+  local port = tonumber(ngx.var.arg_port)
+  local out = {}
+  local function check(cond, what)
+    out[#out + 1] = (cond and "pass " or "FAIL ") .. what
+    return cond
+  end
+  local wb = resty.new({ timeout = 5000, max_payload_len = 2 * 1024 * 1024 })
+  local ok, err = wb:connect("ws://127.0.0.1:" .. port .. "/client?x=1")
+  if not check(ok, "connect " .. tostring(err)) then
+    ngx.say(table.concat(out, "\n")); return
+  end
+  local function roundtrip(kind, payload)
+    local sent = (kind == "text") and wb:send_text(payload) or wb:send_binary(payload)
+    if not sent then return false end
+    local parts = {}
+    while true do
+      local data, typ, e = wb:recv_frame()
+      if not data then return false, e end
+      if typ ~= "pong" and typ ~= "ping" then
+        parts[#parts + 1] = data
+        if e ~= "again" then return table.concat(parts) == payload end
+      end
+    end
+  end
+  check(roundtrip("text", "hello"), "text")
+  check(roundtrip("binary", "\0\1\2\255"), "binary")
+  check(roundtrip("binary", string.rep("x", 1024 * 1024)), "1 MiB binary")
+  -- fragmented: three frames, one message
+  wb:send_frame(false, "text", "frag")
+  wb:send_frame(false, "continuation", "men")
+  wb:send_frame(true, "continuation", "ted")
+  local parts = {}
+  repeat
+    local data, typ, e = wb:recv_frame()
+    if data and typ ~= "pong" then parts[#parts + 1] = data end
+  until not data or e ~= "again"
+  check(table.concat(parts) == "fragmented", "fragmented message")
+  wb:send_ping("p1")
+  local data, typ = wb:recv_frame()
+  check(typ == "pong" and data == "p1", "ping answered with pong")
+  wb:send_close(1000, "bye")
+  data, typ, err = wb:recv_frame()
+  check(typ == "close" and err == 1000, "close echoed (" .. tostring(err) .. ")")
+  wb:close()
+  local all = true
+  for _, l in ipairs(out) do if l:sub(1, 4) ~= "pass" then all = false end end
+  out[#out + 1] = all and "ok" or "failed"
+  ngx.say(table.concat(out, "\n"))
+end
+
+return H

@@ -1,0 +1,198 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""lightws.resty in real nginx (Debian nginx-light + the Lua module): nginx as
+websocket server (driven by python websockets and a raw socket) and as client
+of build/lightws-echo. Usage: nginx_test.py SRC_DIR. Exit 0 when all pass."""
+import asyncio, base64, os, shutil, signal, socket, struct, subprocess, sys, time, urllib.request
+
+import websockets
+
+SRC = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else ".")
+PREFIX = os.path.join(SRC, "build", "lua-nginx")
+results = []
+
+
+def check(cond, what):
+    results.append((bool(cond), what))
+    print(("pass " if cond else "FAIL ") + what, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def module(name):
+    for d in ("/usr/lib/nginx/modules", "/usr/share/nginx/modules"):
+        p = os.path.join(d, name)
+        if os.path.exists(p):
+            return p
+    raise SystemExit("nginx module %s not found" % name)
+
+
+def start_nginx(port):
+    shutil.rmtree(PREFIX, ignore_errors=True)
+    for d in ("logs", "tmp", "conf"):
+        os.makedirs(os.path.join(PREFIX, d))
+    conf = open(os.path.join(SRC, "tests/lua/nginx.conf.in")).read()
+    for k, v in {"@NDK_MODULE@": module("ndk_http_module.so"),
+                 "@LUA_MODULE@": module("ngx_http_lua_module.so"),
+                 "@PREFIX@": PREFIX, "@SRC@": SRC, "@PORT@": str(port),
+                 "@CPATH@": os.environ.get("LIGHTWS_LUAJIT_CPATH", SRC + "/build/luajit/?.so")}.items():
+        conf = conf.replace(k, v)
+    path = os.path.join(PREFIX, "conf", "nginx.conf")
+    open(path, "w").write(conf)
+    proc = subprocess.Popen(["nginx", "-p", PREFIX, "-c", path, "-e", os.path.join(PREFIX, "logs/error.log")])
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc
+        except OSError:
+            if proc.poll() is not None:
+                break
+            time.sleep(0.05)
+    print(open(os.path.join(PREFIX, "logs/error.log")).read())
+    raise SystemExit("nginx did not start")
+
+
+async def server_tests(port):
+    uri = "ws://127.0.0.1:%d/echo" % port
+    async with websockets.connect(uri, max_size=None, subprotocols=["chat"]) as ws:
+        check(ws.subprotocol == "chat", "server: subprotocol chat chosen")
+        await ws.send("hello")
+        check(await ws.recv() == "hello", "server: text echoed")
+        await ws.send(b"\x00\x01\xfe\xff")
+        check(await ws.recv() == b"\x00\x01\xfe\xff", "server: binary echoed")
+        big = os.urandom(1024 * 1024)
+        await ws.send(big)
+        check(await ws.recv() == big, "server: 1 MiB binary echoed")
+        await ws.send(["frag", "men", "ted"])
+        check(await ws.recv() == "fragmented", "server: fragmented text echoed")
+        pong = await ws.ping(b"abc")
+        await asyncio.wait_for(pong, 5)
+        check(True, "server: ping answered")
+        await ws.close(4000, "done")
+        check(ws.close_code == 4000, "server: close code echoed (%s)" % ws.close_code)
+    # a bad upgrade request gets its HTTP status from the C parser
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Version: 13\r\n\r\n")
+    line = s.recv(4096).split(b"\r\n")[0]
+    s.close()
+    check(line.startswith(b"HTTP/1.1 400"), "server: missing key answered 400 (%r)" % line)
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n")
+    resp = s.recv(4096)
+    s.close()
+    check(resp.startswith(b"HTTP/1.1 426") and b"Sec-WebSocket-Version: 13" in resp,
+          "server: version 8 answered 426 with Sec-WebSocket-Version")
+
+
+def masked_frame(opcode, payload, fin=True):
+    key = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", (0x80 if fin else 0) | opcode, 0x80 | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", (0x80 if fin else 0) | opcode, 0x80 | 126, n)
+    else:
+        head = struct.pack("!BBQ", (0x80 if fin else 0) | opcode, 0x80 | 127, n)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def read_frame(s):
+    def need(n):
+        b = b""
+        while len(b) < n:
+            c = s.recv(n - len(b))
+            if not c:
+                raise EOFError
+            b += c
+        return b
+    b0, b1 = need(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = struct.unpack("!H", need(2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", need(8))[0]
+    return b0 & 0x0F, need(n)
+
+
+def resume_test(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10)
+    s.sendall(b"GET /resume HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    check(head.startswith(b"HTTP/1.1 101") and b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head,
+          "resume: 101 with the RFC accept value")
+    payload = b"resumed " * 1000
+    frame = masked_frame(0x2, payload)
+    # cut inside the head (after 3 bytes), then inside the payload
+    for cut in (3, 5000):
+        pass
+    s.sendall(frame[:3])
+    time.sleep(0.35)
+    s.sendall(frame[3:5000])
+    time.sleep(0.35)
+    s.sendall(frame[5000:])
+    op, data = read_frame(s)
+    check(op == 2 and data == payload, "resume: frame split in head and payload with timeouts between, echoed whole")
+    op, data = read_frame(s)
+    n = int(data.split(b"=")[1]) if op == 1 else 0
+    check(n >= 4, "resume: server saw %d timeouts mid-frame" % n)
+    s.sendall(masked_frame(0x8, struct.pack("!H", 1000)))
+    op, data = read_frame(s)
+    check(op == 8 and data[:2] == struct.pack("!H", 1000), "resume: close answered")
+    s.close()
+
+
+def client_test(port):
+    echo = os.path.join(SRC, "build", "lightws-echo")
+    if not os.path.exists(echo):
+        check(False, "client: build/lightws-echo missing")
+        return
+    p = subprocess.Popen([echo, "--host", "127.0.0.1", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        eport = int(line.strip().rsplit(":", 1)[1])
+        body = urllib.request.urlopen("http://127.0.0.1:%d/client?port=%d" % (port, eport), timeout=30).read().decode()
+        for l in body.strip().split("\n"):
+            if l.startswith("pass") or l.startswith("FAIL"):
+                check(l.startswith("pass"), "client (nginx -> lightws-echo): " + l[5:])
+        check(body.strip().endswith("ok"), "client: all checks passed")
+    finally:
+        p.terminate()
+        p.wait()
+
+
+def main():
+    port = free_port()
+    proc = start_nginx(port)
+    try:
+        asyncio.run(server_tests(port))
+        resume_test(port)
+        client_test(port)
+    except Exception as e:  # a crash is a failure, with the nginx log
+        check(False, "exception: %r" % (e,))
+    finally:
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    failed = [w for ok, w in results if not ok]
+    if failed:
+        print(open(os.path.join(PREFIX, "logs/error.log")).read()[-4000:])
+    print("nginx: %d passed, %d failed" % (len(results) - len(failed), len(failed)))
+    sys.exit(1 if failed or not results else 0)
+
+
+if __name__ == "__main__":
+    main()
