@@ -293,6 +293,7 @@ START_TEST(test_parse_requests_of_real_clients) {
   else
     ck_assert_ptr_null(r.extensions);
   ck_assert_int_eq(r.version, 13);
+  ck_assert_int_eq(r.http_minor, strstr(c->head, "HTTP/1.2") ? 2 : 1);
   ck_assert_uint_eq(r.head_len, len);
   ck_assert_uint_eq(r.num_headers, c->num_headers);
   ck_assert(lightws_header_has_token(r.headers, r.num_headers, "connection",
@@ -470,8 +471,8 @@ START_TEST(test_parse_request_rejects_with_exact_error) {
   ssize_t n;
   req_init(&r);
   n = parse_req(&r, b->head, len);
-  ck_assert_msg(n == b->err, "%s: got %s, want %s", b->what,
-                lightws_errname((int)n), lightws_errname(b->err));
+  ck_assert_msg(n == b->err, "%s: got %s (%zd), want %s", b->what,
+                lightws_errname((int)n), n, lightws_errname(b->err));
   /* a failed check (not a syntax error) leaves the head measured */
   if (b->err <= LIGHTWS_ERR_NO_HOST || b->err == LIGHTWS_ERR_HTTP_METHOD ||
       b->err == LIGHTWS_ERR_HTTP_VERSION)
@@ -501,8 +502,8 @@ START_TEST(test_parse_request_accepts_valid_variants) {
   ssize_t n;
   req_init(&r);
   n = parse_req(&r, s, strlen(s));
-  ck_assert_msg(n == (ssize_t)strlen(s), "case %d: %s", _i,
-                lightws_errname((int)n));
+  ck_assert_msg(n == (ssize_t)strlen(s), "case %d: %s (%zd)", _i,
+                lightws_errname((int)n), n);
 }
 END_TEST
 
@@ -524,6 +525,18 @@ START_TEST(test_failed_check_fills_request) {
   ck_field(r.key, r.key_len, RFC_KEY);
   ck_field(r.origin, r.origin_len, "null");
   ck_assert_uint_eq(r.num_headers, 6);
+}
+END_TEST
+
+START_TEST(test_http2_request_line_is_http_version) {
+  static const char s[] = "GET /chat HTTP/2.0\r\n" GOOD_TAIL;
+  struct lightws_request r;
+  req_init(&r);
+  ck_assert_int_eq(parse_req(&r, s, sizeof s - 1), LIGHTWS_ERR_HTTP_VERSION);
+  ck_assert_int_eq(r.http_minor, -1);
+  ck_assert_int_eq(r.version, 13);
+  ck_assert_uint_eq(r.head_len, sizeof s - 1);
+  ck_assert_int_eq(lightws_http_status(LIGHTWS_ERR_HTTP_VERSION), 400);
 }
 END_TEST
 
@@ -916,8 +929,8 @@ START_TEST(test_parse_response_cases) {
   resp_init(&r);
   n = lightws_handshake_parse_response(&r, (const uint8_t *)c->head, len, 0,
                                        c->key, c->protocols);
-  ck_assert_msg(n == (c->err ? c->err : (ssize_t)len), "%s: got %s", c->what,
-                lightws_errname((int)n));
+  ck_assert_msg(n == (c->err ? c->err : (ssize_t)len), "%s: got %s (%zd)",
+                c->what, lightws_errname((int)n), n);
   if (c->err != LIGHTWS_ERR_HTTP_MALFORMED)
     ck_assert_uint_eq(r.head_len, len);
 }
@@ -1031,7 +1044,7 @@ START_TEST(test_parse_never_reads_past_len) {
     memcpy(p, rfc_request, i);
     req_init(&r);
     ck_assert_int_eq(lightws_handshake_parse_request(&r, p, i, 0),
-                     i == len ? (ssize_t)len : LIGHTWS_ERR_INCOMPLETE);
+                     (i == len ? (ssize_t)len : LIGHTWS_ERR_INCOMPLETE));
   }
 }
 END_TEST
@@ -1106,7 +1119,7 @@ START_TEST(test_default_head_limit_is_8192) {
     memcpy(big + len - 4, "\r\n\r\n", 4);
     req_init(&r);
     ck_assert_int_eq(parse_req(&r, big, len),
-                     pad == 0 ? (ssize_t)len : LIGHTWS_ERR_HEAD_TOO_LARGE);
+                     (pad == 0 ? (ssize_t)len : LIGHTWS_ERR_HEAD_TOO_LARGE));
   }
   /* a stream of header bytes with no end is cut at the limit */
   memset(big, 'a', sizeof big);
@@ -1339,6 +1352,7 @@ Suite *handshake_suite(void) {
                       (int)(sizeof odd_good_requests /
                             sizeof odd_good_requests[0]));
   tcase_add_test(tc, test_failed_check_fills_request);
+  tcase_add_test(tc, test_http2_request_line_is_http_version);
   tcase_add_test(tc, test_missing_version_is_bad_version_and_426);
   tcase_add_test(tc, test_version_that_is_not_a_number_reads_minus_two);
   tcase_add_test(tc, test_http_status_of_request_errors);

@@ -265,6 +265,17 @@ int lightws_utf8_feed(struct lightws_utf8 *u, const uint8_t *in, size_t len);
  * caller's input buffer (valid while that buffer is) and return the number
  * of bytes of the HTTP head, CRLFCRLF included; bytes after it (a first
  * frame in the same packet) belong to whoever reads next.
+ *
+ * Parsing is strict HTTP/1.x (RFC 7230 §3): lines end in CRLF or a bare LF
+ * (§3.5 allows accepting LF); HTTP_MALFORMED for obs-fold (a line starting
+ * with SP or HT), whitespace before the colon, a header name that is not a
+ * token, a control character other than HT in a value (NUL, bare CR, DEL),
+ * a request-line not "METHOD SP target SP HTTP/D.D", and a repeated Host,
+ * Sec-WebSocket-Key, Sec-WebSocket-Version or Sec-WebSocket-Accept
+ * (ambiguous). A syntax error in a complete line, or a control byte in the
+ * unfinished last line, is reported at once, before the head ends; the
+ * semantic checks run on the complete head. Parsers never read past `len`
+ * and keep no state: call again with the grown buffer.
  * ------------------------------------------------------------------------ */
 
 #define LIGHTWS_KEY_LEN 24     /* base64 of 16 bytes */
@@ -282,7 +293,12 @@ struct lightws_header {
 };
 
 /* A parsed upgrade request. Set `headers` and `max_headers` before
- * parsing; everything else is output. Pointers are NULL/0 when absent. */
+ * parsing; everything else is output. Pointers are NULL/0 when absent.
+ * `headers` NULL or `max_headers` 0 means "do not store headers": then
+ * num_headers stays 0, TOO_MANY_HEADERS never happens (max_head bounds the
+ * head), and the named fields below are still filled. `http_minor` is -1
+ * unless the version is HTTP/1.x. `version` is -1 when the header is
+ * absent and -2 when it is not a number 0..255 (§4.1 ABNF). */
 struct lightws_request {
   struct lightws_header *headers; /* in: caller's array */
   size_t max_headers;             /* in: its capacity */
@@ -331,11 +347,16 @@ void lightws_handshake_accept(const char *key, size_t key_len, char *accept);
  * chars from lightws_handshake_key()), Sec-WebSocket-Version: 13, then, when
  * not NULL, Sec-WebSocket-Protocol (`protocols`, e.g. "chat, superchat"),
  * Origin, and the `num_extra` headers of `extra`. Strings are
- * NUL-terminated; `path` defaults to "/" when NULL or empty.
+ * NUL-terminated; `path` defaults to "/" when NULL or empty; an empty
+ * `protocols` or `origin` is not sent. `host` is sent as given (include
+ * the port when it is not the default one).
  * Returns bytes written, LIGHTWS_ERR_NOSPACE, LIGHTWS_ERR_INVALID (host or
- * key NULL, key not 24 chars), or LIGHTWS_ERR_HEADER_INJECTION if any
- * string or header contains CR, LF or NUL (or a header name is not an
- * HTTP token).
+ * key NULL, host empty, key not 24 chars, extra NULL with num_extra > 0,
+ * a header with a NULL name or a NULL value of nonzero length), or
+ * LIGHTWS_ERR_HEADER_INJECTION if any string or header contains CR, LF or
+ * NUL (or another control character but HT), `path` contains a space, or
+ * a header name is not an HTTP token. Arguments are checked before anything
+ * is written: on INVALID or HEADER_INJECTION `out` is untouched.
  */
 ssize_t lightws_handshake_build_request(uint8_t *out, size_t size,
                                         const char *host, const char *path,
@@ -366,9 +387,9 @@ ssize_t lightws_handshake_parse_request(struct lightws_request *req,
 /*
  * Encodes "HTTP/1.1 101 Switching Protocols" with Upgrade, Connection and
  * Sec-WebSocket-Accept derived from `key` (§4.2.2), then
- * Sec-WebSocket-Protocol when `protocol` is not NULL, then `extra`.
- * Returns bytes written, LIGHTWS_ERR_NOSPACE, LIGHTWS_ERR_INVALID or
- * LIGHTWS_ERR_HEADER_INJECTION.
+ * Sec-WebSocket-Protocol when `protocol` is not NULL or empty, then
+ * `extra`. Returns bytes written, LIGHTWS_ERR_NOSPACE, LIGHTWS_ERR_INVALID
+ * (key NULL or key_len not 24) or LIGHTWS_ERR_HEADER_INJECTION (as above).
  */
 ssize_t lightws_handshake_build_response(uint8_t *out, size_t size,
                                          const char *key, size_t key_len,
@@ -378,9 +399,13 @@ ssize_t lightws_handshake_build_response(uint8_t *out, size_t size,
 
 /*
  * Encodes an error response with `status` (e.g. 400, 403, 404, 426, 431)
- * and its reason phrase, "Content-Length: 0" and "Connection: close";
- * 426 also carries "Sec-WebSocket-Version: 13" (§4.2.2, §4.4). `extra` as
- * above. Returns bytes written or an error as above.
+ * and its reason phrase ("Error" for statuses without a known one),
+ * "Content-Length: 0" and "Connection: close". 405 adds "Allow: GET"
+ * (RFC 7231 §6.5.5); 426 adds "Upgrade: websocket" and
+ * "Sec-WebSocket-Version: 13" and sends "Connection: Upgrade, close"
+ * (§4.2.2, §4.4; RFC 7231 §6.5.15, RFC 7230 §6.7). `extra` as above.
+ * Returns bytes written, LIGHTWS_ERR_INVALID for a status outside
+ * 200..599 (1xx are not final answers), or an error as above.
  */
 ssize_t lightws_handshake_build_error(uint8_t *out, size_t size, int status,
                                       const struct lightws_header *extra,
@@ -394,8 +419,13 @@ ssize_t lightws_handshake_build_error(uint8_t *out, size_t size, int status,
  * `protocols` is not NULL, a chosen Sec-WebSocket-Protocol must be one of
  * its comma-separated tokens (BAD_PROTOCOL); when it is NULL, any chosen
  * protocol is BAD_PROTOCOL. Any Sec-WebSocket-Extensions is BAD_EXTENSION
- * (none are offered). Returns the head length or an error as for
- * lightws_handshake_parse_request().
+ * (none are offered). Checks run in this order: BAD_STATUS, HTTP_VERSION
+ * (a 101 below HTTP/1.1), NO_UPGRADE, NO_CONNECTION, BAD_ACCEPT (exact,
+ * case-sensitive), BAD_PROTOCOL (exact match of one offered token; more
+ * than one Sec-WebSocket-Protocol header or a list is BAD_PROTOCOL),
+ * BAD_EXTENSION; `*resp` is filled on each. The space before an empty
+ * reason phrase may be missing. Returns the head length or an error as
+ * for lightws_handshake_parse_request().
  */
 ssize_t lightws_handshake_parse_response(struct lightws_response *resp,
                                          const uint8_t *in, size_t len,
