@@ -97,7 +97,7 @@ void lightws_mask(uint8_t *buf, size_t len, const uint8_t key[4],
 void lightws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len,
                        const uint8_t key[4], uint64_t offset) {
   if ((key[0] | key[1] | key[2] | key[3]) == 0) {
-    if (dst != src) memcpy(dst, src, len);
+    if (dst != src && len > 0) memcpy(dst, src, len);
     return;
   }
   mask_run(dst, src, len, key, offset);

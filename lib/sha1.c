@@ -59,6 +59,7 @@ void lightws__sha1_init(struct lightws__sha1 *c) {
 void lightws__sha1_update(struct lightws__sha1 *c, const void *data,
                           size_t len) {
   const uint8_t *p = data;
+  if (len == 0) return; /* `data` may be NULL */
   c->len += len;
   if (c->used > 0) {
     size_t n = 64 - c->used;

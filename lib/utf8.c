@@ -37,10 +37,13 @@ static uint32_t lead(unsigned b) {
 
 int lightws_utf8_feed(struct lightws_utf8 *u, const uint8_t *in, size_t len) {
   uint32_t st = u->state;
-  const uint8_t *end = in + len;
+  const uint8_t *end;
   unsigned need, lo, hi;
 
   if (st & FAILED) return LIGHTWS_ERR_UTF8;
+  if (len == 0) /* `in` may be NULL then; NULL + 0 is undefined in C99 */
+    return st ? LIGHTWS_UTF8_INCOMPLETE : LIGHTWS_UTF8_VALID;
+  end = in + len;
   need = st & 3;
   lo = (st >> 8) & 0xFF;
   hi = (st >> 16) & 0xFF;
