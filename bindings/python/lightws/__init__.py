@@ -1,0 +1,146 @@
+# SPDX-License-Identifier: MIT
+"""lightws: fast websocket (RFC 6455) streams over a C core that never
+allocates per frame.
+
+    import lightws
+    with lightws.connect("ws://127.0.0.1:8080/chat") as ws:
+        ws.send("hello")
+        print(ws.recv())
+
+``connect()`` and ``accept()`` return a blocking ``WebSocket`` (socket-like
+timeouts, one reader and one writer thread at a time); ``lightws.asyncio``
+has the same over an event loop, and ``lightws.codec`` the sans-IO codec.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
+from urllib.parse import urlsplit
+
+from . import _core
+from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_RBUF_SIZE,
+                    RawStream, WebSocket, _UNSET)
+from ._core import Chunk, Request, Response
+from .errors import (WANT_READ, WANT_WRITE, CloseCode, ConnectionClosed,
+                     ConnectionClosedError, ConnectionClosedOK, HandshakeError,
+                     InvalidUsage, Opcode, ProtocolError, WebSocketError,
+                     WouldBlock)
+
+__all__ = [
+    "connect", "accept", "parse_url", "WebSocket", "RawStream", "Chunk",
+    "Request", "Response", "Opcode", "CloseCode", "WebSocketError",
+    "ProtocolError", "ConnectionClosed", "ConnectionClosedOK",
+    "ConnectionClosedError", "HandshakeError", "InvalidUsage", "WouldBlock",
+    "WANT_READ", "WANT_WRITE", "OPT_NO_UTF8_CHECK", "OPT_NO_AUTO_PONG",
+    "OPT_NO_MASK_CHECK", "__version__", "c_version",
+]
+
+__version__ = "0.1.0"
+
+OPT_NO_UTF8_CHECK = _core.OPT_NO_UTF8_CHECK   #: do not validate text
+OPT_NO_AUTO_PONG = _core.OPT_NO_AUTO_PONG     #: do not answer pings
+OPT_NO_MASK_CHECK = _core.OPT_NO_MASK_CHECK   #: accept frames whatever the mask bit
+
+Headers = Sequence[Tuple[str, str]]
+
+
+def c_version() -> str:
+    """Version of the C library inside the extension."""
+    return _core.version()
+
+
+def parse_url(url: str) -> Tuple[str, int, str, str]:
+    """(host to connect to, port, Host header value, request path) of a
+    ws:// URL (RFC 6455 §3). wss:// is refused: TLS is not built in."""
+    u = urlsplit(url)
+    if u.scheme == "wss":
+        raise InvalidUsage("wss:// needs TLS, which lightws does not provide; "
+                           "connect a TLS tunnel and pass its socket")
+    if u.scheme != "ws":
+        raise InvalidUsage(f"not a ws:// URL: {url!r}")
+    if not u.hostname:
+        raise InvalidUsage(f"no host in {url!r}")
+    host = u.hostname
+    port = u.port or 80
+    authority = f"[{host}]" if ":" in host else host
+    if u.port is not None and u.port != 80:
+        authority += f":{u.port}"
+    path = u.path or "/"
+    if u.query:
+        path += "?" + u.query
+    return host, port, authority, path
+
+
+def _protocols(protocols: Union[None, str, Sequence[str]]) -> Optional[str]:
+    if protocols is None or isinstance(protocols, str):
+        return protocols
+    return ", ".join(protocols) if protocols else None
+
+
+def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = None,
+            protocols: Union[None, str, Sequence[str]] = None,
+            origin: Optional[str] = None, headers: Optional[Headers] = None,
+            timeout: Optional[float] = _UNSET, max_size: Optional[int] = DEFAULT_MAX_SIZE,
+            rbuf_size: int = DEFAULT_RBUF_SIZE, mask: str = "random",
+            options: int = 0, close_timeout: float = DEFAULT_CLOSE_TIMEOUT) -> WebSocket:
+    """Opens a client websocket and runs the opening handshake (§4.1).
+
+    ``target`` is a ws:// URL (a TCP connection is made, TCP_NODELAY set),
+    or a connected socket, object with fileno(), or int descriptor; then
+    ``host`` (Host header, default "localhost") and ``path`` (default "/")
+    describe the request. ``protocols`` offers subprotocols (the chosen one
+    is ``ws.subprotocol``); ``timeout`` bounds the connect and the
+    handshake and stays the WebSocket's timeout. ``mask`` is "random" (a
+    fresh key per frame, §5.3), "fixed" or "zero" (trusted paths only).
+    Raises HandshakeError (``status`` for a non-101 answer), OSError,
+    TimeoutError.
+    """
+    if isinstance(target, str):
+        thost, port, authority, upath = parse_url(target)
+        t = None if timeout is _UNSET else timeout
+        sock = socket.create_connection((thost, port), timeout=t)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        host = host or authority
+        path = path or upath
+        target = sock
+        if timeout is _UNSET:
+            timeout = None
+    ws = WebSocket(target, client=True, timeout=timeout, max_size=max_size,
+                   rbuf_size=rbuf_size, mask=mask, options=options,
+                   close_timeout=close_timeout)
+    try:
+        ws._client_handshake(host or "localhost", path or "/",
+                             _protocols(protocols), origin, headers)
+    except BaseException:
+        ws._release()
+        raise
+    return ws
+
+
+def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
+           headers: Optional[Headers] = None,
+           select_subprotocol: Optional[Callable[[Request], Optional[str]]] = None,
+           timeout: Optional[float] = _UNSET, max_size: Optional[int] = DEFAULT_MAX_SIZE,
+           rbuf_size: int = DEFAULT_RBUF_SIZE, options: int = 0,
+           close_timeout: float = DEFAULT_CLOSE_TIMEOUT) -> WebSocket:
+    """Runs the server side of the opening handshake (§4.2) on an accepted
+    connection (socket, object with fileno(), or int descriptor).
+
+    The request is ``ws.request`` (``ws.path`` its target). The subprotocol
+    is the first one the client offered that is in ``protocols``, or what
+    ``select_subprotocol(request)`` returns. ``headers`` are added to the
+    101 response. An invalid request is answered with its HTTP status (400,
+    405, 426, 431), the socket is closed and HandshakeError raised.
+    """
+    ws = WebSocket(sock, client=False, timeout=timeout, max_size=max_size,
+                   rbuf_size=rbuf_size, options=options, close_timeout=close_timeout)
+    try:
+        ws._server_handshake(protocols, headers, select_subprotocol)
+    except BaseException:
+        ws._release()
+        raise
+    return ws

@@ -1,0 +1,664 @@
+# SPDX-License-Identifier: MIT
+"""The connection logic shared by the blocking and asyncio APIs.
+
+Every operation is written as a resumable *step*: a function that makes
+nonblocking C calls until it is done, or raises WouldBlock with all its
+progress kept in the object. The blocking API (WebSocket here) runs a step
+and waits with poll() between attempts; lightws.asyncio runs the same steps
+and waits on the event loop. The C side holds no message state that Python
+must copy: a message is assembled in Python, straight from the socket when
+the payload is large (lightws_stream_read reads into our buffer).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import select
+import socket
+import threading
+import time
+from typing import (Any, Callable, Iterator, List, Optional, Sequence, Tuple,
+                    TypeVar, Union)
+
+from . import _core
+from ._core import CStream, Chunk, Request, Response
+from .errors import (ConnectionClosed, ConnectionClosedError,
+                     ConnectionClosedOK, InvalidUsage, Opcode, ProtocolError,
+                     WebSocketError, WouldBlock)
+
+T = TypeVar("T")
+Data = Union[str, bytes, bytearray, memoryview]
+Headers = Sequence[Tuple[str, str]]
+
+WANT_READ = _core.WANT_READ
+WANT_WRITE = _core.WANT_WRITE
+
+DEFAULT_MAX_SIZE = 64 * 1024 * 1024   #: largest message recv() accepts
+DEFAULT_RBUF_SIZE = 64 * 1024         #: receive buffer lent to the C stream
+DEFAULT_CLOSE_TIMEOUT = 10.0          #: close(): wait this long for the peer
+_SCRATCH = 64 * 1024                  # first buffer of a message being read
+
+_UNSET: Any = object()
+
+
+class _SendJob:
+    """One message (or fragment) on its way out; ``sent`` survives a
+    WouldBlock so the frame continues where it stopped."""
+
+    __slots__ = ("opcode", "data", "flags", "sent", "started")
+
+    def __init__(self, opcode: int, data: Any, flags: int) -> None:
+        self.opcode = opcode
+        self.data = data
+        self.flags = flags
+        self.sent = 0
+        self.started = False
+
+
+def _as_fd(obj: Any) -> Tuple[Optional[socket.socket], int, Any]:
+    """(socket object or None, fd, owner to close) for a socket, anything
+    with fileno(), or an int descriptor (a socket: we wrap and own it)."""
+    if isinstance(obj, socket.socket):
+        return obj, obj.fileno(), obj
+    if isinstance(obj, int):
+        sock = socket.socket(fileno=obj)
+        return sock, obj, sock
+    if hasattr(obj, "fileno"):
+        return None, obj.fileno(), obj
+    raise TypeError(f"expected a socket, an object with fileno() or an int fd, "
+                    f"not {type(obj).__name__}")
+
+
+class BaseWebSocket:
+    """State and resumable steps of one websocket connection (no waiting)."""
+
+    def __init__(self, sock: Any, *, client: bool, max_size: Optional[int] = DEFAULT_MAX_SIZE,
+                 rbuf_size: int = DEFAULT_RBUF_SIZE, mask: str = "random",
+                 options: int = 0, data: bytes = b"", closefd: bool = True) -> None:
+        self._sock, self._fd, self._owner = _as_fd(sock)
+        os.set_blocking(self._fd, False)
+        if self._sock is not None:
+            self._sock.setblocking(False)
+        self._closefd = closefd
+        self._c = CStream(self._fd, _core.ROLE_CLIENT if client else _core.ROLE_SERVER,
+                          rbuf_size, options)
+        self.client = client
+        self.max_size = max_size if max_size else 0xFFFFFFFF
+        limit = min(self.max_size, 0xFFFFFFFF)
+        self._c.set_limits(limit, limit)
+        if client and mask != "random":
+            self._c.set_mask_mode(mask)
+        if data:
+            self._c.feed(data)
+        self.request: Optional[Request] = None
+        self.response: Optional[Response] = None
+        self.subprotocol: Optional[str] = None
+        # reading: the message being assembled
+        self._rmsg: Optional[bytearray] = None
+        self._rpos = 0
+        self._scratch = bytearray(_SCRATCH)
+        # writing: an unfinished message, and the opcode of an open
+        # fragmented message (0 if none)
+        self._pending: Optional[_SendJob] = None
+        self._frag_opcode = 0
+        self._fd_closed = False
+
+    # -- introspection ---------------------------------------------------
+    def fileno(self) -> int:
+        """The socket's descriptor (-1 once closed)."""
+        return -1 if self._fd_closed else self._fd
+
+    @property
+    def path(self) -> Optional[str]:
+        """Server side: the request-target of the upgrade request."""
+        return self.request.path if self.request else None
+
+    @property
+    def close_code(self) -> Optional[int]:
+        """The peer's close code (1005 none, 1006 no close frame), or None
+        while open."""
+        code = self._c.close_code()
+        return code or None
+
+    @property
+    def close_reason(self) -> str:
+        return self._c.close_reason()
+
+    @property
+    def last_pong(self) -> Optional[bytes]:
+        """Payload of the last pong received (recorded by reads), or None."""
+        return self._c.last_pong
+
+    @property
+    def closed(self) -> bool:
+        """True once the close handshake completed, the stream failed, or
+        close() released the socket."""
+        return self._fd_closed or self._c.closing() == 2 or self._c.error() != 0
+
+    @property
+    def want(self) -> int:
+        """What the last WouldBlock waited for: WANT_READ | WANT_WRITE bits."""
+        return self._c.want()
+
+    @property
+    def pending(self) -> bool:
+        """True while a message accepted by send() is not fully written."""
+        return self._pending is not None
+
+    def __repr__(self) -> str:
+        role = "client" if self.client else "server"
+        state = "closed" if self._fd_closed else f"fd={self._fd}"
+        return f"<{type(self).__name__} {role} {state}>"
+
+    # -- steps: reading ----------------------------------------------------
+    def _step_recv(self) -> Union[str, bytes]:
+        """Assembles one message; resumable after WouldBlock."""
+        buf = self._rmsg if self._rmsg is not None else self._scratch
+        pos = self._rpos
+        while True:
+            if pos == len(buf):
+                # Grow: the C limit (max_size) fails the message with 1009
+                # before it passes max_size, so max_size + 1 always suffices.
+                size = min(max(len(buf) * 2, _SCRATCH), self.max_size + 1)
+                bigger = bytearray(size)
+                bigger[:pos] = buf
+                buf = self._rmsg = bigger
+            try:
+                ch = self._c.read_into(memoryview(buf)[pos:])
+            except WouldBlock:
+                if buf is self._scratch and pos:
+                    # keep the partial message; the scratch is reused later
+                    self._rmsg = bytearray(buf[:pos]) + bytearray(_SCRATCH)
+                self._rpos = pos
+                raise
+            except BaseException:
+                self._rmsg, self._rpos = None, 0
+                raise
+            pos += ch.nbytes
+            if ch.message_end:
+                self._rmsg, self._rpos = None, 0
+                view = memoryview(buf)[:pos]
+                if ch.opcode == Opcode.TEXT:
+                    return str(view, "utf-8")
+                return bytes(view)
+
+    def _step_read_chunk(self, buf: Any) -> Chunk:
+        return self._c.read_into(buf)
+
+    def _step_read_bytes(self, buf: Any) -> int:
+        return self._c.read_bytes_into(buf)
+
+    # -- steps: writing ----------------------------------------------------
+    def _new_job(self, data: Data, opcode: Optional[int], fin: bool) -> _SendJob:
+        if isinstance(data, str):
+            payload: Any = data.encode("utf-8")
+            kind = Opcode.TEXT
+        else:
+            payload = data
+            kind = Opcode.BINARY
+        if self._frag_opcode:
+            op = self._frag_opcode       # a fragmented message continues
+        elif opcode is not None:
+            op = int(opcode)
+            if op not in (Opcode.TEXT, Opcode.BINARY):
+                raise InvalidUsage("send() takes Opcode.TEXT or Opcode.BINARY; "
+                                   "use ping()/pong()/close() for control frames")
+        else:
+            op = kind
+        return _SendJob(op, payload, 0 if fin else _core.SEND_FRAGMENT)
+
+    def _step_job(self, job: _SendJob) -> None:
+        data = job.data
+        total = len(data) if isinstance(data, (bytes, bytearray)) else memoryview(data).nbytes
+        while True:
+            view = data if job.sent == 0 else memoryview(data).cast("B")[job.sent:]
+            n = self._c.send(job.opcode, view, job.flags)
+            job.started = True
+            job.sent += n
+            if job.sent >= total:
+                return
+
+    def _take_job(self, job: _SendJob) -> None:
+        """Records that send() accepted ``job`` (it continues a fragmented
+        message until a final fragment)."""
+        self._frag_opcode = job.opcode if job.flags & _core.SEND_FRAGMENT else 0
+
+    def _step_pending(self) -> None:
+        if self._pending is not None:
+            self._step_job(self._pending)
+            self._pending = None
+
+    def _keep_pending(self, job: _SendJob) -> None:
+        # Copy the unsent rest: the caller may reuse its buffer at once.
+        rest = memoryview(job.data).cast("B")[job.sent:].tobytes()
+        job.data, job.sent = rest, 0
+        self._pending = job
+        if not rest:
+            self._pending = None
+
+    def _flush_for_reader(self, want: int) -> int:
+        """A read that would block may hold a pending control frame (an
+        automatic pong, our close): write it, and drop WANT_WRITE when it is
+        out or a data frame being written will carry it."""
+        try:
+            self._c.flush()
+            return want & ~WANT_WRITE
+        except WouldBlock:
+            return want
+
+    def _step_flush(self) -> None:
+        """Writes the pending message rest and any pending control frame."""
+        self._step_pending()
+        self._c.flush()
+
+    def _step_control(self, fn: Callable[[], None]) -> None:
+        """ping/pong/close: queue into the control slot (WouldBlock while it
+        is busy with an earlier control frame)."""
+        try:
+            fn()
+        except WouldBlock:
+            if not self._c.flush():
+                raise WouldBlock(WANT_WRITE)
+            fn()
+
+    # -- close -------------------------------------------------------------
+    def _release(self) -> None:
+        """Closes the transport (once)."""
+        if self._fd_closed:
+            return
+        self._fd_closed = True
+        if not self._closefd:
+            return
+        try:
+            if self._sock is not None:
+                try:
+                    self._sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            close = getattr(self._owner, "close", None)
+            if close is not None:
+                close()
+        except OSError:
+            pass
+
+    def _need_close_frame(self) -> bool:
+        return (not self._fd_closed and self._c.closing() == 0
+                and self._c.error() == 0)
+
+
+class WebSocket(BaseWebSocket):
+    """A blocking websocket stream over a socket (socket-like timeouts).
+
+    The descriptor is made nonblocking: C calls never block and run under
+    a lock, while waiting for readiness happens outside it with poll().
+    ``settimeout(None)`` (default) blocks, ``settimeout(t)`` raises
+    TimeoutError after t seconds, ``settimeout(0)`` raises BlockingIOError
+    (a WouldBlock whose ``want`` tells what to wait for) instead of
+    waiting; a later call resumes with no byte lost.
+
+    Threads: one reader (recv, recv_into, read, iteration) and one writer
+    (send, write, ping, pong) may use the stream at the same time; readers
+    are serialized among themselves, and so are writers.
+    """
+
+    def __init__(self, sock: Any, *, client: bool, timeout: Optional[float] = _UNSET,
+                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT, **kw: Any) -> None:
+        if timeout is _UNSET:
+            timeout = sock.gettimeout() if isinstance(sock, socket.socket) else None
+        super().__init__(sock, client=client, **kw)
+        self._timeout: Optional[float] = timeout
+        self.close_timeout = close_timeout
+        self._rlock = threading.RLock()
+        self._wlock = threading.RLock()
+
+    # -- timeouts ----------------------------------------------------------
+    def settimeout(self, value: Optional[float]) -> None:
+        """None: block; 0: never wait (BlockingIOError); t: wait t seconds
+        per call, then TimeoutError (socket.timeout)."""
+        if value is not None:
+            value = float(value)
+            if value < 0:
+                raise ValueError("timeout value out of range")
+        self._timeout = value
+
+    def gettimeout(self) -> Optional[float]:
+        return self._timeout
+
+    def setblocking(self, flag: bool) -> None:
+        self.settimeout(None if flag else 0.0)
+
+    def _wait(self, want: int, deadline: Optional[float]) -> None:
+        if self._fd_closed:
+            raise ConnectionClosedError(1006, "socket closed")
+        events = (select.POLLIN if want & WANT_READ else 0) | \
+                 (select.POLLOUT if want & WANT_WRITE else 0)
+        poller = select.poll()
+        poller.register(self._fd, events or select.POLLIN)
+        if deadline is None:
+            ms = None
+        else:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("timed out")
+            ms = max(1, math.ceil(left * 1000))
+        if not poller.poll(ms):
+            raise socket.timeout("timed out")
+
+    def _run(self, step: Callable[[], T], reading: bool,
+             timeout: Optional[float] = _UNSET) -> T:
+        t = self._timeout if timeout is _UNSET else timeout
+        deadline = None if t is None else time.monotonic() + t
+        while True:
+            try:
+                return step()
+            except WouldBlock as e:
+                if t == 0:
+                    raise
+                want = e.want
+            if reading and want & WANT_WRITE:
+                want = self._flush_for_reader(want)
+                if not want:
+                    continue
+            self._wait(want, deadline)
+
+    # -- opening handshake (used by connect() and accept()) -----------------
+    def _client_handshake(self, host: str, path: str, protocols: Optional[str],
+                          origin: Optional[str], headers: Optional[Headers]) -> None:
+        try:
+            self._c.client_start(host, path, protocols, origin, headers)
+        except WouldBlock:
+            pass
+        self.response = self._run(self._c.client_handshake, False)
+        self.subprotocol = self.response.protocol
+
+    def _server_handshake(self, protocols: Optional[Sequence[str]],
+                          headers: Optional[Headers],
+                          select_subprotocol: Optional[Callable[[Request], Optional[str]]]) -> None:
+        from .errors import HandshakeError
+        try:
+            self.request = self._run(self._c.server_read_request, False)
+        except HandshakeError as e:
+            if e.status:
+                try:
+                    self._run(lambda: self._c.server_reject(e.status), False)
+                except (OSError, WebSocketError):
+                    pass
+            raise
+        chosen = _choose_subprotocol(self.request, protocols, select_subprotocol)
+        self._run(lambda: self._c.server_accept(chosen, headers), False)
+        self.subprotocol = chosen
+
+    # -- messages ----------------------------------------------------------
+    def recv(self) -> Union[str, bytes]:
+        """The next whole message: str for text, bytes for binary.
+
+        Raises ConnectionClosedOK/ConnectionClosedError when the peer
+        closed (its close was answered), ProtocolError when it broke the
+        RFC (lightws sent the close frame), TimeoutError, BlockingIOError.
+        """
+        with self._rlock:
+            return self._run(self._step_recv, True)
+
+    def __iter__(self) -> Iterator[Union[str, bytes]]:
+        """Messages until the peer closes normally (ConnectionClosedOK ends
+        the iteration; other errors propagate)."""
+        while True:
+            try:
+                yield self.recv()
+            except ConnectionClosedOK:
+                return
+
+    def recv_into(self, buffer: Any) -> int:
+        """Zero-copy read of the next piece of a message into ``buffer``
+        (bytearray, memoryview, array...): returns the bytes stored. Never
+        crosses a message boundary; see recv_chunk_into() for where the
+        message ends."""
+        return self.recv_chunk_into(buffer).nbytes
+
+    def recv_chunk_into(self, buffer: Any) -> Chunk:
+        """Like recv_into(), with the message's opcode and whether this
+        piece ends a frame / the message: a Chunk(nbytes, opcode,
+        frame_end, message_end)."""
+        with self._rlock:
+            return self._run(lambda: self._step_read_chunk(buffer), True)
+
+    def send(self, data: Data, opcode: Optional[int] = None, *, fin: bool = True) -> None:
+        """Sends one message: str as text, bytes-like as binary (``opcode``
+        overrides: Opcode.TEXT for UTF-8 you encoded). ``fin=False`` sends
+        a fragment; the following send() calls continue the message (with
+        its opcode) until one has fin=True.
+
+        Nonblocking (settimeout(0)): raises BlockingIOError only when the
+        message was not taken (retry later); once send() returns, the
+        message is ours and any rest goes out with the next send() or
+        flush()."""
+        job = self._new_job(data, opcode, fin)
+        with self._wlock:
+            self._submit(job)
+
+    def _submit(self, job: _SendJob) -> None:
+        self._run(self._step_pending, False)   # raises: job not taken
+        try:
+            self._run(lambda: self._step_job(job), False)
+        except (WouldBlock, socket.timeout):
+            if not job.started:
+                raise
+            # The frame is under way in C: keep the rest so the next write
+            # finishes it first.
+            self._keep_pending(job)
+            self._take_job(job)
+            if self._timeout == 0:
+                return
+            raise
+        self._take_job(job)
+
+    def send_fragments(self, parts: Any, opcode: Optional[int] = None) -> None:
+        """Sends an iterable of str or bytes as one fragmented message."""
+        it = iter(parts)
+        try:
+            cur = next(it)
+        except StopIteration:
+            self.send(b"" if opcode != Opcode.TEXT else "", opcode)
+            return
+        with self._wlock:
+            for nxt in it:
+                self.send(cur, opcode, fin=False)
+                cur = nxt
+            self.send(cur, opcode, fin=True)
+
+    def flush(self) -> None:
+        """Writes what send() kept (nonblocking mode) and any queued control
+        frame; BlockingIOError if that would block."""
+        with self._wlock:
+            self._run(self._step_flush, False)
+
+    def ping(self, data: Union[bytes, str] = b"") -> None:
+        """Sends a ping (payload up to 125 bytes). The pong shows up in
+        ``last_pong`` once a read has seen it."""
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        self._control(lambda: self._c.ping(payload))
+
+    def pong(self, data: Union[bytes, str] = b"") -> None:
+        """Sends an unsolicited pong (pings are answered automatically)."""
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        self._control(lambda: self._c.pong(payload))
+
+    def _control(self, fn: Callable[[], None]) -> None:
+        with self._wlock:
+            self._run(lambda: self._step_control(fn), False)
+            if self._timeout == 0:
+                try:
+                    self._c.flush()
+                except WouldBlock:
+                    pass            # queued; goes out with the next write
+                return
+            try:
+                self._run(self._c.flush, False)
+            except InvalidUsage:
+                pass
+
+    # -- byte stream -------------------------------------------------------
+    def read(self, size: int = 65536) -> bytes:
+        """Up to ``size`` payload bytes, ignoring message boundaries (the
+        byte-stream view); b"" once the peer closed or the transport ended."""
+        buf = bytearray(size)
+        n = self.readinto(buf)
+        return bytes(memoryview(buf)[:n]) if n != len(buf) else bytes(buf)
+
+    def readinto(self, buffer: Any) -> int:
+        """Byte-stream read into ``buffer``; 0 at the end of the stream."""
+        with self._rlock:
+            try:
+                return self._run(lambda: self._step_read_bytes(buffer), True)
+            except ConnectionClosed:
+                return 0
+
+    def write(self, data: Any) -> int:
+        """Sends ``data`` as one binary frame (the byte-stream view);
+        returns len(data)."""
+        if self._frag_opcode:
+            raise InvalidUsage("a fragmented message is open; finish it with send()")
+        job = _SendJob(Opcode.BINARY, data, 0)
+        with self._wlock:
+            self._submit(job)
+        return len(memoryview(data).cast("B")) if not isinstance(data, bytes) else len(data)
+
+    def makefile(self, mode: str = "rb", buffering: Optional[int] = None) -> Any:
+        """A file object over the byte-stream view: "rb", "wb" or "rwb";
+        buffering=0 gives the RawStream itself."""
+        raw = RawStream(self)
+        if buffering == 0:
+            return raw
+        size = buffering if buffering and buffering > 0 else io.DEFAULT_BUFFER_SIZE
+        if "r" in mode and "w" in mode:
+            return io.BufferedRWPair(raw, raw, size)
+        if "w" in mode:
+            return io.BufferedWriter(raw, size)
+        return io.BufferedReader(raw, size)
+
+    # -- closing -----------------------------------------------------------
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Closes the connection: sends a close frame with ``code`` and
+        ``reason`` (unless one was sent or the stream failed), waits up to
+        ``close_timeout`` for the peer's close, then closes the socket.
+        Idempotent."""
+        if self._fd_closed:
+            return
+        deadline = time.monotonic() + self.close_timeout
+        try:
+            if self._need_close_frame():
+                rb = reason.encode("utf-8")
+                if self._wlock.acquire(timeout=self.close_timeout):
+                    try:
+                        left = max(0.0, deadline - time.monotonic())
+                        self._run(self._step_pending, False, left)
+                        self._run(lambda: self._step_control(
+                            lambda: self._c.close(code, rb)), False, left)
+                        self._run(self._c.flush, False, max(0.0, deadline - time.monotonic()))
+                    finally:
+                        self._wlock.release()
+            if self._c.closing() != 2 and self._c.error() == 0:
+                left = max(0.0, deadline - time.monotonic())
+                if self._rlock.acquire(timeout=left):
+                    try:
+                        self._drain(deadline)
+                    finally:
+                        self._rlock.release()
+            elif self._c.closing() == 2:
+                # The close reply may still be queued.
+                try:
+                    self._run(self._c.flush, False, max(0.0, deadline - time.monotonic()))
+                except (OSError, WebSocketError):
+                    pass
+            if self.client and not self._fd_closed:
+                self._wait_server_eof(deadline)
+        except (OSError, WebSocketError):
+            pass
+        finally:
+            self._release()
+
+    def _drain(self, deadline: float) -> None:
+        buf = bytearray(16384)
+        while self._c.closing() != 2:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            try:
+                self._run(lambda: self._c.read_bytes_into(buf), True, left)
+            except (ConnectionClosed, ProtocolError):
+                return
+
+    def _wait_server_eof(self, deadline: float) -> None:
+        # §7.1.1: the server closes TCP first; the client waits (bounded).
+        try:
+            if self._sock is not None:
+                self._sock.shutdown(socket.SHUT_WR)
+            buf = bytearray(4096)
+            while True:
+                left = min(deadline - time.monotonic(), 2.0)
+                if left <= 0:
+                    return
+                self._wait(WANT_READ, time.monotonic() + left)
+                if os.readv(self._fd, [buf]) <= 0:
+                    return
+        except (OSError, WebSocketError):
+            return
+
+    def __enter__(self) -> "WebSocket":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class RawStream(io.RawIOBase):
+    """io.RawIOBase over a WebSocket's byte-stream view (read_bytes /
+    write): wrap it in io.BufferedReader or use it with
+    shutil.copyfileobj. Closing it closes the WebSocket."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        super().__init__()
+        self.ws = ws
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self.ws.fileno()
+
+    def readinto(self, b: Any) -> Optional[int]:  # type: ignore[override]
+        try:
+            return self.ws.readinto(b)
+        except BlockingIOError:
+            return None
+
+    def write(self, b: Any) -> Optional[int]:  # type: ignore[override]
+        try:
+            return self.ws.write(b)
+        except BlockingIOError:
+            return None
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                self.ws.close()
+            finally:
+                super().close()
+
+
+def _choose_subprotocol(req: Request, protocols: Optional[Sequence[str]],
+                        select: Optional[Callable[[Request], Optional[str]]]) -> Optional[str]:
+    if select is not None:
+        return select(req)
+    if not protocols:
+        return None
+    offered = req.protocols
+    for p in offered:       # the client's order of preference (§4.2.2)
+        if p in protocols:
+            return p
+    return None

@@ -1,0 +1,683 @@
+# SPDX-License-Identifier: MIT
+"""The only module that touches the cffi extension (ffi, lib).
+
+It turns C return codes into exceptions (one place: ``error_for``) and wraps
+one C stream in ``CStream``: every C call runs under the stream's lock and
+never blocks (the descriptor is nonblocking), so another thread can use the
+stream while this one waits for readiness outside the lock.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
+
+from ._lightws import ffi, lib
+from .errors import (ConnectionClosedError, HandshakeError, InvalidUsage,
+                     ProtocolError, WebSocketError, WouldBlock, closed_error)
+
+Headers = Sequence[Tuple[str, str]]
+
+WANT_READ = lib.LIGHTWS_WANT_READ
+WANT_WRITE = lib.LIGHTWS_WANT_WRITE
+ERR_WOULDBLOCK = lib.LIGHTWS_ERR_WOULDBLOCK
+ERR_CLOSED = lib.LIGHTWS_ERR_CLOSED
+ERR_EOF = lib.LIGHTWS_ERR_EOF
+ERR_SYSTEM = lib.LIGHTWS_ERR_SYSTEM
+ERR_BUSY = lib.LIGHTWS_ERR_BUSY
+ERR_INCOMPLETE = lib.LIGHTWS_ERR_INCOMPLETE
+SEND_FRAGMENT = lib.LIGHTWS_SEND_FRAGMENT
+SEND_MASK_IN_PLACE = lib.LIGHTWS_SEND_MASK_IN_PLACE
+OPT_DIRECT = lib.LIGHTWS_OPT_DIRECT
+OPT_NO_UTF8_CHECK = lib.LIGHTWS_OPT_NO_UTF8_CHECK
+OPT_NO_AUTO_PONG = lib.LIGHTWS_OPT_NO_AUTO_PONG
+OPT_NO_MASK_CHECK = lib.LIGHTWS_OPT_NO_MASK_CHECK
+ROLE_SERVER = lib.LIGHTWS_SERVER
+ROLE_CLIENT = lib.LIGHTWS_CLIENT
+MASK_MODES = {"random": lib.LIGHTWS_MASK_RANDOM, "fixed": lib.LIGHTWS_MASK_FIXED,
+              "zero": lib.LIGHTWS_MASK_ZERO}
+DEFAULT_MAX_FRAME = lib.LIGHTWS_DEFAULT_MAX_FRAME
+DEFAULT_MAX_MESSAGE = lib.LIGHTWS_DEFAULT_MAX_MESSAGE
+RBUF_MIN = lib.LIGHTWS_RBUF_MIN
+KEY_LEN = lib.LIGHTWS_KEY_LEN
+ACCEPT_LEN = lib.LIGHTWS_ACCEPT_LEN
+HANDSHAKE_HEAD_MAX = lib.LIGHTWS_HANDSHAKE_HEAD_MAX
+HANDSHAKE_HEADERS_MAX = lib.LIGHTWS_HANDSHAKE_HEADERS_MAX
+FRAME_HEADER_MAX = lib.LIGHTWS_FRAME_HEADER_MAX
+CONTROL_MAX = lib.LIGHTWS_CONTROL_MAX
+DECODE_EXPECT_MASKED = lib.LIGHTWS_DECODE_EXPECT_MASKED
+DECODE_EXPECT_UNMASKED = lib.LIGHTWS_DECODE_EXPECT_UNMASKED
+DECODE_ALLOW_RSV1 = lib.LIGHTWS_DECODE_ALLOW_RSV1
+DECODE_ALLOW_RSV2 = lib.LIGHTWS_DECODE_ALLOW_RSV2
+DECODE_ALLOW_RSV3 = lib.LIGHTWS_DECODE_ALLOW_RSV3
+DECODE_ALLOW_NONMINIMAL = lib.LIGHTWS_DECODE_ALLOW_NONMINIMAL
+UTF8_VALID = lib.LIGHTWS_UTF8_VALID
+UTF8_INCOMPLETE = lib.LIGHTWS_UTF8_INCOMPLETE
+
+
+def version() -> str:
+    """Version string of the C library compiled into the extension."""
+    return ffi.string(lib.lightws_version()).decode()
+
+
+def errname(err: int) -> str:
+    return ffi.string(lib.lightws_errname(err)).decode()
+
+
+def strerror(err: int) -> str:
+    return ffi.string(lib.lightws_strerror(err)).decode()
+
+
+def close_code_for(err: int) -> int:
+    return lib.lightws_close_code(err)
+
+
+def http_status_for(err: int) -> int:
+    return lib.lightws_http_status(err)
+
+
+def close_code_valid(code: int) -> bool:
+    return bool(lib.lightws_close_code_valid(code))
+
+
+def error_table() -> List[Tuple[int, str, str, int, int]]:
+    """(value, name, message, close code, HTTP status) of every C error."""
+    out = []
+    for err in range(-1, -100, -1):
+        name = errname(err)
+        if name != "UNKNOWN":
+            out.append((err, name, strerror(err), close_code_for(err),
+                        http_status_for(err)))
+    return out
+
+
+def error_for(rc: int, sys_errno: int = 0, status: int = 0) -> BaseException:
+    """The exception for C return code ``rc`` (negative).
+
+    WOULDBLOCK, CLOSED and EOF need the stream's state and are made by
+    CStream; here they get neutral values.
+    """
+    name = errname(rc)
+    msg = strerror(rc)
+    if rc == ERR_SYSTEM:
+        return OSError(sys_errno, os.strerror(sys_errno) if sys_errno else msg)
+    if rc == ERR_WOULDBLOCK:
+        return WouldBlock()
+    if rc == ERR_EOF:
+        return ConnectionClosedError(1006, "")
+    if rc == ERR_CLOSED:
+        return closed_error(1005, "")
+    code = lib.lightws_close_code(rc)
+    if code:
+        return ProtocolError(msg, code, name, rc)
+    if -99 <= rc <= -60:
+        return HandshakeError(msg, name, rc, status or lib.lightws_http_status(rc))
+    if rc in (lib.LIGHTWS_ERR_INVALID, lib.LIGHTWS_ERR_NOSPACE, ERR_BUSY,
+              lib.LIGHTWS_ERR_INCOMPLETE):
+        return InvalidUsage(msg, name, rc)
+    err = WebSocketError(msg)
+    err.errname, err.errcode = name, rc
+    return err
+
+
+def _s(ptr, n: int) -> str:
+    """A (pointer, length) pair of the C structs as str ('' for NULL)."""
+    if ptr == ffi.NULL:
+        return ""
+    return ffi.unpack(ptr, n).decode("latin-1")
+
+
+def _opt_s(ptr, n: int) -> Optional[str]:
+    if ptr == ffi.NULL:
+        return None
+    return ffi.unpack(ptr, n).decode("latin-1")
+
+
+def _cstr(value: Optional[str]):
+    if value is None:
+        return ffi.NULL
+    return ffi.new("char[]", value.encode("utf-8"))
+
+
+def _header_array(headers: Optional[Headers]):
+    """(struct lightws_header[] or NULL, count, keepalive list)."""
+    if not headers:
+        return ffi.NULL, 0, []
+    arr = ffi.new("struct lightws_header[]", len(headers))
+    keep = [arr]
+    for i, (name, value) in enumerate(headers):
+        bn, bv = name.encode("latin-1"), value.encode("latin-1")
+        cn, cv = ffi.new("char[]", bn), ffi.new("char[]", bv)
+        keep += [cn, cv]
+        arr[i].name, arr[i].name_len = cn, len(bn)
+        arr[i].value, arr[i].value_len = cv, len(bv)
+    return arr, len(headers), keep
+
+
+def _headers_out(arr, n: int) -> List[Tuple[str, str]]:
+    return [(_s(arr[i].name, arr[i].name_len), _s(arr[i].value, arr[i].value_len))
+            for i in range(n)]
+
+
+class Request(NamedTuple):
+    """A client's upgrade request (RFC 6455 §4.2.1), copied out of C."""
+
+    method: str
+    path: str
+    host: str
+    key: str
+    origin: Optional[str]
+    protocol: Optional[str]       # first Sec-WebSocket-Protocol value
+    extensions: Optional[str]
+    version: int
+    headers: List[Tuple[str, str]]
+    head_len: int
+
+    @property
+    def protocols(self) -> List[str]:
+        """The subprotocols the client offered, in its order."""
+        out: List[str] = []
+        for name, value in self.headers:
+            if name.lower() == "sec-websocket-protocol":
+                out += [t.strip() for t in value.split(",") if t.strip()]
+        return out
+
+    def header(self, name: str) -> Optional[str]:
+        """First header named ``name`` (case-insensitive), or None."""
+        low = name.lower()
+        for n, v in self.headers:
+            if n.lower() == low:
+                return v
+        return None
+
+
+class Response(NamedTuple):
+    """A server's handshake response (RFC 6455 §4.2.2), copied out of C."""
+
+    status: int
+    reason: str
+    accept: Optional[str]
+    protocol: Optional[str]
+    extensions: Optional[str]
+    headers: List[Tuple[str, str]]
+    head_len: int
+
+    def header(self, name: str) -> Optional[str]:
+        low = name.lower()
+        for n, v in self.headers:
+            if n.lower() == low:
+                return v
+        return None
+
+
+def _request_out(req) -> Request:
+    return Request(
+        _s(req.method, req.method_len), _s(req.path, req.path_len),
+        _s(req.host, req.host_len), _s(req.key, req.key_len),
+        _opt_s(req.origin, req.origin_len), _opt_s(req.protocol, req.protocol_len),
+        _opt_s(req.extensions, req.extensions_len), req.version,
+        _headers_out(req.headers, req.num_headers), req.head_len)
+
+
+def _response_out(resp) -> Response:
+    return Response(
+        resp.status, _s(resp.reason, resp.reason_len),
+        _opt_s(resp.accept, resp.accept_len), _opt_s(resp.protocol, resp.protocol_len),
+        _opt_s(resp.extensions, resp.extensions_len),
+        _headers_out(resp.headers, resp.num_headers), resp.head_len)
+
+
+class Chunk(NamedTuple):
+    """What one message-aware read delivered."""
+
+    nbytes: int        # payload bytes stored
+    opcode: int        # Opcode.TEXT or Opcode.BINARY (of the message)
+    frame_end: bool    # this chunk ends a frame
+    message_end: bool  # this chunk ends the message
+
+
+class CStream:
+    """One struct lightws_stream plus its receive buffer, owned by Python.
+
+    Every method makes one nonblocking C call under ``self.lock`` and
+    raises WouldBlock (with ``want`` read under the same lock), an
+    exception from ``error_for``, or ConnectionClosed built from the
+    stream's close code and reason.
+    """
+
+    def __init__(self, fd: int, role: int, rbuf_size: int = 65536,
+                 options: int = 0) -> None:
+        self.lock = threading.Lock()
+        self._s = ffi.new("struct lightws_stream *")
+        self._rbuf = ffi.new("uint8_t[]", rbuf_size)
+        self._chunk = ffi.new("struct lightws_chunk *")
+        self._lenp = ffi.new("size_t *")
+        self._hdrs = ffi.new("struct lightws_header[]", HANDSHAKE_HEADERS_MAX)
+        self._opts = None
+        self.fd = fd
+        self.role = role
+        self.last_pong: Optional[bytes] = None
+        rc = lib.lightws_stream_init(self._s, role, fd, self._rbuf, rbuf_size,
+                                     options)
+        if rc < 0:
+            raise error_for(rc, ffi.errno)
+
+    # -- errors ------------------------------------------------------------
+    def _fail(self, rc: int) -> BaseException:
+        # Called with the lock held, right after the failing call.
+        if rc == ERR_WOULDBLOCK:
+            return WouldBlock(lib.lightws_stream_want(self._s))
+        if rc == ERR_CLOSED:
+            return closed_error(lib.lightws_stream_close_code(self._s),
+                                self._close_reason())
+        return error_for(rc, ffi.errno)
+
+    def _close_reason(self) -> str:
+        p = lib.lightws_stream_close_reason(self._s, self._lenp)
+        if p == ffi.NULL or self._lenp[0] == 0:
+            return ""
+        return ffi.unpack(p, self._lenp[0]).decode("utf-8", "replace")
+
+    def _note_pong(self) -> None:
+        p = lib.lightws_stream_pong_data(self._s, self._lenp)
+        if p != ffi.NULL:
+            self.last_pong = ffi.unpack(ffi.cast("char *", p), self._lenp[0])
+
+    # -- configuration -----------------------------------------------------
+    def set_limits(self, max_frame: int, max_message: int) -> None:
+        with self.lock:
+            lib.lightws_stream_set_limits(self._s, max_frame, max_message)
+
+    def set_mask_mode(self, mode: str) -> None:
+        with self.lock:
+            rc = lib.lightws_stream_set_mask_mode(self._s, MASK_MODES[mode])
+        if rc < 0:
+            raise error_for(rc)
+
+    def feed(self, data: bytes) -> None:
+        with self.lock:
+            rc = lib.lightws_stream_feed(self._s, ffi.from_buffer("uint8_t[]", data),
+                                         len(data))
+        if rc < 0:
+            raise error_for(rc)
+
+    # -- reading -----------------------------------------------------------
+    def read_into(self, buf) -> Chunk:
+        """lightws_stream_read: up to len(buf) bytes of one message."""
+        with ffi.from_buffer("uint8_t[]", buf, require_writable=True) as p:
+            with self.lock:
+                n = lib.lightws_stream_read(self._s, p, len(p), self._chunk)
+                self._note_pong()
+                if n < 0:
+                    raise self._fail(n)
+                c = self._chunk
+                return Chunk(n, c.opcode, bool(c.frame_end), bool(c.message_end))
+
+    def recv_chunk(self) -> Tuple[bytes, int, bool, bool]:
+        """lightws_stream_recv: the next piece, copied out of rbuf."""
+        with self.lock:
+            n = lib.lightws_stream_recv(self._s, self._chunk)
+            self._note_pong()
+            if n < 0:
+                raise self._fail(n)
+            c = self._chunk
+            return (ffi.buffer(c.data, n)[:] if n else b"", c.opcode,
+                    bool(c.frame_end), bool(c.message_end))
+
+    def read_bytes_into(self, buf) -> int:
+        """lightws_stream_read_bytes: payload bytes, boundaries ignored."""
+        with ffi.from_buffer("uint8_t[]", buf, require_writable=True) as p:
+            with self.lock:
+                n = lib.lightws_stream_read_bytes(self._s, p, len(p))
+                self._note_pong()
+                if n < 0:
+                    raise self._fail(n)
+                return n
+
+    # -- writing -----------------------------------------------------------
+    def send(self, opcode: int, data, flags: int = 0) -> int:
+        """lightws_stream_send: one (part of a) frame; bytes sent."""
+        if flags & SEND_MASK_IN_PLACE:
+            cm = ffi.from_buffer("uint8_t[]", data, require_writable=True)
+        else:
+            cm = ffi.from_buffer("uint8_t[]", data)
+        with cm as p:
+            with self.lock:
+                n = lib.lightws_stream_send(self._s, opcode, p, len(p), flags)
+                if n < 0:
+                    raise self._fail(n)
+                return n
+
+    def write(self, data) -> int:
+        """lightws_stream_write: one binary frame (or its continuation)."""
+        with ffi.from_buffer("uint8_t[]", data) as p:
+            with self.lock:
+                n = lib.lightws_stream_write(self._s, p, len(p))
+                if n < 0:
+                    raise self._fail(n)
+                return n
+
+    def sendv(self, msgs: Sequence[Tuple[int, object]]) -> int:
+        """lightws_stream_sendv: several complete frames, one syscall."""
+        arr = ffi.new("struct lightws_msg[]", len(msgs))
+        keep = []
+        for i, (opcode, data) in enumerate(msgs):
+            p = ffi.from_buffer("uint8_t[]", data)
+            keep.append(p)
+            arr[i].data, arr[i].len, arr[i].opcode = p, len(p), opcode
+        try:
+            with self.lock:
+                n = lib.lightws_stream_sendv(self._s, arr, len(msgs))
+                if n < 0:
+                    raise self._fail(n)
+                return n
+        finally:
+            for p in keep:
+                ffi.release(p)
+
+    def _control(self, fn, data: bytes) -> None:
+        with self.lock:
+            rc = fn(self._s, ffi.from_buffer("uint8_t[]", data), len(data))
+            if rc < 0:
+                raise self._fail(rc)
+
+    def ping(self, data: bytes = b"") -> None:
+        self._control(lib.lightws_stream_ping, data)
+
+    def pong(self, data: bytes = b"") -> None:
+        self._control(lib.lightws_stream_pong, data)
+
+    def close(self, code: int, reason: bytes) -> None:
+        with self.lock:
+            rc = lib.lightws_stream_close(self._s, code, reason, len(reason))
+            if rc < 0:
+                raise self._fail(rc)
+
+    def flush(self) -> bool:
+        """Writes a pending control frame. True when nothing is pending,
+        False when a data frame is partly written (it must finish first)."""
+        with self.lock:
+            rc = lib.lightws_stream_flush(self._s)
+            if rc == ERR_BUSY:
+                return False
+            if rc < 0:
+                raise self._fail(rc)
+            return True
+
+    # -- state -------------------------------------------------------------
+    def want(self) -> int:
+        with self.lock:
+            return lib.lightws_stream_want(self._s)
+
+    def close_code(self) -> int:
+        with self.lock:
+            return lib.lightws_stream_close_code(self._s)
+
+    def close_reason(self) -> str:
+        with self.lock:
+            return self._close_reason()
+
+    def closing(self) -> int:
+        with self.lock:
+            return lib.lightws_stream_closing(self._s)
+
+    def error(self) -> int:
+        with self.lock:
+            return lib.lightws_stream_error(self._s)
+
+    # -- opening handshake -------------------------------------------------
+    def client_start(self, host: str, path: str, protocols: Optional[str] = None,
+                     origin: Optional[str] = None,
+                     headers: Optional[Headers] = None, max_head: int = 0) -> None:
+        """lightws_client_start; WouldBlock means: continue with
+        client_handshake() when ready."""
+        opt = ffi.new("struct lightws_client_options *")
+        keep = [_cstr(protocols), _cstr(origin)]
+        arr, n, hkeep = _header_array(headers)
+        opt.protocols, opt.origin = keep
+        opt.headers, opt.num_headers, opt.max_head = arr, n, max_head
+        chost, cpath = _cstr(host), _cstr(path)
+        with self.lock:
+            rc = lib.lightws_client_start(self._s, chost, cpath, opt)
+            if rc < 0:
+                raise self._handshake_fail(rc)
+
+    def client_handshake(self) -> Response:
+        resp = ffi.new("struct lightws_response *")
+        resp.headers, resp.max_headers = self._hdrs, HANDSHAKE_HEADERS_MAX
+        with self.lock:
+            rc = lib.lightws_client_handshake(self._s, resp)
+            if rc < 0:
+                raise self._handshake_fail(rc, resp.status)
+            return _response_out(resp)
+
+    def server_read_request(self, max_head: int = 0) -> Request:
+        """lightws_server_read_request; a HandshakeError carries the HTTP
+        status to reject with and, as ``request``, what was parsed."""
+        req = ffi.new("struct lightws_request *")
+        req.headers, req.max_headers = self._hdrs, HANDSHAKE_HEADERS_MAX
+        with self.lock:
+            rc = lib.lightws_server_read_request(self._s, req, max_head)
+            if rc < 0:
+                err = self._handshake_fail(rc)
+                if isinstance(err, HandshakeError):
+                    try:
+                        err.request = _request_out(req)  # type: ignore[attr-defined]
+                    except Exception:  # a head too broken to copy out
+                        err.request = None  # type: ignore[attr-defined]
+                raise err
+            return _request_out(req)
+
+    def server_accept(self, protocol: Optional[str] = None,
+                      headers: Optional[Headers] = None) -> None:
+        arr, n, keep = _header_array(headers)
+        cproto = _cstr(protocol)
+        with self.lock:
+            rc = lib.lightws_server_accept(self._s, cproto, arr, n)
+            if rc < 0:
+                raise self._handshake_fail(rc)
+
+    def server_reject(self, status: int, headers: Optional[Headers] = None) -> None:
+        arr, n, keep = _header_array(headers)
+        with self.lock:
+            rc = lib.lightws_server_reject(self._s, status, arr, n)
+            if rc < 0:
+                raise self._handshake_fail(rc)
+
+    def _handshake_fail(self, rc: int, status: int = 0) -> BaseException:
+        if rc == ERR_WOULDBLOCK:
+            return WouldBlock(lib.lightws_stream_want(self._s))
+        if rc == ERR_EOF:
+            return HandshakeError("connection closed during the opening handshake",
+                                  "EOF", rc)
+        return error_for(rc, ffi.errno, status)
+
+
+# -- sans-IO codec (lightws.codec re-exports these) --------------------------
+
+class Frame(NamedTuple):
+    """A frame head (RFC 6455 §5.2)."""
+
+    opcode: int
+    length: int
+    fin: bool = True
+    mask: Optional[bytes] = None   # 4-byte masking key, or None
+    rsv: int = 0                   # RSV bits as in byte 0: 0x40, 0x20, 0x10
+    header_len: int = 0            # decode: bytes of the head
+
+
+def _frame_struct(frame: Frame):
+    f = ffi.new("struct lightws_frame *")
+    f.length, f.fin, f.rsv, f.opcode = frame.length, int(frame.fin), frame.rsv, frame.opcode
+    if frame.mask is not None:
+        if len(frame.mask) != 4:
+            raise ValueError("a masking key has 4 bytes")
+        f.masked = 1
+        f.mask = list(frame.mask)
+    return f
+
+
+def frame_header_size(length: int, masked: bool = False) -> int:
+    return lib.lightws_frame_header_size(length, int(masked))
+
+
+def encode_frame_header(frame: Frame) -> bytes:
+    """The head of ``frame`` in its shortest form; InvalidUsage for a
+    frame RFC 6455 forbids sending."""
+    f = _frame_struct(frame)
+    out = ffi.new("uint8_t[]", FRAME_HEADER_MAX)
+    n = lib.lightws_frame_encode(f, out, FRAME_HEADER_MAX)
+    if n < 0:
+        raise error_for(n)
+    return ffi.buffer(out, n)[:]
+
+
+def encode_frame_header_unchecked(frame: Frame) -> bytes:
+    f = _frame_struct(frame)
+    out = ffi.new("uint8_t[]", FRAME_HEADER_MAX)
+    n = lib.lightws_frame_encode_unchecked(f, out)
+    return ffi.buffer(out, n)[:]
+
+
+def decode_frame_header(data, flags: int = 0) -> Tuple[Optional[Frame], int]:
+    """(frame, head length), or (None, bytes needed so far) when ``data``
+    ends inside the head. ProtocolError for a head the RFC forbids."""
+    f = ffi.new("struct lightws_frame *")
+    with ffi.from_buffer("uint8_t[]", data) as p:
+        n = lib.lightws_frame_decode(f, p, len(p), flags)
+    if n == ERR_INCOMPLETE:
+        return None, f.header_len
+    if n < 0:
+        raise error_for(n)
+    mask = bytes(f.mask) if f.masked else None
+    return Frame(f.opcode, f.length, bool(f.fin), mask, f.rsv, f.header_len), n
+
+
+def mask(data, key: bytes, offset: int = 0) -> bytes:
+    """``data`` XORed with the 4-byte ``key`` (§5.3), starting at payload
+    byte number ``offset``."""
+    if len(key) != 4:
+        raise ValueError("a masking key has 4 bytes")
+    src = bytes(data) if not isinstance(data, bytes) else data
+    out = ffi.new("uint8_t[]", max(len(src), 1))
+    lib.lightws_mask_copy(out, ffi.from_buffer("uint8_t[]", src), len(src),
+                          ffi.from_buffer("uint8_t[]", key), offset)
+    return ffi.buffer(out, len(src))[:]
+
+
+def mask_into(buf, key: bytes, offset: int = 0) -> None:
+    """Masks a writable buffer (bytearray, memoryview) in place."""
+    if len(key) != 4:
+        raise ValueError("a masking key has 4 bytes")
+    with ffi.from_buffer("uint8_t[]", buf, require_writable=True) as p:
+        lib.lightws_mask(p, len(p), ffi.from_buffer("uint8_t[]", key), offset)
+
+
+class Utf8Validator:
+    """Incremental UTF-8 validation (§8.1) across any split of the text."""
+
+    def __init__(self) -> None:
+        self._u = ffi.new("struct lightws_utf8 *")
+
+    def feed(self, data) -> bool:
+        """True if the text so far is complete valid UTF-8, False if it ends
+        inside a sequence; ProtocolError (UTF8, 1007) if it can never be."""
+        with ffi.from_buffer("uint8_t[]", data) as p:
+            rc = lib.lightws_utf8_feed(self._u, p, len(p))
+        if rc < 0:
+            raise error_for(rc)
+        return rc == UTF8_VALID
+
+    def reset(self) -> None:
+        self._u = ffi.new("struct lightws_utf8 *")
+
+
+def new_key() -> str:
+    """A fresh Sec-WebSocket-Key (base64 of 16 random bytes)."""
+    key = ffi.new("char[]", KEY_LEN + 1)
+    rc = lib.lightws_handshake_key(key)
+    if rc < 0:
+        raise error_for(rc, ffi.errno)
+    return ffi.string(key).decode()
+
+
+def accept_key(key) -> str:
+    """Sec-WebSocket-Accept for ``key`` (§4.2.2)."""
+    b = key.encode() if isinstance(key, str) else bytes(key)
+    out = ffi.new("char[]", ACCEPT_LEN + 1)
+    lib.lightws_handshake_accept(b, len(b), out)
+    return ffi.string(out).decode()
+
+
+def _grow(fn, size: int = 1024) -> bytes:
+    while True:
+        out = ffi.new("uint8_t[]", size)
+        n = fn(out, size)
+        if n == lib.LIGHTWS_ERR_NOSPACE and size < (1 << 20):
+            size *= 4
+            continue
+        if n < 0:
+            raise error_for(n)
+        return ffi.buffer(out, n)[:]
+
+
+def build_request(host: str, path: str = "/", key: Optional[str] = None,
+                  protocols: Optional[str] = None, origin: Optional[str] = None,
+                  headers: Optional[Headers] = None) -> bytes:
+    """A client upgrade request (§4.1). ``key`` defaults to new_key()."""
+    arr, n, keep = _header_array(headers)
+    k = _cstr(key if key is not None else new_key())
+    h, p, pr, o = _cstr(host), _cstr(path), _cstr(protocols), _cstr(origin)
+    return _grow(lambda out, size: lib.lightws_handshake_build_request(
+        out, size, h, p, k, pr, o, arr, n))
+
+
+def parse_request(data, max_head: int = 0) -> Optional[Request]:
+    """The upgrade request at the start of ``data``, None if incomplete;
+    HandshakeError (with ``status``) for an invalid one."""
+    req = ffi.new("struct lightws_request *")
+    hdrs = ffi.new("struct lightws_header[]", HANDSHAKE_HEADERS_MAX)
+    req.headers, req.max_headers = hdrs, HANDSHAKE_HEADERS_MAX
+    with ffi.from_buffer("uint8_t[]", data) as p:
+        n = lib.lightws_handshake_parse_request(req, p, len(p), max_head)
+        if n == ERR_INCOMPLETE:
+            return None
+        if n < 0:
+            raise error_for(n)
+        return _request_out(req)
+
+
+def build_response(key: str, protocol: Optional[str] = None,
+                   headers: Optional[Headers] = None) -> bytes:
+    """The 101 response for a request with Sec-WebSocket-Key ``key``."""
+    arr, n, keep = _header_array(headers)
+    k = key.encode("latin-1")
+    pr = _cstr(protocol)
+    return _grow(lambda out, size: lib.lightws_handshake_build_response(
+        out, size, k, len(k), pr, arr, n))
+
+
+def build_error(status: int, headers: Optional[Headers] = None) -> bytes:
+    """An HTTP error response (400, 426 with Sec-WebSocket-Version...)."""
+    arr, n, keep = _header_array(headers)
+    return _grow(lambda out, size: lib.lightws_handshake_build_error(
+        out, size, status, arr, n))
+
+
+def parse_response(data, key: Optional[str] = None,
+                   protocols: Optional[str] = None,
+                   max_head: int = 0) -> Optional[Response]:
+    """The server's response at the start of ``data``, None if incomplete;
+    HandshakeError if it does not accept the upgrade."""
+    resp = ffi.new("struct lightws_response *")
+    hdrs = ffi.new("struct lightws_header[]", HANDSHAKE_HEADERS_MAX)
+    resp.headers, resp.max_headers = hdrs, HANDSHAKE_HEADERS_MAX
+    k, pr = _cstr(key), _cstr(protocols)
+    with ffi.from_buffer("uint8_t[]", data) as p:
+        n = lib.lightws_handshake_parse_response(resp, p, len(p), max_head, k, pr)
+        if n == ERR_INCOMPLETE:
+            return None
+        if n < 0:
+            raise error_for(n, 0, resp.status)
+        return _response_out(resp)

@@ -1,0 +1,176 @@
+# SPDX-License-Identifier: MIT
+"""Exceptions raised by lightws, and the RFC 6455 numbers as IntEnums.
+
+Every lightws exception derives from WebSocketError, except two that keep
+the standard library's meaning: a would-block condition is BlockingIOError
+(a WouldBlock subclass that also says what to wait for) and a system error
+is OSError with its errno. Misuse of the API raises InvalidUsage, which is
+also a ValueError.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+from typing import Optional
+
+__all__ = [
+    "Opcode", "CloseCode", "WebSocketError", "ProtocolError",
+    "ConnectionClosed", "ConnectionClosedOK", "ConnectionClosedError",
+    "HandshakeError", "InvalidUsage", "WouldBlock", "WANT_READ", "WANT_WRITE",
+]
+
+WANT_READ = 1   #: WouldBlock.want bit: wait until the socket is readable
+WANT_WRITE = 2  #: WouldBlock.want bit: wait until the socket is writable
+
+
+class Opcode(enum.IntEnum):
+    """Frame opcodes, RFC 6455 §5.2 (§11.8 registry)."""
+
+    CONTINUATION = 0x0
+    """§5.4: continuation of a fragmented message."""
+    TEXT = 0x1
+    """§5.6: a text frame; the message is UTF-8."""
+    BINARY = 0x2
+    """§5.6: a binary frame; the application interprets the bytes."""
+    CLOSE = 0x8
+    """§5.5.1: starts or answers the closing handshake."""
+    PING = 0x9
+    """§5.5.2: asks the peer for a pong with the same payload."""
+    PONG = 0xA
+    """§5.5.3: answers a ping (or serves as an unsolicited heartbeat)."""
+
+
+class CloseCode(enum.IntEnum):
+    """Close status codes, RFC 6455 §7.4.1 (registry §11.7)."""
+
+    NORMAL = 1000
+    """1000: normal closure; the purpose of the connection is fulfilled."""
+    GOING_AWAY = 1001
+    """1001: an endpoint is going away (server down, page navigated away)."""
+    PROTOCOL_ERROR = 1002
+    """1002: the endpoint terminates because of a protocol error."""
+    UNSUPPORTED_DATA = 1003
+    """1003: a type of data the endpoint cannot accept."""
+    NO_STATUS = 1005
+    """1005: reserved; the close frame had no status code (never sent)."""
+    ABNORMAL = 1006
+    """1006: reserved; closed without a close frame (never sent)."""
+    INVALID_DATA = 1007
+    """1007: data inconsistent with the message type (e.g. non-UTF-8 text)."""
+    POLICY_VIOLATION = 1008
+    """1008: a message violates the endpoint's policy."""
+    MESSAGE_TOO_BIG = 1009
+    """1009: a message too big to process."""
+    MANDATORY_EXTENSION = 1010
+    """1010: the client expected the server to negotiate an extension."""
+    INTERNAL_ERROR = 1011
+    """1011: the server met an unexpected condition."""
+    TLS_HANDSHAKE = 1015
+    """1015: reserved; the TLS handshake failed (never sent)."""
+
+
+class WebSocketError(Exception):
+    """Base class of lightws errors.
+
+    ``errname`` is the C error name (``"UTF8"``, ``"BAD_KEY"``...) and
+    ``errcode`` the negative LIGHTWS_ERR_* value, when one applies.
+    """
+
+    errname: Optional[str] = None
+    errcode: int = 0
+
+
+class InvalidUsage(WebSocketError, ValueError):
+    """The API was misused (LIGHTWS_ERR_INVALID, NOSPACE, BUSY...)."""
+
+    def __init__(self, message: str, errname: Optional[str] = None,
+                 errcode: int = 0) -> None:
+        super().__init__(message)
+        self.errname = errname
+        self.errcode = errcode
+
+
+class ProtocolError(WebSocketError):
+    """The peer broke RFC 6455.
+
+    lightws already sent a close frame with ``close_code`` (1002 protocol
+    error, 1007 invalid UTF-8, 1009 too big) and the stream is failed.
+    """
+
+    def __init__(self, message: str, close_code: int, errname: str,
+                 errcode: int = 0) -> None:
+        super().__init__(message)
+        self.close_code = close_code
+        self.errname = errname
+        self.errcode = errcode
+
+    def __str__(self) -> str:
+        return f"{self.args[0]} ({self.errname}, close code {self.close_code})"
+
+
+class ConnectionClosed(WebSocketError):
+    """The connection is closed: ``code`` and ``reason`` are those the peer
+    sent (1005 if its close had no code, 1006 if the transport ended
+    without a close frame)."""
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        super().__init__(code, reason)
+        self.code = code
+        self.reason = reason
+
+    def __str__(self) -> str:
+        if self.reason:
+            return f"connection closed: {self.code} {self.reason}"
+        return f"connection closed: {self.code}"
+
+
+class ConnectionClosedOK(ConnectionClosed):
+    """Closed normally: code 1000, 1001 or 1005 (no status)."""
+
+
+class ConnectionClosedError(ConnectionClosed):
+    """Closed with an error code, or without a close frame (1006)."""
+
+
+def closed_error(code: int, reason: str = "") -> ConnectionClosed:
+    """The ConnectionClosed subclass that fits ``code``."""
+    if code in (1000, 1001, 1005):
+        return ConnectionClosedOK(code, reason)
+    return ConnectionClosedError(code, reason)
+
+
+class HandshakeError(WebSocketError):
+    """The opening handshake failed (RFC 6455 §4).
+
+    ``status`` is the HTTP status: on a client, what the server answered
+    (``BAD_STATUS``); on a server, what lightws answered the client with
+    (400, 405, 426, 431), or 0.
+    """
+
+    def __init__(self, message: str, errname: str, errcode: int = 0,
+                 status: int = 0) -> None:
+        super().__init__(message)
+        self.errname = errname
+        self.errcode = errcode
+        self.status = status
+
+    def __str__(self) -> str:
+        s = f"{self.args[0]} ({self.errname})"
+        return f"{s}, HTTP status {self.status}" if self.status else s
+
+
+class WouldBlock(BlockingIOError):
+    """The operation would block (nonblocking mode: ``settimeout(0)``).
+
+    ``want`` is a set of WANT_READ / WANT_WRITE bits: wait for that
+    readiness of ``fileno()``, then call again; no progress is lost. For
+    ``send()``, ``characters_written`` is how much of the message is out;
+    the rest stays queued in the WebSocket and goes out with the next
+    send() or flush().
+    """
+
+    def __init__(self, want: int = WANT_READ, written: int = 0) -> None:
+        super().__init__(errno.EAGAIN, "operation would block")
+        self.want = want
+        self.characters_written = written
