@@ -42,4 +42,6 @@ if [ ! -d "$top/build/node/node_modules/ws" ]; then
     (cd "$top/build/node" && { [ -f package.json ] || echo '{"name":"lightws-peers","private":true}' > package.json; } \
         && npm install --silent --no-audit --no-fund ws >/dev/null)
 fi
+# bufferutil (native masking for ws; bench only): optional, prebuilt binaries from the npm registry.
+[ -d "$top/build/node/node_modules/bufferutil" ] || (cd "$top/build/node" && npm install --silent --no-audit --no-fund bufferutil >/dev/null 2>&1) || echo "deps: bufferutil not installed (ws masks in JS)"
 echo "deps: ok"

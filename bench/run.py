@@ -1,0 +1,391 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Side-by-side benchmark harness for lightws (stdlib only).
+
+Runs every implementation over loopback TCP (server and client in separate
+processes), rounds interleaved so machine noise hits all alike, and prints one
+table of medians, each figure also as a ratio to raw TCP measured in the same
+round. See docs in bench/RESULTS.md.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+PY = "/usr/bin/python3"
+
+GiB, MiB = 1 << 30, 1 << 20
+# name, mode, total (bytes or round trips), size, what the figure is
+WORKLOADS = [
+    ("W1", "bulk", 1 * GiB, 16384, "1 GiB in 16 KiB frames, MB/s"),
+    ("W2", "bulk", 256 * MiB, 1024, "256 MiB in 1 KiB frames, MB/s"),
+    ("W3", "pingpong", 100000, 64, "100k round trips of 64 B, rtt/s"),
+]
+
+TARGETS = {  # ratios to raw TCP in the same round
+    "lightws-c": {"W1": 0.95, "W2": 1.0, "W3": 1.0},
+    "lightws-py": {"W1": 0.8, "W2": 0.5, "W3": 0.5},
+    "lightws-lua54": {"W1": 0.8, "W2": 0.5, "W3": 0.6},
+}
+
+
+def impls():
+    lua_path = os.path.join(ROOT, "bindings", "lua", "?.lua") + ";;"
+    return [
+        dict(name="raw", what="raw TCP, C, one write per frame (the limit)",
+             cmd=[os.path.join(BUILD, "raw-bench")], alloc=True),
+        dict(name="lightws-c", what="lightws C (build/lightws-bench)",
+             cmd=[os.path.join(BUILD, "lightws-bench")], alloc=True),
+        dict(name="wslay", what="wslay 1.1 event API (Debian libwslay)",
+             cmd=[os.path.join(BUILD, "wslay-bench")], alloc=True),
+        dict(name="websockets", what="python3-websockets 10.4, asyncio, C speedups",
+             cmd=[PY, os.path.join(ROOT, "bench", "websockets_bench.py")]),
+        dict(name="node-ws", what="node ws 8 (+bufferutil if installed)",
+             cmd=["node", os.path.join(ROOT, "bench", "ws_bench.js")]),
+        dict(name="lightws-py", what="lightws Python binding (cffi)",
+             cmd=[PY, os.path.join(ROOT, "bench", "lightws_bench.py")],
+             env={"PYTHONPATH": os.path.join(ROOT, "bindings", "python")},
+             probe=[PY, "-c", "import lightws"]),
+        dict(name="lightws-lua54", what="lightws Lua 5.4 binding",
+             cmd=["lua5.4", os.path.join(ROOT, "bench", "lightws_bench.lua")],
+             env={"LUA_CPATH": os.path.join(BUILD, "lua54", "?.so") + ";;", "LUA_PATH": lua_path},
+             probe=["lua5.4", "-e", "require('lightws')"]),
+        dict(name="lightws-luajit", what="lightws LuaJIT binding",
+             cmd=["luajit", os.path.join(ROOT, "bench", "lightws_bench.lua")],
+             env={"LUA_CPATH": os.path.join(BUILD, "luajit", "?.so") + ";;", "LUA_PATH": lua_path},
+             probe=["luajit", "-e", "require('lightws')"]),
+    ]
+
+
+def available(impl):
+    """Returns None if the implementation can run, else why not."""
+    exe = impl["cmd"][0]
+    if os.path.sep in exe:
+        if not os.path.exists(exe):
+            return "missing " + os.path.relpath(exe, ROOT)
+    elif shutil.which(exe) is None:
+        return "no " + exe
+    for arg in impl["cmd"][1:]:
+        if arg.startswith(ROOT) and not os.path.exists(arg):
+            return "missing " + os.path.relpath(arg, ROOT)
+    if impl.get("probe"):
+        p = subprocess.run(impl["probe"], env=env_for(impl), capture_output=True, text=True,
+                           cwd=ROOT, timeout=60)
+        if p.returncode != 0:
+            last = (p.stderr.strip().splitlines() or ["?"])[-1]
+            return "cannot load: " + last[:80]
+    return None
+
+
+def env_for(impl, extra=None):
+    env = dict(os.environ)
+    for k, v in impl.get("env", {}).items():
+        env[k] = v
+    if extra:
+        env.update(extra)
+    return env
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def parse_kv(line):
+    return {k: v for k, v in re.findall(r"(\w+)=(\S+)", line)}
+
+
+def run_pair(impl, mode, total, size, timeout, extra_env=None):
+    """Runs server and client; returns (client dict, server dict, stderr text) or raises."""
+    port = free_port()
+    env = env_for(impl, extra_env)
+    args = [mode, str(port), str(total), str(size)]
+    srv = subprocess.Popen(impl["cmd"] + ["server"] + args, env=env, cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cli = subprocess.Popen(impl["cmd"] + ["client"] + args, env=env, cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        cout, cerr = cli.communicate(timeout=timeout)
+        sout, serr = srv.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        for p in (cli, srv):
+            p.kill()
+        for p in (cli, srv):
+            p.communicate()
+        raise RuntimeError("timeout after %ds" % timeout)
+    res = [parse_kv(l) for l in cout.splitlines() if l.startswith("RESULT")]
+    sres = [parse_kv(l) for l in sout.splitlines() if l.startswith("SERVER")]
+    if cli.returncode != 0 or srv.returncode != 0 or not res:
+        msg = (cerr + serr).strip().splitlines()
+        raise RuntimeError("exit %s/%s: %s" % (cli.returncode, srv.returncode,
+                                                (msg[-1] if msg else "no RESULT")[:120]))
+    return res[0], (sres[0] if sres else {}), cerr + serr
+
+
+def scaled(w, scale):
+    name, mode, total, size, _ = w
+    if mode == "bulk":
+        frames = max(1, int(total * scale) // size)
+        return frames * size
+    return max(1, int(total * scale))
+
+
+def figure(mode, res):
+    return float(res["MBps"]) if mode == "bulk" else float(res["rtps"])
+
+
+def run_micro(extra_env):
+    exe = os.path.join(BUILD, "lightws-bench")
+    p = subprocess.run([exe, "micro"], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                       env=dict(os.environ, **extra_env))
+    out = {}
+    for line in p.stdout.splitlines():
+        if line.startswith("MICRO"):
+            kv = parse_kv(line)
+            out[kv["name"]] = float(kv["value"])
+    if p.returncode != 0 and not out:
+        raise RuntimeError((p.stderr.strip().splitlines() or ["micro failed"])[-1])
+    return out
+
+
+def alloc_counts(impl, mode, size, n1, n2):
+    """Heap allocations per frame (client, server): the difference between runs of
+    n1 and n2 frames, so setup allocations cancel out."""
+    so = os.path.join(BUILD, "alloc-count.so")
+    counts = []
+    for n in (n1, n2):
+        total = n * size if mode == "bulk" else n
+        _, _, err = run_pair(impl, mode, total, size, 120, {"LD_PRELOAD": so})
+        vals = [int(x) for x in re.findall(r"ALLOCS count=(\d+)", err)]
+        if len(vals) != 2:
+            raise RuntimeError("alloc counter output missing")
+        counts.append(vals)
+    # stderr order of the two processes is not known: report the larger as the total
+    d = [(counts[1][i] - counts[0][i]) / float(n2 - n1) for i in range(2)]
+    return sum(d)
+
+
+def fmt_num(v):
+    if v is None:
+        return "-"
+    if v >= 100:
+        return "%.0f" % v
+    if v >= 10:
+        return "%.1f" % v
+    return "%.2f" % v
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--scale", type=float, default=1.0)
+    ap.add_argument("--only", default="", help="comma-separated implementation names")
+    ap.add_argument("--workloads", default="", help="comma-separated, e.g. W1,W3")
+    ap.add_argument("--timeout", type=int, default=600, help="seconds per client run")
+    ap.add_argument("--record", default="", help="append the table with the date to this file")
+    ap.add_argument("--json", default=os.path.join(BUILD, "bench", "results.json"))
+    ap.add_argument("--no-micro", action="store_true")
+    a = ap.parse_args()
+
+    all_impls = impls()
+    only = [x for x in a.only.split(",") if x]
+    chosen = [i for i in all_impls if not only or i["name"] in only or i["name"] == "raw"]
+    workloads = [w for w in WORKLOADS if not a.workloads or w[0] in a.workloads.split(",")]
+    skipped = {}
+    for impl in chosen:
+        why = available(impl)
+        if why:
+            skipped[impl["name"]] = why
+    runnable = [i for i in chosen if i["name"] not in skipped]
+    if "raw" in skipped:
+        sys.exit("bench: raw TCP program missing (%s); run `make bench`" % skipped["raw"])
+
+    print("lightws bench: %d rounds, scale %.3g, %s, %d CPUs, %s" % (
+        a.rounds, a.scale, platform.node(), os.cpu_count(),
+        datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")), flush=True)
+    for name, why in skipped.items():
+        print("  skipped %s: %s" % (name, why), flush=True)
+
+    # results[impl][workload] = list of (figure, fps or None, ratio)
+    results = {i["name"]: {w[0]: [] for w in workloads} for i in runnable}
+    errors = {}
+    micro_rounds = []
+    t_start = time.time()
+    for r in range(a.rounds):
+        for w in workloads:
+            name, mode, _, size, _ = w
+            total = scaled(w, a.scale)
+            base = None
+            for impl in runnable:
+                key = (impl["name"], name)
+                if errors.get(key, 0) >= 2:
+                    continue  # failed twice: stop wasting rounds on it
+                try:
+                    res, srv, _ = run_pair(impl, mode, total, size, a.timeout)
+                    if srv and mode == "bulk" and int(srv.get("bytes", -1)) != total:
+                        raise RuntimeError("server got %s bytes, expected %d" % (srv.get("bytes"), total))
+                    if srv and mode == "pingpong" and int(srv.get("frames", -1)) != total:
+                        raise RuntimeError("server echoed %s messages, expected %d" % (srv.get("frames"), total))
+                except Exception as e:  # noqa: BLE001 (a failed run is reported, not fatal)
+                    errors[key] = errors.get(key, 0) + 1
+                    print("  round %d %s %s: FAILED %s" % (r + 1, name, impl["name"], e), flush=True)
+                    continue
+                fig = figure(mode, res)
+                if impl["name"] == "raw":
+                    base = fig
+                ratio = fig / base if base else None
+                fps = float(res["fps"]) if mode == "bulk" else None
+                results[impl["name"]][name].append((fig, fps, ratio))
+                print("  round %d %s %-14s %10.1f %s%s" % (
+                    r + 1, name, impl["name"], fig, "MB/s" if mode == "bulk" else "rtt/s",
+                    "  x%.3f" % ratio if ratio else ""), flush=True)
+        if not a.no_micro and os.path.exists(os.path.join(BUILD, "lightws-bench")):
+            try:
+                micro_rounds.append(run_micro({"BENCH_IDLE_CONNS": "0"}))
+            except Exception as e:  # noqa: BLE001
+                print("  micro FAILED: %s" % e, flush=True)
+
+    # Once: idle RSS and allocations per frame.
+    idle = {}
+    if not a.no_micro and os.path.exists(os.path.join(BUILD, "lightws-bench")):
+        try:
+            idle = run_micro({"BENCH_IDLE_CONNS": "10000"})
+        except Exception as e:  # noqa: BLE001
+            print("  idle RSS FAILED: %s" % e, flush=True)
+    allocs = {}
+    if os.path.exists(os.path.join(BUILD, "alloc-count.so")):
+        for impl in runnable:
+            if not impl.get("alloc"):
+                continue
+            for w in workloads:
+                name, mode, _, size, _ = w
+                try:
+                    allocs[(impl["name"], name)] = alloc_counts(impl, mode, size, 2000, 4000)
+                except Exception as e:  # noqa: BLE001
+                    print("  allocs %s %s FAILED: %s" % (impl["name"], name, e), flush=True)
+
+    lines = render(a, runnable, skipped, workloads, results, errors, micro_rounds, idle, allocs,
+                   time.time() - t_start)
+    print()
+    print("\n".join(lines))
+    os.makedirs(os.path.dirname(a.json), exist_ok=True)
+    with open(a.json, "w") as f:
+        json.dump(dict(results=results, micro=micro_rounds, idle=idle,
+                       allocs={"%s/%s" % k: v for k, v in allocs.items()},
+                       errors={"%s/%s" % k: v for k, v in errors.items()}), f, indent=1)
+    if a.record:
+        with open(a.record, "a") as f:
+            f.write("\n## %s\n\n```\n%s\n```\n" % (
+                datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), "\n".join(lines)))
+    return 0
+
+
+def med(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def render(a, runnable, skipped, workloads, results, errors, micro_rounds, idle, allocs, secs):
+    L = []
+    L.append("lightws bench, %s, %d rounds (medians), scale %.3g, %d CPUs, %.0f s" % (
+        datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), a.rounds, a.scale,
+        os.cpu_count(), secs))
+    L.append("Loopback TCP, TCP_NODELAY, server and client in separate processes; "
+             "x = ratio to raw TCP in the same round.")
+    for w in workloads:
+        L.append("  %s: %s" % (w[0], w[4]))
+    head = "%-15s" % "implementation"
+    for w in workloads:
+        head += " | %-20s" % (w[0] + (" MB/s" if w[1] == "bulk" else " rtt/s"))
+        if w[0] == "W2":
+            head += " | %-9s" % "W2 kfps"
+    head += " | allocs/frame W1 W2 W3"
+    L.append("")
+    L.append(head)
+    L.append("-" * len(head))
+    for impl in runnable:
+        n = impl["name"]
+        row = "%-15s" % n
+        for w in workloads:
+            runs = results[n][w[0]]
+            if not runs:
+                cell = "FAILED" if errors.get((n, w[0])) else "-"
+            else:
+                fig = med([x[0] for x in runs])
+                ratio = med([x[2] for x in runs])
+                cell = "%s x%.2f" % (fmt_num(fig), ratio) if ratio is not None else fmt_num(fig)
+                if len(runs) < a.rounds:
+                    cell += " (%d)" % len(runs)
+            row += " | %-20s" % cell
+            if w[0] == "W2":
+                row += " | %-9s" % (fmt_num(med([x[1] for x in runs]) / 1000.0) if runs else "-")
+        al = [allocs.get((n, w[0])) for w in workloads]
+        row += " | " + " ".join("-" if x is None else "%.2f" % x for x in al)
+        L.append(row)
+    for n, why in skipped.items():
+        L.append("%-15s | not run: %s" % (n, why))
+
+    micro = {}
+    if micro_rounds:
+        for k in micro_rounds[0]:
+            micro[k] = med([m.get(k) for m in micro_rounds])
+    if micro or idle:
+        L.append("")
+        L.append("W4 codec micro (lightws C, median of rounds):")
+        if micro:
+            L.append("  head decode %.2f ns (mixed 6/8/14-byte masked heads), %.2f ns (6-byte head); "
+                     "encode %.2f ns" % (micro.get("head_decode_ns", 0), micro.get("head_decode_small_ns", 0),
+                                         micro.get("head_encode_ns", 0)))
+            L.append("  mask in place %.1f GB/s, masked copy %.1f GB/s, memcpy %.1f GB/s (64 KiB): "
+                     "mask/memcpy x%.2f" % (micro.get("mask_GBps", 0), micro.get("mask_copy_GBps", 0),
+                                           micro.get("memcpy_GBps", 0), micro.get("mask_vs_memcpy", 0)))
+            L.append("  sizeof(struct lightws_stream) = %d bytes" % micro.get("sizeof_stream", 0))
+        if idle.get("idle_conns"):
+            L.append("  %d idle server connections (stream + %d B rbuf each, one frame read): "
+                     "RSS +%.1f MiB = %.0f B per connection" % (
+                         idle["idle_conns"], idle["idle_rbuf_bytes"], idle["idle_rss_kib"] / 1024.0,
+                         idle["idle_bytes_per_conn"]))
+
+    L.append("")
+    L.append("Targets:")
+    for n, tg in TARGETS.items():
+        if n not in results:
+            L.append("  %-14s not run" % n)
+            continue
+        parts = []
+        for wn, want in tg.items():
+            if wn not in results[n]:
+                continue
+            got = med([x[2] for x in results[n][wn]])
+            parts.append("%s x%s >= %.2f %s" % (wn, "-" if got is None else "%.2f" % got, want,
+                                                "ok" if got is not None and got >= want else "MISS"))
+        L.append("  %-14s %s" % (n, "; ".join(parts)))
+    if micro:
+        chk = [("mask/memcpy", micro.get("mask_vs_memcpy"), ">=", 0.9),
+               ("head decode ns", micro.get("head_decode_ns"), "<=", 2.0),
+               ("sizeof stream", micro.get("sizeof_stream"), "<=", 256)]
+        al = [v for (n, _), v in allocs.items() if n == "lightws-c"]
+        if al:
+            chk.append(("allocs/frame", max(al), "<=", 0.0))
+        L.append("  lightws-c      " + "; ".join(
+            "%s %s %s %s %s" % (k, fmt_num(v) if v is not None else "-", op, fmt_num(t),
+                                "ok" if v is not None and (v >= t if op == ">=" else v <= t) else "MISS")
+            for k, v, op, t in chk))
+    return L
+
+
+if __name__ == "__main__":
+    sys.exit(main())

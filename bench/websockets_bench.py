@@ -1,0 +1,108 @@
+# SPDX-License-Identifier: MIT
+"""python3-websockets benchmark (asyncio, its C speedups for masking), same CLI as the C programs."""
+import asyncio
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import time
+
+
+def load_speedups():
+    """Debian ships websockets' speedups.c without building it; mk/bench.mk builds it
+    into build/pyws/speedups.so and we register it as websockets.speedups before
+    websockets imports it (frames.py falls back to pure Python otherwise)."""
+    path = os.environ.get("WEBSOCKETS_SPEEDUPS") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "build", "pyws", "speedups.so")
+    if not os.path.exists(path):
+        print("websockets_bench: no C speedups at %s (pure Python masking)" % path, file=sys.stderr)
+        return
+    loader = importlib.machinery.ExtensionFileLoader("websockets.speedups", path)
+    spec = importlib.util.spec_from_file_location("websockets.speedups", path, loader=loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    sys.modules["websockets.speedups"] = mod
+
+
+load_speedups()
+import websockets  # noqa: E402
+from websockets.legacy import framing  # noqa: E402
+
+assert framing.apply_mask.__module__ != "websockets.utils" or "websockets.speedups" not in sys.modules
+
+OPTS = dict(compression=None, max_size=None, ping_interval=None)
+
+
+def usage():
+    sys.exit("usage: websockets_bench.py server|client bulk|pingpong PORT TOTAL SIZE")
+
+
+async def server(mode, port, total, size):
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    stats = [0, 0]
+
+    async def handler(ws):
+        try:
+            if mode == "bulk":
+                async for msg in ws:
+                    stats[0] += len(msg)
+                    stats[1] += 1
+            else:
+                async for msg in ws:
+                    await ws.send(msg)
+                    stats[0] += len(msg)
+                    stats[1] += 1
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            if not done.done():
+                done.set_result(None)
+
+    async with websockets.serve(handler, "127.0.0.1", port, **OPTS):
+        await done
+    print("SERVER bytes=%d frames=%d" % tuple(stats), flush=True)
+
+
+async def client(mode, port, total, size):
+    uri = "ws://127.0.0.1:%d/" % port
+    for _ in range(2000):
+        try:
+            ws = await websockets.connect(uri, **OPTS)
+            break
+        except OSError:
+            await asyncio.sleep(0.01)
+    else:
+        sys.exit("websockets_bench: cannot connect")
+    buf = os.urandom(size)
+    if mode == "bulk":
+        frames = total // size
+        t0 = time.perf_counter()
+        send = ws.send
+        for _ in range(frames):
+            await send(buf)
+        await ws.close()
+        secs = time.perf_counter() - t0
+        print("RESULT secs=%.6f bytes=%d frames=%d MBps=%.1f fps=%.0f"
+              % (secs, frames * size, frames, frames * size / secs / 1e6, frames / secs), flush=True)
+    else:
+        t0 = time.perf_counter()
+        for _ in range(total):
+            await ws.send(buf)
+            await ws.recv()
+        await ws.close()
+        secs = time.perf_counter() - t0
+        print("RESULT secs=%.6f rtts=%d rtps=%.0f" % (secs, total, total / secs), flush=True)
+
+
+def main():
+    if len(sys.argv) != 6 or sys.argv[1] not in ("server", "client") \
+            or sys.argv[2] not in ("bulk", "pingpong"):
+        usage()
+    role, mode, port, total, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), \
+        int(sys.argv[4]), int(sys.argv[5])
+    asyncio.run((server if role == "server" else client)(mode, port, total, size))
+
+
+if __name__ == "__main__":
+    main()

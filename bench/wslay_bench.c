@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: MIT */
+/* wslay benchmark: the wslay_event API on a blocking socket, genmask from a PRNG. */
+#include "bench_common.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <wslay/wslay.h>
+
+/*
+ * wslay has no handshake: both ends here are wslay, so the upgrade is the
+ * RFC 6455 §1.3 sample key and accept value (not timed, not checked).
+ */
+static const char REQUEST[] =
+    "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    "Sec-WebSocket-Version: 13\r\n\r\n";
+static const char RESPONSE[] =
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+    "Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+
+/* Reads byte by byte up to the end of an HTTP head so no frame byte is taken. */
+static int read_head(int fd) {
+  char c;
+  unsigned state = 0;
+  while (state < 4) {
+    if (read(fd, &c, 1) != 1) return -1;
+    state = (c == "\r\n\r\n"[state]) ? state + 1 : (c == '\r' ? 1 : 0);
+  }
+  return 0;
+}
+
+struct ud {
+  int fd;
+  int stop_after_msg; /* pingpong: return WOULDBLOCK once a message arrived */
+  int got_msg;
+  int pingpong;
+  int in_data;        /* bulk server: the frame being read is a data frame */
+  uint64_t rng;
+  uint64_t bytes, frames;
+};
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
+                       int flags, void *user) {
+  struct ud *u = user;
+  ssize_t n;
+  (void)flags;
+  if (u->stop_after_msg && u->got_msg) {
+    wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+    return -1;
+  }
+  do n = recv(u->fd, buf, len, 0); while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    wslay_event_set_error(ctx, (errno == EAGAIN || errno == EWOULDBLOCK)
+                                   ? WSLAY_ERR_WOULDBLOCK
+                                   : WSLAY_ERR_CALLBACK_FAILURE);
+    return -1;
+  }
+  if (n == 0) {
+    wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+    return -1;
+  }
+  return n;
+}
+
+static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data,
+                       size_t len, int flags, void *user) {
+  struct ud *u = user;
+  ssize_t n;
+  /* As wslay's examples do: MSG_MORE while the library has more to send. */
+  int sflags = MSG_NOSIGNAL | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0);
+  do n = send(u->fd, data, len, sflags); while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    wslay_event_set_error(ctx, (errno == EAGAIN || errno == EWOULDBLOCK)
+                                   ? WSLAY_ERR_WOULDBLOCK
+                                   : WSLAY_ERR_CALLBACK_FAILURE);
+    return -1;
+  }
+  return n;
+}
+
+static int genmask_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
+                      void *user) {
+  struct ud *u = user;
+  size_t i;
+  (void)ctx;
+  for (i = 0; i < len; i += 4) {
+    uint64_t r = bench_rand(&u->rng);
+    size_t k = len - i < 4 ? len - i : 4;
+    memcpy(buf + i, &r, k);
+  }
+  return 0;
+}
+
+static void on_msg(wslay_event_context_ptr ctx,
+                   const struct wslay_event_on_msg_recv_arg *arg, void *user) {
+  struct ud *u = user;
+  if (arg->opcode != WSLAY_BINARY_FRAME && arg->opcode != WSLAY_TEXT_FRAME)
+    return;
+  u->got_msg = 1;
+  u->bytes += arg->msg_length;
+  u->frames++;
+  if (u->pingpong && !wslay_event_get_close_sent(ctx)) {
+    /* Server echo (the client's callbacks have pingpong = 0). */
+    struct wslay_event_msg m;
+    m.opcode = arg->opcode;
+    m.msg = arg->msg;
+    m.msg_length = arg->msg_length;
+    wslay_event_queue_msg(ctx, &m);
+  }
+}
+
+/* Bulk server: no message buffering (wslay's option for streaming). */
+static void on_start(wslay_event_context_ptr ctx,
+                     const struct wslay_event_on_frame_recv_start_arg *arg,
+                     void *user) {
+  struct ud *u = user;
+  (void)ctx;
+  u->in_data = arg->opcode < 8;
+  if (u->in_data) u->frames++;
+}
+
+static void on_chunk(wslay_event_context_ptr ctx,
+                     const struct wslay_event_on_frame_recv_chunk_arg *arg,
+                     void *user) {
+  struct ud *u = user;
+  (void)ctx;
+  if (u->in_data) u->bytes += arg->data_length;
+}
+
+static int server(const struct bench_args *a) {
+  struct wslay_event_callbacks cb;
+  wslay_event_context_ptr ctx;
+  struct ud u;
+  memset(&u, 0, sizeof(u));
+  memset(&cb, 0, sizeof(cb));
+  u.fd = bench_accept(a->port);
+  if (u.fd < 0 || read_head(u.fd) < 0 ||
+      bench_write_all(u.fd, RESPONSE, sizeof(RESPONSE) - 1) < 0)
+    return 1;
+  cb.recv_callback = recv_cb;
+  cb.send_callback = send_cb;
+  if (a->pingpong) {
+    cb.on_msg_recv_callback = on_msg;
+  } else {
+    cb.on_frame_recv_start_callback = on_start;
+    cb.on_frame_recv_chunk_callback = on_chunk;
+  }
+  if (wslay_event_context_server_init(&ctx, &cb, &u) != 0) return 1;
+  if (!a->pingpong) {
+    wslay_event_config_set_no_buffering(ctx, 1);
+    wslay_event_recv(ctx); /* blocking: returns once the close arrived */
+  } else {
+    u.pingpong = 1;
+    u.stop_after_msg = 1;
+    while (wslay_event_want_read(ctx)) {
+      u.got_msg = 0;
+      if (wslay_event_recv(ctx) != 0) break;
+      if (wslay_event_send(ctx) != 0) break;
+    }
+  }
+  wslay_event_send(ctx); /* the close reply */
+  wslay_event_context_free(ctx);
+  close(u.fd);
+  bench_print_server(u.bytes, u.frames);
+  return 0;
+}
+
+static int client(const struct bench_args *a) {
+  struct wslay_event_callbacks cb;
+  wslay_event_context_ptr ctx;
+  struct wslay_event_msg m;
+  struct ud u;
+  uint8_t *buf = malloc(a->size);
+  uint64_t i;
+  double t0;
+  memset(&u, 0, sizeof(u));
+  memset(&cb, 0, sizeof(cb));
+  u.rng = 0x2545F4914F6CDD1DULL ^ (uint64_t)getpid();
+  u.fd = bench_connect(a->port);
+  if (!buf || u.fd < 0 || bench_write_all(u.fd, REQUEST, sizeof(REQUEST) - 1) < 0 ||
+      read_head(u.fd) < 0)
+    return 1;
+  for (i = 0; i < a->size; i++) buf[i] = (uint8_t)bench_rand(&u.rng);
+  cb.recv_callback = recv_cb;
+  cb.send_callback = send_cb;
+  cb.genmask_callback = genmask_cb;
+  cb.on_msg_recv_callback = on_msg;
+  if (wslay_event_context_client_init(&ctx, &cb, &u) != 0) return 1;
+  m.opcode = WSLAY_BINARY_FRAME;
+  m.msg = buf;
+  m.msg_length = a->size;
+  u.stop_after_msg = 1;
+  t0 = bench_now();
+  for (i = 0; i < a->frames; i++) {
+    if (wslay_event_queue_msg(ctx, &m) != 0 || wslay_event_send(ctx) != 0)
+      return 1;
+    if (a->pingpong) {
+      u.got_msg = 0;
+      if (wslay_event_recv(ctx) != 0 || !u.got_msg) return 1;
+    }
+  }
+  wslay_event_queue_close(ctx, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
+  if (wslay_event_send(ctx) != 0) return 1;
+  u.stop_after_msg = 0;
+  while (wslay_event_want_read(ctx))
+    if (wslay_event_recv(ctx) != 0) break;
+  if (a->pingpong)
+    bench_print_pingpong(bench_now() - t0, a->frames);
+  else
+    bench_print_bulk(bench_now() - t0, a->frames * a->size, a->frames);
+  wslay_event_context_free(ctx);
+  close(u.fd);
+  free(buf);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  struct bench_args a;
+  if (bench_parse(argc, argv, &a) < 0) return 2;
+  return a.server ? server(&a) : client(&a);
+}
