@@ -1,0 +1,448 @@
+# SPDX-License-Identifier: MIT
+"""lightws over asyncio: the same C stream, driven by the event loop's
+readiness callbacks (add_reader / add_writer) instead of poll().
+
+    import lightws.asyncio
+
+    async def main():
+        async with await lightws.asyncio.connect("ws://127.0.0.1:8080/") as ws:
+            await ws.send("hello")
+            async for message in ws:
+                print(message)
+
+    async def echo(ws):
+        async for message in ws:
+            await ws.send(message)
+
+    server = await lightws.asyncio.serve(echo, "127.0.0.1", 8080)
+
+No transports or protocols are involved: the socket is used directly, and
+every C call returns at once (would-block included), so one task may read
+while another writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import (Any, AsyncIterator, Awaitable, Callable, List, Optional,
+                    Sequence, Set, Tuple, Union)
+
+from . import _core, parse_url, _protocols
+from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_RBUF_SIZE,
+                    WANT_READ, WANT_WRITE, BaseWebSocket, Data, _choose_subprotocol,
+                    _SendJob)
+from ._core import Chunk, Request
+from .errors import (ConnectionClosed, ConnectionClosedOK, HandshakeError,
+                     InvalidUsage, Opcode, ProtocolError, WebSocketError,
+                     WouldBlock)
+
+__all__ = ["WebSocket", "connect", "accept", "serve", "Server"]
+
+log = logging.getLogger("lightws")
+Headers = Sequence[Tuple[str, str]]
+
+
+class WebSocket(BaseWebSocket):
+    """An asyncio websocket stream. Awaitable methods mirror the blocking
+    lightws.WebSocket; use asyncio.wait_for() for timeouts. One task may
+    receive while others send (sends are serialized message by message)."""
+
+    def __init__(self, sock: Any, *, client: bool,
+                 loop: Optional[asyncio.AbstractEventLoop] = None,
+                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT, **kw: Any) -> None:
+        super().__init__(sock, client=client, **kw)
+        self._loop = loop or asyncio.get_running_loop()
+        self.close_timeout = close_timeout
+        self._rwait: List[asyncio.Future] = []
+        self._wwait: List[asyncio.Future] = []
+        self._rreg = self._wreg = False
+        self._recv_lock = asyncio.Lock()
+        self._send_lock = asyncio.Lock()
+
+    # -- readiness ----------------------------------------------------------
+    def _ready(self, want: int) -> "asyncio.Future[None]":
+        if self._fd_closed:
+            raise ConnectionClosed(1006, "socket closed")
+        fut = self._loop.create_future()
+        if want & WANT_READ:
+            self._rwait.append(fut)
+            if not self._rreg:
+                self._loop.add_reader(self._fd, self._on_readable)
+                self._rreg = True
+        if want & WANT_WRITE:
+            self._wwait.append(fut)
+            if not self._wreg:
+                self._loop.add_writer(self._fd, self._on_writable)
+                self._wreg = True
+        return fut
+
+    def _on_readable(self) -> None:
+        self._loop.remove_reader(self._fd)
+        self._rreg = False
+        waiters, self._rwait = self._rwait, []
+        for f in waiters:
+            if not f.done():
+                f.set_result(None)
+
+    def _on_writable(self) -> None:
+        self._loop.remove_writer(self._fd)
+        self._wreg = False
+        waiters, self._wwait = self._wwait, []
+        for f in waiters:
+            if not f.done():
+                f.set_result(None)
+
+    def _unregister(self) -> None:
+        if self._rreg:
+            self._loop.remove_reader(self._fd)
+            self._rreg = False
+        if self._wreg:
+            self._loop.remove_writer(self._fd)
+            self._wreg = False
+        for f in self._rwait + self._wwait:
+            if not f.done():
+                f.set_exception(ConnectionClosed(1006, "socket closed"))
+        self._rwait, self._wwait = [], []
+
+    async def _run(self, step: Callable[[], Any], reading: bool) -> Any:
+        while True:
+            try:
+                return step()
+            except WouldBlock as e:
+                want = e.want
+            if reading and want & WANT_WRITE:
+                want = self._flush_for_reader(want)
+                if not want:
+                    continue
+            await self._ready(want)
+
+    # -- opening handshake ---------------------------------------------------
+    async def _client_handshake(self, host: str, path: str, protocols: Optional[str],
+                                origin: Optional[str], headers: Optional[Headers]) -> None:
+        try:
+            self._c.client_start(host, path, protocols, origin, headers)
+        except WouldBlock:
+            pass
+        self.response = await self._run(self._c.client_handshake, False)
+        self.subprotocol = self.response.protocol
+
+    async def _server_handshake(self, protocols: Optional[Sequence[str]],
+                                headers: Optional[Headers],
+                                select_subprotocol: Optional[Callable[[Request], Optional[str]]]) -> None:
+        try:
+            self.request = await self._run(self._c.server_read_request, False)
+        except HandshakeError as e:
+            if e.status:
+                try:
+                    await self._run(lambda: self._c.server_reject(e.status), False)
+                except (OSError, WebSocketError):
+                    pass
+            raise
+        chosen = _choose_subprotocol(self.request, protocols, select_subprotocol)
+        await self._run(lambda: self._c.server_accept(chosen, headers), False)
+        self.subprotocol = chosen
+
+    # -- messages -------------------------------------------------------------
+    async def recv(self) -> Union[str, bytes]:
+        """The next whole message (str for text, bytes for binary); raises
+        ConnectionClosed / ProtocolError as the blocking recv()."""
+        async with self._recv_lock:
+            return await self._run(self._step_recv, True)
+
+    def __aiter__(self) -> AsyncIterator[Union[str, bytes]]:
+        return self._messages()
+
+    async def _messages(self) -> AsyncIterator[Union[str, bytes]]:
+        while True:
+            try:
+                yield await self.recv()
+            except ConnectionClosedOK:
+                return
+
+    async def recv_chunk_into(self, buffer: Any) -> Chunk:
+        """The next piece of a message, zero-copy into ``buffer``."""
+        async with self._recv_lock:
+            return await self._run(lambda: self._step_read_chunk(buffer), True)
+
+    async def recv_into(self, buffer: Any) -> int:
+        return (await self.recv_chunk_into(buffer)).nbytes
+
+    async def send(self, data: Data, opcode: Optional[int] = None, *, fin: bool = True) -> None:
+        """Sends a message (str: text, bytes-like: binary); ``fin=False``
+        sends a fragment, continued by the next send() calls."""
+        job = self._new_job(data, opcode, fin)
+        async with self._send_lock:
+            await self._submit(job)
+
+    async def _submit(self, job: _SendJob) -> None:
+        await self._run(self._step_pending, False)
+        try:
+            await self._run(lambda: self._step_job(job), False)
+        except asyncio.CancelledError:
+            if job.started:      # the frame is under way: finish it later
+                self._keep_pending(job)
+                self._take_job(job)
+            raise
+        self._take_job(job)
+
+    async def ping(self, data: Union[bytes, str] = b"") -> None:
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        await self._control(lambda: self._c.ping(payload))
+
+    async def pong(self, data: Union[bytes, str] = b"") -> None:
+        payload = data.encode() if isinstance(data, str) else bytes(data)
+        await self._control(lambda: self._c.pong(payload))
+
+    async def _control(self, fn: Callable[[], None]) -> None:
+        async with self._send_lock:
+            await self._run(lambda: self._step_control(fn), False)
+            try:
+                await self._run(self._c.flush, False)
+            except InvalidUsage:
+                pass
+
+    async def flush(self) -> None:
+        async with self._send_lock:
+            await self._run(self._step_flush, False)
+
+    # -- byte stream ---------------------------------------------------------
+    async def read(self, size: int = 65536) -> bytes:
+        """Up to ``size`` payload bytes ignoring message boundaries; b"" at
+        the end of the stream."""
+        buf = bytearray(size)
+        n = await self.readinto(buf)
+        return bytes(memoryview(buf)[:n])
+
+    async def readinto(self, buffer: Any) -> int:
+        async with self._recv_lock:
+            try:
+                return await self._run(lambda: self._step_read_bytes(buffer), True)
+            except ConnectionClosed:
+                return 0
+
+    async def write(self, data: Any) -> int:
+        """Sends ``data`` as one binary frame."""
+        job = _SendJob(Opcode.BINARY, data, 0)
+        async with self._send_lock:
+            await self._submit(job)
+        return len(memoryview(data).cast("B"))
+
+    # -- closing -------------------------------------------------------------
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Sends a close frame, waits up to ``close_timeout`` for the
+        peer's, then closes the socket. Idempotent."""
+        if self._fd_closed:
+            return
+        try:
+            await asyncio.wait_for(self._close_handshake(code, reason),
+                                   self.close_timeout)
+        except (OSError, WebSocketError, asyncio.TimeoutError):
+            pass
+        finally:
+            self._unregister()
+            self._release()
+
+    async def _close_handshake(self, code: int, reason: str) -> None:
+        if self._need_close_frame():
+            rb = reason.encode("utf-8")
+            async with self._send_lock:
+                await self._run(self._step_pending, False)
+                await self._run(lambda: self._step_control(
+                    lambda: self._c.close(code, rb)), False)
+                await self._run(self._c.flush, False)
+        if self._c.closing() != 2 and self._c.error() == 0:
+            buf = bytearray(16384)
+            async with self._recv_lock:
+                while self._c.closing() != 2:
+                    try:
+                        await self._run(lambda: self._c.read_bytes_into(buf), True)
+                    except (ConnectionClosed, ProtocolError):
+                        break
+        elif self._c.closing() == 2:
+            await self._run(self._c.flush, False)
+        if self.client and self._sock is not None:
+            # §7.1.1: the server closes TCP first.
+            try:
+                self._sock.shutdown(socket.SHUT_WR)
+                buf = bytearray(4096)
+                while True:
+                    n = await asyncio.wait_for(self._loop.sock_recv_into(self._sock, buf), 2.0)
+                    if n <= 0:
+                        break
+            except (OSError, asyncio.TimeoutError):
+                pass
+
+    async def wait_closed(self) -> None:
+        """Returns once the socket is released."""
+        while not self._fd_closed:
+            await asyncio.sleep(0.01)
+
+    async def __aenter__(self) -> "WebSocket":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+
+async def _open_tcp(host: str, port: int) -> socket.socket:
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    err: Optional[BaseException] = None
+    for family, type_, proto, _, addr in infos:
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.setblocking(False)
+            await loop.sock_connect(sock, addr)
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+            return sock
+        except BaseException as e:
+            sock.close()
+            err = e
+            if not isinstance(e, OSError):
+                raise
+    raise err if err else OSError(f"cannot resolve {host}")
+
+
+async def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = None,
+                  protocols: Union[None, str, Sequence[str]] = None,
+                  origin: Optional[str] = None, headers: Optional[Headers] = None,
+                  max_size: Optional[int] = DEFAULT_MAX_SIZE,
+                  rbuf_size: int = DEFAULT_RBUF_SIZE, mask: str = "random",
+                  options: int = 0,
+                  close_timeout: float = DEFAULT_CLOSE_TIMEOUT) -> WebSocket:
+    """Client: a ws:// URL, or a connected socket (then ``host``/``path``),
+    through the opening handshake. ``async with await connect(url) as ws``."""
+    if isinstance(target, str):
+        thost, port, authority, upath = parse_url(target)
+        target = await _open_tcp(thost, port)
+        host = host or authority
+        path = path or upath
+    ws = WebSocket(target, client=True, max_size=max_size, rbuf_size=rbuf_size,
+                   mask=mask, options=options, close_timeout=close_timeout)
+    try:
+        await ws._client_handshake(host or "localhost", path or "/",
+                                   _protocols(protocols), origin, headers)
+    except BaseException:
+        ws._unregister()
+        ws._release()
+        raise
+    return ws
+
+
+async def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
+                 headers: Optional[Headers] = None,
+                 select_subprotocol: Optional[Callable[[Request], Optional[str]]] = None,
+                 max_size: Optional[int] = DEFAULT_MAX_SIZE,
+                 rbuf_size: int = DEFAULT_RBUF_SIZE, options: int = 0,
+                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT) -> WebSocket:
+    """Server: the opening handshake on an accepted socket (an invalid
+    request is answered with its HTTP status; HandshakeError)."""
+    ws = WebSocket(sock, client=False, max_size=max_size, rbuf_size=rbuf_size,
+                   options=options, close_timeout=close_timeout)
+    try:
+        await ws._server_handshake(protocols, headers, select_subprotocol)
+    except BaseException:
+        ws._unregister()
+        ws._release()
+        raise
+    return ws
+
+
+class Server:
+    """What serve() returns: accepts connections until close()."""
+
+    def __init__(self, sock: socket.socket, handler: Callable[[WebSocket], Awaitable[Any]],
+                 accept_kw: dict) -> None:
+        self.sockets = [sock]
+        self._sock = sock
+        self._handler = handler
+        self._kw = accept_kw
+        self._conns: Set["asyncio.Task[None]"] = set()
+        self._closing = False
+        self._task = asyncio.get_running_loop().create_task(self._accept_loop())
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        return self._sock.getsockname()[1]
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self._closing:
+            try:
+                conn, _ = await loop.sock_accept(self._sock)
+            except (OSError, asyncio.CancelledError):
+                if self._closing:
+                    return
+                raise
+            task = loop.create_task(self._serve_one(conn))
+            self._conns.add(task)
+            task.add_done_callback(self._conns.discard)
+
+    async def _serve_one(self, conn: socket.socket) -> None:
+        try:
+            ws = await accept(conn, **self._kw)
+        except (OSError, WebSocketError) as e:
+            log.debug("lightws: handshake failed: %s", e)
+            return
+        try:
+            await self._handler(ws)
+        except ConnectionClosed:
+            pass
+        except asyncio.CancelledError:
+            await ws.close(1001, "server shutting down")
+            raise
+        except ProtocolError as e:
+            log.debug("lightws: protocol error: %s", e)
+        except Exception:
+            log.exception("lightws: connection handler failed")
+            await ws.close(1011, "internal error")
+        finally:
+            await ws.close()
+
+    def close(self) -> None:
+        """Stops accepting and closes every connection (close code 1001)."""
+        if self._closing:
+            return
+        self._closing = True
+        self._task.cancel()
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+        for t in list(self._conns):
+            t.cancel()
+
+    async def wait_closed(self) -> None:
+        """Waits until the listener and all connections are done."""
+        tasks = [self._task, *self._conns]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def serve_forever(self) -> None:
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+
+    async def __aenter__(self) -> "Server":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+async def serve(handler: Callable[[WebSocket], Awaitable[Any]], host: Optional[str] = "127.0.0.1",
+                port: int = 0, *, backlog: int = 128, **accept_kw: Any) -> Server:
+    """Listens on (host, port) and runs ``await handler(ws)`` for every
+    websocket connection (the socket closes when the handler returns).
+    ``accept_kw`` go to accept() (protocols, headers, max_size...)."""
+    family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
+    sock = socket.create_server((host or "", port), family=family, backlog=backlog)
+    sock.setblocking(False)
+    return Server(sock, handler, accept_kw)
