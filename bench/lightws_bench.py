@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: MIT
+"""lightws Python binding benchmark (blocking lightws.WebSocket API), same CLI as the C programs.
+
+Server: bulk reads with ws.readinto() (the byte-stream read, many frames per
+call) into a buffer as large as the receive buffer; pingpong echoes
+ws.recv() with ws.send(). Client: ws.send() per frame (fresh mask key per
+frame), ws.recv() for the echo. LIGHTWS_PY_SENDV=1 sends bulk frames 32 at
+a time through the stream's sendv (not public API; to show what a public
+gathering send would give).
+"""
+import os
+import socket
+import sys
+import time
+
+import lightws
+
+
+def rbuf_size(size):
+    env = os.environ.get("BENCH_RBUF")
+    if env:
+        return int(env)
+    return 65536 if size >= 8192 else 262144
+
+
+def server(mode, port, total, size):
+    ls = socket.socket()
+    ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("127.0.0.1", port))
+    ls.listen(1)
+    conn, _ = ls.accept()
+    ls.close()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    rsize = rbuf_size(size)
+    ws = lightws.accept(conn, rbuf_size=rsize)
+    nbytes = frames = 0
+    if mode == "bulk":
+        buf = bytearray(rsize)
+        readinto = ws.readinto
+        while True:
+            n = readinto(buf)
+            if n == 0:
+                break
+            nbytes += n
+        frames = nbytes // size
+    else:
+        send = ws.send
+        for msg in ws:
+            send(msg)
+            nbytes += len(msg)
+            frames += 1
+    ws.close()
+    print("SERVER bytes=%d frames=%d" % (nbytes, frames), flush=True)
+
+
+def send_batched(ws, data, frames, size):
+    """32 frames per CStream.sendv call on the binding's nonblocking descriptor:
+    waits with poll on WouldBlock and finishes a frame cut short with send."""
+    import select
+    c, op = ws._c, lightws.Opcode.BINARY
+    poller = select.poll()
+    poller.register(ws.fileno(), select.POLLOUT)
+    left = frames
+    while left > 0:
+        n = min(left, 32)
+        try:
+            sent = c.sendv([(op, data)] * n)
+        except lightws.WouldBlock:
+            poller.poll()
+            continue
+        whole, part = divmod(sent, size)
+        left -= whole
+        if part:
+            view = memoryview(data)[part:]
+            while len(view):
+                try:
+                    k = c.send(op, view)
+                except lightws.WouldBlock:
+                    poller.poll()
+                    continue
+                view = view[k:]
+            left -= 1
+
+
+def client(mode, port, total, size):
+    for _ in range(2000):
+        try:
+            ws = lightws.connect("ws://127.0.0.1:%d/" % port)
+            break
+        except ConnectionRefusedError:
+            time.sleep(0.01)
+    else:
+        sys.exit("lightws_bench.py: cannot connect")
+    buf = bytearray(os.urandom(size))
+    if mode == "bulk":
+        frames = total // size
+        t0 = time.perf_counter()
+        if os.environ.get("LIGHTWS_PY_SENDV") == "1":
+            send_batched(ws, bytes(buf), frames, size)
+        else:
+            send = ws.send
+            for _ in range(frames):
+                send(buf)
+        ws.close()
+        secs = time.perf_counter() - t0
+        print("RESULT secs=%.6f bytes=%d frames=%d MBps=%.1f fps=%.0f"
+              % (secs, frames * size, frames, frames * size / secs / 1e6, frames / secs), flush=True)
+    else:
+        send, recv = ws.send, ws.recv
+        t0 = time.perf_counter()
+        for _ in range(total):
+            send(buf)
+            recv()
+        ws.close()
+        secs = time.perf_counter() - t0
+        print("RESULT secs=%.6f rtts=%d rtps=%.0f" % (secs, total, total / secs), flush=True)
+
+
+def main():
+    if len(sys.argv) != 6 or sys.argv[1] not in ("server", "client") \
+            or sys.argv[2] not in ("bulk", "pingpong"):
+        sys.exit("usage: lightws_bench.py server|client bulk|pingpong PORT TOTAL SIZE")
+    role, mode = sys.argv[1], sys.argv[2]
+    port, total, size = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    (server if role == "server" else client)(mode, port, total, size)
+
+
+if __name__ == "__main__":
+    main()
