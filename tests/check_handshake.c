@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests of the handshake codec (RFC 6455 §4): key/accept, request and response encode and parse, limits, injection. */
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "check_lightws.h"
 #include "internal.h"
@@ -247,6 +249,55 @@ static const struct client_case {
      "\r\n",
      "/?token=abc", "[::1]:8080", "x3JJHMbDL1EzLkh9GBhXDw==", NULL, NULL,
      "permessage-deflate; client_max_window_bits", 6},
+    /* captured on loopback from the clients installed here */
+    {"chromium 156 headless (captured)",
+     "GET /chrome HTTP/1.1\r\n"
+     "Host: 127.0.0.1:35433\r\n"
+     "Connection: Upgrade\r\n"
+     "Pragma: no-cache\r\n"
+     "Cache-Control: no-cache\r\n"
+     "User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, "
+     "like Gecko) HeadlessChrome/156.0.0.0 Safari/537.36\r\n"
+     "Upgrade: websocket\r\n"
+     "Origin: null\r\n"
+     "Sec-WebSocket-Version: 13\r\n"
+     "Accept-Encoding: gzip, deflate, br, zstd\r\n"
+     "Accept-Language: en-US,en;q=0.9\r\n"
+     "Sec-WebSocket-Key: PUsjP94iK/BINY0i81Vdgw==\r\n"
+     "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+     "Sec-WebSocket-Protocol: mqtt, v2\r\n"
+     "\r\n",
+     "/chrome", "127.0.0.1:35433", "PUsjP94iK/BINY0i81Vdgw==", "null",
+     "mqtt, v2", "permessage-deflate; client_max_window_bits", 13},
+    {"python-websockets 10.4 (captured)",
+     "GET /py?x=1 HTTP/1.1\r\n"
+     "Host: 127.0.0.1:52457\r\n"
+     "Origin: http://o.example\r\n"
+     "Upgrade: websocket\r\n"
+     "Connection: Upgrade\r\n"
+     "Sec-WebSocket-Key: fnkIqyMAj0wcts+ApfOaZA==\r\n"
+     "Sec-WebSocket-Version: 13\r\n"
+     "Sec-WebSocket-Extensions: permessage-deflate; "
+     "client_max_window_bits\r\n"
+     "Sec-WebSocket-Protocol: chat\r\n"
+     "User-Agent: Python/3.11 websockets/10.4\r\n"
+     "\r\n",
+     "/py?x=1", "127.0.0.1:52457", "fnkIqyMAj0wcts+ApfOaZA==",
+     "http://o.example", "chat", "permessage-deflate; client_max_window_bits",
+     9},
+    {"node ws 8 (captured)",
+     "GET /node HTTP/1.1\r\n"
+     "Sec-WebSocket-Version: 13\r\n"
+     "Sec-WebSocket-Key: 4FcY5nXAYWDA4sBt60gCFA==\r\n"
+     "Connection: Upgrade\r\n"
+     "Upgrade: websocket\r\n"
+     "Sec-WebSocket-Extensions: permessage-deflate; "
+     "client_max_window_bits\r\n"
+     "Sec-WebSocket-Protocol: a,b\r\n"
+     "Host: 127.0.0.1:52457\r\n"
+     "\r\n",
+     "/node", "127.0.0.1:52457", "4FcY5nXAYWDA4sBt60gCFA==", NULL, "a,b",
+     "permessage-deflate; client_max_window_bits", 7},
     {"lowercase names, bare LF, tabs and odd spacing",
      "GET /x HTTP/1.1\n"
      "host:a.example\n"
@@ -1000,9 +1051,16 @@ END_TEST
  * ------------------------------------------------------------------------ */
 
 START_TEST(test_every_prefix_of_a_request_is_incomplete) {
-  const char *s = _i == 0 ? rfc_request : clients[6].head; /* CRLF, LF */
-  size_t len = strlen(s), i;
+  const char *s = rfc_request;
+  size_t len, i;
   struct lightws_request r;
+  if (_i == 1) { /* the bare-LF client case */
+    for (i = 0; i < sizeof clients / sizeof clients[0]; i++)
+      if (strstr(clients[i].client, "bare LF"))
+        s = clients[i].head;
+    ck_assert_ptr_ne(s, rfc_request);
+  }
+  len = strlen(s);
   for (i = 0; i < len; i++) {
     ssize_t n;
     req_init(&r);
@@ -1082,6 +1140,45 @@ START_TEST(test_pipelined_frame_after_response_is_not_consumed) {
                      (ssize_t)head);
     ck_assert_uint_eq(r.head_len, head);
   }
+}
+END_TEST
+
+/* A request and a first frame written in small pieces through a
+ * socketpair: the reader parses after every read; the head is found once
+ * complete and the frame bytes stay after it. */
+START_TEST(test_request_over_socketpair_in_small_writes) {
+  static const uint8_t frame[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d,
+                                  0x7f, 0x9f, 0x4d, 0x51, 0x58};
+  uint8_t wire[sizeof rfc_request + sizeof frame], got[sizeof wire];
+  size_t head = sizeof rfc_request - 1, total = head + sizeof frame;
+  size_t sent = 0, have = 0, step = (size_t)_i + 1;
+  struct lightws_request r;
+  ssize_t n = LIGHTWS_ERR_INCOMPLETE;
+  int sv[2];
+  memcpy(wire, rfc_request, head);
+  memcpy(wire + head, frame, sizeof frame);
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  while (have < total) {
+    ssize_t k;
+    if (sent < total) {
+      size_t m = total - sent < step ? total - sent : step;
+      ck_assert_int_eq(write(sv[0], wire + sent, m), (ssize_t)m);
+      sent += m;
+    }
+    k = read(sv[1], got + have, sizeof got - have);
+    ck_assert_int_gt(k, 0);
+    have += (size_t)k;
+    req_init(&r);
+    n = lightws_handshake_parse_request(&r, got, have, 0);
+    if (have < head)
+      ck_assert_int_eq(n, LIGHTWS_ERR_INCOMPLETE);
+    else
+      ck_assert_int_eq(n, (ssize_t)head);
+  }
+  ck_assert_int_eq(n, (ssize_t)head);
+  ck_assert_mem_eq(got + n, frame, sizeof frame);
+  close(sv[0]);
+  close(sv[1]);
 }
 END_TEST
 
@@ -1382,6 +1479,7 @@ Suite *handshake_suite(void) {
   tcase_add_test(tc, test_parse_never_reads_past_len);
   tcase_add_test(tc, test_pipelined_frame_after_request_is_not_consumed);
   tcase_add_test(tc, test_pipelined_frame_after_response_is_not_consumed);
+  tcase_add_loop_test(tc, test_request_over_socketpair_in_small_writes, 0, 7);
   tcase_add_test(tc, test_head_over_max_head_is_too_large);
   tcase_add_test(tc, test_default_head_limit_is_8192);
   tcase_add_test(tc, test_too_many_headers);
