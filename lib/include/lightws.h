@@ -296,9 +296,11 @@ struct lightws_header {
  * parsing; everything else is output. Pointers are NULL/0 when absent.
  * `headers` NULL or `max_headers` 0 means "do not store headers": then
  * num_headers stays 0, TOO_MANY_HEADERS never happens (max_head bounds the
- * head), and the named fields below are still filled. `http_minor` is -1
- * unless the version is HTTP/1.x. `version` is -1 when the header is
- * absent and -2 when it is not a number 0..255 (§4.1 ABNF). */
+ * head), and the named fields below are still filled. With storage,
+ * TOO_MANY_HEADERS comes as soon as header max_headers + 1 is complete.
+ * `http_minor` is -1 unless the version is HTTP/1.x. `version` is -1 when
+ * the header is absent and -2 when it is not a number 0..255 (§4.1 ABNF).
+ * lightws_response follows the same rules for `headers`. */
 struct lightws_request {
   struct lightws_header *headers; /* in: caller's array */
   size_t max_headers;             /* in: its capacity */
