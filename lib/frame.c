@@ -126,8 +126,13 @@ static ssize_t decode_partial(const uint8_t *in, size_t len, unsigned lc,
   return LIGHTWS_ERR_INCOMPLETE;
 }
 
-ssize_t lightws_frame_decode(struct lightws_frame *frame, const uint8_t *in,
-                             size_t len, unsigned flags) {
+/* Decodes byte by byte, checking each field as soon as it is present: for
+ * heads cut short, and to name the error the fast path found. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static ssize_t decode_careful(struct lightws_frame *frame, const uint8_t *in,
+                              size_t len, unsigned flags) {
   unsigned b0, b1, lc, masked, hlen;
   uint64_t length;
   int err;
@@ -169,5 +174,72 @@ ssize_t lightws_frame_decode(struct lightws_frame *frame, const uint8_t *in,
     memcpy(frame->mask, in + hlen - 4, 4);
   else
     memset(frame->mask, 0, 4);
+  return (ssize_t)hlen;
+}
+
+/* RSV bits of byte 0 that ALLOW_RSV1..3 ((flags >> 4) & 7) leave
+ * rejected, plus bit 0 (a bad opcode, see byte0_class): ALLOW_RSV1 (0x10)
+ * permits RSV1 (0x40), ALLOW_RSV3 (0x40) permits RSV3 (0x10). */
+static const uint8_t byte0_rejected[8] = {0x71, 0x31, 0x51, 0x11,
+                                          0x61, 0x21, 0x41, 0x01};
+
+/* Byte 0 of a head, classified once: its RSV bits, bit 0 if the opcode is
+ * reserved or a control frame is not final (§5.2, §5.5), bit 1 if it is a
+ * control frame (so a 16/64-bit length is an error). Bit (FIN << 4 |
+ * opcode) of BYTE0_OK is set for the allowed forms. */
+#define BYTE0_OK 0x07070007u
+#define B0(x)                                                           \
+  (((x) & 0x70) | (~(BYTE0_OK >> ((((x) >> 3) & 0x10) | ((x) & 0x0F))) & 1) | \
+   (((x) >> 2) & 2))
+#define B0_4(x) B0(x), B0((x) + 1), B0((x) + 2), B0((x) + 3)
+#define B0_16(x) B0_4(x), B0_4((x) + 4), B0_4((x) + 8), B0_4((x) + 12)
+#define B0_64(x) B0_16(x), B0_16((x) + 16), B0_16((x) + 32), B0_16((x) + 48)
+static const uint8_t byte0_class[256] = {B0_64(0), B0_64(64), B0_64(128),
+                                         B0_64(192)};
+
+/*
+ * With LIGHTWS_FRAME_HEADER_MAX bytes present every field can be loaded
+ * whatever the head's shape, so the common case reads all candidates and
+ * selects instead of branching on the length form (heads of mixed shapes
+ * then cost no branch mispredictions). The checks fold into one rarely
+ * taken branch; a bad head goes to decode_careful() for its exact error.
+ */
+ssize_t lightws_frame_decode(struct lightws_frame *frame, const uint8_t *in,
+                             size_t len, unsigned flags) {
+  unsigned b0, b1, lc, masked, is_ext, is127, ext, hlen, bad;
+  uint64_t w, length, min;
+  uint32_t key;
+
+  if (len < LIGHTWS_FRAME_HEADER_MAX)
+    return decode_careful(frame, in, len, flags);
+  b0 = in[0];
+  b1 = in[1];
+  masked = b1 >> 7;
+  lc = b1 & 0x7F;
+  is_ext = (lc + 2) >> 7;  /* 126 or 127: a 16- or 64-bit length follows */
+  is127 = lc & is_ext & 1;
+  w = load_be64(in + 2);
+  length = is_ext ? w >> (48 - 48 * is127) : lc;
+  /* §5.2: shortest form; 126 needs >= 126, 127 needs >= 65536 */
+  min = (flags & LIGHTWS_DECODE_ALLOW_NONMINIMAL) ? 0 : 126 + is127 * (65536 - 126);
+  bad = (byte0_class[b0] & byte0_rejected[(flags >> 4) & 7]) |
+        ((byte0_class[b0] >> 1) & is_ext) | /* §5.5: control over 125 bytes */
+        (flags & (masked + 1)) | /* §5.1: EXPECT_MASKED 1, EXPECT_UNMASKED 2 */
+        (unsigned)(length >> 63) | (is_ext & (length < min));
+  /* a head is at most 14 bytes: the careful path needs no more to name the
+   * error, and not keeping `len` alive frees a register */
+  if (bad) return decode_careful(frame, in, LIGHTWS_FRAME_HEADER_MAX, flags);
+
+  ext = is_ext * (2 + 6 * is127);
+  hlen = 2 + ext + 4 * masked;
+  memcpy(&key, in + 2 + ext, 4);
+  key &= 0 - (uint32_t)masked;
+  frame->length = length;
+  frame->fin = (uint8_t)(b0 >> 7);
+  frame->rsv = (uint8_t)(b0 & 0x70);
+  frame->opcode = (uint8_t)(b0 & 0x0F);
+  frame->masked = (uint8_t)masked;
+  memcpy(frame->mask, &key, 4);
+  frame->header_len = (uint8_t)hlen;
   return (ssize_t)hlen;
 }

@@ -607,6 +607,92 @@ START_TEST(test_decode_all_two_byte_heads) {
 }
 END_TEST
 
+/* A decoder written from the §5.2 figure, field by field, for 14 bytes. */
+static int reference_decode(const uint8_t *in, unsigned flags, uint64_t *length) {
+  unsigned op = in[0] & 15, rsv = in[0] & 0x70, fin = in[0] >> 7;
+  unsigned masked = in[1] >> 7, lc = in[1] & 127, allowed = 0, i;
+  if (flags & LIGHTWS_DECODE_ALLOW_RSV1) allowed |= 0x40;
+  if (flags & LIGHTWS_DECODE_ALLOW_RSV2) allowed |= 0x20;
+  if (flags & LIGHTWS_DECODE_ALLOW_RSV3) allowed |= 0x10;
+  if ((op >= 3 && op <= 7) || op >= 11) return LIGHTWS_ERR_RESERVED_OPCODE;
+  if (rsv & ~allowed) return LIGHTWS_ERR_RESERVED_BITS;
+  if (op >= 8 && !fin) return LIGHTWS_ERR_FRAGMENTED_CONTROL;
+  if (op >= 8 && lc > 125) return LIGHTWS_ERR_CONTROL_TOO_LONG;
+  if ((flags & LIGHTWS_DECODE_EXPECT_MASKED) && !masked) return LIGHTWS_ERR_MASK_REQUIRED;
+  if ((flags & LIGHTWS_DECODE_EXPECT_UNMASKED) && masked)
+    return LIGHTWS_ERR_MASK_UNEXPECTED;
+  *length = 0;
+  if (lc == 126) {
+    *length = (uint64_t)in[2] * 256 + in[3];
+    if (*length < 126 && !(flags & LIGHTWS_DECODE_ALLOW_NONMINIMAL))
+      return LIGHTWS_ERR_NONMINIMAL_LENGTH;
+    return (int)(4 + 4 * masked);
+  }
+  if (lc == 127) {
+    for (i = 0; i < 8; i++) *length = *length * 256 + in[2 + i];
+    if (in[2] & 0x80) return LIGHTWS_ERR_LENGTH_TOP_BIT;
+    if (*length < 65536 && !(flags & LIGHTWS_DECODE_ALLOW_NONMINIMAL))
+      return LIGHTWS_ERR_NONMINIMAL_LENGTH;
+    return (int)(10 + 4 * masked);
+  }
+  *length = lc;
+  return (int)(2 + 4 * masked);
+}
+
+static uint64_t head_rng = 12345;
+static unsigned head_rand(void) {
+  head_rng = head_rng * 6364136223846793005ull + 1442695040888963407ull;
+  return (unsigned)(head_rng >> 33);
+}
+
+/* Random heads and flags, lengths biased to the 126/127 forms and to the
+ * minimal-form boundaries: decoding with the whole 14 bytes and with just
+ * the head (two code paths inside) agree with the reference. */
+START_TEST(test_decode_random_heads_against_reference) {
+  static const unsigned flag_bits[] = {
+      LIGHTWS_DECODE_EXPECT_MASKED, LIGHTWS_DECODE_EXPECT_UNMASKED,
+      LIGHTWS_DECODE_ALLOW_RSV1, LIGHTWS_DECODE_ALLOW_RSV2,
+      LIGHTWS_DECODE_ALLOW_RSV3, LIGHTWS_DECODE_ALLOW_NONMINIMAL};
+  long n, cases = getenv("LIGHTWS_TEST_QUICK") ? 20000 : 300000;
+  int seen_ok = 0;
+  for (n = 0; n < cases; n++) {
+    uint8_t in[LIGHTWS_FRAME_HEADER_MAX];
+    struct lightws_frame f, g;
+    unsigned flags = 0, i, r = head_rand();
+    uint64_t length = 0;
+    int want;
+    ssize_t got;
+    for (i = 0; i < 6; i++)
+      if (head_rand() % 4 == 0) flags |= flag_bits[i];
+    for (i = 0; i < sizeof in; i++) in[i] = (uint8_t)head_rand();
+    in[0] = (uint8_t)((r & 1 ? 0x80 : 0) | (r & 2 ? in[0] & 0x70 : 0) | (in[0] & 15));
+    if (r & 4) in[1] = (uint8_t)((in[1] & 0x80) | (126 + (r >> 3 & 1)));
+    for (i = 2; i < 10; i++)
+      if (head_rand() % 3 == 0) in[i] = 0; /* leading zero bytes */
+    want = reference_decode(in, flags, &length);
+    got = lightws_frame_decode(&f, in, sizeof in, flags);
+    CHECK(got == want, "case %ld: %s, want %s", n, lightws_errname((int)got),
+          lightws_errname(want));
+    if (want < 0) continue;
+    seen_ok++;
+    CHECK(f.length == length && f.header_len == want && f.fin == in[0] >> 7 &&
+              f.rsv == (in[0] & 0x70) && f.opcode == (in[0] & 15) &&
+              f.masked == in[1] >> 7,
+          "case %ld: fields", n);
+    /* an unmasked frame gets the all-zero key: lightws_mask() is then a no-op */
+    CHECK(memcmp(f.mask, f.masked ? in + want - 4 : (const uint8_t *)"\0\0\0\0", 4) == 0,
+          "case %ld: key", n);
+    memset(&g, 0x55, sizeof g);
+    CHECK(decode_exact(&g, in, (size_t)want, flags) == want, "case %ld: exact", n);
+    CHECK(g.length == f.length && g.header_len == f.header_len && g.fin == f.fin &&
+              g.rsv == f.rsv && g.opcode == f.opcode && g.masked == f.masked &&
+              memcmp(g.mask, f.mask, 4) == 0,
+          "case %ld: exact fields", n);
+  }
+  ck_assert_int_gt(seen_ok, cases / 20);
+}
+END_TEST
+
 /* ---------------------------------------------------------------- masking */
 
 static void mask_reference(uint8_t *buf, size_t len, const uint8_t key[4],
@@ -766,6 +852,7 @@ Suite *frame_suite(void) {
   tcase_add_test(tc, test_decode_empty_input_is_incomplete);
   tcase_add_loop_test(tc, test_decode_one_byte_at_a_time, 0, 2 * NUM_BOUNDARIES);
   tcase_add_loop_test(tc, test_decode_all_two_byte_heads, 0, 256);
+  tcase_add_test(tc, test_decode_random_heads_against_reference);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("mask");

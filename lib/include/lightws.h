@@ -157,7 +157,7 @@ struct lightws_frame {
   uint8_t rsv;       /* RSV1..3 as in byte 0: 0x40, 0x20, 0x10 */
   uint8_t opcode;    /* enum lightws_opcode */
   uint8_t masked;    /* 1 if the mask bit is set */
-  uint8_t mask[4];   /* masking key, valid when masked */
+  uint8_t mask[4];   /* masking key when masked; decode zeroes it otherwise */
   uint8_t header_len;/* decode: size of the head in bytes (2..14); on
                         LIGHTWS_ERR_INCOMPLETE the size needed so far, so
                         header_len - len bytes are missing */
