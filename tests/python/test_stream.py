@@ -1,0 +1,390 @@
+# SPDX-License-Identifier: MIT
+"""The blocking WebSocket over socketpairs, both roles: messages, frames
+written by hand, protocol errors with the close frame on the wire,
+nonblocking resumption, timeouts, threads, the byte-stream and io views."""
+
+import errno
+import io
+import os
+import shutil
+import socket
+import threading
+import time
+import unittest
+
+import lightws
+from lightws import CloseCode, Opcode
+
+from _helpers import frame, in_thread, pair, raw_pair, read_frame
+
+KEY = b"\x01\x02\x03\x04"
+
+
+class TestMessages(unittest.TestCase):
+    def setUp(self):
+        self.c, self.s = pair(timeout=10)
+
+    def tearDown(self):
+        for ws in (self.c, self.s):
+            ws._release()
+
+    def both_ways(self, msg):
+        self.c.send(msg)
+        self.assertEqual(self.s.recv(), msg)
+        self.s.send(msg)
+        self.assertEqual(self.c.recv(), msg)
+
+    def test_text_and_binary(self):
+        for msg in ["hello", "", "héllo \U0001F600", b"", b"\x00\xff" * 100, bytes(range(256))]:
+            with self.subTest(msg=msg[:10]):
+                self.both_ways(msg)
+
+    def test_types(self):
+        self.c.send(bytearray(b"ba"))
+        self.c.send(memoryview(b"mv"))
+        self.c.send(b"as text", Opcode.TEXT)
+        self.assertEqual(self.s.recv(), b"ba")
+        self.assertEqual(self.s.recv(), b"mv")
+        self.assertEqual(self.s.recv(), "as text")
+        with self.assertRaises(lightws.InvalidUsage):
+            self.c.send(b"x", Opcode.PING)
+
+    def test_one_mebibyte_both_roles(self):
+        big = os.urandom(1 << 20)
+        for a, b in ((self.c, self.s), (self.s, self.c)):
+            join = in_thread(a.send, big)
+            self.assertEqual(b.recv(), big)
+            join()
+        text = "é" * (1 << 19)
+        join = in_thread(self.c.send, text)
+        self.assertEqual(self.s.recv(), text)
+        join()
+
+    def test_fragmented(self):
+        self.c.send("frag", fin=False)
+        self.c.send(b"men", fin=False)    # continues as text whatever the type
+        self.c.send("ted")
+        self.assertEqual(self.s.recv(), "fragmented")
+        self.s.send_fragments([b"a", b"b", b"c"])
+        self.assertEqual(self.c.recv(), b"abc")
+        with self.assertRaises(lightws.InvalidUsage):
+            self.c.send("x", fin=False)
+            self.c.write(b"y")            # write() is not a continuation
+
+    def test_many_messages_and_iteration(self):
+        for i in range(200):
+            self.c.send(f"m{i}")
+        join = in_thread(self.c.close)   # waits for the server's close
+        got = []
+        for msg in self.s:
+            got.append(msg)
+        self.s.close()
+        join()
+        self.assertEqual(got, [f"m{i}" for i in range(200)])
+        self.assertEqual(self.s.close_code, 1000)
+
+    def test_recv_chunk_into_zero_copy(self):
+        payload = os.urandom(5000)
+        self.c.send(payload)
+        buf = bytearray(1024)
+        got = b""
+        while True:
+            ch = self.s.recv_chunk_into(buf)
+            self.assertEqual(ch.opcode, Opcode.BINARY)
+            got += bytes(buf[:ch.nbytes])
+            if ch.message_end:
+                break
+            self.assertLessEqual(ch.nbytes, 1024)
+        self.assertEqual(got, payload)
+        # recv_into never crosses a message boundary
+        self.c.send(b"one")
+        self.c.send(b"two")
+        self.assertEqual(self.s.recv_into(buf), 3)
+        self.assertEqual(bytes(buf[:3]), b"one")
+        self.assertEqual(self.s.recv_into(memoryview(buf)[10:]), 3)
+        self.assertEqual(bytes(buf[10:13]), b"two")
+
+    def test_byte_stream_read_write(self):
+        self.c.write(b"abc")
+        self.c.write(b"def")
+        self.c.send("gh")     # text frames belong to the byte stream too
+        time.sleep(0.05)
+        self.assertEqual(self.s.read(100), b"abcdefgh")
+        self.s.write(memoryview(b"xyz"))
+        self.assertEqual(self.c.read(2), b"xy")
+        self.assertEqual(self.c.read(2), b"z")
+
+    def test_ping_pong(self):
+        self.c.ping(b"are you there")
+        self.c.send("y")
+        self.assertEqual(self.s.recv(), "y")    # the ping was answered on the way
+        self.s.send("x")
+        self.assertEqual(self.c.recv(), "x")
+        self.assertEqual(self.c.last_pong, b"are you there")
+        self.s.pong(b"unsolicited")
+        self.s.send("z")
+        self.assertEqual(self.c.recv(), "z")
+        self.assertEqual(self.c.last_pong, b"unsolicited")
+        with self.assertRaises(lightws.InvalidUsage):
+            self.c.ping(b"x" * 126)
+
+    def test_context_manager_and_fileno(self):
+        fd = self.c.fileno()
+        self.assertGreaterEqual(fd, 0)
+        self.assertFalse(os.get_blocking(fd))
+        self.s.close_timeout = 0.2
+        with self.s as ws:
+            self.assertIs(ws, self.s)
+        self.assertEqual(self.s.fileno(), -1)
+        self.assertTrue(self.s.closed)
+        with self.assertRaises(lightws.ConnectionClosed) as cm:
+            self.c.recv()
+        self.assertEqual(cm.exception.code, 1000)
+
+
+class TestClose(unittest.TestCase):
+    def test_close_codes_and_reasons(self):
+        for code, reason, cls in [(1000, "", lightws.ConnectionClosedOK),
+                                  (1001, "going", lightws.ConnectionClosedOK),
+                                  (1011, "oops", lightws.ConnectionClosedError),
+                                  (4000, "app ✓", lightws.ConnectionClosedError)]:
+            with self.subTest(code=code):
+                c, s = pair(timeout=10)
+                join = in_thread(c.close, code, reason)
+                with self.assertRaises(cls) as cm:
+                    s.recv()
+                self.assertEqual((cm.exception.code, cm.exception.reason), (code, reason))
+                s.close()      # the server closes TCP first (§7.1.1)
+                join()
+                self.assertEqual(c.close_code, code)   # the server echoed it
+                self.assertTrue(c.closed and s.closed)
+
+    def test_close_frame_on_the_wire(self):
+        ws, raw = raw_pair(client=False, timeout=5)
+        ws.close_timeout = 0.5
+        join = in_thread(ws.close, 1001, "bye")
+        fin, op, payload = read_frame(raw)
+        self.assertEqual((fin, op, payload), (True, Opcode.CLOSE, b"\x03\xe9bye"))
+        raw.sendall(frame(Opcode.CLOSE, b"\x03\xe9", mask=KEY))
+        join()
+        self.assertEqual(raw.recv(10), b"")       # the server closed TCP
+
+    def test_peer_close_without_code(self):
+        ws, raw = raw_pair(client=True, timeout=5)
+        raw.sendall(frame(Opcode.CLOSE))
+        with self.assertRaises(lightws.ConnectionClosedOK) as cm:
+            ws.recv()
+        self.assertEqual(cm.exception.code, 1005)
+        self.assertEqual(read_frame(raw)[1], Opcode.CLOSE)   # answered
+        ws._release()
+
+    def test_eof_without_close(self):
+        ws, raw = raw_pair(timeout=5)
+        raw.close()
+        with self.assertRaises(lightws.ConnectionClosedError) as cm:
+            ws.recv()
+        self.assertEqual(cm.exception.code, 1006)
+        self.assertEqual(ws.read(), b"")
+        ws.close()
+
+    def test_invalid_close_code_refused(self):
+        c, s = pair()
+        with self.assertRaises(lightws.InvalidUsage):
+            c._c.close(1005, b"")
+        c._release(), s._release()
+
+
+class TestProtocolErrors(unittest.TestCase):
+    """A raw peer sends a bad frame: recv() raises ProtocolError with the
+    close code, and the close frame with that code is on the wire."""
+
+    CASES = [
+        ("unmasked client frame", frame(Opcode.TEXT, b"hi"), "MASK_REQUIRED", 1002),
+        ("reserved opcode", frame(3, b"", mask=KEY), "RESERVED_OPCODE", 1002),
+        ("rsv bit", frame(Opcode.TEXT, b"x", mask=KEY, rsv=0x40), "RESERVED_BITS", 1002),
+        ("fragmented ping", frame(Opcode.PING, b"", fin=False, mask=KEY), "FRAGMENTED_CONTROL", 1002),
+        ("stray continuation", frame(Opcode.CONTINUATION, b"x", mask=KEY), "UNEXPECTED_CONTINUATION", 1002),
+        ("invalid utf-8", frame(Opcode.TEXT, b"\xed\xa0\x80", mask=KEY), "UTF8", 1007),
+        ("1-byte close", frame(Opcode.CLOSE, b"\x03", mask=KEY), "CLOSE_PAYLOAD", 1002),
+        ("close code 1005", frame(Opcode.CLOSE, b"\x03\xed", mask=KEY), "CLOSE_CODE", 1002),
+    ]
+
+    def test_server_side(self):
+        for name, wire, errname, code in self.CASES:
+            with self.subTest(name=name):
+                ws, raw = raw_pair(client=False, timeout=5)
+                raw.sendall(wire)
+                with self.assertRaises(lightws.ProtocolError) as cm:
+                    ws.recv()
+                self.assertEqual((cm.exception.errname, cm.exception.close_code), (errname, code))
+                fin, op, payload = read_frame(raw)
+                self.assertEqual(op, Opcode.CLOSE)
+                self.assertEqual(int.from_bytes(payload[:2], "big"), code)
+                with self.assertRaises(lightws.ProtocolError):
+                    ws.recv()                      # the stream stays failed
+                ws.close()
+                self.assertEqual(raw.recv(100), b"")  # no second close frame
+                raw.close()
+
+    def test_client_rejects_masked_server_frame(self):
+        ws, raw = raw_pair(client=True, timeout=5)
+        raw.sendall(frame(Opcode.TEXT, b"x", mask=KEY))
+        with self.assertRaises(lightws.ProtocolError) as cm:
+            ws.recv()
+        self.assertEqual(cm.exception.errname, "MASK_UNEXPECTED")
+        fin, op, payload = read_frame(raw)
+        self.assertEqual((op, payload[:2]), (Opcode.CLOSE, b"\x03\xea"))
+        ws._release()
+
+    def test_message_too_big(self):
+        ws, raw = raw_pair(client=False, timeout=5, max_size=1000)
+        raw.sendall(frame(Opcode.BINARY, b"a" * 600, fin=False, mask=KEY)
+                    + frame(Opcode.CONTINUATION, b"b" * 600, mask=KEY))
+        with self.assertRaises(lightws.ProtocolError) as cm:
+            ws.recv()
+        self.assertEqual(cm.exception.close_code, 1009)
+        self.assertEqual(read_frame(raw)[2][:2], (1009).to_bytes(2, "big"))
+        ws._release()
+
+
+class TestNonblocking(unittest.TestCase):
+    def test_recv_resumes_byte_at_a_time(self):
+        ws, raw = raw_pair(client=False)
+        ws.settimeout(0)
+        msg = "résumé " * 50
+        wire = (frame(Opcode.TEXT, msg[:100].encode(), fin=False, mask=KEY)
+                + frame(Opcode.PING, b"p", mask=KEY)
+                + frame(Opcode.CONTINUATION, msg[100:].encode(), mask=KEY))
+        got = None
+        blocked = 0
+        for i in range(len(wire)):
+            raw.sendall(wire[i:i + 1])
+            try:
+                got = ws.recv()
+            except BlockingIOError as e:
+                self.assertEqual(e.errno, errno.EAGAIN)
+                self.assertTrue(e.want & lightws.WANT_READ)
+                blocked += 1
+        self.assertEqual(got, msg)
+        self.assertEqual(blocked, len(wire) - 1)
+        self.assertEqual(read_frame(raw), (True, Opcode.PONG, b"p"))
+        ws._release()
+
+    def test_send_resumes_when_the_socket_is_full(self):
+        c, s = pair()
+        c._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        c.settimeout(0)
+        msgs = [os.urandom(50000) for _ in range(8)]
+        sent = []
+        received = []
+        deadline = time.monotonic() + 20
+        while len(received) < len(msgs) and time.monotonic() < deadline:
+            if len(sent) < len(msgs):
+                try:
+                    c.send(msgs[len(sent)])
+                    sent.append(True)
+                except BlockingIOError as e:
+                    self.assertTrue(e.want & lightws.WANT_WRITE)
+                    self.assertEqual(e.characters_written, 0)
+            elif c.pending:
+                try:
+                    c.flush()
+                except BlockingIOError:
+                    pass
+            s.settimeout(0)
+            try:
+                received.append(s.recv())
+            except BlockingIOError:
+                pass
+        self.assertEqual(received, msgs)
+        self.assertFalse(c.pending)
+        c._release(), s._release()
+
+    def test_timeout(self):
+        c, s = pair()
+        s.settimeout(0.1)
+        self.assertEqual(s.gettimeout(), 0.1)
+        t0 = time.monotonic()
+        with self.assertRaises(socket.timeout):
+            s.recv()
+        self.assertGreaterEqual(time.monotonic() - t0, 0.09)
+        c.send("late")
+        self.assertEqual(s.recv(), "late")   # nothing lost
+        s.setblocking(True)
+        self.assertIsNone(s.gettimeout())
+        c._release(), s._release()
+
+
+class TestThreads(unittest.TestCase):
+    def test_reader_and_writer_threads_on_each_end(self):
+        c, s = pair(timeout=20)
+        n = 300
+        payloads = [os.urandom((i * 997) % 70000) for i in range(n)]
+
+        def writer(ws):
+            for p in payloads:
+                ws.send(p)
+
+        def reader(ws):
+            return [ws.recv() for _ in range(n)]
+
+        joins = [in_thread(writer, c), in_thread(reader, s),
+                 in_thread(writer, s), in_thread(reader, c)]
+        results = [j(60) for j in joins]
+        self.assertEqual(results[1], payloads)
+        self.assertEqual(results[3], payloads)
+        c._release(), s._release()
+
+    def test_close_from_writer_wakes_reader(self):
+        c, s = pair(timeout=10)
+        c.close_timeout = 2
+        join = in_thread(c.recv)
+        time.sleep(0.1)
+        def server():
+            got = list(s)        # iterates until the client's close
+            s.close()
+            return got
+        join_s = in_thread(server)
+        t0 = time.monotonic()
+        c.close(1000, "done")
+        self.assertLess(time.monotonic() - t0, 1.5)
+        with self.assertRaises(lightws.ConnectionClosedOK):
+            join()
+        self.assertEqual(join_s(), [])
+
+
+class TestIO(unittest.TestCase):
+    def test_copyfileobj_through_buffered_reader(self):
+        c, s = pair(timeout=10)
+        data = os.urandom(300000)
+
+        def produce():
+            for i in range(0, len(data), 7000):
+                c.write(data[i:i + 7000])
+            c.close()
+
+        join = in_thread(produce)
+        out = io.BytesIO()
+        with s.makefile("rb") as f:
+            self.assertIsInstance(f, io.BufferedReader)
+            shutil.copyfileobj(f, out)
+        join()
+        self.assertEqual(out.getvalue(), data)
+
+    def test_raw_stream_write_side(self):
+        c, s = pair(timeout=10)
+        raw = lightws.RawStream(c)
+        self.assertTrue(raw.readable() and raw.writable())
+        self.assertEqual(raw.fileno(), c.fileno())
+        w = c.makefile("wb")
+        shutil.copyfileobj(io.BytesIO(b"x" * 20000), w, 4096)
+        w.flush()
+        got = b""
+        while len(got) < 20000:
+            got += s.read(65536)
+        self.assertEqual(got, b"x" * 20000)
+        c._release(), s._release()
+
+
+if __name__ == "__main__":
+    unittest.main()
