@@ -61,15 +61,38 @@ int lightws_utf8_feed(struct lightws_utf8 *u, const uint8_t *in, size_t len) {
       hi = 0xBF;
       need--;
     }
-    /* ASCII runs, 8 bytes at a time */
-    while (end - in >= 8) {
-      uint64_t w;
-      memcpy(&w, in, 8);
-      if (w & ASCII_MASK) break;
-      in += 8;
+    /* ASCII runs, 16 bytes at a time */
+    while (end - in >= 16) {
+      uint64_t w1, w2;
+      memcpy(&w1, in, 8);
+      memcpy(&w2, in + 8, 8);
+      if ((w1 | w2) & ASCII_MASK) break;
+      in += 16;
     }
     while (in < end && *in < 0x80) in++;
     if (in == end) break;
+    if (end - in >= 4) {
+      /* a whole sequence is present: check it in one go */
+      unsigned b = in[0];
+      if (b < 0xE0) {
+        if (b < 0xC2 || (in[1] & 0xC0) != 0x80) goto fail;
+        in += 2;
+      } else if (b < 0xF0) {
+        lo = b == 0xE0 ? 0xA0 : 0x80;
+        hi = b == 0xED ? 0x9F : 0xBF;
+        if (in[1] < lo || in[1] > hi || (in[2] & 0xC0) != 0x80) goto fail;
+        in += 3;
+      } else {
+        lo = b == 0xF0 ? 0x90 : 0x80;
+        hi = b == 0xF4 ? 0x8F : 0xBF;
+        if (b > 0xF4 || in[1] < lo || in[1] > hi ||
+            (((in[2] & 0xC0) ^ 0x80) | ((in[3] & 0xC0) ^ 0x80)))
+          goto fail;
+        in += 4;
+      }
+      continue;
+    }
+    /* near the end: the character may continue in the next call */
     st = lead(*in++);
     if (st == 0) goto fail;
     need = st & 3;

@@ -277,9 +277,10 @@ START_TEST(test_utf8_every_code_point) {
 END_TEST
 
 /* Every 1-, 2- and 3-byte string (and 4-byte ones starting F0..F4) agrees
- * with the reference. */
+ * with the reference, alone (the validator's end-of-input path) and
+ * followed by ASCII (its whole-sequence path). */
 START_TEST(test_utf8_all_short_strings) {
-  uint8_t b[4];
+  uint8_t b[8] = {0, 0, 0, 0, ' ', ' ', ' ', ' '};
   unsigned x, y, z;
   for (x = 0; x < 256; x++) {
     b[0] = (uint8_t)x;
@@ -289,14 +290,17 @@ START_TEST(test_utf8_all_short_strings) {
       CHECK(feed_whole(b, 2) == reference(b, 2), "%02x %02x", x, y);
       for (z = 0; z < 256; z++) {
         b[2] = (uint8_t)z;
+        b[3] = ' ';
+        CHECK(feed_whole(b, 7) == reference(b, 7), "%02x %02x %02x + ASCII", x, y, z);
         CHECK(feed_whole(b, 3) == reference(b, 3), "%02x %02x %02x", x, y, z);
         if (x >= 0xF0 && x <= 0xF4 && (z & 0xC0) == 0x80 && (y & 0xC0) == 0x80) {
           static const uint8_t last[] = {0x80, 0xBF, 0xC0, 0x41};
           size_t k;
           for (k = 0; k < sizeof last; k++) {
             b[3] = last[k];
-            CHECK(feed_whole(b, 4) == reference(b, 4), "%02x %02x %02x %02x", x, y,
-                  z, b[3]);
+            CHECK(feed_whole(b, 4) == reference(b, 4) &&
+                      feed_whole(b, 8) == reference(b, 8),
+                  "%02x %02x %02x %02x", x, y, z, b[3]);
           }
         }
       }
