@@ -18,7 +18,7 @@ import socket
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 from urllib.parse import urlsplit
 
-from . import _core
+from . import _core, codec
 from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_RBUF_SIZE,
                     RawStream, WebSocket, _UNSET)
 from ._core import Chunk, Request, Response
@@ -28,7 +28,7 @@ from .errors import (WANT_READ, WANT_WRITE, CloseCode, ConnectionClosed,
                      WouldBlock)
 
 __all__ = [
-    "connect", "accept", "parse_url", "WebSocket", "RawStream", "Chunk",
+    "connect", "accept", "parse_url", "codec", "WebSocket", "RawStream", "Chunk",
     "Request", "Response", "Opcode", "CloseCode", "WebSocketError",
     "ProtocolError", "ConnectionClosed", "ConnectionClosedOK",
     "ConnectionClosedError", "HandshakeError", "InvalidUsage", "WouldBlock",

@@ -1,0 +1,180 @@
+# SPDX-License-Identifier: MIT
+"""lightws.asyncio: serve()/connect() between lightws peers, against
+build/lightws-echo, and against python3-websockets in the same loop."""
+
+import asyncio
+import os
+import unittest
+
+import websockets
+
+import lightws
+import lightws.asyncio as lwa
+
+from _helpers import ECHO_BIN, Proc, need_file
+
+
+async def echo_handler(ws):
+    async for msg in ws:
+        await ws.send(msg)
+
+
+async def exercise(test, ws):
+    for msg in ["hello", "", "ünïcödé", b"\x00\xff", os.urandom(1 << 20)]:
+        await ws.send(msg)
+        test.assertEqual(await ws.recv(), msg)
+    await ws.send("frag", fin=False)
+    await ws.send("ment")
+    test.assertEqual(await ws.recv(), "fragment")
+    await ws.ping(b"p1")
+    await ws.send("after")
+    test.assertEqual(await ws.recv(), "after")
+    test.assertEqual(ws.last_pong, b"p1")
+
+
+class TestAsyncio(unittest.IsolatedAsyncioTestCase):
+    async def test_serve_and_connect(self):
+        server = await lwa.serve(echo_handler, "127.0.0.1", 0)
+        async with server:
+            async with await lwa.connect(f"ws://127.0.0.1:{server.port}/aio") as ws:
+                await exercise(self, ws)
+                await ws.close(4002, "bye")
+                self.assertEqual(ws.close_code, 4002)
+            self.assertTrue(ws.closed)
+
+    async def test_async_iteration_and_concurrent_tasks(self):
+        n = 200
+
+        async def producer(ws):
+            for i in range(n):
+                await ws.send(f"msg {i}")
+            await ws.close()
+
+        server = await lwa.serve(producer, "127.0.0.1", 0)
+        async with server:
+            ws = await lwa.connect(f"ws://127.0.0.1:{server.port}/")
+            got = [m async for m in ws]
+            self.assertEqual(got, [f"msg {i}" for i in range(n)])
+            self.assertEqual(ws.close_code, 1000)
+            await ws.close()
+
+    async def test_reader_and_writer_tasks(self):
+        server = await lwa.serve(echo_handler, "127.0.0.1", 0)
+        async with server:
+            ws = await lwa.connect(f"ws://127.0.0.1:{server.port}/")
+            payloads = [os.urandom(i * 1000) for i in range(60)]
+
+            async def writer():
+                for p in payloads:
+                    await ws.send(p)
+
+            async def reader():
+                return [await ws.recv() for _ in payloads]
+
+            _, got = await asyncio.wait_for(asyncio.gather(writer(), reader()), 30)
+            self.assertEqual(got, payloads)
+            await ws.close()
+
+    async def test_server_close_sends_1001(self):
+        started = asyncio.Event()
+
+        async def idle(ws):
+            started.set()
+            await asyncio.sleep(60)
+
+        server = await lwa.serve(idle, "127.0.0.1", 0)
+        ws = await lwa.connect(f"ws://127.0.0.1:{server.port}/")
+        await asyncio.wait_for(started.wait(), 5)
+        server.close()
+        with self.assertRaises(lightws.ConnectionClosedOK) as cm:
+            await asyncio.wait_for(ws.recv(), 10)
+        self.assertEqual(cm.exception.code, 1001)
+        await server.wait_closed()
+        await ws.close()
+
+    async def test_handshake_rejected(self):
+        server = await lwa.serve(echo_handler, "127.0.0.1", 0)
+        async with server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+            head = await asyncio.wait_for(reader.read(100), 5)
+            self.assertTrue(head.startswith(b"HTTP/1.1 400 "), head)
+            writer.close()
+
+    async def test_protocol_error_from_raw_peer(self):
+        reader, writer = None, None
+
+        async def handler(ws):
+            with self.assertRaises(lightws.ProtocolError) as cm:
+                await ws.recv()
+            self.assertEqual(cm.exception.close_code, 1007)
+            done.set_result(True)
+
+        done = asyncio.get_running_loop().create_future()
+        server = await lwa.serve(handler, "127.0.0.1", 0)
+        async with server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(lightws.codec.build_request("h", "/"))
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(bytes([0x81, 0x82, 0, 0, 0, 0, 0xC3, 0x28]))  # masked, bad UTF-8
+            self.assertTrue(await asyncio.wait_for(done, 5))
+            close = await asyncio.wait_for(reader.readexactly(4), 5)
+            self.assertEqual(close, bytes([0x88, 0x02, 0x03, 0xEF]))
+            writer.close()
+
+    async def test_against_c_echo(self):
+        need_file(ECHO_BIN)
+        srv = Proc([ECHO_BIN, "--host", "127.0.0.1", "--port", "0"])
+        try:
+            async with await lwa.connect(f"ws://127.0.0.1:{srv.port}/") as ws:
+                await exercise(self, ws)
+        finally:
+            srv.stop()
+
+    async def test_lightws_client_websockets_server(self):
+        async def ws_echo(ws, path=None):
+            async for m in ws:
+                await ws.send(m)
+
+        async with websockets.serve(ws_echo, "127.0.0.1", 0, max_size=None) as srv:
+            port = srv.sockets[0].getsockname()[1]
+            async with await lwa.connect(f"ws://127.0.0.1:{port}/") as ws:
+                await exercise(self, ws)
+
+    async def test_websockets_client_lightws_server(self):
+        server = await lwa.serve(echo_handler, "127.0.0.1", 0)
+        async with server:
+            async with websockets.connect(f"ws://127.0.0.1:{server.port}/x",
+                                          max_size=None) as ws:
+                for msg in ["hi", b"\x01" * 100000]:
+                    await ws.send(msg)
+                    self.assertEqual(await ws.recv(), msg)
+                pong = await ws.ping(b"hb")
+                await asyncio.wait_for(pong, 5)
+                await ws.close(1000, "ok")
+            self.assertEqual(ws.close_code, 1000)
+
+    async def test_byte_stream(self):
+        async def sink(ws):
+            data = b""
+            while True:
+                chunk = await ws.read()
+                if not chunk:
+                    break
+                data += chunk
+            await ws.close()
+            result.set_result(data)
+
+        result = asyncio.get_running_loop().create_future()
+        server = await lwa.serve(sink, "127.0.0.1", 0)
+        async with server:
+            ws = await lwa.connect(f"ws://127.0.0.1:{server.port}/")
+            payload = os.urandom(200000)
+            for i in range(0, len(payload), 30000):
+                await ws.write(payload[i:i + 30000])
+            await ws.close()
+            self.assertEqual(await asyncio.wait_for(result, 10), payload)
+
+
+if __name__ == "__main__":
+    unittest.main()
