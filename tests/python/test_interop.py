@@ -135,10 +135,9 @@ class TestWebsocketsClientRole(ClientRole, unittest.TestCase):
         return [sys.executable, os.path.join(HERE, "peer_websockets.py"), "server"]
 
     def test_subprotocol(self):
-        # websockets picks by its own preference order (chat, superchat)
-        with lightws.connect(self.url(), protocols=["superchat", "chat"]) as ws:
-            self.assertEqual(ws.subprotocol, "chat")
-            self.assertEqual(ws.response.protocol, "chat")
+        with lightws.connect(self.url(), protocols=["x", "superchat"]) as ws:
+            self.assertEqual(ws.subprotocol, "superchat")
+            self.assertEqual(ws.response.protocol, "superchat")
 
 
 class TestWebsocketsServerRole(ServerRole, unittest.TestCase):
