@@ -1,0 +1,236 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""RFC 6455 conformance runner: plays the case matrix (cases.py,
+cases_hs.py) against echo peers in both roles.
+
+  run.py --peer CMD [--peer CMD ...] [--role server|client|both] [-k PATTERN]
+
+CMD is a command prefix taking the shared echo command line: CMD --host
+127.0.0.1 --port 0 starts an echo server that prints "listening on
+HOST:PORT"; CMD --client ws://HOST:PORT/PATH?QUERY starts an echo client.
+"NAME=CMD" names a peer. Prints "PASS id title" / "FAIL id title: reason"
+per case and a final "N passed, M failed"; exits 1 on any failure."""
+import argparse
+import fnmatch
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import cases  # noqa: E402
+import cases_hs  # noqa: E402,F401  (registers its cases)
+from wsproto_min import Conn, Fail, PeerEOF  # noqa: E402
+
+
+class Ctx:
+    """What a case sees: the role, an open Conn (unless raw), and for a
+    server peer its address and process, for a client peer the listener."""
+
+    def __init__(self, role):
+        self.role = role
+        self.conn = None
+        self.clean = False
+        self.expect_exit = None
+        self.proc = None
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.path = "/"
+        self.listener = None
+
+    def accept(self):
+        self.listener.settimeout(10)
+        try:
+            s, _ = self.listener.accept()
+        except socket.timeout:
+            raise Fail("the client did not connect within 10 s")
+        s.settimeout(None)
+        return s
+
+
+def start_server(cmd, log):
+    proc = subprocess.Popen(cmd + ["--host", "127.0.0.1", "--port", "0"], stdout=subprocess.PIPE,
+                            stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 15
+    line = b""
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        m = re.search(rb"listening on \[?([0-9a-fA-F.:]+?)\]?:(\d+)", line)
+        if m:
+            return proc, m.group(1).decode(), int(m.group(2))
+    stop(proc)
+    raise RuntimeError("server %r did not print 'listening on HOST:PORT' (got %r)" % (cmd, line))
+
+
+def stop(proc):
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(3)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def tail(path, n=6):
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().decode("utf-8", "replace").strip().splitlines()
+        return " | ".join(lines[-n:])
+    except OSError:
+        return ""
+
+
+def run_case_server(peer, state, cid, title, timeout, raw, fn):
+    """One case against the server peer (restarted if it died)."""
+    if state["proc"] is None or state["proc"].poll() is not None:
+        state["proc"], state["host"], state["port"] = start_server(peer["cmd"], state["log"])
+    t = Ctx("server")
+    t.proc, t.host, t.port = state["proc"], state["host"], state["port"]
+    try:
+        if not raw:
+            t.conn = cases_hs.open_ws(t, cases_hs.request(t.host, t.port, path="/case/%s?peer=x" % cid))
+        fn(t)
+        err = None
+        if t.proc.poll() is not None:
+            err = "server process exited (status %s)" % t.proc.returncode
+    except (Fail, PeerEOF, OSError) as e:
+        err = str(e) or type(e).__name__
+        if t.proc.poll() is not None:
+            err += "; server process exited (status %s)" % t.proc.returncode
+    except Exception as e:  # a bug in the suite itself
+        err = "suite error: %s\n%s" % (e, traceback.format_exc())
+    finally:
+        if t.conn is not None:
+            t.conn.shutdown()
+    return err
+
+
+def run_case_client(peer, state, cid, title, timeout, raw, fn):
+    """One case with the echo client: we listen, it connects to /case/ID."""
+    t = Ctx("client")
+    t.listener = state["listener"]
+    t.port = state["port"]
+    t.path = "/case/%s?agent=lightws&n=1" % cid
+    url = "ws://127.0.0.1:%d%s" % (t.port, t.path)
+    log = state["log"]
+    proc = subprocess.Popen(peer["cmd"] + ["--client", url], stdout=log, stderr=log,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    err = None
+    try:
+        if not raw:
+            sock, key, rest = cases_hs.accept_client(t)
+            sock.sendall(cases_hs.response_101(key))
+            t.conn = Conn(sock, False, rest)
+        fn(t)
+    except (Fail, PeerEOF, OSError) as e:
+        err = str(e) or type(e).__name__
+    except Exception as e:
+        err = "suite error: %s\n%s" % (e, traceback.format_exc())
+    finally:
+        if t.conn is not None:
+            t.conn.wait_sent(2)
+            t.conn.shutdown()
+    # We closed TCP (the server's part, §7.1.1): the client must exit.
+    try:
+        rc = proc.wait(5)
+    except subprocess.TimeoutExpired:
+        stop(proc)
+        rc = None
+        if err is None:
+            err = "client did not exit within 5 s after the connection ended"
+    if err is None and rc is not None:
+        if t.clean and rc != 0:
+            err = "client exited with status %d after a clean close" % rc
+        elif t.expect_exit == "nonzero" and rc == 0:
+            err = "client exited 0 after a failed handshake"
+    if err is None and rc is not None and rc < 0:
+        err = "client killed by signal %d" % -rc
+    return err
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--peer", action="append", required=True, help="[NAME=]command prefix of an echo peer")
+    ap.add_argument("--role", choices=("server", "client", "both"), default="both")
+    ap.add_argument("-k", dest="pattern", default=None, help="only case ids matching this glob")
+    ap.add_argument("--logdir", default=None, help="peer stderr logs (default: a temp dir)")
+    ap.add_argument("--no-exit-status", action="store_true",
+                    help="do not require exit status 0/non-zero of echo clients (only that they exit)")
+    args = ap.parse_args()
+
+    logdir = args.logdir or tempfile.mkdtemp(prefix="lightws-conf-")
+    os.makedirs(logdir, exist_ok=True)
+    passed = failed = 0
+    t0 = time.monotonic()
+    for spec in args.peer:
+        name, sep, cmd = spec.partition("=")
+        if not sep or " " in name:
+            name, cmd = os.path.basename(shlex.split(spec)[-1]), spec
+        peer = {"name": name, "cmd": shlex.split(cmd)}
+        roles = ("server", "client") if args.role == "both" else (args.role,)
+        for role in roles:
+            logpath = os.path.join(logdir, "%s-%s.log" % (re.sub(r"[^\w.-]", "_", name), role))
+            log = open(logpath, "ab")
+            state = {"proc": None, "log": log}
+            if role == "client":
+                ls = socket.socket()
+                ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                ls.bind(("127.0.0.1", 0))
+                ls.listen(16)
+                state["listener"], state["port"] = ls, ls.getsockname()[1]
+            print("== %s as %s (%s)" % (name, role, cmd), flush=True)
+            rstart = time.monotonic()
+            for cid, title, case_roles, timeout, raw, fn in cases.CASES:
+                if role not in case_roles:
+                    continue
+                if args.pattern and not fnmatch.fnmatch(cid, args.pattern):
+                    continue
+                start = time.monotonic()
+                try:
+                    if role == "server":
+                        err = run_case_server(peer, state, cid, title, timeout, raw, fn)
+                    else:
+                        err = run_case_client(peer, state, cid, title, timeout, raw, fn)
+                except RuntimeError as e:
+                    err = str(e)
+                if err and args.no_exit_status and ("exited with status" in err or "exited 0" in err):
+                    err = None
+                took = time.monotonic() - start
+                label = "%s [%s %s] %s" % (cid, name, role, title)
+                if err is None:
+                    passed += 1
+                    print("PASS %s%s" % (label, " (%.1f s)" % took if took > 1 else ""), flush=True)
+                else:
+                    failed += 1
+                    extra = tail(logpath)
+                    print("FAIL %s: %s%s" % (label, err, ("  [peer log: %s]" % extra) if extra else ""), flush=True)
+            if state["proc"] is not None:
+                if state["proc"].poll() is not None:
+                    failed += 1
+                    print("FAIL %s as server: process exited (status %s) by the end of the run"
+                          % (name, state["proc"].returncode))
+                stop(state["proc"])
+            if role == "client":
+                state["listener"].close()
+            log.close()
+            print("-- %s as %s: %.1f s" % (name, role, time.monotonic() - rstart), flush=True)
+    print("(%.1f s; peer logs in %s)" % (time.monotonic() - t0, logdir))
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
