@@ -775,6 +775,15 @@ START_TEST(test_mask_zero_key_leaves_buffer) {
 }
 END_TEST
 
+START_TEST(test_mask_empty_and_null) {
+  uint8_t one = 0x41;
+  lightws_mask(NULL, 0, test_key, 0);
+  lightws_mask_copy(NULL, NULL, 0, test_key, 3);
+  lightws_mask(&one, 1, test_key, UINT64_MAX); /* position 3 mod 4 */
+  ck_assert_uint_eq(one, 0x41 ^ test_key[3]);
+}
+END_TEST
+
 START_TEST(test_mask_twice_restores) {
   uint8_t buf[1000], copy[1000];
   fill_pattern(buf, sizeof buf, 2);
@@ -860,6 +869,7 @@ Suite *frame_suite(void) {
   tcase_add_loop_test(tc, test_mask_matches_reference_at_every_alignment, 0, 16);
   tcase_add_loop_test(tc, test_mask_copy_matches_reference, 0, 16);
   tcase_add_test(tc, test_mask_zero_key_leaves_buffer);
+  tcase_add_test(tc, test_mask_empty_and_null);
   tcase_add_test(tc, test_mask_twice_restores);
   tcase_add_test(tc, test_mask_split_payload_with_offsets);
   tcase_add_test(tc, test_mask_large_buffer);

@@ -54,6 +54,21 @@ START_TEST(test_sha1_vector) {
 }
 END_TEST
 
+START_TEST(test_sha1_empty_updates) {
+  struct lightws__sha1 c;
+  uint8_t d[20];
+  char out[41];
+  lightws__sha1_init(&c);
+  lightws__sha1_update(&c, NULL, 0);
+  lightws__sha1_update(&c, "ab", 2);
+  lightws__sha1_update(&c, NULL, 0);
+  lightws__sha1_update(&c, "c", 1);
+  lightws__sha1_final(&c, d);
+  hex(d, 20, out);
+  ck_assert_str_eq(out, "a9993e364706816aba3e25717850c26c9cd0d89d");
+}
+END_TEST
+
 /* RFC 3174 §7.3 TEST3: one million 'a', fed in 1000 updates of 1000. */
 START_TEST(test_sha1_million_a) {
   struct lightws__sha1 c;
@@ -233,6 +248,7 @@ Suite *util_suite(void) {
   TCase *tc = tcase_create("sha1");
   tcase_add_loop_test(tc, test_sha1_vector, 0, NUM_SHA1);
   tcase_add_test(tc, test_sha1_million_a);
+  tcase_add_test(tc, test_sha1_empty_updates);
   tcase_add_test(tc, test_sha1_split_updates);
   suite_add_tcase(s, tc);
 
