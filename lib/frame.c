@@ -115,13 +115,10 @@ static ssize_t decode_partial(const uint8_t *in, size_t len, unsigned lc,
     if (len >= 4 && nonmin && load_be16(in + 2) < 126)
       return LIGHTWS_ERR_NONMINIMAL_LENGTH;
   } else if (lc == 127 && len >= 3) {
-    size_t i;
     if (in[2] & 0x80) return LIGHTWS_ERR_LENGTH_TOP_BIT;
     /* bytes 2..7 all zero: the length fits 16 bits whatever follows */
-    if (nonmin && len >= 8) {
-      for (i = 2; i < 8 && in[i] == 0; i++) continue;
-      if (i == 8) return LIGHTWS_ERR_NONMINIMAL_LENGTH;
-    }
+    if (nonmin && len >= 8 && (load_be64(in) & 0xFFFFFFFFFFFFull) == 0)
+      return LIGHTWS_ERR_NONMINIMAL_LENGTH;
   }
   return LIGHTWS_ERR_INCOMPLETE;
 }
