@@ -7,10 +7,8 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
-import unittest
 
 import lightws
 

@@ -4,7 +4,6 @@ modes, the same contract as build/lightws-echo) and
 examples/demo_client.py as `make demo` runs it."""
 
 import os
-import re
 import socket
 import subprocess
 import sys

@@ -9,9 +9,8 @@ import sys
 import unittest
 
 import lightws
-from lightws import Opcode
 
-from _helpers import ECHO_BIN, Proc, in_thread, need_file, node, node_env
+from _helpers import ECHO_BIN, Proc, need_file, node, node_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

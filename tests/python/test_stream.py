@@ -8,12 +8,11 @@ import io
 import os
 import shutil
 import socket
-import threading
 import time
 import unittest
 
 import lightws
-from lightws import CloseCode, Opcode
+from lightws import Opcode
 
 from _helpers import frame, in_thread, pair, raw_pair, read_frame
 

@@ -19,7 +19,7 @@ import select
 import socket
 import threading
 import time
-from typing import (Any, Callable, Iterator, List, Optional, Sequence, Tuple,
+from typing import (Any, Callable, Iterator, Optional, Sequence, Tuple,
                     TypeVar, Union)
 
 from . import _core
@@ -380,9 +380,10 @@ class WebSocket(BaseWebSocket):
         try:
             self.request = self._run(self._c.server_read_request, False)
         except HandshakeError as e:
-            if e.status:
+            status = e.status
+            if status:
                 try:
-                    self._run(lambda: self._c.server_reject(e.status), False)
+                    self._run(lambda: self._c.server_reject(status), False)
                 except (OSError, WebSocketError):
                     pass
             raise

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from ._lightws import ffi, lib
 from .errors import (ConnectionClosedError, HandshakeError, InvalidUsage,

@@ -29,7 +29,7 @@ import socket
 from typing import (Any, AsyncIterator, Awaitable, Callable, List, Optional,
                     Sequence, Set, Tuple, Union)
 
-from . import _core, parse_url, _protocols
+from . import parse_url, _protocols
 from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_RBUF_SIZE,
                     WANT_READ, WANT_WRITE, BaseWebSocket, Data, _choose_subprotocol,
                     _SendJob)
@@ -134,9 +134,10 @@ class WebSocket(BaseWebSocket):
         try:
             self.request = await self._run(self._c.server_read_request, False)
         except HandshakeError as e:
-            if e.status:
+            status = e.status
+            if status:
                 try:
-                    await self._run(lambda: self._c.server_reject(e.status), False)
+                    await self._run(lambda: self._c.server_reject(status), False)
                 except (OSError, WebSocketError):
                     pass
             raise
