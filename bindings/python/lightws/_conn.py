@@ -437,6 +437,13 @@ class WebSocket(BaseWebSocket):
         flush()."""
         job = self._new_job(data, opcode, fin)
         with self._wlock:
+            if self._pending is None:
+                try:                       # fast path: it all goes out now
+                    self._step_job(job)
+                    self._take_job(job)
+                    return
+                except WouldBlock:
+                    pass                   # _submit continues from job.sent
             self._submit(job)
 
     def _submit(self, job: _SendJob) -> None:
