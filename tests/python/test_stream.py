@@ -127,6 +127,23 @@ class TestMessages(unittest.TestCase):
         with self.assertRaises(lightws.InvalidUsage):
             self.c.ping(b"x" * 126)
 
+    def test_no_auto_pong_hands_pings_out(self):
+        c, s = pair(timeout=10, options=lightws.OPT_NO_AUTO_PONG)
+        c.send("a", fin=False)
+        c.ping(b"manual")
+        c.send("b")
+        self.assertEqual(s.recv(), "ab")          # the ping inside is skipped
+        self.assertEqual(s.last_ping, b"manual")
+        s.pong(s.last_ping)                       # answered by hand
+        c.ping(b"again")
+        buf = bytearray(100)
+        ch = s.recv_chunk_into(buf)
+        self.assertEqual((ch.opcode, bytes(buf[:ch.nbytes])), (Opcode.PING, b"again"))
+        s.send("x")
+        self.assertEqual(c.recv(), "x")
+        self.assertEqual(c.last_pong, b"manual")  # only the hand-made pong came
+        c._release(), s._release()
+
     def test_context_manager_and_fileno(self):
         fd = self.c.fileno()
         self.assertGreaterEqual(fd, 0)

@@ -95,6 +95,10 @@ class BaseWebSocket:
         self.request: Optional[Request] = None
         self.response: Optional[Response] = None
         self.subprotocol: Optional[str] = None
+        #: with OPT_NO_AUTO_PONG: payload of the last ping recv() skipped
+        #: (answer it with pong()); recv_chunk_into() returns pings as
+        #: chunks with opcode Opcode.PING
+        self.last_ping: Optional[bytes] = None
         # reading: the message being assembled
         self._rmsg: Optional[bytearray] = None
         self._rpos = 0
@@ -176,6 +180,10 @@ class BaseWebSocket:
             except BaseException:
                 self._rmsg, self._rpos = None, 0
                 raise
+            if ch.opcode == Opcode.PING:
+                # OPT_NO_AUTO_PONG hands pings out instead of answering
+                self.last_ping = bytes(memoryview(buf)[pos:pos + ch.nbytes])
+                continue
             pos += ch.nbytes
             if ch.message_end:
                 self._rmsg, self._rpos = None, 0
@@ -354,13 +362,16 @@ class WebSocket(BaseWebSocket):
             try:
                 return step()
             except WouldBlock as e:
-                if t == 0:
-                    raise
                 want = e.want
-            if reading and want & WANT_WRITE:
-                want = self._flush_for_reader(want)
-                if not want:
-                    continue
+                if reading and want & WANT_WRITE:
+                    # an automatic pong or our close waits in the control
+                    # slot: write it now, even in nonblocking mode
+                    want = self._flush_for_reader(want)
+                    if not want:
+                        continue
+                if t == 0:
+                    e.want = want
+                    raise
             self._wait(want, deadline)
 
     # -- opening handshake (used by connect() and accept()) -----------------
