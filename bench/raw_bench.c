@@ -6,7 +6,36 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
+
+/*
+ * RAW_BENCH_IO=sendmsg|writev sends each chunk as a 2-byte head iovec plus
+ * the payload, through sendmsg(MSG_NOSIGNAL) (as lightws does on a socket) or
+ * writev: it measures what the system call alone costs against write(). The
+ * default and the harness use write().
+ */
+static int io_mode; /* 0 write, 1 sendmsg, 2 writev */
+
+static int send_chunk(int fd, const uint8_t *buf, size_t len) {
+  static const uint8_t head[2] = {0x82, 0};
+  struct iovec iov[2];
+  struct msghdr mh;
+  ssize_t n;
+  if (io_mode == 0) return bench_write_all(fd, buf, len);
+  /* an empty head iovec: the same bytes on the wire as write() */
+  iov[0].iov_base = (void *)head;
+  iov[0].iov_len = 0; /* no extra bytes on the wire: same stream as write() */
+  iov[1].iov_base = (void *)buf;
+  iov[1].iov_len = len;
+  memset(&mh, 0, sizeof(mh));
+  mh.msg_iov = iov;
+  mh.msg_iovlen = 2;
+  n = io_mode == 1 ? sendmsg(fd, &mh, MSG_NOSIGNAL) : writev(fd, iov, 2);
+  if (n < 0) return -1;
+  if ((size_t)n < len) return bench_write_all(fd, buf + n, len - (size_t)n);
+  return 0;
+}
 
 static int server(const struct bench_args *a) {
   size_t rsize = bench_rbuf_size(a->size);
@@ -27,7 +56,7 @@ static int server(const struct bench_args *a) {
   } else {
     /* Pingpong: echo SIZE-byte messages until EOF. */
     while (bench_read_exact(fd, buf, a->size) == 0) {
-      if (bench_write_all(fd, buf, a->size) < 0) return 1;
+      if (send_chunk(fd, buf, a->size) < 0) return 1;
       bytes += a->size;
       frames++;
     }
@@ -49,13 +78,13 @@ static int client(const struct bench_args *a) {
   t0 = bench_now();
   if (!a->pingpong) {
     for (i = 0; i < a->frames; i++)
-      if (bench_write_all(fd, buf, a->size) < 0) return 1;
+      if (send_chunk(fd, buf, a->size) < 0) return 1;
     shutdown(fd, SHUT_WR);
     if (bench_read_exact(fd, &ack, 1) < 0) return 1;
     bench_print_bulk(bench_now() - t0, a->frames * a->size, a->frames);
   } else {
     for (i = 0; i < a->frames; i++) {
-      if (bench_write_all(fd, buf, a->size) < 0) return 1;
+      if (send_chunk(fd, buf, a->size) < 0) return 1;
       if (bench_read_exact(fd, buf, a->size) < 0) return 1;
     }
     bench_print_pingpong(bench_now() - t0, a->frames);
@@ -68,6 +97,8 @@ static int client(const struct bench_args *a) {
 
 int main(int argc, char **argv) {
   struct bench_args a;
+  const char *io = getenv("RAW_BENCH_IO");
+  io_mode = io && strcmp(io, "sendmsg") == 0 ? 1 : io && strcmp(io, "writev") == 0 ? 2 : 0;
   if (bench_parse(argc, argv, &a) < 0) return 2;
   return a.server ? server(&a) : client(&a);
 }

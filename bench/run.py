@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -112,6 +113,7 @@ def run_pair(impl, mode, total, size, timeout, extra_env=None):
     """Runs server and client; returns (client dict, server dict, stderr text) or raises."""
     port = free_port()
     env = env_for(impl, extra_env)
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     args = [mode, str(port), str(total), str(size)]
     srv = subprocess.Popen(impl["cmd"] + ["server"] + args, env=env, cwd=ROOT,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -126,12 +128,15 @@ def run_pair(impl, mode, total, size, timeout, extra_env=None):
         for p in (cli, srv):
             p.communicate()
         raise RuntimeError("timeout after %ds" % timeout)
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     res = [parse_kv(l) for l in cout.splitlines() if l.startswith("RESULT")]
     sres = [parse_kv(l) for l in sout.splitlines() if l.startswith("SERVER")]
     if cli.returncode != 0 or srv.returncode != 0 or not res:
         msg = (cerr + serr).strip().splitlines()
         raise RuntimeError("exit %s/%s: %s" % (cli.returncode, srv.returncode,
                                                 (msg[-1] if msg else "no RESULT")[:120]))
+    res[0]["cpu"] = cpu  # user + system seconds of both processes
     return res[0], (sres[0] if sres else {}), cerr + serr
 
 
@@ -229,6 +234,7 @@ def main():
             name, mode, _, size, _ = w
             total = scaled(w, a.scale)
             base = None
+            base_cpu = None
             for impl in runnable:
                 key = (impl["name"], name)
                 if errors.get(key, 0) >= 2:
@@ -244,14 +250,17 @@ def main():
                     print("  round %d %s %s: FAILED %s" % (r + 1, name, impl["name"], e), flush=True)
                     continue
                 fig = figure(mode, res)
+                # CPU per unit of work (both processes), less noisy than wall time
+                cpu_unit = res["cpu"] / (total if mode == "pingpong" else total / float(GiB))
                 if impl["name"] == "raw":
-                    base = fig
+                    base, base_cpu = fig, cpu_unit
                 ratio = fig / base if base else None
+                cpu_ratio = cpu_unit / base_cpu if base_cpu else None
                 fps = float(res["fps"]) if mode == "bulk" else None
-                results[impl["name"]][name].append((fig, fps, ratio))
-                print("  round %d %s %-14s %10.1f %s%s" % (
+                results[impl["name"]][name].append((fig, fps, ratio, cpu_unit, cpu_ratio))
+                print("  round %d %s %-14s %10.1f %s%s   cpu x%.2f" % (
                     r + 1, name, impl["name"], fig, "MB/s" if mode == "bulk" else "rtt/s",
-                    "  x%.3f" % ratio if ratio else ""), flush=True)
+                    "  x%.3f" % ratio if ratio else "", cpu_ratio or 0), flush=True)
         if not a.no_micro and os.path.exists(os.path.join(BUILD, "lightws-bench")):
             try:
                 micro_rounds.append(run_micro({"BENCH_IDLE_CONNS": "0"}))
@@ -337,6 +346,20 @@ def render(a, runnable, skipped, workloads, results, errors, micro_rounds, idle,
         L.append(row)
     for n, why in skipped.items():
         L.append("%-15s | not run: %s" % (n, why))
+    L.append("")
+    L.append("CPU time of server + client (user + system) per GiB (W1, W2) or per 1000 round trips (W3),")
+    L.append("median, and as a ratio to raw TCP in the same round (lower is better; less noisy than wall time):")
+    for impl in runnable:
+        n = impl["name"]
+        cells = []
+        for w in workloads:
+            runs = results[n][w[0]]
+            if not runs:
+                cells.append("%s -" % w[0])
+                continue
+            unit = med([x[3] for x in runs]) * (1000.0 if w[1] == "pingpong" else 1.0)
+            cells.append("%s %.3fs x%.2f" % (w[0], unit, med([x[4] for x in runs]) or 0))
+        L.append("  %-15s %s" % (n, "   ".join(cells)))
 
     micro = {}
     if micro_rounds:

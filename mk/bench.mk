@@ -2,11 +2,13 @@
 # node ws, the lightws Python and Lua bindings. `make bench` builds what it can and
 # runs bench/run.py, which prints one table. Not part of `make test`.
 #   make bench BENCH_ROUNDS=5 BENCH_SCALE=1.0 [BENCH_ONLY=raw,lightws-c] [BENCH_WORKLOADS=W1,W3]
+#              [BENCH_RECORD=bench/RESULTS.md]  (appends the table with the date)
 
 BENCH_ROUNDS ?= 5
 BENCH_SCALE ?= 1.0
 BENCH_ONLY ?=
 BENCH_WORKLOADS ?=
+BENCH_RECORD ?=
 BENCH_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -Ilib/include -Ibench $(CFLAGS)
 BENCH_COMMON := bench/bench_common.c bench/bench_common.h
 BENCH_PYTHON := /usr/bin/python3
@@ -46,4 +48,5 @@ bench-build: $(BENCH_BINS)
 
 bench: bench-build
 	$(BENCH_PYTHON) bench/run.py --rounds $(BENCH_ROUNDS) --scale $(BENCH_SCALE) \
-	  $(if $(BENCH_ONLY),--only $(BENCH_ONLY)) $(if $(BENCH_WORKLOADS),--workloads $(BENCH_WORKLOADS))
+	  $(if $(BENCH_ONLY),--only $(BENCH_ONLY)) $(if $(BENCH_WORKLOADS),--workloads $(BENCH_WORKLOADS)) \
+	  $(if $(BENCH_RECORD),--record $(BENCH_RECORD))
