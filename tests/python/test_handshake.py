@@ -168,6 +168,40 @@ class TestConnectAccept(unittest.TestCase):
         join()
         ws._release()
 
+    def test_request_and_response_byte_at_a_time(self):
+        raw = socket.create_connection(("127.0.0.1", self.port))
+        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        raw.settimeout(5)
+        conn, _ = self.srv.accept()
+        req = codec.build_request("h", "/slow", key="dGhlIHNhbXBsZSBub25jZQ==")
+
+        def dribble():
+            for i in range(len(req)):
+                raw.send(req[i:i + 1])
+                time.sleep(0.001)
+        join = in_thread(dribble)
+        ws = lightws.accept(conn, timeout=10)
+        join()
+        self.assertEqual(ws.path, "/slow")
+        self.assertIn(b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", http_head(raw))
+        ws._release(), raw.close()
+
+        def slow_server():
+            c, _ = self.srv.accept()
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            r = codec.parse_request(http_head(c))
+            resp = codec.build_response(r.key) + frame(Opcode.TEXT, b"after")
+            for i in range(len(resp)):
+                c.send(resp[i:i + 1])
+                time.sleep(0.001)
+            time.sleep(0.2)
+            c.close()
+        join = in_thread(slow_server)
+        ws = lightws.connect(f"ws://127.0.0.1:{self.port}/", timeout=10)
+        self.assertEqual(ws.recv(), "after")
+        join()
+        ws._release()
+
     def test_handshake_timeout(self):
         t0 = time.monotonic()
         with self.assertRaises(socket.timeout):
