@@ -384,8 +384,17 @@ class TestIO(unittest.TestCase):
         with s.makefile("rb") as f:
             self.assertIsInstance(f, io.BufferedReader)
             shutil.copyfileobj(f, out)
+        self.assertNotEqual(s.fileno(), -1)        # the file left it open
+        s.close()
         join()
         self.assertEqual(out.getvalue(), data)
+        c2, s2 = pair(timeout=10)
+        s2.close_timeout = 0.2      # c2 does not read: no close reply comes
+        c2.write(b"raw")
+        with lightws.RawStream(s2) as raw:
+            self.assertEqual(raw.read(10), b"raw")
+        self.assertEqual(s2.fileno(), -1)          # RawStream closes by default
+        c2._release()
 
     def test_raw_stream_write_side(self):
         c, s = pair(timeout=10)

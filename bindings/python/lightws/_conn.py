@@ -546,8 +546,9 @@ class WebSocket(BaseWebSocket):
 
     def makefile(self, mode: str = "rb", buffering: Optional[int] = None) -> Any:
         """A file object over the byte-stream view: "rb", "wb" or "rwb";
-        buffering=0 gives the RawStream itself."""
-        raw = RawStream(self)
+        buffering=0 gives the RawStream itself. Closing the file leaves the
+        WebSocket open."""
+        raw = RawStream(self, closews=False)
         if buffering == 0:
             return raw
         size = buffering if buffering and buffering > 0 else io.DEFAULT_BUFFER_SIZE
@@ -635,11 +636,14 @@ class WebSocket(BaseWebSocket):
 class RawStream(io.RawIOBase):
     """io.RawIOBase over a WebSocket's byte-stream view (read_bytes /
     write): wrap it in io.BufferedReader or use it with
-    shutil.copyfileobj. Closing it closes the WebSocket."""
+    shutil.copyfileobj. Closing it closes the WebSocket when ``closews``
+    (the default; makefile() passes False, as socket.makefile leaves the
+    socket open)."""
 
-    def __init__(self, ws: WebSocket) -> None:
+    def __init__(self, ws: WebSocket, closews: bool = True) -> None:
         super().__init__()
         self.ws = ws
+        self.closews = closews
 
     def readable(self) -> bool:
         return True
@@ -665,7 +669,8 @@ class RawStream(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             try:
-                self.ws.close()
+                if self.closews:
+                    self.ws.close()
             finally:
                 super().close()
 
