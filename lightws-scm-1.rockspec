@@ -1,0 +1,39 @@
+-- SPDX-License-Identifier: MIT
+rockspec_format = "3.0"
+package = "lightws"
+version = "scm-1"
+source = {
+  url = "git+https://example.invalid/lightws.git",
+}
+description = {
+  summary = "Websocket (RFC 6455) streams for Lua and OpenResty over a C library that never allocates",
+  detailed = [[
+    lightws.core binds the lightws C library: websocket streams over file
+    descriptors (blocking or with timeouts), the frame head and handshake
+    codec, masking and incremental UTF-8 validation. lightws adds connect,
+    accept, whole-message receive and iteration. lightws.resty is a
+    client/server over OpenResty cosockets whose recv_frame resumes after a
+    timeout in the middle of a frame.
+  ]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.1, < 5.5",
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["lightws.core"] = {
+      sources = {
+        "lib/base64.c", "lib/endpoint.c", "lib/error.c", "lib/frame.c",
+        "lib/handshake.c", "lib/mask.c", "lib/random.c", "lib/sha1.c",
+        "lib/stream.c", "lib/utf8.c",
+        "bindings/lua/lightws_core.c",
+      },
+      incdirs = { "lib/include", "lib", "bindings/lua" },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+    },
+    lightws = "bindings/lua/lightws.lua",
+    ["lightws.resty"] = "bindings/lua/lightws/resty.lua",
+  },
+}
