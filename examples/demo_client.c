@@ -121,8 +121,9 @@ static void demo(void)
   {
     size_t rl;
     const char *reason = lightws_stream_close_reason(&ws, &rl);
-    printf("C client: sent close 1000 'demo done' -> server closed with %u '%.*s'\n",
-           lightws_stream_close_code(&ws), (int)rl, reason);
+    printf("C client: sent close 1000 'demo done' -> server answered close %u%s%.*s%s\n",
+           lightws_stream_close_code(&ws), rl ? " '" : "", (int)rl, reason,
+           rl ? "'" : "");
   }
 }
 

@@ -45,7 +45,7 @@ static void usage(FILE *f)
 {
   fprintf(f,
           "usage: %s --port N [--host ADDR] [--quiet] [--max-message N]\n"
-          "       %s --client ws://HOST:PORT/PATH?QUERY\n"
+          "       %s [--quiet] --client ws://HOST:PORT/PATH?QUERY\n"
           "Server: echoes every message with its opcode (port 0 picks a free\n"
           "port and prints \"listening on HOST:PORT\"). Client: connects and\n"
           "echoes every message the server sends until the server closes.\n",
@@ -86,6 +86,7 @@ struct conn {
   int listed;                /* 0 none, 1 ready, 2 drain */
   char peer[64];
   char path[256];
+  char reason[LIGHTWS_CONTROL_MAX * 2]; /* peer's close reason, printable */
   uint8_t rbuf[];            /* RBUF_SIZE bytes */
 };
 
@@ -141,6 +142,18 @@ static void wait_want(struct server *sv, struct conn *c)
   set_events(sv, c, ev);
 }
 
+/* Copies the peer's close reason for a log line: controls become '?'
+ * (the reason is UTF-8, §5.5.1, but may hold a newline). */
+static void copy_reason(const struct lightws_stream *s, char *out, size_t size)
+{
+  size_t len, i, n = 0;
+  const char *r = lightws_stream_close_reason(s, &len);
+
+  for (i = 0; r && i < len && n + 1 < size; i++)
+    out[n++] = (unsigned char)r[i] < 0x20 || r[i] == 0x7f ? '?' : r[i];
+  out[n] = '\0';
+}
+
 static void conn_free(struct server *sv, struct conn *c)
 {
   list_del(sv, c);
@@ -153,10 +166,11 @@ static void conn_free(struct server *sv, struct conn *c)
               c->path[0] ? c->path : "-", c->reject_status,
               lightws_errname(c->err));
     else
-      fprintf(stderr, "%s: %s %s messages %llu bytes %llu close %u%s%s%s\n",
+      fprintf(stderr, "%s: %s %s messages %llu bytes %llu close %u%s%s%s%s%s%s\n",
               prog, c->peer, c->path[0] ? c->path : "-", c->msgs, c->bytes,
               c->close_code, c->err ? " (" : "",
-              c->err ? lightws_errname(c->err) : "", c->err ? ")" : "");
+              c->err ? lightws_errname(c->err) : "", c->err ? ")" : "",
+              c->reason[0] ? " '" : "", c->reason, c->reason[0] ? "'" : "");
   }
   free(c);
 }
@@ -265,6 +279,7 @@ static void echo_run(struct server *sv, struct conn *c)
     }
     if (n == LIGHTWS_ERR_CLOSED) {
       c->close_code = lightws_stream_close_code(&c->s);
+      copy_reason(&c->s, c->reason, sizeof(c->reason));
     } else if (n == LIGHTWS_ERR_EOF || n == LIGHTWS_ERR_SYSTEM) {
       c->close_code = 1006;
       if (n == LIGHTWS_ERR_SYSTEM) c->err = (int)n;
@@ -484,7 +499,7 @@ static int run_server(const char *host, int port, int quiet,
  * suite, e.g. a fuzzing server, drives the library in the client role)
  * ------------------------------------------------------------------------ */
 
-static int run_client(const char *url)
+static int run_client(const char *url, int quiet)
 {
   static uint8_t rbuf[64 * 1024];
   struct lightws_stream s;
@@ -534,6 +549,12 @@ static int run_client(const char *url)
       p += w;
       left -= (size_t)w;
     } while (left > 0 || lightws_stream_flush(&s) == LIGHTWS_ERR_BUSY);
+  }
+  if (!quiet) {
+    size_t rl;
+    const char *reason = lightws_stream_close_reason(&s, &rl);
+    fprintf(stderr, "%s: server closed with %u '%.*s'\n", prog,
+            lightws_stream_close_code(&s), (int)rl, reason);
   }
   /* The close was answered by the library; make sure it is out, then wait
    * for the server to close TCP first (§7.1.1), bounded. */
@@ -594,7 +615,7 @@ int main(int argc, char **argv)
     }
   }
   install_signals();
-  if (client) return run_client(client);
+  if (client) return run_client(client, quiet);
   if (port < 0) {
     fprintf(stderr, "%s: --port is required\n", prog);
     usage(stderr);
