@@ -264,6 +264,41 @@ class TestProtocolErrors(unittest.TestCase):
 
 
 class TestNonblocking(unittest.TestCase):
+    def test_handshake_waits_then_stream_is_nonblocking(self):
+        srv = socket.create_server(("127.0.0.1", 0))
+        port = srv.getsockname()[1]
+        join = in_thread(lambda: lightws.accept(srv.accept()[0], timeout=0))
+        c = lightws.connect(f"ws://127.0.0.1:{port}/", timeout=0)
+        s = join()
+        srv.close()
+        self.assertEqual((c.gettimeout(), s.gettimeout()), (0, 0))
+        with self.assertRaises(BlockingIOError):
+            s.recv()
+        c.send("now")
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                self.assertEqual(s.recv(), "now")
+                break
+            except BlockingIOError:
+                self.assertLess(time.monotonic(), deadline)
+                time.sleep(0.01)
+        c._release(), s._release()
+
+    def test_ping_with_a_cut_frame_pending(self):
+        c, s = pair()
+        c._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        c.settimeout(0)
+        big = os.urandom(1 << 20)
+        c.send(big)                       # taken; most of it is pending
+        self.assertTrue(c.pending)
+        c.settimeout(10)
+        join = in_thread(s.recv)
+        c.ping(b"p")                      # finishes the frame first
+        self.assertEqual(join(), big)
+        self.assertFalse(c.pending)
+        c._release(), s._release()
+
     def test_recv_resumes_byte_at_a_time(self):
         ws, raw = raw_pair(client=False)
         ws.settimeout(0)

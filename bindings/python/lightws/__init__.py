@@ -91,14 +91,15 @@ def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = No
     ``host`` (Host header, default "localhost") and ``path`` (default "/")
     describe the request. ``protocols`` offers subprotocols (the chosen one
     is ``ws.subprotocol``); ``timeout`` bounds the connect and the
-    handshake and stays the WebSocket's timeout. ``mask`` is "random" (a
+    handshake and stays the WebSocket's timeout (0: the connect and the
+    handshake still wait, then the WebSocket is nonblocking). ``mask`` is "random" (a
     fresh key per frame, §5.3), "fixed" or "zero" (trusted paths only).
     Raises HandshakeError (``status`` for a non-101 answer), OSError,
     TimeoutError.
     """
     if isinstance(target, str):
         thost, port, authority, upath = parse_url(target)
-        t = None if timeout is _UNSET else timeout
+        t = None if timeout is _UNSET or timeout == 0 else timeout
         sock = socket.create_connection((thost, port), timeout=t)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -381,25 +381,29 @@ class WebSocket(BaseWebSocket):
             self._c.client_start(host, path, protocols, origin, headers)
         except WouldBlock:
             pass
-        self.response = self._run(self._c.client_handshake, False)
+        self.response = self._run(self._c.client_handshake, False, self._hs_timeout())
         self.subprotocol = self.response.protocol
+
+    def _hs_timeout(self) -> Optional[float]:
+        # The opening handshake waits even in nonblocking mode (timeout 0).
+        return None if self._timeout == 0 else self._timeout
 
     def _server_handshake(self, protocols: Optional[Sequence[str]],
                           headers: Optional[Headers],
                           select_subprotocol: Optional[Callable[[Request], Optional[str]]]) -> None:
         from .errors import HandshakeError
         try:
-            self.request = self._run(self._c.server_read_request, False)
+            self.request = self._run(self._c.server_read_request, False, self._hs_timeout())
         except HandshakeError as e:
             status = e.status
             if status:
                 try:
-                    self._run(lambda: self._c.server_reject(status), False)
+                    self._run(lambda: self._c.server_reject(status), False, self._hs_timeout())
                 except (OSError, WebSocketError):
                     pass
             raise
         chosen = _choose_subprotocol(self.request, protocols, select_subprotocol)
-        self._run(lambda: self._c.server_accept(chosen, headers), False)
+        self._run(lambda: self._c.server_accept(chosen, headers), False, self._hs_timeout())
         self.subprotocol = chosen
 
     # -- messages ----------------------------------------------------------
@@ -506,6 +510,7 @@ class WebSocket(BaseWebSocket):
 
     def _control(self, fn: Callable[[], None]) -> None:
         with self._wlock:
+            self._run(self._step_pending, False)   # a cut frame blocks the slot
             self._run(lambda: self._step_control(fn), False)
             if self._timeout == 0:
                 try:

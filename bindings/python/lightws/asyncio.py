@@ -198,6 +198,7 @@ class WebSocket(BaseWebSocket):
 
     async def _control(self, fn: Callable[[], None]) -> None:
         async with self._send_lock:
+            await self._run(self._step_pending, False)
             await self._run(lambda: self._step_control(fn), False)
             try:
                 await self._run(self._c.flush, False)
