@@ -15,7 +15,7 @@ FUZZ_REPLAY_BINS := $(FUZZ_NAMES:%=$(BUILD)/fuzz-replay/fuzz_%)
 
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_DEPS)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined \
 	  $< $(LIB_SRCS) -o $@
 
 $(BUILD)/fuzz-replay/fuzz_%: fuzz/fuzz_%.c fuzz/replay_main.c $(FUZZ_DEPS)
@@ -24,13 +24,17 @@ $(BUILD)/fuzz-replay/fuzz_%: fuzz/fuzz_%.c fuzz/replay_main.c $(FUZZ_DEPS)
 
 fuzz-build: $(FUZZ_BINS)
 
+# UBSan findings abort (halt_on_error) unless listed in fuzz/ubsan.supp
+# (reported findings, so that a long run goes on past them).
+FUZZ_ENV := UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$(CURDIR)/fuzz/ubsan.supp
+
 # New inputs go to build/fuzz/work-<target>; fuzz/corpus/<target> (the
 # committed seeds) is read only. Crashes land in build/fuzz/.
 fuzz: $(FUZZ_BINS)
 	@set -e; for t in $(FUZZ_NAMES); do \
 	  mkdir -p $(BUILD)/fuzz/work-$$t fuzz/corpus/$$t; \
 	  echo "fuzz: $$t for $(FUZZ_SECONDS)s"; \
-	  $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	  $(FUZZ_ENV) $(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	    -artifact_prefix=$(BUILD)/fuzz/crash-$$t- $(BUILD)/fuzz/work-$$t fuzz/corpus/$$t 2>&1 \
 	    | grep -E '^(stat::number_of_executed_units|stat::peak_rss|#[0-9]+ *DONE|==[0-9]+==|SUMMARY)' || true; \
 	  test -z "$$(ls $(BUILD)/fuzz/crash-$$t-* 2>/dev/null)" || { echo "fuzz: $$t crashed"; exit 1; }; \
