@@ -26,6 +26,8 @@ async def exercise(test, ws):
     await ws.send("frag", fin=False)
     await ws.send("ment")
     test.assertEqual(await ws.recv(), "fragment")
+    await ws.send_many(["m1", b"m2", "", b"m3" * 50000])
+    test.assertEqual([await ws.recv() for _ in range(4)], ["m1", b"m2", "", b"m3" * 50000])
     await ws.ping(b"p1")
     await ws.send("after")
     test.assertEqual(await ws.recv(), "after")

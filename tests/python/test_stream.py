@@ -59,6 +59,17 @@ class TestMessages(unittest.TestCase):
         self.assertEqual(self.s.recv(), text)
         join()
 
+    def test_send_many(self):
+        msgs = ["a", b"", "", b"bb", "ccc" * 10000, b"", os.urandom(100000)] + \
+               [f"small {i}" for i in range(100)] + [b""]
+        join = in_thread(self.c.send_many, msgs)
+        got = [self.s.recv() for _ in msgs]
+        join()
+        self.assertEqual(got, msgs)
+        self.s.send_many([])
+        self.s.send_many([b"x", bytearray(b"y"), memoryview(b"z")])
+        self.assertEqual([self.c.recv() for _ in range(3)], [b"x", b"y", b"z"])
+
     def test_fragmented(self):
         self.c.send("frag", fin=False)
         self.c.send(b"men", fin=False)    # continues as text whatever the type
@@ -283,6 +294,29 @@ class TestNonblocking(unittest.TestCase):
             except BlockingIOError:
                 self.assertLess(time.monotonic(), deadline)
                 time.sleep(0.01)
+        c._release(), s._release()
+
+    def test_send_many_nonblocking_keeps_the_rest(self):
+        c, s = pair()
+        c._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        c.settimeout(0)
+        msgs = [os.urandom(n) for n in (10, 0, 70000, 5, 0, 300000)] + ["end"]
+        c.send_many(msgs)                 # taken: the rest is pending
+        self.assertTrue(c.pending)
+        got = []
+        s.settimeout(0)
+        deadline = time.monotonic() + 10
+        while len(got) < len(msgs) and time.monotonic() < deadline:
+            try:
+                c.flush()
+            except BlockingIOError:
+                pass
+            try:
+                got.append(s.recv())
+            except BlockingIOError:
+                pass
+        self.assertEqual(got, msgs)
+        self.assertFalse(c.pending)
         c._release(), s._release()
 
     def test_ping_with_a_cut_frame_pending(self):

@@ -19,7 +19,7 @@ import select
 import socket
 import threading
 import time
-from typing import (Any, Callable, Iterator, Optional, Sequence, Tuple,
+from typing import (Any, Callable, Iterator, List, Optional, Sequence, Tuple,
                     TypeVar, Union)
 
 from . import _core
@@ -55,6 +55,22 @@ class _SendJob:
         self.flags = flags
         self.sent = 0
         self.started = False
+
+
+class _Batch:
+    """Several whole messages for lightws_stream_sendv; ``index`` and
+    ``offset`` name the first byte not yet written."""
+
+    __slots__ = ("msgs", "index", "offset", "started")
+
+    def __init__(self, msgs: List[Tuple[int, memoryview]]) -> None:
+        self.msgs = msgs
+        self.index = 0
+        self.offset = 0
+        self.started = False
+
+
+_SENDV_BATCH = 64
 
 
 def _as_fd(obj: Any) -> Tuple[Optional[socket.socket], int, Any]:
@@ -235,8 +251,61 @@ class BaseWebSocket:
 
     def _step_pending(self) -> None:
         if self._pending is not None:
-            self._step_job(self._pending)
+            if isinstance(self._pending, _Batch):
+                self._step_batch(self._pending)
+            else:
+                self._step_job(self._pending)
             self._pending = None
+
+    def _new_batch(self, messages: Any) -> _Batch:
+        if self._frag_opcode:
+            raise InvalidUsage("a fragmented message is open; finish it with send()")
+        msgs = []
+        for m in messages:
+            if isinstance(m, str):
+                msgs.append((int(Opcode.TEXT), memoryview(m.encode("utf-8"))))
+            else:
+                msgs.append((int(Opcode.BINARY), memoryview(m).cast("B")))
+        return _Batch(msgs)
+
+    def _step_batch(self, b: _Batch) -> None:
+        """Whole messages through lightws_stream_sendv, up to 32 frames per
+        writev; resumable at any byte."""
+        msgs = b.msgs
+        while b.index < len(msgs):
+            i = b.index
+            op, view = msgs[i]
+            call = [(op, view[b.offset:] if b.offset else view)]
+            if len(view):
+                # An empty message goes alone: when sendv sends one and then
+                # would block on the next, it reports WOULDBLOCK, so the
+                # empty frame could not be told apart from one never sent.
+                call += msgs[i + 1:i + _SENDV_BATCH]
+            n = self._c.sendv(call)
+            b.started = True
+            # Advance over what went out. C sends an empty message only as
+            # the first of a call, so an empty one later was not sent.
+            k, off, first = i, b.offset, True
+            while k < len(msgs):
+                size = len(msgs[k][1]) - off
+                if size == 0 and not first:
+                    break
+                if n < size:
+                    off += n
+                    break
+                n -= size
+                k, off, first = k + 1, 0, False
+                if n == 0:
+                    break
+            b.index, b.offset = k, off
+
+    def _keep_batch(self, b: _Batch) -> None:
+        # Copy what is left: the caller may reuse its buffers at once.
+        rest = [(op, memoryview(mv.tobytes())) for op, mv in b.msgs[b.index:]]
+        if rest and b.offset:
+            rest[0] = (rest[0][0], memoryview(b.msgs[b.index][1][b.offset:].tobytes()))
+        b.msgs, b.index, b.offset = rest, 0, 0
+        self._pending = b if rest else None
 
     def _keep_pending(self, job: _SendJob) -> None:
         # Copy the unsent rest: the caller may reuse its buffer at once.
@@ -476,6 +545,25 @@ class WebSocket(BaseWebSocket):
                 return
             raise
         self._take_job(job)
+
+    def send_many(self, messages: Any) -> None:
+        """Sends several whole messages (str: text, bytes-like: binary) in
+        as few writev calls as lightws_stream_sendv manages (up to 32
+        frames each). Timeouts and nonblocking mode as for send(): once
+        any byte went out, the rest is kept and finished first by the next
+        send(), send_many() or flush()."""
+        b = self._new_batch(messages)
+        with self._wlock:
+            self._run(self._step_pending, False)
+            try:
+                self._run(lambda: self._step_batch(b), False)
+            except (WouldBlock, socket.timeout):
+                if not b.started:
+                    raise
+                self._keep_batch(b)
+                if self._timeout == 0:
+                    return
+                raise
 
     def send_fragments(self, parts: Any, opcode: Optional[int] = None) -> None:
         """Sends an iterable of str or bytes as one fragmented message."""

@@ -188,6 +188,18 @@ class WebSocket(BaseWebSocket):
             raise
         self._take_job(job)
 
+    async def send_many(self, messages: Any) -> None:
+        """Several whole messages in as few writev calls as possible."""
+        b = self._new_batch(messages)
+        async with self._send_lock:
+            await self._run(self._step_pending, False)
+            try:
+                await self._run(lambda: self._step_batch(b), False)
+            except asyncio.CancelledError:
+                if b.started:
+                    self._keep_batch(b)
+                raise
+
     async def ping(self, data: Union[bytes, str] = b"") -> None:
         payload = data.encode() if isinstance(data, str) else bytes(data)
         await self._control(lambda: self._c.ping(payload))
