@@ -239,6 +239,122 @@ async def raw_unmasked(port):
     await asyncio.get_running_loop().run_in_executor(None, go)
 
 
+async def raw_byte_at_a_time(port):
+    """Every split: the request and frames arrive one byte per segment, with a
+    ping between two fragments (§5.4: control frames may be interleaved)."""
+    def go():
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            req = (b"GET /bytes HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   b"Sec-WebSocket-Version: 13\r\n\r\n")
+            wire = (req + masked_frame(0x1, "byte \u00e9".encode(), fin=False)
+                    + masked_frame(0x9, b"mid")
+                    + masked_frame(0x0, b" by byte" * 20)
+                    + masked_frame(0x8, struct.pack("!H", 1000)))
+            for i in range(len(wire)):
+                s.sendall(wire[i:i + 1])
+                if i % 8 == 0:
+                    time.sleep(0.0005)
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(4096)
+            check(head.startswith(b"HTTP/1.1 101"), f"status {head[:30]!r}")
+            rest = head.split(b"\r\n\r\n", 1)[1]
+            frames, code = read_frames_until_close(s, rest)
+            ops = [op for op, _ in frames]
+            text = b"".join(p for op, p in frames if op in (0x1, 0x0))
+            check(text == "byte \u00e9".encode() + b" by byte" * 20, f"echo {text[:40]!r}")
+            check((0xA, b"mid") in frames, f"no pong 'mid' in {ops}")
+            check(ops[0] == 0x1 and all(op in (0x0, 0xA) for op in ops[1:]), f"opcodes {ops}")
+            check(code == 1000, f"close code {code}")
+        finally:
+            s.close()
+    await asyncio.get_running_loop().run_in_executor(None, go)
+
+
+async def raw_too_big(port):
+    """A frame head announcing more than --max-message fails with 1009 at once."""
+    def go():
+        s, rest = raw_handshake(port)
+        try:
+            s.sendall(b"\x82\xff" + struct.pack("!Q", 5 << 20) + b"\0\0\0\0")
+            frames, code = read_frames_until_close(s, rest)
+            check(code == 1009, f"close code {code}, want 1009")
+        finally:
+            s.close()
+    await asyncio.get_running_loop().run_in_executor(None, go)
+
+
+async def raw_slow_reader(port):
+    """The client reads nothing for a while: the server's writes block in the
+    middle of frames and must resume without losing or repeating a byte."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # A small receive window set before connecting keeps the server's
+    # writes blocking while we do not read.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+    sock.connect(("127.0.0.1", port))
+    r, w = await asyncio.open_connection(sock=sock)
+    try:
+        w.write(b"GET /slow HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n")
+        await r.readuntil(b"\r\n\r\n")
+        # 12 MiB in 2 MiB messages: more than the kernel buffers on both
+        # sides hold, so the server's sends do block mid-frame.
+        data = os.urandom(12 << 20)
+        key = b"\x11\x22\x33\x44"
+        for off in range(0, len(data), 2 << 20):
+            part = data[off:off + (2 << 20)]
+            n = len(part)
+            masked = (int.from_bytes(part, "big") ^
+                      int.from_bytes(key * (n // 4), "big")).to_bytes(n, "big")
+            w.write(b"\x82\xff" + struct.pack("!Q", n) + key + masked)
+        writer = asyncio.ensure_future(w.drain())
+        await asyncio.sleep(1.0)  # the server blocks writing the echo meanwhile
+        got = bytearray()
+        while len(got) < len(data):
+            h = await r.readexactly(2)
+            n = h[1] & 0x7F
+            if n == 126:
+                n = struct.unpack("!H", await r.readexactly(2))[0]
+            elif n == 127:
+                n = struct.unpack("!Q", await r.readexactly(8))[0]
+            check(h[0] & 0x0F in (0x2, 0x0), f"opcode {h[0]:#x}")
+            got += await r.readexactly(n)
+        await writer
+        check(bytes(got) == data, "12 MiB echo differs after blocked writes")
+    finally:
+        w.close()
+
+
+async def raw_many(port, n):
+    """n connections open at once, each echoing a text and a fragmented message."""
+    async def one(i):
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            w.write(b"GET /many HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                    b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    b"Sec-WebSocket-Version: 13\r\n\r\n")
+            await r.readuntil(b"\r\n\r\n")
+            await opened.wait()
+            msg = b"m%05d" % i
+            w.write(masked_frame(0x1, msg) + masked_frame(0x2, b"ab", fin=False)
+                    + masked_frame(0x0, b"cd") + masked_frame(0x8, struct.pack("!H", 1000)))
+            data = await r.read()  # until the server closes TCP
+            want = (b"\x81\x06" + msg + b"\x02\x02ab\x80\x02cd\x88\x02\x03\xe8")
+            check(data == want, f"connection {i}: {data!r}")
+        finally:
+            w.close()
+    opened = asyncio.Event()
+    tasks = [asyncio.ensure_future(one(i)) for i in range(n)]
+    await asyncio.sleep(0.3)
+    opened.set()  # all handshakes done or in flight: every connection is open
+    await asyncio.gather(*tasks)
+
+
 def http_status(port, req):
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     try:
@@ -479,6 +595,11 @@ async def main():
         await run_case("echo-server <- raw socket: unmasked frame -> 1002", raw_unmasked(port))
         await run_case("echo-server <- raw socket: bad handshakes -> 426/400/405",
                        raw_bad_handshakes(port))
+        await run_case("echo-server <- raw socket: byte at a time, ping between fragments",
+                       raw_byte_at_a_time(port))
+        await run_case("echo-server <- raw socket: frame over --max-message -> 1009", raw_too_big(port))
+        await run_case("echo-server <- raw socket: slow reader, 12 MiB echo resumes", raw_slow_reader(port))
+        await run_case("echo-server <- raw sockets: 1000 connections at once", raw_many(port, 1000))
         await node_client(url)
         # Several clients at once, interleaved (the epoll loop).
         async def many():
@@ -498,11 +619,12 @@ async def main():
     want = ["/interop?q=1 messages 3 bytes", "close 4000 'py bye'",
             "close 4000 'node bye'", "close 1007 (UTF8)",
             "close 1002 (MASK_REQUIRED)", "rejected 426 (BAD_VERSION)",
-            "rejected 400 (BAD_KEY)"]
+            "rejected 400 (BAD_KEY)", "close 1009 (FRAME_TOO_BIG)",
+            "/bytes messages 1 bytes 167 close 1000"]
     missing = [w for w in want if w not in log]
     lines = log.count("\n")
     report("echo-server logged one line per connection (peer, path, counts, close)",
-           lines >= 62 and not missing, f"{lines} lines, missing {missing}")
+           lines >= 1065 and not missing, f"{lines} lines, missing {missing}")
 
     await run_case("echo-client -> python websockets server", echo_client_vs_py_server())
     await run_case("echo-client -> node ws server", echo_client_vs_node_server())
