@@ -11,7 +11,9 @@ PY_DEPS := setup.py pyproject.toml $(PY_PKG)/_cdef.h $(PY_PKG)/_build.py $(LIB_S
 
 .PHONY: python test-python
 
-python: $(BUILD)/python/inplace.stamp
+python:
+	@ls $(PY_PKG)/_lightws*.so >/dev/null 2>&1 || rm -f $(BUILD)/python/inplace.stamp
+	@$(MAKE) --no-print-directory $(BUILD)/python/inplace.stamp
 
 $(BUILD)/python/inplace.stamp: $(PY_DEPS)
 	@mkdir -p $(@D)
