@@ -23,3 +23,11 @@ test-conformance-ref:
 	$(CONF_RUN) --logdir $(BUILD)/conformance --peer 'websockets-ref=$(CONF_PY) tests/conformance/ref_websockets_echo.py'
 
 TEST_TARGETS += test-conformance
+
+# Real browser (tests/browser): headless Chromium against lightws-echo, and
+# a server-initiated ping from a lightws (Python binding) server.
+.PHONY: test-browser
+test-browser: $(BUILD)/lightws-echo $(if $(wildcard mk/python.mk),python)
+	$(CONF_PY) tests/browser/run.py --echo $(BUILD)/lightws-echo
+
+TEST_TARGETS += test-browser
