@@ -82,17 +82,31 @@ class TestConnectAccept(unittest.TestCase):
         join()._release(), ws._release()
 
     def test_existing_socket_and_int_fd(self):
-        for kind in ("socket", "fd"):
+        class HasFileno:
+            def __init__(self, sock):
+                self.sock = sock
+                self.closed = False
+
+            def fileno(self):
+                return self.sock.fileno()
+
+            def close(self):
+                self.closed = True
+                self.sock.close()
+
+        for kind in ("socket", "fd", "fileno"):
             with self.subTest(kind=kind):
                 join = self.serve()
                 sock = socket.create_connection(("127.0.0.1", self.port))
-                target = sock if kind == "socket" else sock.detach()
+                target = {"socket": sock, "fileno": HasFileno(sock)}.get(kind) or sock.detach()
                 ws = lightws.connect(target, host="example.com", path="/p")
                 srv = join()
                 self.assertEqual((srv.request.host, srv.path), ("example.com", "/p"))
                 ws.send(b"x")
                 self.assertEqual(srv.recv(), b"x")
                 ws._release(), srv._release()
+                if kind == "fileno":
+                    self.assertTrue(target.closed)   # close() reached the owner
 
     def test_rejects_bad_request_with_status(self):
         cases = [
