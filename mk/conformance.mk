@@ -31,3 +31,9 @@ test-browser: $(BUILD)/lightws-echo $(if $(wildcard mk/python.mk),python)
 	$(CONF_PY) tests/browser/run.py --echo $(BUILD)/lightws-echo
 
 TEST_TARGETS += test-browser
+
+# Load: 10,000 concurrent connections to lightws-echo (not in `make test`).
+SOAK_CONNECTIONS ?= 10000
+.PHONY: soak
+soak: $(BUILD)/lightws-echo
+	$(CONF_PY) bench/soak.py --connections $(SOAK_CONNECTIONS) --echo $(BUILD)/lightws-echo
