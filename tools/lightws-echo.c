@@ -499,6 +499,29 @@ static int run_server(const char *host, int port, int quiet,
  * suite, e.g. a fuzzing server, drives the library in the client role)
  * ------------------------------------------------------------------------ */
 
+/* Ends the client side: our close (the reply, or the error close the
+ * library queued) goes out, then we wait, bounded, for the server to close
+ * TCP first (§7.1.1) so the close frame is never lost to a reset. */
+static void client_end(struct lightws_stream *s, int fd, uint8_t *buf,
+                       size_t size)
+{
+  int polls = 0;
+
+  while (lightws_stream_flush(s) == LIGHTWS_ERR_WOULDBLOCK && polls++ < 5) {
+    struct pollfd pf = { fd, POLLOUT, 0 };
+    if (poll(&pf, 1, 1000) <= 0) break;
+  }
+  for (;;) {
+    struct pollfd pf = { fd, POLLIN, 0 };
+    ssize_t n;
+    if (poll(&pf, 1, 2000) <= 0) break;
+    n = read(fd, buf, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+  }
+  close(fd);
+}
+
 static int run_client(const char *url, int quiet)
 {
   static uint8_t rbuf[64 * 1024];
@@ -526,12 +549,14 @@ static int run_client(const char *url, int quiet)
     const uint8_t *p;
     size_t left;
 
+    if (n == LIGHTWS_ERR_CLOSED) break;
     if (n < 0) {
-      if (n == LIGHTWS_ERR_CLOSED) break;
+      /* EOF, a system error, or the server broke the protocol (then the
+       * library has queued the close with lightws_close_code(n)). */
       fprintf(stderr, "%s: %s (%s)\n", prog, lightws_errname((int)n),
               lightws_strerror((int)n));
-      if (n != LIGHTWS_ERR_EOF) lightws_stream_flush(&s);
-      close(fd);
+      if (n == LIGHTWS_ERR_EOF) close(fd);
+      else client_end(&s, fd, rbuf, sizeof(rbuf));
       return 1;
     }
     if (n == 0 && !ch.message_end) continue;
@@ -556,21 +581,7 @@ static int run_client(const char *url, int quiet)
     fprintf(stderr, "%s: server closed with %u '%.*s'\n", prog,
             lightws_stream_close_code(&s), (int)rl, reason);
   }
-  /* The close was answered by the library; make sure it is out, then wait
-   * for the server to close TCP first (§7.1.1), bounded. */
-  while (lightws_stream_flush(&s) == LIGHTWS_ERR_WOULDBLOCK) {
-    struct pollfd pf = { fd, POLLOUT, 0 };
-    if (poll(&pf, 1, 2000) <= 0) break;
-  }
-  shutdown(fd, SHUT_WR);
-  for (;;) {
-    struct pollfd pf = { fd, POLLIN, 0 };
-    ssize_t n;
-    if (poll(&pf, 1, 2000) <= 0) break;
-    n = read(fd, rbuf, sizeof(rbuf));
-    if (n <= 0) break;
-  }
-  close(fd);
+  client_end(&s, fd, rbuf, sizeof(rbuf));
   return 0;
 }
 

@@ -453,6 +453,30 @@ async def echo_client_vs_py_server():
     check("server closed with 4001 'server bye'" in err, f"client stderr {err!r}")
 
 
+async def echo_client_invalid_utf8():
+    """The server sends invalid UTF-8 text: lightws-echo --client must close
+    with 1007 (§8.1), name the error and exit 1."""
+    result = {}
+
+    async def handler(ws, _path=None):
+        try:
+            await ws.send("fine")
+            check(await ws.recv() == "fine", "text echo")
+            await ws.write_frame(True, 0x1, b"caf\xc3\x28")  # raw frame, bad UTF-8
+            await asyncio.wait_for(ws.wait_closed(), 5)
+            result["code"] = ws.close_code
+        except Exception as e:
+            result["err"] = f"{type(e).__name__}: {e}"
+
+    async with websockets.serve(handler, "127.0.0.1", 0, compression=None,
+                                ping_interval=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        rc, err = await echo_client_run(f"ws://127.0.0.1:{port}/bad")
+    check("err" not in result, result.get("err", ""))
+    check(result.get("code") == 1007, f"client closed with {result.get('code')}")
+    check(rc == 1 and "UTF8" in err, f"exit {rc}, stderr {err!r}")
+
+
 async def echo_client_vs_node_server():
     path = "/node?case=2&agent=lightws"
     proc = await asyncio.create_subprocess_exec(
@@ -628,6 +652,8 @@ async def main():
 
     await run_case("echo-client -> python websockets server", echo_client_vs_py_server())
     await run_case("echo-client -> node ws server", echo_client_vs_node_server())
+    await run_case("echo-client -> python server sending invalid UTF-8 -> 1007, exit 1",
+                   echo_client_invalid_utf8())
     await run_case("cat client -> python server: binary", cat_client_binary())
     await run_case("cat client -> python server: text lines", cat_client_text())
     await run_case("cat --listen <- python client: binary", cat_listen_binary())
