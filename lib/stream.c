@@ -1,0 +1,1042 @@
+/* SPDX-License-Identifier: MIT */
+/* The websocket stream (RFC 6455 §5, §7): frames over a descriptor or
+ * lightws_io, with fragments, ping/pong, close and limits, never allocating. */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include "internal.h"
+
+/* C99 compile-time check: the contract promises at most 256 bytes. */
+typedef char lightws__stream_size_check[sizeof(struct lightws_stream) <= 256
+                                        ? 1 : -1];
+
+/* Shared with endpoint.c (declared there too: lib/internal.h is not ours). */
+ssize_t lightws__stream_io_read(struct lightws_stream *s, void *buf,
+                                size_t len);
+ssize_t lightws__stream_io_writev(struct lightws_stream *s,
+                                  const struct iovec *iov, int iovcnt);
+
+/* Bits of s->flags. The low byte holds the LIGHTWS_OPT_* options. */
+#define F_OPTS         0x000000FFu
+#define F_WANT_READ    0x00000100u /* last WOULDBLOCK waited to read */
+#define F_WANT_WRITE   0x00000200u /* last WOULDBLOCK waited to write */
+#define F_NOTSOCK      0x00000400u /* fd is no socket: writev, not sendmsg */
+#define F_IN_FRAME     0x00000800u /* a data frame head is decoded */
+#define F_R_FIN        0x00001000u /* ... and it is final */
+#define F_PONG_VALID   0x00002000u /* ctl_in_* hold a pong of this call */
+#define F_CTL_PONG     0x00004000u /* ctl slot: automatic pong */
+#define F_CTL_CLOSE    0x00008000u /* ctl slot: close frame */
+#define F_CLOSE_QUEUED 0x00010000u /* a close is queued or sent */
+#define F_CLOSE_SENT   0x00020000u /* our close went out completely */
+#define F_CLOSE_RCVD   0x00040000u /* the peer's close arrived */
+#define F_EOF          0x00080000u /* the transport ended */
+#define F_CLOSE_DEFER  0x00100000u /* close (code close_sent) waits for the
+                                      slot, busy with a half-sent frame */
+
+#define STATE_OPEN 0 /* endpoint.c uses other values during the handshake */
+
+#define CHUNK 16384  /* stack chunk for masking a const buffer */
+#define BYPASS_MIN 1024 /* read(): smallest payload read straight into buf */
+#define SENDV_MAX 32
+
+/* ---- transport -------------------------------------------------------- */
+
+/* Like read(2), EINTR retried: bytes read, 0 at EOF, or WOULDBLOCK (want
+ * READ set) / SYSTEM. */
+ssize_t lightws__stream_io_read(struct lightws_stream *s, void *buf,
+                                size_t len) {
+  for (;;) {
+    ssize_t r = s->io ? s->io->read(s->io->ctx, buf, len)
+                      : read(s->fd, buf, len);
+    if (r >= 0) return r;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      s->flags |= F_WANT_READ;
+      return LIGHTWS_ERR_WOULDBLOCK;
+    }
+    return LIGHTWS_ERR_SYSTEM;
+  }
+}
+
+/* Like writev(2), EINTR retried; sockets get MSG_NOSIGNAL so a closed peer
+ * is EPIPE, not SIGPIPE. Bytes written, or WOULDBLOCK (want WRITE) / SYSTEM. */
+ssize_t lightws__stream_io_writev(struct lightws_stream *s,
+                                  const struct iovec *iov, int iovcnt) {
+  for (;;) {
+    ssize_t r;
+    if (s->io) {
+      r = s->io->writev(s->io->ctx, iov, iovcnt);
+    } else if (!(s->flags & F_NOTSOCK)) {
+      struct msghdr m;
+      memset(&m, 0, sizeof m);
+      m.msg_iov = (struct iovec *)iov;
+      m.msg_iovlen = (size_t)iovcnt;
+      r = sendmsg(s->fd, &m, MSG_NOSIGNAL);
+      if (r < 0 && errno == ENOTSOCK) {
+        s->flags |= F_NOTSOCK;
+        continue;
+      }
+    } else {
+      r = writev(s->fd, iov, iovcnt);
+    }
+    if (r >= 0) return r;
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      s->flags |= F_WANT_WRITE;
+      return LIGHTWS_ERR_WOULDBLOCK;
+    }
+    return LIGHTWS_ERR_SYSTEM;
+  }
+}
+
+/* ---- mask keys -------------------------------------------------------- */
+
+/* xorshift64* seeded once from the OS at init: a fresh key per frame costs
+ * a few instructions and no syscall. §5.3 asks for unpredictable keys so a
+ * hostile script cannot steer the bytes on the wire; the seed is secret and
+ * only 32 of the 64 state bits of each step are used. */
+static void next_key(struct lightws_stream *s, uint8_t key[4]) {
+  uint64_t x;
+  uint32_t k;
+  if (s->mask_mode == LIGHTWS_MASK_ZERO) {
+    memset(key, 0, 4);
+    return;
+  }
+  if (s->mask_mode == LIGHTWS_MASK_FIXED) {
+    memmove(key, s->w_mask, 4);
+    return;
+  }
+  x = s->rng;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  s->rng = x;
+  k = (uint32_t)((x * 0x2545F4914F6CDD1DULL) >> 32);
+  memcpy(key, &k, 4);
+}
+
+static int key_zero(const uint8_t key[4]) {
+  return (key[0] | key[1] | key[2] | key[3]) == 0;
+}
+
+/* ---- control slot ----------------------------------------------------- */
+
+/* Encodes a control frame into the slot; the client masks it (§5.3). */
+static void ctl_build(struct lightws_stream *s, unsigned opcode,
+                      const uint8_t *p1, size_t n1, const uint8_t *p2,
+                      size_t n2) {
+  struct lightws_frame f;
+  size_t h;
+  memset(&f, 0, sizeof f);
+  f.fin = 1;
+  f.opcode = (uint8_t)opcode;
+  f.length = n1 + n2;
+  if (s->role == LIGHTWS_CLIENT) {
+    f.masked = 1;
+    next_key(s, f.mask);
+  }
+  h = lightws_frame_encode_unchecked(&f, s->ctl);
+  if (n1) memcpy(s->ctl + h, p1, n1);
+  if (n2) memcpy(s->ctl + h + n1, p2, n2);
+  if (f.masked) lightws_mask(s->ctl + h, n1 + n2, f.mask, 0);
+  s->ctl_len = (uint8_t)(h + n1 + n2);
+  s->ctl_sent = 0;
+  s->flags &= ~(F_CTL_PONG | F_CTL_CLOSE);
+  if (opcode == LIGHTWS_OPCODE_PONG) s->flags |= F_CTL_PONG;
+  if (opcode == LIGHTWS_OPCODE_CLOSE) s->flags |= F_CTL_CLOSE;
+}
+
+static void close_build(struct lightws_stream *s, unsigned code,
+                        const uint8_t *reason, size_t rlen) {
+  uint8_t c[2];
+  c[0] = (uint8_t)(code >> 8);
+  c[1] = (uint8_t)code;
+  if (code == 0 || code == LIGHTWS_CLOSE_NO_STATUS)
+    ctl_build(s, LIGHTWS_OPCODE_CLOSE, NULL, 0, NULL, 0);
+  else
+    ctl_build(s, LIGHTWS_OPCODE_CLOSE, c, 2, reason, rlen);
+}
+
+/* Queues our close (echo or failure): replaces a control frame not yet
+ * started; waits behind one partly sent (F_CLOSE_DEFER). */
+static void close_queue(struct lightws_stream *s, unsigned code) {
+  if (s->flags & F_CLOSE_QUEUED) return;
+  s->flags |= F_CLOSE_QUEUED;
+  s->close_sent = (uint16_t)(code ? code : LIGHTWS_CLOSE_NO_STATUS);
+  if (s->ctl_len && s->ctl_sent)
+    s->flags |= F_CLOSE_DEFER;
+  else
+    close_build(s, code, NULL, 0);
+}
+
+/* Writes the control slot out. 0 when empty, BUSY behind a half-written
+ * data frame (§5.4: control frames go between frames, never inside one),
+ * WOULDBLOCK or SYSTEM. */
+static int ctl_flush(struct lightws_stream *s) {
+  while (s->ctl_len) {
+    struct iovec iov;
+    ssize_t r;
+    if (s->whead_len) return LIGHTWS_ERR_BUSY;
+    iov.iov_base = s->ctl + s->ctl_sent;
+    iov.iov_len = (size_t)(s->ctl_len - s->ctl_sent);
+    r = lightws__stream_io_writev(s, &iov, 1);
+    if (r < 0) return (int)r;
+    s->ctl_sent = (uint8_t)(s->ctl_sent + r);
+    if (s->ctl_sent < s->ctl_len) continue;
+    s->ctl_len = s->ctl_sent = 0;
+    if (s->flags & F_CTL_CLOSE) s->flags |= F_CLOSE_SENT;
+    s->flags &= ~(F_CTL_PONG | F_CTL_CLOSE);
+    if (s->flags & F_CLOSE_DEFER) {
+      s->flags &= ~F_CLOSE_DEFER;
+      close_build(s, s->close_sent, NULL, 0);
+    }
+  }
+  return 0;
+}
+
+/* Flush that only matters as an attempt: what is left stays pending and
+ * lightws_stream_want() reports WRITE. */
+static void ctl_try(struct lightws_stream *s) {
+  if (s->ctl_len && !s->whead_len) (void)ctl_flush(s);
+}
+
+/* ---- read side -------------------------------------------------------- */
+
+/* Fails the stream for a peer protocol error (§7.1.7): close with
+ * lightws_close_code(err), and the error sticks. */
+static ssize_t fail(struct lightws_stream *s, int err) {
+  s->last_err = (uint8_t)-err;
+  if ((s->flags & F_CTL_PONG) && s->ctl_sent == 0) {
+    s->ctl_len = 0;
+    s->flags &= ~F_CTL_PONG;
+  }
+  close_queue(s, (unsigned)lightws_close_code(err));
+  ctl_try(s);
+  return err;
+}
+
+static unsigned decode_flags(const struct lightws_stream *s) {
+  if (s->flags & LIGHTWS_OPT_NO_MASK_CHECK) return 0;
+  /* §5.1: clients mask, servers do not */
+  return s->role == LIGHTWS_SERVER ? LIGHTWS_DECODE_EXPECT_MASKED
+                                   : LIGHTWS_DECODE_EXPECT_UNMASKED;
+}
+
+/* Moves the unread bytes to the front of rbuf. A pong recorded in this call
+ * (at most 125 bytes, already consumed) is kept in front of them so that
+ * lightws_stream_pong_data() stays valid; if rbuf is too small for both,
+ * the pong is dropped. `need` is the room wanted from rpos. */
+static void compact(struct lightws_stream *s, size_t need) {
+  uint32_t base = 0, unread = s->rend - s->rpos;
+  if (s->flags & F_PONG_VALID) {
+    size_t want = need > unread ? need : unread;
+    if ((size_t)s->ctl_in_len + want < s->rsize) {
+      memmove(s->rbuf, s->rbuf + s->ctl_in_off, s->ctl_in_len);
+      s->ctl_in_off = 0;
+      base = s->ctl_in_len;
+    } else {
+      s->flags &= ~F_PONG_VALID;
+    }
+  }
+  if (unread) memmove(s->rbuf + base, s->rbuf + s->rpos, unread);
+  s->rpos = base;
+  s->rend = base + unread;
+}
+
+static ssize_t on_eof(struct lightws_stream *s) {
+  s->flags |= F_EOF;
+  if (!(s->flags & F_CLOSE_RCVD)) s->close_code = LIGHTWS_CLOSE_ABNORMAL;
+  return LIGHTWS_ERR_EOF;
+}
+
+/* Reads more input after rend, with room for `need` bytes from rpos.
+ * `*reads` is the syscall budget (-1: unlimited); without budget returns
+ * INCOMPLETE, meaning "stop here, nothing lost". */
+static ssize_t more(struct lightws_stream *s, int *reads, size_t need) {
+  ssize_t r;
+  if (s->rpos == s->rend || s->rend == s->rsize ||
+      s->rpos + need > s->rsize)
+    compact(s, need);
+  if (*reads == 0) return LIGHTWS_ERR_INCOMPLETE;
+  if (*reads > 0) (*reads)--;
+  r = lightws__stream_io_read(s, s->rbuf + s->rend, s->rsize - s->rend);
+  if (r == 0) return on_eof(s);
+  if (r < 0) return r;
+  s->rend += (uint32_t)r;
+  return 0;
+}
+
+/* Payload bytes [p, p+n) of the current data frame arrived (raw, masked as
+ * sent): unmask, validate text, account. Returns 0 or a failure. */
+static ssize_t take_payload(struct lightws_stream *s, uint8_t *p, size_t n,
+                            struct lightws_chunk *out) {
+  int u = LIGHTWS_UTF8_VALID;
+  lightws_mask(p, n, s->r_mask, s->r_mask_off);
+  s->r_mask_off = (uint8_t)((s->r_mask_off + n) & 3);
+  s->r_left -= n;
+  if (s->msg_opcode == LIGHTWS_OPCODE_TEXT &&
+      !(s->flags & LIGHTWS_OPT_NO_UTF8_CHECK)) {
+    struct lightws_utf8 st;
+    st.state = s->utf8;
+    u = lightws_utf8_feed(&st, p, n);
+    s->utf8 = st.state;
+    if (u < 0) return fail(s, LIGHTWS_ERR_UTF8);
+  }
+  out->data = p;
+  out->len = n;
+  out->opcode = s->msg_opcode;
+  out->frame_end = s->r_left == 0;
+  out->message_end = 0;
+  if (s->r_left == 0) {
+    s->flags &= ~F_IN_FRAME;
+    if (s->flags & F_R_FIN) {
+      /* §8.1: a text message must end on a character boundary */
+      if (u == LIGHTWS_UTF8_INCOMPLETE) return fail(s, LIGHTWS_ERR_UTF8);
+      out->message_end = 1;
+      s->msg_opcode = 0;
+      s->msg_len = 0;
+      s->utf8 = 0;
+    }
+  }
+  return 0;
+}
+
+/* Handles a complete control frame at rpos (head `h` bytes). Returns 0 to
+ * go on, 1 when a ping is handed to the caller (NO_AUTO_PONG), or an
+ * error; INCOMPLETE/WOULDBLOCK leave the frame unconsumed. */
+static ssize_t on_control(struct lightws_stream *s,
+                          const struct lightws_frame *f, size_t h,
+                          struct lightws_chunk *out, int hold_ping) {
+  uint8_t *p = s->rbuf + s->rpos + h;
+  size_t len = (size_t)f->length;
+  unsigned code;
+
+  if (f->opcode == LIGHTWS_OPCODE_PING) {
+    if ((s->flags & LIGHTWS_OPT_NO_AUTO_PONG) && hold_ping >= 0) {
+      if (hold_ping) return LIGHTWS_ERR_INCOMPLETE;
+      lightws_mask(p, len, f->mask, 0);
+      s->rpos += (uint32_t)(h + len);
+      out->data = p;
+      out->len = len;
+      out->opcode = LIGHTWS_OPCODE_PING;
+      out->frame_end = out->message_end = 1;
+      return 1;
+    }
+    /* After our close no pong is due (§5.5.1: the peer expects only our
+     * close now). */
+    if (!(s->flags & F_CLOSE_QUEUED)) {
+      if (s->ctl_len && !((s->flags & F_CTL_PONG) && s->ctl_sent == 0)) {
+        /* the slot holds our own ping/pong: it goes first */
+        int r = s->whead_len ? LIGHTWS_ERR_WOULDBLOCK : ctl_flush(s);
+        if (r < 0) {
+          if (r == LIGHTWS_ERR_WOULDBLOCK) s->flags |= F_WANT_WRITE;
+          return r;
+        }
+      }
+      lightws_mask(p, len, f->mask, 0);
+      /* §5.5.3: a pong not yet started is replaced: answering only the
+       * most recent ping is allowed */
+      ctl_build(s, LIGHTWS_OPCODE_PONG, p, len, NULL, 0);
+      ctl_try(s);
+    }
+    s->rpos += (uint32_t)(h + len);
+    return 0;
+  }
+
+  lightws_mask(p, len, f->mask, 0);
+  s->rpos += (uint32_t)(h + len);
+  if (f->opcode == LIGHTWS_OPCODE_PONG) {
+    s->ctl_in_off = (uint32_t)(p - s->rbuf);
+    s->ctl_in_len = (uint8_t)len;
+    s->flags |= F_PONG_VALID;
+    return 0;
+  }
+
+  /* close, §5.5.1 and §7.4 */
+  if (len == 1) return fail(s, LIGHTWS_ERR_CLOSE_PAYLOAD);
+  code = LIGHTWS_CLOSE_NO_STATUS;
+  if (len >= 2) {
+    struct lightws_utf8 u;
+    code = ((unsigned)p[0] << 8) | p[1];
+    if (!lightws_close_code_valid(code))
+      return fail(s, LIGHTWS_ERR_CLOSE_CODE);
+    u.state = 0;
+    if (lightws_utf8_feed(&u, p + 2, len - 2) != LIGHTWS_UTF8_VALID)
+      return fail(s, LIGHTWS_ERR_UTF8);
+  }
+  s->flags &= ~F_PONG_VALID;
+  s->flags |= F_CLOSE_RCVD;
+  s->close_code = (uint16_t)code;
+  s->ctl_in_off = (uint32_t)(p - s->rbuf) + (len >= 2 ? 2 : 0);
+  s->ctl_in_len = (uint8_t)(len >= 2 ? len - 2 : 0);
+  /* §5.5.1: answer with a close, echoing the code */
+  if (!(s->flags & F_CLOSE_QUEUED)) {
+    if ((s->flags & F_CTL_PONG) && s->ctl_sent == 0) s->ctl_len = 0;
+    close_queue(s, code);
+  }
+  ctl_try(s);
+  return LIGHTWS_ERR_CLOSED;
+}
+
+/*
+ * The read engine: delivers the next piece of data payload, at most `max`
+ * bytes, as a view into rbuf. `*reads` is the read(2) budget (-1 unlimited);
+ * without budget it returns INCOMPLETE ("nothing more now"). `hold_ping`:
+ * 1 stops before a ping under NO_AUTO_PONG (a gathering read that already
+ * has bytes), 0 hands it out (returns the chunk with opcode PING), -1
+ * answers it anyway (read_bytes). Returns the chunk length or an error.
+ */
+static ssize_t engine(struct lightws_stream *s, struct lightws_chunk *out,
+                      size_t max, int *reads, int hold_ping) {
+  for (;;) {
+    struct lightws_frame f;
+    ssize_t h, r;
+    size_t avail = s->rend - s->rpos;
+
+    if (s->flags & F_IN_FRAME) {
+      size_t n = avail;
+      if (s->r_left > 0 && avail == 0) {
+        r = more(s, reads, 0);
+        if (r < 0) return r;
+        continue;
+      }
+      if (n > s->r_left) n = (size_t)s->r_left;
+      if (n > max) n = max;
+      if (n == 0 && s->r_left > 0) return LIGHTWS_ERR_INCOMPLETE; /* max 0 */
+      r = take_payload(s, s->rbuf + s->rpos, n, out);
+      if (r < 0) return r;
+      s->rpos += (uint32_t)n;
+      return (ssize_t)n;
+    }
+
+    h = lightws_frame_decode(&f, s->rbuf + s->rpos, avail, decode_flags(s));
+    if (h == LIGHTWS_ERR_INCOMPLETE) {
+      r = more(s, reads, f.header_len);
+      if (r < 0) return r;
+      continue;
+    }
+    if (h < 0) return fail(s, (int)h);
+
+    if (f.opcode & 0x8) {
+      /* §5.5: the whole control frame (<= 139 bytes) must be in rbuf */
+      size_t need = (size_t)h + (size_t)f.length;
+      if (avail < need) {
+        r = more(s, reads, need);
+        if (r < 0) return r;
+        continue;
+      }
+      r = on_control(s, &f, (size_t)h, out, hold_ping);
+      if (r < 0) return r;
+      if (r == 1) return (ssize_t)out->len;
+      continue;
+    }
+
+    /* data frame, §5.4 */
+    if (f.opcode == LIGHTWS_OPCODE_CONTINUATION) {
+      if (!s->msg_opcode) return fail(s, LIGHTWS_ERR_UNEXPECTED_CONTINUATION);
+    } else if (s->msg_opcode) {
+      return fail(s, LIGHTWS_ERR_EXPECTED_CONTINUATION);
+    }
+    if (f.length > s->max_frame) return fail(s, LIGHTWS_ERR_FRAME_TOO_BIG);
+    if (f.opcode != LIGHTWS_OPCODE_CONTINUATION) {
+      s->msg_opcode = f.opcode;
+      s->msg_len = 0;
+      s->utf8 = 0;
+    }
+    if (s->msg_len + f.length > s->max_message)
+      return fail(s, LIGHTWS_ERR_MESSAGE_TOO_BIG);
+    s->msg_len += f.length;
+    s->r_left = f.length;
+    s->r_opcode = f.opcode;
+    memcpy(s->r_mask, f.mask, 4);
+    if (!f.masked) memset(s->r_mask, 0, 4);
+    s->r_mask_off = 0;
+    s->flags |= F_IN_FRAME;
+    if (f.fin) s->flags |= F_R_FIN; else s->flags &= ~F_R_FIN;
+    s->rpos += (uint32_t)h;
+    if (f.length == 0) {
+      /* an empty frame is a chunk of its own (it may end a message) */
+      r = take_payload(s, s->rbuf + s->rpos, 0, out);
+      if (r < 0) return r;
+      return 0;
+    }
+  }
+}
+
+/* Common entry of the read calls: sticky states first. */
+static ssize_t read_begin(struct lightws_stream *s) {
+  if (s->state != STATE_OPEN) return LIGHTWS_ERR_INVALID;
+  s->flags &= ~(F_WANT_READ | F_WANT_WRITE | F_PONG_VALID);
+  if (s->last_err) {
+    ctl_try(s);
+    return -(ssize_t)s->last_err;
+  }
+  if (s->flags & F_CLOSE_RCVD) {
+    ctl_try(s);
+    return LIGHTWS_ERR_CLOSED;
+  }
+  if (s->flags & F_EOF) return LIGHTWS_ERR_EOF;
+  /* a pong owed from an earlier call goes out now if it can */
+  ctl_try(s);
+  return 0;
+}
+
+ssize_t lightws_stream_recv(struct lightws_stream *s,
+                            struct lightws_chunk *out) {
+  int reads = (s->flags & LIGHTWS_OPT_DIRECT) ? 1 : -1;
+  ssize_t r = read_begin(s);
+  memset(out, 0, sizeof *out);
+  if (r < 0) return r;
+  r = engine(s, out, (size_t)-1, &reads, 0);
+  if (r == LIGHTWS_ERR_INCOMPLETE) {
+    memset(out, 0, sizeof *out); /* direct mode without progress */
+    out->opcode = s->msg_opcode;
+    return 0;
+  }
+  return r;
+}
+
+/* Payload straight from the transport into the caller's buffer: only when
+ * rbuf is empty and the frame still has at least BYPASS_MIN bytes, so the
+ * copy through rbuf is skipped for large payloads. Returns bytes or error. */
+static ssize_t bypass(struct lightws_stream *s, uint8_t *dst, size_t room,
+                      int *reads, struct lightws_chunk *c) {
+  size_t n = room;
+  ssize_t r;
+  if (n > s->r_left) n = (size_t)s->r_left;
+  if (*reads > 0) (*reads)--;
+  r = lightws__stream_io_read(s, dst, n);
+  if (r == 0) return on_eof(s);
+  if (r < 0) return r;
+  if (take_payload(s, dst, (size_t)r, c) < 0) return -(ssize_t)s->last_err;
+  return r;
+}
+
+/* Copy-out reads. `bytes`: cross message boundaries (read_bytes). */
+static ssize_t gather(struct lightws_stream *s, uint8_t *buf, size_t size,
+                      struct lightws_chunk *out, int bytes) {
+  int reads = (s->flags & LIGHTWS_OPT_DIRECT) ? 1 : -1;
+  size_t got = 0;
+  struct lightws_chunk c;
+  ssize_t r = read_begin(s);
+  memset(&c, 0, sizeof c);
+  if (out) {
+    memset(out, 0, sizeof *out);
+    out->data = buf;
+  }
+  if (r < 0) return r;
+  if (size == 0) return 0;
+  for (;;) {
+    size_t room = size - got;
+    if ((s->flags & F_IN_FRAME) && s->rpos == s->rend && reads != 0 &&
+        room >= BYPASS_MIN && s->r_left >= BYPASS_MIN) {
+      r = bypass(s, buf + got, room, &reads, &c);
+    } else {
+      r = engine(s, &c, room, &reads, bytes ? -1 : got > 0);
+      if (r >= 0 && c.opcode == LIGHTWS_OPCODE_PING) {
+        /* NO_AUTO_PONG: the ping is the whole result of this call */
+        size_t n = c.len < size ? c.len : size;
+        memcpy(buf, c.data, n);
+        if (out) {
+          *out = c;
+          out->data = buf;
+          out->len = n;
+        }
+        return (ssize_t)n;
+      }
+      if (r > 0) memcpy(buf + got, c.data, (size_t)r);
+    }
+    if (r < 0) {
+      if (got > 0 || r == LIGHTWS_ERR_INCOMPLETE) break;
+      return r;
+    }
+    got += (size_t)r;
+    if (out) {
+      out->opcode = c.opcode;
+      out->frame_end = c.frame_end;
+      out->message_end = c.message_end;
+    }
+    if (!bytes && c.message_end) break;
+    if (got == size) break;
+    /* never block once something is in hand (read(2) semantics) */
+    if (got > 0) reads = 0;
+  }
+  if (out) out->len = got;
+  return (ssize_t)got;
+}
+
+ssize_t lightws_stream_read(struct lightws_stream *s, void *buf, size_t size,
+                            struct lightws_chunk *out) {
+  return gather(s, (uint8_t *)buf, size, out, 0);
+}
+
+ssize_t lightws_stream_read_bytes(struct lightws_stream *s, void *buf,
+                                  size_t size) {
+  for (;;) {
+    ssize_t r = gather(s, (uint8_t *)buf, size, NULL, 1);
+    /* empty frames give nothing: go on unless direct mode must return */
+    if (r != 0 || size == 0 || (s->flags & LIGHTWS_OPT_DIRECT)) return r;
+  }
+}
+
+/* ---- write side ------------------------------------------------------- */
+
+/* Writes the rest of the frame head and payload `buf[0..n)` (n <= w_left)
+ * of the frame in progress. Client payload is masked in place (`in_place`,
+ * the unsent tail unmasked again) or through a stack chunk. Returns payload
+ * bytes written, or an error if none were (head bytes may have gone out:
+ * the state says so). */
+static ssize_t frame_write(struct lightws_stream *s, const uint8_t *buf,
+                           size_t n, int in_place) {
+  uint8_t chunk[CHUNK];
+  size_t done = 0;
+  int mask = s->role == LIGHTWS_CLIENT && !key_zero(s->w_mask);
+  for (;;) {
+    struct iovec iov[2];
+    int cnt = 0;
+    size_t hrest = (size_t)(s->whead_len - s->whead_sent), plen = n - done, k;
+    uint8_t *p = (uint8_t *)buf + done;
+    ssize_t r;
+    if (hrest) {
+      iov[cnt].iov_base = s->whead + s->whead_sent;
+      iov[cnt++].iov_len = hrest;
+    }
+    if (plen) {
+      if (mask && in_place) {
+        lightws_mask(p, plen, s->w_mask, s->w_mask_off);
+      } else if (mask) {
+        if (plen > CHUNK) plen = CHUNK;
+        lightws_mask_copy(chunk, p, plen, s->w_mask, s->w_mask_off);
+        p = chunk;
+      }
+      iov[cnt].iov_base = p;
+      iov[cnt++].iov_len = plen;
+    }
+    if (cnt == 0) break;
+    r = lightws__stream_io_writev(s, iov, cnt);
+    if (r < 0) {
+      if (mask && in_place && plen) lightws_mask(p, plen, s->w_mask,
+                                                 s->w_mask_off);
+      if (done > 0) break;
+      return r;
+    }
+    k = (size_t)r;
+    if (k > hrest) {
+      s->whead_sent = s->whead_len;
+      k -= hrest;
+    } else {
+      s->whead_sent = (uint8_t)(s->whead_sent + k);
+      k = 0;
+    }
+    if (mask && in_place && k < plen)
+      lightws_mask(p + k, plen - k, s->w_mask,
+                   (uint64_t)s->w_mask_off + k);
+    s->w_left -= k;
+    s->w_mask_off = (uint8_t)((s->w_mask_off + k) & 3);
+    done += k;
+    if (s->whead_sent == s->whead_len && s->w_left == 0) {
+      s->whead_len = s->whead_sent = 0;
+      ctl_try(s); /* a pong or close waiting behind this frame */
+      break;
+    }
+    if (done == n && s->whead_sent == s->whead_len) break;
+    if (s->flags & LIGHTWS_OPT_DIRECT) break;
+  }
+  return (ssize_t)done;
+}
+
+/* Checks shared by the senders of new frames. */
+static int send_begin(struct lightws_stream *s) {
+  if (s->state != STATE_OPEN) return LIGHTWS_ERR_INVALID;
+  s->flags &= ~(F_WANT_READ | F_WANT_WRITE);
+  if (s->last_err) return -(int)s->last_err;
+  return 0;
+}
+
+/* §5.1/§5.4: heads of new frames; returns 0 or an error. */
+static int new_frame_checks(struct lightws_stream *s) {
+  int r;
+  if (s->flags & F_CLOSE_QUEUED) {
+    ctl_try(s);
+    return LIGHTWS_ERR_CLOSED; /* §5.5.1: no data after our close */
+  }
+  r = ctl_flush(s); /* a pending control frame goes before new data */
+  return r;
+}
+
+static size_t head_encode(struct lightws_stream *s, uint8_t *out,
+                          unsigned opcode, size_t len, int fin,
+                          uint8_t key[4]) {
+  struct lightws_frame f;
+  memset(&f, 0, sizeof f);
+  f.fin = (uint8_t)fin;
+  f.opcode = (uint8_t)opcode;
+  f.length = len;
+  if (s->role == LIGHTWS_CLIENT) {
+    f.masked = 1;
+    next_key(s, key);
+    memcpy(f.mask, key, 4);
+  } else {
+    memset(key, 0, 4);
+  }
+  return lightws_frame_encode_unchecked(&f, out);
+}
+
+ssize_t lightws_stream_send(struct lightws_stream *s, int opcode,
+                            const void *buf, size_t len, unsigned flags) {
+  int r = send_begin(s), fin;
+  unsigned op;
+  uint8_t saved_opcode;
+  ssize_t w;
+  int in_place = (flags & LIGHTWS_SEND_MASK_IN_PLACE) != 0;
+  if (r < 0) return r;
+  if (s->whead_len) {
+    size_t n = len;
+    if (s->w_left == 0) {
+      /* only the head of an empty frame is left: finish it (in direct mode
+       * too: returning here would look like this call's frame was sent),
+       * then go on with this call's frame */
+      while (s->whead_len) {
+        w = frame_write(s, NULL, 0, 0);
+        if (w < 0) return w;
+      }
+    } else {
+      if (n > s->w_left) n = (size_t)s->w_left;
+      return frame_write(s, (const uint8_t *)buf, n, in_place);
+    }
+  }
+  if (opcode != LIGHTWS_OPCODE_TEXT && opcode != LIGHTWS_OPCODE_BINARY)
+    return LIGHTWS_ERR_INVALID;
+  if (s->w_opcode && s->w_opcode != opcode) return LIGHTWS_ERR_INVALID;
+  if (len && !buf) return LIGHTWS_ERR_INVALID;
+  if (flags & ~(LIGHTWS_SEND_FRAGMENT | LIGHTWS_SEND_MASK_IN_PLACE))
+    return LIGHTWS_ERR_INVALID;
+  r = new_frame_checks(s);
+  if (r < 0) return r;
+  fin = !(flags & LIGHTWS_SEND_FRAGMENT);
+  /* §5.4: later fragments are continuation frames */
+  op = s->w_opcode ? LIGHTWS_OPCODE_CONTINUATION : (unsigned)opcode;
+  saved_opcode = s->w_opcode;
+  s->whead_len = (uint8_t)head_encode(s, s->whead, op, len, fin, s->w_mask);
+  s->whead_sent = 0;
+  s->w_left = len;
+  s->w_mask_off = 0;
+  s->w_opcode = fin ? 0 : (uint8_t)opcode;
+  w = frame_write(s, (const uint8_t *)buf, len, in_place);
+  if (w < 0 && s->whead_sent == 0) {
+    /* nothing went out: as if the call never happened */
+    s->whead_len = 0;
+    s->w_left = 0;
+    s->w_opcode = saved_opcode;
+  } else if (w < 0 && len == 0) {
+    /* an empty frame whose head went out in part counts as sent: the next
+     * call finishes its head first, so a retry cannot duplicate it */
+    return 0;
+  }
+  return w;
+}
+
+ssize_t lightws_stream_write(struct lightws_stream *s, const void *buf,
+                             size_t len) {
+  return lightws_stream_send(s, LIGHTWS_OPCODE_BINARY, buf, len, 0);
+}
+
+/*
+ * sendv: heads in a stack array, one writev for up to SENDV_MAX frames.
+ * A client masks the payloads into one stack chunk, so a batch holds what
+ * fits in CHUNK bytes; a larger message goes alone through send's path.
+ */
+ssize_t lightws_stream_sendv(struct lightws_stream *s,
+                             const struct lightws_msg *msgs, size_t n) {
+  uint8_t heads[SENDV_MAX][LIGHTWS_FRAME_HEADER_MAX];
+  uint8_t keys[SENDV_MAX][4];
+  uint8_t hlen[SENDV_MAX];
+  struct iovec iov[2 * SENDV_MAX];
+  uint8_t chunk[CHUNK];
+  size_t total = 0, i = 0, k;
+  int r = send_begin(s), wrote = 0; /* wrote: some byte of this call went
+                                       out, so the count (even 0) counts */
+  int copymask = s->role == LIGHTWS_CLIENT &&
+                 s->mask_mode != LIGHTWS_MASK_ZERO;
+  if (r < 0) return r;
+  if (n == 0) return 0;
+  if (!msgs) return LIGHTWS_ERR_INVALID;
+  if (s->whead_len) {
+    if (s->w_left) /* continue the frame cut short, as send() does */
+      return lightws_stream_send(s, msgs[0].opcode, msgs[0].data,
+                                 msgs[0].len, 0);
+    while (s->whead_len) { /* as in send() */
+      ssize_t w = frame_write(s, NULL, 0, 0);
+      if (w < 0) return w;
+    }
+  }
+  if (s->w_opcode) return LIGHTWS_ERR_INVALID; /* a message is open */
+  for (k = 0; k < n; k++) {
+    if (msgs[k].opcode != LIGHTWS_OPCODE_TEXT &&
+        msgs[k].opcode != LIGHTWS_OPCODE_BINARY)
+      return LIGHTWS_ERR_INVALID;
+    if (msgs[k].len && !msgs[k].data) return LIGHTWS_ERR_INVALID;
+  }
+  r = new_frame_checks(s);
+  if (r < 0) return r;
+
+  while (i < n) {
+    size_t nf = 0, used = 0, j, left;
+    int cnt = 0;
+    ssize_t w;
+    if (copymask && msgs[i].len > CHUNK) {
+      /* alone, through send's chunked path */
+      w = lightws_stream_send(s, msgs[i].opcode, msgs[i].data, msgs[i].len,
+                              0);
+      if (w < 0) return wrote ? (ssize_t)total : w;
+      wrote = 1;
+      total += (size_t)w;
+      if ((size_t)w < msgs[i].len || (s->flags & LIGHTWS_OPT_DIRECT))
+        return (ssize_t)total;
+      i++;
+      continue;
+    }
+    while (i + nf < n && nf < SENDV_MAX) {
+      const struct lightws_msg *m = &msgs[i + nf];
+      /* an empty message is sent only as the first of a call, so the byte
+       * count always tells whether it went out */
+      if (m->len == 0 && i + nf > 0) break;
+      if (copymask && used + m->len > CHUNK) break;
+      hlen[nf] = (uint8_t)head_encode(s, heads[nf], (unsigned)m->opcode,
+                                      m->len, 1, keys[nf]);
+      iov[cnt].iov_base = heads[nf];
+      iov[cnt++].iov_len = hlen[nf];
+      if (m->len) {
+        if (copymask) {
+          lightws_mask_copy(chunk + used, (const uint8_t *)m->data, m->len,
+                            keys[nf], 0);
+          iov[cnt].iov_base = chunk + used;
+          used += m->len;
+        } else {
+          iov[cnt].iov_base = (void *)m->data;
+        }
+        iov[cnt++].iov_len = m->len;
+      }
+      nf++;
+    }
+    if (nf == 0) break; /* stopped before an empty message */
+    w = lightws__stream_io_writev(s, iov, cnt);
+    if (w < 0) return wrote ? (ssize_t)total : w;
+    if (w > 0) wrote = 1;
+    left = (size_t)w;
+    for (j = 0; j < nf; j++) {
+      const struct lightws_msg *m = &msgs[i + j];
+      size_t hs = left < hlen[j] ? left : hlen[j], ps;
+      left -= hs;
+      ps = left < m->len ? left : m->len;
+      left -= ps;
+      total += ps;
+      if (hs == hlen[j] && ps == m->len) continue;
+      if (hs == 0) break; /* cut at a frame boundary */
+      /* cut inside frame j: it is now the frame in progress */
+      memcpy(s->whead, heads[j], hlen[j]);
+      s->whead_len = hlen[j];
+      s->whead_sent = (uint8_t)hs;
+      memcpy(s->w_mask, keys[j], 4);
+      s->w_left = m->len - ps;
+      s->w_mask_off = (uint8_t)(ps & 3);
+      if (s->flags & LIGHTWS_OPT_DIRECT) return (ssize_t)total;
+      w = frame_write(s, (const uint8_t *)m->data + ps, m->len - ps, 0);
+      if (w < 0) /* bytes went out: the count, even 0, tells the caller */
+        return (ssize_t)total;
+      total += (size_t)w;
+      if (s->whead_len) return (ssize_t)total;
+      j++;
+      break;
+    }
+    i += j;
+    if (s->flags & LIGHTWS_OPT_DIRECT) break;
+    if (j < nf) continue; /* cut at a boundary: next writev from there */
+  }
+  return (ssize_t)total;
+}
+
+/* ---- control frames from the application ------------------------------ */
+
+/* Frees the control slot for a new frame: WOULDBLOCK if it stays busy. */
+static int ctl_make_room(struct lightws_stream *s) {
+  int r;
+  if (!s->ctl_len) return 0;
+  if (s->whead_len) {
+    s->flags |= F_WANT_WRITE;
+    return LIGHTWS_ERR_WOULDBLOCK;
+  }
+  r = ctl_flush(s);
+  return r;
+}
+
+/* Sends the slot now if possible; queued otherwise (0). */
+static int ctl_kick(struct lightws_stream *s) {
+  int r;
+  if (s->whead_len) return 0;
+  r = ctl_flush(s);
+  return r == LIGHTWS_ERR_WOULDBLOCK ? 0 : r;
+}
+
+static int ping_pong(struct lightws_stream *s, unsigned opcode,
+                     const void *data, size_t len) {
+  int r = send_begin(s);
+  if (r < 0) return r;
+  if (len > LIGHTWS_CONTROL_MAX || (len && !data)) return LIGHTWS_ERR_INVALID;
+  if (s->flags & F_CLOSE_QUEUED) return LIGHTWS_ERR_CLOSED;
+  r = ctl_make_room(s);
+  if (r < 0) return r;
+  ctl_build(s, opcode, (const uint8_t *)data, len, NULL, 0);
+  s->flags &= ~F_CTL_PONG; /* the application's frame is never replaced */
+  return ctl_kick(s);
+}
+
+int lightws_stream_ping(struct lightws_stream *s, const void *data,
+                        size_t len) {
+  return ping_pong(s, LIGHTWS_OPCODE_PING, data, len);
+}
+
+int lightws_stream_pong(struct lightws_stream *s, const void *data,
+                        size_t len) {
+  return ping_pong(s, LIGHTWS_OPCODE_PONG, data, len);
+}
+
+int lightws_stream_close(struct lightws_stream *s, unsigned code,
+                         const char *reason, size_t reason_len) {
+  struct lightws_utf8 u;
+  int r;
+  if (s->state != STATE_OPEN) return LIGHTWS_ERR_INVALID;
+  s->flags &= ~(F_WANT_READ | F_WANT_WRITE);
+  if (s->flags & F_CLOSE_QUEUED) return ctl_kick(s);
+  if (reason_len && (!reason || code == 0)) return LIGHTWS_ERR_INVALID;
+  if (code && !lightws_close_code_valid(code)) return LIGHTWS_ERR_INVALID;
+  if (reason_len > LIGHTWS_CONTROL_MAX - 2) return LIGHTWS_ERR_INVALID;
+  u.state = 0;
+  if (reason_len &&
+      lightws_utf8_feed(&u, (const uint8_t *)reason, reason_len) !=
+          LIGHTWS_UTF8_VALID)
+    return LIGHTWS_ERR_INVALID;
+  if ((s->flags & F_CTL_PONG) && s->ctl_sent == 0) s->ctl_len = 0;
+  r = ctl_make_room(s);
+  if (r < 0) return r;
+  s->flags |= F_CLOSE_QUEUED;
+  s->close_sent = (uint16_t)(code ? code : LIGHTWS_CLOSE_NO_STATUS);
+  close_build(s, code, (const uint8_t *)reason, reason_len);
+  return ctl_kick(s);
+}
+
+int lightws_stream_flush(struct lightws_stream *s) {
+  if (s->state != STATE_OPEN) return LIGHTWS_ERR_INVALID;
+  s->flags &= ~(F_WANT_READ | F_WANT_WRITE);
+  /* a frame whose payload is all out but whose head is not (an empty frame
+   * cut in its head) needs no caller bytes: finish it */
+  while (s->whead_len && s->w_left == 0) {
+    ssize_t w = frame_write(s, NULL, 0, 0);
+    if (w < 0) return (int)w;
+  }
+  if (!s->ctl_len) return 0;
+  return ctl_flush(s);
+}
+
+/* ---- setup and queries ------------------------------------------------ */
+
+int lightws_stream_init(struct lightws_stream *s, enum lightws_role role,
+                        int fd, uint8_t *rbuf, size_t rsize,
+                        unsigned options) {
+  uint64_t seed = 0;
+  if (!s || !rbuf || rsize < LIGHTWS_RBUF_MIN || rsize > UINT32_MAX ||
+      (role != LIGHTWS_SERVER && role != LIGHTWS_CLIENT) || (options & ~F_OPTS))
+    return LIGHTWS_ERR_INVALID;
+  memset(s, 0, sizeof *s);
+  if (lightws__random(&seed, sizeof seed) < 0) return LIGHTWS_ERR_SYSTEM;
+  s->rng = seed ? seed : 0x9E3779B97F4A7C15ULL; /* xorshift needs non-zero */
+  s->fd = fd;
+  s->rbuf = rbuf;
+  s->rsize = (uint32_t)rsize;
+  s->role = (uint8_t)role;
+  s->flags = options & F_OPTS;
+  s->max_frame = LIGHTWS_DEFAULT_MAX_FRAME;
+  s->max_message = LIGHTWS_DEFAULT_MAX_MESSAGE;
+  s->mask_mode = LIGHTWS_MASK_RANDOM;
+  s->state = STATE_OPEN;
+  return 0;
+}
+
+void lightws_stream_set_io(struct lightws_stream *s,
+                           const struct lightws_io *io) {
+  s->io = io;
+}
+
+int lightws_stream_set_mask_mode(struct lightws_stream *s,
+                                 enum lightws_mask_mode mode) {
+  if (s->role != LIGHTWS_CLIENT) return LIGHTWS_ERR_INVALID;
+  if (mode != LIGHTWS_MASK_RANDOM && mode != LIGHTWS_MASK_FIXED &&
+      mode != LIGHTWS_MASK_ZERO)
+    return LIGHTWS_ERR_INVALID;
+  if (s->whead_len) return LIGHTWS_ERR_BUSY;
+  if (mode == LIGHTWS_MASK_FIXED) {
+    s->mask_mode = LIGHTWS_MASK_RANDOM;
+    next_key(s, s->w_mask);
+  }
+  s->mask_mode = (uint8_t)mode;
+  return 0;
+}
+
+void lightws_stream_set_limits(struct lightws_stream *s, uint32_t max_frame,
+                               uint32_t max_message) {
+  if (max_frame) s->max_frame = max_frame;
+  if (max_message) s->max_message = max_message;
+}
+
+int lightws_stream_feed(struct lightws_stream *s, const uint8_t *in,
+                        size_t len) {
+  if (len > s->rsize - s->rend) {
+    if (len > s->rsize - (s->rend - s->rpos)) return LIGHTWS_ERR_NOSPACE;
+    s->flags &= ~F_PONG_VALID;
+    compact(s, 0);
+  }
+  if (len) memcpy(s->rbuf + s->rend, in, len);
+  s->rend += (uint32_t)len;
+  return 0;
+}
+
+int lightws_stream_want(const struct lightws_stream *s) {
+  int w = 0;
+  if (s->flags & F_WANT_READ) w |= LIGHTWS_WANT_READ;
+  if ((s->flags & F_WANT_WRITE) || s->ctl_len) w |= LIGHTWS_WANT_WRITE;
+  return w;
+}
+
+unsigned lightws_stream_close_code(const struct lightws_stream *s) {
+  return s->close_code;
+}
+
+const char *lightws_stream_close_reason(const struct lightws_stream *s,
+                                        size_t *len) {
+  if (!(s->flags & F_CLOSE_RCVD) || s->ctl_in_len == 0) {
+    if (len) *len = 0;
+    return "";
+  }
+  if (len) *len = s->ctl_in_len;
+  return (const char *)s->rbuf + s->ctl_in_off;
+}
+
+const uint8_t *lightws_stream_pong_data(const struct lightws_stream *s,
+                                        size_t *len) {
+  if (!(s->flags & F_PONG_VALID)) {
+    if (len) *len = 0;
+    return NULL;
+  }
+  if (len) *len = s->ctl_in_len;
+  return s->rbuf + s->ctl_in_off;
+}
+
+int lightws_stream_closing(const struct lightws_stream *s) {
+  if (!(s->flags & F_CLOSE_SENT)) return 0;
+  return (s->flags & F_CLOSE_RCVD) ? 2 : 1;
+}
+
+int lightws_stream_error(const struct lightws_stream *s) {
+  return -(int)s->last_err;
+}

@@ -1,0 +1,1530 @@
+/* SPDX-License-Identifier: MIT */
+/* Stream suite: reads and writes over a scripted fake transport at every
+ * split, control frames, protocol errors, and real socketpair/pipe runs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "check_lightws.h"
+
+int pipe2(int fd[2], int flags); /* not in POSIX 2008 headers */
+
+static int quick(void) {
+  const char *q = getenv("LIGHTWS_TEST_QUICK");
+  return q && *q && *q != '0';
+}
+
+static uint64_t rnd(uint64_t *st) { /* splitmix64 */
+  uint64_t z = (*st += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+/* ---- fake transport ---------------------------------------------------- */
+
+struct fake {
+  const uint8_t *in;
+  size_t in_len, in_pos;
+  size_t rmax;    /* bytes per read at most (0: all) */
+  int rrand;      /* random sizes 1..rmax */
+  int reagain;    /* % of reads that fail with EAGAIN */
+  size_t first;   /* if set: the first read returns at most this */
+  int end_eagain; /* at the end of input: EAGAIN instead of EOF */
+  uint8_t *out;
+  size_t out_len, out_size;
+  size_t wmax;
+  int wrand, weagain;
+  uint64_t rng;
+  int nreads;
+};
+
+static ssize_t fake_read(void *ctx, void *buf, size_t len) {
+  struct fake *f = ctx;
+  size_t n = f->in_len - f->in_pos;
+  if (f->reagain && (int)(rnd(&f->rng) % 100) < f->reagain) {
+    errno = EAGAIN;
+    return -1;
+  }
+  if (n == 0) {
+    if (f->end_eagain) {
+      errno = EAGAIN;
+      return -1;
+    }
+    return 0;
+  }
+  if (f->rmax) {
+    size_t m = f->rrand ? 1 + (size_t)(rnd(&f->rng) % f->rmax) : f->rmax;
+    if (n > m) n = m;
+  }
+  if (f->first && f->nreads == 0 && n > f->first) n = f->first;
+  if (n > len) n = len;
+  memcpy(buf, f->in + f->in_pos, n);
+  f->in_pos += n;
+  f->nreads++;
+  return (ssize_t)n;
+}
+
+static ssize_t fake_writev(void *ctx, const struct iovec *iov, int cnt) {
+  struct fake *f = ctx;
+  size_t want = 0, n, done = 0;
+  int i;
+  for (i = 0; i < cnt; i++) want += iov[i].iov_len;
+  if (f->weagain && (int)(rnd(&f->rng) % 100) < f->weagain) {
+    errno = EAGAIN;
+    return -1;
+  }
+  n = want;
+  if (f->wmax) {
+    size_t m = f->wrand ? 1 + (size_t)(rnd(&f->rng) % f->wmax) : f->wmax;
+    if (n > m) n = m;
+  }
+  ck_assert_uint_le(f->out_len + n, f->out_size);
+  for (i = 0; i < cnt && done < n; i++) {
+    size_t k = iov[i].iov_len < n - done ? iov[i].iov_len : n - done;
+    memcpy(f->out + f->out_len, iov[i].iov_base, k);
+    f->out_len += k;
+    done += k;
+  }
+  return (ssize_t)n;
+}
+
+static struct fake *fake_new(size_t out_size) {
+  struct fake *f = calloc(1, sizeof *f);
+  f->out = malloc(out_size);
+  f->out_size = out_size;
+  f->rng = 1;
+  return f;
+}
+
+static void fake_free(struct fake *f) {
+  free(f->out);
+  free(f);
+}
+
+/* ---- frame scripts and wire parsing ------------------------------------ */
+
+struct buf {
+  uint8_t *p;
+  size_t len, size;
+};
+
+static void buf_put(struct buf *b, const void *p, size_t n) {
+  if (b->len + n > b->size) {
+    b->size = (b->len + n) * 2 + 64;
+    b->p = realloc(b->p, b->size);
+  }
+  if (n) memcpy(b->p + b->len, p, n);
+  b->len += n;
+}
+
+/* Appends a frame as a peer would send it: masked with a random key when
+ * `masked` (client to server). */
+static void put_frame(struct buf *b, int fin, int op, const void *data,
+                      size_t n, int masked, uint64_t *rng) {
+  struct lightws_frame f;
+  uint8_t h[14];
+  size_t hl, at;
+  memset(&f, 0, sizeof f);
+  f.fin = (uint8_t)fin;
+  f.opcode = (uint8_t)op;
+  f.length = n;
+  f.masked = (uint8_t)masked;
+  if (masked) {
+    uint64_t k = rnd(rng);
+    memcpy(f.mask, &k, 4);
+  }
+  hl = lightws_frame_encode_unchecked(&f, h);
+  buf_put(b, h, hl);
+  at = b->len;
+  buf_put(b, data, n);
+  if (masked) lightws_mask(b->p + at, n, f.mask, 0);
+}
+
+struct wframe {
+  int op, fin, masked;
+  uint8_t key[4];
+  size_t off, len; /* payload in wire.pay */
+};
+
+struct wire {
+  struct wframe fr[20000];
+  size_t n;
+  struct buf pay;
+};
+
+/* Decodes everything a stream wrote; every byte must belong to a frame. */
+static void wire_parse(struct wire *w, const uint8_t *p, size_t len,
+                       int expect_masked) {
+  size_t pos = 0;
+  w->n = 0;
+  w->pay.len = 0;
+  while (pos < len) {
+    struct lightws_frame f;
+    ssize_t h = lightws_frame_decode(&f, p + pos, len - pos, 0);
+    struct wframe *x = &w->fr[w->n++];
+    ck_assert_int_gt(h, 0);
+    ck_assert_uint_le(pos + (size_t)h + f.length, len);
+    ck_assert_int_eq(f.masked, expect_masked);
+    x->op = f.opcode;
+    x->fin = f.fin;
+    x->masked = f.masked;
+    memcpy(x->key, f.mask, 4);
+    x->off = w->pay.len;
+    x->len = (size_t)f.length;
+    buf_put(&w->pay, p + pos + h, (size_t)f.length);
+    if (f.masked) lightws_mask(w->pay.p + x->off, x->len, f.mask, 0);
+    pos += (size_t)h + (size_t)f.length;
+  }
+}
+
+static struct wire *wire_new(void) { return calloc(1, sizeof(struct wire)); }
+static void wire_free(struct wire *w) {
+  free(w->pay.p);
+  free(w);
+}
+
+static void ck_wframe(struct wire *w, size_t i, int op, int fin,
+                      const void *data, size_t len) {
+  ck_assert_uint_lt(i, w->n);
+  ck_assert_int_eq(w->fr[i].op, op);
+  ck_assert_int_eq(w->fr[i].fin, fin);
+  ck_assert_uint_eq(w->fr[i].len, len);
+  ck_assert(len == 0 || memcmp(w->pay.p + w->fr[i].off, data, len) == 0);
+}
+
+/* ---- the reference script ---------------------------------------------- */
+
+struct msg {
+  int op;
+  size_t off, len;
+};
+
+struct script {
+  struct buf wire;   /* what the peer sends */
+  struct buf data;   /* expected message payloads, concatenated */
+  struct msg m[64];
+  size_t nm;
+  size_t frames;     /* data frames in the script */
+};
+
+static void sc_msg(struct script *sc, int op, const void *p, size_t n) {
+  sc->m[sc->nm].op = op;
+  sc->m[sc->nm].off = sc->data.len;
+  sc->m[sc->nm].len = n;
+  sc->nm++;
+  buf_put(&sc->data, p, n);
+}
+
+/* Text, empty binary, a fragmented text with a ping and a pong between its
+ * fragments and a character split across them, 125/126/65535/65536/65537
+ * byte frames, an empty fragmented message, an empty ping, then close
+ * 1000 "bye" and a frame after the close (to be ignored). */
+static void script_build(struct script *sc, int masked, int big) {
+  static uint8_t blob[65537];
+  uint64_t rng = 7;
+  size_t sizes[] = {125, 126, 65535, 65536, 65537};
+  size_t i;
+  const uint8_t f1[] = "frag", f2[] = {'m', 'e', 'n', 't', 0xC3},
+                f3[] = {0xBC, '!'};
+  uint8_t whole[16];
+  memset(sc, 0, sizeof *sc);
+  for (i = 0; i < sizeof blob; i++) blob[i] = (uint8_t)(i * 31 + 7);
+  put_frame(&sc->wire, 1, 1, "Hello", 5, masked, &rng);
+  sc_msg(sc, 1, "Hello", 5);
+  put_frame(&sc->wire, 1, 2, "", 0, masked, &rng);
+  sc_msg(sc, 2, "", 0);
+  put_frame(&sc->wire, 0, 1, f1, 4, masked, &rng);
+  put_frame(&sc->wire, 1, 9, "p1", 2, masked, &rng);
+  put_frame(&sc->wire, 0, 0, f2, 5, masked, &rng);
+  put_frame(&sc->wire, 1, 10, "po", 2, masked, &rng);
+  put_frame(&sc->wire, 1, 0, f3, 2, masked, &rng);
+  memcpy(whole, f1, 4);
+  memcpy(whole + 4, f2, 5);
+  memcpy(whole + 9, f3, 2);
+  sc_msg(sc, 1, whole, 11);
+  sc->frames = 5;
+  for (i = 0; i < (big ? 5u : 2u); i++) {
+    put_frame(&sc->wire, 1, 2, blob + i, sizes[i], masked, &rng);
+    sc_msg(sc, 2, blob + i, sizes[i]);
+    sc->frames++;
+  }
+  put_frame(&sc->wire, 0, 1, "", 0, masked, &rng);
+  put_frame(&sc->wire, 1, 0, "", 0, masked, &rng);
+  sc_msg(sc, 1, "", 0);
+  put_frame(&sc->wire, 1, 9, "", 0, masked, &rng);
+  put_frame(&sc->wire, 1, 2, "xyz", 3, masked, &rng);
+  sc_msg(sc, 2, "xyz", 3);
+  sc->frames += 3;
+  put_frame(&sc->wire, 1, 8, "\x03\xe8" "bye", 5, masked, &rng);
+  put_frame(&sc->wire, 1, 1, "after close", 11, masked, &rng);
+}
+
+static void script_free(struct script *sc) {
+  free(sc->wire.p);
+  free(sc->data.p);
+}
+
+enum api { API_RECV, API_READ, API_READ_BYTES };
+
+struct result {
+  struct buf data;
+  struct msg m[64];
+  size_t nm;
+  size_t frame_ends;
+  int pongs;
+  uint8_t pong[8];
+  size_t pong_len;
+  int end; /* final error */
+};
+
+/* Reads everything with `api` until the stream ends; WOULDBLOCK is retried
+ * (the fake produces data again later). */
+static void drain(struct lightws_stream *s, enum api api,
+                  size_t bufsize, struct result *res) {
+  uint8_t *tmp = malloc(bufsize ? bufsize : 1);
+  size_t cur = 0;
+  int open = 0, spins = 0;
+  memset(res, 0, sizeof *res);
+  for (;;) {
+    struct lightws_chunk c;
+    ssize_t r;
+    const uint8_t *pd;
+    size_t pl;
+    memset(&c, 0, sizeof c);
+    if (api == API_RECV) {
+      r = lightws_stream_recv(s, &c);
+    } else if (api == API_READ) {
+      r = lightws_stream_read(s, tmp, bufsize, &c);
+      if (r >= 0) ck_assert_ptr_eq(c.data, tmp);
+    } else {
+      r = lightws_stream_read_bytes(s, tmp, bufsize);
+      if (r >= 0) {
+        c.data = tmp;
+        c.len = (size_t)r;
+      }
+    }
+    pd = lightws_stream_pong_data(s, &pl);
+    if (pd) {
+      res->pongs++;
+      ck_assert_uint_le(pl, sizeof res->pong);
+      memcpy(res->pong, pd, pl);
+      res->pong_len = pl;
+    }
+    if (r == LIGHTWS_ERR_WOULDBLOCK) {
+      ck_assert_int_lt(++spins, 1000000);
+      continue;
+    }
+    if (r < 0) {
+      res->end = (int)r;
+      break;
+    }
+    ck_assert_uint_eq((size_t)r, c.len);
+    if (r == 0 && !c.frame_end && !c.message_end) continue; /* direct */
+    if (api == API_READ_BYTES) {
+      buf_put(&res->data, c.data, c.len);
+      continue;
+    }
+    ck_assert(c.opcode == 1 || c.opcode == 2);
+    if (!open) {
+      res->m[res->nm].op = c.opcode;
+      res->m[res->nm].off = res->data.len;
+      open = 1;
+      cur = 0;
+    }
+    ck_assert_int_eq(c.opcode, res->m[res->nm].op);
+    buf_put(&res->data, c.data, c.len);
+    cur += c.len;
+    if (c.frame_end) res->frame_ends++;
+    if (c.message_end) {
+      res->m[res->nm].len = cur;
+      res->nm++;
+      open = 0;
+    }
+  }
+  free(tmp);
+}
+
+static void ck_result(const struct script *sc, const struct result *res,
+                      enum api api) {
+  size_t i;
+  ck_assert_int_eq(res->end, LIGHTWS_ERR_CLOSED);
+  ck_assert_uint_eq(res->data.len, sc->data.len);
+  ck_assert(memcmp(res->data.p, sc->data.p, sc->data.len) == 0);
+  ck_assert_int_eq(res->pongs, 1);
+  ck_assert_uint_eq(res->pong_len, 2);
+  ck_assert(memcmp(res->pong, "po", 2) == 0);
+  if (api == API_READ_BYTES) return;
+  ck_assert_uint_eq(res->nm, sc->nm);
+  for (i = 0; i < sc->nm; i++) {
+    ck_assert_int_eq(res->m[i].op, sc->m[i].op);
+    ck_assert_uint_eq(res->m[i].len, sc->m[i].len);
+  }
+  if (api == API_RECV) ck_assert_uint_eq(res->frame_ends, sc->frames);
+}
+
+/* What a server must have written after reading the script: pongs for both
+ * pings with their exact payloads, then the close echo with code 1000. */
+static void ck_server_replies(struct fake *f) {
+  struct wire *w = wire_new();
+  wire_parse(w, f->out, f->out_len, 0);
+  ck_assert_uint_eq(w->n, 3);
+  ck_wframe(w, 0, 10, 1, "p1", 2);
+  ck_wframe(w, 1, 10, 1, "", 0);
+  ck_wframe(w, 2, 8, 1, "\x03\xe8", 2);
+  wire_free(w);
+}
+
+static void run_script(int role, size_t rsize, size_t rmax, int rrand,
+                       int reagain, enum api api, size_t bufsize,
+                       unsigned opts, uint64_t seed) {
+  struct script sc;
+  struct lightws_stream s;
+  struct fake *f = fake_new(1 << 16);
+  struct lightws_io io;
+  struct result res;
+  uint8_t *rbuf = malloc(rsize);
+  const char *reason;
+  size_t rl;
+  script_build(&sc, role == LIGHTWS_SERVER, 1);
+  f->in = sc.wire.p;
+  f->in_len = sc.wire.len;
+  f->rmax = rmax;
+  f->rrand = rrand;
+  f->reagain = reagain;
+  f->rng = seed;
+  io.read = fake_read;
+  io.writev = fake_writev;
+  io.ctx = f;
+  ck_assert_int_eq(lightws_stream_init(&s, role, -1, rbuf, rsize, opts), 0);
+  lightws_stream_set_io(&s, &io);
+  drain(&s, api, bufsize, &res);
+  ck_result(&sc, &res, api);
+  ck_assert_uint_eq(lightws_stream_close_code(&s), 1000);
+  reason = lightws_stream_close_reason(&s, &rl);
+  ck_assert_uint_eq(rl, 3);
+  ck_assert(memcmp(reason, "bye", 3) == 0);
+  ck_assert_int_eq(lightws_stream_closing(&s), 2);
+  if (role == LIGHTWS_SERVER) ck_server_replies(f);
+  /* the frame after the close is never read as data */
+  {
+    struct lightws_chunk c;
+    ck_assert_int_eq(lightws_stream_recv(&s, &c), LIGHTWS_ERR_CLOSED);
+  }
+  free(res.data.p);
+  free(rbuf);
+  fake_free(f);
+  script_free(&sc);
+}
+
+/* ---- read tests --------------------------------------------------------- */
+
+START_TEST(test_struct_size_at_most_256) {
+  ck_assert_uint_le(sizeof(struct lightws_stream), 256);
+}
+END_TEST
+
+START_TEST(test_recv_script_whole_reads) {
+  run_script(LIGHTWS_SERVER, 65536 + 64, 0, 0, 0, API_RECV, 0, 0, 1);
+  run_script(LIGHTWS_SERVER, 256, 0, 0, 0, API_RECV, 0, 0, 1);
+  run_script(LIGHTWS_CLIENT, 4096, 0, 0, 0, API_RECV, 0, 0, 1);
+}
+END_TEST
+
+START_TEST(test_recv_script_one_byte_reads) {
+  run_script(LIGHTWS_SERVER, 256, 1, 0, 0, API_RECV, 0, 0, 1);
+  run_script(LIGHTWS_CLIENT, 300, 1, 0, 0, API_RECV, 0, 0, 1);
+  run_script(LIGHTWS_SERVER, 256, 1, 0, 0, API_RECV, 0,
+             LIGHTWS_OPT_DIRECT, 1);
+}
+END_TEST
+
+START_TEST(test_recv_script_random_chunks_and_eagain) {
+  uint64_t seed;
+  int n = quick() ? 3 : 12;
+  for (seed = 1; seed <= (uint64_t)n; seed++) {
+    size_t rsize = seed % 3 == 0 ? 256 : seed % 3 == 1 ? 1000 : 70000;
+    run_script(seed & 1 ? LIGHTWS_SERVER : LIGHTWS_CLIENT, rsize, 300, 1,
+               0, API_RECV, 0, 0, seed);
+    run_script(LIGHTWS_SERVER, rsize, 5000, 1, 30, API_RECV, 0,
+               seed & 2 ? LIGHTWS_OPT_DIRECT : 0, seed);
+  }
+}
+END_TEST
+
+START_TEST(test_read_script_buffer_sizes) {
+  size_t sizes[] = {1, 7, 1000, 4096, 70000};
+  size_t i;
+  for (i = 0; i < 5; i++) {
+    run_script(LIGHTWS_SERVER, 4096, 0, 0, 0, API_READ, sizes[i], 0, 1);
+    run_script(LIGHTWS_SERVER, 256, 1, 0, 0, API_READ, sizes[i], 0, 1);
+    run_script(LIGHTWS_CLIENT, 1024, 3000, 1, 20, API_READ, sizes[i],
+               i & 1 ? LIGHTWS_OPT_DIRECT : 0, i + 5);
+  }
+}
+END_TEST
+
+START_TEST(test_read_bytes_script_ignores_boundaries) {
+  size_t sizes[] = {1, 13, 2048, 70000};
+  size_t i;
+  for (i = 0; i < 4; i++) {
+    run_script(LIGHTWS_SERVER, 4096, 0, 0, 0, API_READ_BYTES, sizes[i], 0,
+               1);
+    run_script(LIGHTWS_CLIENT, 512, 700, 1, 25, API_READ_BYTES, sizes[i],
+               0, i + 9);
+  }
+}
+END_TEST
+
+/* Two reads: the first ends after exactly `split` bytes, for every split of
+ * the small script (big frames left out). */
+START_TEST(test_recv_every_split) {
+  struct script sc;
+  size_t split, step;
+  script_build(&sc, 1, 0);
+  step = quick() ? 7 : 1;
+  for (split = 1; split <= sc.wire.len; split += step) {
+    struct lightws_stream s;
+    struct fake *f = fake_new(4096);
+    struct lightws_io io = {fake_read, fake_writev, NULL};
+    struct result res;
+    uint8_t rbuf[256];
+    io.ctx = f;
+    f->in = sc.wire.p;
+    f->in_len = sc.wire.len;
+    f->first = split;
+    ck_assert_int_eq(
+        lightws_stream_init(&s, LIGHTWS_SERVER, -1, rbuf, sizeof rbuf, 0), 0);
+    lightws_stream_set_io(&s, &io);
+    drain(&s, (enum api)(split % 2 ? API_RECV : API_READ), 5, &res);
+    ck_result(&sc, &res, (enum api)(split % 2 ? API_RECV : API_READ));
+    ck_server_replies(f);
+    free(res.data.p);
+    fake_free(f);
+  }
+  script_free(&sc);
+}
+END_TEST
+
+/* ---- helpers for single-scenario tests ---------------------------------- */
+
+struct rig {
+  struct lightws_stream s;
+  struct fake *f;
+  struct lightws_io io;
+  struct buf in;
+  uint8_t rbuf[1024];
+  uint64_t rng;
+};
+
+static void rig_init(struct rig *g, int role, unsigned opts) {
+  memset(g, 0, sizeof *g);
+  g->f = fake_new(1 << 22);
+  g->io.read = fake_read;
+  g->io.writev = fake_writev;
+  g->io.ctx = g->f;
+  g->rng = 3;
+  ck_assert_int_eq(
+      lightws_stream_init(&g->s, role, -1, g->rbuf, sizeof g->rbuf, opts), 0);
+  lightws_stream_set_io(&g->s, &g->io);
+}
+
+/* Peer frame, masked as the peer of our role would. */
+static void rig_peer(struct rig *g, int fin, int op, const void *p, size_t n) {
+  put_frame(&g->in, fin, op, p, n, g->s.role == LIGHTWS_SERVER, &g->rng);
+  g->f->in = g->in.p;
+  g->f->in_len = g->in.len;
+}
+
+static void rig_raw(struct rig *g, const void *p, size_t n) {
+  buf_put(&g->in, p, n);
+  g->f->in = g->in.p;
+  g->f->in_len = g->in.len;
+}
+
+static void rig_free(struct rig *g) {
+  free(g->in.p);
+  fake_free(g->f);
+}
+
+static struct wire *rig_wire(struct rig *g) {
+  struct wire *w = wire_new();
+  wire_parse(w, g->f->out, g->f->out_len, g->s.role == LIGHTWS_CLIENT);
+  return w;
+}
+
+/* recv until an error; returns it. Data chunks are appended to `got`. */
+static int rig_until_error(struct rig *g, struct buf *got) {
+  for (;;) {
+    struct lightws_chunk c;
+    ssize_t r = lightws_stream_recv(&g->s, &c);
+    if (r < 0) return (int)r;
+    if (got) buf_put(got, c.data, c.len);
+  }
+}
+
+/* ---- protocol errors ---------------------------------------------------- */
+
+struct bad_case {
+  const char *name;
+  int role;
+  const uint8_t *bytes;
+  size_t len;
+  int err;
+};
+
+static const uint8_t b_resop[] = {0x83, 0x80, 1, 2, 3, 4};
+static const uint8_t b_rsv[] = {0xC1, 0x80, 1, 2, 3, 4};
+static const uint8_t b_unmasked[] = {0x81, 0x01, 'a'};
+static const uint8_t b_masked[] = {0x81, 0x81, 0, 0, 0, 0, 'a'};
+static const uint8_t b_ctl_long[] = {0x89, 0xFE, 0x00, 0x7E, 1, 2, 3, 4};
+static const uint8_t b_frag_ping[] = {0x09, 0x80, 1, 2, 3, 4};
+static const uint8_t b_cont[] = {0x80, 0x80, 1, 2, 3, 4};
+static const uint8_t b_text_in_msg[] = {0x01, 0x80, 0, 0, 0, 0,
+                                        0x81, 0x80, 0, 0, 0, 0};
+static const uint8_t b_utf8_split[] = {0x01, 0x82, 0, 0, 0, 0, 0xE2, 0x82,
+                                       0x80, 0x81, 0, 0, 0, 0, 0x28};
+static const uint8_t b_utf8_end[] = {0x81, 0x82, 0, 0, 0, 0, 0xE2, 0x82};
+static const uint8_t b_close1[] = {0x88, 0x81, 0, 0, 0, 0, 3};
+static const uint8_t b_close_utf8[] = {0x88, 0x84, 0, 0, 0, 0,
+                                       0x03, 0xE8, 0xC0, 0x80};
+static const uint8_t b_nonmin[] = {0x82, 0xFE, 0x00, 0x05, 0, 0, 0, 0,
+                                   1, 2, 3, 4, 5};
+static const uint8_t b_topbit[] = {0x82, 0x7F, 0x80, 0, 0, 0, 0, 0, 0, 1};
+
+static const struct bad_case bad_cases[] = {
+    {"reserved opcode", LIGHTWS_SERVER, b_resop, sizeof b_resop,
+     LIGHTWS_ERR_RESERVED_OPCODE},
+    {"rsv1", LIGHTWS_SERVER, b_rsv, sizeof b_rsv, LIGHTWS_ERR_RESERVED_BITS},
+    {"unmasked to server", LIGHTWS_SERVER, b_unmasked, sizeof b_unmasked,
+     LIGHTWS_ERR_MASK_REQUIRED},
+    {"masked to client", LIGHTWS_CLIENT, b_masked, sizeof b_masked,
+     LIGHTWS_ERR_MASK_UNEXPECTED},
+    {"control over 125", LIGHTWS_SERVER, b_ctl_long, sizeof b_ctl_long,
+     LIGHTWS_ERR_CONTROL_TOO_LONG},
+    {"fragmented ping", LIGHTWS_SERVER, b_frag_ping, sizeof b_frag_ping,
+     LIGHTWS_ERR_FRAGMENTED_CONTROL},
+    {"continuation first", LIGHTWS_SERVER, b_cont, sizeof b_cont,
+     LIGHTWS_ERR_UNEXPECTED_CONTINUATION},
+    {"text inside message", LIGHTWS_SERVER, b_text_in_msg,
+     sizeof b_text_in_msg, LIGHTWS_ERR_EXPECTED_CONTINUATION},
+    {"utf8 split across fragments", LIGHTWS_SERVER, b_utf8_split,
+     sizeof b_utf8_split, LIGHTWS_ERR_UTF8},
+    {"utf8 incomplete at fin", LIGHTWS_SERVER, b_utf8_end, sizeof b_utf8_end,
+     LIGHTWS_ERR_UTF8},
+    {"close 1-byte payload", LIGHTWS_SERVER, b_close1, sizeof b_close1,
+     LIGHTWS_ERR_CLOSE_PAYLOAD},
+    {"close reason not utf8", LIGHTWS_SERVER, b_close_utf8,
+     sizeof b_close_utf8, LIGHTWS_ERR_UTF8},
+    {"non-minimal length", LIGHTWS_SERVER, b_nonmin, sizeof b_nonmin,
+     LIGHTWS_ERR_NONMINIMAL_LENGTH},
+    {"64-bit length top bit", LIGHTWS_CLIENT, b_topbit, sizeof b_topbit,
+     LIGHTWS_ERR_LENGTH_TOP_BIT},
+};
+
+/* The error, its close code on the wire, and the error sticking for later
+ * reads and writes; also fed one byte at a time. */
+START_TEST(test_protocol_error_sends_close_code) {
+  const struct bad_case *bc = &bad_cases[_i];
+  int bytewise;
+  for (bytewise = 0; bytewise < 2; bytewise++) {
+    struct rig g;
+    struct wire *w;
+    struct lightws_chunk c;
+    uint8_t code[2];
+    int cc = lightws_close_code(bc->err);
+    rig_init(&g, bc->role, 0);
+    rig_raw(&g, bc->bytes, bc->len);
+    g.f->rmax = bytewise ? 1 : 0;
+    ck_assert_msg(rig_until_error(&g, NULL) == bc->err, "%s", bc->name);
+    ck_assert_int_eq(lightws_stream_error(&g.s), bc->err);
+    ck_assert_int_eq(lightws_stream_recv(&g.s, &c), bc->err);
+    ck_assert_int_eq(lightws_stream_send(&g.s, 2, "x", 1, 0), bc->err);
+    w = rig_wire(&g);
+    ck_assert_uint_eq(w->n, 1);
+    code[0] = (uint8_t)(cc >> 8);
+    code[1] = (uint8_t)cc;
+    ck_wframe(w, 0, 8, 1, code, 2);
+    ck_assert_int_eq(lightws_stream_closing(&g.s), 1);
+    wire_free(w);
+    rig_free(&g);
+  }
+}
+END_TEST
+
+START_TEST(test_close_invalid_codes_fail_1002) {
+  static const unsigned codes[] = {0,    999,  1004, 1005, 1006,
+                                   1015, 1016, 2999, 5000, 65535};
+  size_t i;
+  for (i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+    struct rig g;
+    struct wire *w;
+    uint8_t p[2];
+    p[0] = (uint8_t)(codes[i] >> 8);
+    p[1] = (uint8_t)codes[i];
+    rig_init(&g, LIGHTWS_SERVER, 0);
+    rig_peer(&g, 1, 8, p, 2);
+    ck_assert_int_eq(rig_until_error(&g, NULL), LIGHTWS_ERR_CLOSE_CODE);
+    w = rig_wire(&g);
+    ck_assert_uint_eq(w->n, 1);
+    ck_wframe(w, 0, 8, 1, "\x03\xea", 2);
+    wire_free(w);
+    rig_free(&g);
+  }
+}
+END_TEST
+
+START_TEST(test_close_valid_codes_echoed) {
+  static const unsigned codes[] = {1000, 1001, 1003, 1011, 3000, 4999};
+  size_t i;
+  for (i = 0; i < sizeof codes / sizeof codes[0]; i++) {
+    struct rig g;
+    struct wire *w;
+    uint8_t p[6];
+    size_t rl;
+    const char *reason;
+    p[0] = (uint8_t)(codes[i] >> 8);
+    p[1] = (uint8_t)codes[i];
+    memcpy(p + 2, "h\xc3\xa9!", 4);
+    rig_init(&g, i & 1 ? LIGHTWS_CLIENT : LIGHTWS_SERVER, 0);
+    rig_peer(&g, 1, 8, p, 6);
+    ck_assert_int_eq(rig_until_error(&g, NULL), LIGHTWS_ERR_CLOSED);
+    ck_assert_uint_eq(lightws_stream_close_code(&g.s), codes[i]);
+    reason = lightws_stream_close_reason(&g.s, &rl);
+    ck_assert_uint_eq(rl, 4);
+    ck_assert(memcmp(reason, "h\xc3\xa9!", 4) == 0);
+    ck_assert_int_eq(lightws_stream_closing(&g.s), 2);
+    w = rig_wire(&g);
+    ck_assert_uint_eq(w->n, 1);
+    ck_wframe(w, 0, 8, 1, p, 2);
+    /* no data after our close */
+    ck_assert_int_eq(lightws_stream_send(&g.s, 1, "a", 1, 0),
+                     LIGHTWS_ERR_CLOSED);
+    ck_assert_int_eq(lightws_stream_ping(&g.s, "a", 1), LIGHTWS_ERR_CLOSED);
+    wire_free(w);
+    rig_free(&g);
+  }
+}
+END_TEST
+
+START_TEST(test_close_without_code_gives_1005_and_empty_echo) {
+  struct rig g;
+  struct wire *w;
+  size_t rl = 9;
+  rig_init(&g, LIGHTWS_SERVER, 0);
+  rig_peer(&g, 1, 8, "", 0);
+  ck_assert_int_eq(rig_until_error(&g, NULL), LIGHTWS_ERR_CLOSED);
+  ck_assert_uint_eq(lightws_stream_close_code(&g.s), 1005);
+  lightws_stream_close_reason(&g.s, &rl);
+  ck_assert_uint_eq(rl, 0);
+  w = rig_wire(&g);
+  ck_assert_uint_eq(w->n, 1);
+  ck_wframe(w, 0, 8, 1, "", 0);
+  wire_free(w);
+  rig_free(&g);
+}
+END_TEST
+
+START_TEST(test_close_mid_fragmented_message) {
+  struct rig g;
+  struct buf got = {0};
+  struct wire *w;
+  rig_init(&g, LIGHTWS_SERVER, 0);
+  rig_peer(&g, 0, 1, "abc", 3);
+  rig_peer(&g, 1, 8, "\x03\xe9", 2);
+  rig_peer(&g, 1, 0, "def", 3);
+  ck_assert_int_eq(rig_until_error(&g, &got), LIGHTWS_ERR_CLOSED);
+  ck_assert_uint_eq(got.len, 3);
+  ck_assert(memcmp(got.p, "abc", 3) == 0);
+  ck_assert_uint_eq(lightws_stream_close_code(&g.s), 1001);
+  w = rig_wire(&g);
+  ck_assert_uint_eq(w->n, 1);
+  ck_wframe(w, 0, 8, 1, "\x03\xe9", 2);
+  free(got.p);
+  wire_free(w);
+  rig_free(&g);
+}
+END_TEST
+
+/* We close first: data still drains, the peer's close completes the
+ * handshake, and no second close goes out. */
+START_TEST(test_close_after_we_sent_close) {
+  struct rig g;
+  struct buf got = {0};
+  struct wire *w;
+  rig_init(&g, LIGHTWS_CLIENT, 0);
+  ck_assert_int_eq(lightws_stream_close(&g.s, 1000, "done", 4), 0);
+  ck_assert_int_eq(lightws_stream_closing(&g.s), 1);
+  ck_assert_int_eq(lightws_stream_close(&g.s, 1000, "again", 5), 0);
+  rig_peer(&g, 1, 2, "late", 4);
+  rig_peer(&g, 1, 9, "ping", 4);
+  rig_peer(&g, 1, 8, "\x03\xe8", 2);
+  ck_assert_int_eq(rig_until_error(&g, &got), LIGHTWS_ERR_CLOSED);
+  ck_assert_uint_eq(got.len, 4);
+  ck_assert_int_eq(lightws_stream_closing(&g.s), 2);
+  w = rig_wire(&g);
+  ck_assert_uint_eq(w->n, 1);
+  ck_wframe(w, 0, 8, 1, "\x03\xe8" "done", 6);
+  ck_assert_int_eq(lightws_stream_send(&g.s, 2, "x", 1, 0),
+                   LIGHTWS_ERR_CLOSED);
+  free(got.p);
+  wire_free(w);
+  rig_free(&g);
+}
+END_TEST
+
+START_TEST(test_eof_without_close_is_1006) {
+  struct rig g;
+  struct buf got = {0};
+  struct lightws_chunk c;
+  rig_init(&g, LIGHTWS_SERVER, 0);
+  rig_peer(&g, 1, 2, "abc", 3);
+  rig_raw(&g, "\x82\x85", 2); /* a frame cut short */
+  ck_assert_int_eq(rig_until_error(&g, &got), LIGHTWS_ERR_EOF);
+  ck_assert_uint_eq(got.len, 3);
+  ck_assert_uint_eq(lightws_stream_close_code(&g.s), 1006);
+  ck_assert_int_eq(lightws_stream_recv(&g.s, &c), LIGHTWS_ERR_EOF);
+  ck_assert_uint_eq(g.f->out_len, 0); /* 1006 never goes on the wire */
+  free(got.p);
+  rig_free(&g);
+}
+END_TEST
+
+START_TEST(test_eof_after_our_close_is_eof) {
+  struct rig g;
+  rig_init(&g, LIGHTWS_SERVER, 0);
+  ck_assert_int_eq(lightws_stream_close(&g.s, 1000, NULL, 0), 0);
+  ck_assert_int_eq(rig_until_error(&g, NULL), LIGHTWS_ERR_EOF);
+  ck_assert_uint_eq(lightws_stream_close_code(&g.s), 1006);
+  ck_assert_int_eq(lightws_stream_closing(&g.s), 1);
+  rig_free(&g);
+}
+END_TEST
+
+START_TEST(test_limits_fail_1009) {
+  struct rig g;
+  uint8_t big[200];
+  struct wire *w;
+  memset(big, 'a', sizeof big);
+  rig_init(&g, LIGHTWS_SERVER, 0);
+  lightws_stream_set_limits(&g.s, 100, 150);
+  rig_peer(&g, 1, 2, big, 100); /* exactly the frame limit: fine */
+  rig_peer(&g, 1, 2, big, 101);
+  ck_assert_int_eq(rig_until_error(&g, NULL), LIGHTWS_ERR_FRAME_TOO_BIG);
+  w = rig_wire(&g);
+  ck_wframe(w, 0, 8, 1, "\x03\xf1", 2);
+  wire_free(w);
+  rig_free(&g);
+
+  rig_init(&g, LIGHTWS_SERVER, 0);
+  lightws_stream_set_limits(&g.s, 100, 150);
+  rig_peer(&g, 0, 2, big, 80);
+  rig_peer(&g, 1, 0, big, 70); /* 150: fine */
+  rig_peer(&g, 0, 2, big, 80);
+  rig_peer(&g, 1, 0, big, 71);
+  ck_assert_int_eq(rig_until_error(&g, NULL), LIGHTWS_ERR_MESSAGE_TOO_BIG);
+  w = rig_wire(&g);
+  ck_wframe(w, 0, 8, 1, "\x03\xf1", 2);
+  wire_free(w);
+  rig_free(&g);
+}
+END_TEST
+
+START_TEST(test_no_utf8_check_option) {
+  struct rig g;
+  struct buf got = {0};
+  rig_init(&g, LIGHTWS_SERVER, LIGHTWS_OPT_NO_UTF8_CHECK);
+  rig_peer(&g, 1, 1, "\xff\xfe", 2);
+  rig_peer(&g, 1, 8, "", 0);
+  ck_assert_int_eq(rig_until_error(&g, &got), LIGHTWS_ERR_CLOSED);
+  ck_assert_uint_eq(got.len, 2);
+  free(got.p);
+  rig_free(&g);
+}
+END_TEST
+
+/* ---- control frames ----------------------------------------------------- */
+
+/* A pong that cannot go out yet stays pending; a later ping replaces it
+ * (§5.5.3), and flush sends it. */
+START_TEST(test_pong_pending_replaced_then_flushed) {
+  struct rig g;
+  struct wire *w;
+  struct lightws_chunk c;
+  rig_init(&g, LIGHTWS_SERVER, 0);
+  g.f->weagain = 100;
+  g.f->end_eagain = 1;
+  rig_peer(&g, 1, 9, "one", 3);
+  ck_assert_int_eq(lightws_stream_recv(&g.s, &c), LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_int_eq(lightws_stream_want(&g.s),
+                   LIGHTWS_WANT_READ | LIGHTWS_WANT_WRITE);
+  rig_peer(&g, 1, 9, "two", 3);
+  ck_assert_int_eq(lightws_stream_recv(&g.s, &c), LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_int_eq(lightws_stream_flush(&g.s), LIGHTWS_ERR_WOULDBLOCK);
+  g.f->weagain = 0;
+  ck_assert_int_eq(lightws_stream_flush(&g.s), 0);
+  ck_assert_int_eq(lightws_stream_want(&g.s), 0);
+  w = rig_wire(&g);
+  ck_assert_uint_eq(w->n, 1);
+  ck_wframe(w, 0, 10, 1, "two", 3);
+  wire_free(w);
+  rig_free(&g);
+}
+END_TEST
+
+/* A pong behind a half-written data frame goes out right after it. */
+START_TEST(test_pong_waits_for_data_frame) {
+  struct rig g;
+  struct wire *w;
+  struct lightws_chunk c;
+  static uint8_t data[1000];
+  ssize_t n;
+  size_t off;
+  memset(data, 'd', sizeof data);
+  rig_init(&g, LIGHTWS_SERVER, LIGHTWS_OPT_DIRECT);
+  g.f->end_eagain = 1;
+  /* direct mode: one writev of 100 bytes, then EAGAIN */
+  g.f->wmax = 100;
+  n = lightws_stream_send(&g.s, 2, data, sizeof data, LIGHTWS_SEND_FRAGMENT);
+  ck_assert_int_gt(n, 0);
+  ck_assert_int_lt(n, 1000);
+  off = (size_t)n;
+  g.f->weagain = 100;
+  n = lightws_stream_send(&g.s, 2, data + off, sizeof data - off, 0);
+  ck_assert_int_eq(n, LIGHTWS_ERR_WOULDBLOCK);
+  rig_peer(&g, 1, 9, "pp", 2);
+  while ((n = lightws_stream_recv(&g.s, &c)) == 0) { /* direct mode */
+  }
+  ck_assert_int_eq(n, LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_int_eq(lightws_stream_flush(&g.s), LIGHTWS_ERR_BUSY);
+  g.f->weagain = 0;
+  g.f->wmax = 0;
+  while (off < sizeof data) {
+    n = lightws_stream_send(&g.s, 2, data + off, sizeof data - off, 0);
+    ck_assert_int_ge(n, 0);
+    off += (size_t)n;
+  }
+  ck_assert_int_eq(lightws_stream_send(&g.s, 2, "e", 1, 0), 1);
+  w = rig_wire(&g);
+  ck_assert_uint_eq(w->n, 3);
+  ck_wframe(w, 0, 2, 0, data, 1000);
+  ck_wframe(w, 1, 10, 1, "pp", 2);
+  ck_wframe(w, 2, 0, 1, "e", 1);
+  wire_free(w);
+  rig_free(&g);
+}
+END_TEST
+
+START_TEST(test_no_auto_pong_reports_ping) {
+  struct rig g;
+  struct lightws_chunk c;
+  uint8_t buf[64];
+  ssize_t r;
+  rig_init(&g, LIGHTWS_SERVER, LIGHTWS_OPT_NO_AUTO_PONG);
+  rig_peer(&g, 0, 1, "ab", 2);
+  rig_peer(&g, 1, 9, "hi", 2);
+  rig_peer(&g, 1, 0, "cd", 2);
+  rig_peer(&g, 1, 9, "yo", 2);
+  rig_peer(&g, 1, 2, "z", 1);
+  r = lightws_stream_recv(&g.s, &c);
+  ck_assert_int_eq(r, 2);
+  ck_assert_int_eq(c.opcode, 1);
+  r = lightws_stream_recv(&g.s, &c);
+  ck_assert_int_eq(r, 2);
+  ck_assert_int_eq(c.opcode, LIGHTWS_OPCODE_PING);
+  ck_assert(memcmp(c.data, "hi", 2) == 0);
+  ck_assert_int_eq(c.frame_end, 1);
+  r = lightws_stream_read(&g.s, buf, sizeof buf, &c);
+  ck_assert_int_eq(r, 2);
+  ck_assert_int_eq(c.opcode, 1);
+  ck_assert_int_eq(c.message_end, 1);
+  r = lightws_stream_read(&g.s, buf, sizeof buf, &c);
+  ck_assert_int_eq(r, 2);
+  ck_assert_int_eq(c.opcode, LIGHTWS_OPCODE_PING);
+  ck_assert(memcmp(buf, "yo", 2) == 0);
+  r = lightws_stream_read(&g.s, buf, sizeof buf, &c);
+  ck_assert_int_eq(r, 1);
+  ck_assert_uint_eq(g.f->out_len, 0); /* nothing answered */
+  ck_assert_int_eq(lightws_stream_pong(&g.s, "yo", 2), 0);
+  ck_assert_uint_eq(g.f->out_len, 4);
+  rig_free(&g);
+}
+END_TEST
+
+/* ---- write side --------------------------------------------------------- */
+
+struct wmode {
+  size_t wmax;
+  int wrand, weagain;
+};
+
+static const struct wmode wmodes[] = {
+    {0, 0, 0}, {1, 0, 0}, {5, 1, 0}, {3000, 1, 0}, {700, 1, 40}, {1, 0, 50}};
+
+static void fill(uint8_t *p, size_t n, unsigned seed) {
+  size_t i;
+  for (i = 0; i < n; i++) p[i] = (uint8_t)(i * 13 + seed);
+}
+
+/* Sends one frame completely, retrying WOULDBLOCK; with MASK_IN_PLACE the
+ * unsent tail must be as the caller wrote it after every call. */
+static void send_all(struct lightws_stream *s, int op, uint8_t *p, size_t n,
+                     unsigned flags) {
+  size_t off = 0;
+  int spins = 0;
+  uint8_t *orig = malloc(n + 1);
+  memcpy(orig, p, n);
+  for (;;) {
+    ssize_t r = lightws_stream_send(s, op, p + off, n - off, flags);
+    if (r == LIGHTWS_ERR_WOULDBLOCK) {
+      ck_assert_int_lt(++spins, 1000000);
+      continue;
+    }
+    ck_assert_int_ge(r, 0);
+    off += (size_t)r;
+    ck_assert_uint_le(off, n);
+    if (flags & LIGHTWS_SEND_MASK_IN_PLACE)
+      ck_assert(memcmp(p + off, orig + off, n - off) == 0);
+    else
+      ck_assert(memcmp(p, orig, n) == 0);
+    if (off == n && s->whead_len == 0) break;
+    if (off == n && n == 0) break;
+  }
+  if (flags & LIGHTWS_SEND_MASK_IN_PLACE) memcpy(p, orig, n);
+  free(orig);
+}
+
+static void run_send(int role, int mode, const struct wmode *wm,
+                     unsigned inplace, unsigned opts, uint64_t seed) {
+  static uint8_t big[70000];
+  size_t sizes[] = {0, 1, 5, 125, 126, 65535, 65536, 65537};
+  size_t i, k = 0;
+  struct rig g;
+  struct wire *w;
+  rig_init(&g, role, opts);
+  if (role == LIGHTWS_CLIENT)
+    ck_assert_int_eq(lightws_stream_set_mask_mode(&g.s, mode), 0);
+  g.f->wmax = wm->wmax;
+  g.f->wrand = wm->wrand;
+  g.f->weagain = wm->weagain;
+  g.f->rng = seed;
+  for (i = 0; i < 8; i++) {
+    fill(big, sizes[i], (unsigned)i);
+    send_all(&g.s, i & 1 ? 1 : 2, big, sizes[i], inplace);
+  }
+  /* a fragmented message with a ping between fragments */
+  memcpy(big, "abcd", 4);
+  send_all(&g.s, 1, big, 2, LIGHTWS_SEND_FRAGMENT | inplace);
+  while (lightws_stream_ping(&g.s, "pi", 2) == LIGHTWS_ERR_WOULDBLOCK) {
+  }
+  while (lightws_stream_flush(&g.s) == LIGHTWS_ERR_WOULDBLOCK) {
+  }
+  send_all(&g.s, 1, big, 0, LIGHTWS_SEND_FRAGMENT | inplace);
+  send_all(&g.s, 1, big + 2, 2, inplace);
+  {
+    int r;
+    while ((r = lightws_stream_close(&g.s, 1000, "ok", 2)) ==
+           LIGHTWS_ERR_WOULDBLOCK) {
+    }
+    ck_assert_int_eq(r, 0);
+  }
+  while (lightws_stream_flush(&g.s) == LIGHTWS_ERR_WOULDBLOCK) {
+  }
+  ck_assert_int_eq(lightws_stream_closing(&g.s), 1);
+  w = rig_wire(&g);
+  ck_assert_uint_eq(w->n, 13);
+  for (i = 0; i < 8; i++) {
+    fill(big, sizes[i], (unsigned)i);
+    ck_wframe(w, k++, i & 1 ? 1 : 2, 1, big, sizes[i]);
+  }
+  ck_wframe(w, k++, 1, 0, "ab", 2);
+  ck_wframe(w, k++, 9, 1, "pi", 2);
+  ck_wframe(w, k++, 0, 0, "", 0);
+  ck_wframe(w, k++, 0, 1, "cd", 2);
+  ck_wframe(w, k++, 8, 1, "\x03\xe8ok", 4);
+  if (role == LIGHTWS_CLIENT) {
+    int same = 1, zero = 1;
+    for (i = 0; i < w->n; i++) {
+      if (memcmp(w->fr[i].key, w->fr[0].key, 4)) same = 0;
+      if (w->fr[i].key[0] | w->fr[i].key[1] | w->fr[i].key[2] |
+          w->fr[i].key[3])
+        zero = 0;
+    }
+    if (mode == LIGHTWS_MASK_ZERO) ck_assert(zero);
+    if (mode == LIGHTWS_MASK_FIXED) ck_assert(same && !zero);
+    if (mode == LIGHTWS_MASK_RANDOM) ck_assert(!same && !zero);
+  }
+  wire_free(w);
+  rig_free(&g);
+}
+
+START_TEST(test_send_server_every_write_mode) {
+  size_t i;
+  for (i = 0; i < sizeof wmodes / sizeof wmodes[0]; i++) {
+    if (quick() && wmodes[i].wmax == 1) continue;
+    run_send(LIGHTWS_SERVER, 0, &wmodes[i], 0, 0, i + 1);
+    run_send(LIGHTWS_SERVER, 0, &wmodes[i], 0, LIGHTWS_OPT_DIRECT, i + 1);
+  }
+}
+END_TEST
+
+START_TEST(test_send_client_mask_modes) {
+  size_t i;
+  int mode;
+  for (mode = 0; mode < 3; mode++)
+    for (i = 0; i < sizeof wmodes / sizeof wmodes[0]; i++) {
+      if (quick() && wmodes[i].wmax == 1) continue;
+      run_send(LIGHTWS_CLIENT, mode, &wmodes[i], 0, 0, i + 1);
+      run_send(LIGHTWS_CLIENT, mode, &wmodes[i], LIGHTWS_SEND_MASK_IN_PLACE,
+               i & 1 ? LIGHTWS_OPT_DIRECT : 0, i + 7);
+    }
+}
+END_TEST
+
+START_TEST(test_send_rejects_misuse) {
+  struct rig g;
+  rig_init(&g, LIGHTWS_SERVER, 0);
+  ck_assert_int_eq(lightws_stream_send(&g.s, 0, "a", 1, 0),
+                   LIGHTWS_ERR_INVALID);
+  ck_assert_int_eq(lightws_stream_send(&g.s, 9, "a", 1, 0),
+                   LIGHTWS_ERR_INVALID);
+  ck_assert_int_eq(lightws_stream_send(&g.s, 1, "a", 1, LIGHTWS_SEND_FRAGMENT),
+                   1);
+  ck_assert_int_eq(lightws_stream_send(&g.s, 2, "a", 1, 0),
+                   LIGHTWS_ERR_INVALID);
+  ck_assert_int_eq(lightws_stream_ping(&g.s, NULL, 126), LIGHTWS_ERR_INVALID);
+  ck_assert_int_eq(lightws_stream_close(&g.s, 1005, NULL, 0),
+                   LIGHTWS_ERR_INVALID);
+  ck_assert_int_eq(lightws_stream_close(&g.s, 999, NULL, 0),
+                   LIGHTWS_ERR_INVALID);
+  ck_assert_int_eq(lightws_stream_close(&g.s, 1000, "\xc0\x80", 2),
+                   LIGHTWS_ERR_INVALID);
+  {
+    char r[124];
+    memset(r, 'r', sizeof r);
+    ck_assert_int_eq(lightws_stream_close(&g.s, 1000, r, 124),
+                     LIGHTWS_ERR_INVALID);
+    ck_assert_int_eq(lightws_stream_close(&g.s, 1000, r, 123), 0);
+  }
+  ck_assert_int_eq(lightws_stream_set_mask_mode(&g.s, LIGHTWS_MASK_ZERO),
+                   LIGHTWS_ERR_INVALID);
+  rig_free(&g);
+}
+END_TEST
+
+/* sendv with the documented resume rule: continue from the first message
+ * whose bytes are not all counted; an empty msgs[0] counts as sent, a later
+ * empty one as not sent. */
+static void run_sendv(int role, const struct wmode *wm, unsigned opts,
+                      uint64_t seed) {
+  static uint8_t data[100000];
+  struct lightws_msg msgs[80], view[80];
+  size_t n = 0, i, cur = 0, off = 0, k;
+  struct rig g;
+  struct wire *w;
+  uint64_t r = seed;
+  int spins = 0;
+  fill(data, sizeof data, 3);
+  for (i = 0; i < 80; i++) {
+    size_t len = (size_t)(rnd(&r) % 5 == 0 ? 0 : rnd(&r) % 300);
+    if (i == 40) len = 20000;
+    if (i == 41) len = 65536;
+    msgs[n].data = data + i;
+    msgs[n].len = len;
+    msgs[n].opcode = i & 1 ? 1 : 2;
+    n++;
+  }
+  rig_init(&g, role, opts);
+  g.f->wmax = wm->wmax;
+  g.f->wrand = wm->wrand;
+  g.f->weagain = wm->weagain;
+  g.f->rng = seed;
+  while (cur < n) {
+    size_t cnt = n - cur, rem;
+    ssize_t c;
+    memcpy(view, msgs + cur, cnt * sizeof view[0]);
+    view[0].data = (const uint8_t *)view[0].data + off;
+    view[0].len -= off;
+    c = lightws_stream_sendv(&g.s, view, cnt);
+    if (getenv("DBG") && cur > 75)
+      fprintf(stderr, "cur %zu off %zu len %zu c %zd whl %d wl %d out %zu\n",
+              cur, off, view[0].len, c, g.s.whead_len, (int)g.s.w_left,
+              g.f->out_len);
+    if (c == LIGHTWS_ERR_WOULDBLOCK) {
+      ck_assert_int_lt(++spins, 1000000);
+      continue;
+    }
+    ck_assert_int_ge(c, 0);
+    rem = (size_t)c;
+    k = view[0].len == 0 ? 1 : 0;
+    while (k < cnt && view[k].len > 0 && rem >= view[k].len) {
+      rem -= view[k].len;
+      k++;
+    }
+    ck_assert(k == cnt || view[k].len > rem || (view[k].len == 0 && !rem));
+    if (k == 0) {
+      off += rem;
+    } else {
+      cur += k;
+      off = rem;
+    }
+    if (getenv("DBG")) {
+      size_t pos = 0, nfr = 0;
+      while (pos < g.f->out_len) {
+        struct lightws_frame fr;
+        ssize_t h = lightws_frame_decode(&fr, g.f->out + pos,
+                                         g.f->out_len - pos, 0);
+        if (h < 0 || pos + h + fr.length > g.f->out_len) break;
+        pos += h + fr.length;
+        nfr++;
+      }
+      if (nfr > cur + (off > 0)) fprintf(stderr, "EXTRA at cur %zu c %zd nfr %zu\n", cur, c, nfr);
+    }
+  }
+  /* finish a frame cut in its head, if any */
+  while (lightws_stream_flush(&g.s) == LIGHTWS_ERR_WOULDBLOCK) {
+  }
+  ck_assert_int_eq(g.s.whead_len, 0);
+  w = rig_wire(&g);
+  if (getenv("DBG") && w->n != n) {
+    for (i = 0; i < w->n || i < n; i++)
+      fprintf(stderr, "%zu: want %zu got %zu\n", i, i < n ? msgs[i].len : 0,
+              i < w->n ? w->fr[i].len : 0);
+  }
+  ck_assert_uint_eq(w->n, n);
+  for (i = 0; i < n; i++)
+    ck_wframe(w, i, msgs[i].opcode, 1, msgs[i].data, msgs[i].len);
+  wire_free(w);
+  rig_free(&g);
+}
+
+START_TEST(test_sendv_every_write_mode) {
+  size_t i;
+  for (i = 0; i < sizeof wmodes / sizeof wmodes[0]; i++) {
+    if (quick() && wmodes[i].wmax == 1) continue;
+    run_sendv(LIGHTWS_SERVER, &wmodes[i], 0, i + 1);
+    run_sendv(LIGHTWS_CLIENT, &wmodes[i], 0, i + 2);
+    run_sendv(LIGHTWS_CLIENT, &wmodes[i], LIGHTWS_OPT_DIRECT, i + 3);
+    run_sendv(LIGHTWS_SERVER, &wmodes[i], LIGHTWS_OPT_DIRECT, i + 4);
+  }
+}
+END_TEST
+
+START_TEST(test_sendv_one_writev_for_small_frames) {
+  struct rig g;
+  struct lightws_msg m[40];
+  size_t i;
+  struct wire *w;
+  for (i = 0; i < 40; i++) {
+    m[i].data = "hello";
+    m[i].len = 5;
+    m[i].opcode = 2;
+  }
+  rig_init(&g, LIGHTWS_CLIENT, 0);
+  ck_assert_int_eq(lightws_stream_sendv(&g.s, m, 40), 200);
+  w = rig_wire(&g);
+  ck_assert_uint_eq(w->n, 40);
+  for (i = 0; i < 40; i++) ck_wframe(w, i, 2, 1, "hello", 5);
+  wire_free(w);
+  rig_free(&g);
+}
+END_TEST
+
+/* ---- real transports ---------------------------------------------------- */
+
+static void set_nonblock(int fd) {
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* Reads one whole message with lightws_stream_read (blocking fd). */
+static size_t read_message(struct lightws_stream *s, uint8_t *buf,
+                           size_t size, int *op) {
+  size_t got = 0;
+  for (;;) {
+    struct lightws_chunk c;
+    ssize_t r = lightws_stream_read(s, buf + got, size - got, &c);
+    ck_assert_int_ge(r, 0);
+    got += (size_t)r;
+    *op = c.opcode;
+    if (c.message_end) return got;
+  }
+}
+
+START_TEST(test_socketpair_blocking_1mib_both_roles) {
+  int sv[2];
+  size_t len = 1 << 20;
+  uint8_t *data = malloc(len), *back = malloc(len);
+  uint8_t rb[65536];
+  struct lightws_stream s;
+  pid_t pid;
+  int st, op;
+  fill(data, len, 5);
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  pid = fork();
+  if (pid == 0) {
+    /* child: client echoes one message back, then closes */
+    uint8_t crb[4096];
+    struct lightws_stream c;
+    size_t n, off = 0;
+    close(sv[0]);
+    if (lightws_stream_init(&c, LIGHTWS_CLIENT, sv[1], crb, sizeof crb, 0))
+      _exit(1);
+    n = read_message(&c, back, len, &op);
+    if (n != len || op != 2) _exit(2);
+    while (off < n) {
+      ssize_t r = lightws_stream_send(&c, 2, back + off, n - off,
+                                      LIGHTWS_SEND_MASK_IN_PLACE);
+      if (r < 0) _exit(3);
+      off += (size_t)r;
+    }
+    if (lightws_stream_close(&c, 1000, "bye", 3)) _exit(4);
+    for (;;) {
+      struct lightws_chunk ch;
+      ssize_t r = lightws_stream_recv(&c, &ch);
+      if (r == LIGHTWS_ERR_CLOSED) break;
+      if (r < 0) _exit(5);
+    }
+    _exit(lightws_stream_closing(&c) == 2 ? 0 : 6);
+  }
+  close(sv[1]);
+  ck_assert_int_eq(
+      lightws_stream_init(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, 0), 0);
+  {
+    size_t off = 0;
+    while (off < len) {
+      ssize_t r = lightws_stream_send(&s, 2, data + off, len - off, 0);
+      ck_assert_int_gt(r, 0);
+      off += (size_t)r;
+    }
+  }
+  memset(back, 0, len);
+  ck_assert_uint_eq(read_message(&s, back, len, &op), len);
+  ck_assert(memcmp(back, data, len) == 0);
+  {
+    struct lightws_chunk ch;
+    ck_assert_int_eq(lightws_stream_recv(&s, &ch), LIGHTWS_ERR_CLOSED);
+  }
+  ck_assert_uint_eq(lightws_stream_close_code(&s), 1000);
+  ck_assert_int_eq(lightws_stream_closing(&s), 2);
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  close(sv[0]);
+  free(data);
+  free(back);
+}
+END_TEST
+
+/* Both ends nonblocking in one process: 10,000 frames each way with a poll
+ * loop, and no heap allocation during the exchange. */
+START_TEST(test_socketpair_nonblocking_10000_frames_no_malloc) {
+  int sv[2], nframes = quick() ? 1000 : 10000;
+  static uint8_t rbc[8192], rbs[8192], payload[600], got[700];
+  struct lightws_stream c, s;
+  int sent = 0, echoed = 0, recvd = 0, sent_pending = 0, echo_pending = 0;
+  size_t s_off = 0, e_off = 0, e_len = 0, got_len = 0;
+  static uint8_t ebuf[700];
+  struct mallinfo2 before, after;
+  {
+    size_t i;
+    for (i = 0; i < sizeof payload; i++) payload[i] = (uint8_t)('a' + i % 26);
+  }
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  set_nonblock(sv[0]);
+  set_nonblock(sv[1]);
+  ck_assert_int_eq(lightws_stream_init(&c, LIGHTWS_CLIENT, sv[0], rbc,
+                                       sizeof rbc, 0), 0);
+  ck_assert_int_eq(lightws_stream_init(&s, LIGHTWS_SERVER, sv[1], rbs,
+                                       sizeof rbs, 0), 0);
+  before = mallinfo2();
+  while (recvd < nframes) {
+    struct lightws_chunk ch;
+    ssize_t r;
+    int progress = 0;
+    size_t flen = 1 + (size_t)(sent * 7) % sizeof payload;
+    /* client sends frame `sent` */
+    if (sent < nframes) {
+      if (!sent_pending) {
+        s_off = 0;
+        sent_pending = 1;
+      }
+      r = lightws_stream_send(&c, sent & 1 ? 1 : 2, payload + s_off,
+                              flen - s_off, 0);
+      if (r >= 0) {
+        s_off += (size_t)r;
+        progress = 1;
+        if (s_off == flen && c.whead_len == 0) {
+          sent++;
+          sent_pending = 0;
+        }
+      } else {
+        ck_assert_int_eq(r, LIGHTWS_ERR_WOULDBLOCK);
+      }
+    }
+    /* server reads a message and echoes it */
+    if (!echo_pending) {
+      r = lightws_stream_recv(&s, &ch);
+      if (r >= 0) {
+        progress = 1;
+        memcpy(ebuf + e_len, ch.data, ch.len);
+        e_len += ch.len;
+        if (ch.message_end) {
+          echo_pending = ch.opcode;
+          e_off = 0;
+        }
+      } else {
+        ck_assert_int_eq(r, LIGHTWS_ERR_WOULDBLOCK);
+      }
+    }
+    if (echo_pending) {
+      r = lightws_stream_send(&s, echo_pending, ebuf + e_off, e_len - e_off,
+                              0);
+      if (r >= 0) {
+        progress = 1;
+        e_off += (size_t)r;
+        if (e_off == e_len && s.whead_len == 0) {
+          echo_pending = 0;
+          e_len = 0;
+          echoed++;
+        }
+      } else {
+        ck_assert_int_eq(r, LIGHTWS_ERR_WOULDBLOCK);
+      }
+    }
+    /* client reads echoes */
+    r = lightws_stream_read(&c, got + got_len, sizeof got - got_len, &ch);
+    if (r >= 0) {
+      progress = 1;
+      got_len += (size_t)r;
+      if (ch.message_end) {
+        size_t want = 1 + (size_t)(recvd * 7) % sizeof payload;
+        ck_assert_uint_eq(got_len, want);
+        ck_assert(memcmp(got, payload, want) == 0);
+        ck_assert_int_eq(ch.opcode, recvd & 1 ? 1 : 2);
+        recvd++;
+        got_len = 0;
+      }
+    } else {
+      ck_assert_int_eq(r, LIGHTWS_ERR_WOULDBLOCK);
+    }
+    if (!progress) {
+      struct pollfd p[2];
+      p[0].fd = sv[0];
+      p[0].events = POLLIN | (lightws_stream_want(&c) & LIGHTWS_WANT_WRITE
+                                  ? POLLOUT : 0);
+      p[1].fd = sv[1];
+      p[1].events = POLLIN | POLLOUT;
+      poll(p, 2, 100);
+    }
+  }
+  after = mallinfo2();
+  ck_assert_uint_eq(after.uordblks, before.uordblks);
+  ck_assert_int_eq(echoed, nframes);
+  close(sv[0]);
+  close(sv[1]);
+}
+END_TEST
+
+/* A pipe is no socket: the stream falls back to writev. */
+START_TEST(test_pipe_transport) {
+  int p[2];
+  uint8_t rbw[512], rbr[512], buf[300];
+  struct lightws_stream w, r;
+  int i;
+  ck_assert_int_eq(pipe2(p, 0), 0);
+  ck_assert_int_eq(lightws_stream_init(&w, LIGHTWS_CLIENT, p[1], rbw,
+                                       sizeof rbw, 0), 0);
+  ck_assert_int_eq(lightws_stream_init(&r, LIGHTWS_SERVER, p[0], rbr,
+                                       sizeof rbr, 0), 0);
+  for (i = 0; i < 50; i++) {
+    int op;
+    size_t n = (size_t)i * 5;
+    fill(buf, n, (unsigned)i);
+    ck_assert_int_eq(lightws_stream_send(&w, 2, buf, n, 0), (ssize_t)n);
+    memset(buf, 0, sizeof buf);
+    ck_assert_uint_eq(read_message(&r, buf, sizeof buf, &op), n);
+    {
+      uint8_t want[300];
+      fill(want, n, (unsigned)i);
+      ck_assert(memcmp(buf, want, n) == 0);
+    }
+  }
+  close(p[0]);
+  close(p[1]);
+}
+END_TEST
+
+START_TEST(test_feed_then_read) {
+  struct rig g;
+  struct buf pre = {0};
+  struct lightws_chunk c;
+  rig_init(&g, LIGHTWS_SERVER, 0);
+  put_frame(&pre, 1, 1, "fed", 3, 1, &g.rng);
+  ck_assert_int_eq(lightws_stream_feed(&g.s, pre.p, pre.len), 0);
+  ck_assert_int_eq(lightws_stream_recv(&g.s, &c), 3);
+  ck_assert(memcmp(c.data, "fed", 3) == 0);
+  ck_assert_int_eq(c.message_end, 1);
+  ck_assert_int_eq(lightws_stream_feed(&g.s, pre.p, 2000),
+                   LIGHTWS_ERR_NOSPACE);
+  free(pre.p);
+  rig_free(&g);
+}
+END_TEST
+
+Suite *stream_suite(void) {
+  Suite *s = suite_create("stream");
+  TCase *t = tcase_create("read");
+  tcase_set_timeout(t, 60);
+  tcase_add_test(t, test_struct_size_at_most_256);
+  tcase_add_test(t, test_recv_script_whole_reads);
+  tcase_add_test(t, test_recv_script_one_byte_reads);
+  tcase_add_test(t, test_recv_script_random_chunks_and_eagain);
+  tcase_add_test(t, test_read_script_buffer_sizes);
+  tcase_add_test(t, test_read_bytes_script_ignores_boundaries);
+  tcase_add_test(t, test_recv_every_split);
+  tcase_add_test(t, test_feed_then_read);
+  suite_add_tcase(s, t);
+
+  t = tcase_create("errors");
+  tcase_add_loop_test(t, test_protocol_error_sends_close_code, 0,
+                      (int)(sizeof bad_cases / sizeof bad_cases[0]));
+  tcase_add_test(t, test_close_invalid_codes_fail_1002);
+  tcase_add_test(t, test_limits_fail_1009);
+  tcase_add_test(t, test_no_utf8_check_option);
+  suite_add_tcase(s, t);
+
+  t = tcase_create("control");
+  tcase_add_test(t, test_close_valid_codes_echoed);
+  tcase_add_test(t, test_close_without_code_gives_1005_and_empty_echo);
+  tcase_add_test(t, test_close_mid_fragmented_message);
+  tcase_add_test(t, test_close_after_we_sent_close);
+  tcase_add_test(t, test_eof_without_close_is_1006);
+  tcase_add_test(t, test_eof_after_our_close_is_eof);
+  tcase_add_test(t, test_pong_pending_replaced_then_flushed);
+  tcase_add_test(t, test_pong_waits_for_data_frame);
+  tcase_add_test(t, test_no_auto_pong_reports_ping);
+  suite_add_tcase(s, t);
+
+  t = tcase_create("write");
+  tcase_set_timeout(t, 60);
+  tcase_add_test(t, test_send_server_every_write_mode);
+  tcase_add_test(t, test_send_client_mask_modes);
+  tcase_add_test(t, test_send_rejects_misuse);
+  tcase_add_test(t, test_sendv_every_write_mode);
+  tcase_add_test(t, test_sendv_one_writev_for_small_frames);
+  suite_add_tcase(s, t);
+
+  t = tcase_create("transport");
+  tcase_set_timeout(t, 60);
+  tcase_add_test(t, test_socketpair_blocking_1mib_both_roles);
+  tcase_add_test(t, test_socketpair_nonblocking_10000_frames_no_malloc);
+  tcase_add_test(t, test_pipe_transport);
+  suite_add_tcase(s, t);
+  return s;
+}
