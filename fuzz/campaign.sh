@@ -12,7 +12,7 @@ for t in "$@"; do
     log=build/fuzz/log-$t.txt
     start=$(date +%s)
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:suppressions=$PWD/fuzz/ubsan.supp \
-    build/fuzz/fuzz_$t -runs="$runs" -print_final_stats=1 -timeout=10 -rss_limit_mb=1024 \
+    build/fuzz/fuzz_$t -runs="$runs" -print_final_stats=1 -timeout=10 -rss_limit_mb=4096 -malloc_limit_mb=1024 \
         -artifact_prefix=build/fuzz/crash-$t- build/fuzz/work-$t fuzz/corpus/$t >"$log" 2>&1
     rc=$?
     end=$(date +%s)
