@@ -53,7 +53,7 @@ else
 fi
 
 echo "-- throughput"
-timeout 20 "$B/demo_client" --bulk 64 "$url" || status=1
+timeout 20 "$B/demo_client" --bulk 256 "$url" || status=1
 
 kill -TERM "$pid"
 wait "$pid" || status=1
