@@ -97,7 +97,23 @@ struct server {
   struct conn *ready;        /* conns with input left in rbuf */
   struct conn *drain;        /* conns in ST_DRAIN, for the deadline */
   unsigned long nconns;
+  int paused;                /* listener off: out of descriptors */
 };
+
+/* Turns accepting on or off. Out of descriptors, a level-triggered
+ * listener would wake us forever; we pause it until a connection ends (or
+ * a second passes). */
+static void listener_pause(struct server *sv, int pause)
+{
+  struct epoll_event e;
+
+  if (sv->paused == pause) return;
+  memset(&e, 0, sizeof(e));
+  e.events = pause ? 0 : EPOLLIN;
+  e.data.ptr = NULL;
+  epoll_ctl(sv->ep, EPOLL_CTL_MOD, sv->lfd, &e);
+  sv->paused = pause;
+}
 
 static void list_add(struct conn **head, struct conn *c, int which)
 {
@@ -160,6 +176,7 @@ static void conn_free(struct server *sv, struct conn *c)
   epoll_ctl(sv->ep, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
   sv->nconns--;
+  listener_pause(sv, 0);
   if (!sv->quiet) {
     if (c->reject_status)
       fprintf(stderr, "%s: %s %s rejected %d (%s)\n", prog, c->peer,
@@ -386,9 +403,14 @@ static void accept_all(struct server *sv)
     int fd = accept(sv->lfd, NULL, NULL), r;
 
     if (fd < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN && errno != EWOULDBLOCK && !sv->quiet)
-        fprintf(stderr, "%s: accept: %s\n", prog, strerror(errno));
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      if (!sv->quiet)
+        fprintf(stderr, "%s: accept: %s (%lu connections)\n", prog,
+                strerror(errno), sv->nconns);
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+          errno == ENOMEM)
+        listener_pause(sv, 1);
       return;
     }
     c = calloc(1, sizeof(*c) + RBUF_SIZE);
@@ -450,7 +472,7 @@ static int run_server(const char *host, int port, int quiet,
   fflush(stdout);
 
   while (!stop_flag) {
-    int i, n, timeout = sv.ready ? 0 : (sv.drain ? 500 : -1);
+    int i, n, timeout = sv.ready ? 0 : (sv.drain || sv.paused ? 500 : -1);
 
     n = epoll_wait(sv.ep, evs, (int)(sizeof(evs) / sizeof(evs[0])), timeout);
     if (n < 0) {
@@ -482,6 +504,7 @@ static int run_server(const char *host, int port, int quiet,
         conn_run(&sv, c);
       }
     }
+    if (sv.paused && n == 0) listener_pause(&sv, 0); /* retry accepting */
     if (sv.drain) {
       time_t now = time(NULL);
       struct conn *c = sv.drain, *next;
