@@ -171,6 +171,9 @@ static void bulk(int fd, long mib)
       if (n == LIGHTWS_ERR_WOULDBLOCK) break;
       if (n < 0) fail("receive", (int)n);
       progress = 1;
+      /* A read never crosses a message, and every message is `out`. */
+      check(ch.opcode == LIGHTWS_OPCODE_BINARY &&
+            !memcmp(in, out + got % sizeof(out), (size_t)n), "bulk echo");
       got += (uint64_t)n;
     }
     if (progress) continue;
