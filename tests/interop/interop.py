@@ -385,7 +385,16 @@ async def raw_bad_handshakes(port):
     await asyncio.get_running_loop().run_in_executor(None, go)
 
 
+def node_ws_missing():
+    if os.path.isdir(os.path.join(NODE_ENV["NODE_PATH"], "ws")):
+        return False
+    return "node ws is not installed in build/node (run make deps)"
+
+
 async def node_client(url):
+    if node_ws_missing():
+        report("echo-server <- node ws client", False, node_ws_missing())
+        return
     proc = await asyncio.create_subprocess_exec(
         "node", os.path.join(HERE, "node_client.js"), url,
         stdout=asyncio.subprocess.PIPE, env=NODE_ENV)
@@ -479,6 +488,7 @@ async def echo_client_invalid_utf8():
 
 async def echo_client_vs_node_server():
     path = "/node?case=2&agent=lightws"
+    check(not node_ws_missing(), node_ws_missing())
     proc = await asyncio.create_subprocess_exec(
         "node", os.path.join(HERE, "node_server.js"), path,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=NODE_ENV)
