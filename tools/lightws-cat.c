@@ -34,6 +34,7 @@ struct cat {
   int msg_active;
   int close_sent;
   int closed;              /* peer's close arrived */
+  int status;              /* exit status once closed */
 };
 
 static void usage(FILE *f)
@@ -98,9 +99,13 @@ static int next_message(struct cat *c)
     /* §5.6: text must be UTF-8; the library does not check what we send. */
     memset(&u, 0, sizeof(u));
     if (lightws_utf8_feed(&u, c->msg, c->msg_left) != LIGHTWS_UTF8_VALID) {
+      /* Stop reading stdin; the connection still closes cleanly. */
       fprintf(stderr, "%s: stdin line is not valid UTF-8 (use binary mode)\n",
               prog);
-      exit(1);
+      c->stdin_eof = 1;
+      c->in_start = c->in_end = 0;
+      c->status = 1;
+      return 0;
     }
   }
   c->msg_active = 1;
@@ -332,5 +337,5 @@ int main(int argc, char **argv)
   }
   finish(c);
   free(c->inbuf);
-  return 0;
+  return c->status;
 }
