@@ -32,7 +32,7 @@ static void send_frame(int opcode, const void *buf, size_t len, unsigned flags)
     if (n < 0) fail("send", (int)n);
     p += n;
     len -= (size_t)n;
-  } while (len > 0 || lightws_stream_flush(&ws) == LIGHTWS_ERR_BUSY);
+  } while (len > 0);
 }
 
 /* Reads one whole message into buf; returns its length, sets *opcode. */

@@ -126,7 +126,6 @@ static void pump_send(struct cat *c)
     c->msg += n;
     c->msg_left -= (size_t)n;
     if (c->msg_left > 0) continue;
-    if (lightws_stream_flush(&c->s) == LIGHTWS_ERR_BUSY) continue;
     c->msg_active = 0;
     c->in_start += c->msg_consume;
     if (c->in_start == c->in_end) c->in_start = c->in_end = 0;

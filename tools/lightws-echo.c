@@ -267,9 +267,10 @@ static void echo_run(struct server *sv, struct conn *c)
       c->pend += n;
       c->pend_len -= (size_t)n;
       if (c->pend_len > 0) continue;
-      /* A zero-length frame (or the last bytes) may still have part of
-       * its head unsent: flush reports BUSY then. */
-      if (lightws_stream_flush(&c->s) == LIGHTWS_ERR_BUSY) continue;
+      /* Done (an empty frame cut inside its head counts as sent: the
+       * library finishes it first on the next send or flush). A pong that
+       * waited behind this frame goes out now, between frames (§5.4). */
+      (void)lightws_stream_flush(&c->s);
       c->pend_active = 0;
     }
     if (++turns > CHUNKS_PER_TURN) {
@@ -596,7 +597,7 @@ static int run_client(const char *url, int quiet)
       }
       p += w;
       left -= (size_t)w;
-    } while (left > 0 || lightws_stream_flush(&s) == LIGHTWS_ERR_BUSY);
+    } while (left > 0);
   }
   if (!quiet) {
     size_t rl;
