@@ -67,7 +67,7 @@ function H.client()
   end
   local wb = resty.new({ timeout = 5000, max_payload_len = 2 * 1024 * 1024 })
   local ok, err = wb:connect("ws://127.0.0.1:" .. port .. "/client?x=1")
-  if not check(ok, "connect " .. tostring(err)) then
+  if not check(ok, "connect" .. (err and (" " .. err) or "")) then
     ngx.say(table.concat(out, "\n")); return
   end
   local function roundtrip(kind, payload)

@@ -135,8 +135,6 @@ def resume_test(port):
     payload = b"resumed " * 1000
     frame = masked_frame(0x2, payload)
     # cut inside the head (after 3 bytes), then inside the payload
-    for cut in (3, 5000):
-        pass
     s.sendall(frame[:3])
     time.sleep(0.35)
     s.sendall(frame[3:5000])
@@ -150,6 +148,25 @@ def resume_test(port):
     s.sendall(masked_frame(0x8, struct.pack("!H", 1000)))
     op, data = read_frame(s)
     check(op == 8 and data[:2] == struct.pack("!H", 1000), "resume: close answered")
+    s.close()
+
+
+def utf8_test(port):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10)
+    s.sendall(b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    # valid UTF-8 split across fragments inside a code point, then invalid text
+    s.sendall(masked_frame(0x1, "κό".encode()[:3], fin=False) + masked_frame(0x0, "κό".encode()[3:]))
+    op1, d1 = read_frame(s)
+    op2, d2 = read_frame(s)
+    check((op1, op2, d1 + d2) == (1, 0, "κό".encode()), "utf8: code point split across fragments accepted")
+    s.sendall(masked_frame(0x1, b"ok\xff"))
+    op, data = read_frame(s)
+    check(op == 8 and data[:2] == struct.pack("!H", 1007), "utf8: invalid text fails with close 1007")
     s.close()
 
 
@@ -178,6 +195,7 @@ def main():
     try:
         asyncio.run(server_tests(port))
         resume_test(port)
+        utf8_test(port)
         client_test(port)
     except Exception as e:  # a crash is a failure, with the nginx log
         check(False, "exception: %r" % (e,))
