@@ -44,20 +44,31 @@ class Ctx:
         self.port = 0
         self.path = "/"
         self.listener = None
+        self.client_proc = None
 
     def accept(self):
-        self.listener.settimeout(10)
-        try:
-            s, _ = self.listener.accept()
-        except socket.timeout:
-            raise Fail("the client did not connect within 10 s")
+        """The echo client's connection (fails at once if it exited)."""
+        deadline = time.monotonic() + 10
+        self.listener.settimeout(0.2)
+        while True:
+            try:
+                s, _ = self.listener.accept()
+                break
+            except socket.timeout:
+                if self.client_proc is not None and self.client_proc.poll() is not None:
+                    raise Fail("the client exited (status %s) without connecting" % self.client_proc.returncode)
+                if time.monotonic() > deadline:
+                    raise Fail("the client did not connect within 10 s")
         s.settimeout(None)
         return s
 
 
 def start_server(cmd, log):
-    proc = subprocess.Popen(cmd + ["--host", "127.0.0.1", "--port", "0"], stdout=subprocess.PIPE,
-                            stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        proc = subprocess.Popen(cmd + ["--host", "127.0.0.1", "--port", "0"], stdout=subprocess.PIPE,
+                                stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
+    except OSError as e:
+        raise RuntimeError("cannot start server %r: %s" % (cmd, e))
     deadline = time.monotonic() + 15
     line = b""
     while time.monotonic() < deadline:
@@ -96,7 +107,13 @@ def tail(path, n=6):
 def run_case_server(peer, state, cid, title, timeout, raw, fn):
     """One case against the server peer (restarted if it died)."""
     if state["proc"] is None or state["proc"].poll() is not None:
-        state["proc"], state["host"], state["port"] = start_server(peer["cmd"], state["log"])
+        if state.get("start_failures", 0) >= 2:
+            return "server could not be started (see the earlier failures)"
+        try:
+            state["proc"], state["host"], state["port"] = start_server(peer["cmd"], state["log"])
+        except RuntimeError:
+            state["start_failures"] = state.get("start_failures", 0) + 1
+            raise
     t = Ctx("server")
     t.proc, t.host, t.port = state["proc"], state["host"], state["port"]
     try:
@@ -126,8 +143,12 @@ def run_case_client(peer, state, cid, title, timeout, raw, fn):
     t.path = "/case/%s?agent=lightws&n=1" % cid
     url = "ws://127.0.0.1:%d%s" % (t.port, t.path)
     log = state["log"]
-    proc = subprocess.Popen(peer["cmd"] + ["--client", url], stdout=log, stderr=log,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        proc = subprocess.Popen(peer["cmd"] + ["--client", url], stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    except OSError as e:
+        return "cannot start client %r: %s" % (peer["cmd"], e)
+    t.client_proc = proc
     err = None
     try:
         if not raw:
