@@ -583,32 +583,51 @@ ssize_t lightws_stream_read_bytes(struct lightws_stream *s, void *buf,
 /* ---- write side ------------------------------------------------------- */
 
 /* Writes the rest of the frame head and payload `buf[0..n)` (n <= w_left)
- * of the frame in progress. Client payload is masked in place (`in_place`,
- * the unsent tail unmasked again) or through a stack chunk. Returns payload
- * bytes written, or an error if none were (head bytes may have gone out:
- * the state says so). */
+ * of the frame in progress. Client payload is masked in place (`in_place`;
+ * whatever did not go out is unmasked again before returning) or through a
+ * stack chunk; masked bytes a short write left over are reused, so each
+ * byte is masked once however the transport splits the writes. Returns
+ * payload bytes written, or an error if none were (head bytes may have gone
+ * out: the state says so). */
 static ssize_t frame_write(struct lightws_stream *s, const uint8_t *buf,
                            size_t n, int in_place) {
   uint8_t chunk[CHUNK];
-  size_t done = 0;
+  size_t done = 0, cend = 0, cbeg = 0; /* buf[done..cend) is masked: in
+                                          place, or at chunk[cbeg..] */
+  ssize_t ret = 0;
   int mask = s->role == LIGHTWS_CLIENT && !key_zero(s->w_mask);
   for (;;) {
     struct iovec iov[2];
     int cnt = 0;
-    size_t hrest = (size_t)(s->whead_len - s->whead_sent), plen = n - done, k;
-    uint8_t *p = (uint8_t *)buf + done;
+    size_t hrest = (size_t)(s->whead_len - s->whead_sent), plen = 0, k;
+    uint8_t *p = NULL;
     ssize_t r;
     if (hrest) {
       iov[cnt].iov_base = s->whead + s->whead_sent;
       iov[cnt++].iov_len = hrest;
     }
-    if (plen) {
-      if (mask && in_place) {
-        lightws_mask(p, plen, s->w_mask, s->w_mask_off);
-      } else if (mask) {
-        if (plen > CHUNK) plen = CHUNK;
-        lightws_mask_copy(chunk, p, plen, s->w_mask, s->w_mask_off);
-        p = chunk;
+    if (done < n) {
+      if (!mask) {
+        p = (uint8_t *)buf + done;
+        plen = n - done;
+      } else if (in_place) {
+        if (cend < n) {
+          lightws_mask((uint8_t *)buf + cend, n - cend, s->w_mask,
+                       (uint64_t)s->w_mask_off + (cend - done));
+          cend = n;
+        }
+        p = (uint8_t *)buf + done;
+        plen = n - done;
+      } else {
+        if (cend == done) {
+          plen = n - done < CHUNK ? n - done : CHUNK;
+          lightws_mask_copy(chunk, buf + done, plen, s->w_mask,
+                            s->w_mask_off);
+          cbeg = 0;
+          cend = done + plen;
+        }
+        p = chunk + cbeg;
+        plen = cend - done;
       }
       iov[cnt].iov_base = p;
       iov[cnt++].iov_len = plen;
@@ -616,10 +635,8 @@ static ssize_t frame_write(struct lightws_stream *s, const uint8_t *buf,
     if (cnt == 0) break;
     r = lightws__stream_io_writev(s, iov, cnt);
     if (r < 0) {
-      if (mask && in_place && plen) lightws_mask(p, plen, s->w_mask,
-                                                 s->w_mask_off);
-      if (done > 0) break;
-      return r;
+      if (done == 0) ret = r;
+      break;
     }
     k = (size_t)r;
     if (k > hrest) {
@@ -629,21 +646,22 @@ static ssize_t frame_write(struct lightws_stream *s, const uint8_t *buf,
       s->whead_sent = (uint8_t)(s->whead_sent + k);
       k = 0;
     }
-    if (mask && in_place && k < plen)
-      lightws_mask(p + k, plen - k, s->w_mask,
-                   (uint64_t)s->w_mask_off + k);
     s->w_left -= k;
     s->w_mask_off = (uint8_t)((s->w_mask_off + k) & 3);
     done += k;
+    cbeg += k;
     if (s->whead_sent == s->whead_len && s->w_left == 0) {
       s->whead_len = s->whead_sent = 0;
-      ctl_try(s); /* a pong or close waiting behind this frame */
       break;
     }
     if (done == n && s->whead_sent == s->whead_len) break;
     if (s->flags & LIGHTWS_OPT_DIRECT) break;
   }
-  return (ssize_t)done;
+  if (mask && in_place && cend > done)
+    lightws_mask((uint8_t *)buf + done, cend - done, s->w_mask,
+                 s->w_mask_off);
+  if (s->whead_len == 0) ctl_try(s); /* a pong or close waiting behind */
+  return ret < 0 ? ret : (ssize_t)done;
 }
 
 /* Checks shared by the senders of new frames. */
