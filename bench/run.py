@@ -10,6 +10,7 @@ round. See docs in bench/RESULTS.md.
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import re
@@ -47,6 +48,15 @@ def impls():
              cmd=[os.path.join(BUILD, "raw-bench")], alloc=True),
         dict(name="lightws-c", what="lightws C (build/lightws-bench)",
              cmd=[os.path.join(BUILD, "lightws-bench")], alloc=True),
+        dict(name="lightws-c-zero", what="lightws C with LIGHTWS_MASK_ZERO (no masking work; the ceiling)",
+             cmd=[os.path.join(BUILD, "lightws-bench")], env={"LIGHTWS_BENCH_MASK": "zero"},
+             default=False),
+        dict(name="lightws-c-read", what="lightws C, server reads with lightws_stream_read (bypass)",
+             cmd=[os.path.join(BUILD, "lightws-bench")], env={"LIGHTWS_BENCH_READ": "read"},
+             default=False),
+        dict(name="lightws-c-bytes", what="lightws C, server reads with lightws_stream_read_bytes",
+             cmd=[os.path.join(BUILD, "lightws-bench")], env={"LIGHTWS_BENCH_READ": "bytes"},
+             default=False),
         dict(name="wslay", what="wslay 1.1 event API (Debian libwslay)",
              cmd=[os.path.join(BUILD, "wslay-bench")], alloc=True),
         dict(name="websockets", what="python3-websockets 10.4, asyncio, C speedups",
@@ -57,6 +67,10 @@ def impls():
              cmd=[PY, os.path.join(ROOT, "bench", "lightws_bench.py")],
              env={"PYTHONPATH": os.path.join(ROOT, "bindings", "python")},
              probe=[PY, "-c", "import lightws"]),
+        dict(name="lightws-py-sendv", what="lightws Python, bulk via CStream.sendv (not public API)",
+             cmd=[PY, os.path.join(ROOT, "bench", "lightws_bench.py")],
+             env={"PYTHONPATH": os.path.join(ROOT, "bindings", "python"), "LIGHTWS_PY_SENDV": "1"},
+             probe=[PY, "-c", "import lightws"], default=False),
         dict(name="lightws-lua54", what="lightws Lua 5.4 binding",
              cmd=["lua5.4", os.path.join(ROOT, "bench", "lightws_bench.lua")],
              env={"LUA_CPATH": os.path.join(BUILD, "lua54", "?.so") + ";;", "LUA_PATH": lua_path},
@@ -207,7 +221,8 @@ def main():
 
     all_impls = impls()
     only = [x for x in a.only.split(",") if x]
-    chosen = [i for i in all_impls if not only or i["name"] in only or i["name"] == "raw"]
+    chosen = [i for i in all_impls
+              if i["name"] == "raw" or (i["name"] in only if only else i.get("default", True))]
     workloads = [w for w in WORKLOADS if not a.workloads or w[0] in a.workloads.split(",")]
     skipped = {}
     for impl in chosen:
@@ -233,12 +248,12 @@ def main():
         for w in workloads:
             name, mode, _, size, _ = w
             total = scaled(w, a.scale)
-            base = None
-            base_cpu = None
-            for impl in runnable:
+
+            def one(impl):
+                """One run: (figure, frames/s, CPU per unit of work) or None."""
                 key = (impl["name"], name)
                 if errors.get(key, 0) >= 2:
-                    continue  # failed twice: stop wasting rounds on it
+                    return None  # failed twice: stop wasting rounds on it
                 try:
                     res, srv, _ = run_pair(impl, mode, total, size, a.timeout)
                     if srv and mode == "bulk" and int(srv.get("bytes", -1)) != total:
@@ -248,19 +263,38 @@ def main():
                 except Exception as e:  # noqa: BLE001 (a failed run is reported, not fatal)
                     errors[key] = errors.get(key, 0) + 1
                     print("  round %d %s %s: FAILED %s" % (r + 1, name, impl["name"], e), flush=True)
-                    continue
-                fig = figure(mode, res)
+                    return None
                 # CPU per unit of work (both processes), less noisy than wall time
                 cpu_unit = res["cpu"] / (total if mode == "pingpong" else total / float(GiB))
-                if impl["name"] == "raw":
-                    base, base_cpu = fig, cpu_unit
-                ratio = fig / base if base else None
-                cpu_ratio = cpu_unit / base_cpu if base_cpu else None
-                fps = float(res["fps"]) if mode == "bulk" else None
-                results[impl["name"]][name].append((fig, fps, ratio, cpu_unit, cpu_ratio))
-                print("  round %d %s %-14s %10.1f %s%s   cpu x%.2f" % (
-                    r + 1, name, impl["name"], fig, "MB/s" if mode == "bulk" else "rtt/s",
-                    "  x%.3f" % ratio if ratio else "", cpu_ratio or 0), flush=True)
+                return (figure(mode, res), float(res["fps"]) if mode == "bulk" else None, cpu_unit)
+
+            def show(impl, run, ratio, cpu_ratio):
+                print("  round %d %s %-15s %10.1f %s  x%.3f   cpu x%.2f" % (
+                    r + 1, name, impl["name"], run[0], "MB/s" if mode == "bulk" else "rtt/s",
+                    ratio or 0, cpu_ratio or 0), flush=True)
+
+            # raw X1 raw X2 raw ... Xn raw: each implementation is compared with
+            # the raw TCP runs right before and after it (geometric mean), so a
+            # change of machine load during the round hits its baseline too.
+            raw_impl = runnable[0]
+            prev = one(raw_impl)
+            if prev:
+                results["raw"][name].append((prev[0], prev[1], 1.0, prev[2], 1.0))
+                show(raw_impl, prev, 1.0, 1.0)
+            for impl in runnable[1:]:
+                run = one(impl)
+                nxt = one(raw_impl)
+                if nxt:
+                    results["raw"][name].append((nxt[0], nxt[1], 1.0, nxt[2], 1.0))
+                if run:
+                    bases = [x for x in (prev, nxt) if x]
+                    base = math.exp(sum(math.log(x[0]) for x in bases) / len(bases)) if bases else None
+                    base_cpu = math.exp(sum(math.log(x[2]) for x in bases) / len(bases)) if bases else None
+                    ratio = run[0] / base if base else None
+                    cpu_ratio = run[2] / base_cpu if base_cpu else None
+                    results[impl["name"]][name].append((run[0], run[1], ratio, run[2], cpu_ratio))
+                    show(impl, run, ratio, cpu_ratio)
+                prev = nxt or prev
         if not a.no_micro and os.path.exists(os.path.join(BUILD, "lightws-bench")):
             try:
                 micro_rounds.append(run_micro({"BENCH_IDLE_CONNS": "0"}))
@@ -313,7 +347,9 @@ def render(a, runnable, skipped, workloads, results, errors, micro_rounds, idle,
         datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), a.rounds, a.scale,
         os.cpu_count(), secs))
     L.append("Loopback TCP, TCP_NODELAY, server and client in separate processes; "
-             "x = ratio to raw TCP in the same round.")
+             "x = ratio to raw TCP in the same round")
+    L.append("(raw runs before and after each implementation, geometric mean; the table shows medians "
+             "of the figures and of the per-round ratios).")
     for w in workloads:
         L.append("  %s: %s" % (w[0], w[4]))
     head = "%-15s" % "implementation"
