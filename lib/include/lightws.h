@@ -480,6 +480,23 @@ struct lightws_io {
  * of length 0). On a nonblocking descriptor every call either makes
  * progress or returns LIGHTWS_ERR_WOULDBLOCK with the state intact; then
  * lightws_stream_want() says whether to wait for readable or writable.
+ * Writing a pending control frame (an automatic pong, a close echo) may
+ * add one write to a call in either mode, and so may finishing the head of
+ * an empty frame left cut short by an earlier call.
+ *
+ * Receive buffer: unread bytes are rbuf[rpos, rend). When more input is
+ * needed and rbuf is full, the unread tail (a partial head or control
+ * frame, at most 139 bytes) moves to the front first. A data frame larger
+ * than rbuf is delivered in chunks; a control frame is handled only once
+ * it is whole in rbuf (rsize >= LIGHTWS_RBUF_MIN guarantees room).
+ *
+ * Peer errors (§7.1.7): a frame breaking the RFC fails the stream: a close
+ * frame with lightws_close_code(err) is queued and sent as far as the
+ * transport allows (not inside a half-written data frame of ours: then it
+ * waits for that frame to finish), and every later read and send returns
+ * the same error (lightws_stream_error()). The mask bit is checked by role
+ * (§5.1: a server rejects unmasked frames with MASK_REQUIRED, a client
+ * masked ones with MASK_UNEXPECTED) unless LIGHTWS_OPT_NO_MASK_CHECK.
  *
  * Threads: a stream is not thread-safe; serialize calls on one stream.
  * ------------------------------------------------------------------------ */
@@ -516,12 +533,17 @@ struct lightws_stream {
   uint64_t r_left;               /* payload bytes left in current frame */
   uint64_t msg_len;              /* bytes of current message so far */
   uint64_t w_left;               /* payload bytes left in frame being sent */
-  uint64_t rng;                  /* mask key generator state */
+                                 /* (during the opening handshake these
+                                    three track the HTTP head being sent;
+                                    see endpoint.c) */
+  uint64_t rng;                  /* mask key generator state (xorshift64*,
+                                    seeded once from the OS) */
   uint32_t max_frame, max_message;
   uint32_t utf8;                 /* struct lightws_utf8 state of the message */
-  uint32_t flags;                /* options, state bits (role state, fin of
-                                    the frame being read, pending control
-                                    frame kind) */
+  uint32_t flags;                /* options (low byte) and state bits:
+                                    want, fin of the frame being read,
+                                    pending control frame kind, close
+                                    sent/received, EOF (see stream.c) */
   uint32_t ctl_in_off;           /* offset in rbuf of ctl_in_len bytes */
   uint8_t r_mask[4];             /* key of the frame being read */
   uint8_t w_mask[4];             /* key of the frame being sent (the
@@ -529,25 +551,31 @@ struct lightws_stream {
   uint8_t r_opcode;              /* current frame being read */
   uint8_t msg_opcode;            /* TEXT/BINARY of the message, 0 if none */
   uint8_t role, mask_mode;
-  uint8_t state;                 /* handshake step / open / closing / closed */
+  uint8_t state;                 /* 0 open, else a handshake step */
   uint8_t r_mask_off;            /* payload offset mod 4 in current frame */
   uint8_t w_mask_off;
   uint8_t w_opcode;              /* opcode of the message being sent, 0 if none */
-  uint8_t whead_len, whead_sent; /* head of the frame being sent */
+  uint8_t whead_len, whead_sent; /* head of the frame being sent; whead_len
+                                    is 0 when no frame is in progress */
   uint8_t ctl_len, ctl_sent;     /* pending control frame (head + payload) */
   uint8_t last_err;              /* -error that failed the stream, 0 if none */
   uint8_t ctl_in_len;            /* last pong payload / close reason length */
   uint16_t close_code;           /* peer's close code (0 = none yet) */
-  uint16_t close_sent;           /* code we sent (0 = not yet) */
+  uint16_t close_sent;           /* code of our close (1005: none), set
+                                    once it is queued */
   uint8_t whead[LIGHTWS_FRAME_HEADER_MAX];
-  uint8_t ctl[6 + LIGHTWS_CONTROL_MAX]; /* pending control frame, encoded */
+  uint8_t ctl[6 + LIGHTWS_CONTROL_MAX]; /* pending control frame, encoded
+                                          (client: masked); before a client
+                                          handshake ends: its key */
 };
 
 /* What a read delivered. */
 struct lightws_chunk {
   const uint8_t *data;  /* recv: points into rbuf; read: the caller's buf */
   size_t len;           /* payload bytes in this chunk */
-  uint8_t opcode;       /* LIGHTWS_OPCODE_TEXT or _BINARY (of the message) */
+  uint8_t opcode;       /* LIGHTWS_OPCODE_TEXT or _BINARY (of the message);
+                           LIGHTWS_OPCODE_PING for a ping handed out under
+                           LIGHTWS_OPT_NO_AUTO_PONG */
   uint8_t frame_end;    /* 1 if this chunk ends a frame */
   uint8_t message_end;  /* 1 if this chunk ends the message (fin frame) */
 };
@@ -612,6 +640,30 @@ int lightws_stream_feed(struct lightws_stream *s, const uint8_t *in,
  *                          lightws_close_code(err) was sent (best effort)
  *                          and the stream is failed: every later call
  *                          returns the same error.
+ *  LIGHTWS_ERR_INVALID     the opening handshake has not finished.
+ *
+ * Details: an empty data frame gives a chunk of length 0 with frame_end 1.
+ * In direct mode a call that read nothing usable (half a head) returns 0
+ * with frame_end 0. Text is checked as it arrives (LIGHTWS_ERR_UTF8 at the
+ * first bad byte, or at a final frame ending inside a character) unless
+ * LIGHTWS_OPT_NO_UTF8_CHECK. Limits are checked on each frame head:
+ * FRAME_TOO_BIG, MESSAGE_TOO_BIG (1009). §5.4: CONTINUATION outside a
+ * message is UNEXPECTED_CONTINUATION, TEXT/BINARY inside one is
+ * EXPECTED_CONTINUATION; control frames may come between fragments.
+ * A close (§5.5.1, §7.4) with a 1-byte payload is CLOSE_PAYLOAD, a code
+ * lightws_close_code_valid() refuses is CLOSE_CODE, a reason that is not
+ * UTF-8 is UTF8; a valid one is echoed with the same code (an empty close
+ * if it had none) unless we closed first, and reading stops there: frames
+ * after it are never read.
+ * Ping: the pong is built in the control slot and sent at once unless a
+ * data frame of ours is half-written (then right after it). A pong that has
+ * not started to go out is replaced by the answer to a newer ping (§5.5.3
+ * allows answering only the most recent). If the slot holds our own ping
+ * or pong that cannot go out, the ping stays unread and the call returns
+ * LIGHTWS_ERR_WOULDBLOCK with LIGHTWS_WANT_WRITE. After our close, pings
+ * are not answered. With LIGHTWS_OPT_NO_AUTO_PONG the ping is returned as
+ * a chunk of opcode LIGHTWS_OPCODE_PING (frame_end and message_end 1, data
+ * in rbuf) and not answered; it can come between fragments of a message.
  */
 ssize_t lightws_stream_recv(struct lightws_stream *s,
                             struct lightws_chunk *out);
@@ -623,6 +675,15 @@ ssize_t lightws_stream_recv(struct lightws_stream *s,
  * message boundary; may cross frame boundaries inside one message. `out`
  * may be NULL; if not, out->data == buf. Returns bytes stored or an error
  * as lightws_stream_recv().
+ *
+ * Like read(2) it does not wait for more once it has bytes: it returns what
+ * it has when more would need another read. It returns 0 for an empty
+ * message (out->message_end tells) and, in direct mode, without progress.
+ * When rbuf holds nothing unread and both `size` and the rest of the frame
+ * are at least 1024 bytes, the payload is read straight into `buf` and
+ * unmasked there (no copy through rbuf). Under LIGHTWS_OPT_NO_AUTO_PONG a
+ * ping is the whole result of a call: its payload is copied to `buf`
+ * (truncated to `size`) and out->opcode is LIGHTWS_OPCODE_PING.
  */
 ssize_t lightws_stream_read(struct lightws_stream *s, void *buf, size_t size,
                             struct lightws_chunk *out);
@@ -633,7 +694,8 @@ ssize_t lightws_stream_read(struct lightws_stream *s, void *buf, size_t size,
  * payload of consecutive data frames, text or binary, until `buf` is full
  * or no more input is available without blocking. Returns bytes stored
  * (> 0), or an error as lightws_stream_recv(); 0 only in direct mode
- * without progress.
+ * without progress. Empty messages are skipped. Pings are answered even
+ * under LIGHTWS_OPT_NO_AUTO_PONG (a byte stream cannot report them).
  */
 ssize_t lightws_stream_read_bytes(struct lightws_stream *s, void *buf,
                                   size_t size);
@@ -658,6 +720,21 @@ ssize_t lightws_stream_read_bytes(struct lightws_stream *s, void *buf,
  * Returns LIGHTWS_ERR_WOULDBLOCK if nothing could be sent, LIGHTWS_ERR_INVALID
  * for a bad opcode or order, LIGHTWS_ERR_CLOSED after a close was sent,
  * LIGHTWS_ERR_SYSTEM.
+ *
+ * Details: a continuation call honours LIGHTWS_SEND_MASK_IN_PLACE (it is
+ * about its own buffer) and ignores the other flags and the opcode.
+ * WOULDBLOCK may come after some head bytes of the frame went out (the
+ * frame is then in progress; retry with the same bytes); a new frame of
+ * which nothing went out leaves no trace. A 0 return means: an empty
+ * frame was sent, or (direct mode) only head bytes went out. An empty frame
+ * whose head was cut counts as sent: the next send, sendv or
+ * lightws_stream_flush() finishes its head first. Client masking (§5.3):
+ * a fresh key per frame from a generator seeded once from the OS
+ * (LIGHTWS_MASK_RANDOM), or the connection's key, or zero. With
+ * LIGHTWS_SEND_MASK_IN_PLACE the bytes that went out stay masked in `buf`
+ * and the bytes that did not are restored, so a continuation call passes
+ * them as they were; without it `buf` is never written. After the stream
+ * failed (lightws_stream_error()), returns that error.
  */
 ssize_t lightws_stream_send(struct lightws_stream *s, int opcode,
                             const void *buf, size_t len, unsigned flags);
@@ -680,6 +757,15 @@ struct lightws_msg {
  * bytes; a frame cut short is in progress as for lightws_stream_send(), so
  * the caller continues from the first unsent byte (with send or sendv).
  * Errors as lightws_stream_send().
+ *
+ * Empty messages: the count cannot show them, so an empty message is sent
+ * only as msgs[0] of a call, and a call stops before any later empty one.
+ * After a return of c >= 0, resume with the first message whose bytes are
+ * not all counted (its data advanced by the counted ones), counting an
+ * empty msgs[0] as sent and an empty later message as not sent. c may be 0
+ * when only frame heads went out; WOULDBLOCK means nothing of this call
+ * went out. A client masks small messages into one 16 KiB stack chunk per
+ * writev; a larger message goes alone, as lightws_stream_send() sends it.
  */
 ssize_t lightws_stream_sendv(struct lightws_stream *s,
                              const struct lightws_msg *msgs, size_t n);
@@ -691,7 +777,8 @@ ssize_t lightws_stream_sendv(struct lightws_stream *s,
  * or the transport would block; it goes out before the next data frame or
  * with lightws_stream_flush()); LIGHTWS_ERR_WOULDBLOCK if the slot is still
  * busy with an earlier control frame; LIGHTWS_ERR_INVALID if len > 125;
- * LIGHTWS_ERR_CLOSED after a close was sent.
+ * LIGHTWS_ERR_CLOSED after a close was sent; LIGHTWS_ERR_SYSTEM. An
+ * automatic pong still waiting in the slot is sent first, never dropped.
  */
 int lightws_stream_ping(struct lightws_stream *s, const void *data,
                         size_t len);
@@ -703,14 +790,17 @@ int lightws_stream_pong(struct lightws_stream *s, const void *data,
  * (0 for none) and a UTF-8 `reason` of up to 123 bytes. Later reads drain
  * data until the peer's close arrives (LIGHTWS_ERR_CLOSED). Returns 0 when
  * sent or queued as for ping, LIGHTWS_ERR_INVALID for a code that may not
- * be sent or a reason too long or not UTF-8, LIGHTWS_ERR_WOULDBLOCK.
- * Calling it again after the close went out returns 0.
+ * be sent or a reason too long or not UTF-8 (or a reason without a code),
+ * LIGHTWS_ERR_WOULDBLOCK (the slot is busy). Calling it again once a close
+ * is queued or sent (ours, an echo, or the failure close) only retries
+ * sending it and returns 0. An automatic pong not yet started is dropped.
  */
 int lightws_stream_close(struct lightws_stream *s, unsigned code,
                          const char *reason, size_t reason_len);
 
 /*
- * Writes a pending control frame (auto pong, queued ping or close).
+ * Writes a pending control frame (auto pong, queued ping or close), and
+ * first the rest of the head of an empty data frame cut short.
  * Returns 0 when nothing is pending any more, LIGHTWS_ERR_WOULDBLOCK,
  * LIGHTWS_ERR_BUSY if a data frame is partly written (finish it first),
  * or LIGHTWS_ERR_SYSTEM.
@@ -732,13 +822,16 @@ unsigned lightws_stream_close_code(const struct lightws_stream *s);
 const char *lightws_stream_close_reason(const struct lightws_stream *s,
                                         size_t *len);
 
-/* Payload of the last pong received (valid until the next read call);
- * sets *len; NULL if none was received since the last read call. */
+/* Payload of the last pong received by the last read call (valid until
+ * the next read call); sets *len; NULL if that call received none. (If a
+ * tiny rbuf had to be compacted after it in the same call, it may be
+ * dropped: only with rsize under about 270 bytes.) */
 const uint8_t *lightws_stream_pong_data(const struct lightws_stream *s,
                                         size_t *len);
 
-/* 1 once a close frame was sent, 2 once one was also received (the
- * close handshake is complete), else 0. */
+/* 1 once a close frame was sent (completely), 2 once one was also
+ * received (the close handshake is complete), else 0 (also while our echo
+ * of a received close is still pending). */
 int lightws_stream_closing(const struct lightws_stream *s);
 
 /* The error that failed the stream (a protocol error from a read), or 0. */
@@ -752,6 +845,14 @@ int lightws_stream_error(const struct lightws_stream *s);
  * with all progress kept; call it again when ready. Request and response
  * are built and read in rbuf; bytes read past the response or request head
  * stay in rbuf for the first stream read, never dropped.
+ *
+ * Until the handshake succeeds, stream reads and writes return
+ * LIGHTWS_ERR_INVALID, and so do they after lightws_server_reject() or a
+ * failed client handshake. The client keeps its request in rbuf while it
+ * reads the response after it, so rbuf must hold both heads. The server
+ * reads the request from rbuf[0] on (bytes given to lightws_stream_feed()
+ * before step 1 count as read); the response is built after the bytes
+ * that followed the request.
  * ------------------------------------------------------------------------ */
 
 /* Client options; all fields may be NULL/0. */
@@ -831,9 +932,12 @@ int lightws_server_reject(struct lightws_stream *s, int status,
 /*
  * Blocking server handshake: lightws_stream_init(SERVER) on `fd`, reads the
  * request into `req` (may be NULL), and accepts it, choosing the first
- * client-offered subprotocol found in `protocols` ("a, b"; NULL for none).
- * An invalid request is rejected with its HTTP status and the error is
- * returned.
+ * client-offered subprotocol found in `protocols` ("a, b"; NULL for none;
+ * tokens compared exactly, as listed in the first Sec-WebSocket-Protocol
+ * header). An invalid request is rejected with its HTTP status
+ * (lightws_http_status(): 400, 405, 426 with Sec-WebSocket-Version: 13,
+ * 431) and the error is returned. The blocking wrappers also work on a
+ * nonblocking descriptor: they poll(2) while it would block.
  */
 int lightws_accept(struct lightws_stream *s, int fd, uint8_t *rbuf,
                    size_t rsize, struct lightws_request *req,
