@@ -211,6 +211,14 @@ static ssize_t fail(struct lightws_stream *s, int err) {
     s->ctl_len = 0;
     s->flags &= ~F_CTL_PONG;
   }
+  if (s->whead_len && !(s->flags & F_CLOSE_QUEUED)) {
+    /* a data frame of ours is half-written and sends now fail: the close
+     * could never go out after it, so none is queued (§7.1.7 allows just
+     * dropping the connection) */
+    s->flags |= F_CLOSE_QUEUED;
+    s->close_sent = (uint16_t)lightws_close_code(err);
+    return err;
+  }
   close_queue(s, (unsigned)lightws_close_code(err));
   ctl_try(s);
   return err;
@@ -964,7 +972,9 @@ int lightws_stream_init(struct lightws_stream *s, enum lightws_role role,
                         unsigned options) {
   uint64_t seed = 0;
   if (!s || !rbuf || rsize < LIGHTWS_RBUF_MIN || rsize > UINT32_MAX ||
-      (role != LIGHTWS_SERVER && role != LIGHTWS_CLIENT) || (options & ~F_OPTS))
+      (role != LIGHTWS_SERVER && role != LIGHTWS_CLIENT) ||
+      (options & ~(LIGHTWS_OPT_DIRECT | LIGHTWS_OPT_NO_UTF8_CHECK |
+                   LIGHTWS_OPT_NO_AUTO_PONG | LIGHTWS_OPT_NO_MASK_CHECK)))
     return LIGHTWS_ERR_INVALID;
   memset(s, 0, sizeof *s);
   if (lightws__random(&seed, sizeof seed) < 0) return LIGHTWS_ERR_SYSTEM;

@@ -588,7 +588,8 @@ struct lightws_chunk {
  * LIGHTWS_OPT_*. Seeds the mask generator from the OS once (no syscall per
  * frame). The stream starts open (no handshake); the endpoint functions
  * below run the handshake on an initialized stream.
- * Returns 0, LIGHTWS_ERR_INVALID (rsize too small or over 4 GiB), or
+ * Returns 0, LIGHTWS_ERR_INVALID (rsize too small or over 4 GiB, unknown
+ * role or option), or
  * LIGHTWS_ERR_SYSTEM (no OS randomness).
  */
 int lightws_stream_init(struct lightws_stream *s, enum lightws_role role,
