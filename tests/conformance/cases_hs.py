@@ -537,3 +537,38 @@ def _(t):
         time.sleep(0.001)
     t.conn = Conn(sock, False, rest)
     echo_case(t, [(BINARY, b"\x01slow 101")])
+
+
+# == 12 Faults, client peer: the client must not hang ======================
+@case("12.1", "server resets mid-frame -> client exits", roles=("client",), raw=True)
+def _(t):
+    sock, key, rest = accept_client(t)
+    sock.sendall(response_101(key) + encode_frame(BINARY, b"x" * 1000)[:300])
+    time.sleep(0.05)
+    rst_close(sock)
+
+
+@case("12.2", "server sends half a frame head then FIN -> client exits", roles=("client",), raw=True)
+def _(t):
+    sock, key, rest = accept_client(t)
+    sock.sendall(response_101(key) + b"\x81")
+    time.sleep(0.05)
+    sock.close()
+
+
+@case("12.3", "server closes TCP without a close frame -> client exits", roles=("client",), raw=True)
+def _(t):
+    sock, key, rest = accept_client(t)
+    sock.sendall(response_101(key) + encode_frame(TEXT, b"then silence"))
+    c = Conn(sock, False, rest)
+    t.conn = c
+    expect_events(t, [("msg", TEXT, b"then silence")])
+    c.sock.shutdown(socket.SHUT_RDWR)
+
+
+@case("12.4", "server closes during the handshake -> client exits", roles=("client",), raw=True)
+def _(t):
+    sock, key, rest = accept_client(t)
+    sock.sendall(response_101(key)[:30])
+    time.sleep(0.05)
+    sock.close()
