@@ -175,8 +175,28 @@ class BaseWebSocket:
     # -- steps: reading ----------------------------------------------------
     def _step_recv(self) -> Union[str, bytes]:
         """Assembles one message; resumable after WouldBlock."""
+        if self._rmsg is None and self._rpos == 0:
+            # Fast path: a message in one piece is copied once, out of the
+            # C receive buffer (lightws_stream_recv).
+            data, op, _, end = self._c.recv_chunk()
+            while op == Opcode.PING:     # OPT_NO_AUTO_PONG
+                self.last_ping = data
+                data, op, _, end = self._c.recv_chunk()
+            if end:
+                return data.decode("utf-8") if op == Opcode.TEXT else data
+            n = len(data)
+            if n < _SCRATCH:
+                buf = self._scratch
+            else:
+                buf = bytearray(min(max(2 * n, _SCRATCH), self.max_size + 1))
+            buf[:n] = data
+            return self._recv_rest(buf, n)
         buf = self._rmsg if self._rmsg is not None else self._scratch
-        pos = self._rpos
+        return self._recv_rest(buf, self._rpos)
+
+    def _recv_rest(self, buf: bytearray, pos: int) -> Union[str, bytes]:
+        """The rest of a message whose first ``pos`` bytes are in ``buf``,
+        read straight into it (lightws_stream_read)."""
         while True:
             if pos == len(buf):
                 # Grow: the C limit (max_size) fails the message with 1009
@@ -191,6 +211,8 @@ class BaseWebSocket:
                 if buf is self._scratch and pos:
                     # keep the partial message; the scratch is reused later
                     self._rmsg = bytearray(buf[:pos]) + bytearray(_SCRATCH)
+                elif pos:
+                    self._rmsg = buf
                 self._rpos = pos
                 raise
             except BaseException:
