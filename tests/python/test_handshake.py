@@ -239,7 +239,9 @@ class TestUrls(unittest.TestCase):
         self.assertEqual(lightws.parse_url("ws://h/"), ("h", 80, "h", "/"))
         self.assertEqual(lightws.parse_url("ws://h:8080"), ("h", 8080, "h:8080", "/"))
         self.assertEqual(lightws.parse_url("ws://[::1]:9/p?q"), ("::1", 9, "[::1]:9", "/p?q"))
-        for bad in ("http://h/", "wss://h/", "ws:///x"):
+        self.assertEqual(lightws.parse_url("wss://h/x"), ("h", 443, "h", "/x"))
+        self.assertEqual(lightws.parse_url("wss://h:8443"), ("h", 8443, "h:8443", "/"))
+        for bad in ("http://h/", "ws:///x"):
             with self.assertRaises(lightws.InvalidUsage):
                 lightws.parse_url(bad)
 

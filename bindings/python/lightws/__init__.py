@@ -52,19 +52,17 @@ def c_version() -> str:
 
 def parse_url(url: str) -> Tuple[str, int, str, str]:
     """(host to connect to, port, Host header value, request path) of a
-    ws:// URL (RFC 6455 §3). wss:// is refused: TLS is not built in."""
+    ws:// or wss:// URL (RFC 6455 §3)."""
     u = urlsplit(url)
-    if u.scheme == "wss":
-        raise InvalidUsage("wss:// needs TLS, which lightws does not provide; "
-                           "connect a TLS tunnel and pass its socket")
-    if u.scheme != "ws":
-        raise InvalidUsage(f"not a ws:// URL: {url!r}")
+    if u.scheme not in ("ws", "wss"):
+        raise InvalidUsage(f"not a ws:// or wss:// URL: {url!r}")
     if not u.hostname:
         raise InvalidUsage(f"no host in {url!r}")
     host = u.hostname
-    port = u.port or 80
+    default = 443 if u.scheme == "wss" else 80
+    port = u.port or default
     authority = f"[{host}]" if ":" in host else host
-    if u.port is not None and u.port != 80:
+    if u.port is not None and u.port != default:
         authority += f":{u.port}"
     path = u.path or "/"
     if u.query:
@@ -83,7 +81,8 @@ def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = No
             origin: Optional[str] = None, headers: Optional[Headers] = None,
             timeout: Optional[float] = _UNSET, max_size: Optional[int] = DEFAULT_MAX_SIZE,
             rbuf_size: int = DEFAULT_RBUF_SIZE, mask: str = "random",
-            options: int = 0, close_timeout: float = DEFAULT_CLOSE_TIMEOUT) -> WebSocket:
+            options: int = 0, close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+            ssl: Any = None, server_hostname: Optional[str] = None) -> WebSocket:
     """Opens a client websocket and runs the opening handshake (§4.1).
 
     ``target`` is a ws:// URL (a TCP connection is made, TCP_NODELAY set),
@@ -94,11 +93,14 @@ def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = No
     handshake and stays the WebSocket's timeout (0: the connect and the
     handshake still wait, then the WebSocket is nonblocking). ``mask`` is "random" (a
     fresh key per frame, §5.3), "fixed" or "zero" (trusted paths only).
-    Raises HandshakeError (``status`` for a non-101 answer), OSError,
+    ``ssl`` is an ssl.SSLContext for TLS (a wss:// URL uses
+    ssl.create_default_context() unless given one; ``server_hostname``
+    defaults to the URL's host). Raises HandshakeError (``status`` for a non-101 answer), OSError,
     TimeoutError.
     """
     if isinstance(target, str):
-        thost, port, authority, upath = parse_url(target)
+        url = target
+        thost, port, authority, upath = parse_url(url)
         t = None if timeout is _UNSET or timeout == 0 else timeout
         sock = socket.create_connection((thost, port), timeout=t)
         try:
@@ -110,9 +112,14 @@ def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = No
         target = sock
         if timeout is _UNSET:
             timeout = None
+        if urlsplit(url).scheme == "wss":
+            if ssl is None:
+                import ssl as _ssl
+                ssl = _ssl.create_default_context()
+            server_hostname = server_hostname or thost
     ws = WebSocket(target, client=True, timeout=timeout, max_size=max_size,
                    rbuf_size=rbuf_size, mask=mask, options=options,
-                   close_timeout=close_timeout)
+                   close_timeout=close_timeout, ssl=ssl, server_hostname=server_hostname)
     try:
         ws._client_handshake(host or "localhost", path or "/",
                              _protocols(protocols), origin, headers)
@@ -127,7 +134,7 @@ def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
            select_subprotocol: Optional[Callable[[Request], Optional[str]]] = None,
            timeout: Optional[float] = _UNSET, max_size: Optional[int] = DEFAULT_MAX_SIZE,
            rbuf_size: int = DEFAULT_RBUF_SIZE, options: int = 0,
-           close_timeout: float = DEFAULT_CLOSE_TIMEOUT) -> WebSocket:
+           close_timeout: float = DEFAULT_CLOSE_TIMEOUT, ssl: Any = None) -> WebSocket:
     """Runs the server side of the opening handshake (§4.2) on an accepted
     connection (socket, object with fileno(), or int descriptor).
 
@@ -136,9 +143,11 @@ def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
     ``select_subprotocol(request)`` returns. ``headers`` are added to the
     101 response. An invalid request is answered with its HTTP status (400,
     405, 426, 431), the socket is closed and HandshakeError raised.
+    ``ssl`` (a server-side ssl.SSLContext) runs TLS first (wss).
     """
     ws = WebSocket(sock, client=False, timeout=timeout, max_size=max_size,
-                   rbuf_size=rbuf_size, options=options, close_timeout=close_timeout)
+                   rbuf_size=rbuf_size, options=options, close_timeout=close_timeout,
+                   ssl=ssl)
     try:
         ws._server_handshake(protocols, headers, select_subprotocol)
     except BaseException:

@@ -171,6 +171,18 @@ const struct lightws_header *
 lightws_header_find(const struct lightws_header *headers, size_t n,
                     const char *name);
 
+/* IO: a transport given as callbacks (used for TLS through Python's ssl) */
+struct iovec { void *iov_base; size_t iov_len; ...; };
+struct lightws_io {
+  ssize_t (*read)(void *ctx, void *buf, size_t len);
+  ssize_t (*writev)(void *ctx, const struct iovec *iov, int iovcnt);
+  void *ctx;
+  ...;
+};
+extern "Python" ssize_t lightws_py_read(void *ctx, void *buf, size_t len);
+extern "Python" ssize_t lightws_py_writev(void *ctx, const struct iovec *iov,
+                                          int iovcnt);
+
 /* Stream */
 enum lightws_role { LIGHTWS_SERVER, LIGHTWS_CLIENT, ... };
 enum lightws_mask_mode { LIGHTWS_MASK_RANDOM, LIGHTWS_MASK_FIXED,
@@ -193,6 +205,8 @@ struct lightws_msg {
 int lightws_stream_init(struct lightws_stream *s, enum lightws_role role,
                         int fd, uint8_t *rbuf, size_t rsize,
                         unsigned options);
+void lightws_stream_set_io(struct lightws_stream *s,
+                           const struct lightws_io *io);
 int lightws_stream_set_mask_mode(struct lightws_stream *s,
                                  enum lightws_mask_mode mode);
 void lightws_stream_set_limits(struct lightws_stream *s, uint32_t max_frame,

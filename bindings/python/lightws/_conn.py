@@ -92,7 +92,8 @@ class BaseWebSocket:
 
     def __init__(self, sock: Any, *, client: bool, max_size: Optional[int] = DEFAULT_MAX_SIZE,
                  rbuf_size: int = DEFAULT_RBUF_SIZE, mask: str = "random",
-                 options: int = 0, data: bytes = b"", closefd: bool = True) -> None:
+                 options: int = 0, data: bytes = b"", closefd: bool = True,
+                 ssl: Any = None, server_hostname: Optional[str] = None) -> None:
         self._sock, self._fd, self._owner = _as_fd(sock)
         os.set_blocking(self._fd, False)
         if self._sock is not None:
@@ -106,6 +107,12 @@ class BaseWebSocket:
         self._c.set_limits(limit, limit)
         if client and mask != "random":
             self._c.set_mask_mode(mask)
+        self._tls: Optional[_core.TlsIO] = None
+        if ssl is not None:
+            if self._sock is None:
+                raise InvalidUsage("TLS needs a socket object or an int descriptor")
+            self._tls = _core.TlsIO(self._sock, ssl, not client, server_hostname)
+            self._tls.attach(self._c)
         if data:
             self._c.feed(data)
         self.request: Optional[Request] = None
@@ -164,8 +171,21 @@ class BaseWebSocket:
 
     @property
     def pending(self) -> bool:
-        """True while a message accepted by send() is not fully written."""
-        return self._pending is not None
+        """True while a message accepted by send() is not fully written
+        (or, over TLS, its ciphertext is not all on the socket)."""
+        return self._pending is not None or self._tls_output()
+
+    def _tls_output(self) -> bool:
+        if self._tls is None:
+            return False
+        with self._c.lock:
+            return not self._tls.flush()
+
+    def _step_tls(self) -> None:
+        """One step of the TLS handshake (before the websocket one)."""
+        assert self._tls is not None
+        with self._c.lock:
+            self._tls.handshake()
 
     def __repr__(self) -> str:
         role = "client" if self.client else "server"
@@ -351,6 +371,8 @@ class BaseWebSocket:
         """Writes the pending message rest and any pending control frame."""
         self._step_pending()
         self._c.flush()
+        if self._tls_output():
+            raise WouldBlock(WANT_WRITE)
 
     def _step_control(self, fn: Callable[[], None]) -> None:
         """ping/pong/close: queue into the control slot (WouldBlock while it
@@ -431,6 +453,8 @@ class WebSocket(BaseWebSocket):
     def _wait(self, want: int, deadline: Optional[float]) -> None:
         if self._fd_closed:
             raise ConnectionClosedError(1006, "socket closed")
+        if self._tls_output():
+            want |= WANT_WRITE      # ciphertext waits for the socket
         events = (select.POLLIN if want & WANT_READ else 0) | \
                  (select.POLLOUT if want & WANT_WRITE else 0)
         poller = select.poll()
@@ -451,7 +475,7 @@ class WebSocket(BaseWebSocket):
         deadline = None if t is None else time.monotonic() + t
         while True:
             try:
-                return step()
+                result = step()
             except WouldBlock as e:
                 want = e.want
                 if reading and want & WANT_WRITE:
@@ -463,11 +487,19 @@ class WebSocket(BaseWebSocket):
                 if t == 0:
                     e.want = want
                     raise
+            else:
+                if self._tls is not None and not reading and t != 0:
+                    # written means on the socket, not in the TLS buffer
+                    while self._tls_output():
+                        self._wait(WANT_WRITE, deadline)
+                return result
             self._wait(want, deadline)
 
     # -- opening handshake (used by connect() and accept()) -----------------
     def _client_handshake(self, host: str, path: str, protocols: Optional[str],
                           origin: Optional[str], headers: Optional[Headers]) -> None:
+        if self._tls is not None:
+            self._run(self._step_tls, False, self._hs_timeout())
         try:
             self._c.client_start(host, path, protocols, origin, headers)
         except WouldBlock:
@@ -483,6 +515,8 @@ class WebSocket(BaseWebSocket):
                           headers: Optional[Headers],
                           select_subprotocol: Optional[Callable[[Request], Optional[str]]]) -> None:
         from .errors import HandshakeError
+        if self._tls is not None:
+            self._run(self._step_tls, False, self._hs_timeout())
         try:
             self.request = self._run(self._c.server_read_request, False, self._hs_timeout())
         except HandshakeError as e:

@@ -9,18 +9,18 @@ stream while this one waits for readiness outside the lock.
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 from ._lightws import ffi, lib
-from .errors import (ConnectionClosedError, HandshakeError, InvalidUsage,
+from .errors import (WANT_READ, WANT_WRITE, ConnectionClosedError, HandshakeError, InvalidUsage,
                      ProtocolError, WebSocketError, WouldBlock, closed_error)
 
 Headers = Sequence[Tuple[str, str]]
 
-WANT_READ = lib.LIGHTWS_WANT_READ
-WANT_WRITE = lib.LIGHTWS_WANT_WRITE
+assert WANT_READ == lib.LIGHTWS_WANT_READ and WANT_WRITE == lib.LIGHTWS_WANT_WRITE
 ERR_WOULDBLOCK = lib.LIGHTWS_ERR_WOULDBLOCK
 ERR_CLOSED = lib.LIGHTWS_ERR_CLOSED
 ERR_EOF = lib.LIGHTWS_ERR_EOF
@@ -258,6 +258,7 @@ class CStream:
         self.fd = fd
         self.role = role
         self.last_pong: Optional[bytes] = None
+        self.tls: Optional["TlsIO"] = None
         rc = lib.lightws_stream_init(self._s, role, fd, self._rbuf, rbuf_size,
                                      options)
         if rc < 0:
@@ -681,3 +682,136 @@ def parse_response(data, key: Optional[str] = None,
         if n < 0:
             raise error_for(n, 0, resp.status)
         return _response_out(resp)
+
+
+# -- TLS: a lightws_io transport over ssl.SSLObject (memory BIOs) -------------
+
+class TlsIO:
+    """Carries a CStream over TLS: lightws reads and writes plaintext
+    through the callbacks below; ciphertext moves between the socket and
+    two memory BIOs. The socket is nonblocking: an empty socket is EAGAIN
+    for lightws. Ciphertext that the socket did not take stays in
+    ``self.out`` until flush() (the WebSocket calls it before waiting)."""
+
+    def __init__(self, sock, context, server_side: bool,
+                 server_hostname: Optional[str]) -> None:
+        import ssl
+        self._ssl = ssl
+        self.sock = sock
+        self.inc = ssl.MemoryBIO()
+        self.outbio = ssl.MemoryBIO()
+        self.obj = context.wrap_bio(self.inc, self.outbio, server_side=server_side,
+                                    server_hostname=server_hostname)
+        self.out = bytearray()      # ciphertext not yet on the socket
+        self.eof = False
+        self.handle = ffi.new_handle(self)
+        self.io = ffi.new("struct lightws_io *")
+        self.io.read = lib.lightws_py_read
+        self.io.writev = lib.lightws_py_writev
+        self.io.ctx = self.handle
+
+    def attach(self, stream: "CStream") -> None:
+        with stream.lock:
+            lib.lightws_stream_set_io(stream._s, self.io)
+        stream.tls = self
+
+    def has_output(self) -> bool:
+        return bool(self.out) or self.outbio.pending > 0
+
+    def flush(self) -> bool:
+        """Writes buffered ciphertext; True once none is left."""
+        if self.outbio.pending:
+            self.out += self.outbio.read()
+        while self.out:
+            try:
+                n = self.sock.send(self.out)
+            except (BlockingIOError, InterruptedError):
+                return False
+            del self.out[:n]
+        return True
+
+    def _fill(self) -> None:
+        """One socket read into the incoming BIO; BlockingIOError if none."""
+        data = self.sock.recv(65536)
+        if data:
+            self.inc.write(data)
+        else:
+            self.inc.write_eof()
+            self.eof = True
+
+    def handshake(self) -> None:
+        """One step of the TLS handshake; WouldBlock until it is done."""
+        ssl = self._ssl
+        while True:
+            try:
+                self.obj.do_handshake()
+            except ssl.SSLWantReadError:
+                if not self.flush():
+                    raise WouldBlock(WANT_WRITE | WANT_READ)
+                try:
+                    self._fill()
+                except BlockingIOError:
+                    raise WouldBlock(WANT_READ) from None
+                if self.eof and not self.inc.pending:
+                    raise ConnectionClosedError(1006, "EOF during the TLS handshake")
+                continue
+            if not self.flush():
+                raise WouldBlock(WANT_WRITE)
+            return
+
+    def read_into(self, buf) -> int:
+        ssl = self._ssl
+        while True:
+            try:
+                n = self.obj.read(len(buf), buf)
+                self.flush()
+                return n
+            except ssl.SSLWantReadError:
+                self.flush()
+                if self.eof:
+                    return 0
+                self._fill()        # BlockingIOError: EAGAIN for lightws
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return 0
+
+    def writev(self, iov, cnt: int) -> int:
+        # Accept nothing while older ciphertext waits: lightws then sees
+        # EAGAIN and waits for writability, which is what we need.
+        if not self.flush():
+            raise BlockingIOError
+        if cnt == 1:
+            data = ffi.buffer(iov[0].iov_base, iov[0].iov_len)
+        else:
+            data = b"".join(ffi.buffer(iov[i].iov_base, iov[i].iov_len)
+                            for i in range(cnt))
+        n = self.obj.write(data)
+        self.flush()
+        return n
+
+
+@ffi.def_extern()
+def lightws_py_read(ctx, buf, size):  # type: ignore[no-untyped-def]
+    tls = ffi.from_handle(ctx)
+    try:
+        return tls.read_into(ffi.buffer(buf, size))
+    except BlockingIOError:
+        ffi.errno = errno.EAGAIN
+    except OSError as e:
+        ffi.errno = e.errno or errno.EIO
+    except Exception:  # noqa: BLE001 - a callback must not raise
+        ffi.errno = errno.EIO
+    return -1
+
+
+@ffi.def_extern()
+def lightws_py_writev(ctx, iov, cnt):  # type: ignore[no-untyped-def]
+    tls = ffi.from_handle(ctx)
+    try:
+        return tls.writev(iov, cnt)
+    except BlockingIOError:
+        ffi.errno = errno.EAGAIN
+    except OSError as e:
+        ffi.errno = e.errno or errno.EIO
+    except Exception:  # noqa: BLE001 - a callback must not raise
+        ffi.errno = errno.EIO
+    return -1

@@ -109,18 +109,27 @@ class WebSocket(BaseWebSocket):
     async def _run(self, step: Callable[[], Any], reading: bool) -> Any:
         while True:
             try:
-                return step()
+                result = step()
             except WouldBlock as e:
                 want = e.want
+            else:
+                if self._tls is not None and not reading:
+                    while self._tls_output():
+                        await self._ready(WANT_WRITE)
+                return result
             if reading and want & WANT_WRITE:
                 want = self._flush_for_reader(want)
                 if not want:
                     continue
+            if self._tls_output():
+                want |= WANT_WRITE
             await self._ready(want)
 
     # -- opening handshake ---------------------------------------------------
     async def _client_handshake(self, host: str, path: str, protocols: Optional[str],
                                 origin: Optional[str], headers: Optional[Headers]) -> None:
+        if self._tls is not None:
+            await self._run(self._step_tls, False)
         try:
             self._c.client_start(host, path, protocols, origin, headers)
         except WouldBlock:
@@ -131,6 +140,8 @@ class WebSocket(BaseWebSocket):
     async def _server_handshake(self, protocols: Optional[Sequence[str]],
                                 headers: Optional[Headers],
                                 select_subprotocol: Optional[Callable[[Request], Optional[str]]]) -> None:
+        if self._tls is not None:
+            await self._run(self._step_tls, False)
         try:
             self.request = await self._run(self._c.server_read_request, False)
         except HandshakeError as e:
@@ -328,16 +339,25 @@ async def connect(target: Any, *, host: Optional[str] = None, path: Optional[str
                   max_size: Optional[int] = DEFAULT_MAX_SIZE,
                   rbuf_size: int = DEFAULT_RBUF_SIZE, mask: str = "random",
                   options: int = 0,
-                  close_timeout: float = DEFAULT_CLOSE_TIMEOUT) -> WebSocket:
-    """Client: a ws:// URL, or a connected socket (then ``host``/``path``),
-    through the opening handshake. ``async with await connect(url) as ws``."""
+                  close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+                  ssl: Any = None, server_hostname: Optional[str] = None) -> WebSocket:
+    """Client: a ws:// or wss:// URL, or a connected socket (then
+    ``host``/``path``), through the opening handshake (TLS first with
+    ``ssl``, an ssl.SSLContext). ``async with await connect(url) as ws``."""
     if isinstance(target, str):
-        thost, port, authority, upath = parse_url(target)
+        url = target
+        thost, port, authority, upath = parse_url(url)
         target = await _open_tcp(thost, port)
         host = host or authority
         path = path or upath
+        if url.startswith("wss:"):
+            if ssl is None:
+                import ssl as _ssl
+                ssl = _ssl.create_default_context()
+            server_hostname = server_hostname or thost
     ws = WebSocket(target, client=True, max_size=max_size, rbuf_size=rbuf_size,
-                   mask=mask, options=options, close_timeout=close_timeout)
+                   mask=mask, options=options, close_timeout=close_timeout,
+                   ssl=ssl, server_hostname=server_hostname)
     try:
         await ws._client_handshake(host or "localhost", path or "/",
                                    _protocols(protocols), origin, headers)
@@ -353,11 +373,13 @@ async def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
                  select_subprotocol: Optional[Callable[[Request], Optional[str]]] = None,
                  max_size: Optional[int] = DEFAULT_MAX_SIZE,
                  rbuf_size: int = DEFAULT_RBUF_SIZE, options: int = 0,
-                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT) -> WebSocket:
+                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+                 ssl: Any = None) -> WebSocket:
     """Server: the opening handshake on an accepted socket (an invalid
-    request is answered with its HTTP status; HandshakeError)."""
+    request is answered with its HTTP status; HandshakeError); TLS first
+    with ``ssl`` (a server-side ssl.SSLContext)."""
     ws = WebSocket(sock, client=False, max_size=max_size, rbuf_size=rbuf_size,
-                   options=options, close_timeout=close_timeout)
+                   options=options, close_timeout=close_timeout, ssl=ssl)
     try:
         await ws._server_handshake(protocols, headers, select_subprotocol)
     except BaseException:
