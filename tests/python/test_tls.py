@@ -82,6 +82,15 @@ class TestTlsLightws(unittest.TestCase):
         ws.close()
         join()
 
+    def test_existing_socket_with_host(self):
+        join = self.serve_echo()
+        sock = socket.create_connection(("127.0.0.1", self.port))
+        with lightws.connect(sock, host=f"localhost:{self.port}", path="/s",
+                             ssl=client_ctx(), timeout=10) as ws:
+            ws.send("over a given socket")
+            self.assertEqual(ws.recv(), "over a given socket")
+        self.assertEqual(join(), "/s")
+
     def test_untrusted_certificate_fails(self):
         def run():
             conn, _ = self.srv.accept()

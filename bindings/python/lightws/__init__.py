@@ -117,6 +117,8 @@ def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = No
                 import ssl as _ssl
                 ssl = _ssl.create_default_context()
             server_hostname = server_hostname or thost
+    if ssl is not None and server_hostname is None and host:
+        server_hostname = urlsplit("//" + host).hostname   # Host minus port
     ws = WebSocket(target, client=True, timeout=timeout, max_size=max_size,
                    rbuf_size=rbuf_size, mask=mask, options=options,
                    close_timeout=close_timeout, ssl=ssl, server_hostname=server_hostname)
