@@ -28,6 +28,7 @@ import logging
 import socket
 from typing import (Any, AsyncIterator, Awaitable, Callable, List, Optional,
                     Sequence, Set, Tuple, Union)
+from urllib.parse import urlsplit
 
 from . import parse_url, _protocols
 from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_RBUF_SIZE,
@@ -355,6 +356,8 @@ async def connect(target: Any, *, host: Optional[str] = None, path: Optional[str
                 import ssl as _ssl
                 ssl = _ssl.create_default_context()
             server_hostname = server_hostname or thost
+    if ssl is not None and server_hostname is None and host:
+        server_hostname = urlsplit("//" + host).hostname   # Host minus port
     ws = WebSocket(target, client=True, max_size=max_size, rbuf_size=rbuf_size,
                    mask=mask, options=options, close_timeout=close_timeout,
                    ssl=ssl, server_hostname=server_hostname)
