@@ -51,11 +51,13 @@ struct fake {
   int wrand, weagain;
   uint64_t rng;
   int nreads;
+  size_t max_req; /* largest read asked for */
 };
 
 static ssize_t fake_read(void *ctx, void *buf, size_t len) {
   struct fake *f = ctx;
   size_t n = f->in_len - f->in_pos;
+  if (len > f->max_req) f->max_req = len;
   if (f->reagain && (int)(rnd(&f->rng) % 100) < f->reagain) {
     errno = EAGAIN;
     return -1;
@@ -1490,6 +1492,135 @@ START_TEST(test_feed_then_read) {
 }
 END_TEST
 
+/* A payload larger than rbuf is read straight into the caller's buffer
+ * when nothing is buffered (no copy through rbuf). */
+START_TEST(test_read_bypass_into_caller_buffer) {
+  struct rig g;
+  static uint8_t data[200000], got[1 << 18];
+  size_t off = 0;
+  fill(data, sizeof data, 1);
+  rig_init(&g, LIGHTWS_SERVER, 0);
+  rig_peer(&g, 1, 2, data, sizeof data);
+  rig_peer(&g, 1, 8, "", 0);
+  g.f->rmax = 3000;
+  for (;;) {
+    struct lightws_chunk c;
+    ssize_t r = lightws_stream_read(&g.s, got + off, sizeof got - off, &c);
+    ck_assert_int_ge(r, 0);
+    off += (size_t)r;
+    if (c.message_end) break;
+  }
+  ck_assert_uint_eq(off, sizeof data);
+  ck_assert(memcmp(got, data, sizeof data) == 0);
+  ck_assert_uint_gt(g.f->max_req, sizeof g.rbuf);
+  rig_free(&g);
+}
+END_TEST
+
+START_TEST(test_direct_mode_half_head_gives_empty_chunk) {
+  struct rig g;
+  struct lightws_chunk c;
+  ssize_t r;
+  int calls = 0;
+  rig_init(&g, LIGHTWS_SERVER, LIGHTWS_OPT_DIRECT);
+  rig_peer(&g, 1, 2, "abc", 3);
+  g.f->rmax = 1;
+  do {
+    r = lightws_stream_recv(&g.s, &c);
+    ck_assert_int_ge(r, 0);
+    calls++;
+  } while (r == 0 && !c.frame_end);
+  ck_assert_int_eq(calls, 7); /* 6 head bytes, one call each, then "a" */
+  ck_assert_int_eq(r, 1);
+  ck_assert_int_eq(c.data[0], 'a');
+  rig_free(&g);
+}
+END_TEST
+
+/* Our own ping stuck in the slot: an incoming ping waits unread (WOULDBLOCK,
+ * want WRITE) and is answered once the slot is free. */
+START_TEST(test_ping_waits_for_busy_slot) {
+  struct rig g;
+  struct lightws_chunk c;
+  struct wire *w;
+  rig_init(&g, LIGHTWS_SERVER, 0);
+  g.f->weagain = 100;
+  g.f->end_eagain = 1;
+  ck_assert_int_eq(lightws_stream_ping(&g.s, "me", 2), 0);
+  ck_assert_int_eq(lightws_stream_want(&g.s) & LIGHTWS_WANT_WRITE,
+                   LIGHTWS_WANT_WRITE);
+  ck_assert_int_eq(lightws_stream_ping(&g.s, "again", 5),
+                   LIGHTWS_ERR_WOULDBLOCK);
+  rig_peer(&g, 1, 9, "x", 1);
+  ck_assert_int_eq(lightws_stream_recv(&g.s, &c), LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_int_eq(lightws_stream_want(&g.s) & LIGHTWS_WANT_WRITE,
+                   LIGHTWS_WANT_WRITE);
+  g.f->weagain = 0;
+  ck_assert_int_eq(lightws_stream_recv(&g.s, &c), LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_int_eq(lightws_stream_want(&g.s), LIGHTWS_WANT_READ);
+  w = rig_wire(&g);
+  ck_assert_uint_eq(w->n, 2);
+  ck_wframe(w, 0, 9, 1, "me", 2);
+  ck_wframe(w, 1, 10, 1, "x", 1);
+  wire_free(w);
+  rig_free(&g);
+}
+END_TEST
+
+/* Our close waits behind our half-written frame, then follows it. */
+START_TEST(test_close_waits_for_half_written_frame) {
+  struct rig g;
+  struct wire *w;
+  uint8_t data[100];
+  ssize_t n;
+  size_t off;
+  memset(data, 'q', sizeof data);
+  rig_init(&g, LIGHTWS_SERVER, LIGHTWS_OPT_DIRECT);
+  g.f->wmax = 10;
+  n = lightws_stream_send(&g.s, 2, data, sizeof data, 0);
+  ck_assert_int_eq(n, 8);
+  off = (size_t)n;
+  ck_assert_int_eq(lightws_stream_close(&g.s, 1001, NULL, 0), 0);
+  ck_assert_int_eq(lightws_stream_closing(&g.s), 0);
+  ck_assert_int_eq(lightws_stream_flush(&g.s), LIGHTWS_ERR_BUSY);
+  g.f->wmax = 0;
+  while (off < sizeof data) {
+    n = lightws_stream_send(&g.s, 2, data + off, sizeof data - off, 0);
+    ck_assert_int_gt(n, 0);
+    off += (size_t)n;
+  }
+  ck_assert_int_eq(lightws_stream_closing(&g.s), 1);
+  ck_assert_int_eq(lightws_stream_send(&g.s, 2, data, 1, 0),
+                   LIGHTWS_ERR_CLOSED);
+  w = rig_wire(&g);
+  ck_assert_uint_eq(w->n, 2);
+  ck_wframe(w, 0, 2, 1, data, 100);
+  ck_wframe(w, 1, 8, 1, "\x03\xe9", 2);
+  wire_free(w);
+  rig_free(&g);
+}
+END_TEST
+
+/* A peer error while our frame is half-written: no close can follow it, so
+ * none is sent, and sends report the error. */
+START_TEST(test_failure_behind_half_written_frame) {
+  struct rig g;
+  struct lightws_chunk c;
+  uint8_t data[100];
+  memset(data, 'q', sizeof data);
+  rig_init(&g, LIGHTWS_SERVER, LIGHTWS_OPT_DIRECT);
+  g.f->wmax = 10;
+  ck_assert_int_eq(lightws_stream_send(&g.s, 2, data, sizeof data, 0), 8);
+  rig_raw(&g, "\x81\x01a", 3); /* unmasked */
+  ck_assert_int_eq(lightws_stream_recv(&g.s, &c), LIGHTWS_ERR_MASK_REQUIRED);
+  ck_assert_int_eq(lightws_stream_send(&g.s, 2, data + 8, 92, 0),
+                   LIGHTWS_ERR_MASK_REQUIRED);
+  ck_assert_uint_eq(g.f->out_len, 10);
+  ck_assert_int_eq(lightws_stream_want(&g.s) & LIGHTWS_WANT_WRITE, 0);
+  rig_free(&g);
+}
+END_TEST
+
 Suite *stream_suite(void) {
   Suite *s = suite_create("stream");
   TCase *t = tcase_create("read");
@@ -1502,6 +1633,8 @@ Suite *stream_suite(void) {
   tcase_add_test(t, test_read_bytes_script_ignores_boundaries);
   tcase_add_test(t, test_recv_every_split);
   tcase_add_test(t, test_feed_then_read);
+  tcase_add_test(t, test_read_bypass_into_caller_buffer);
+  tcase_add_test(t, test_direct_mode_half_head_gives_empty_chunk);
   suite_add_tcase(s, t);
 
   t = tcase_create("errors");
@@ -1522,6 +1655,9 @@ Suite *stream_suite(void) {
   tcase_add_test(t, test_pong_pending_replaced_then_flushed);
   tcase_add_test(t, test_pong_waits_for_data_frame);
   tcase_add_test(t, test_no_auto_pong_reports_ping);
+  tcase_add_test(t, test_ping_waits_for_busy_slot);
+  tcase_add_test(t, test_close_waits_for_half_written_frame);
+  tcase_add_test(t, test_failure_behind_half_written_frame);
   suite_add_tcase(s, t);
 
   t = tcase_create("write");
