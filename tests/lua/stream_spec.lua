@@ -268,6 +268,15 @@ describe("stream", function()
     lightws.close_fd(d)
   end)
 
+  it("poll reports readable descriptors", function()
+    local a, b = lightws.socketpair()
+    local c, d = lightws.socketpair()
+    assert.same({}, lightws.poll({ a, c }, 0.01))
+    lightws.write_fd(d, "x")
+    assert.same({ 2 }, lightws.poll({ a, c }, 1))
+    for _, fd in ipairs({ a, b, c, d }) do lightws.close_fd(fd) end
+  end)
+
   it("raises on misuse", function()
     local c, s = pair()
     assert.has_error(function() c:send("x", "ping") end)
