@@ -22,7 +22,7 @@ $(BUILD)/luajit/lightws/core.so: $(LUA_BIND_SRCS) $(LUA_BIND_HDRS) $(LIB_PIC_OBJ
 	$(CC) $(LUA_MOD_CFLAGS) $(LUAJIT_CFLAGS) $(LUA_BIND_SRCS) $(LIB_PIC_OBJS) -o $@
 	@chmod a+r $@
 
-test-lua: lua
+test-lua: lua $(BUILD)/lightws-echo
 	bash tests/lua/run.sh
 
 TEST_TARGETS += test-lua
