@@ -1621,6 +1621,110 @@ START_TEST(test_failure_behind_half_written_frame) {
 }
 END_TEST
 
+/* Property: whatever a client writes through short writes and EAGAIN
+ * (random fragmentation, pings between fragments, all mask modes), a
+ * server reading it through random short reads gets exactly the same
+ * messages, and answers every ping with its payload. */
+static void run_roundtrip(uint64_t seed) {
+  struct rig cl, sv;
+  struct result res;
+  struct buf want = {0}, pings = {0};
+  struct msg wm[60];
+  size_t nm = 0, i, npings = 0;
+  static uint8_t body[80000];
+  uint64_t r = seed;
+  struct wire *w;
+  rig_init(&cl, LIGHTWS_CLIENT, rnd(&r) & 1 ? LIGHTWS_OPT_DIRECT : 0);
+  ck_assert_int_eq(lightws_stream_set_mask_mode(&cl.s, (int)(rnd(&r) % 3)),
+                   0);
+  cl.f->wmax = 1 + (size_t)(rnd(&r) % 5000);
+  cl.f->wrand = 1;
+  cl.f->weagain = (int)(rnd(&r) % 40);
+  cl.f->rng = seed;
+  for (nm = 0; nm < 50; nm++) {
+    int op = rnd(&r) & 1 ? 1 : 2;
+    size_t len = (size_t)(rnd(&r) % 8 == 0 ? rnd(&r) % 70000
+                                           : rnd(&r) % 300), off = 0;
+    for (i = 0; i < len; i++)
+      body[i] = op == 1 ? (uint8_t)(i % 3 == 2 ? 0xA9 : i % 3 == 1 ? 0xC3
+                                                                  : 'a')
+                        : (uint8_t)rnd(&r);
+    if (op == 1 && len % 3 == 2) len--; /* end on a whole character */
+    wm[nm].op = op;
+    wm[nm].off = want.len;
+    wm[nm].len = len;
+    buf_put(&want, body, len);
+    do {
+      size_t piece = len - off;
+      unsigned fl = rnd(&r) & 1 ? LIGHTWS_SEND_MASK_IN_PLACE : 0;
+      if (rnd(&r) % 3 == 0) piece = (size_t)(rnd(&r) % (piece + 1));
+      if (off + piece < len) fl |= LIGHTWS_SEND_FRAGMENT;
+      send_all(&cl.s, op, body + off, piece, fl);
+      off += piece;
+      if (rnd(&r) % 4 == 0) {
+        uint8_t pp[125];
+        size_t pl = (size_t)(rnd(&r) % 126);
+        int rc;
+        memset(pp, (int)('A' + npings % 26), pl);
+        while ((rc = lightws_stream_ping(&cl.s, pp, pl)) ==
+               LIGHTWS_ERR_WOULDBLOCK) {
+        }
+        ck_assert_int_eq(rc, 0);
+        buf_put(&pings, &pl, sizeof pl);
+        npings++;
+      }
+    } while (off < len);
+  }
+  while (lightws_stream_close(&cl.s, 1000, "end", 3) ==
+         LIGHTWS_ERR_WOULDBLOCK) {
+  }
+  while (lightws_stream_flush(&cl.s) == LIGHTWS_ERR_WOULDBLOCK) {
+  }
+  ck_assert_int_eq(lightws_stream_closing(&cl.s), 1);
+
+  rig_init(&sv, LIGHTWS_SERVER, rnd(&r) & 1 ? LIGHTWS_OPT_DIRECT : 0);
+  sv.f->in = cl.f->out;
+  sv.f->in_len = cl.f->out_len;
+  sv.f->rmax = 1 + (size_t)(rnd(&r) % 3000);
+  sv.f->rrand = 1;
+  sv.f->reagain = (int)(rnd(&r) % 30);
+  sv.f->rng = seed + 1;
+  drain(&sv.s, (enum api)(rnd(&r) % 2), 1 + (size_t)(rnd(&r) % 5000), &res);
+  if (getenv("DBG"))
+    fprintf(stderr, "roundtrip %llu: %zu bytes, %zu pings, wire %zu\n",
+            (unsigned long long)seed, want.len, npings, cl.f->out_len);
+  ck_assert_int_eq(res.end, LIGHTWS_ERR_CLOSED);
+  ck_assert_uint_eq(res.nm, nm);
+  ck_assert_uint_eq(res.data.len, want.len);
+  ck_assert(memcmp(res.data.p, want.p, want.len) == 0);
+  for (i = 0; i < nm; i++) {
+    ck_assert_int_eq(res.m[i].op, wm[i].op);
+    ck_assert_uint_eq(res.m[i].len, wm[i].len);
+  }
+  w = rig_wire(&sv);
+  ck_assert_uint_eq(w->n, npings + 1);
+  for (i = 0; i < npings; i++) {
+    size_t pl;
+    memcpy(&pl, pings.p + i * sizeof pl, sizeof pl);
+    ck_assert_int_eq(w->fr[i].op, 10);
+    ck_assert_uint_eq(w->fr[i].len, pl);
+    ck_assert(pl == 0 || w->pay.p[w->fr[i].off] == 'A' + i % 26);
+  }
+  ck_wframe(w, npings, 8, 1, "\x03\xe8", 2);
+  wire_free(w);
+  free(res.data.p);
+  free(want.p);
+  free(pings.p);
+  rig_free(&cl);
+  rig_free(&sv);
+}
+
+START_TEST(test_client_to_server_roundtrip_random) {
+  uint64_t seed, n = quick() ? 4 : 40;
+  for (seed = 1; seed <= n; seed++) run_roundtrip(seed * 7919);
+}
+END_TEST
+
 Suite *stream_suite(void) {
   Suite *s = suite_create("stream");
   TCase *t = tcase_create("read");
@@ -1667,6 +1771,7 @@ Suite *stream_suite(void) {
   tcase_add_test(t, test_send_rejects_misuse);
   tcase_add_test(t, test_sendv_every_write_mode);
   tcase_add_test(t, test_sendv_one_writev_for_small_frames);
+  tcase_add_test(t, test_client_to_server_roundtrip_random);
   suite_add_tcase(s, t);
 
   t = tcase_create("transport");
