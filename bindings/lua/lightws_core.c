@@ -23,6 +23,7 @@
 #define STREAM_MT "lightws.stream"
 #define UTF8_MT "lightws.utf8"
 #define DEFAULT_RBUF 16384
+#define CLOSE_WAIT_DEFAULT 10.0 /* seconds ws:close() waits without a timeout */
 #define MAX_HEADERS LIGHTWS_HANDSHAKE_HEADERS_MAX
 
 /* Handshake progress kept in the userdata, so a timeout resumes. */
@@ -741,7 +742,8 @@ static int m_last_pong(lua_State *L) {
 /* ws:close([code=1000], [reason=""]) -> true, peer_code, peer_reason
  *   | nil, msg, ...: the close handshake (§7.1.2): sends a close frame,
  * drains data until the peer's close (or EOF), then closes the descriptor
- * (when owned). The stream is closed afterwards in every case. */
+ * (when owned). Waits at most the stream's timeout, or 10 s without one.
+ * The stream is closed afterwards in every case. */
 static int m_close(lua_State *L) {
   struct lstream *w = (struct lstream *)luaL_checkudata(L, 1, STREAM_MT);
   lua_Integer code = luaL_optinteger(L, 2, LIGHTWS_CLOSE_NORMAL);
@@ -754,7 +756,9 @@ static int m_close(lua_State *L) {
     lua_pushliteral(L, "closed");
     return 2;
   }
-  deadline = deadline_of(w);
+  /* without a timeout the wait for the peer's close is capped, so a peer
+   * that never answers cannot hang the caller (§7.1.1 lets us close) */
+  deadline = now_mono() + (w->timeout < 0 ? CLOSE_WAIT_DEFAULT : w->timeout);
   if (w->hs != HS_DONE) {
     close_fd_of(w);
     lua_pushboolean(L, 1);
