@@ -56,6 +56,31 @@ function H.resume()
   end
 end
 
+-- GET /client_resume?port=N: the server there sends one binary frame in
+-- pieces with pauses; the client reads with a 100 ms timeout, continues the
+-- frame after each timeout, echoes it, and answers the close.
+function H.client_resume()
+  local wb = resty.client.new({ timeout = 100, max_payload_len = 1048576 })
+  wb:set_timeout(2000)
+  local ok, err = wb:connect("ws://127.0.0.1:" .. ngx.var.arg_port .. "/pieces")
+  if not ok then ngx.say("connect failed: ", err) return end
+  wb:set_timeout(100)
+  local timeouts, data, typ, e = 0, nil, nil, nil
+  repeat
+    data, typ, e = wb:recv_frame()
+    if not data then
+      if e ~= "timeout" then ngx.say("failed: ", e) return end
+      timeouts = timeouts + 1
+    end
+  until data or timeouts > 100
+  wb:set_timeout(2000)
+  wb:send_binary(data)
+  local reason, ctyp, code = wb:recv_frame()
+  wb:close()
+  ngx.say("timeouts=", timeouts, " len=", data and #data or -1, " typ=", typ,
+          " close=", ctyp, ":", code, ":", reason)
+end
+
 -- GET /client?port=N: runs a client session against ws://127.0.0.1:N/ and
 -- prints one line per check; the last line is "ok" when all passed.
 function H.client()

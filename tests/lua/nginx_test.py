@@ -170,6 +170,55 @@ def utf8_test(port):
     s.close()
 
 
+def client_resume_test(port):
+    """nginx's client reads a frame that arrives cut, with pauses longer than its timeout."""
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    payload = bytes(range(256)) * 40
+    result = {}
+
+    def serve():
+        c, _ = srv.accept()
+        c.settimeout(10)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += c.recv(1)
+        key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n") if l.lower().startswith(b"sec-websocket-key:")][0]
+        import hashlib
+        acc = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+        frame = struct.pack("!BBH", 0x82, 126, len(payload)) + payload
+        for a, b in ((0, 3), (3, 5000), (5000, len(frame))):
+            c.sendall(frame[a:b])
+            time.sleep(0.35)
+        b0, b1 = c.recv(2, socket.MSG_WAITALL)
+        n = struct.unpack("!H", c.recv(2, socket.MSG_WAITALL))[0] if b1 & 0x7F == 126 else b1 & 0x7F
+        key4 = c.recv(4, socket.MSG_WAITALL)
+        body = c.recv(n, socket.MSG_WAITALL)
+        result["echo"] = (b0, b1 & 0x80, bytes(x ^ key4[i % 4] for i, x in enumerate(body)))
+        c.sendall(struct.pack("!BBH", 0x88, 2, 1000))
+        try:
+            c.recv(64)
+        except OSError:
+            pass
+        c.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    body = urllib.request.urlopen("http://127.0.0.1:%d/client_resume?port=%d" % (port, srv.getsockname()[1]),
+                                  timeout=30).read().decode().strip()
+    t.join(10)
+    srv.close()
+    fields = dict(f.split("=", 1) for f in body.split())
+    check(int(fields.get("timeouts", 0)) >= 2 and fields.get("len") == str(len(payload)),
+          "client resume: frame cut in head and payload read whole after timeouts (%s)" % body)
+    check(result.get("echo") == (0x82, 0x80, payload), "client resume: masked echo of the whole frame")
+    check(fields.get("close") == "close:1000:", "client resume: server close seen with code 1000")
+
+
 def client_test(port):
     echo = os.path.join(SRC, "build", "lightws-echo")
     if not os.path.exists(echo):
@@ -196,6 +245,7 @@ def main():
         asyncio.run(server_tests(port))
         resume_test(port)
         utf8_test(port)
+        client_resume_test(port)
         client_test(port)
     except Exception as e:  # a crash is a failure, with the nginx log
         check(False, "exception: %r" % (e,))
