@@ -1725,6 +1725,45 @@ START_TEST(test_client_to_server_roundtrip_random) {
 }
 END_TEST
 
+/* A pong read just before rbuf must be compacted (the next head straddles
+ * its end) stays readable through lightws_stream_pong_data(). */
+START_TEST(test_pong_data_survives_compaction) {
+  struct lightws_stream st;
+  struct fake *f = fake_new(4096);
+  struct lightws_io io = {fake_read, fake_writev, NULL};
+  struct buf in = {0};
+  uint8_t rbuf[256], a[238], b[100];
+  struct lightws_chunk c;
+  const uint8_t *pd;
+  size_t pl;
+  uint64_t rng = 5;
+  memset(a, 'a', sizeof a);
+  memset(b, 'b', sizeof b);
+  put_frame(&in, 1, 2, a, sizeof a, 1, &rng); /* 244 bytes */
+  put_frame(&in, 1, 10, "po", 2, 1, &rng);    /* ends at 252 */
+  put_frame(&in, 1, 2, b, sizeof b, 1, &rng); /* head straddles 256 */
+  io.ctx = f;
+  f->in = in.p;
+  f->in_len = in.len;
+  ck_assert_int_eq(
+      lightws_stream_init(&st, LIGHTWS_SERVER, -1, rbuf, sizeof rbuf, 0), 0);
+  lightws_stream_set_io(&st, &io);
+  ck_assert_int_eq(lightws_stream_recv(&st, &c), 238);
+  ck_assert_ptr_null(lightws_stream_pong_data(&st, &pl));
+  ck_assert_int_gt(lightws_stream_recv(&st, &c), 0);
+  ck_assert_int_eq(c.data[0], 'b');
+  pd = lightws_stream_pong_data(&st, &pl);
+  ck_assert_ptr_nonnull(pd);
+  ck_assert_uint_eq(pl, 2);
+  ck_assert(memcmp(pd, "po", 2) == 0);
+  ck_assert_ptr_eq(pd, rbuf); /* moved to the front by the compaction */
+  ck_assert_int_eq(lightws_stream_recv(&st, &c), LIGHTWS_ERR_EOF);
+  ck_assert_ptr_null(lightws_stream_pong_data(&st, &pl));
+  free(in.p);
+  fake_free(f);
+}
+END_TEST
+
 Suite *stream_suite(void) {
   Suite *s = suite_create("stream");
   TCase *t = tcase_create("read");
@@ -1760,6 +1799,7 @@ Suite *stream_suite(void) {
   tcase_add_test(t, test_pong_waits_for_data_frame);
   tcase_add_test(t, test_no_auto_pong_reports_ping);
   tcase_add_test(t, test_ping_waits_for_busy_slot);
+  tcase_add_test(t, test_pong_data_survives_compaction);
   tcase_add_test(t, test_close_waits_for_half_written_frame);
   tcase_add_test(t, test_failure_behind_half_written_frame);
   suite_add_tcase(s, t);
