@@ -505,7 +505,11 @@ enum lightws_role { LIGHTWS_SERVER = 0, LIGHTWS_CLIENT = 1 };
 
 /* Client mask modes (§5.3). The server never masks. */
 enum lightws_mask_mode {
-  LIGHTWS_MASK_RANDOM = 0, /* fresh key per frame (default, as §5.3 says) */
+  LIGHTWS_MASK_RANDOM = 0, /* fresh key per frame (default, as §5.3 says),
+                              from a fast generator (xorshift64*) seeded
+                              from the OS at init: not a cryptographic
+                              generator, but a peer or script that sees
+                              only payloads cannot predict it */
   LIGHTWS_MASK_FIXED = 1,  /* one random key per connection */
   LIGHTWS_MASK_ZERO = 2    /* all-zero key: peers unmask for free; only for
                               trusted paths (tunnels), not browsers' peers */
