@@ -352,7 +352,7 @@ def render(a, runnable, skipped, workloads, results, errors, micro_rounds, idle,
              "of the figures and of the per-round ratios).")
     for w in workloads:
         L.append("  %s: %s" % (w[0], w[4]))
-    head = "%-15s" % "implementation"
+    head = "%-17s" % "implementation"
     for w in workloads:
         head += " | %-20s" % (w[0] + (" MB/s" if w[1] == "bulk" else " rtt/s"))
         if w[0] == "W2":
@@ -363,7 +363,7 @@ def render(a, runnable, skipped, workloads, results, errors, micro_rounds, idle,
     L.append("-" * len(head))
     for impl in runnable:
         n = impl["name"]
-        row = "%-15s" % n
+        row = "%-17s" % n
         for w in workloads:
             runs = results[n][w[0]]
             if not runs:
@@ -381,7 +381,7 @@ def render(a, runnable, skipped, workloads, results, errors, micro_rounds, idle,
         row += " | " + " ".join("-" if x is None else "%.2f" % x for x in al)
         L.append(row)
     for n, why in skipped.items():
-        L.append("%-15s | not run: %s" % (n, why))
+        L.append("%-17s | not run: %s" % (n, why))
     L.append("")
     L.append("CPU time of server + client (user + system) per GiB (W1, W2) or per 1000 round trips (W3),")
     L.append("median, and as a ratio to raw TCP in the same round (lower is better; less noisy than wall time):")
@@ -395,7 +395,7 @@ def render(a, runnable, skipped, workloads, results, errors, micro_rounds, idle,
                 continue
             unit = med([x[3] for x in runs]) * (1000.0 if w[1] == "pingpong" else 1.0)
             cells.append("%s %.3fs x%.2f" % (w[0], unit, med([x[4] for x in runs]) or 0))
-        L.append("  %-15s %s" % (n, "   ".join(cells)))
+        L.append("  %-17s %s" % (n, "   ".join(cells)))
 
     micro = {}
     if micro_rounds:
