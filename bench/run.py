@@ -98,8 +98,9 @@ def available(impl):
         p = subprocess.run(impl["probe"], env=env_for(impl), capture_output=True, text=True,
                            cwd=ROOT, timeout=60)
         if p.returncode != 0:
-            last = (p.stderr.strip().splitlines() or ["?"])[-1]
-            return "cannot load: " + last[:80]
+            lines = p.stderr.strip().splitlines() or ["?"]
+            why = next((l for l in lines if "rror" in l), lines[-1]).strip()
+            return "cannot load (try `make deps`): " + why[:90]
     return None
 
 
