@@ -60,7 +60,9 @@ def impls():
         dict(name="wslay", what="wslay 1.1 event API (Debian libwslay)",
              cmd=[os.path.join(BUILD, "wslay-bench")], alloc=True),
         dict(name="websockets", what="python3-websockets 10.4, asyncio, C speedups",
-             cmd=[PY, os.path.join(ROOT, "bench", "websockets_bench.py")]),
+             cmd=[PY, os.path.join(ROOT, "bench", "websockets_bench.py")],
+             probe=[PY, "-c", "import os, sys, websockets; sys.exit(0 if os.path.exists(%r) else "
+                    "'Error: no %s (built by make bench)')" % ((os.path.join(BUILD, "pyws", "speedups.so"),) * 2)]),
         dict(name="node-ws", what="node ws 8 (+bufferutil if installed)",
              cmd=["node", os.path.join(ROOT, "bench", "ws_bench.js")],
              probe=["node", "-e", "require(%r)" % os.path.join(BUILD, "node", "node_modules", "ws")]),
@@ -305,11 +307,17 @@ def main():
 
     # Once: idle RSS and allocations per frame.
     idle = {}
+    idle_min = {}
     if not a.no_micro and os.path.exists(os.path.join(BUILD, "lightws-bench")):
         try:
-            idle = run_micro({"BENCH_IDLE_CONNS": "10000"})
+            idle = run_micro({"BENCH_IDLE_CONNS": "10000", "BENCH_MICRO": "idle"})
+            idle_min = run_micro({"BENCH_IDLE_CONNS": "10000", "BENCH_MICRO": "idle",
+                                  "BENCH_IDLE_RBUF": "256"})
         except Exception as e:  # noqa: BLE001
             print("  idle RSS FAILED: %s" % e, flush=True)
+    if idle_min.get("idle_conns"):
+        idle["min_rss_kib"] = idle_min["idle_rss_kib"]
+        idle["min_bytes_per_conn"] = idle_min["idle_bytes_per_conn"]
     allocs = {}
     if os.path.exists(os.path.join(BUILD, "alloc-count.so")):
         for impl in runnable:
@@ -419,6 +427,9 @@ def render(a, runnable, skipped, workloads, results, errors, micro_rounds, idle,
                      "RSS +%.1f MiB = %.0f B per connection" % (
                          idle["idle_conns"], idle["idle_rbuf_bytes"], idle["idle_rss_kib"] / 1024.0,
                          idle["idle_bytes_per_conn"]))
+        if idle.get("min_rss_kib") is not None:
+            L.append("  the same with a %d B rbuf (LIGHTWS_RBUF_MIN): RSS +%.1f MiB = %.0f B per connection" % (
+                256, idle["min_rss_kib"] / 1024.0, idle["min_bytes_per_conn"]))
 
     L.append("")
     L.append("Targets:")
