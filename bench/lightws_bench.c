@@ -223,7 +223,7 @@ static void micro_print(const char *name, double value) {
  * runs: on a shared machine the least disturbed run is the closest to the
  * code's own cost.
  */
-enum { NH = 64, SLOT = 32, TRIALS = 25, REPS = 2048 /* x NH calls */ };
+enum { NH = 64, SLOT = 32, TRIALS = 200, REPS = 1024 /* x NH calls */ };
 static uint8_t heads[NH][SLOT];
 static uint8_t hlen[NH];
 
