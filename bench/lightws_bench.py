@@ -6,7 +6,8 @@ call) into a buffer as large as the receive buffer; pingpong echoes
 ws.recv() with ws.send(). Client: ws.send() per frame (fresh mask key per
 frame), ws.recv() for the echo. LIGHTWS_PY_SENDV=1 sends bulk frames 32 at
 a time through the stream's sendv (not public API; to show what a public
-gathering send would give).
+gathering send would give); LIGHTWS_PY_DIRECT=1|inplace calls CStream.send per
+frame without the WebSocket layers (not public API; the cost of a lean fast path).
 """
 import os
 import socket
@@ -82,6 +83,27 @@ def send_batched(ws, data, frames, size):
             left -= 1
 
 
+def send_direct(ws, buf, frames, in_place):
+    """One CStream.send per frame, skipping the WebSocket layers (not public
+    API): what a lean fast path in WebSocket.send would cost. `in_place`
+    adds SEND_MASK_IN_PLACE (buf is a bytearray the bench does not need back)."""
+    import select
+    from lightws import _core
+    c, op = ws._c, lightws.Opcode.BINARY
+    flags = _core.SEND_MASK_IN_PLACE if in_place else 0
+    poller = select.poll()
+    poller.register(ws.fileno(), select.POLLOUT)
+    send = c.send
+    size = len(buf)
+    for _ in range(frames):
+        done = 0
+        while done < size:
+            try:
+                done += send(op, buf if done == 0 else memoryview(buf)[done:], flags)
+            except lightws.WouldBlock:
+                poller.poll()
+
+
 def client(mode, port, total, size):
     for _ in range(2000):
         try:
@@ -97,6 +119,8 @@ def client(mode, port, total, size):
         t0 = time.perf_counter()
         if os.environ.get("LIGHTWS_PY_SENDV") == "1":
             send_batched(ws, bytes(buf), frames, size)
+        elif os.environ.get("LIGHTWS_PY_DIRECT"):
+            send_direct(ws, buf, frames, os.environ["LIGHTWS_PY_DIRECT"] == "inplace")
         else:
             send = ws.send
             for _ in range(frames):
