@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -382,6 +383,11 @@ static void micro_idle(int n) {
       getsockname(lfd, (struct sockaddr *)&sa, &sl) < 0) {
     perror("idle: listen");
     return;
+  }
+  {
+    /* accept(2) gives up after 10 s if the child could not connect */
+    struct timeval tv = {10, 0};
+    setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   }
   memset(&f, 0, sizeof(f));
   f.fin = 1;

@@ -6,12 +6,6 @@
 #include <string.h>
 #include "internal.h"
 
-/* Defined in stream.c (lib/internal.h belongs to the codec area). */
-ssize_t lightws__stream_io_read(struct lightws_stream *s, void *buf,
-                                size_t len);
-ssize_t lightws__stream_io_writev(struct lightws_stream *s,
-                                  const struct iovec *iov, int iovcnt);
-
 /* F_WANT_READ | F_WANT_WRITE of stream.c: cleared as each call starts. */
 #define WANT_BITS 0x300u
 

@@ -30,4 +30,12 @@ int lightws__random(void *buf, size_t len);
 /* ASCII case-insensitive comparison of a[0..n) and b[0..n). */
 int lightws__casecmp(const char *a, const char *b, size_t n);
 
+/* The stream's transport (stream.c), shared with endpoint.c: like read(2)
+ * and writev(2) with EINTR retried; return bytes, 0 at EOF (read), or
+ * LIGHTWS_ERR_WOULDBLOCK (setting the want bits) / LIGHTWS_ERR_SYSTEM. */
+ssize_t lightws__stream_io_read(struct lightws_stream *s, void *buf,
+                                size_t len);
+ssize_t lightws__stream_io_writev(struct lightws_stream *s,
+                                  const struct iovec *iov, int iovcnt);
+
 #endif

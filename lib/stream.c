@@ -11,12 +11,6 @@
 typedef char lightws__stream_size_check[sizeof(struct lightws_stream) <= 256
                                         ? 1 : -1];
 
-/* Shared with endpoint.c (declared there too: lib/internal.h is not ours). */
-ssize_t lightws__stream_io_read(struct lightws_stream *s, void *buf,
-                                size_t len);
-ssize_t lightws__stream_io_writev(struct lightws_stream *s,
-                                  const struct iovec *iov, int iovcnt);
-
 /* Bits of s->flags. The low byte holds the LIGHTWS_OPT_* options. */
 #define F_OPTS         0x000000FFu
 #define F_WANT_READ    0x00000100u /* last WOULDBLOCK waited to read */
