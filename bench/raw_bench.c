@@ -10,12 +10,12 @@
 #include <unistd.h>
 
 /*
- * RAW_BENCH_IO=sendmsg|writev sends each chunk as a 2-byte head iovec plus
+ * RAW_BENCH_IO=sendmsg|writev sends each chunk as an (empty) head iovec plus
  * the payload, through sendmsg(MSG_NOSIGNAL) (as lightws does on a socket) or
- * writev: it measures what the system call alone costs against write(). The
- * default and the harness use write().
+ * writev; RAW_BENCH_IO=send uses send(MSG_NOSIGNAL) on one buffer. It prices
+ * the system call alone against write(). The default and the harness use write().
  */
-static int io_mode; /* 0 write, 1 sendmsg, 2 writev */
+static int io_mode; /* 0 write, 1 sendmsg, 2 writev, 3 send(MSG_NOSIGNAL) */
 
 static int send_chunk(int fd, const uint8_t *buf, size_t len) {
   static const uint8_t head[2] = {0x82, 0};
@@ -23,6 +23,12 @@ static int send_chunk(int fd, const uint8_t *buf, size_t len) {
   struct msghdr mh;
   ssize_t n;
   if (io_mode == 0) return bench_write_all(fd, buf, len);
+  if (io_mode == 3) {
+    n = send(fd, buf, len, MSG_NOSIGNAL);
+    if (n < 0) return -1;
+    if ((size_t)n < len) return bench_write_all(fd, buf + n, len - (size_t)n);
+    return 0;
+  }
   /* an empty head iovec: the same bytes on the wire as write() */
   iov[0].iov_base = (void *)head;
   iov[0].iov_len = 0; /* no extra bytes on the wire: same stream as write() */
@@ -98,7 +104,11 @@ static int client(const struct bench_args *a) {
 int main(int argc, char **argv) {
   struct bench_args a;
   const char *io = getenv("RAW_BENCH_IO");
-  io_mode = io && strcmp(io, "sendmsg") == 0 ? 1 : io && strcmp(io, "writev") == 0 ? 2 : 0;
+  io_mode = !io                         ? 0
+            : strcmp(io, "sendmsg") == 0 ? 1
+            : strcmp(io, "writev") == 0  ? 2
+            : strcmp(io, "send") == 0    ? 3
+                                         : 0;
   if (bench_parse(argc, argv, &a) < 0) return 2;
   return a.server ? server(&a) : client(&a);
 }
