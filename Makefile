@@ -26,9 +26,9 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 TEST_SRCS := $(wildcard tests/check_*.c)
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-TEST_TARGETS := test-c test-c-asan test-c-valgrind
+TEST_TARGETS := test-c test-c-asan test-c-valgrind test-install
 
-.PHONY: all lib tools install uninstall clean test deps demo check test-c test-c-asan test-c-valgrind
+.PHONY: test-install all lib tools install uninstall clean test deps demo check test-c test-c-asan test-c-valgrind
 
 all: lib tools
 
@@ -54,10 +54,13 @@ $(BUILD)/liblightws.so: $(LIB_PIC_OBJS)
 	ln -sf liblightws.so.$(VERSION) $(BUILD)/liblightws.so.$(SOVERSION)
 	ln -sf liblightws.so.$(VERSION) $@
 
+# The .pc names the install paths, so `make install PREFIX=...` writes its own.
+write_pc = printf 'prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: lightws\nDescription: websocket (RFC 6455) library for stream transmission, no allocation\nVersion: %s\nLibs: -L$${libdir} -llightws\nCflags: -I$${includedir}\n' \
+	  '$(PREFIX)' '$(LIBDIR)' '$(INCLUDEDIR)' '$(VERSION)' > $(1)
+
 $(BUILD)/lightws.pc: Makefile
 	@mkdir -p $(@D)
-	printf 'prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: lightws\nDescription: websocket (RFC 6455) library for stream transmission, no allocation\nVersion: %s\nLibs: -L$${libdir} -llightws\nCflags: -I$${includedir}\n' \
-	  '$(PREFIX)' '$(LIBDIR)' '$(INCLUDEDIR)' '$(VERSION)' > $@
+	$(call write_pc,$@)
 
 install: lib
 	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
@@ -66,7 +69,7 @@ install: lib
 	install -m 755 $(BUILD)/liblightws.so.$(VERSION) $(DESTDIR)$(LIBDIR)/
 	ln -sf liblightws.so.$(VERSION) $(DESTDIR)$(LIBDIR)/liblightws.so.$(SOVERSION)
 	ln -sf liblightws.so.$(VERSION) $(DESTDIR)$(LIBDIR)/liblightws.so
-	install -m 644 $(BUILD)/lightws.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+	$(call write_pc,$(DESTDIR)$(LIBDIR)/pkgconfig/lightws.pc)
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/lightws.h $(DESTDIR)$(LIBDIR)/liblightws.* \
@@ -92,6 +95,10 @@ test-c-valgrind: $(BUILD)/check_lightws
 	CK_FORK=no LIGHTWS_TEST_QUICK=1 valgrind --error-exitcode=1 -q --leak-check=full $(BUILD)/check_lightws
 
 check: test-c
+
+# install + pkg-config + the README quick start against lightws-echo
+test-install: all
+	bash tests/install.sh
 
 deps:
 	bash scripts/deps.sh
