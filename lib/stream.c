@@ -269,23 +269,27 @@ static ssize_t more(struct lightws_stream *s, int *reads, size_t need) {
   return 0;
 }
 
-/* Payload bytes [p, p+n) of the current data frame arrived (raw, masked as
- * sent): unmask, validate text, account. Returns 0 or a failure. */
-static ssize_t take_payload(struct lightws_stream *s, uint8_t *p, size_t n,
+/* Payload bytes src[0..n) of the current data frame arrived (raw, masked
+ * as sent, §5.3): unmask them into dst in one pass (dst == src for a view
+ * into rbuf; the caller's buffer for the copy-out reads, so the payload is
+ * not unmasked in rbuf and then copied), validate text on the unmasked
+ * bytes, account. Returns 0 or a failure. */
+static ssize_t take_payload(struct lightws_stream *s, uint8_t *dst,
+                            const uint8_t *src, size_t n,
                             struct lightws_chunk *out) {
   int u = LIGHTWS_UTF8_VALID;
-  lightws_mask(p, n, s->r_mask, s->r_mask_off);
+  lightws_mask_copy(dst, src, n, s->r_mask, s->r_mask_off);
   s->r_mask_off = (uint8_t)((s->r_mask_off + n) & 3);
   s->r_left -= n;
   if (s->msg_opcode == LIGHTWS_OPCODE_TEXT &&
       !(s->flags & LIGHTWS_OPT_NO_UTF8_CHECK)) {
     struct lightws_utf8 st;
     st.state = s->utf8;
-    u = lightws_utf8_feed(&st, p, n);
+    u = lightws_utf8_feed(&st, dst, n);
     s->utf8 = st.state;
     if (u < 0) return fail(s, LIGHTWS_ERR_UTF8);
   }
-  out->data = p;
+  out->data = dst;
   out->len = n;
   out->opcode = s->msg_opcode;
   out->frame_end = s->r_left == 0;
@@ -387,10 +391,12 @@ static ssize_t on_control(struct lightws_stream *s,
  * without budget it returns INCOMPLETE ("nothing more now"). `hold_ping`:
  * 1 stops before a ping under NO_AUTO_PONG (a gathering read that already
  * has bytes), 0 hands it out (returns the chunk with opcode PING), -1
- * answers it anyway (read_bytes). Returns the chunk length or an error.
+ * answers it anyway (read_bytes). `dst`: where data payload goes, unmasked
+ * (NULL: in place in rbuf, out->data a view). A ping handed out stays in
+ * rbuf. Returns the chunk length or an error.
  */
 static ssize_t engine(struct lightws_stream *s, struct lightws_chunk *out,
-                      size_t max, int *reads, int hold_ping) {
+                      size_t max, int *reads, int hold_ping, uint8_t *dst) {
   for (;;) {
     struct lightws_frame f;
     ssize_t h, r;
@@ -398,6 +404,7 @@ static ssize_t engine(struct lightws_stream *s, struct lightws_chunk *out,
 
     if (s->flags & F_IN_FRAME) {
       size_t n = avail;
+      uint8_t *src;
       if (s->r_left > 0 && avail == 0) {
         r = more(s, reads, 0);
         if (r < 0) return r;
@@ -406,7 +413,8 @@ static ssize_t engine(struct lightws_stream *s, struct lightws_chunk *out,
       if (n > s->r_left) n = (size_t)s->r_left;
       if (n > max) n = max;
       if (n == 0 && s->r_left > 0) return LIGHTWS_ERR_INCOMPLETE; /* max 0 */
-      r = take_payload(s, s->rbuf + s->rpos, n, out);
+      src = s->rbuf + s->rpos;
+      r = take_payload(s, dst ? dst : src, src, n, out);
       if (r < 0) return r;
       s->rpos += (uint32_t)n;
       return (ssize_t)n;
@@ -459,7 +467,8 @@ static ssize_t engine(struct lightws_stream *s, struct lightws_chunk *out,
     s->rpos += (uint32_t)h;
     if (f.length == 0) {
       /* an empty frame is a chunk of its own (it may end a message) */
-      r = take_payload(s, s->rbuf + s->rpos, 0, out);
+      r = take_payload(s, dst ? dst : s->rbuf + s->rpos, s->rbuf + s->rpos, 0,
+                       out);
       if (r < 0) return r;
       return 0;
     }
@@ -490,7 +499,7 @@ ssize_t lightws_stream_recv(struct lightws_stream *s,
   ssize_t r = read_begin(s);
   memset(out, 0, sizeof *out);
   if (r < 0) return r;
-  r = engine(s, out, (size_t)-1, &reads, 0);
+  r = engine(s, out, (size_t)-1, &reads, 0, NULL);
   if (r == LIGHTWS_ERR_INCOMPLETE) {
     memset(out, 0, sizeof *out); /* direct mode without progress */
     out->opcode = s->msg_opcode;
@@ -511,7 +520,8 @@ static ssize_t bypass(struct lightws_stream *s, uint8_t *dst, size_t room,
   r = lightws__stream_io_read(s, dst, n);
   if (r == 0) return on_eof(s);
   if (r < 0) return r;
-  if (take_payload(s, dst, (size_t)r, c) < 0) return -(ssize_t)s->last_err;
+  if (take_payload(s, dst, dst, (size_t)r, c) < 0)
+    return -(ssize_t)s->last_err;
   return r;
 }
 
@@ -535,7 +545,8 @@ static ssize_t gather(struct lightws_stream *s, uint8_t *buf, size_t size,
         room >= BYPASS_MIN && s->r_left >= BYPASS_MIN) {
       r = bypass(s, buf + got, room, &reads, &c);
     } else {
-      r = engine(s, &c, room, &reads, bytes ? -1 : got > 0);
+      /* data payload is unmasked straight into buf (one pass) */
+      r = engine(s, &c, room, &reads, bytes ? -1 : got > 0, buf + got);
       if (r >= 0 && c.opcode == LIGHTWS_OPCODE_PING) {
         /* NO_AUTO_PONG: the ping is the whole result of this call */
         size_t n = c.len < size ? c.len : size;
@@ -547,7 +558,6 @@ static ssize_t gather(struct lightws_stream *s, uint8_t *buf, size_t size,
         }
         return (ssize_t)n;
       }
-      if (r > 0) memcpy(buf + got, c.data, (size_t)r);
     }
     if (r < 0) {
       if (got > 0 || r == LIGHTWS_ERR_INCOMPLETE) break;
