@@ -3,11 +3,15 @@
 
 Server: bulk reads with ws.readinto() (the byte-stream read, many frames per
 call) into a buffer as large as the receive buffer; pingpong echoes
-ws.recv() with ws.send(). Client: ws.send() per frame (fresh mask key per
-frame), ws.recv() for the echo. LIGHTWS_PY_SENDV=1 sends bulk frames 32 at
-a time through the stream's sendv (not public API; to show what a public
-gathering send would give); LIGHTWS_PY_DIRECT=1|inplace calls CStream.send per
-frame without the WebSocket layers (not public API; the cost of a lean fast path).
+ws.recv() with ws.send(). Client (fresh mask key per frame): as the C
+program, frames under 8 KiB go 32 per ws.send_many() call (the gathering
+write, lightws_stream_sendv), larger ones one ws.send(buf,
+mask_in_place=True) each (the random payload is not needed back, so
+lightws masks it in place); ws.recv() for the echo. LIGHTWS_PY_SEND=send
+forces one plain ws.send() per frame. Experiments without the public API
+(optional rows of run.py): LIGHTWS_PY_SENDV=1 sends bulk frames 32 at a
+time through CStream.sendv; LIGHTWS_PY_DIRECT=1|inplace calls CStream.send
+per frame without the WebSocket layers.
 """
 import os
 import socket
@@ -121,10 +125,21 @@ def client(mode, port, total, size):
             send_batched(ws, bytes(buf), frames, size)
         elif os.environ.get("LIGHTWS_PY_DIRECT"):
             send_direct(ws, buf, frames, os.environ["LIGHTWS_PY_DIRECT"] == "inplace")
-        else:
+        elif os.environ.get("LIGHTWS_PY_SEND") == "send":
             send = ws.send
             for _ in range(frames):
                 send(buf)
+        elif size < 8192:
+            send_many = ws.send_many
+            batch = [bytes(buf)] * 32
+            whole, rest = divmod(frames, 32)
+            for _ in range(whole):
+                send_many(batch)
+            send_many(batch[:rest])
+        else:
+            send = ws.send
+            for _ in range(frames):
+                send(buf, mask_in_place=True)
         ws.close()
         secs = time.perf_counter() - t0
         print("RESULT secs=%.6f bytes=%d frames=%d MBps=%.1f fps=%.0f"

@@ -187,7 +187,15 @@ extern "Python" ssize_t lightws_py_writev(void *ctx, const struct iovec *iov,
 enum lightws_role { LIGHTWS_SERVER, LIGHTWS_CLIENT, ... };
 enum lightws_mask_mode { LIGHTWS_MASK_RANDOM, LIGHTWS_MASK_FIXED,
                          LIGHTWS_MASK_ZERO, ... };
-struct lightws_stream { ...; };
+/* Opaque but for the private fields CStream.read_idle() reads (the
+   compiler checks these names and types: a change fails the build). */
+struct lightws_stream {
+  uint32_t rpos, rend;
+  uint8_t ctl_len;
+  uint8_t last_err;
+  uint16_t close_code;
+  ...;
+};
 struct lightws_chunk {
   const uint8_t *data;
   size_t len;

@@ -71,6 +71,10 @@ class _Batch:
 
 
 _SENDV_BATCH = 64
+_TEXT = int(Opcode.TEXT)
+_BINARY = int(Opcode.BINARY)
+_PING = int(Opcode.PING)
+_SEND_MASK_IN_PLACE = _core.SEND_MASK_IN_PLACE
 
 
 def _as_fd(obj: Any) -> Tuple[Optional[socket.socket], int, Any]:
@@ -199,20 +203,25 @@ class BaseWebSocket:
             # Fast path: a message in one piece is copied once, out of the
             # C receive buffer (lightws_stream_recv).
             data, op, _, end = self._c.recv_chunk()
-            while op == Opcode.PING:     # OPT_NO_AUTO_PONG
-                self.last_ping = data
-                data, op, _, end = self._c.recv_chunk()
-            if end:
-                return data.decode("utf-8") if op == Opcode.TEXT else data
-            n = len(data)
-            if n < _SCRATCH:
-                buf = self._scratch
-            else:
-                buf = bytearray(min(max(2 * n, _SCRATCH), self.max_size + 1))
-            buf[:n] = data
-            return self._recv_rest(buf, n)
+            return self._recv_first(data, op, end)
         buf = self._rmsg if self._rmsg is not None else self._scratch
         return self._recv_rest(buf, self._rpos)
+
+    def _recv_first(self, data: bytes, op: int, end: bool) -> Union[str, bytes]:
+        """A message whose first piece recv_chunk() returned; resumable
+        (by _step_recv) after WouldBlock."""
+        while op == _PING:           # OPT_NO_AUTO_PONG
+            self.last_ping = data
+            data, op, _, end = self._c.recv_chunk()
+        if end:
+            return data.decode("utf-8") if op == _TEXT else data
+        n = len(data)
+        if n < _SCRATCH:
+            buf = self._scratch
+        else:
+            buf = bytearray(min(max(2 * n, _SCRATCH), self.max_size + 1))
+        buf[:n] = data
+        return self._recv_rest(buf, n)
 
     def _recv_rest(self, buf: bytearray, pos: int) -> Union[str, bytes]:
         """The rest of a message whose first ``pos`` bytes are in ``buf``,
@@ -433,6 +442,8 @@ class WebSocket(BaseWebSocket):
         self.close_timeout = close_timeout
         self._rlock = threading.RLock()
         self._wlock = threading.RLock()
+        self._rpoll = select.poll()     # the reader's (poll objects are not shared)
+        self._rpoll.register(self._fd, select.POLLIN)
 
     # -- timeouts ----------------------------------------------------------
     def settimeout(self, value: Optional[float]) -> None:
@@ -540,6 +551,28 @@ class WebSocket(BaseWebSocket):
         RFC (lightws sent the close frame), TimeoutError, BlockingIOError.
         """
         with self._rlock:
+            if (self._timeout is None and self._rmsg is None and self._rpos == 0
+                    and self._tls is None):
+                # Lean path (blocking mode, no partial message): when the
+                # receive buffer is empty, wait for POLLIN before the read
+                # instead of read (EAGAIN) + poll + read; the wait is
+                # outside the C lock, so a writer thread never waits
+                # behind it.
+                c = self._c
+                if c.read_idle():
+                    if self._fd_closed:
+                        raise ConnectionClosedError(1006, "socket closed")
+                    self._rpoll.poll()
+                try:
+                    data, op, _, end = c.recv_chunk()
+                except WouldBlock:
+                    return self._run(self._step_recv, True)
+                if end and op != _PING:
+                    return data.decode("utf-8") if op == _TEXT else data
+                try:
+                    return self._recv_first(data, op, end)
+                except WouldBlock:
+                    return self._run(self._step_recv, True)
             return self._run(self._step_recv, True)
 
     def __iter__(self) -> Iterator[Union[str, bytes]]:
@@ -563,18 +596,58 @@ class WebSocket(BaseWebSocket):
         piece ends a frame / the message: a Chunk(nbytes, opcode,
         frame_end, message_end)."""
         with self._rlock:
+            if self._timeout is None and self._tls is None:
+                try:                # lean path: no lambda, no deadline
+                    return self._c.read_into(buffer)
+                except WouldBlock:
+                    pass
             return self._run(lambda: self._step_read_chunk(buffer), True)
 
-    def send(self, data: Data, opcode: Optional[int] = None, *, fin: bool = True) -> None:
+    def send(self, data: Data, opcode: Optional[int] = None, *, fin: bool = True,
+             mask_in_place: bool = False) -> None:
         """Sends one message: str as text, bytes-like as binary (``opcode``
         overrides: Opcode.TEXT for UTF-8 you encoded). ``fin=False`` sends
         a fragment; the following send() calls continue the message (with
         its opcode) until one has fin=True.
 
+        ``mask_in_place=True`` (client; ``data`` a writable buffer such as
+        a bytearray) lets lightws mask the payload in ``data`` itself
+        instead of copying it through a stack buffer: the bytes that went
+        out are left masked, so the caller must not need ``data`` back.
+
         Nonblocking (settimeout(0)): raises BlockingIOError only when the
         message was not taken (retry later); once send() returns, the
         message is ours and any rest goes out with the next send() or
         flush()."""
+        if mask_in_place and (data.__class__ is str or memoryview(data).readonly):
+            raise TypeError("mask_in_place needs a writable buffer (bytearray...)")
+        if (fin and self._pending is None and not self._frag_opcode
+                and self._tls is None):
+            # Lean path: one lightws_stream_send under the write lock; the
+            # job machinery below only after WOULDBLOCK or a partial send.
+            if data.__class__ is str:
+                payload: Any = data.encode("utf-8")
+                op = _TEXT
+            else:
+                payload = data
+                op = _BINARY
+            if opcode is not None:
+                op = int(opcode)
+                if op != _TEXT and op != _BINARY:
+                    raise InvalidUsage("send() takes Opcode.TEXT or Opcode.BINARY; "
+                                       "use ping()/pong()/close() for control frames")
+            with self._wlock:
+                if self._pending is None and not self._frag_opcode:
+                    left = self._c.send_fast(op, payload,
+                                             _SEND_MASK_IN_PLACE if mask_in_place else 0)
+                    if left == 0:
+                        return
+                    job = _SendJob(op, payload, 0)
+                    if left > 0:            # a partial send: the frame is under way
+                        job.sent = memoryview(payload).nbytes - left
+                        job.started = True
+                    self._submit(job)
+                    return
         job = self._new_job(data, opcode, fin)
         with self._wlock:
             if self._pending is None:
@@ -679,6 +752,11 @@ class WebSocket(BaseWebSocket):
         """Byte-stream read into ``buffer``; 0 at the end of the stream."""
         with self._rlock:
             try:
+                if self._timeout is None and self._tls is None:
+                    try:            # lean path: no lambda, no deadline
+                        return self._c.read_bytes_into(buffer)
+                    except WouldBlock:
+                        pass
                 return self._run(lambda: self._step_read_bytes(buffer), True)
             except ConnectionClosed:
                 return 0

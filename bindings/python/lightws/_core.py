@@ -350,6 +350,36 @@ class CStream:
                     raise self._fail(n)
                 return n
 
+    def send_fast(self, opcode: int, data, flags: int = 0) -> int:
+        """The lean lightws_stream_send of WebSocket.send(): bytes go to C
+        as they are, other buffers through one ffi.from_buffer. Returns
+        the payload bytes NOT sent (0: the whole frame went out), or -1
+        when nothing went out (WOULDBLOCK); other errors raise."""
+        if flags & SEND_MASK_IN_PLACE:
+            data = ffi.from_buffer(data, require_writable=True)   # TypeError for bytes
+        elif data.__class__ is not bytes:
+            data = ffi.from_buffer(data)
+        size = len(data)
+        with self.lock:
+            n = lib.lightws_stream_send(self._s, opcode, data, size, flags)
+            if n >= 0:
+                return size - n
+            if n == ERR_WOULDBLOCK:
+                return -1
+            err = self._fail(n)
+        data = None     # release the buffer before the traceback holds it
+        raise err
+
+    def read_idle(self) -> bool:
+        """True when a read would start with read(2) on the descriptor: the
+        receive buffer holds no unread byte ([rpos, rend) of the private
+        fields, named in the cdef so a change fails the build), no control
+        frame waits to be written and the stream is open. A blocking
+        reader may then wait for POLLIN first, saving the EAGAIN read."""
+        s = self._s
+        return (s.rpos == s.rend and s.ctl_len == 0 and s.close_code == 0
+                and s.last_err == 0)
+
     def write(self, data) -> int:
         """lightws_stream_write: one binary frame (or its continuation)."""
         with ffi.from_buffer("uint8_t[]", data) as p:
