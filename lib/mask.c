@@ -4,101 +4,129 @@
 #include "internal.h"
 #ifdef __SSE2__
 #include <emmintrin.h>
+#define VEC 16
+#else
+#define VEC 8
 #endif
+
+/* Runs at least this long first mask byte by byte up to an aligned `dst`,
+ * so that the vector stores never straddle a cache line; shorter runs (a
+ * 64-byte message) skip that and use unaligned stores throughout. */
+#define ALIGN_MIN 256
+
+/* `key` as loaded by memcpy (w), rotated so that its bytes in memory read
+ * key[k], key[k+1], ...: the key as seen from payload position k (mod 4)
+ * on. One rotate instead of building the pattern byte by byte. */
+static uint32_t key_rotate(uint32_t w, const uint8_t key[4], unsigned k) {
+  unsigned sh = 8 * k;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  (void)key;
+  return (w >> sh) | (w << ((32 - sh) & 31));
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  (void)key;
+  return (w << sh) | (w >> ((32 - sh) & 31));
+#else
+  uint8_t r[4];
+  unsigned i;
+  (void)w;
+  (void)sh;
+  for (i = 0; i < 4; i++) r[i] = key[(k + i) & 3];
+  memcpy(&w, r, 4);
+  return w;
+#endif
+}
 
 /*
- * §5.3: octet i of the payload is XORed with key[i mod 4]. Both functions
- * mask byte by byte until `dst` is aligned, then a vector (or 64-bit word)
- * of the key rotated to the current payload position at a time, and finish
- * the tail byte by byte.
+ * §5.3: octet i of the payload is XORed with key[i mod 4]. Masks a vector
+ * (or 64-bit word) of the key rotated to the current payload position at a
+ * time, then 8 and 4 bytes, then the last 0-3 bytes. `w` is the key's 4
+ * bytes loaded as one word.
  */
 static void mask_run(uint8_t *dst, const uint8_t *src, size_t len,
-                     const uint8_t key[4], uint64_t offset) {
+                     const uint8_t key[4], uint32_t w, uint64_t offset) {
   unsigned k = (unsigned)(offset & 3);
-  uint8_t rot[16];
+  uint64_t m64, a;
+  uint8_t r4[4];
   size_t i;
-#ifdef __SSE2__
-  const size_t align = 16;
-#else
-  const size_t align = 8;
-#endif
 
-  while (len > 0 && ((uintptr_t)dst & (align - 1))) {
-    *dst++ = *src++ ^ key[k];
-    k = (k + 1) & 3;
-    len--;
+  if (len >= ALIGN_MIN) {
+    while ((uintptr_t)dst & (VEC - 1)) {
+      *dst++ = *src++ ^ key[k];
+      k = (k + 1) & 3;
+      len--;
+    }
   }
-  /* the key as seen from payload position k onwards */
-  for (i = 0; i < sizeof rot; i++) rot[i] = key[(k + i) & 3];
+  w = key_rotate(w, key, k);
+  m64 = (uint64_t)w * 0x0000000100000001ull; /* the word twice */
 
 #ifdef __SSE2__
   {
-    __m128i m = _mm_loadu_si128((const __m128i *)(const void *)rot);
-    if (dst == src) {
-      for (; len >= 64; len -= 64, dst += 64) {
-        __m128i *d = (__m128i *)(void *)dst;
-        __m128i a = _mm_load_si128(d), b = _mm_load_si128(d + 1),
-                c = _mm_load_si128(d + 2), e = _mm_load_si128(d + 3);
-        _mm_store_si128(d, _mm_xor_si128(a, m));
-        _mm_store_si128(d + 1, _mm_xor_si128(b, m));
-        _mm_store_si128(d + 2, _mm_xor_si128(c, m));
-        _mm_store_si128(d + 3, _mm_xor_si128(e, m));
-      }
-      src = dst;
-    } else {
-      for (; len >= 64; len -= 64, dst += 64, src += 64) {
-        const __m128i *s = (const __m128i *)(const void *)src;
-        __m128i *d = (__m128i *)(void *)dst;
-        __m128i a = _mm_loadu_si128(s), b = _mm_loadu_si128(s + 1),
-                c = _mm_loadu_si128(s + 2), e = _mm_loadu_si128(s + 3);
-        _mm_store_si128(d, _mm_xor_si128(a, m));
-        _mm_store_si128(d + 1, _mm_xor_si128(b, m));
-        _mm_store_si128(d + 2, _mm_xor_si128(c, m));
-        _mm_store_si128(d + 3, _mm_xor_si128(e, m));
-      }
+    __m128i m = _mm_set1_epi32((int)w);
+    for (; len >= 64; len -= 64, dst += 64, src += 64) {
+      const __m128i *s = (const __m128i *)(const void *)src;
+      __m128i *d = (__m128i *)(void *)dst;
+      __m128i x0 = _mm_loadu_si128(s), x1 = _mm_loadu_si128(s + 1),
+              x2 = _mm_loadu_si128(s + 2), x3 = _mm_loadu_si128(s + 3);
+      _mm_storeu_si128(d, _mm_xor_si128(x0, m));
+      _mm_storeu_si128(d + 1, _mm_xor_si128(x1, m));
+      _mm_storeu_si128(d + 2, _mm_xor_si128(x2, m));
+      _mm_storeu_si128(d + 3, _mm_xor_si128(x3, m));
     }
     for (; len >= 16; len -= 16, dst += 16, src += 16) {
-      __m128i a = _mm_loadu_si128((const __m128i *)(const void *)src);
-      _mm_store_si128((__m128i *)(void *)dst, _mm_xor_si128(a, m));
+      __m128i x = _mm_loadu_si128((const __m128i *)(const void *)src);
+      _mm_storeu_si128((__m128i *)(void *)dst, _mm_xor_si128(x, m));
     }
   }
 #else
   {
-    uint64_t m, a, b, c, d;
-    memcpy(&m, rot, 8);
+    uint64_t b, c, d;
     for (; len >= 32; len -= 32, dst += 32, src += 32) {
       memcpy(&a, src, 8);
       memcpy(&b, src + 8, 8);
       memcpy(&c, src + 16, 8);
       memcpy(&d, src + 24, 8);
-      a ^= m; b ^= m; c ^= m; d ^= m;
+      a ^= m64; b ^= m64; c ^= m64; d ^= m64;
       memcpy(dst, &a, 8);
       memcpy(dst + 8, &b, 8);
       memcpy(dst + 16, &c, 8);
       memcpy(dst + 24, &d, 8);
     }
-    for (; len >= 8; len -= 8, dst += 8, src += 8) {
-      memcpy(&a, src, 8);
-      a ^= m;
-      memcpy(dst, &a, 8);
-    }
   }
 #endif
-  /* whole vectors keep the phase: the tail starts at key position k */
-  for (i = 0; i < len; i++) dst[i] = src[i] ^ rot[i & 3];
+  /* whole words keep the phase: what is left starts at key position k */
+  for (; len >= 8; len -= 8, dst += 8, src += 8) {
+    memcpy(&a, src, 8);
+    a ^= m64;
+    memcpy(dst, &a, 8);
+  }
+  if (len >= 4) {
+    uint32_t x;
+    memcpy(&x, src, 4);
+    x ^= w;
+    memcpy(dst, &x, 4);
+    len -= 4;
+    dst += 4;
+    src += 4;
+  }
+  memcpy(r4, &w, 4);
+  for (i = 0; i < len; i++) dst[i] = src[i] ^ r4[i];
 }
 
 void lightws_mask(uint8_t *buf, size_t len, const uint8_t key[4],
                   uint64_t offset) {
-  if ((key[0] | key[1] | key[2] | key[3]) == 0) return;
-  mask_run(buf, buf, len, key, offset);
+  uint32_t w;
+  memcpy(&w, key, 4);
+  if (w == 0) return;
+  mask_run(buf, buf, len, key, w, offset);
 }
 
 void lightws_mask_copy(uint8_t *dst, const uint8_t *src, size_t len,
                        const uint8_t key[4], uint64_t offset) {
-  if ((key[0] | key[1] | key[2] | key[3]) == 0) {
+  uint32_t w;
+  memcpy(&w, key, 4);
+  if (w == 0) {
     if (dst != src && len > 0) memcpy(dst, src, len);
     return;
   }
-  mask_run(dst, src, len, key, offset);
+  mask_run(dst, src, len, key, w, offset);
 }
