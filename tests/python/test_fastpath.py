@@ -108,6 +108,34 @@ class TestSendFastPath(unittest.TestCase):
         self.assertEqual(self.s.recv(), b"still fine")
 
 
+class TestSendMany(unittest.TestCase):
+    def test_partial_writes_every_type(self):
+        # A small send buffer cuts calls anywhere; buffers reused by the
+        # caller after send_many() returns must not change what is sent.
+        c, s = pair()
+        c._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        ba = bytearray(os.urandom(3000))
+        msgs = ([b"x" * i for i in range(0, 200, 7)] + [ba, "é" * 999, b"",
+                memoryview(os.urandom(5000))[17:4017], array.array("i", range(500)),
+                bytes(70000), b""] + [os.urandom(1024)] * 100)
+        want = [m if isinstance(m, str) else bytes(m) for m in msgs]
+        join = in_thread(lambda: [s.recv() for _ in msgs])
+        c.send_many(msgs)
+        ba[:] = bytes(len(ba))
+        c.send_many([])
+        self.assertEqual(join(20), want)
+        self.assertFalse(c.pending)
+        c._release(), s._release()
+
+    def test_wire_format(self):
+        ws, raw = raw_pair(client=False)
+        ws.send_many([b"a", "b", b"", bytearray(b"cd")])
+        self.assertEqual([read_frame(raw) for _ in range(4)], [
+            (True, Opcode.BINARY, b"a"), (True, Opcode.TEXT, b"b"),
+            (True, Opcode.BINARY, b""), (True, Opcode.BINARY, b"cd")])
+        ws._release()
+
+
 class TestRecvWaitsFirst(unittest.TestCase):
     def test_buffered_messages_do_not_wait(self):
         # Several frames arrive in one read: the later ones are in the

@@ -326,6 +326,19 @@ class CStream:
             return (ffi.buffer(c.data, n)[:] if n else b"", c.opcode,
                     bool(c.frame_end), bool(c.message_end))
 
+    def recv_msg(self):
+        """lightws_stream_recv for WebSocket.recv(): (data, opcode,
+        message_end), or None when it would block (no exception)."""
+        c = self._chunk
+        with self.lock:
+            n = lib.lightws_stream_recv(self._s, c)
+            self._note_pong()
+            if n < 0:
+                if n == ERR_WOULDBLOCK:
+                    return None
+                raise self._fail(n)
+            return (ffi.buffer(c.data, n)[:] if n else b"", c.opcode, c.message_end)
+
     def read_bytes_into(self, buf) -> int:
         """lightws_stream_read_bytes: payload bytes, boundaries ignored."""
         with ffi.from_buffer("uint8_t[]", buf, require_writable=True) as p:
@@ -391,21 +404,18 @@ class CStream:
 
     def sendv(self, msgs: Sequence[Tuple[int, object]]) -> int:
         """lightws_stream_sendv: several complete frames, one syscall."""
-        arr = ffi.new("struct lightws_msg[]", len(msgs))
-        keep = []
-        for i, (opcode, data) in enumerate(msgs):
-            p = ffi.from_buffer("uint8_t[]", data)
-            keep.append(p)
-            arr[i].data, arr[i].len, arr[i].opcode = p, len(p), opcode
+        fb = ffi.from_buffer
+        keep = [fb(data) for _, data in msgs]
         try:
+            arr = ffi.new("struct lightws_msg[]",
+                          [(p, len(p), op) for p, (op, _) in zip(keep, msgs)])
             with self.lock:
-                n = lib.lightws_stream_sendv(self._s, arr, len(msgs))
+                n = lib.lightws_stream_sendv(self._s, arr, len(keep))
                 if n < 0:
                     raise self._fail(n)
                 return n
         finally:
-            for p in keep:
-                ffi.release(p)
+            keep.clear()        # releases the buffers (bytearrays resize again)
 
     def _control(self, fn, data: bytes) -> None:
         with self.lock:
