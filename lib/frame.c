@@ -6,21 +6,6 @@
 /* Opcodes §5.2 defines: 0x0-0x2 and 0x8-0xA; bit n set when n is defined. */
 #define DEFINED_OPCODES 0x0707u
 
-static uint64_t load_be64(const uint8_t *p) {
-  uint64_t v;
-  memcpy(&v, p, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  return __builtin_bswap64(v);
-#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  return v;
-#else
-  return ((uint64_t)p[0] << 56) | ((uint64_t)p[1] << 48) |
-         ((uint64_t)p[2] << 40) | ((uint64_t)p[3] << 32) |
-         ((uint64_t)p[4] << 24) | ((uint64_t)p[5] << 16) |
-         ((uint64_t)p[6] << 8) | (uint64_t)p[7];
-#endif
-}
-
 static unsigned load_be16(const uint8_t *p) {
   return ((unsigned)p[0] << 8) | p[1];
 }
@@ -117,7 +102,8 @@ static ssize_t decode_partial(const uint8_t *in, size_t len, unsigned lc,
   } else if (lc == 127 && len >= 3) {
     if (in[2] & 0x80) return LIGHTWS_ERR_LENGTH_TOP_BIT;
     /* bytes 2..7 all zero: the length fits 16 bits whatever follows */
-    if (nonmin && len >= 8 && (load_be64(in) & 0xFFFFFFFFFFFFull) == 0)
+    if (nonmin && len >= 8 &&
+        (lightws__load_be64(in) & 0xFFFFFFFFFFFFull) == 0)
       return LIGHTWS_ERR_NONMINIMAL_LENGTH;
   }
   return LIGHTWS_ERR_INCOMPLETE;
@@ -161,7 +147,7 @@ static ssize_t decode_careful(struct lightws_frame *frame, const uint8_t *in,
     if (length < 126 && !(flags & LIGHTWS_DECODE_ALLOW_NONMINIMAL))
       return LIGHTWS_ERR_NONMINIMAL_LENGTH;
   } else {
-    length = load_be64(in + 2);
+    length = lightws__load_be64(in + 2);
     if (length >> 63) return LIGHTWS_ERR_LENGTH_TOP_BIT; /* §5.2 */
     if (length <= 0xFFFF && !(flags & LIGHTWS_DECODE_ALLOW_NONMINIMAL))
       return LIGHTWS_ERR_NONMINIMAL_LENGTH;
@@ -195,14 +181,20 @@ static const uint8_t byte0_class[256] = {B0_64(0), B0_64(64), B0_64(128),
                                          B0_64(192)};
 
 /*
+ * The full decoder, for the heads lightws__frame_decode_fast() (internal.h)
+ * leaves to it: other shapes, errors, heads cut short.
  * With LIGHTWS_FRAME_HEADER_MAX bytes present every field can be loaded
  * whatever the head's shape, so the common case reads all candidates and
  * selects instead of branching on the length form (heads of mixed shapes
  * then cost no branch mispredictions). The checks fold into one rarely
  * taken branch; a bad head goes to decode_careful() for its exact error.
  */
-ssize_t lightws_frame_decode(struct lightws_frame *frame, const uint8_t *in,
-                             size_t len, unsigned flags) {
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+ssize_t lightws__frame_decode_slow(struct lightws_frame *frame,
+                                   const uint8_t *in, size_t len,
+                                   unsigned flags) {
   unsigned b0, b1, lc, masked, is_ext, is127, ext, hlen, bad;
   uint64_t w, length, min;
   uint32_t key;
@@ -215,7 +207,7 @@ ssize_t lightws_frame_decode(struct lightws_frame *frame, const uint8_t *in,
   lc = b1 & 0x7F;
   is_ext = (lc + 2) >> 7;  /* 126 or 127: a 16- or 64-bit length follows */
   is127 = lc & is_ext & 1;
-  w = load_be64(in + 2);
+  w = lightws__load_be64(in + 2);
   length = is_ext ? w >> (48 - 48 * is127) : lc;
   /* §5.2: shortest form; 126 needs >= 126, 127 needs >= 65536 */
   min = (flags & LIGHTWS_DECODE_ALLOW_NONMINIMAL) ? 0 : 126 + is127 * (65536 - 126);
@@ -239,4 +231,9 @@ ssize_t lightws_frame_decode(struct lightws_frame *frame, const uint8_t *in,
   memcpy(frame->mask, &key, 4);
   frame->header_len = (uint8_t)hlen;
   return (ssize_t)hlen;
+}
+
+ssize_t lightws_frame_decode(struct lightws_frame *frame, const uint8_t *in,
+                             size_t len, unsigned flags) {
+  return lightws__frame_decode_fast(frame, in, len, flags);
 }

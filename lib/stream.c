@@ -420,7 +420,8 @@ static ssize_t engine(struct lightws_stream *s, struct lightws_chunk *out,
       return (ssize_t)n;
     }
 
-    h = lightws_frame_decode(&f, s->rbuf + s->rpos, avail, decode_flags(s));
+    h = lightws__frame_decode_fast(&f, s->rbuf + s->rpos, avail,
+                                   decode_flags(s));
     if (h == LIGHTWS_ERR_INCOMPLETE) {
       r = more(s, reads, f.header_len);
       if (r < 0) return r;
