@@ -639,8 +639,6 @@ class WebSocket(BaseWebSocket):
         message was not taken (retry later); once send() returns, the
         message is ours and any rest goes out with the next send() or
         flush()."""
-        if mask_in_place and (data.__class__ is str or memoryview(data).readonly):
-            raise TypeError("mask_in_place needs a writable buffer (bytearray...)")
         if (fin and self._pending is None and not self._frag_opcode
                 and self._tls is None):
             # Lean path: one lightws_stream_send under the write lock; the
@@ -668,6 +666,8 @@ class WebSocket(BaseWebSocket):
                         job.started = True
                     self._submit(job)
                     return
+        if mask_in_place and (data.__class__ is str or memoryview(data).readonly):
+            raise TypeError("mask_in_place needs a writable buffer (bytearray...)")
         job = self._new_job(data, opcode, fin)
         with self._wlock:
             if self._pending is None:

@@ -369,7 +369,10 @@ class CStream:
         the payload bytes NOT sent (0: the whole frame went out), or -1
         when nothing went out (WOULDBLOCK); other errors raise."""
         if flags & SEND_MASK_IN_PLACE:
-            data = ffi.from_buffer(data, require_writable=True)   # TypeError for bytes
+            try:
+                data = ffi.from_buffer(data, require_writable=True)
+            except BufferError:
+                raise TypeError("mask_in_place needs a writable buffer (bytearray...)") from None
         elif data.__class__ is not bytes:
             data = ffi.from_buffer(data)
         size = len(data)
