@@ -171,7 +171,9 @@ static void run(const uint8_t *in, size_t len, int role, unsigned options,
   static const uint8_t msg[300] = "lightws fuzz payload";
   size_t send_left = 0, send_off = 0;
   int send_op = LIGHTWS_OPCODE_BINARY;
-  int send_active = 0, empty_pending = 0, stuck_partial = 0;
+  int send_active = 0, empty_pending = 0, stuck_partial = 0, use_v = 0;
+  struct { size_t len; int op; } vq[4];
+  size_t vn = 0, vi = 0, voff = 0;
   ssize_t r = 0;
 
   memset(f, 0, sizeof *f);
@@ -235,13 +237,67 @@ static void run(const uint8_t *in, size_t len, int role, unsigned options,
       /* Writes: continue a partly sent frame, or start one. */
       ssize_t w;
       unsigned k = (unsigned)(fuzz_rng(&rng) % 8);
-      if (!send_active && k < 5) {
+      if (!send_active && k == 4) {
+        /* A batch of 1-4 non-empty messages for lightws_stream_sendv(). */
+        size_t j;
+        vn = 1 + (size_t)(fuzz_rng(&rng) % 4);
+        for (j = 0; j < vn; j++) {
+          vq[j].len = 1 + (size_t)(fuzz_rng(&rng) % (sizeof msg - 1));
+          vq[j].op = fuzz_rng(&rng) & 1 ? LIGHTWS_OPCODE_TEXT : LIGHTWS_OPCODE_BINARY;
+        }
+        vi = 0;
+        voff = 0;
+        use_v = 1;
+        send_active = 1;
+      } else if (!send_active && k < 4) {
         send_left = (size_t)(fuzz_rng(&rng) % sizeof msg);
         send_off = 0;
         send_active = 1;
+        use_v = 0;
         send_op = k & 1 ? LIGHTWS_OPCODE_TEXT : LIGHTWS_OPCODE_BINARY;
       }
-      if (send_active) {
+      if (send_active && use_v) {
+        /* Continue from the first unsent byte, with sendv or send (both
+         * allowed after a frame was cut short). */
+        struct lightws_msg m[4];
+        size_t j, cnt = 0, left;
+        if (fuzz_rng(&rng) & 1) {
+          for (j = vi; j < vn; j++, cnt++) {
+            m[cnt].data = msg + (j == vi ? voff : 0);
+            m[cnt].len = vq[j].len - (j == vi ? voff : 0);
+            m[cnt].opcode = vq[j].op;
+          }
+          w = lightws_stream_sendv(&s, m, cnt);
+        } else {
+          w = lightws_stream_send(&s, vq[vi].op, msg + voff, vq[vi].len - voff, 0);
+        }
+        if (w >= 0) {
+          left = (size_t)w;
+          while (left && vi < vn) {
+            size_t rem = vq[vi].len - voff;
+            if (left >= rem) {
+              left -= rem;
+              vi++;
+              voff = 0;
+            } else {
+              voff += left;
+              left = 0;
+            }
+          }
+          FUZZ_CHECK(left == 0);
+          if (vi == vn)
+            send_active = 0;
+        } else {
+          /* We follow the contract: INVALID would be the library's fault. */
+          FUZZ_CHECK(w != LIGHTWS_ERR_INVALID);
+          FUZZ_CHECK(w == LIGHTWS_ERR_WOULDBLOCK || w == LIGHTWS_ERR_CLOSED ||
+                     w == LIGHTWS_ERR_SYSTEM || is_terminal(w));
+          if (w != LIGHTWS_ERR_WOULDBLOCK) {
+            send_active = 0;
+            stuck_partial = 1;
+          }
+        }
+      } else if (send_active) {
         w = lightws_stream_send(&s, send_op, msg + send_off, send_left, 0);
         if (w >= 0) {
           FUZZ_CHECK((size_t)w <= send_left);
@@ -264,8 +320,10 @@ static void run(const uint8_t *in, size_t len, int role, unsigned options,
           }
         }
       } else if (k == 5) {
-        w = lightws_stream_ping(&s, msg, (size_t)(fuzz_rng(&rng) % 127));
-        (void)w;
+        size_t n = (size_t)(fuzz_rng(&rng) % 127);
+        w = fuzz_rng(&rng) & 1 ? lightws_stream_ping(&s, msg, n) : lightws_stream_pong(&s, msg, n);
+        if (n > 125)
+          FUZZ_CHECK(w < 0); /* INVALID, or CLOSED after our close */
       } else if (k == 6) {
         w = lightws_stream_flush(&s);
         FUZZ_CHECK(w == 0 || w == LIGHTWS_ERR_WOULDBLOCK || w == LIGHTWS_ERR_BUSY ||
