@@ -22,11 +22,39 @@ def _cdef() -> str:
         return f.read()
 
 
+# Glue for the lean paths of lightws.WebSocket: one cffi call instead of
+# several (each costs about as much Python as the C work it wraps for a
+# small message). read_idle reads private fields of the stream: they are
+# named here, so a change in lightws.h fails this build instead of
+# silently breaking the binding.
+_GLUE = r"""
+#include "lightws.h"
+
+/* 1 when a read would start with read(2): nothing unread in rbuf, no
+ * control frame waiting to be written, the stream open. */
+static int lightws_py_read_idle(const struct lightws_stream *s) {
+  return s->rpos == s->rend && s->ctl_len == 0 && s->close_code == 0 &&
+         s->last_err == 0;
+}
+
+/* lightws_stream_recv() plus, in *info: opcode | message_end << 8 |
+ * frame_end << 9 | (this call received a pong) << 10. */
+static ssize_t lightws_py_recv(struct lightws_stream *s,
+                               struct lightws_chunk *c, int *info) {
+  size_t plen;
+  ssize_t n = lightws_stream_recv(s, c);
+  int i = n >= 0 ? c->opcode | c->message_end << 8 | c->frame_end << 9 : 0;
+  if (lightws_stream_pong_data(s, &plen)) i |= 1 << 10;
+  *info = i;
+  return n;
+}
+"""
+
 ffibuilder = FFI()
 ffibuilder.cdef(_cdef())
 ffibuilder.set_source(
     "lightws._lightws",
-    '#include "lightws.h"',
+    _GLUE,
     sources=[_rel(p) for p in sorted(glob.glob(os.path.join(_ROOT, "lib", "*.c")))],
     include_dirs=[_rel(os.path.join(_ROOT, "lib", "include")),
                   _rel(os.path.join(_ROOT, "lib"))],

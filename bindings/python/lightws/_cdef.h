@@ -187,15 +187,7 @@ extern "Python" ssize_t lightws_py_writev(void *ctx, const struct iovec *iov,
 enum lightws_role { LIGHTWS_SERVER, LIGHTWS_CLIENT, ... };
 enum lightws_mask_mode { LIGHTWS_MASK_RANDOM, LIGHTWS_MASK_FIXED,
                          LIGHTWS_MASK_ZERO, ... };
-/* Opaque but for the private fields CStream.read_idle() reads (the
-   compiler checks these names and types: a change fails the build). */
-struct lightws_stream {
-  uint32_t rpos, rend;
-  uint8_t ctl_len;
-  uint8_t last_err;
-  uint16_t close_code;
-  ...;
-};
+struct lightws_stream { ...; };
 struct lightws_chunk {
   const uint8_t *data;
   size_t len;
@@ -272,3 +264,8 @@ int lightws_server_accept(struct lightws_stream *s, const char *protocol,
 int lightws_server_reject(struct lightws_stream *s, int status,
                           const struct lightws_header *extra,
                           size_t num_extra);
+
+/* Glue of _build.py for the lean paths (not part of lightws.h). */
+int lightws_py_read_idle(const struct lightws_stream *s);
+ssize_t lightws_py_recv(struct lightws_stream *s, struct lightws_chunk *c,
+                        int *info);

@@ -253,6 +253,9 @@ class CStream:
         self._rbuf = ffi.new("uint8_t[]", rbuf_size)
         self._chunk = ffi.new("struct lightws_chunk *")
         self._lenp = ffi.new("size_t *")
+        self._info = ffi.new("int *")
+        # bound once: the lean paths take the lock without `with`
+        self._acquire, self._release = self.lock.acquire, self.lock.release
         self._hdrs = ffi.new("struct lightws_header[]", HANDSHAKE_HEADERS_MAX)
         self._opts = None
         self.fd = fd
@@ -327,17 +330,24 @@ class CStream:
                     bool(c.frame_end), bool(c.message_end))
 
     def recv_msg(self):
-        """lightws_stream_recv for WebSocket.recv(): (data, opcode,
-        message_end), or None when it would block (no exception)."""
+        """lightws_stream_recv for WebSocket.recv() through one glue call:
+        (data, opcode, message_end), or None when it would block (no
+        exception)."""
         c = self._chunk
-        with self.lock:
-            n = lib.lightws_stream_recv(self._s, c)
-            self._note_pong()
+        info = self._info
+        self._acquire()
+        try:
+            n = lib.lightws_py_recv(self._s, c, info)
+            i = info[0]
+            if i & 1024:
+                self._note_pong()
             if n < 0:
                 if n == ERR_WOULDBLOCK:
                     return None
                 raise self._fail(n)
-            return (ffi.buffer(c.data, n)[:] if n else b"", c.opcode, c.message_end)
+            return (ffi.buffer(c.data, n)[:] if n else b"", i & 255, i & 256)
+        finally:
+            self._release()
 
     def read_bytes_into(self, buf) -> int:
         """lightws_stream_read_bytes: payload bytes, boundaries ignored."""
@@ -376,25 +386,25 @@ class CStream:
         elif data.__class__ is not bytes:
             data = ffi.from_buffer(data)
         size = len(data)
-        with self.lock:
+        self._acquire()
+        try:
             n = lib.lightws_stream_send(self._s, opcode, data, size, flags)
             if n >= 0:
                 return size - n
             if n == ERR_WOULDBLOCK:
                 return -1
             err = self._fail(n)
+        finally:
+            self._release()
         data = None     # release the buffer before the traceback holds it
         raise err
 
     def read_idle(self) -> bool:
         """True when a read would start with read(2) on the descriptor: the
-        receive buffer holds no unread byte ([rpos, rend) of the private
-        fields, named in the cdef so a change fails the build), no control
-        frame waits to be written and the stream is open. A blocking
+        receive buffer holds no unread byte, no control frame waits to be
+        written and the stream is open (glue in _build.py). A blocking
         reader may then wait for POLLIN first, saving the EAGAIN read."""
-        s = self._s
-        return (s.rpos == s.rend and s.ctl_len == 0 and s.close_code == 0
-                and s.last_err == 0)
+        return lib.lightws_py_read_idle(self._s) != 0
 
     def write(self, data) -> int:
         """lightws_stream_write: one binary frame (or its continuation)."""
