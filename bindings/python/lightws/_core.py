@@ -380,7 +380,7 @@ class CStream:
         when nothing went out (WOULDBLOCK); other errors raise."""
         if flags & SEND_MASK_IN_PLACE:
             try:
-                data = ffi.from_buffer(data, require_writable=True)
+                data = ffi.from_buffer("char[]", data, True)     # positional: faster
             except BufferError:
                 raise TypeError("mask_in_place needs a writable buffer (bytearray...)") from None
         elif data.__class__ is not bytes:
