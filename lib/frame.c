@@ -10,14 +10,6 @@ static unsigned load_be16(const uint8_t *p) {
   return ((unsigned)p[0] << 8) | p[1];
 }
 
-static void store_be64(uint8_t *p, uint64_t v) {
-  int i;
-  for (i = 7; i >= 0; i--) {
-    p[i] = (uint8_t)v;
-    v >>= 8;
-  }
-}
-
 size_t lightws_frame_header_size(uint64_t length, int masked) {
   size_t n = length < 126 ? 2 : length <= 0xFFFF ? 4 : 10;
   return n + (masked ? 4 : 0);
@@ -25,30 +17,7 @@ size_t lightws_frame_header_size(uint64_t length, int masked) {
 
 size_t lightws_frame_encode_unchecked(const struct lightws_frame *frame,
                                       uint8_t *out) {
-  uint64_t length = frame->length;
-  uint8_t mbit = frame->masked ? 0x80 : 0;
-  size_t n;
-  out[0] = (uint8_t)((frame->fin ? 0x80 : 0) | (frame->rsv & 0x70) |
-                     (frame->opcode & 0x0F));
-  /* §5.2: "the minimal number of bytes MUST be used to encode the length" */
-  if (length < 126) {
-    out[1] = (uint8_t)(mbit | length);
-    n = 2;
-  } else if (length <= 0xFFFF) {
-    out[1] = (uint8_t)(mbit | 126);
-    out[2] = (uint8_t)(length >> 8);
-    out[3] = (uint8_t)length;
-    n = 4;
-  } else {
-    out[1] = (uint8_t)(mbit | 127);
-    store_be64(out + 2, length);
-    n = 10;
-  }
-  if (mbit) {
-    memcpy(out + n, frame->mask, 4);
-    n += 4;
-  }
-  return n;
+  return lightws__frame_encode(frame, out);
 }
 
 ssize_t lightws_frame_encode(const struct lightws_frame *frame, uint8_t *out,

@@ -57,6 +57,39 @@ static inline uint64_t lightws__load_be64(const uint8_t *p) {
 #endif
 }
 
+/* lightws_frame_encode_unchecked(), inline for the stream's heads. */
+static inline size_t lightws__frame_encode(const struct lightws_frame *frame,
+                                           uint8_t *out) {
+  uint64_t length = frame->length;
+  uint8_t mbit = frame->masked ? 0x80 : 0;
+  size_t n;
+  out[0] = (uint8_t)((frame->fin ? 0x80 : 0) | (frame->rsv & 0x70) |
+                     (frame->opcode & 0x0F));
+  /* §5.2: "the minimal number of bytes MUST be used to encode the length" */
+  if (length < 126) {
+    out[1] = (uint8_t)(mbit | length);
+    n = 2;
+  } else if (length <= 0xFFFF) {
+    out[1] = (uint8_t)(mbit | 126);
+    out[2] = (uint8_t)(length >> 8);
+    out[3] = (uint8_t)length;
+    n = 4;
+  } else {
+    int i;
+    out[1] = (uint8_t)(mbit | 127);
+    for (i = 9; i >= 2; i--) {
+      out[i] = (uint8_t)length;
+      length >>= 8;
+    }
+    n = 10;
+  }
+  if (mbit) {
+    memcpy(out + n, frame->mask, 4);
+    n += 4;
+  }
+  return n;
+}
+
 /* The full decoder behind lightws_frame_decode(): every shape, exact
  * errors. Not inlined, so the fast path below needs no saved registers. */
 ssize_t lightws__frame_decode_slow(struct lightws_frame *frame,

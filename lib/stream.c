@@ -53,6 +53,11 @@ ssize_t lightws__stream_io_read(struct lightws_stream *s, void *buf,
   }
 }
 
+/* Frames up to this size (head + payload, two iovecs) go to a socket as
+ * one send(2) from a stack copy: cheaper for the kernel than walking a
+ * 2-entry iovec in sendmsg(2), and the copy costs less than that. */
+#define SMALL_SEND 512
+
 /* Like writev(2), EINTR retried; sockets get MSG_NOSIGNAL so a closed peer
  * is EPIPE, not SIGPIPE. Bytes written, or WOULDBLOCK (want WRITE) / SYSTEM. */
 ssize_t lightws__stream_io_writev(struct lightws_stream *s,
@@ -62,11 +67,22 @@ ssize_t lightws__stream_io_writev(struct lightws_stream *s,
     if (s->io) {
       r = s->io->writev(s->io->ctx, iov, iovcnt);
     } else if (!(s->flags & F_NOTSOCK)) {
-      struct msghdr m;
-      memset(&m, 0, sizeof m);
-      m.msg_iov = (struct iovec *)iov;
-      m.msg_iovlen = (size_t)iovcnt;
-      r = sendmsg(s->fd, &m, MSG_NOSIGNAL);
+      if (iovcnt == 1) {
+        r = send(s->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+      } else if (iovcnt == 2 &&
+                 iov[0].iov_len + iov[1].iov_len <= SMALL_SEND) {
+        uint8_t small[SMALL_SEND];
+        memcpy(small, iov[0].iov_base, iov[0].iov_len);
+        memcpy(small + iov[0].iov_len, iov[1].iov_base, iov[1].iov_len);
+        r = send(s->fd, small, iov[0].iov_len + iov[1].iov_len,
+                 MSG_NOSIGNAL);
+      } else {
+        struct msghdr m;
+        memset(&m, 0, sizeof m);
+        m.msg_iov = (struct iovec *)iov;
+        m.msg_iovlen = (size_t)iovcnt;
+        r = sendmsg(s->fd, &m, MSG_NOSIGNAL);
+      }
       if (r < 0 && errno == ENOTSOCK) {
         s->flags |= F_NOTSOCK;
         continue;
@@ -130,7 +146,7 @@ static void ctl_build(struct lightws_stream *s, unsigned opcode,
     f.masked = 1;
     next_key(s, f.mask);
   }
-  h = lightws_frame_encode_unchecked(&f, s->ctl);
+  h = lightws__frame_encode(&f, s->ctl);
   if (n1) memcpy(s->ctl + h, p1, n1);
   if (n2) memcpy(s->ctl + h + n1, p2, n2);
   if (f.masked) lightws_mask(s->ctl + h, n1 + n2, f.mask, 0);
@@ -257,8 +273,10 @@ static ssize_t on_eof(struct lightws_stream *s) {
  * INCOMPLETE, meaning "stop here, nothing lost". */
 static ssize_t more(struct lightws_stream *s, int *reads, size_t need) {
   ssize_t r;
-  if (s->rpos == s->rend || s->rend == s->rsize ||
-      s->rpos + need > s->rsize)
+  if (s->rpos == s->rend && !(s->flags & F_PONG_VALID))
+    s->rpos = s->rend = 0; /* compact() with nothing to keep */
+  else if (s->rpos == s->rend || s->rend == s->rsize ||
+           s->rpos + need > s->rsize)
     compact(s, need);
   if (*reads == 0) return LIGHTWS_ERR_INCOMPLETE;
   if (*reads > 0) (*reads)--;
@@ -278,7 +296,10 @@ static ssize_t take_payload(struct lightws_stream *s, uint8_t *dst,
                             const uint8_t *src, size_t n,
                             struct lightws_chunk *out) {
   int u = LIGHTWS_UTF8_VALID;
-  lightws_mask_copy(dst, src, n, s->r_mask, s->r_mask_off);
+  uint32_t key;
+  memcpy(&key, s->r_mask, 4);
+  if (key || dst != src) /* a client's view of unmasked data: nothing to do */
+    lightws_mask_copy(dst, src, n, s->r_mask, s->r_mask_off);
   s->r_mask_off = (uint8_t)((s->r_mask_off + n) & 3);
   s->r_left -= n;
   if (s->msg_opcode == LIGHTWS_OPCODE_TEXT &&
@@ -420,6 +441,12 @@ static ssize_t engine(struct lightws_stream *s, struct lightws_chunk *out,
       return (ssize_t)n;
     }
 
+    if (avail == 0) {
+      /* nothing to decode: the decoder would only say INCOMPLETE, 2 */
+      r = more(s, reads, 2);
+      if (r < 0) return r;
+      continue;
+    }
     h = lightws__frame_decode_fast(&f, s->rbuf + s->rpos, avail,
                                    decode_flags(s));
     if (h == LIGHTWS_ERR_INCOMPLETE) {
@@ -460,8 +487,7 @@ static ssize_t engine(struct lightws_stream *s, struct lightws_chunk *out,
     s->msg_len += f.length;
     s->r_left = f.length;
     s->r_opcode = f.opcode;
-    memcpy(s->r_mask, f.mask, 4);
-    if (!f.masked) memset(s->r_mask, 0, 4);
+    memcpy(s->r_mask, f.mask, 4); /* all zero when unmasked */
     s->r_mask_off = 0;
     s->flags |= F_IN_FRAME;
     if (f.fin) s->flags |= F_R_FIN; else s->flags &= ~F_R_FIN;
@@ -692,7 +718,8 @@ static int new_frame_checks(struct lightws_stream *s) {
     ctl_try(s);
     return LIGHTWS_ERR_CLOSED; /* §5.5.1: no data after our close */
   }
-  r = ctl_flush(s); /* a pending control frame goes before new data */
+  /* a pending control frame goes before new data */
+  r = s->ctl_len ? ctl_flush(s) : 0;
   return r;
 }
 
@@ -711,7 +738,7 @@ static size_t head_encode(struct lightws_stream *s, uint8_t *out,
   } else {
     memset(key, 0, 4);
   }
-  return lightws_frame_encode_unchecked(&f, out);
+  return lightws__frame_encode(&f, out);
 }
 
 ssize_t lightws_stream_send(struct lightws_stream *s, int opcode,
