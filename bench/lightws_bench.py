@@ -8,7 +8,8 @@ program, frames under 8 KiB go 32 per ws.send_many() call (the gathering
 write, lightws_stream_sendv), larger ones one ws.send(buf,
 mask_in_place=True) each (the random payload is not needed back, so
 lightws masks it in place); ws.recv() for the echo. LIGHTWS_PY_SEND=send
-forces one plain ws.send() per frame. Experiments without the public API
+forces one plain ws.send() per frame, LIGHTWS_PY_SEND=many send_many() for
+any size. Experiments without the public API
 (optional rows of run.py): LIGHTWS_PY_SENDV=1 sends bulk frames 32 at a
 time through CStream.sendv; LIGHTWS_PY_DIRECT=1|inplace calls CStream.send
 per frame without the WebSocket layers.
@@ -129,7 +130,7 @@ def client(mode, port, total, size):
             send = ws.send
             for _ in range(frames):
                 send(buf)
-        elif size < 8192:
+        elif size < 8192 or os.environ.get("LIGHTWS_PY_SEND") == "many":
             send_many = ws.send_many
             batch = [bytes(buf)] * 32
             whole, rest = divmod(frames, 32)
