@@ -404,7 +404,11 @@ class CStream:
         receive buffer holds no unread byte, no control frame waits to be
         written and the stream is open (glue in _build.py). A blocking
         reader may then wait for POLLIN first, saving the EAGAIN read."""
-        return lib.lightws_py_read_idle(self._s) != 0
+        self._acquire()     # a writer thread's C call may be changing the state
+        try:
+            return lib.lightws_py_read_idle(self._s) != 0
+        finally:
+            self._release()
 
     def write(self, data) -> int:
         """lightws_stream_write: one binary frame (or its continuation)."""
