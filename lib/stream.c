@@ -1061,6 +1061,10 @@ int lightws_stream_feed(struct lightws_stream *s, const uint8_t *in,
   return 0;
 }
 
+size_t lightws_stream_buffered(const struct lightws_stream *s) {
+  return s->state == STATE_OPEN ? (size_t)(s->rend - s->rpos) : 0;
+}
+
 int lightws_stream_want(const struct lightws_stream *s) {
   int w = 0;
   if (s->flags & F_WANT_READ) w |= LIGHTWS_WANT_READ;

@@ -1481,10 +1481,18 @@ START_TEST(test_feed_then_read) {
   struct lightws_chunk c;
   rig_init(&g, LIGHTWS_SERVER, 0);
   put_frame(&pre, 1, 1, "fed", 3, 1, &g.rng);
+  put_frame(&pre, 1, 2, "more", 4, 1, &g.rng);
+  ck_assert_uint_eq(lightws_stream_buffered(&g.s), 0);
   ck_assert_int_eq(lightws_stream_feed(&g.s, pre.p, pre.len), 0);
+  /* two masked frames: (6 + 3) + (6 + 4) bytes wait in rbuf */
+  ck_assert_uint_eq(lightws_stream_buffered(&g.s), pre.len);
   ck_assert_int_eq(lightws_stream_recv(&g.s, &c), 3);
   ck_assert(memcmp(c.data, "fed", 3) == 0);
   ck_assert_int_eq(c.message_end, 1);
+  ck_assert_uint_eq(lightws_stream_buffered(&g.s), 10);
+  ck_assert_int_eq(lightws_stream_recv(&g.s, &c), 4);
+  ck_assert(memcmp(c.data, "more", 4) == 0);
+  ck_assert_uint_eq(lightws_stream_buffered(&g.s), 0);
   ck_assert_int_eq(lightws_stream_feed(&g.s, pre.p, 2000),
                    LIGHTWS_ERR_NOSPACE);
   free(pre.p);

@@ -818,6 +818,11 @@ int lightws_stream_flush(struct lightws_stream *s);
  * LIGHTWS_WANT_WRITE is also set while a control frame is pending. */
 int lightws_stream_want(const struct lightws_stream *s);
 
+/* Bytes received and not yet handed out (frames waiting in rbuf). When 0,
+ * the next read call starts with a read from the transport, so an event
+ * loop may wait for readability first; when not 0, read without waiting. */
+size_t lightws_stream_buffered(const struct lightws_stream *s);
+
 /* Close code the peer sent (1005 if its close had no code, 1006 after EOF
  * without close, 0 while open). */
 unsigned lightws_stream_close_code(const struct lightws_stream *s);

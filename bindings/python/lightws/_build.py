@@ -24,17 +24,16 @@ def _cdef() -> str:
 
 # Glue for the lean paths of lightws.WebSocket: one cffi call instead of
 # several (each costs about as much Python as the C work it wraps for a
-# small message). read_idle reads private fields of the stream: they are
-# named here, so a change in lightws.h fails this build instead of
-# silently breaking the binding.
+# small message).
 _GLUE = r"""
 #include "lightws.h"
 
 /* 1 when a read would start with read(2): nothing unread in rbuf, no
  * control frame waiting to be written, the stream open. */
 static int lightws_py_read_idle(const struct lightws_stream *s) {
-  return s->rpos == s->rend && s->ctl_len == 0 && s->close_code == 0 &&
-         s->last_err == 0;
+  return lightws_stream_buffered(s) == 0 &&
+         !(lightws_stream_want(s) & LIGHTWS_WANT_WRITE) &&
+         lightws_stream_close_code(s) == 0 && lightws_stream_error(s) == 0;
 }
 
 /* lightws_stream_recv() plus, in *info: opcode | message_end << 8 |

@@ -233,6 +233,7 @@ int lightws_stream_close(struct lightws_stream *s, unsigned code,
                          const char *reason, size_t reason_len);
 int lightws_stream_flush(struct lightws_stream *s);
 int lightws_stream_want(const struct lightws_stream *s);
+size_t lightws_stream_buffered(const struct lightws_stream *s);
 unsigned lightws_stream_close_code(const struct lightws_stream *s);
 const char *lightws_stream_close_reason(const struct lightws_stream *s,
                                         size_t *len);
