@@ -1003,6 +1003,35 @@ static int l_random(lua_State *L) {
   return 1;
 }
 
+/* core.mask_key() -> 4 bytes: a fresh §5.3 masking key per frame for the
+ * cosocket client without a syscall per frame: xorshift64* seeded once per
+ * process from the OS (and again after fork, so nginx workers forked from a
+ * master that loaded the module never share a sequence). */
+static int l_mask_key(lua_State *L) {
+  static uint64_t state;
+  static pid_t owner;
+  uint64_t x;
+  uint32_t k;
+  if (state == 0 || owner != getpid()) {
+    char key[LIGHTWS_KEY_LEN + 1];
+    size_t i;
+    if (lightws_handshake_key(key) != 0) return push_errno(L, errno);
+    x = 0x9E3779B97F4A7C15ull;
+    for (i = 0; i < LIGHTWS_KEY_LEN; i++) /* 128 random bits, mixed */
+      x = (x ^ (uint8_t)key[i]) * 0x100000001B3ull;
+    state = x ? x : 1;
+    owner = getpid();
+  }
+  x = state;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  state = x;
+  k = (uint32_t)((x * 0x2545F4914F6CDD1Dull) >> 32);
+  lua_pushlstring(L, (const char *)&k, 4);
+  return 1;
+}
+
 static int l_handshake_key(lua_State *L) {
   char key[LIGHTWS_KEY_LEN + 1];
   if (lightws_handshake_key(key) != 0) return push_errno(L, errno);
@@ -1417,6 +1446,7 @@ static const luaL_Reg funcs[] = {
     {"decode_head", l_decode_head},
     {"mask", l_mask},
     {"random", l_random},
+    {"mask_key", l_mask_key},
     {"handshake_key", l_handshake_key},
     {"handshake_accept", l_handshake_accept},
     {"build_request", l_build_request},

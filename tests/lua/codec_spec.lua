@@ -135,6 +135,18 @@ describe("handshake", function()
     assert.equal(1000, #lightws.random(1000))
   end)
 
+  it("draws a fresh 4-byte masking key per call without a syscall", function()
+    local seen = {}
+    for _ = 1, 1000 do
+      local k = lightws.mask_key()
+      assert.equal(4, #k)
+      seen[k] = true
+    end
+    local n = 0
+    for _ in pairs(seen) do n = n + 1 end
+    assert.is_true(n > 990) -- 1000 draws from 2^32: collisions are rare
+  end)
+
   it("parses the §1.3 request", function()
     local r = lightws.parse_request(req)
     assert.equal("GET", r.method)

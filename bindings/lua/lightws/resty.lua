@@ -144,7 +144,7 @@ function ws.send_frame(self, fin, opcode, payload)
   if len > self.max_payload_len and opcode < 0x8 then return nil, "exceeding max payload len" end
   local key
   if not self.server and not self.send_unmasked then
-    key = core.random(4)                       -- §5.3: a fresh key per frame
+    key = core.mask_key()                      -- §5.3: a fresh key per frame
     payload = core.mask(payload, key)
   end
   local head, err = core.encode_head(fin, opcode, len, key)
