@@ -108,54 +108,18 @@ void tool_set_nodelay(int fd)
   (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-int tool_tcp_connect(const char *who, const char *host, int port)
+/* Resolves host:port and returns the first socket that connects (listen 0)
+ * or binds and listens (listen 1), or -1 after printing why. */
+static int tcp_open(const char *who, const char *host, int port, int listening)
 {
   struct addrinfo hints, *res, *ai;
-  char portstr[16];
-  int fd = -1, rc, saved = 0;
-
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  snprintf(portstr, sizeof(portstr), "%d", port);
-  rc = getaddrinfo(host, portstr, &hints, &res);
-  if (rc != 0) {
-    fprintf(stderr, "%s: %s: %s\n", who, host, gai_strerror(rc));
-    return -1;
-  }
-  for (ai = res; ai; ai = ai->ai_next) {
-    fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
-    if (fd < 0) {
-      saved = errno;
-      continue;
-    }
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
-    saved = errno;
-    close(fd);
-    fd = -1;
-  }
-  freeaddrinfo(res);
-  if (fd < 0) {
-    fprintf(stderr, "%s: connect to %s port %d: %s\n", who, host, port,
-            strerror(saved));
-    return -1;
-  }
-  tool_set_nodelay(fd);
-  return fd;
-}
-
-int tool_tcp_listen(const char *who, const char *host, int port, int *bound)
-{
-  struct addrinfo hints, *res, *ai;
-  struct sockaddr_storage ss;
-  socklen_t sl = sizeof(ss);
   char portstr[16];
   int fd = -1, rc, one = 1, saved = 0;
 
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
+  hints.ai_flags = listening ? AI_PASSIVE : 0;
   snprintf(portstr, sizeof(portstr), "%d", port);
   rc = getaddrinfo(host, portstr, &hints, &res);
   if (rc != 0) {
@@ -168,19 +132,38 @@ int tool_tcp_listen(const char *who, const char *host, int port, int *bound)
       saved = errno;
       continue;
     }
-    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+    if (listening) {
+      (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+        break;
+    } else if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
       break;
+    }
     saved = errno;
     close(fd);
     fd = -1;
   }
   freeaddrinfo(res);
-  if (fd < 0) {
-    fprintf(stderr, "%s: listen on %s port %d: %s\n", who, host, port,
+  if (fd < 0)
+    fprintf(stderr, "%s: %s %s port %d: %s\n", who,
+            listening ? "listen on" : "connect to", host, port,
             strerror(saved));
-    return -1;
-  }
+  return fd;
+}
+
+int tool_tcp_connect(const char *who, const char *host, int port)
+{
+  int fd = tcp_open(who, host, port, 0);
+  if (fd >= 0) tool_set_nodelay(fd);
+  return fd;
+}
+
+int tool_tcp_listen(const char *who, const char *host, int port, int *bound)
+{
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof(ss);
+  int fd = tcp_open(who, host, port, 1);
+  if (fd < 0) return -1;
   *bound = port;
   if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
     if (ss.ss_family == AF_INET)
