@@ -229,14 +229,22 @@ static uint8_t heads[NH][SLOT];
 static uint8_t hlen[NH];
 
 static double decode_run(int kind) {
+  const uint8_t *in[NH];
+  size_t len[NH];
   struct lightws_frame f;
   uint64_t sum = 0;
-  double t0 = bench_now();
+  double t0;
   int i, j;
+  /* the inputs of this kind, prepared outside the timed loop */
+  for (i = 0; i < NH; i++) {
+    int k = kind == 2 ? 0 : i;
+    in[i] = heads[k];
+    len[i] = kind == 1 ? hlen[k] : SLOT;
+  }
+  t0 = bench_now();
   for (j = 0; j < REPS; j++)
     for (i = 0; i < NH; i++) {
-      int k = kind == 2 ? 0 : i;
-      ssize_t r = lightws_frame_decode(&f, heads[k], kind == 1 ? hlen[k] : SLOT,
+      ssize_t r = lightws_frame_decode(&f, in[i], len[i],
                                        LIGHTWS_DECODE_EXPECT_MASKED);
       sum += f.length + (uint64_t)r;
     }

@@ -28,6 +28,15 @@ static void check_one(const uint8_t *in, size_t len, unsigned flags)
 
   memset(&f, 0xA5, sizeof f);
   r = lightws_frame_decode(&f, in, len, flags);
+  /* the inline decoder and the out-of-line one agree on everything */
+  memset(&g, 0xA5, sizeof g);
+  r2 = lightws_frame_decode_full(&g, in, len, flags);
+  FUZZ_CHECK(r == r2);
+  if (r >= 0 || r == LIGHTWS_ERR_INCOMPLETE) FUZZ_CHECK(f.header_len == g.header_len);
+  if (r >= 0)
+    FUZZ_CHECK(f.length == g.length && f.fin == g.fin && f.rsv == g.rsv &&
+               f.opcode == g.opcode && f.masked == g.masked &&
+               memcmp(f.mask, g.mask, 4) == 0);
   if (r == LIGHTWS_ERR_INCOMPLETE) {
     /* header_len says how many bytes are needed so far: more than given. */
     FUZZ_CHECK(f.header_len > len && f.header_len <= LIGHTWS_FRAME_HEADER_MAX);

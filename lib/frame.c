@@ -3,6 +3,20 @@
 #include <string.h>
 #include "internal.h"
 
+/* The inline decoder (lightws.h) stores fin, rsv, opcode, masked and
+ * mask[4] as one 8-byte word: they must be contiguous, in that order. */
+typedef char lightws__frame_layout_check
+    [offsetof(struct lightws_frame, rsv) ==
+             offsetof(struct lightws_frame, fin) + 1 &&
+     offsetof(struct lightws_frame, opcode) ==
+             offsetof(struct lightws_frame, fin) + 2 &&
+     offsetof(struct lightws_frame, masked) ==
+             offsetof(struct lightws_frame, fin) + 3 &&
+     offsetof(struct lightws_frame, mask) ==
+             offsetof(struct lightws_frame, fin) + 4 &&
+     sizeof(((struct lightws_frame *)0)->mask) == 4
+         ? 1 : -1];
+
 /* Opcodes §5.2 defines: 0x0-0x2 and 0x8-0xA; bit n set when n is defined. */
 #define DEFINED_OPCODES 0x0707u
 
@@ -150,20 +164,18 @@ static const uint8_t byte0_class[256] = {B0_64(0), B0_64(64), B0_64(128),
                                          B0_64(192)};
 
 /*
- * The full decoder, for the heads lightws__frame_decode_fast() (internal.h)
- * leaves to it: other shapes, errors, heads cut short.
+ * The full decoder, for the heads the inline lightws_frame_decode()
+ * (lightws.h) leaves to it: other shapes, errors, heads cut short; and for
+ * FFI callers, which get every head here.
  * With LIGHTWS_FRAME_HEADER_MAX bytes present every field can be loaded
  * whatever the head's shape, so the common case reads all candidates and
  * selects instead of branching on the length form (heads of mixed shapes
  * then cost no branch mispredictions). The checks fold into one rarely
  * taken branch; a bad head goes to decode_careful() for its exact error.
  */
-#if defined(__GNUC__)
-__attribute__((noinline))
-#endif
-ssize_t lightws__frame_decode_slow(struct lightws_frame *frame,
-                                   const uint8_t *in, size_t len,
-                                   unsigned flags) {
+ssize_t lightws_frame_decode_full(struct lightws_frame *frame,
+                                  const uint8_t *in, size_t len,
+                                  unsigned flags) {
   unsigned b0, b1, lc, masked, is_ext, is127, ext, hlen, bad;
   uint64_t w, length, min;
   uint32_t key;
@@ -200,9 +212,4 @@ ssize_t lightws__frame_decode_slow(struct lightws_frame *frame,
   memcpy(frame->mask, &key, 4);
   frame->header_len = (uint8_t)hlen;
   return (ssize_t)hlen;
-}
-
-ssize_t lightws_frame_decode(struct lightws_frame *frame, const uint8_t *in,
-                             size_t len, unsigned flags) {
-  return lightws__frame_decode_fast(frame, in, len, flags);
 }

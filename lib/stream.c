@@ -447,8 +447,7 @@ static ssize_t engine(struct lightws_stream *s, struct lightws_chunk *out,
       if (r < 0) return r;
       continue;
     }
-    h = lightws__frame_decode_fast(&f, s->rbuf + s->rpos, avail,
-                                   decode_flags(s));
+    h = lightws_frame_decode(&f, s->rbuf + s->rpos, avail, decode_flags(s));
     if (h == LIGHTWS_ERR_INCOMPLETE) {
       r = more(s, reads, f.header_len);
       if (r < 0) return r;

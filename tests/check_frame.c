@@ -693,6 +693,42 @@ START_TEST(test_decode_random_heads_against_reference) {
 }
 END_TEST
 
+/* The inline decoder (lightws.h) and the out-of-line one FFI users call
+ * give the same result, fields and header_len on every prefix of random
+ * heads (biased as above) under every flag set. */
+START_TEST(test_decode_inline_matches_full) {
+  long n, cases = getenv("LIGHTWS_TEST_QUICK") ? 5000 : 60000;
+  for (n = 0; n < cases; n++) {
+    uint8_t in[LIGHTWS_FRAME_HEADER_MAX];
+    unsigned flags = head_rand() & 0xF3u, i, r = head_rand();
+    size_t len;
+    for (i = 0; i < sizeof in; i++) in[i] = (uint8_t)head_rand();
+    if (r & 1) in[0] = (uint8_t)(in[0] & 0x8F); /* mostly no RSV bit */
+    if (r & 2) in[0] = (uint8_t)((in[0] & 0x80) | (r >> 8) % 3); /* data */
+    if (r & 4) in[1] = (uint8_t)((in[1] & 0x80) | (126 + (r >> 3 & 1)));
+    for (i = 2; i < 10; i++)
+      if (head_rand() % 3 == 0) in[i] = 0;
+    for (len = 0; len <= sizeof in; len++) {
+      struct lightws_frame f, g;
+      ssize_t a, b;
+      memset(&f, 0x55, sizeof f);
+      memset(&g, 0x55, sizeof g);
+      a = lightws_frame_decode(&f, len ? in : NULL, len, flags);
+      b = lightws_frame_decode_full(&g, len ? in : NULL, len, flags);
+      CHECK(a == b, "case %ld len %zu: inline %s, full %s", n, len,
+            lightws_errname((int)a), lightws_errname((int)b));
+      if (a == LIGHTWS_ERR_INCOMPLETE)
+        CHECK(f.header_len == g.header_len, "case %ld len %zu: header_len", n, len);
+      if (a < 0) continue;
+      CHECK(f.length == g.length && f.header_len == g.header_len &&
+                f.fin == g.fin && f.rsv == g.rsv && f.opcode == g.opcode &&
+                f.masked == g.masked && memcmp(f.mask, g.mask, 4) == 0,
+            "case %ld len %zu: fields", n, len);
+    }
+  }
+}
+END_TEST
+
 /* ---------------------------------------------------------------- masking */
 
 static void mask_reference(uint8_t *buf, size_t len, const uint8_t key[4],
@@ -862,6 +898,7 @@ Suite *frame_suite(void) {
   tcase_add_loop_test(tc, test_decode_one_byte_at_a_time, 0, 2 * NUM_BOUNDARIES);
   tcase_add_loop_test(tc, test_decode_all_two_byte_heads, 0, 256);
   tcase_add_test(tc, test_decode_random_heads_against_reference);
+  tcase_add_test(tc, test_decode_inline_matches_full);
   suite_add_tcase(s, tc);
 
   tc = tcase_create("mask");

@@ -16,11 +16,23 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>     /* memcpy in the inline decoder */
 #include <sys/types.h>  /* ssize_t */
 #include <sys/uio.h>    /* struct iovec */
 
 #ifdef __cplusplus
 extern "C" {
+#endif
+
+/* Static inline functions in this header (the frame head decoder): C99 and
+ * C++ have `inline`; GNU C89 spells it __inline__. */
+#if defined(__cplusplus) || \
+    (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 199901L)
+#define LIGHTWS_INLINE static inline
+#elif defined(__GNUC__)
+#define LIGHTWS_INLINE static __inline__
+#else
+#define LIGHTWS_INLINE static
 #endif
 
 #define LIGHTWS_VERSION_MAJOR 0
@@ -199,6 +211,17 @@ ssize_t lightws_frame_encode(const struct lightws_frame *frame, uint8_t *out,
                              size_t size);
 
 /*
+ * The frame head decoder, out of line: the contract of lightws_frame_decode()
+ * below, same results on every input. C callers use lightws_frame_decode();
+ * this one is for foreign-function interfaces that need a symbol (ctypes,
+ * LuaJIT ffi, cffi ABI mode) and is where the inline decoder sends every
+ * head it does not decode itself.
+ */
+ssize_t lightws_frame_decode_full(struct lightws_frame *frame,
+                                  const uint8_t *in, size_t len,
+                                  unsigned flags);
+
+/*
  * Decodes the frame head at the start of `in` (any prefix of a frame is
  * fine). Fills `*frame` and returns the head size. Never reads past `len`
  * and never touches the payload.
@@ -211,9 +234,84 @@ ssize_t lightws_frame_encode(const struct lightws_frame *frame, uint8_t *out,
  * "the minimal number of bytes MUST be used"), MASK_REQUIRED or
  * MASK_UNEXPECTED (only with an EXPECT_* flag). Errors are reported as soon
  * as the bytes that show them are present.
+ *
+ * Inline, because a call costs about as much as the decoding itself: the
+ * heads a connection sends over and over (no RSV bit, a data opcode or a
+ * final control frame of <= 125 bytes, the mask bit the role expects,
+ * the shortest length form, the whole head in `in`) decode here in a few
+ * predictable branches; anything else, valid or not, goes to
+ * lightws_frame_decode_full(), which names the error. It depends only on
+ * the wire format (§5.2) and struct lightws_frame, both fixed.
  */
-ssize_t lightws_frame_decode(struct lightws_frame *frame, const uint8_t *in,
-                             size_t len, unsigned flags);
+LIGHTWS_INLINE ssize_t lightws_frame_decode(struct lightws_frame *frame,
+                                            const uint8_t *in, size_t len,
+                                            unsigned flags) {
+  unsigned b0, b1, masked, lc, off;
+  uint64_t length;
+  if (len < 2) goto full;
+  b0 = in[0];
+  b1 = in[1];
+  masked = b1 >> 7;
+  lc = b1 & 0x7F;
+  /* opcode 0-2 (FIN either way), or 8-A with FIN and <= 125 bytes (§5.5);
+   * the mask bit: EXPECT_MASKED is 1, EXPECT_UNMASKED 2 (§5.1) */
+  if (((b0 & 0x7F) > 2 && (b0 - 0x88u > 2 || lc >= 126)) |
+      ((flags & (masked + 1)) != 0))
+    goto full;
+  /* one length check per shape: off is the head size */
+  if (lc < 126) {
+    off = 2 + 4 * masked;
+    if (len < off) goto full;
+    length = lc;
+  } else if (lc == 126) {
+    off = 4 + 4 * masked;
+    if (len < off) goto full;
+    length = ((unsigned)in[2] << 8) | in[3];
+    if (length < 126 && !(flags & LIGHTWS_DECODE_ALLOW_NONMINIMAL)) goto full;
+  } else {
+    off = 10 + 4 * masked;
+    if (len < off) goto full;
+    length = ((uint64_t)in[2] << 56) | ((uint64_t)in[3] << 48) |
+             ((uint64_t)in[4] << 40) | ((uint64_t)in[5] << 32) |
+             ((uint64_t)in[6] << 24) | ((uint64_t)in[7] << 16) |
+             ((uint64_t)in[8] << 8) | (uint64_t)in[9];
+    if ((length >> 63) ||
+        (length <= 0xFFFF && !(flags & LIGHTWS_DECODE_ALLOW_NONMINIMAL)))
+      goto full;
+  }
+  frame->length = length;
+#if defined(__BYTE_ORDER__) && (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ || \
+                                __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)
+  {
+    /* fin, rsv (0), opcode, masked and mask[4] are 8 contiguous bytes
+     * (frame.c checks the layout): one store */
+    uint32_t key = 0;
+    uint64_t v;
+    if (masked) memcpy(&key, in + off - 4, 4);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = (uint64_t)(b0 >> 7) | (uint64_t)(b0 & 0x0F) << 16 |
+        (uint64_t)masked << 24 | (uint64_t)key << 32;
+#else
+    v = (uint64_t)(b0 >> 7) << 56 | (uint64_t)(b0 & 0x0F) << 40 |
+        (uint64_t)masked << 32 | key;
+#endif
+    memcpy((unsigned char *)frame + offsetof(struct lightws_frame, fin), &v, 8);
+  }
+#else
+  frame->fin = (uint8_t)(b0 >> 7);
+  frame->rsv = 0;
+  frame->opcode = (uint8_t)(b0 & 0x0F);
+  frame->masked = (uint8_t)masked;
+  if (masked)
+    memcpy(frame->mask, in + off - 4, 4);
+  else
+    memset(frame->mask, 0, 4);
+#endif
+  frame->header_len = (uint8_t)off;
+  return (ssize_t)off;
+full:
+  return lightws_frame_decode_full(frame, in, len, flags);
+}
 
 /* ------------------------------------------------------------------------
  * Masking (§5.3)
