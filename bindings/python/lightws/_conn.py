@@ -479,6 +479,16 @@ class WebSocket(BaseWebSocket):
     def setblocking(self, flag: bool) -> None:
         self.settimeout(None if flag else 0.0)
 
+    def _wait_readable(self) -> None:
+        # Blocking lean paths: with nothing buffered a read would start with
+        # read(2) on the descriptor, so wait for POLLIN first instead of
+        # read (EAGAIN), an exception and a poll (W1 server: user time per
+        # GiB about halved). Called under the read lock, outside the C lock.
+        if self._c.read_idle():
+            if self._fd_closed:
+                raise ConnectionClosedError(1006, "socket closed")
+            self._rpoll.poll()
+
     def _wait(self, want: int, deadline: Optional[float]) -> None:
         if self._fd_closed:
             raise ConnectionClosedError(1006, "socket closed")
@@ -621,6 +631,7 @@ class WebSocket(BaseWebSocket):
         frame_end, message_end)."""
         with self._rlock:
             if self._timeout is None and self._tls is None:
+                self._wait_readable()
                 try:                # lean path: no lambda, no deadline
                     return self._c.read_into(buffer)
                 except WouldBlock:
@@ -781,6 +792,7 @@ class WebSocket(BaseWebSocket):
         with self._rlock:
             try:
                 if self._timeout is None and self._tls is None:
+                    self._wait_readable()
                     try:            # lean path: no lambda, no deadline
                         return self._c.read_bytes_into(buffer)
                     except WouldBlock:
