@@ -1,11 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /* Tests of the internal helpers: SHA-1 (RFC 3174), base64 (RFC 4648), OS randomness, ASCII case folding. */
+#if defined(__linux__) && !defined(_DEFAULT_SOURCE)
+#define _DEFAULT_SOURCE 1 /* syscall(2), for the getrandom stand-in */
+#endif
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "check_lightws.h"
 #include "internal.h"
+#if defined(__linux__)
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 /* Hot loops check with this: ck_assert marks a point through a pipe to
  * the parent process on every call, which would dominate the run time. */
@@ -225,6 +234,78 @@ START_TEST(test_random_fills_and_differs) {
 }
 END_TEST
 
+#if defined(__linux__) && defined(SYS_getrandom)
+/*
+ * The library's getrandom(3) calls land here (a definition in the program
+ * wins over libc's), so the tests can make it fail the ways an old kernel
+ * (ENOSYS: fall back to /dev/urandom), a signal (EINTR: retry) or a broken
+ * source (EIO: LIGHTWS_ERR_SYSTEM) would. Mode 0 passes through.
+ */
+enum { RND_REAL, RND_ENOSYS, RND_EIO, RND_EINTR_SHORT };
+static int rnd_mode;
+static int rnd_calls;
+
+ssize_t getrandom(void *buf, size_t len, unsigned flags) {
+  rnd_calls++;
+  switch (rnd_mode) {
+    case RND_ENOSYS:
+      errno = ENOSYS;
+      return -1;
+    case RND_EIO:
+      errno = EIO;
+      return -1;
+    case RND_EINTR_SHORT:
+      if (rnd_calls == 1) {
+        errno = EINTR;
+        return -1;
+      }
+      if (len > 3) len = 3; /* short reads: the caller must loop */
+      break;
+    default:
+      break;
+  }
+  return syscall(SYS_getrandom, buf, len, flags);
+}
+
+START_TEST(test_random_falls_back_to_urandom_without_getrandom) {
+  uint8_t a[64], b[64];
+  memset(a, 0, sizeof a);
+  memset(b, 0, sizeof b);
+  rnd_mode = RND_ENOSYS;
+  rnd_calls = 0;
+  ck_assert_int_eq(lightws__random(a, sizeof a), 0);
+  ck_assert_int_eq(lightws__random(b, sizeof b), 0);
+  rnd_mode = RND_REAL;
+  ck_assert_int_eq(rnd_calls, 2); /* one failed getrandom each, then the file */
+  ck_assert(memcmp(a, b, sizeof a) != 0);
+}
+END_TEST
+
+START_TEST(test_random_retries_eintr_and_short_reads) {
+  uint8_t a[64];
+  size_t i, nonzero = 0;
+  memset(a, 0, sizeof a);
+  rnd_mode = RND_EINTR_SHORT;
+  rnd_calls = 0;
+  ck_assert_int_eq(lightws__random(a, sizeof a), 0);
+  rnd_mode = RND_REAL;
+  ck_assert_int_eq(rnd_calls, 1 + (64 + 2) / 3); /* EINTR, then 3 bytes a call */
+  for (i = 0; i < sizeof a; i++) nonzero += a[i] != 0;
+  ck_assert_uint_gt(nonzero, 48); /* the tail was filled too */
+}
+END_TEST
+
+START_TEST(test_random_reports_a_failing_source) {
+  uint8_t a[16];
+  rnd_mode = RND_EIO;
+  errno = 0;
+  ck_assert_int_eq(lightws__random(a, sizeof a), LIGHTWS_ERR_SYSTEM);
+  ck_assert_int_eq(errno, EIO);
+  rnd_mode = RND_REAL;
+}
+END_TEST
+#endif
+
 START_TEST(test_casecmp_ascii_only) {
   ck_assert_int_eq(lightws__casecmp("WebSocket", "websocket", 9), 0);
   ck_assert_int_eq(lightws__casecmp("UPGRADE", "upgrade", 7), 0);
@@ -261,6 +342,11 @@ Suite *util_suite(void) {
 
   tc = tcase_create("random");
   tcase_add_test(tc, test_random_fills_and_differs);
+#if defined(__linux__) && defined(SYS_getrandom)
+  tcase_add_test(tc, test_random_falls_back_to_urandom_without_getrandom);
+  tcase_add_test(tc, test_random_retries_eintr_and_short_reads);
+  tcase_add_test(tc, test_random_reports_a_failing_source);
+#endif
   suite_add_tcase(s, tc);
 
   tc = tcase_create("casecmp");
