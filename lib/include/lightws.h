@@ -221,6 +221,45 @@ ssize_t lightws_frame_decode_full(struct lightws_frame *frame,
                                   const uint8_t *in, size_t len,
                                   unsigned flags);
 
+/* Part of the inline decoder below, not an API: fills `frame` for a head
+ * of `hlen` bytes it has checked and returns hlen. Each length form calls
+ * it on its own, so no path jumps to a shared tail. */
+LIGHTWS_INLINE ssize_t lightws__frame_fill(struct lightws_frame *frame,
+                                           const uint8_t *in, unsigned b0,
+                                           unsigned masked, uint64_t length,
+                                           unsigned hlen) {
+  frame->length = length;
+#if defined(__BYTE_ORDER__) && (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ || \
+                                __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)
+  {
+    /* fin, rsv (0), opcode, masked and mask[4] are 8 contiguous bytes
+     * (frame.c checks the layout): one store */
+    uint32_t key = 0;
+    uint64_t v;
+    if (masked) memcpy(&key, in + hlen - 4, 4);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = (uint64_t)(b0 >> 7) | (uint64_t)(b0 & 0x0F) << 16 |
+        (uint64_t)masked << 24 | (uint64_t)key << 32;
+#else
+    v = (uint64_t)(b0 >> 7) << 56 | (uint64_t)(b0 & 0x0F) << 40 |
+        (uint64_t)masked << 32 | key;
+#endif
+    memcpy((unsigned char *)frame + offsetof(struct lightws_frame, fin), &v, 8);
+  }
+#else
+  frame->fin = (uint8_t)(b0 >> 7);
+  frame->rsv = 0;
+  frame->opcode = (uint8_t)(b0 & 0x0F);
+  frame->masked = (uint8_t)masked;
+  if (masked)
+    memcpy(frame->mask, in + hlen - 4, 4);
+  else
+    memset(frame->mask, 0, 4);
+#endif
+  frame->header_len = (uint8_t)hlen;
+  return (ssize_t)hlen;
+}
+
 /*
  * Decodes the frame head at the start of `in` (any prefix of a frame is
  * fine). Fills `*frame` and returns the head size. Never reads past `len`
@@ -255,60 +294,40 @@ LIGHTWS_INLINE ssize_t lightws_frame_decode(struct lightws_frame *frame,
   lc = b1 & 0x7F;
   /* opcode 0-2 (FIN either way), or 8-A with FIN and <= 125 bytes (§5.5);
    * the mask bit: EXPECT_MASKED is 1, EXPECT_UNMASKED 2 (§5.1) */
-  if (((b0 & 0x7F) > 2 && (b0 - 0x88u > 2 || lc >= 126)) |
-      ((flags & (masked + 1)) != 0))
-    goto full;
-  /* one length check per shape: off is the head size */
+  if ((b0 & 0x7F) > 2 && (b0 - 0x88u > 2 || lc >= 126)) goto full;
+  if (flags & (masked + 1)) goto full;
+  /* one length check per form; off is the head size */
   if (lc < 126) {
     off = 2 + 4 * masked;
     if (len < off) goto full;
-    length = lc;
-  } else if (lc == 126) {
+    return lightws__frame_fill(frame, in, b0, masked, lc, off);
+  }
+  if (lc == 126) {
     off = 4 + 4 * masked;
     if (len < off) goto full;
     length = ((unsigned)in[2] << 8) | in[3];
     if (length < 126 && !(flags & LIGHTWS_DECODE_ALLOW_NONMINIMAL)) goto full;
-  } else {
-    off = 10 + 4 * masked;
-    if (len < off) goto full;
-    length = ((uint64_t)in[2] << 56) | ((uint64_t)in[3] << 48) |
-             ((uint64_t)in[4] << 40) | ((uint64_t)in[5] << 32) |
-             ((uint64_t)in[6] << 24) | ((uint64_t)in[7] << 16) |
-             ((uint64_t)in[8] << 8) | (uint64_t)in[9];
-    if ((length >> 63) ||
-        (length <= 0xFFFF && !(flags & LIGHTWS_DECODE_ALLOW_NONMINIMAL)))
-      goto full;
+    return lightws__frame_fill(frame, in, b0, masked, length, off);
   }
-  frame->length = length;
-#if defined(__BYTE_ORDER__) && (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ || \
-                                __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__)
-  {
-    /* fin, rsv (0), opcode, masked and mask[4] are 8 contiguous bytes
-     * (frame.c checks the layout): one store */
-    uint32_t key = 0;
-    uint64_t v;
-    if (masked) memcpy(&key, in + off - 4, 4);
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    v = (uint64_t)(b0 >> 7) | (uint64_t)(b0 & 0x0F) << 16 |
-        (uint64_t)masked << 24 | (uint64_t)key << 32;
+  off = 10 + 4 * masked;
+  if (len < off) goto full;
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  memcpy(&length, in + 2, 8); /* network byte order (§5.2) */
+  length = __builtin_bswap64(length);
+#elif defined(__GNUC__) && defined(__BYTE_ORDER__) && \
+    __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  memcpy(&length, in + 2, 8);
 #else
-    v = (uint64_t)(b0 >> 7) << 56 | (uint64_t)(b0 & 0x0F) << 40 |
-        (uint64_t)masked << 32 | key;
+  length = ((uint64_t)in[2] << 56) | ((uint64_t)in[3] << 48) |
+           ((uint64_t)in[4] << 40) | ((uint64_t)in[5] << 32) |
+           ((uint64_t)in[6] << 24) | ((uint64_t)in[7] << 16) |
+           ((uint64_t)in[8] << 8) | (uint64_t)in[9];
 #endif
-    memcpy((unsigned char *)frame + offsetof(struct lightws_frame, fin), &v, 8);
-  }
-#else
-  frame->fin = (uint8_t)(b0 >> 7);
-  frame->rsv = 0;
-  frame->opcode = (uint8_t)(b0 & 0x0F);
-  frame->masked = (uint8_t)masked;
-  if (masked)
-    memcpy(frame->mask, in + off - 4, 4);
-  else
-    memset(frame->mask, 0, 4);
-#endif
-  frame->header_len = (uint8_t)off;
-  return (ssize_t)off;
+  if ((length >> 63) ||
+      (length <= 0xFFFF && !(flags & LIGHTWS_DECODE_ALLOW_NONMINIMAL)))
+    goto full;
+  return lightws__frame_fill(frame, in, b0, masked, length, off);
 full:
   return lightws_frame_decode_full(frame, in, len, flags);
 }
