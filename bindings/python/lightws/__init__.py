@@ -28,7 +28,8 @@ from .errors import (WANT_READ, WANT_WRITE, CloseCode, ConnectionClosed,
                      WouldBlock)
 
 __all__ = [
-    "connect", "accept", "parse_url", "codec", "WebSocket", "RawStream", "Chunk",
+    "connect", "accept", "serve", "Server", "parse_url", "codec", "WebSocket",
+    "RawStream", "Chunk",
     "Request", "Response", "Opcode", "CloseCode", "WebSocketError",
     "ProtocolError", "ConnectionClosed", "ConnectionClosedOK",
     "ConnectionClosedError", "HandshakeError", "InvalidUsage", "WouldBlock",
@@ -156,3 +157,7 @@ def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
         ws._release()
         raise
     return ws
+
+
+# Last: server.py uses accept() from this module.
+from .server import Server, serve  # noqa: E402
