@@ -9,8 +9,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import struct
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -84,7 +87,17 @@ class TestEcho(ServeCase):
         self.assertEqual(ws.close_code, 1000)
 
     def test_twenty_concurrent_clients(self):
-        r = self.run_server(echo)
+        # Each handler waits until all 20 run at once: one thread each.
+        handlers = threading.Barrier(20)
+        seen = []
+
+        def handler(ws):
+            t = threading.current_thread()
+            seen.append((t.daemon, t.name.startswith("lightws-conn-127.0.0.1:")))
+            handlers.wait(10)
+            echo(ws)
+
+        r = self.run_server(handler)
         start = threading.Barrier(20)
 
         def client(i):
@@ -101,6 +114,7 @@ class TestEcho(ServeCase):
 
         joins = [in_thread(client, i) for i in range(20)]
         self.assertEqual([j(30) for j in joins], [1000] * 20)
+        self.assertEqual(seen, [(True, True)] * 20)
 
     def test_request_seen_by_handler_and_response_headers(self):
         def handler(ws):
@@ -319,6 +333,60 @@ class TestShutdown(ServeCase):
             self.assertEqual(ws.recv(), "x")
         with self.assertRaises(RuntimeError):
             r.server.serve_forever()
+
+
+SIGNAL_SCRIPT = r'''
+import signal, sys, lightws
+
+def echo(ws):
+    for m in ws:
+        ws.send(m)
+
+with lightws.serve(echo, "127.0.0.1", 0) as server:
+    if sys.argv[1] == "term":
+        signal.signal(signal.SIGTERM, lambda *a: server.shutdown())
+    print(server.port, flush=True)
+    server.serve_forever()
+print("done", flush=True)
+'''
+
+
+class TestSignals(unittest.TestCase):
+    """serve_forever() in the main thread of a real process: SIGTERM
+    with a handler calling shutdown(), and Ctrl-C (KeyboardInterrupt);
+    leaving the with block closes the live connection with 1001."""
+
+    def run_until(self, mode, sig):
+        p = subprocess.Popen([sys.executable, "-c", SIGNAL_SCRIPT, mode],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            port = int(p.stdout.readline())
+            ws = lightws.connect(f"ws://127.0.0.1:{port}/", timeout=10)
+            ws.send("before")
+            self.assertEqual(ws.recv(), "before")
+            t0 = time.monotonic()
+            p.send_signal(sig)
+            with self.assertRaises(lightws.ConnectionClosedOK) as cm:
+                ws.recv()
+            self.assertEqual(cm.exception.code, 1001)
+            ws.close()
+            out, err = p.communicate(timeout=10)
+            self.assertLess(time.monotonic() - t0, 5)
+            return p.returncode, out, err
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+
+    def test_sigterm_handler_calls_shutdown(self):
+        rc, out, err = self.run_until("term", signal.SIGTERM)
+        self.assertEqual((rc, out, err), (0, "done\n", ""))
+
+    def test_ctrl_c(self):
+        rc, out, err = self.run_until("int", signal.SIGINT)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("KeyboardInterrupt", err)
+        self.assertEqual(out, "")
 
 
 class TestHandshake(ServeCase):

@@ -92,7 +92,11 @@ class Server:
         self._open_timeout = open_timeout
         self._timeout = timeout
         self.close_timeout = close_timeout
-        self._lock = threading.Lock()         # _shut, _conns, the listener's close
+        # Guards _shut, _closing, _serving, _conns and the listener's
+        # close. Reentrant: a signal handler may call shutdown() or close()
+        # in the main thread while serve_forever() there holds it.
+        self._lock = threading.RLock()
+        self._serving_thread: Optional[threading.Thread] = None
         self._shut = False                    # shutdown() ran
         self._closing = False                 # close() ran: new websockets get 1001
         self._serving = False
@@ -137,6 +141,7 @@ class Server:
             if self._serving:
                 raise RuntimeError("serve_forever() is already running")
             self._serving = True
+            self._serving_thread = threading.current_thread()
             self._done.clear()
         try:
             poller = select.poll()
@@ -156,6 +161,8 @@ class Server:
                     except BlockingIOError:
                         continue
                     except OSError as e:
+                        if self._shut:      # shutdown() from a signal handler
+                            return
                         if e.errno in _ACCEPT_TRANSIENT:
                             continue
                         if e.errno not in _ACCEPT_BACKOFF:
@@ -170,6 +177,7 @@ class Server:
         finally:
             with self._lock:
                 self._serving = False
+                self._serving_thread = None
                 if self._shut:
                     self._close_pipe()
             self._done.set()
@@ -190,8 +198,9 @@ class Server:
 
     def shutdown(self) -> None:
         """Stops accepting: serve_forever() returns and the listening
-        socket is closed. Safe from any thread, handlers included, and
-        more than once; does not wait and leaves live connections open."""
+        socket is closed. Safe from any thread, handlers and signal
+        handlers included, and more than once; does not wait and leaves
+        live connections open."""
         with self._lock:
             if self._shut:
                 return
@@ -209,12 +218,11 @@ class Server:
 
     def _close_pipe(self) -> None:
         # Under self._lock, once shut down and no serve_forever() polls it.
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        fds = (self._wake_r, self._wake_w)
         self._wake_r = self._wake_w = -1
+        for fd in fds:
+            if fd >= 0:
+                os.close(fd)
 
     def close(self, timeout: Optional[float] = None) -> None:
         """shutdown(), then closes every live connection with 1001 (going
@@ -225,11 +233,12 @@ class Server:
         if timeout is None:
             timeout = self.close_timeout
         deadline = time.monotonic() + timeout
-        self._done.wait(timeout)        # serve_forever() in another thread returns
+        me = threading.current_thread()
+        if self._serving_thread is not me:      # not a signal handler's call
+            self._done.wait(timeout)    # serve_forever() in another thread returns
         with self._lock:
             self._closing = True
             conns = list(self._conns)
-        me = threading.current_thread()
         # One closing thread per connection: a close waits for the peer's
         # close frame (§7.1.2), so N silent peers cost one close_timeout,
         # not N of them.
