@@ -43,4 +43,11 @@ void bench_print_server(uint64_t bytes, uint64_t frames);
 /* xorshift64* for frame contents and mask keys the program chooses. */
 uint64_t bench_rand(uint64_t *state);
 
+/* `PROG micro` (W4) prints one `MICRO name=NAME value=V` line per figure. */
+void bench_micro_print(const char *name, double value);
+
+/* memcpy of a 64 KiB buffer into another, GB/s, best of `trials` runs of
+ * `reps` copies: the baseline every program's masking figure is compared with. */
+double bench_memcpy_GBps(int trials, int reps);
+
 #endif

@@ -2,14 +2,16 @@
 -- lightws Lua binding benchmark (Lua 5.4 and LuaJIT), same CLI as the C programs.
 -- Server: bulk reads ws:receive_chunk() (one frame per call); pingpong echoes
 -- ws:receive() with ws:send(). Client: ws:send() per frame (fresh mask key per frame).
+-- `lightws_bench.lua micro` (W4) times the codec functions from Lua (MICRO lines).
 local lightws = require "lightws"
 local core = lightws.core
 
 local role, mode = arg[1], arg[2]
 local port, total, size = tonumber(arg[3]), tonumber(arg[4]), tonumber(arg[5])
-if (role ~= "server" and role ~= "client") or (mode ~= "bulk" and mode ~= "pingpong")
-    or not port or not total or not size then
-  io.stderr:write("usage: lightws_bench.lua server|client bulk|pingpong PORT TOTAL SIZE\n")
+if role ~= "micro" and ((role ~= "server" and role ~= "client") or (mode ~= "bulk" and mode ~= "pingpong")
+    or not port or not total or not size) then
+  io.stderr:write("usage: lightws_bench.lua server|client bulk|pingpong PORT TOTAL SIZE\n"
+    .. "       lightws_bench.lua micro\n")
   os.exit(2)
 end
 
@@ -115,4 +117,90 @@ local function client()
   io.stdout:flush()
 end
 
-if role == "server" then server() else client() end
+-- W4 through the module's codec functions, per call from Lua: decode_head over
+-- mixed 6/8/14-byte client heads (each followed by payload bytes, as in a
+-- receive buffer), encode_head, a whole client frame with a 16-byte payload
+-- (decode_head at its offset in a buffer of frames, then mask of the payload
+-- into a new string), and mask of 64 KiB (strings are immutable: always into a
+-- new string) against copying the same string: s:sub(1, -1) on Lua 5.4 (a new
+-- string, one memcpy; LuaJIT interns strings, so a copy of the same contents
+-- only hashes and finds the original) and ffi.copy into a buffer on LuaJIT (a
+-- memcpy). Lua 5.4 times with os.clock() (CPU time, microsecond resolution):
+-- the micro loops are CPU-bound and single-threaded.
+local function micro()
+  local clock = jit and now or os.clock
+  local function best_of(trials, reps, fn)
+    local best
+    for _ = 1, trials do
+      local t0 = clock()
+      fn(reps)
+      local dt = clock() - t0
+      if not best or dt < best then best = dt end
+    end
+    return best / reps
+  end
+  local function out(name, value)
+    io.write(("MICRO name=%s value=%.3f\n"):format(name, value))
+    io.stdout:flush()
+  end
+  local decode_head, encode_head, mask = lightws.decode_head, lightws.encode_head, lightws.mask
+  local lens, heads, keys = {64, 1024, 16384, 100000}, {}, {}
+  local pad = ("\0"):rep(32)
+  for i = 0, 63 do
+    keys[i + 1] = string.char(i, 1, 2, 3)
+    heads[i + 1] = assert(encode_head(true, 2, lens[i % 4 + 1] + math.floor(i / 4), keys[i + 1])) .. pad
+  end
+  local function dec(n)
+    for _ = 1, math.floor(n / 64) do
+      for i = 1, 64 do decode_head(heads[i], 1, "masked") end
+    end
+  end
+  local function enc(n)
+    for _ = 1, math.floor(n / 64) do
+      for i = 1, 64 do encode_head(true, 2, lens[i % 4 + 1] + i, keys[i]) end
+    end
+  end
+  local payload = ("0123456789abcdef")
+  local parts = {}
+  for i = 1, 64 do parts[i] = encode_head(true, 2, 16, keys[i]) .. mask(payload, keys[i]) end
+  local stream = table.concat(parts)
+  local function frame16(n)
+    local data
+    for _ = 1, math.floor(n / 64) do
+      local pos = 1
+      for _ = 1, 64 do
+        local _, _, _, len, key, hl = decode_head(stream, pos, "masked")
+        data = mask(stream:sub(pos + hl, pos + hl + len - 1), key)
+        pos = pos + hl + len
+      end
+    end
+    assert(data == payload)
+  end
+  out("head_decode_ns", best_of(30, 25600, dec) * 1e9)
+  out("head_encode_ns", best_of(30, 25600, enc) * 1e9)
+  out("frame16_decode_ns", best_of(30, 6400, frame16) * 1e9)
+
+  local size = 65536
+  local big, key = ("\90"):rep(size), "\18\52\86\120"
+  local mask_gbps = size / best_of(15, 200, function(n)
+    for _ = 1, n do mask(big, key) end
+  end) / 1e9
+  out("mask_copy_GBps", mask_gbps)
+  local copy_gbps
+  if jit then
+    local ffi = require "ffi"
+    local dst = ffi.new("uint8_t[?]", size)
+    copy_gbps = size / best_of(15, 2000, function(n)
+      for _ = 1, n do ffi.copy(dst, big, size) end
+    end) / 1e9
+    out("memcpy_GBps", copy_gbps)
+  else
+    copy_gbps = size / best_of(15, 200, function(n)
+      for _ = 1, n do big:sub(1, -1) end
+    end) / 1e9
+    out("string_copy_GBps", copy_gbps)
+  end
+  out("mask_vs_copy", mask_gbps / copy_gbps)
+end
+
+if role == "micro" then micro() elseif role == "server" then server() else client() end

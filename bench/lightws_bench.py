@@ -12,7 +12,8 @@ forces one plain ws.send() per frame, LIGHTWS_PY_SEND=many send_many() for
 any size. Experiments without the public API
 (optional rows of run.py): LIGHTWS_PY_SENDV=1 sends bulk frames 32 at a
 time through CStream.sendv; LIGHTWS_PY_DIRECT=1|inplace calls CStream.send
-per frame without the WebSocket layers.
+per frame without the WebSocket layers. `lightws_bench.py micro` (W4) times
+the sans-IO codec (lightws.codec) from Python and prints MICRO lines.
 """
 import os
 import socket
@@ -156,10 +157,102 @@ def client(mode, port, total, size):
         print("RESULT secs=%.6f rtts=%d rtps=%.0f" % (secs, total, total / secs), flush=True)
 
 
+def best_of(trials, reps, fn):
+    """Seconds per call of fn(reps) (which makes reps calls), best of `trials`
+    short runs: on a shared machine the least disturbed run is the closest to
+    the code's own cost."""
+    best = None
+    for _ in range(trials):
+        t0 = time.perf_counter()
+        fn(reps)
+        dt = time.perf_counter() - t0
+        best = dt if best is None or dt < best else best
+    return best / reps
+
+
+def micro_print(name, value):
+    print("MICRO name=%s value=%.3f" % (name, value), flush=True)
+
+
+def micro():
+    """W4 through the public sans-IO codec (lightws.codec), per call from Python:
+    head decode of mixed 6/8/14-byte client heads (each followed by payload bytes,
+    as in a receive buffer) and head encode of prepared Frames; a whole client
+    frame with a 16-byte payload (decode the head, unmask the payload into new
+    bytes); masking 64 KiB in place (mask_into) and into new bytes (mask),
+    against copying the same bytearray (slice assignment into another one, a
+    memmove) and into new bytes (bytes(buf))."""
+    from lightws import codec
+    masked = codec.DECODE_EXPECT_MASKED
+    frames = [codec.Frame(lightws.Opcode.BINARY, (64, 1024, 16384, 100000)[i % 4] + i // 4, True,
+                          bytes([i, 1, 2, 3])) for i in range(64)]
+    heads = [codec.encode_frame_header(f) + bytes(32) for f in frames]
+    decode, encode, mask, mask_into = (codec.decode_frame_header, codec.encode_frame_header,
+                                       codec.mask, codec.mask_into)
+
+    def dec(n):
+        for _ in range(n // 64):
+            for h in heads:
+                decode(h, masked)
+
+    def enc(n):
+        for _ in range(n // 64):
+            for f in frames:
+                encode(f)
+
+    key = b"\x12\x34\x56\x78"
+    payload = bytes(range(16))
+    f16 = [codec.encode_frame_header(codec.Frame(lightws.Opcode.BINARY, 16, True, bytes([i, 7, 8, 9])))
+           + mask(payload, bytes([i, 7, 8, 9])) for i in range(64)]
+
+    def frame16(n):
+        for _ in range(n // 64):
+            for fr in f16:
+                f, hl = decode(fr, masked)
+                data = mask(fr[hl:hl + f.length], f.mask)
+        assert data == payload
+
+    micro_print("head_decode_ns", best_of(30, 6400, dec) * 1e9)
+    micro_print("head_encode_ns", best_of(30, 6400, enc) * 1e9)
+    micro_print("frame16_decode_ns", best_of(30, 3200, frame16) * 1e9)
+
+    size = 65536
+    buf = bytearray(b"\x5a" * size)
+    src = bytes(buf)
+    dst = bytearray(size)
+
+    def m_in_place(n):
+        for _ in range(n):
+            mask_into(buf, key)
+
+    def m_copy(n):
+        for _ in range(n):
+            mask(src, key)
+
+    def slice_copy(n):
+        for _ in range(n):
+            dst[:] = buf
+
+    def bytes_copy(n):
+        for _ in range(n):
+            bytes(buf)
+
+    gbps = {}
+    for name, fn in (("mask_GBps", m_in_place), ("mask_copy_GBps", m_copy),
+                     ("slice_copy_GBps", slice_copy), ("bytes_copy_GBps", bytes_copy)):
+        gbps[name] = size / best_of(15, 200, fn) / 1e9
+        micro_print(name, gbps[name])
+    micro_print("mask_vs_copy", gbps["mask_GBps"] / gbps["slice_copy_GBps"])
+
+
 def main():
+    if sys.argv[1:] == ["micro"]:
+        micro()
+        return
     if len(sys.argv) != 6 or sys.argv[1] not in ("server", "client") \
             or sys.argv[2] not in ("bulk", "pingpong"):
-        sys.exit("usage: lightws_bench.py server|client bulk|pingpong PORT TOTAL SIZE")
+        sys.exit("usage: lightws_bench.py server|client bulk|pingpong PORT TOTAL SIZE\n"
+                 "       lightws_bench.py micro")
     role, mode = sys.argv[1], sys.argv[2]
     port, total, size = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     (server if role == "server" else client)(mode, port, total, size)

@@ -50,13 +50,13 @@ def impls():
              cmd=[os.path.join(BUILD, "lightws-bench")], alloc=True),
         dict(name="lightws-c-zero", what="lightws C with LIGHTWS_MASK_ZERO (no masking work; the ceiling)",
              cmd=[os.path.join(BUILD, "lightws-bench")], env={"LIGHTWS_BENCH_MASK": "zero"},
-             default=False),
+             default=False, micro=False),
         dict(name="lightws-c-read", what="lightws C, server reads with lightws_stream_read (bypass)",
              cmd=[os.path.join(BUILD, "lightws-bench")], env={"LIGHTWS_BENCH_READ": "read"},
-             default=False),
+             default=False, micro=False),
         dict(name="lightws-c-bytes", what="lightws C, server reads with lightws_stream_read_bytes",
              cmd=[os.path.join(BUILD, "lightws-bench")], env={"LIGHTWS_BENCH_READ": "bytes"},
-             default=False),
+             default=False, micro=False),
         dict(name="wslay", what="wslay 1.1 event API (Debian libwslay)",
              cmd=[os.path.join(BUILD, "wslay-bench")], alloc=True),
         dict(name="websockets", what="python3-websockets 10.4, asyncio, C speedups",
@@ -73,15 +73,15 @@ def impls():
         dict(name="lightws-py-sendv", what="lightws Python, bulk via CStream.sendv (not public API)",
              cmd=[PY, os.path.join(ROOT, "bench", "lightws_bench.py")],
              env={"PYTHONPATH": os.path.join(ROOT, "bindings", "python"), "LIGHTWS_PY_SENDV": "1"},
-             probe=[PY, "-c", "import lightws"], default=False),
+             probe=[PY, "-c", "import lightws"], default=False, micro=False),
         dict(name="lightws-py-direct", what="lightws Python, bulk via CStream.send per frame (not public API)",
              cmd=[PY, os.path.join(ROOT, "bench", "lightws_bench.py")],
              env={"PYTHONPATH": os.path.join(ROOT, "bindings", "python"), "LIGHTWS_PY_DIRECT": "1"},
-             probe=[PY, "-c", "import lightws"], default=False),
+             probe=[PY, "-c", "import lightws"], default=False, micro=False),
         dict(name="lightws-py-inplace", what="as lightws-py-direct, with SEND_MASK_IN_PLACE",
              cmd=[PY, os.path.join(ROOT, "bench", "lightws_bench.py")],
              env={"PYTHONPATH": os.path.join(ROOT, "bindings", "python"), "LIGHTWS_PY_DIRECT": "inplace"},
-             probe=[PY, "-c", "import lightws"], default=False),
+             probe=[PY, "-c", "import lightws"], default=False, micro=False),
         dict(name="lightws-lua54", what="lightws Lua 5.4 binding",
              cmd=["lua5.4", os.path.join(ROOT, "bench", "lightws_bench.lua")],
              env={"LUA_CPATH": os.path.join(BUILD, "lua54", "?.so") + ";;", "LUA_PATH": lua_path},
@@ -178,10 +178,12 @@ def figure(mode, res):
     return float(res["MBps"]) if mode == "bulk" else float(res["rtps"])
 
 
-def run_micro(extra_env):
-    exe = os.path.join(BUILD, "lightws-bench")
-    p = subprocess.run([exe, "micro"], capture_output=True, text=True, cwd=ROOT, timeout=300,
-                       env=dict(os.environ, **extra_env))
+def run_micro(extra_env, impl=None):
+    """`PROG micro` of one implementation (lightws C by default): {name: value}."""
+    cmd = impl["cmd"] if impl else [os.path.join(BUILD, "lightws-bench")]
+    env = env_for(impl, extra_env) if impl else dict(os.environ, **extra_env)
+    p = subprocess.run(cmd + ["micro"], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                       env=env)
     out = {}
     for line in p.stdout.splitlines():
         if line.startswith("MICRO"):
@@ -224,11 +226,12 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--only", default="", help="comma-separated implementation names")
-    ap.add_argument("--workloads", default="", help="comma-separated, e.g. W1,W3")
+    ap.add_argument("--workloads", default="",
+                    help="comma-separated, e.g. W1,W3; W4 is the codec micro of every program")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per client run")
     ap.add_argument("--record", default="", help="append the table with the date to this file")
     ap.add_argument("--json", default=os.path.join(BUILD, "bench", "results.json"))
-    ap.add_argument("--no-micro", action="store_true")
+    ap.add_argument("--no-micro", action="store_true", help="leave out W4")
     a = ap.parse_args()
 
     all_impls = impls()
@@ -236,6 +239,7 @@ def main():
     chosen = [i for i in all_impls
               if i["name"] == "raw" or (i["name"] in only if only else i.get("default", True))]
     workloads = [w for w in WORKLOADS if not a.workloads or w[0] in a.workloads.split(",")]
+    do_micro = not a.no_micro and (not a.workloads or "W4" in a.workloads.split(","))
     skipped = {}
     for impl in chosen:
         why = available(impl)
@@ -255,6 +259,7 @@ def main():
     results = {i["name"]: {w[0]: [] for w in workloads} for i in runnable}
     errors = {}
     micro_rounds = []
+    micro_all = {}  # implementation -> list of {name: value}, one per round
     t_start = time.time()
     for r in range(a.rounds):
         for w in workloads:
@@ -307,16 +312,28 @@ def main():
                     results[impl["name"]][name].append((run[0], run[1], ratio, run[2], cpu_ratio))
                     show(impl, run, ratio, cpu_ratio)
                 prev = nxt or prev
-        if not a.no_micro and os.path.exists(os.path.join(BUILD, "lightws-bench")):
+        if not do_micro:
+            continue
+        # W4: each program's `micro` (lightws C without the idle part: once below).
+        for impl in runnable:
+            if not impl.get("micro", True):
+                continue
+            c = impl["name"] == "lightws-c"
             try:
-                micro_rounds.append(run_micro({"BENCH_IDLE_CONNS": "0"}))
+                m = run_micro({"BENCH_IDLE_CONNS": "0"} if c else {}, impl)
             except Exception as e:  # noqa: BLE001
-                print("  micro FAILED: %s" % e, flush=True)
+                print("  round %d W4 %s: micro FAILED %s" % (r + 1, impl["name"], e), flush=True)
+                continue
+            micro_all.setdefault(impl["name"], []).append(m)
+            if c:
+                micro_rounds.append(m)
+            print("  round %d W4 %-15s %s" % (r + 1, impl["name"], " ".join(
+                "%s=%s" % (k, fmt_num(v)) for k, v in m.items())), flush=True)
 
     # Once: idle RSS and allocations per frame.
     idle = {}
     idle_min = {}
-    if not a.no_micro and os.path.exists(os.path.join(BUILD, "lightws-bench")):
+    if do_micro and os.path.exists(os.path.join(BUILD, "lightws-bench")):
         try:
             idle = run_micro({"BENCH_IDLE_CONNS": "10000", "BENCH_MICRO": "idle"})
             idle_min = run_micro({"BENCH_IDLE_CONNS": "10000", "BENCH_MICRO": "idle",
@@ -339,12 +356,12 @@ def main():
                     print("  allocs %s %s FAILED: %s" % (impl["name"], name, e), flush=True)
 
     lines = render(a, runnable, skipped, workloads, results, errors, micro_rounds, idle, allocs,
-                   time.time() - t_start)
+                   time.time() - t_start, micro_all)
     print()
     print("\n".join(lines))
     os.makedirs(os.path.dirname(a.json), exist_ok=True)
     with open(a.json, "w") as f:
-        json.dump(dict(results=results, micro=micro_rounds, idle=idle,
+        json.dump(dict(results=results, micro=micro_rounds, micro_all=micro_all, idle=idle,
                        allocs={"%s/%s" % k: v for k, v in allocs.items()},
                        errors={"%s/%s" % k: v for k, v in errors.items()}), f, indent=1)
     if a.record:
@@ -359,17 +376,94 @@ def med(xs):
     return statistics.median(xs) if xs else None
 
 
-def render(a, runnable, skipped, workloads, results, errors, micro_rounds, idle, allocs, secs):
+# W4 table: which MICRO figure of each program goes in which column. A
+# program prints only what its public API can do; the first name present wins.
+MICRO_MASK = ["mask_GBps"]  # masking in place
+MICRO_MASK_COPY = [("mask_copy_GBps", ""), ("send_mask_copy_GBps", " send")]
+MICRO_COPY = [("memcpy_GBps", "memcpy"), ("slice_copy_GBps", "b[:]=a"),
+              ("buffer_copy_GBps", "Buffer.copy"), ("string_copy_GBps", "s:sub()"),
+              ("bytes_copy_GBps", "bytes()")]
+# the copy a row's masking is compared with, when it is not the first one present
+MICRO_COPY_FOR = {"websockets": "bytes_copy_GBps"}
+MICRO_NOTES = [
+    "head dec/enc: one frame head per call through the public codec, from the program's language",
+    "  (C: lightws_frame_decode over mixed 6/8/14-byte masked heads; encode: lightws_frame_encode_unchecked).",
+    "frame16: one whole masked client frame with a 16-byte payload decoded from memory, head and unmask:",
+    "  wslay_frame_recv fed by a memory recv callback; node ws Receiver.write ('message' per frame);",
+    "  websockets Frame.parse over its StreamReader; lightws Python/Lua decode_head + mask into new bytes.",
+    "mask: 64 KiB in place (lightws_mask, codec.mask_into, bufferutil.unmask); mask copy: into another",
+    "  buffer or a new object (wslay: a masked wslay_frame_send into a memory callback, wslay's 4 KiB",
+    "  byte loop; websockets: speedups.apply_mask). copy: the same 64 KiB copied the nearest plain way.",
+    "mask/copy: the mask figure (else mask copy) over the copy (websockets: over bytes(), also a new object).",
+]
+
+
+def render_w4(runnable, micro_all):
+    """The W4 table: every implementation's `micro`, medians over rounds."""
+    L = ["", "W4 codec micro, every implementation (each figure best of short runs; median over rounds):"]
+    head = "%-17s | %11s | %11s | %10s | %9s | %16s | %20s | %s" % (
+        "implementation", "head dec ns", "head enc ns", "frame16 ns", "mask GB/s", "mask copy GB/s",
+        "copy GB/s", "mask/copy")
+    L.append(head)
+    L.append("-" * len(head))
+
+    def num(v):
+        return "-" if v is None else fmt_num(v)
+
+    for impl in runnable:
+        n = impl["name"]
+        rounds = micro_all.get(n)
+        if not rounds:
+            if impl.get("micro", True):
+                L.append("%-17s | micro FAILED or not run" % n)
+            continue
+        m = {k: med([r.get(k) for r in rounds]) for k in rounds[0]}
+        mask = next((m[k] for k in MICRO_MASK if m.get(k) is not None), None)
+        mc = next(((m[k], tag) for k, tag in MICRO_MASK_COPY if m.get(k) is not None), (None, ""))
+        cp = next(((m[k], tag) for k, tag in MICRO_COPY if m.get(k) is not None), (None, ""))
+        if n in MICRO_COPY_FOR and m.get(MICRO_COPY_FOR[n]) is not None:
+            k = MICRO_COPY_FOR[n]
+            cp = (m[k], dict(MICRO_COPY)[k])
+        best = mask if mask is not None else mc[0]
+        ratio = "x%.2f" % (best / cp[0]) if best is not None and cp[0] else "-"
+        L.append("%-17s | %11s | %11s | %10s | %9s | %16s | %20s | %s" % (
+            n, num(m.get("head_decode_ns")), num(m.get("head_encode_ns")), num(m.get("frame16_decode_ns")),
+            num(mask), num(mc[0]) + mc[1], "-" if cp[0] is None else "%s %s" % (fmt_num(cp[0]), cp[1]),
+            ratio))
+    L.extend("  " + x for x in MICRO_NOTES)
+    return L
+
+
+def render(a, runnable, skipped, workloads, results, errors, micro_rounds, idle, allocs, secs,
+           micro_all=None):
     L = []
     L.append("lightws bench, %s, %d rounds (medians), scale %.3g, %d CPUs, %.0f s" % (
         datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), a.rounds, a.scale,
         os.cpu_count(), secs))
-    L.append("Loopback TCP, TCP_NODELAY, server and client in separate processes; "
-             "x = ratio to raw TCP in the same round")
-    L.append("(raw runs before and after each implementation, geometric mean; the table shows medians "
-             "of the figures and of the per-round ratios).")
+    if workloads:
+        L.append("Loopback TCP, TCP_NODELAY, server and client in separate processes; "
+                 "x = ratio to raw TCP in the same round")
+        L.append("(raw runs before and after each implementation, geometric mean; the table shows medians "
+                 "of the figures and of the per-round ratios).")
     for w in workloads:
         L.append("  %s: %s" % (w[0], w[4]))
+    if micro_all:
+        L.append("  W4: codec micro of each program (`PROG micro`)")
+    if workloads:
+        L.extend(render_runs(a, runnable, skipped, workloads, results, errors, allocs))
+    else:
+        for n, why in skipped.items():
+            L.append("%-17s | not run: %s" % (n, why))
+    if micro_all:
+        L.extend(render_w4(runnable, micro_all))
+    L.extend(render_micro_c(micro_rounds, idle))
+    L.extend(render_targets(results, workloads, micro_rounds, allocs))
+    return L
+
+
+def render_runs(a, runnable, skipped, workloads, results, errors, allocs):
+    """The W1-W3 table and the CPU lines."""
+    L = []
     head = "%-17s" % "implementation"
     for w in workloads:
         head += " | %-20s" % (w[0] + (" MB/s" if w[1] == "bulk" else " rtt/s"))
@@ -414,11 +508,21 @@ def render(a, runnable, skipped, workloads, results, errors, micro_rounds, idle,
             unit = med([x[3] for x in runs]) * (1000.0 if w[1] == "pingpong" else 1.0)
             cells.append("%s %.3fs x%.2f" % (w[0], unit, med([x[4] for x in runs]) or 0))
         L.append("  %-17s %s" % (n, "   ".join(cells)))
+    return L
 
+
+def micro_c(micro_rounds):
     micro = {}
     if micro_rounds:
         for k in micro_rounds[0]:
             micro[k] = med([m.get(k) for m in micro_rounds])
+    return micro
+
+
+def render_micro_c(micro_rounds, idle):
+    """lightws C's own W4 lines (its micro and idle RSS)."""
+    L = []
+    micro = micro_c(micro_rounds)
     if micro or idle:
         L.append("")
         L.append("W4 codec micro (lightws C, median of rounds):")
@@ -439,9 +543,17 @@ def render(a, runnable, skipped, workloads, results, errors, micro_rounds, idle,
             L.append("  the same with a %d B rbuf (LIGHTWS_RBUF_MIN): RSS +%.1f MiB = %.0f B per connection" % (
                 256, idle["min_rss_kib"] / 1024.0, idle["min_bytes_per_conn"]))
 
+    return L
+
+
+def render_targets(results, workloads, micro_rounds, allocs):
+    L = []
+    micro = micro_c(micro_rounds)
     L.append("")
     L.append("Targets:")
     for n, tg in TARGETS.items():
+        if not workloads:
+            break
         if n not in results:
             L.append("  %-14s not run" % n)
             continue

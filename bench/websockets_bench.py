@@ -34,7 +34,8 @@ OPTS = dict(compression=None, max_size=None, ping_interval=None)
 
 
 def usage():
-    sys.exit("usage: websockets_bench.py server|client bulk|pingpong PORT TOTAL SIZE")
+    sys.exit("usage: websockets_bench.py server|client bulk|pingpong PORT TOTAL SIZE\n"
+             "       websockets_bench.py micro")
 
 
 async def server(mode, port, total, size):
@@ -95,7 +96,75 @@ async def client(mode, port, total, size):
         print("RESULT secs=%.6f rtts=%d rtps=%.0f" % (secs, total, total / secs), flush=True)
 
 
+def micro():
+    """W4 (`websockets_bench.py micro`): what websockets exposes. It has no head
+    codec of its own: its sans-I/O frame parser (Frame.parse over a StreamReader,
+    what its protocol layer runs) gives the cost per whole client frame with a
+    16-byte payload (head, unmask, Frame object). Masking is apply_mask, which
+    returns new bytes: the C speedups (when loaded) and the pure-Python
+    fallback (websockets.utils), 64 KiB, against bytes(buf) of the same buffer
+    (also a new object). Each figure is the best of several short runs."""
+    from websockets import frames, streams, utils
+
+    def best_of(trials, reps, fn):
+        best = None
+        for _ in range(trials):
+            t0 = time.perf_counter()
+            fn(reps)
+            dt = time.perf_counter() - t0
+            best = dt if best is None or dt < best else best
+        return best / reps
+
+    def out(name, value):
+        print("MICRO name=%s value=%.3f" % (name, value), flush=True)
+
+    payload = bytes(range(48, 64))
+    chunk = b"".join(frames.Frame(frames.Opcode.BINARY, payload).serialize(mask=True, extensions=[])
+                     for _ in range(64))
+    parse = frames.Frame.parse
+    reader = streams.StreamReader()
+    read_exact = reader.read_exact
+
+    def frame16(n):
+        f = None
+        for _ in range(n // 64):
+            reader.feed_data(chunk)
+            for _ in range(64):
+                gen = parse(read_exact, mask=True, max_size=None, extensions=[])
+                try:
+                    next(gen)
+                except StopIteration as e:
+                    f = e.value
+        assert f.data == payload
+
+    out("frame16_decode_ns", best_of(30, 3200, frame16) * 1e9)
+    size = 65536
+    buf = bytearray(b"\x5a" * size)
+    src, key = bytes(buf), b"\x12\x34\x56\x78"
+    speedups = "websockets.speedups" in sys.modules
+    gbps = {}
+    tests = [("mask_copy_py_GBps", utils.apply_mask, 10, 20)]
+    if speedups:
+        tests.insert(0, ("mask_copy_GBps", sys.modules["websockets.speedups"].apply_mask, 15, 200))
+    for name, fn, trials, reps in tests:
+        def run(n, fn=fn):
+            for _ in range(n):
+                fn(src, key)
+        gbps[name] = size / best_of(trials, reps, run) / 1e9
+        out(name, gbps[name])
+
+    def bytes_copy(n):
+        for _ in range(n):
+            bytes(buf)
+    gbps["bytes_copy_GBps"] = size / best_of(15, 200, bytes_copy) / 1e9
+    out("bytes_copy_GBps", gbps["bytes_copy_GBps"])
+    out("mask_vs_copy", gbps.get("mask_copy_GBps", gbps["mask_copy_py_GBps"]) / gbps["bytes_copy_GBps"])
+
+
 def main():
+    if sys.argv[1:] == ["micro"]:
+        micro()
+        return
     if len(sys.argv) != 6 or sys.argv[1] not in ("server", "client") \
             or sys.argv[2] not in ("bulk", "pingpong"):
         usage()

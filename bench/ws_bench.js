@@ -13,6 +13,84 @@ function load(name) {
 }
 const WebSocket = load('ws');
 
+// W4 (`ws_bench.js micro`): what ws exposes. ws has no head codec of its own;
+// its Receiver (exported as WebSocket.Receiver) parses a byte stream into
+// 'message' events, so the figure is per whole client frame with a 16-byte
+// payload (head, unmask, message event). Masking is bufferutil's (what ws
+// calls for payloads of 48 bytes and more): unmask in place and mask into
+// another buffer, 64 KiB, against Buffer.copy of the same buffer. Each figure
+// is the best of several short runs (the machine is shared).
+function micro() {
+  const now = () => Number(process.hrtime.bigint()) / 1e9;
+  const bestOf = (trials, reps, fn) => {
+    let best = Infinity;
+    for (let t = 0; t < trials; t++) {
+      const t0 = now();
+      fn(reps);
+      const dt = now() - t0;
+      if (dt < best) best = dt;
+    }
+    return best / reps;
+  };
+  const out = (name, value) => console.log(`MICRO name=${name} value=${value.toFixed(3)}`);
+
+  // 1024 client frames: FIN + binary, masked 16-byte payloads, a key per frame.
+  const NF = 1024, payload = Buffer.from('0123456789abcdef');
+  const stream = Buffer.alloc(NF * 22);
+  for (let i = 0; i < NF; i++) {
+    const f = stream.subarray(i * 22, i * 22 + 22);
+    f[0] = 0x82;
+    f[1] = 0x80 | 16;
+    crypto.randomFillSync(f, 2, 4);
+    for (let j = 0; j < 16; j++) f[6 + j] = payload[j] ^ f[2 + (j & 3)];
+  }
+  const rx = new WebSocket.Receiver({ isServer: true, maxPayload: 0 });
+  let got = 0, last = null;
+  rx.on('message', (data) => { got++; last = data; });
+  rx.on('error', (e) => { console.error(e); process.exit(1); });
+  // The Receiver unmasks in place in the chunks it is given (as a socket's
+  // fresh buffers): each run gets fresh copies, made before its clock starts.
+  const CHUNKS = 64, chunks = [];
+  for (let k = 0; k < CHUNKS; k++) chunks.push(Buffer.alloc(stream.length));
+  let frame16 = Infinity;
+  for (let t = 0; t < 40; t++) {
+    for (const c of chunks) stream.copy(c);
+    const want = got + CHUNKS * NF;
+    const t0 = now();
+    for (const c of chunks) rx.write(c);
+    const dt = now() - t0;
+    if (got !== want) throw new Error(`Receiver: ${got - want + CHUNKS * NF} messages of ${CHUNKS * NF}`);
+    if (dt < frame16) frame16 = dt;
+  }
+  frame16 /= CHUNKS * NF;
+  if (!payload.equals(last)) throw new Error('Receiver: wrong payload');
+  out('frame16_decode_ns', frame16 * 1e9);
+
+  let bu = null;
+  try { bu = load('bufferutil'); } catch (e) { /* reported below */ }
+  const SIZE = 65536, src = Buffer.alloc(SIZE, 0x5a), dst = Buffer.alloc(SIZE);
+  const key = Buffer.from([0x12, 0x34, 0x56, 0x78]);
+  const gbps = (sec) => SIZE / sec / 1e9;
+  const copy = gbps(bestOf(15, 2000, (n) => { for (let i = 0; i < n; i++) src.copy(dst); }));
+  if (bu) {
+    const inPlace = gbps(bestOf(15, 2000, (n) => { for (let i = 0; i < n; i++) bu.unmask(dst, key); }));
+    const toOther = gbps(bestOf(15, 2000, (n) => {
+      for (let i = 0; i < n; i++) bu.mask(src, key, dst, 0, SIZE);
+    }));
+    out('mask_GBps', inPlace);
+    out('mask_copy_GBps', toOther);
+    out('buffer_copy_GBps', copy);
+    out('mask_vs_copy', inPlace / copy);
+  } else {
+    console.error('ws_bench.js: no bufferutil: no masking figures');
+    out('buffer_copy_GBps', copy);
+  }
+}
+if (process.argv[2] === 'micro' && process.argv.length === 3) {
+  micro();
+  process.exit(0);
+}
+
 const [role, mode, portS, totalS, sizeS] = process.argv.slice(2);
 if (!['server', 'client'].includes(role) || !['bulk', 'pingpong'].includes(mode)) {
   console.error('usage: ws_bench.js server|client bulk|pingpong PORT TOTAL SIZE');

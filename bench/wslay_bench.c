@@ -218,8 +218,180 @@ static int client(const struct bench_args *a) {
   return 0;
 }
 
+/* ---- micro (W4) --------------------------------------------------------- */
+
+/*
+ * wslay has no head codec of its own in its API: its frame layer
+ * (wslay_frame_recv / wslay_frame_send) reads and writes through callbacks.
+ * The figures feed it from memory and send into a callback that only counts,
+ * so they are the library's own cost per frame and per byte, each the best
+ * of several short runs (the machine is shared; the least disturbed run is
+ * the closest to the code's own cost).
+ */
+struct mem {
+  const uint8_t *src; /* the byte stream wslay_frame_recv reads, cyclic */
+  size_t len, off;
+  uint64_t sent, rng;
+};
+
+static ssize_t mem_recv(uint8_t *buf, size_t len, int flags, void *user) {
+  struct mem *m = user;
+  size_t n = m->len - m->off < len ? m->len - m->off : len;
+  (void)flags;
+  memcpy(buf, m->src + m->off, n);
+  m->off = (m->off + n) % m->len;
+  return (ssize_t)n;
+}
+
+static ssize_t mem_send(const uint8_t *data, size_t len, int flags, void *user) {
+  struct mem *m = user;
+  (void)flags;
+  m->sent += len + data[len - 1]; /* reads the last byte wslay wrote */
+  return (ssize_t)len;
+}
+
+static int mem_genmask(uint8_t *buf, size_t len, void *user) {
+  struct mem *m = user;
+  uint64_t r = bench_rand(&m->rng);
+  memcpy(buf, &r, len < 8 ? len : 8);
+  return 0;
+}
+
+/* Receives payload bytes until `want` arrived; -1 on a wslay error. */
+static int recv_payload(wslay_frame_context_ptr ctx, uint64_t want) {
+  struct wslay_frame_iocb io;
+  uint64_t got = 0;
+  while (got < want) {
+    ssize_t r = wslay_frame_recv(ctx, &io);
+    if (r == WSLAY_ERR_WANT_READ) continue;
+    if (r < 0) return -1;
+    got += (uint64_t)r;
+  }
+  return 0;
+}
+
+/* A stream of `nframes` client frames (masked, RFC 6455 §5.3) of `plen`
+ * payload bytes each; plen < 126 (the 2-byte length form) or 65536. */
+static uint8_t *masked_frames(size_t nframes, size_t plen, size_t *total) {
+  size_t hl = plen < 126 ? 6 : 14, i, j;
+  uint8_t *p = malloc(nframes * (hl + plen)), *f;
+  uint64_t seed = 0x9e3779b97f4a7c15ULL;
+  if (!p) return NULL;
+  for (i = 0, f = p; i < nframes; i++, f += hl + plen) {
+    uint64_t key = bench_rand(&seed);
+    f[0] = 0x82; /* FIN, binary */
+    if (plen < 126) {
+      f[1] = (uint8_t)(0x80 | plen);
+    } else {
+      f[1] = 0x80 | 127;
+      for (j = 0; j < 8; j++) f[2 + j] = (uint8_t)((uint64_t)plen >> (56 - 8 * j));
+    }
+    memcpy(f + hl - 4, &key, 4);
+    for (j = 0; j < plen; j++) f[hl + j] = (uint8_t)(bench_rand(&seed) ^ f[hl - 4 + j % 4]);
+  }
+  *total = nframes * (hl + plen);
+  return p;
+}
+
+/* ns per frame: masked frames with a 16-byte payload (a 6-byte head),
+ * decoded and unmasked by wslay_frame_recv from a memory recv callback. */
+static double micro_frame16(void) {
+  enum { NF = 256, PER_RUN = 65536, TRIALS = 40 };
+  struct wslay_frame_callbacks cb = {mem_send, mem_recv, mem_genmask};
+  wslay_frame_context_ptr ctx;
+  struct mem m;
+  double best = 1e9;
+  int t;
+  memset(&m, 0, sizeof(m));
+  m.src = masked_frames(NF, 16, &m.len);
+  if (!m.src || wslay_frame_context_init(&ctx, &cb, &m) != 0) return 0;
+  for (t = 0; t < TRIALS; t++) {
+    double t0 = bench_now(), dt;
+    if (recv_payload(ctx, (uint64_t)PER_RUN * 16) < 0) {
+      best = 0;
+      break;
+    }
+    dt = bench_now() - t0;
+    if (dt < best) best = dt;
+  }
+  wslay_frame_context_free(ctx);
+  free((void *)m.src);
+  return best * 1e9 / PER_RUN;
+}
+
+/* GB/s of payload for one 64 KiB masked frame: wslay_frame_send masks into
+ * its own 4 KiB buffer (the masked copy) and hands it to the callback. */
+static double micro_send_mask(void) {
+  enum { LEN = 65536, REPS = 200, TRIALS = 15 };
+  struct wslay_frame_callbacks cb = {mem_send, mem_recv, mem_genmask};
+  wslay_frame_context_ptr ctx;
+  struct wslay_frame_iocb io;
+  struct mem m;
+  uint8_t *buf = malloc(LEN);
+  double best = 1e9;
+  int t, i;
+  memset(&m, 0, sizeof(m));
+  m.rng = 0x2545F4914F6CDD1DULL;
+  if (!buf || wslay_frame_context_init(&ctx, &cb, &m) != 0) return 0;
+  memset(buf, 0x5a, LEN);
+  memset(&io, 0, sizeof(io));
+  io.fin = 1;
+  io.opcode = WSLAY_BINARY_FRAME;
+  io.mask = 1;
+  io.payload_length = LEN;
+  io.data = buf;
+  io.data_length = LEN;
+  for (t = 0; t < TRIALS; t++) {
+    double t0 = bench_now(), dt;
+    for (i = 0; i < REPS; i++)
+      if (wslay_frame_send(ctx, &io) != LEN) return 0; /* the callback takes everything */
+    dt = bench_now() - t0;
+    if (dt < best) best = dt;
+  }
+  wslay_frame_context_free(ctx);
+  free(buf);
+  return (double)LEN * REPS / best / 1e9;
+}
+
+/* GB/s of payload for 64 KiB masked frames read by wslay_frame_recv: the
+ * recv callback copies into wslay's 4 KiB buffer, wslay unmasks there. */
+static double micro_recv_unmask(void) {
+  enum { NF = 4, REPS = 200, TRIALS = 15 };
+  struct wslay_frame_callbacks cb = {mem_send, mem_recv, mem_genmask};
+  wslay_frame_context_ptr ctx;
+  struct mem m;
+  double best = 1e9;
+  int t;
+  memset(&m, 0, sizeof(m));
+  m.src = masked_frames(NF, 65536, &m.len);
+  if (!m.src || wslay_frame_context_init(&ctx, &cb, &m) != 0) return 0;
+  for (t = 0; t < TRIALS; t++) {
+    double t0 = bench_now(), dt;
+    if (recv_payload(ctx, (uint64_t)REPS * 65536) < 0) {
+      best = 1e9;
+      break;
+    }
+    dt = bench_now() - t0;
+    if (dt < best) best = dt;
+  }
+  wslay_frame_context_free(ctx);
+  free((void *)m.src);
+  return 65536.0 * REPS / best / 1e9;
+}
+
+static int micro(void) {
+  double send = micro_send_mask(), memcpy_gbps = bench_memcpy_GBps(15, 2000);
+  bench_micro_print("frame16_decode_ns", micro_frame16());
+  bench_micro_print("send_mask_copy_GBps", send);
+  bench_micro_print("recv_unmask_copy_GBps", micro_recv_unmask());
+  bench_micro_print("memcpy_GBps", memcpy_gbps);
+  bench_micro_print("mask_vs_memcpy", memcpy_gbps > 0 ? send / memcpy_gbps : 0);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   struct bench_args a;
+  if (argc == 2 && strcmp(argv[1], "micro") == 0) return micro();
   if (bench_parse(argc, argv, &a) < 0) return 2;
   return a.server ? server(&a) : client(&a);
 }
