@@ -140,6 +140,8 @@ class TestEcho(ServeCase):
             lightws.serve(echo, "127.0.0.1", 0, no_such_option=1)
         with self.assertRaises(ValueError):
             lightws.serve(echo, "127.0.0.1", 0, open_timeout=0)
+        with self.assertRaises(TypeError):
+            lightws.serve("not callable", "127.0.0.1", 0)
 
 
 class TestSubprotocol(ServeCase):
@@ -203,6 +205,7 @@ class TestCloseCodes(ServeCase):
             ws.close()
         self.assertEqual(cm.exception.code, 1011)
         self.assertEqual(ws.close_code, 1011)
+        self.assertEqual(ws.close_reason, "internal error")
         self.assertEqual(len(logs.records), 1)
         self.assertIn("connection handler failed", logs.output[0])
         self.assertEqual(logs.records[0].exc_info[0], RuntimeError)

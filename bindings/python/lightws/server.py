@@ -401,6 +401,8 @@ def serve(handler: Handler, host: Optional[str] = "127.0.0.1", port: int = 0, *,
     1011. Returns a Server; call serve_forever() on it, usually in a
     ``with`` block.
     """
+    if not callable(handler):
+        raise TypeError(f"handler must be callable, not {type(handler).__name__}")
     if open_timeout is not None and open_timeout <= 0:
         raise ValueError("open_timeout must be None or > 0")
     kw: Dict[str, Any] = dict(protocols=protocols, select_subprotocol=select_subprotocol,
