@@ -120,14 +120,16 @@ class TestEcho(ServeCase):
         def handler(ws):
             ws.send(ws.path)
             ws.send(ws.request.header("X-Client") or "none")
+            ws.send(repr(ws.gettimeout()))
             ws.recv()
 
-        r = self.run_server(handler, headers=[("X-Server", "lightws")])
+        r = self.run_server(handler, headers=[("X-Server", "lightws")], timeout=7.5)
         with lightws.connect(r.url + "/p?q=1", headers=[("X-Client", "abc")],
                              timeout=10) as ws:
             self.assertEqual(ws.response.header("x-server"), "lightws")
             self.assertEqual(ws.recv(), "/p?q=1")
             self.assertEqual(ws.recv(), "abc")
+            self.assertEqual(ws.recv(), "7.5")
             ws.send("done")
 
     def test_exports(self):
@@ -227,6 +229,21 @@ class TestCloseCodes(ServeCase):
                 self.assertEqual(ws.recv(), "a")
             time.sleep(0.2)
         self.assertEqual(ws.close_code, 1000)
+
+    def test_protocol_error_closes_1007_without_error_log(self):
+        # §8.1: invalid UTF-8 in a text message fails the connection with
+        # 1007; lightws sends it, the server only logs at debug level.
+        r = self.run_server(echo)
+        with self.assertNoLogs("lightws.server", logging.INFO):
+            ws = lightws.connect(r.url, timeout=10)
+            ws.send(b"\xff\xfe", opcode=lightws.Opcode.TEXT)
+            with self.assertRaises(lightws.ConnectionClosedError) as cm:
+                ws.recv()
+            ws.close()
+            deadline = time.monotonic() + 5
+            while r.server.connections and time.monotonic() < deadline:
+                time.sleep(0.01)
+        self.assertEqual(cm.exception.code, 1007)
 
     def test_client_vanishing_is_not_an_error(self):
         # The handler's send() fails when the client resets the TCP
