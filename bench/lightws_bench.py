@@ -237,10 +237,17 @@ def micro():
         for _ in range(n):
             bytes(buf)
 
+    # Interleaved trials, so a busy moment of the machine hits masking and copying alike.
+    tests = (("mask_GBps", m_in_place), ("mask_copy_GBps", m_copy),
+             ("slice_copy_GBps", slice_copy), ("bytes_copy_GBps", bytes_copy))
+    best = dict((name, None) for name, _ in tests)
+    for _ in range(15):
+        for name, fn in tests:
+            t = best_of(1, 200, fn)
+            best[name] = t if best[name] is None or t < best[name] else best[name]
     gbps = {}
-    for name, fn in (("mask_GBps", m_in_place), ("mask_copy_GBps", m_copy),
-                     ("slice_copy_GBps", slice_copy), ("bytes_copy_GBps", bytes_copy)):
-        gbps[name] = size / best_of(15, 200, fn) / 1e9
+    for name, _ in tests:
+        gbps[name] = size / best[name] / 1e9
         micro_print(name, gbps[name])
     micro_print("mask_vs_copy", gbps["mask_GBps"] / gbps["slice_copy_GBps"])
 

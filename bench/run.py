@@ -383,8 +383,6 @@ MICRO_MASK_COPY = [("mask_copy_GBps", ""), ("send_mask_copy_GBps", " send")]
 MICRO_COPY = [("memcpy_GBps", "memcpy"), ("slice_copy_GBps", "b[:]=a"),
               ("buffer_copy_GBps", "Buffer.copy"), ("string_copy_GBps", "s:sub()"),
               ("bytes_copy_GBps", "bytes()")]
-# the copy a row's masking is compared with, when it is not the first one present
-MICRO_COPY_FOR = {"websockets": "bytes_copy_GBps"}
 MICRO_NOTES = [
     "head dec/enc: one frame head per call through the public codec, from the program's language",
     "  (C: lightws_frame_decode over mixed 6/8/14-byte masked heads; encode: lightws_frame_encode_unchecked).",
@@ -394,7 +392,7 @@ MICRO_NOTES = [
     "mask: 64 KiB in place (lightws_mask, codec.mask_into, bufferutil.unmask); mask copy: into another",
     "  buffer or a new object (wslay: a masked wslay_frame_send into a memory callback, wslay's 4 KiB",
     "  byte loop; websockets: speedups.apply_mask). copy: the same 64 KiB copied the nearest plain way.",
-    "mask/copy: the mask figure (else mask copy) over the copy (websockets: over bytes(), also a new object).",
+    "mask/copy: the mask figure (in place if there is one, else mask copy) over the copy, median of rounds.",
 ]
 
 
@@ -418,14 +416,24 @@ def render_w4(runnable, micro_all):
                 L.append("%-17s | micro FAILED or not run" % n)
             continue
         m = {k: med([r.get(k) for r in rounds]) for k in rounds[0]}
-        mask = next((m[k] for k in MICRO_MASK if m.get(k) is not None), None)
-        mc = next(((m[k], tag) for k, tag in MICRO_MASK_COPY if m.get(k) is not None), (None, ""))
-        cp = next(((m[k], tag) for k, tag in MICRO_COPY if m.get(k) is not None), (None, ""))
-        if n in MICRO_COPY_FOR and m.get(MICRO_COPY_FOR[n]) is not None:
-            k = MICRO_COPY_FOR[n]
-            cp = (m[k], dict(MICRO_COPY)[k])
-        best = mask if mask is not None else mc[0]
-        ratio = "x%.2f" % (best / cp[0]) if best is not None and cp[0] else "-"
+
+        def pick(r):
+            """(mask, (mask copy, tag), (copy, tag)) of one round's figures."""
+            mask = next((r[k] for k in MICRO_MASK if r.get(k) is not None), None)
+            mc = next(((r[k], tag) for k, tag in MICRO_MASK_COPY if r.get(k) is not None), (None, ""))
+            cp = next(((r[k], tag) for k, tag in MICRO_COPY if r.get(k) is not None), (None, ""))
+            return mask, mc, cp
+
+        mask, mc, cp = pick(m)
+
+        def round_ratio(r):
+            rm, rmc, rcp = pick(r)
+            best = rm if rm is not None else rmc[0]
+            return best / rcp[0] if best is not None and rcp[0] else None
+
+        # the median of the per-round ratios: masking and copying were timed in the same run
+        rr = med([round_ratio(r) for r in rounds])
+        ratio = "x%.2f" % rr if rr is not None else "-"
         L.append("%-17s | %11s | %11s | %10s | %9s | %16s | %20s | %s" % (
             n, num(m.get("head_decode_ns")), num(m.get("head_encode_ns")), num(m.get("frame16_decode_ns")),
             num(mask), num(mc[0]) + mc[1], "-" if cp[0] is None else "%s %s" % (fmt_num(cp[0]), cp[1]),
