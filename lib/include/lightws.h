@@ -718,7 +718,10 @@ int lightws_stream_init(struct lightws_stream *s, enum lightws_role role,
                         unsigned options);
 
 /* Carries `s` over `io` (caller-owned, must outlive `s`) instead of a
- * descriptor. Call right after init. */
+ * descriptor. Call right after init; or later to move the stream to
+ * another transport, e.g. one that fails every call before its descriptor
+ * is closed, so that no later call reaches a socket reusing the number.
+ * Bytes already in rbuf stay. */
 void lightws_stream_set_io(struct lightws_stream *s,
                            const struct lightws_io *io);
 

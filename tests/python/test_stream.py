@@ -170,6 +170,48 @@ class TestMessages(unittest.TestCase):
 
 
 class TestClose(unittest.TestCase):
+    def test_close_while_another_thread_is_blocked_in_send(self):
+        # A writer blocked on a peer that never reads; close() from a third
+        # thread gives up on the write lock after close_timeout. The writer
+        # must leave with an error, and the descriptor must not be closed
+        # under it: no later call may reach a socket reusing the number.
+        c, s = pair(close_timeout=0.3)
+        chunk = b"x" * 65536
+
+        def writer():
+            while True:
+                s.send(chunk)
+        join = in_thread(writer)
+        time.sleep(0.3)                 # socket buffers full: waiting in poll
+        fd = s.fileno()
+        s.close()
+        with self.assertRaises((lightws.ConnectionClosed, OSError)) as cm:
+            join()
+        err = cm.exception
+        if isinstance(err, OSError) and not isinstance(err, lightws.ConnectionClosed):
+            self.assertNotEqual(err.errno, errno.EBADF, err)
+        self.assertEqual(s.fileno(), -1)
+        # open sockets until one gets the old number, then call the closed stream
+        socks = []
+        try:
+            for _ in range(64):
+                a, b = socket.socketpair()
+                socks += [a, b]
+                if fd in (a.fileno(), b.fileno()):
+                    break
+            else:
+                self.fail("descriptor %d never reused" % fd)
+            with self.assertRaises((lightws.WebSocketError, OSError)):
+                s.send(b"late")
+            other = b if a.fileno() == fd else a
+            other.setblocking(False)
+            with self.assertRaises(BlockingIOError):
+                other.recv(100)         # nothing reached the new socket
+        finally:
+            for x in socks:
+                x.close()
+            c._release()
+
     def test_close_codes_and_reasons(self):
         for code, reason, cls in [(1000, "", lightws.ConnectionClosedOK),
                                   (1001, "going", lightws.ConnectionClosedOK),

@@ -28,6 +28,27 @@ def _cdef() -> str:
 _GLUE = r"""
 #include "lightws.h"
 
+/* A transport that is gone: every read and write fails with EBADF. A
+ * stream is moved onto it before its descriptor is closed, so a late call
+ * can never reach whatever socket reuses the number. */
+#include <errno.h>
+static ssize_t lightws_py_gone_read(void *ctx, void *buf, size_t len) {
+  (void)ctx; (void)buf; (void)len;
+  errno = EBADF;
+  return -1;
+}
+static ssize_t lightws_py_gone_writev(void *ctx, const struct iovec *iov,
+                                      int iovcnt) {
+  (void)ctx; (void)iov; (void)iovcnt;
+  errno = EBADF;
+  return -1;
+}
+static const struct lightws_io lightws_py_gone = {
+    lightws_py_gone_read, lightws_py_gone_writev, NULL};
+static void lightws_py_detach(struct lightws_stream *s) {
+  lightws_stream_set_io(s, &lightws_py_gone);
+}
+
 /* 1 when a read would start with read(2): nothing unread in rbuf, no
  * control frame waiting to be written, the stream open. */
 static int lightws_py_read_idle(const struct lightws_stream *s) {

@@ -268,5 +268,6 @@ int lightws_server_reject(struct lightws_stream *s, int status,
 
 /* Glue of _build.py for the lean paths (not part of lightws.h). */
 int lightws_py_read_idle(const struct lightws_stream *s);
+void lightws_py_detach(struct lightws_stream *s);
 ssize_t lightws_py_recv(struct lightws_stream *s, struct lightws_chunk *c,
                         int *info);

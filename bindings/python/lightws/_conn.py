@@ -419,12 +419,19 @@ class BaseWebSocket:
         self._fd_closed = True
         if not self._closefd:
             return
+        self._shutdown()
+        self._close_fd()
+
+    def _shutdown(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _close_fd(self) -> None:
+        self._c.detach()
         try:
-            if self._sock is not None:
-                try:
-                    self._sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
             close = getattr(self._owner, "close", None)
             if close is not None:
                 close()
@@ -434,6 +441,12 @@ class BaseWebSocket:
     def _need_close_frame(self) -> bool:
         return (not self._fd_closed and self._c.closing() == 0
                 and self._c.error() == 0)
+
+
+#: how long close() waits for a reader or writer thread to leave a call
+#: after the socket was shut down, before leaving the descriptor's close to
+#: a helper thread
+_RELEASE_WAIT = 1.0
 
 
 class WebSocket(BaseWebSocket):
@@ -462,6 +475,39 @@ class WebSocket(BaseWebSocket):
         self._wlock = threading.RLock()
         self._rpoll = select.poll()     # the reader's (poll objects are not shared)
         self._rpoll.register(self._fd, select.POLLIN)
+
+    def _release(self) -> None:
+        """Closes the transport (once). Another thread may still be inside
+        a read or a write on this descriptor (close() gave up waiting for
+        its lock after close_timeout): the socket is shut down first, which
+        ends that thread's poll and read/write at once, and the descriptor
+        is closed only once the thread has left. Closing it under the
+        thread would free the number for the next socket the process opens,
+        and the thread's next call would read or write someone else's
+        connection."""
+        if self._fd_closed:
+            return
+        self._fd_closed = True      # a woken reader or writer stops here
+        if not self._closefd:
+            return
+        self._shutdown()
+        held = [lock for lock in (self._rlock, self._wlock)
+                if lock.acquire(timeout=_RELEASE_WAIT)]
+        try:
+            if len(held) == 2:
+                self._close_fd()
+                return
+        finally:
+            for lock in held:
+                lock.release()
+        # still busy (a thread not yet scheduled since the shutdown): close
+        # when it has left
+        threading.Thread(target=self._close_when_idle, daemon=True,
+                         name="lightws-close").start()
+
+    def _close_when_idle(self) -> None:
+        with self._rlock, self._wlock:
+            self._close_fd()
 
     # -- timeouts ----------------------------------------------------------
     def settimeout(self, value: Optional[float]) -> None:

@@ -480,6 +480,13 @@ class CStream:
         with self.lock:
             return lib.lightws_stream_closing(self._s)
 
+    def detach(self) -> None:
+        """Moves the stream off its descriptor onto a transport whose every
+        read and write fails (EBADF): call before closing the descriptor,
+        so no later call can reach a socket that reuses its number."""
+        with self.lock:
+            lib.lightws_py_detach(self._s)
+
     def error(self) -> int:
         with self.lock:
             return lib.lightws_stream_error(self._s)
