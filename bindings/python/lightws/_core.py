@@ -619,16 +619,19 @@ def decode_frame_header(data, flags: int = 0) -> Tuple[Optional[Frame], int]:
     return Frame(f.opcode, f.length, bool(f.fin), mask, f.rsv, f.header_len), n
 
 
+_alloc_uncleared = ffi.new_allocator(should_clear_after_alloc=False)
+
+
 def mask(data, key: bytes, offset: int = 0) -> bytes:
     """``data`` XORed with the 4-byte ``key`` (§5.3), starting at payload
     byte number ``offset``."""
     if len(key) != 4:
         raise ValueError("a masking key has 4 bytes")
-    src = bytes(data) if not isinstance(data, bytes) else data
-    out = ffi.new("uint8_t[]", max(len(src), 1))
-    lib.lightws_mask_copy(out, ffi.from_buffer("uint8_t[]", src), len(src),
-                          ffi.from_buffer("uint8_t[]", key), offset)
-    return ffi.buffer(out, len(src))[:]
+    with ffi.from_buffer("uint8_t[]", data) as src:
+        n = len(src)
+        out = _alloc_uncleared("uint8_t[]", max(n, 1))  # every byte is written
+        lib.lightws_mask_copy(out, src, n, ffi.from_buffer("uint8_t[]", key), offset)
+    return ffi.buffer(out, n)[:]
 
 
 def mask_into(buf, key: bytes, offset: int = 0) -> None:
