@@ -567,8 +567,9 @@ lightws_header_find(const struct lightws_header *headers, size_t n,
 /* ------------------------------------------------------------------------
  * IO: how a stream reaches its transport
  *
- * By default a stream uses its file descriptor: read(2), and sendmsg(2)
- * with MSG_NOSIGNAL (writev(2) for non-sockets), EINTR retried. A caller
+ * By default a stream uses its file descriptor: recv(2), and send(2) or
+ * sendmsg(2) with MSG_NOSIGNAL (read(2) and writev(2) for non-sockets),
+ * EINTR retried. A caller
  * with another transport (TLS, a test harness) supplies callbacks that
  * behave like read(2) and writev(2): return bytes moved, 0 for EOF (read
  * only), or -1 with errno set (EAGAIN/EWOULDBLOCK for would-block).
