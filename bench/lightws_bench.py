@@ -21,6 +21,7 @@ import sys
 import time
 
 import lightws
+from bench_micro import best_of, micro_print
 
 
 def rbuf_size(size):
@@ -155,23 +156,6 @@ def client(mode, port, total, size):
         ws.close()
         secs = time.perf_counter() - t0
         print("RESULT secs=%.6f rtts=%d rtps=%.0f" % (secs, total, total / secs), flush=True)
-
-
-def best_of(trials, reps, fn):
-    """Seconds per call of fn(reps) (which makes reps calls), best of `trials`
-    short runs: on a shared machine the least disturbed run is the closest to
-    the code's own cost."""
-    best = None
-    for _ in range(trials):
-        t0 = time.perf_counter()
-        fn(reps)
-        dt = time.perf_counter() - t0
-        best = dt if best is None or dt < best else best
-    return best / reps
-
-
-def micro_print(name, value):
-    print("MICRO name=%s value=%.3f" % (name, value), flush=True)
 
 
 def micro():

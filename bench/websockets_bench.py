@@ -107,17 +107,8 @@ def micro():
     figure is the best of several short runs."""
     from websockets import frames, streams, utils
 
-    def best_of(trials, reps, fn):
-        best = None
-        for _ in range(trials):
-            t0 = time.perf_counter()
-            fn(reps)
-            dt = time.perf_counter() - t0
-            best = dt if best is None or dt < best else best
-        return best / reps
-
-    def out(name, value):
-        print("MICRO name=%s value=%.3f" % (name, value), flush=True)
+    from bench_micro import best_of
+    from bench_micro import micro_print as out
 
     payload = bytes(range(48, 64))
     chunk = b"".join(frames.Frame(frames.Opcode.BINARY, payload).serialize(mask=True, extensions=[])

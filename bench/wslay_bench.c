@@ -293,22 +293,22 @@ static uint8_t *masked_frames(size_t nframes, size_t plen, size_t *total) {
   return p;
 }
 
-/* ns per frame: masked frames with a 16-byte payload (a 6-byte head),
- * decoded and unmasked by wslay_frame_recv from a memory recv callback. */
-static double micro_frame16(void) {
-  enum { NF = 256, PER_RUN = 65536, TRIALS = 40 };
+/* Best of `trials` runs of wslay_frame_recv reading `per_run` payload bytes
+ * from `nframes` masked frames of `plen` bytes, replayed by a memory recv
+ * callback: seconds per run, or a negative value on failure. */
+static double recv_best(size_t nframes, size_t plen, uint64_t per_run, int trials) {
   struct wslay_frame_callbacks cb = {mem_send, mem_recv, mem_genmask};
   wslay_frame_context_ptr ctx;
   struct mem m;
   double best = 1e9;
   int t;
   memset(&m, 0, sizeof(m));
-  m.src = masked_frames(NF, 16, &m.len);
-  if (!m.src || wslay_frame_context_init(&ctx, &cb, &m) != 0) return 0;
-  for (t = 0; t < TRIALS; t++) {
+  m.src = masked_frames(nframes, plen, &m.len);
+  if (!m.src || wslay_frame_context_init(&ctx, &cb, &m) != 0) return -1;
+  for (t = 0; t < trials; t++) {
     double t0 = bench_now(), dt;
-    if (recv_payload(ctx, (uint64_t)PER_RUN * 16) < 0) {
-      best = 0;
+    if (recv_payload(ctx, per_run) < 0) {
+      best = -1;
       break;
     }
     dt = bench_now() - t0;
@@ -316,7 +316,15 @@ static double micro_frame16(void) {
   }
   wslay_frame_context_free(ctx);
   free((void *)m.src);
-  return best * 1e9 / PER_RUN;
+  return best;
+}
+
+/* ns per frame: masked frames with a 16-byte payload (a 6-byte head),
+ * decoded and unmasked by wslay_frame_recv from a memory recv callback. */
+static double micro_frame16(void) {
+  enum { PER_RUN = 65536 };
+  double best = recv_best(256, 16, (uint64_t)PER_RUN * 16, 40);
+  return best < 0 ? 0 : best * 1e9 / PER_RUN;
 }
 
 /* GB/s of payload for one 64 KiB masked frame: wslay_frame_send masks into
@@ -356,27 +364,9 @@ static double micro_send_mask(void) {
 /* GB/s of payload for 64 KiB masked frames read by wslay_frame_recv: the
  * recv callback copies into wslay's 4 KiB buffer, wslay unmasks there. */
 static double micro_recv_unmask(void) {
-  enum { NF = 4, REPS = 200, TRIALS = 15 };
-  struct wslay_frame_callbacks cb = {mem_send, mem_recv, mem_genmask};
-  wslay_frame_context_ptr ctx;
-  struct mem m;
-  double best = 1e9;
-  int t;
-  memset(&m, 0, sizeof(m));
-  m.src = masked_frames(NF, 65536, &m.len);
-  if (!m.src || wslay_frame_context_init(&ctx, &cb, &m) != 0) return 0;
-  for (t = 0; t < TRIALS; t++) {
-    double t0 = bench_now(), dt;
-    if (recv_payload(ctx, (uint64_t)REPS * 65536) < 0) {
-      best = 1e9;
-      break;
-    }
-    dt = bench_now() - t0;
-    if (dt < best) best = dt;
-  }
-  wslay_frame_context_free(ctx);
-  free((void *)m.src);
-  return 65536.0 * REPS / best / 1e9;
+  enum { REPS = 200 };
+  double best = recv_best(4, 65536, (uint64_t)REPS * 65536, 15);
+  return best <= 0 ? 0 : 65536.0 * REPS / best / 1e9;
 }
 
 static int micro(void) {

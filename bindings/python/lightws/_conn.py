@@ -525,6 +525,20 @@ class WebSocket(BaseWebSocket):
     def setblocking(self, flag: bool) -> None:
         self.settimeout(None if flag else 0.0)
 
+    def _read_call(self, call: Callable[[Any], T], step: Callable[[Any], T],
+                   buffer: Any) -> T:
+        # A read into `buffer` under the read lock: blocking mode without
+        # TLS takes the lean path (wait for POLLIN, one C call; no lambda,
+        # no deadline); anything else, or WOULDBLOCK after all, goes to the
+        # resumable loop with `step`.
+        if self._timeout is None and self._tls is None:
+            self._wait_readable()
+            try:
+                return call(buffer)
+            except WouldBlock:
+                pass
+        return self._run(lambda: step(buffer), True)
+
     def _wait_readable(self) -> None:
         # Blocking lean paths: with nothing buffered a read would start with
         # read(2) on the descriptor, so wait for POLLIN first instead of
@@ -676,13 +690,7 @@ class WebSocket(BaseWebSocket):
         piece ends a frame / the message: a Chunk(nbytes, opcode,
         frame_end, message_end)."""
         with self._rlock:
-            if self._timeout is None and self._tls is None:
-                self._wait_readable()
-                try:                # lean path: no lambda, no deadline
-                    return self._c.read_into(buffer)
-                except WouldBlock:
-                    pass
-            return self._run(lambda: self._step_read_chunk(buffer), True)
+            return self._read_call(self._c.read_into, self._step_read_chunk, buffer)
 
     def send(self, data: Data, opcode: Optional[int] = None, *, fin: bool = True,
              mask_in_place: bool = False) -> None:
@@ -837,13 +845,8 @@ class WebSocket(BaseWebSocket):
         """Byte-stream read into ``buffer``; 0 at the end of the stream."""
         with self._rlock:
             try:
-                if self._timeout is None and self._tls is None:
-                    self._wait_readable()
-                    try:            # lean path: no lambda, no deadline
-                        return self._c.read_bytes_into(buffer)
-                    except WouldBlock:
-                        pass
-                return self._run(lambda: self._step_read_bytes(buffer), True)
+                return self._read_call(self._c.read_bytes_into, self._step_read_bytes,
+                                       buffer)
             except ConnectionClosed:
                 return 0
 
