@@ -188,6 +188,13 @@ class BaseWebSocket:
         with self._c.lock:
             return not self._tls.flush()
 
+    def _step_close_notify(self) -> None:
+        """Over TLS, after the close handshake: our close_notify (queued
+        under the C lock, which orders ciphertext)."""
+        assert self._tls is not None
+        with self._c.lock:
+            self._tls.close_notify()
+
     def _step_tls(self) -> None:
         """One step of the TLS handshake (before the websocket one)."""
         assert self._tls is not None
@@ -908,6 +915,9 @@ class WebSocket(BaseWebSocket):
                     self._run(self._c.flush, False, max(0.0, deadline - time.monotonic()))
                 except (OSError, WebSocketError):
                     pass
+            if self._tls is not None and self._c.closing() == 2:
+                self._run(self._step_close_notify, False,
+                          max(0.0, deadline - time.monotonic()))
             if self.client and not self._fd_closed:
                 self._wait_server_eof(deadline)
         except (OSError, WebSocketError):

@@ -826,6 +826,20 @@ class TlsIO:
                 raise WouldBlock(WANT_WRITE)
             return
 
+    def close_notify(self) -> None:
+        """Queues our close_notify alert once the websocket close handshake
+        is over (RFC 5246 §7.2.1, RFC 8446 §6.1): without it the peer's TLS
+        stack sees a truncation ("unexpected EOF") where the connection in
+        fact ended cleanly. The caller flushes it; the peer's own alert is
+        not awaited (both RFCs allow closing without it)."""
+        ssl = self._ssl
+        try:
+            self.obj.unwrap()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            pass        # ours is in the outgoing BIO; the peer's is not needed
+        except (ssl.SSLError, ValueError):
+            pass        # the session failed or is already shut down
+
     def read_into(self, buf) -> int:
         ssl = self._ssl
         while True:

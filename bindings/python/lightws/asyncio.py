@@ -288,6 +288,8 @@ class WebSocket(BaseWebSocket):
                         break
         elif self._c.closing() == 2:
             await self._run(self._c.flush, False)
+        if self._tls is not None and self._c.closing() == 2:
+            await self._run(self._step_close_notify, False)
         if self.client and self._sock is not None:
             # §7.1.1: the server closes TCP first.
             try:
