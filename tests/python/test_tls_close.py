@@ -146,9 +146,9 @@ class TestTlsCloseNotify(unittest.TestCase):
         self.assertEqual(ws.close_code, 1000)
         join()
 
-    def test_failed_stream_sends_no_alert_after_error(self):
-        # A protocol error is not a clean end: the close frame 1002 goes
-        # out, but no close_notify is promised; the call must just not hang.
+    def test_protocol_error_over_tls_does_not_hang(self):
+        # A protocol error is not a clean end (§7.1.7): the close frame
+        # 1002 goes out and the connection ends, without waiting on TLS.
         def run():
             conn, _ = self.srv.accept()
             with lightws.accept(conn, ssl=server_ctx(), timeout=10) as ws:
