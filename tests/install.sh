@@ -14,7 +14,8 @@ cc -std=c99 -Wall -Wextra -pedantic -Werror examples/quickstart.c "$d/usr/lib/li
    $(pkg-config --cflags lightws) -o "$d/qs-static"
 build/lightws-echo --host 127.0.0.1 --port 0 --quiet > "$d/echo.out" 2>/dev/null &
 echo_pid=$!
-for _ in $(seq 50); do grep -q listening "$d/echo.out" && break; sleep 0.1; done
+# up to 30 s (was 5 s: arbitrary, and a loaded machine may need more); usually the first try
+for _ in $(seq 300); do grep -q listening "$d/echo.out" && break; sleep 0.1; done
 port=$(sed -n 's/.*listening on [^:]*:\([0-9]*\).*/\1/p' "$d/echo.out")
 pass=0 fail=0
 for v in shared static; do

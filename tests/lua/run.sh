@@ -40,9 +40,11 @@ demo() {  # demo LUA
     local lua=$1
     "$ROOT/build/lightws-echo" --host 127.0.0.1 --port 0 >"$LOG/echo-$lua.out" 2>/dev/null &
     local pid=$! port=""
-    for _ in $(seq 50); do
+    # up to 30 s (was 5 s: arbitrary, and a loaded machine may need more); usually the first try
+    for _ in $(seq 300); do
         port=$(sed -n 's/^listening on .*:\([0-9]*\)$/\1/p' "$LOG/echo-$lua.out"); [ -n "$port" ] && break; sleep 0.1
     done
+    [ -n "$port" ] || { echo "lightws-echo printed no port within 30 s"; kill "$pid" 2>/dev/null; return 1; }
     local rc=0
     "$lua" examples/demo_client.lua "ws://127.0.0.1:$port/demo" || rc=$?
     kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
