@@ -48,12 +48,34 @@ def start_nginx(port):
     proc = subprocess.Popen(["nginx", "-p", PREFIX, "-c", path, "-e", os.path.join(PREFIX, "logs/error.log")])
     for _ in range(100):
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
+            s = socket.create_connection(("127.0.0.1", port), timeout=0.2)
+            # A connect to a port nobody listens on yet can pick that same
+            # port as its source and connect to itself (TCP simultaneous
+            # open): that is not nginx, and it holds the port nginx binds.
+            selfconn = s.getsockname() == s.getpeername()
+            s.close()
+            if not selfconn:
+                return proc
         except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.05)
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    return None
+
+
+def start_nginx_on_free_port():
+    """free_port() is closed before nginx binds it, so another socket may
+    take it meanwhile (nginx then exits: address in use); try a new port a
+    few times instead of failing the suite on that race."""
+    for _ in range(5):
+        port = free_port()
+        proc = start_nginx(port)
+        if proc is not None:
+            return proc, port
     print(open(os.path.join(PREFIX, "logs/error.log")).read())
     raise SystemExit("nginx did not start")
 
@@ -239,8 +261,7 @@ def client_test(port):
 
 
 def main():
-    port = free_port()
-    proc = start_nginx(port)
+    proc, port = start_nginx_on_free_port()
     try:
         asyncio.run(server_tests(port))
         resume_test(port)
