@@ -362,6 +362,12 @@ def echo(ws):
     for m in ws:
         ws.send(m)
 
+if sys.argv[1] == "int":
+    # What Python installs at startup, unless it inherited SIGINT ignored
+    # (started in the background by a shell without job control, as a CI
+    # runner may do): then Ctrl-C would do nothing at all.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 with lightws.serve(echo, "127.0.0.1", 0) as server:
     if sys.argv[1] == "term":
         signal.signal(signal.SIGTERM, lambda *a: server.shutdown())
