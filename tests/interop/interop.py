@@ -168,8 +168,8 @@ def read_frames_until_close(s, rest):
     """Returns (frames before close, close code) read from a server."""
     buf = rest
     frames = []
-    deadline = time.time() + 5
-    while time.time() < deadline:
+    deadline = time.monotonic() + 5  # monotonic: a wall-clock step must not end the wait
+    while time.monotonic() < deadline:
         while len(buf) >= 2:
             op = buf[0] & 0x0F
             n = buf[1] & 0x7F
