@@ -156,11 +156,15 @@ def resume_test(port):
           "resume: 101 with the RFC accept value")
     payload = b"resumed " * 1000
     frame = masked_frame(0x2, payload)
-    # cut inside the head (after 3 bytes), then inside the payload
+    # cut inside the head (after 3 bytes), then inside the payload; each
+    # pause spans several 100 ms server timeouts (0.5 s: up to 5 each; the
+    # >= 4 below needs 2 a pause, which now holds unless each timeout round
+    # is late by over 150 ms; with the former 0.35 s pauses, 75 ms of lateness
+    # on a loaded machine was enough to fail)
     s.sendall(frame[:3])
-    time.sleep(0.35)
+    time.sleep(0.5)
     s.sendall(frame[3:5000])
-    time.sleep(0.35)
+    time.sleep(0.5)
     s.sendall(frame[5000:])
     op, data = read_frame(s)
     check(op == 2 and data == payload, "resume: frame split in head and payload with timeouts between, echoed whole")
