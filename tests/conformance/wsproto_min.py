@@ -123,10 +123,10 @@ class Conn:
             try:
                 if self.send_err is None:
                     if kind == "data":
-                        self.sock.sendall(data)
+                        self._sendall(data)
                     elif kind == "chop":
                         for i in range(0, len(data), size):
-                            self.sock.sendall(data[i:i + size])
+                            self._sendall(data[i:i + size])
                             if delay:
                                 time.sleep(delay)
                     elif kind == "sleep":
@@ -137,6 +137,21 @@ class Conn:
                 self.pending -= 1
                 if self.pending == 0:
                     self.sent_all.set()
+
+    def _sendall(self, data):
+        # Not sock.sendall(): the reader's settimeout(deadline - now) is the
+        # socket's timeout for both threads, and sendall's timeout bounds the
+        # whole call, so a big send (8.1's 16 MiB) started after a short
+        # read wait stopped after that many seconds with the frame half
+        # sent. The sender keeps going while the peer reads; shutdown()
+        # (socket closed) or a connection error ends it.
+        view = memoryview(data)
+        while view:
+            try:
+                n = self.sock.send(view)
+            except socket.timeout:
+                continue
+            view = view[n:]
 
     def _enqueue(self, item):
         with self.lock:
