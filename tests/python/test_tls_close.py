@@ -21,22 +21,10 @@ import lightws
 import lightws.asyncio as lwa
 
 from _helpers import in_thread
+from test_tls import client_ctx, server_ctx
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CERT = os.path.join(HERE, "tls", "cert.pem")
-KEY = os.path.join(HERE, "tls", "key.pem")
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CLOSE_1000 = b"\x88\x02\x03\xe8"        # unmasked close frame, code 1000
-
-
-def server_ctx():
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(CERT, KEY)
-    return ctx
-
-
-def client_ctx():
-    return ssl.create_default_context(cafile=CERT)
 
 
 def strict(ctx):
