@@ -9,6 +9,7 @@ any failure.
 import asyncio
 import os
 import re
+import resource
 import socket
 import struct
 import sys
@@ -673,5 +674,17 @@ async def main():
     return 1 if failed else 0
 
 
+def raise_fd_limit(want=8192):
+    """The 1000-connection case holds ~1010 descriptors in this process and
+    as many in lightws-echo (which inherits the limit): a 1024 soft limit
+    is just enough, so take what the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        if new > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+
+
 if __name__ == "__main__":
+    raise_fd_limit()
     sys.exit(asyncio.run(main()))
