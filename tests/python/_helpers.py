@@ -151,3 +151,15 @@ def in_thread(fn, *args):
 def loopback_server():
     srv = socket.create_server(("127.0.0.1", 0))
     return srv, srv.getsockname()[1]
+
+
+class Listener:
+    """TestCase mixin: self.srv, a loopback listening socket (10 s accept
+    timeout), and self.port, for each test."""
+
+    def setUp(self):
+        self.srv, self.port = loopback_server()
+        self.srv.settimeout(10)
+
+    def tearDown(self):
+        self.srv.close()

@@ -48,6 +48,13 @@ def raw_upgrade(port):
         yield s, head
 
 
+def wait_no_connections(server, timeout=5.0):
+    """Until the server's handler threads have all finished (bounded)."""
+    deadline = time.monotonic() + timeout
+    while server.connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 class Running:
     """serve() plus serve_forever() in a thread; stop() is Server.close()
     and checks that serve_forever() returned."""
@@ -240,9 +247,7 @@ class TestCloseCodes(ServeCase):
             with self.assertRaises(lightws.ConnectionClosedError) as cm:
                 ws.recv()
             ws.close()
-            deadline = time.monotonic() + 5
-            while r.server.connections and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_no_connections(r.server)
         self.assertEqual(cm.exception.code, 1007)
 
     def test_client_vanishing_is_not_an_error(self):
@@ -265,9 +270,7 @@ class TestCloseCodes(ServeCase):
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                              struct.pack("ii", 1, 0))      # close() sends RST
             self.assertTrue(failed.wait(10))
-            deadline = time.monotonic() + 5
-            while r.server.connections and time.monotonic() < deadline:
-                time.sleep(0.01)
+            wait_no_connections(r.server)
         self.assertEqual(r.server.connections, 0)
 
     def test_context_exit_closes_live_connections_1001(self):

@@ -16,7 +16,7 @@ import unittest
 import lightws
 import lightws.asyncio as lwa
 
-from _helpers import Proc, in_thread, node, node_env
+from _helpers import Listener, Proc, in_thread, node, node_env
 from test_interop import exercise
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,15 +35,7 @@ def client_ctx():
     return ssl.create_default_context(cafile=CERT)
 
 
-class TestTlsLightws(unittest.TestCase):
-    def setUp(self):
-        self.srv = socket.create_server(("127.0.0.1", 0))
-        self.srv.settimeout(10)
-        self.port = self.srv.getsockname()[1]
-
-    def tearDown(self):
-        self.srv.close()
-
+class TestTlsLightws(Listener, unittest.TestCase):
     def serve_echo(self):
         def run():
             conn, _ = self.srv.accept()

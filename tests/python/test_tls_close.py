@@ -20,7 +20,7 @@ import unittest
 import lightws
 import lightws.asyncio as lwa
 
-from _helpers import in_thread
+from _helpers import Listener, in_thread
 from test_tls import client_ctx, server_ctx
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -53,6 +53,13 @@ def read_head(tls):
     return out.decode("latin-1")
 
 
+def send_upgrade(tls):
+    key = base64.b64encode(os.urandom(16)).decode()
+    tls.sendall(("GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                 "Sec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+
+
 def masked_close_1000():
     key = os.urandom(4)
     return b"\x88\x82" + key + bytes(b ^ key[i] for i, b in enumerate(b"\x03\xe8"))
@@ -73,10 +80,7 @@ def raw_tls_client(test, port):
     tls = strict(client_ctx()).wrap_socket(sock, server_hostname="localhost",
                                            suppress_ragged_eofs=False)
     try:
-        key = base64.b64encode(os.urandom(16)).decode()
-        tls.sendall(("GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+        send_upgrade(tls)
         head = read_head(tls)
         test.assertTrue(head.startswith("HTTP/1.1 101"), head)
         tls.sendall(masked_close_1000())
@@ -86,15 +90,7 @@ def raw_tls_client(test, port):
         tls.close()
 
 
-class TestTlsCloseNotify(unittest.TestCase):
-    def setUp(self):
-        self.srv = socket.create_server(("127.0.0.1", 0))
-        self.srv.settimeout(10)
-        self.port = self.srv.getsockname()[1]
-
-    def tearDown(self):
-        self.srv.close()
-
+class TestTlsCloseNotify(Listener, unittest.TestCase):
     def test_server_sends_close_notify(self):
         def run():
             conn, _ = self.srv.accept()
@@ -146,10 +142,7 @@ class TestTlsCloseNotify(unittest.TestCase):
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
         tls = client_ctx().wrap_socket(sock, server_hostname="localhost")
         try:
-            key = base64.b64encode(os.urandom(16)).decode()
-            tls.sendall(("GET / HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
-                         "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                         "Sec-WebSocket-Version: 13\r\n\r\n" % key).encode())
+            send_upgrade(tls)
             read_head(tls)
             tls.sendall(b"\x81\x00")            # unmasked from a client: §5.1
             self.assertEqual(read_exact(tls, 4), b"\x88\x02\x03\xea")   # 1002
