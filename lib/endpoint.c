@@ -2,8 +2,8 @@
 /* The opening handshake (RFC 6455 §4) over an initialized stream: request
  * and response are built and read in rbuf, resumable on nonblocking IO. */
 #include <errno.h>
-#include <poll.h>
 #include <string.h>
+#include <sys/socket.h>
 #include "internal.h"
 
 /* F_WANT_READ | F_WANT_WRITE of stream.c: cleared as each call starts. */
@@ -15,24 +15,24 @@
  *   msg_len  offset in rbuf of the bytes being sent (request/response)
  *   r_left   their length
  *   w_left   how many of them went out
- * Client: the request stays in rbuf[0..r_left) while the response is read
- * after it (rbuf[r_left..rend)); the key (NUL-terminated) is kept in the
- * control slot, free before the stream opens, and ctl_in_off is the offset
- * of the offered protocols in the request (NUL-terminated in place once the
- * request is sent), 0 if none; utf8 (zero when the stream opens) holds the
- * response head limit.
+ * Client: the request is sent from rbuf[0..r_left); then the offered
+ * protocols (NUL-terminated) move to rbuf[0..ctl_in_off) (ctl_in_off 0:
+ * none) and the response is read after them, so rbuf needs room for the
+ * response head only. The key (NUL-terminated) is kept in the control slot,
+ * free before the stream opens; utf8 (zero when the stream opens) holds
+ * the response head limit.
  * Server: r_left is the request head length once read (0 if it was bad).
  */
 enum {
-  ST_OPEN = 0,
-  ST_C_SEND = 1,   /* client: sending the request */
-  ST_C_RECV = 2,   /* client: reading the response */
-  ST_S_READ = 3,   /* server: reading the request */
-  ST_S_HAVE = 4,   /* server: request read (r_left = head length, 0 bad) */
-  ST_S_ACCEPT = 5, /* server: sending the 101 response */
-  ST_S_REJECT = 6, /* server: sending an error response */
-  ST_DONE = 7,     /* server: rejected; or a failed handshake */
-  ST_FAILED = 8
+  ST_OPEN = LIGHTWS__ST_OPEN,
+  ST_C_SEND = LIGHTWS__ST_C_SEND,
+  ST_C_RECV = LIGHTWS__ST_C_RECV,
+  ST_S_READ = LIGHTWS__ST_S_READ,
+  ST_S_HAVE = LIGHTWS__ST_S_HAVE,
+  ST_S_ACCEPT = LIGHTWS__ST_S_ACCEPT,
+  ST_S_REJECT = LIGHTWS__ST_S_REJECT,
+  ST_DONE = LIGHTWS__ST_DONE,
+  ST_FAILED = LIGHTWS__ST_FAILED
 };
 
 /* Sends rbuf[msg_len + w_left .. msg_len + r_left). 0 when all is out. */
@@ -49,10 +49,12 @@ static int send_out(struct lightws_stream *s) {
   return 0;
 }
 
-/* Reads more of an HTTP head into rbuf[rend..rsize). */
+/* Reads more of an HTTP head into rbuf[rend..rsize). A head that fills
+ * rbuf while max_head would allow more is the buffer's fault, not the
+ * peer's: BUFFER_TOO_SMALL. */
 static int read_more(struct lightws_stream *s) {
   ssize_t r;
-  if (s->rend == s->rsize) return LIGHTWS_ERR_HEAD_TOO_LARGE;
+  if (s->rend == s->rsize) return LIGHTWS_ERR_BUFFER_TOO_SMALL;
   r = lightws__stream_io_read(s, s->rbuf + s->rend, s->rsize - s->rend);
   if (r == 0) return LIGHTWS_ERR_EOF;
   if (r < 0) return (int)r;
@@ -98,21 +100,23 @@ int lightws_client_start(struct lightws_stream *s, const char *host,
   return 0;
 }
 
-/* Once the request is out: find the offered protocols in it and
- * NUL-terminate them in place (the request is never sent again). */
+/* Once the request is out (it is never sent again): keep only the offered
+ * protocols, NUL-terminated at the front of rbuf, and read the response
+ * after them. */
 static int client_after_send(struct lightws_stream *s) {
   struct lightws_request q;
   ssize_t n;
+  uint32_t keep = 0;
   memset(&q, 0, sizeof q);
   n = lightws_handshake_parse_request(&q, s->rbuf, (size_t)s->r_left,
                                       (size_t)s->r_left + 1);
-  s->ctl_in_off = 0;
-  if (n > 0 && q.protocol) {
-    uint8_t *end = (uint8_t *)q.protocol + q.protocol_len;
-    *end = 0; /* was CR or a trailing blank */
-    s->ctl_in_off = (uint32_t)((const uint8_t *)q.protocol - s->rbuf);
+  if (n > 0 && q.protocol && q.protocol_len) {
+    memmove(s->rbuf, q.protocol, q.protocol_len);
+    s->rbuf[q.protocol_len] = 0;
+    keep = (uint32_t)q.protocol_len + 1;
   }
-  s->rpos = s->rend = (uint32_t)s->r_left;
+  s->ctl_in_off = keep;
+  s->rpos = s->rend = keep;
   s->state = ST_C_RECV;
   return 0;
 }
@@ -122,6 +126,7 @@ int lightws_client_handshake(struct lightws_stream *s,
   struct lightws_response local;
   int r;
   s->flags &= ~WANT_BITS;
+  if (s->last_err) return -(int)s->last_err; /* a timeout failed it */
   if (s->state == ST_C_SEND) {
     r = send_out(s);
     if (r < 0) return r;
@@ -136,8 +141,7 @@ int lightws_client_handshake(struct lightws_stream *s,
     if (s->rend > s->rpos) {
       ssize_t n = lightws_handshake_parse_response(
           resp, s->rbuf + s->rpos, s->rend - s->rpos, s->utf8,
-          (const char *)s->ctl,
-          s->ctl_in_off ? (const char *)s->rbuf + s->ctl_in_off : NULL);
+          (const char *)s->ctl, s->ctl_in_off ? (const char *)s->rbuf : NULL);
       if (n >= 0) {
         /* open: bytes past the head (a first frame) stay unread */
         s->rpos += (uint32_t)n;
@@ -163,19 +167,9 @@ int lightws_client_handshake(struct lightws_stream *s,
 }
 
 /* Waits until `s` can go on after LIGHTWS_ERR_WOULDBLOCK (a nonblocking
- * descriptor given to a blocking wrapper). */
+ * descriptor given to a blocking wrapper), up to the stream's deadlines. */
 static int wait_fd(struct lightws_stream *s) {
-  struct pollfd p;
-  int w = lightws_stream_want(s);
-  if (s->io) return LIGHTWS_ERR_WOULDBLOCK; /* callbacks: cannot poll */
-  p.fd = s->fd;
-  p.events = (short)(((w & LIGHTWS_WANT_READ) ? POLLIN : 0) |
-                     ((w & LIGHTWS_WANT_WRITE) ? POLLOUT : 0));
-  if (!p.events) p.events = POLLIN | POLLOUT;
-  p.revents = 0;
-  while (poll(&p, 1, -1) < 0)
-    if (errno != EINTR) return LIGHTWS_ERR_SYSTEM;
-  return 0;
+  return lightws__stream_wait(s, lightws_stream_want(s));
 }
 
 int lightws_connect(struct lightws_stream *s, int fd, uint8_t *rbuf,
@@ -183,6 +177,8 @@ int lightws_connect(struct lightws_stream *s, int fd, uint8_t *rbuf,
                     const struct lightws_client_options *opt) {
   int r = lightws_stream_init(s, LIGHTWS_CLIENT, fd, rbuf, rsize, 0);
   if (r < 0) return r;
+  if (opt && opt->timeouts)
+    lightws_stream_set_timeouts(s, opt->timeouts, lightws_now());
   r = lightws_client_start(s, host, path, opt);
   for (;;) {
     if (r == LIGHTWS_ERR_WOULDBLOCK) {
@@ -205,6 +201,7 @@ int lightws_server_read_request(struct lightws_stream *s,
   int r;
   s->flags &= ~WANT_BITS;
   if (s->role != LIGHTWS_SERVER) return LIGHTWS_ERR_INVALID;
+  if (s->last_err) return -(int)s->last_err;
   if (s->state == ST_OPEN) {
     /* only before any frame traffic; bytes fed already are the request */
     if (s->rpos || s->whead_len || s->ctl_len || s->msg_opcode)
@@ -233,7 +230,7 @@ int lightws_server_read_request(struct lightws_stream *s,
     }
     r = read_more(s);
     if (r == LIGHTWS_ERR_WOULDBLOCK) return r;
-    if (r == LIGHTWS_ERR_HEAD_TOO_LARGE) {
+    if (r == LIGHTWS_ERR_BUFFER_TOO_SMALL) {
       s->r_left = 0;
       s->state = ST_S_HAVE;
       return r;
@@ -255,6 +252,7 @@ int lightws_server_accept(struct lightws_stream *s, const char *protocol,
                           const struct lightws_header *extra,
                           size_t num_extra) {
   s->flags &= ~WANT_BITS;
+  if (s->last_err) return -(int)s->last_err;
   if (s->state == ST_S_HAVE && s->r_left > 0) {
     struct lightws_request q;
     char key[LIGHTWS_KEY_LEN];
@@ -289,6 +287,7 @@ int lightws_server_reject(struct lightws_stream *s, int status,
                           const struct lightws_header *extra,
                           size_t num_extra) {
   s->flags &= ~WANT_BITS;
+  if (s->last_err) return -(int)s->last_err;
   if (s->state == ST_S_READ || s->state == ST_S_HAVE ||
       (s->state == ST_OPEN && s->role == LIGHTWS_SERVER && !s->rpos &&
        !s->whead_len && !s->ctl_len)) {
@@ -341,20 +340,36 @@ static int pick_protocol(const char *offered, size_t olen, const char *ours,
   return 0;
 }
 
+/* A client too slow for the handshake timeout: one nonblocking attempt at
+ * a 408 (RFC 7231 §6.5.7), then the caller closes. */
+static void answer_408(struct lightws_stream *s) {
+  ssize_t n;
+  if (s->io || s->fd < 0) return;
+  n = lightws_handshake_build_error(s->rbuf, s->rsize, 408, NULL, 0);
+  if (n > 0) (void)send(s->fd, s->rbuf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 int lightws_accept(struct lightws_stream *s, int fd, uint8_t *rbuf,
                    size_t rsize, struct lightws_request *req,
-                   const char *protocols) {
+                   const struct lightws_server_options *opt) {
   struct lightws_request local;
   char chosen[256];
+  const char *protocols = opt ? opt->protocols : NULL;
   int r = lightws_stream_init(s, LIGHTWS_SERVER, fd, rbuf, rsize, 0), have;
   if (r < 0) return r;
+  if (opt && opt->timeouts)
+    lightws_stream_set_timeouts(s, opt->timeouts, lightws_now());
   if (!req) {
     memset(&local, 0, sizeof local);
     req = &local;
   }
-  while ((r = lightws_server_read_request(s, req, 0)) ==
+  while ((r = lightws_server_read_request(s, req, opt ? opt->max_head : 0)) ==
          LIGHTWS_ERR_WOULDBLOCK) {
-    if ((r = wait_fd(s)) < 0) return r;
+    if ((r = wait_fd(s)) < 0) break;
+  }
+  if (r == LIGHTWS_ERR_HANDSHAKE_TIMEOUT) {
+    answer_408(s);
+    return r;
   }
   if (r < 0) {
     int status = lightws_http_status(r), e = r;

@@ -40,6 +40,31 @@ ssize_t lightws__stream_io_read(struct lightws_stream *s, void *buf,
 ssize_t lightws__stream_io_writev(struct lightws_stream *s,
                                   const struct iovec *iov, int iovcnt);
 
+/* s->state: 0 is open; the other values are the handshake's (endpoint.c
+ * explains them); 1..6 mean a handshake in progress. */
+enum {
+  LIGHTWS__ST_OPEN = 0,
+  LIGHTWS__ST_C_SEND = 1,   /* client: sending the request */
+  LIGHTWS__ST_C_RECV = 2,   /* client: reading the response */
+  LIGHTWS__ST_S_READ = 3,   /* server: reading the request */
+  LIGHTWS__ST_S_HAVE = 4,   /* server: request read (r_left = head length,
+                               0 bad) */
+  LIGHTWS__ST_S_ACCEPT = 5, /* server: sending the 101 response */
+  LIGHTWS__ST_S_REJECT = 6, /* server: sending an error response */
+  LIGHTWS__ST_DONE = 7,     /* server: rejected */
+  LIGHTWS__ST_FAILED = 8    /* a failed handshake (or its timeout) */
+};
+
+/* CLOCK_MONOTONIC in microseconds (keepalive round trips). */
+uint64_t lightws__now_us(void);
+
+/* Waits in poll(2) until the stream's descriptor is ready for `want`
+ * (LIGHTWS_WANT_*; 0: either), acting on each deadline that passes
+ * meanwhile with lightws_stream_tick(). 0 when ready, the timeout error
+ * that failed the stream, LIGHTWS_ERR_WOULDBLOCK for a stream over
+ * lightws_io (nothing to poll), or LIGHTWS_ERR_SYSTEM. */
+int lightws__stream_wait(struct lightws_stream *s, int want);
+
 /* ---- frame head decoding (frame.c) ----------------------------------- */
 
 static inline uint64_t lightws__load_be64(const uint8_t *p) {

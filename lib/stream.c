@@ -2,13 +2,17 @@
 /* The websocket stream (RFC 6455 §5, §7): frames over a descriptor or
  * lightws_io, with fragments, ping/pong, close and limits, never allocating. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/socket.h>
 #include "internal.h"
 
-/* C99 compile-time check: the contract promises at most 256 bytes. */
-typedef char lightws__stream_size_check[sizeof(struct lightws_stream) <= 256
+/* C99 compile-time check: the contract promises at most 384 bytes. */
+typedef char lightws__stream_size_check[sizeof(struct lightws_stream) <= 384
                                         ? 1 : -1];
 
 /* Bits of s->flags. The low byte holds the LIGHTWS_OPT_* options. */
@@ -27,8 +31,16 @@ typedef char lightws__stream_size_check[sizeof(struct lightws_stream) <= 256
 #define F_EOF          0x00080000u /* the transport ended */
 #define F_CLOSE_DEFER  0x00100000u /* close (code close_sent) waits for the
                                       slot, busy with a half-sent frame */
+#define F_TIMED        0x00200000u /* some timeout is set */
+#define F_STAMP        0x00400000u /* idle or keepalive: the transport
+                                      stamps t_rx / t_tx */
+#define F_FDWAIT       0x00800000u /* blocking descriptor with timeouts:
+                                      syscalls do not block, the stream
+                                      waits in poll(2) up to its deadline */
+#define F_KA_WAIT      0x01000000u /* keepalive ping due, waiting for the
+                                      control slot (ctl_flush builds it) */
 
-#define STATE_OPEN 0 /* endpoint.c uses other values during the handshake */
+#define STATE_OPEN LIGHTWS__ST_OPEN
 
 #define CHUNK 16384  /* stack chunk for masking a const buffer */
 #define BYPASS_MIN 1024 /* read(): smallest payload read straight into buf */
@@ -47,17 +59,27 @@ ssize_t lightws__stream_io_read(struct lightws_stream *s, void *buf,
     } else if (!(s->flags & F_NOTSOCK)) {
       /* recv(2) goes to the socket directly, read(2) through the VFS
        * layer first: ~50 ns less per call (a 64-byte echo is two reads) */
-      r = recv(s->fd, buf, len, 0);
+      r = recv(s->fd, buf, len, (s->flags & F_FDWAIT) ? MSG_DONTWAIT : 0);
       if (r < 0 && errno == ENOTSOCK) {
         s->flags |= F_NOTSOCK;
         continue;
       }
     } else {
+      if (s->flags & F_FDWAIT) { /* no MSG_DONTWAIT off sockets */
+        int w = lightws__stream_wait(s, LIGHTWS_WANT_READ);
+        if (w < 0) return w;
+      }
       r = read(s->fd, buf, len);
     }
+    if (r > 0 && (s->flags & F_STAMP)) s->t_rx = lightws_now();
     if (r >= 0) return r;
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if ((s->flags & F_FDWAIT) && !s->io) {
+        int w = lightws__stream_wait(s, LIGHTWS_WANT_READ);
+        if (w < 0) return w;
+        continue;
+      }
       s->flags |= F_WANT_READ;
       return LIGHTWS_ERR_WOULDBLOCK;
     }
@@ -74,37 +96,47 @@ ssize_t lightws__stream_io_read(struct lightws_stream *s, void *buf,
  * is EPIPE, not SIGPIPE. Bytes written, or WOULDBLOCK (want WRITE) / SYSTEM. */
 ssize_t lightws__stream_io_writev(struct lightws_stream *s,
                                   const struct iovec *iov, int iovcnt) {
+  int sflags = MSG_NOSIGNAL | ((s->flags & F_FDWAIT) ? MSG_DONTWAIT : 0);
   for (;;) {
     ssize_t r;
     if (s->io) {
       r = s->io->writev(s->io->ctx, iov, iovcnt);
     } else if (!(s->flags & F_NOTSOCK)) {
       if (iovcnt == 1) {
-        r = send(s->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
+        r = send(s->fd, iov[0].iov_base, iov[0].iov_len, sflags);
       } else if (iovcnt == 2 &&
                  iov[0].iov_len + iov[1].iov_len <= SMALL_SEND) {
         uint8_t small[SMALL_SEND];
         memcpy(small, iov[0].iov_base, iov[0].iov_len);
         memcpy(small + iov[0].iov_len, iov[1].iov_base, iov[1].iov_len);
-        r = send(s->fd, small, iov[0].iov_len + iov[1].iov_len,
-                 MSG_NOSIGNAL);
+        r = send(s->fd, small, iov[0].iov_len + iov[1].iov_len, sflags);
       } else {
         struct msghdr m;
         memset(&m, 0, sizeof m);
         m.msg_iov = (struct iovec *)iov;
         m.msg_iovlen = (size_t)iovcnt;
-        r = sendmsg(s->fd, &m, MSG_NOSIGNAL);
+        r = sendmsg(s->fd, &m, sflags);
       }
       if (r < 0 && errno == ENOTSOCK) {
         s->flags |= F_NOTSOCK;
         continue;
       }
     } else {
+      if (s->flags & F_FDWAIT) {
+        int w = lightws__stream_wait(s, LIGHTWS_WANT_WRITE);
+        if (w < 0) return w;
+      }
       r = writev(s->fd, iov, iovcnt);
     }
+    if (r > 0 && (s->flags & F_STAMP)) s->t_tx = lightws_now();
     if (r >= 0) return r;
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      if ((s->flags & F_FDWAIT) && !s->io) {
+        int w = lightws__stream_wait(s, LIGHTWS_WANT_WRITE);
+        if (w < 0) return w;
+        continue;
+      }
       s->flags |= F_WANT_WRITE;
       return LIGHTWS_ERR_WOULDBLOCK;
     }
@@ -180,16 +212,41 @@ static void close_build(struct lightws_stream *s, unsigned code,
     ctl_build(s, LIGHTWS_OPCODE_CLOSE, c, 2, reason, rlen);
 }
 
-/* Queues our close (echo or failure): replaces a control frame not yet
- * started; waits behind one partly sent (F_CLOSE_DEFER). */
-static void close_queue(struct lightws_stream *s, unsigned code) {
+/* The close handshake starts (our close queued or the peer's received):
+ * the close timeout runs from now. */
+static void close_began(struct lightws_stream *s) {
+  if (!(s->flags & (F_CLOSE_QUEUED | F_CLOSE_RCVD)) && (s->flags & F_TIMED))
+    s->t_phase = lightws_now();
+  s->flags &= ~F_KA_WAIT; /* no keepalive ping after a close */
+}
+
+/* Queues our close (echo or failure) with an optional reason (ASCII,
+ * static): replaces a control frame not yet started; waits behind one
+ * partly sent (F_CLOSE_DEFER; the reason is then left out). */
+static void close_queue(struct lightws_stream *s, unsigned code,
+                        const char *reason) {
   if (s->flags & F_CLOSE_QUEUED) return;
+  close_began(s);
   s->flags |= F_CLOSE_QUEUED;
   s->close_sent = (uint16_t)(code ? code : LIGHTWS_CLOSE_NO_STATUS);
   if (s->ctl_len && s->ctl_sent)
     s->flags |= F_CLOSE_DEFER;
   else
-    close_build(s, code, NULL, 0);
+    close_build(s, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
+}
+
+/* The keepalive ping (§5.5.2): 4 random bytes, answered by a pong with the
+ * same payload (§5.5.3). Only into a free slot. */
+static void ka_build(struct lightws_stream *s) {
+  uint8_t token[4];
+  uint8_t mode = s->mask_mode;
+  s->mask_mode = LIGHTWS_MASK_RANDOM; /* the generator, whatever the mode */
+  next_key(s, token);
+  s->mask_mode = mode;
+  memcpy(s->ka_token, token, 4);
+  s->t_ping_us = lightws__now_us();
+  s->flags &= ~F_KA_WAIT;
+  ctl_build(s, LIGHTWS_OPCODE_PING, token, 4, NULL, 0);
 }
 
 /* Writes the control slot out. 0 when empty, BUSY behind a half-written
@@ -212,6 +269,8 @@ static int ctl_flush(struct lightws_stream *s) {
     if (s->flags & F_CLOSE_DEFER) {
       s->flags &= ~F_CLOSE_DEFER;
       close_build(s, s->close_sent, NULL, 0);
+    } else if (s->flags & F_KA_WAIT) {
+      ka_build(s); /* the keepalive ping waited for the slot */
     }
   }
   return 0;
@@ -225,9 +284,11 @@ static void ctl_try(struct lightws_stream *s) {
 
 /* ---- read side -------------------------------------------------------- */
 
-/* Fails the stream for a peer protocol error (§7.1.7): close with
- * lightws_close_code(err), and the error sticks. */
-static ssize_t fail(struct lightws_stream *s, int err) {
+/* Fails the stream for a peer protocol error (§7.1.7) or a timeout: close
+ * with lightws_close_code(err) and `reason` (may be NULL), and the error
+ * sticks. */
+static ssize_t fail_why(struct lightws_stream *s, int err,
+                        const char *reason) {
   s->last_err = (uint8_t)-err;
   if ((s->flags & F_CTL_PONG) && s->ctl_sent == 0) {
     s->ctl_len = 0;
@@ -241,9 +302,13 @@ static ssize_t fail(struct lightws_stream *s, int err) {
     s->close_sent = (uint16_t)lightws_close_code(err);
     return err;
   }
-  close_queue(s, (unsigned)lightws_close_code(err));
+  close_queue(s, (unsigned)lightws_close_code(err), reason);
   ctl_try(s);
   return err;
+}
+
+static ssize_t fail(struct lightws_stream *s, int err) {
+  return fail_why(s, err, NULL);
 }
 
 static unsigned decode_flags(const struct lightws_stream *s) {
@@ -389,6 +454,16 @@ static ssize_t on_control(struct lightws_stream *s,
     s->ctl_in_off = (uint32_t)(p - s->rbuf);
     s->ctl_in_len = (uint8_t)len;
     s->flags |= F_PONG_VALID;
+    if (s->t_ping) {
+      /* any pong shows the peer alive; only ours measures the round trip */
+      if (!(s->flags & F_KA_WAIT) && len == 4 &&
+          memcmp(p, s->ka_token, 4) == 0) {
+        uint64_t d = lightws__now_us() - s->t_ping_us;
+        s->rtt_us = d > UINT32_MAX ? UINT32_MAX : (d ? (uint32_t)d : 1);
+      }
+      s->t_ping = 0;
+      s->flags &= ~F_KA_WAIT;
+    }
     return 0;
   }
 
@@ -405,6 +480,7 @@ static ssize_t on_control(struct lightws_stream *s,
       return fail(s, LIGHTWS_ERR_UTF8);
   }
   s->flags &= ~F_PONG_VALID;
+  close_began(s);
   s->flags |= F_CLOSE_RCVD;
   s->close_code = (uint16_t)code;
   s->ctl_in_off = (uint32_t)(p - s->rbuf) + (len >= 2 ? 2 : 0);
@@ -412,7 +488,7 @@ static ssize_t on_control(struct lightws_stream *s,
   /* §5.5.1: answer with a close, echoing the code */
   if (!(s->flags & F_CLOSE_QUEUED)) {
     if ((s->flags & F_CTL_PONG) && s->ctl_sent == 0) s->ctl_len = 0;
-    close_queue(s, code);
+    close_queue(s, code, NULL);
   }
   ctl_try(s);
   return LIGHTWS_ERR_CLOSED;
@@ -989,6 +1065,7 @@ int lightws_stream_close(struct lightws_stream *s, unsigned code,
   if ((s->flags & F_CTL_PONG) && s->ctl_sent == 0) s->ctl_len = 0;
   r = ctl_make_room(s);
   if (r < 0) return r;
+  close_began(s);
   s->flags |= F_CLOSE_QUEUED;
   s->close_sent = (uint16_t)(code ? code : LIGHTWS_CLOSE_NO_STATUS);
   close_build(s, code, (const uint8_t *)reason, reason_len);
@@ -1114,4 +1191,159 @@ int lightws_stream_closing(const struct lightws_stream *s) {
 
 int lightws_stream_error(const struct lightws_stream *s) {
   return -(int)s->last_err;
+}
+
+/* ---- time ------------------------------------------------------------- */
+
+uint64_t lightws__now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t lightws_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int handshaking(const struct lightws_stream *s) {
+  return s->state >= LIGHTWS__ST_C_SEND && s->state <= LIGHTWS__ST_S_REJECT;
+}
+
+int lightws_stream_set_timeouts(struct lightws_stream *s,
+                                const struct lightws_timeouts *t,
+                                uint64_t now) {
+  if (!s) return LIGHTWS_ERR_INVALID;
+  s->to_handshake = t ? t->handshake : 0;
+  s->to_idle = t ? t->idle : 0;
+  s->to_ping = t ? t->ping_interval : 0;
+  s->to_pong = t ? t->ping_timeout : 0;
+  s->to_close = t ? t->close : 0;
+  s->flags &= ~(F_TIMED | F_STAMP | F_FDWAIT | F_KA_WAIT);
+  s->t_rx = s->t_tx = s->t_phase = now;
+  s->t_ping = 0;
+  if (s->to_handshake | s->to_idle | s->to_ping | s->to_close)
+    s->flags |= F_TIMED;
+  if (s->to_idle | s->to_ping) s->flags |= F_STAMP;
+  if ((s->flags & F_TIMED) && !s->io && s->fd >= 0) {
+    int fl = fcntl(s->fd, F_GETFL);
+    if (fl >= 0 && !(fl & O_NONBLOCK)) s->flags |= F_FDWAIT;
+  }
+  return 0;
+}
+
+uint64_t lightws_stream_deadline(const struct lightws_stream *s) {
+  uint64_t d = LIGHTWS_NO_DEADLINE;
+  if (!(s->flags & F_TIMED) || s->last_err) return d;
+  if (s->state != STATE_OPEN) {
+    if (handshaking(s) && s->to_handshake) d = s->t_phase + s->to_handshake;
+    return d;
+  }
+  if (s->flags & (F_CLOSE_QUEUED | F_CLOSE_RCVD)) {
+    if (s->to_close && !(s->flags & F_EOF)) d = s->t_phase + s->to_close;
+    return d;
+  }
+  if (s->flags & F_EOF) return d;
+  if (s->to_idle) d = s->t_rx + s->to_idle;
+  if (s->to_ping) {
+    uint64_t k;
+    if (s->t_ping)
+      k = s->t_ping + (s->to_pong ? s->to_pong : s->to_ping);
+    else
+      k = (s->t_rx > s->t_tx ? s->t_rx : s->t_tx) + s->to_ping;
+    if (k < d) d = k;
+  }
+  return d;
+}
+
+/* The keepalive ping is due at `now`: into the slot if it is free, else
+ * ctl_flush() builds it as soon as the slot empties. */
+static void ka_start(struct lightws_stream *s, uint64_t now) {
+  s->t_ping = now ? now : 1;
+  if (s->ctl_len) {
+    s->flags |= F_KA_WAIT;
+    ctl_try(s);
+    return;
+  }
+  ka_build(s);
+  ctl_try(s); /* queued behind a data frame in progress */
+}
+
+int lightws_stream_tick(struct lightws_stream *s, uint64_t now) {
+  if (!s) return LIGHTWS_ERR_INVALID;
+  if (s->last_err) return -(int)s->last_err;
+  if (!(s->flags & F_TIMED)) return 0;
+  if (s->state != STATE_OPEN) {
+    if (handshaking(s) && s->to_handshake &&
+        now >= s->t_phase + s->to_handshake) {
+      /* nothing can be sent in the middle of an HTTP head: just fail */
+      s->last_err = (uint8_t)-LIGHTWS_ERR_HANDSHAKE_TIMEOUT;
+      s->state = LIGHTWS__ST_FAILED;
+      return LIGHTWS_ERR_HANDSHAKE_TIMEOUT;
+    }
+    return 0;
+  }
+  if (s->flags & (F_CLOSE_QUEUED | F_CLOSE_RCVD)) {
+    if (s->to_close && !(s->flags & F_EOF) &&
+        now >= s->t_phase + s->to_close) {
+      /* the close handshake did not end: the caller drops the transport
+       * (§7.1.1: a client waits for the server's TCP close, not forever) */
+      s->last_err = (uint8_t)-LIGHTWS_ERR_CLOSE_TIMEOUT;
+      return LIGHTWS_ERR_CLOSE_TIMEOUT;
+    }
+    return 0;
+  }
+  if (s->flags & F_EOF) return 0;
+  if (s->to_idle && now >= s->t_rx + s->to_idle)
+    return (int)fail_why(s, LIGHTWS_ERR_IDLE_TIMEOUT, "idle timeout");
+  if (s->to_ping) {
+    if (s->t_ping) {
+      if (s->to_pong) {
+        if (now >= s->t_ping + s->to_pong)
+          return (int)fail_why(s, LIGHTWS_ERR_PING_TIMEOUT,
+                               "keepalive ping timeout");
+      } else if (now >= s->t_ping + s->to_ping) {
+        ka_start(s, now); /* no pong awaited: the next ping is due */
+      }
+    } else if (now >= (s->t_rx > s->t_tx ? s->t_rx : s->t_tx) + s->to_ping) {
+      ka_start(s, now);
+    }
+  }
+  return 0;
+}
+
+uint32_t lightws_stream_rtt(const struct lightws_stream *s) {
+  return s->rtt_us;
+}
+
+int lightws__stream_wait(struct lightws_stream *s, int want) {
+  for (;;) {
+    struct pollfd p;
+    uint64_t now, d;
+    int ms, r;
+    if (s->io) return LIGHTWS_ERR_WOULDBLOCK;
+    if (s->last_err) return -(int)s->last_err;
+    d = lightws_stream_deadline(s);
+    ms = -1;
+    if (d != LIGHTWS_NO_DEADLINE) {
+      now = lightws_now();
+      if (d <= now) {
+        r = lightws_stream_tick(s, now);
+        if (r < 0) return r;
+        d = lightws_stream_deadline(s);
+        if (d <= now) d = now + 1; /* never spin */
+      }
+      if (d != LIGHTWS_NO_DEADLINE)
+        ms = d - now > INT_MAX ? INT_MAX : (int)(d - now);
+    }
+    p.fd = s->fd;
+    p.events = (short)(((want & LIGHTWS_WANT_READ) ? POLLIN : 0) |
+                       ((want & LIGHTWS_WANT_WRITE) ? POLLOUT : 0));
+    if (!p.events) p.events = POLLIN | POLLOUT;
+    p.revents = 0;
+    r = poll(&p, 1, ms);
+    if (r > 0) return 0;
+    if (r < 0 && errno != EINTR) return LIGHTWS_ERR_SYSTEM;
+  }
 }

@@ -84,6 +84,10 @@ START_TEST(test_error_close_codes_by_group) {
       ck_assert_int_eq(cc, 1007);
     else if (v == LIGHTWS_ERR_FRAME_TOO_BIG || v == LIGHTWS_ERR_MESSAGE_TOO_BIG)
       ck_assert_int_eq(cc, 1009);
+    else if (v == LIGHTWS_ERR_IDLE_TIMEOUT) /* we go away */
+      ck_assert_int_eq(cc, 1001);
+    else if (v == LIGHTWS_ERR_PING_TIMEOUT) /* as python websockets */
+      ck_assert_int_eq(cc, 1011);
     else if (v <= -20 && v > -60)
       ck_assert_int_eq(cc, 1002);
     else
@@ -97,7 +101,9 @@ START_TEST(test_error_http_status_by_group) {
   int i;
   for (i = 0; i < NUM_ERRORS; i++) {
     int v = all_errors[i].value, st = lightws_http_status(v);
-    if (v > -60 || v <= -70) ck_assert_int_eq(st, 0);
+    if (v == LIGHTWS_ERR_HANDSHAKE_TIMEOUT) ck_assert_int_eq(st, 408);
+    else if (v == LIGHTWS_ERR_BUFFER_TOO_SMALL) ck_assert_int_eq(st, 431);
+    else if (v > -60 || v <= -70) ck_assert_int_eq(st, 0);
     else ck_assert(st == 400 || st == 405 || st == 426 || st == 431);
   }
   ck_assert_int_eq(lightws_http_status(LIGHTWS_ERR_BAD_VERSION), 426);

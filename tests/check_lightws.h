@@ -12,5 +12,6 @@ Suite *util_suite(void);      /* check_util.c: sha1, base64, random */
 Suite *handshake_suite(void); /* check_handshake.c */
 Suite *stream_suite(void);    /* check_stream.c */
 Suite *endpoint_suite(void);  /* check_endpoint.c */
+Suite *time_suite(void);      /* check_time.c: timeouts, small buffers */
 
 #endif

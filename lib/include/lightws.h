@@ -53,8 +53,10 @@ const char *lightws_version(void);
  *    this way (§4.2.1: 400, or 426 with Sec-WebSocket-Version), else 0.
  *
  * Groups: -1..-19 are not protocol errors (need more input, output too
- * small, misuse, would block, closed, system); -20..-59 are frame and
- * message errors of the peer; -60..-99 are handshake errors.
+ * small, misuse, would block, closed, system; -10..-13 are the timeouts of
+ * lightws_stream_tick(), each with the close code it sends, or 408 for a
+ * server whose client was too slow); -20..-59 are frame and message errors
+ * of the peer; -60..-99 are handshake errors.
  * ------------------------------------------------------------------------ */
 #define LIGHTWS_ERROR_MAP(X)                                                  \
   X(INCOMPLETE,        -1,    0,   0, "need more input")                     \
@@ -65,6 +67,11 @@ const char *lightws_version(void);
   X(EOF,               -6, 1006,   0, "connection closed without close frame") \
   X(SYSTEM,            -7,    0,   0, "system error (see errno)")            \
   X(BUSY,              -8,    0,   0, "a frame is partly written; finish it first") \
+  X(HANDSHAKE_TIMEOUT, -10,   0, 408, "opening handshake not complete within its timeout") \
+  X(IDLE_TIMEOUT,      -11, 1001,  0, "nothing received within the idle timeout") \
+  X(PING_TIMEOUT,      -12, 1011,  0, "keepalive ping not answered within its timeout") \
+  X(CLOSE_TIMEOUT,     -13,   0,   0, "close handshake not complete within its timeout") \
+  X(BUFFER_TOO_SMALL,  -14,   0, 431, "receive buffer too small for the HTTP head") \
   X(RESERVED_OPCODE,   -20, 1002,  0, "reserved opcode")                     \
   X(RESERVED_BITS,     -21, 1002,  0, "RSV bit set without a negotiated extension") \
   X(FRAGMENTED_CONTROL,-22, 1002,  0, "fragmented control frame")            \
@@ -645,7 +652,8 @@ enum lightws_mask_mode {
 
 /* The connection. Zero-filled memory plus lightws_stream_init() is the only
  * valid way to start; never copy a stream that is in use. Fields after
- * "private" may change between versions. Size: at most 256 bytes. */
+ * "private" may change between versions. Size: at most 384 bytes (336 on
+ * LP64 today), the whole per-connection state: no other memory is held. */
 struct lightws_stream {
   /* private: */
   const struct lightws_io *io;   /* NULL: use fd */
@@ -689,6 +697,16 @@ struct lightws_stream {
   uint8_t ctl[6 + LIGHTWS_CONTROL_MAX]; /* pending control frame, encoded
                                           (client: masked); before a client
                                           handshake ends: its key */
+  /* time (lightws_stream_set_timeouts), lightws_now() milliseconds: */
+  uint64_t t_rx, t_tx;           /* last bytes received / sent (stamped by
+                                    the transport only with an idle or
+                                    keepalive timeout set) */
+  uint64_t t_phase;              /* handshake started, or close started */
+  uint64_t t_ping;               /* keepalive ping due (0: none out) */
+  uint64_t t_ping_us;            /* ... and when it was queued, in us */
+  uint32_t to_handshake, to_idle, to_ping, to_pong, to_close; /* ms */
+  uint32_t rtt_us;               /* last keepalive round trip */
+  uint8_t ka_token[4];           /* payload of the keepalive ping */
 };
 
 /* What a read delivered. */
@@ -747,8 +765,14 @@ int lightws_stream_feed(struct lightws_stream *s, const uint8_t *in,
 
 /*
  * Message-aware zero-copy read. Delivers the next piece of a data message
- * as a view into rbuf (`out->data`, valid until the next call on `s`):
- * never more than one frame's payload and never past a message's end.
+ * as a view into rbuf (`out->data`): never more than one frame's payload and
+ * never past a message's end. The view stays valid until the next call that
+ * reads: lightws_stream_recv, _read, _read_bytes, _feed, or a handshake
+ * step. Only those calls move or overwrite rbuf; lightws_stream_send,
+ * _write, _sendv, _ping, _pong, _close, _flush and _tick never touch it
+ * (neither does the deadline wait of a blocking send), so a view may be
+ * sent back (an echo) with any number of send and flush calls before the
+ * next read.
  * Handles control frames found on the way: a ping is answered with a pong
  * (sent now if the transport accepts it, else kept and sent before the
  * next data frame or by lightws_stream_flush()); a pong is recorded
@@ -965,8 +989,93 @@ const uint8_t *lightws_stream_pong_data(const struct lightws_stream *s,
  * of a received close is still pending). */
 int lightws_stream_closing(const struct lightws_stream *s);
 
-/* The error that failed the stream (a protocol error from a read), or 0. */
+/* The error that failed the stream (a protocol error from a read, or a
+ * timeout from lightws_stream_tick()), or 0. */
 int lightws_stream_error(const struct lightws_stream *s);
+
+/* ------------------------------------------------------------------------
+ * Time: handshake, idle, keepalive and close timeouts
+ *
+ * A stream keeps its own deadlines: no timer objects, no allocation. The
+ * caller asks lightws_stream_deadline() when the stream next needs
+ * attention and calls lightws_stream_tick() at (or after) that time, so
+ * one timer per event loop (a wheel or heap over the caller's
+ * connections) drives any number of streams. Early or extra ticks are
+ * harmless: a tick acts only on what is due. Time is lightws_now():
+ * CLOCK_MONOTONIC in milliseconds, never stepped by wall-clock changes.
+ *
+ * Control frames are only processed while reading: a pong (and so the
+ * answer to a keepalive ping) is seen by a read call, never by tick(). A
+ * program using keepalive must keep reading while it waits, as an event
+ * loop does when it reads on readability; one that stops reading for
+ * longer than ping_interval + ping_timeout fails with PING_TIMEOUT though
+ * the peer answered. Likewise pings of the peer are answered only by reads.
+ *
+ * Blocking descriptors: with any timeout set, reads and writes of the
+ * stream and the blocking wrappers (lightws_connect, lightws_accept) wait
+ * in poll(2) up to the next deadline and tick there, so a blocking read
+ * sends keepalive pings while it waits and fails with a timeout error
+ * instead of waiting forever. A stream over lightws_io callbacks cannot be
+ * waited on: its caller drives tick() (the callbacks should not block).
+ * ------------------------------------------------------------------------ */
+
+/* Timeouts in milliseconds; 0 disables each. */
+struct lightws_timeouts {
+  uint32_t handshake;     /* the opening handshake, both roles, from
+                             set_timeouts to open (a request or response
+                             dribbled byte by byte included):
+                             HANDSHAKE_TIMEOUT */
+  uint32_t idle;          /* no byte received for this long:
+                             IDLE_TIMEOUT, close 1001 sent */
+  uint32_t ping_interval; /* keepalive: a ping after this long without
+                             traffic in either direction (busy streams send
+                             none) */
+  uint32_t ping_timeout;  /* its pong must come within this long:
+                             PING_TIMEOUT, close 1011 "keepalive ping
+                             timeout" sent (0: pings only, never fail) */
+  uint32_t close;         /* from our close (or the peer's) to the end of
+                             the transport: CLOSE_TIMEOUT */
+};
+
+#define LIGHTWS_NO_DEADLINE UINT64_MAX
+
+/* CLOCK_MONOTONIC in milliseconds (the time base of this section). */
+uint64_t lightws_now(void);
+
+/*
+ * Sets the timeouts of `s` (copied; `t` may be freed) and starts their
+ * clocks at `now`: the handshake timeout, if the handshake has not ended,
+ * runs from `now`; idle and keepalive count from `now` too. Call after
+ * lightws_stream_init() (and after choosing the descriptor's blocking mode:
+ * it is read here, once, with fcntl(2)). NULL or all zero turns time off.
+ * Returns 0, or LIGHTWS_ERR_INVALID if s is NULL.
+ */
+int lightws_stream_set_timeouts(struct lightws_stream *s,
+                                const struct lightws_timeouts *t,
+                                uint64_t now);
+
+/*
+ * When lightws_stream_tick() must next be called (lightws_now() time), or
+ * LIGHTWS_NO_DEADLINE. Cheap (no syscall): ask after each event on the
+ * stream, or keep the old value and let the early tick tell the new one.
+ */
+uint64_t lightws_stream_deadline(const struct lightws_stream *s);
+
+/*
+ * Acts on what is due at `now`: sends the keepalive ping (queued behind a
+ * data frame in progress or a pending control frame; lightws_stream_want()
+ * then has WANT_WRITE), or fails the stream with HANDSHAKE_TIMEOUT,
+ * IDLE_TIMEOUT, PING_TIMEOUT (their close frame queued and sent as far as
+ * the transport allows, as for a protocol error) or CLOSE_TIMEOUT; after a
+ * failure every later call returns the same error and the caller closes
+ * the transport. Never reads and never blocks on a nonblocking transport.
+ * Returns 0 (nothing due, or a ping sent or queued) or the error.
+ */
+int lightws_stream_tick(struct lightws_stream *s, uint64_t now);
+
+/* Round-trip time in microseconds of the last keepalive ping answered by
+ * its own pong, 0 before the first. */
+uint32_t lightws_stream_rtt(const struct lightws_stream *s);
 
 /* ------------------------------------------------------------------------
  * Endpoint: the opening handshake over an initialized stream
@@ -979,8 +1088,10 @@ int lightws_stream_error(const struct lightws_stream *s);
  *
  * Until the handshake succeeds, stream reads and writes return
  * LIGHTWS_ERR_INVALID, and so do they after lightws_server_reject() or a
- * failed client handshake. The client keeps its request in rbuf while it
- * reads the response after it, so rbuf must hold both heads. The server
+ * failed client handshake. The client builds its request in rbuf; once it
+ * is sent, only the offered protocols stay (moved to the front) and the
+ * response is read after them. A step called after lightws_stream_tick()
+ * failed the stream returns that timeout error. The server
  * reads the request from rbuf[0] on (bytes given to lightws_stream_feed()
  * before step 1 count as read); the response is built after the bytes
  * that followed the request.
@@ -993,6 +1104,16 @@ struct lightws_client_options {
   const struct lightws_header *headers;/* extra request headers */
   size_t num_headers;
   size_t max_head;                     /* response head limit; 0: default */
+  const struct lightws_timeouts *timeouts; /* lightws_connect(): applied
+                                              at init, NULL: none */
+};
+
+/* Server options of lightws_accept(); all fields may be NULL/0. */
+struct lightws_server_options {
+  const char *protocols;               /* ours, "a, b": the first the
+                                          client offers is chosen */
+  size_t max_head;                     /* request head limit; 0: default */
+  const struct lightws_timeouts *timeouts; /* applied at init, NULL: none */
 };
 
 /*
@@ -1011,15 +1132,22 @@ int lightws_client_start(struct lightws_stream *s, const char *host,
  * reads and checks the response. On 0 the stream is open; `resp` (may be
  * NULL; set its headers/max_headers to get headers) points into rbuf and
  * is valid until the first read. Returns LIGHTWS_ERR_WOULDBLOCK, a
- * handshake error (BAD_STATUS: `resp->status` tells), LIGHTWS_ERR_EOF, or
- * LIGHTWS_ERR_SYSTEM.
+ * handshake error (BAD_STATUS: `resp->status` tells; HEAD_TOO_LARGE over
+ * max_head; BUFFER_TOO_SMALL when rbuf cannot hold the response head),
+ * LIGHTWS_ERR_EOF, LIGHTWS_ERR_SYSTEM, or the error of a timeout that
+ * failed the stream. Once the request is out, only the offered protocols
+ * stay in rbuf: the response may use the rest (a 256-byte rbuf completes a
+ * handshake with a plain 101 response).
  */
 int lightws_client_handshake(struct lightws_stream *s,
                              struct lightws_response *resp);
 
 /*
- * Blocking client handshake: lightws_stream_init(CLIENT) on `fd`, then
- * start + handshake until done. Returns 0 or an error as above.
+ * Blocking client handshake: lightws_stream_init(CLIENT) on `fd`, the
+ * timeouts of `opt` (lightws_stream_set_timeouts), then start + handshake
+ * until done, waiting no longer than the handshake timeout. Returns 0 or an
+ * error as above, or LIGHTWS_ERR_HANDSHAKE_TIMEOUT. The timeouts stay set
+ * on the open stream.
  */
 int lightws_connect(struct lightws_stream *s, int fd, uint8_t *rbuf,
                     size_t rsize, const char *host, const char *path,
@@ -1033,7 +1161,8 @@ int lightws_connect(struct lightws_stream *s, int fd, uint8_t *rbuf,
  * `req` is filled as far as parsed and the caller should reject with
  * lightws_http_status(err) (lightws_server_reject). Returns
  * LIGHTWS_ERR_WOULDBLOCK, LIGHTWS_ERR_EOF, LIGHTWS_ERR_SYSTEM, or a
- * handshake error; HEAD_TOO_LARGE when rbuf or `max_head` fills up.
+ * handshake error; HEAD_TOO_LARGE when `max_head` bytes hold no complete
+ * head, BUFFER_TOO_SMALL when rbuf fills up first (431 either way).
  */
 int lightws_server_read_request(struct lightws_stream *s,
                                 struct lightws_request *req,
@@ -1061,18 +1190,21 @@ int lightws_server_reject(struct lightws_stream *s, int status,
                           size_t num_extra);
 
 /*
- * Blocking server handshake: lightws_stream_init(SERVER) on `fd`, reads the
- * request into `req` (may be NULL), and accepts it, choosing the first
- * client-offered subprotocol found in `protocols` ("a, b"; NULL for none;
- * tokens compared exactly, as listed in the first Sec-WebSocket-Protocol
- * header). An invalid request is rejected with its HTTP status
- * (lightws_http_status(): 400, 405, 426 with Sec-WebSocket-Version: 13,
- * 431) and the error is returned. The blocking wrappers also work on a
- * nonblocking descriptor: they poll(2) while it would block.
+ * Blocking server handshake: lightws_stream_init(SERVER) on `fd`, the
+ * timeouts of `opt`, reads the request into `req` (may be NULL), and
+ * accepts it, choosing the first client-offered subprotocol found in
+ * opt->protocols ("a, b"; NULL for none; tokens compared exactly, as listed
+ * in the first Sec-WebSocket-Protocol header). `opt` may be NULL. An
+ * invalid request is rejected with its HTTP status (lightws_http_status():
+ * 400, 405, 426 with Sec-WebSocket-Version: 13, 431) and the error is
+ * returned; a client too slow for the handshake timeout gets one attempt at
+ * a 408 response and HANDSHAKE_TIMEOUT is returned. The blocking wrappers
+ * also work on a nonblocking descriptor: they poll(2) while it would block,
+ * up to the handshake deadline.
  */
 int lightws_accept(struct lightws_stream *s, int fd, uint8_t *rbuf,
                    size_t rsize, struct lightws_request *req,
-                   const char *protocols);
+                   const struct lightws_server_options *opt);
 
 #ifdef __cplusplus
 }
