@@ -171,6 +171,8 @@ static void run(const uint8_t *in, size_t len, int role, unsigned options,
   static const uint8_t msg[300] = "lightws fuzz payload";
   size_t send_left = 0, send_off = 0;
   int send_op = LIGHTWS_OPCODE_BINARY;
+  int timed;
+  uint64_t t0 = 0;
   int send_active = 0, empty_pending = 0, stuck_partial = 0, use_v = 0;
   struct { size_t len; int op; } vq[4];
   size_t vn = 0, vi = 0, voff = 0;
@@ -198,6 +200,17 @@ static void run(const uint8_t *in, size_t len, int role, unsigned options,
   lightws_stream_set_limits(&s, max_frame, max_msg);
   if (feed)
     FUZZ_CHECK(lightws_stream_feed(&s, in, feed) == 0);
+  /* Keepalive pings at random moments (no ping timeout: the run's outcome
+   * stays that of the reference): the slot shared with pongs and closes,
+   * a ping waiting behind a cut frame. */
+  timed = mixed && (seed >> 4 & 1);
+  if (timed) {
+    struct lightws_timeouts t;
+    memset(&t, 0, sizeof t);
+    t.ping_interval = 2;
+    t0 = lightws_now();
+    FUZZ_CHECK(lightws_stream_set_timeouts(&s, &t, t0) == 0);
+  }
 
   for (iter = 0; iter < max_iter; iter++) {
     unsigned op = mixed ? (unsigned)(fuzz_rng(&rng) % 16) : 1;
@@ -206,6 +219,11 @@ static void run(const uint8_t *in, size_t len, int role, unsigned options,
     memset(&c, 0, sizeof c);
     if (send_active && op >= 12)
       op = 12;
+    if (timed && fuzz_rng(&rng) % 4 == 0) {
+      int tr = lightws_stream_tick(&s, t0 + (uint64_t)iter * 3);
+      FUZZ_CHECK(tr == 0 || is_terminal(tr));
+      FUZZ_CHECK(lightws_stream_deadline(&s) != 0);
+    }
     if (getenv("FUZZ_DEBUG") && mixed)
       fprintf(stderr, "op %u\n", op);
     if (op < 5) {
