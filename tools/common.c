@@ -218,3 +218,21 @@ long long tool_parse_num(const char *s, long long min, long long max, int *ok)
   *ok = 1;
   return v;
 }
+
+long long tool_parse_seconds(const char *s, int *ok)
+{
+  char *end;
+  double v;
+  long long ms;
+
+  *ok = 0;
+  if (!s || !*s) return -1;
+  errno = 0;
+  v = strtod(s, &end);
+  /* v == v: not NaN; the bound keeps the product in a uint32_t */
+  if (errno || *end || !(v == v) || v < 0 || v > 4000000.0) return -1;
+  ms = (long long)(v * 1000.0 + 0.5);
+  if (ms == 0 && v > 0) ms = 1;
+  *ok = 1;
+  return ms;
+}

@@ -37,4 +37,9 @@ void tool_peer_name(int fd, char *buf, size_t size);
 /* Parses a decimal number in [min, max]; -1 with *ok = 0 on failure. */
 long long tool_parse_num(const char *s, long long min, long long max, int *ok);
 
+/* Parses a duration in seconds ("10", "0.5"; 0 = off) into milliseconds
+ * in [0, 4e9): -1 with *ok = 0 on failure. A positive value under 1 ms
+ * rounds up to 1 ms (never to "off"). */
+long long tool_parse_seconds(const char *s, int *ok);
+
 #endif

@@ -16,7 +16,11 @@
 
 #define RBUF_SIZE (16 * 1024)
 #define CHUNKS_PER_TURN 64   /* fairness: chunks echoed before yielding */
-#define DRAIN_SECONDS 2      /* how long to wait for the peer's FIN */
+#define DRAIN_MS 2000        /* how long to wait for the peer's FIN */
+#define CLOSE_MS 2000        /* core close timeout: our close, or the peer's,
+                                to the end of the transport */
+#define HANDSHAKE_MS 10000   /* default --handshake-timeout */
+#define CLIENT_TIMEOUT_MS 10000 /* default --timeout of the client */
 
 static const char *prog = "lightws-echo";
 static volatile sig_atomic_t stop_flag;
@@ -45,10 +49,20 @@ static void usage(FILE *f)
 {
   fprintf(f,
           "usage: %s --port N [--host ADDR] [--quiet] [--max-message N]\n"
-          "       %s [--quiet] --client ws://HOST:PORT/PATH?QUERY\n"
+          "          [--handshake-timeout S] [--idle-timeout S]\n"
+          "          [--ping-interval S] [--ping-timeout S]\n"
+          "       %s [--quiet] [--timeout S] --client ws://HOST:PORT/PATH?QUERY\n"
           "Server: echoes every message with its opcode (port 0 picks a free\n"
-          "port and prints \"listening on HOST:PORT\"). Client: connects and\n"
-          "echoes every message the server sends until the server closes.\n",
+          "port and prints \"listening on HOST:PORT\"). Messages over\n"
+          "--max-message bytes (default 67108864, 64 MiB) get close 1009.\n"
+          "Timeouts in seconds (fractions allowed, 0 turns one off): the\n"
+          "opening handshake must end within --handshake-timeout (default 10);\n"
+          "--idle-timeout closes (1001) a connection that sent nothing for S;\n"
+          "--ping-interval pings a connection quiet for S and closes it (1011)\n"
+          "when the pong does not come within --ping-timeout (default: the\n"
+          "interval). Client: connects and echoes every message the server\n"
+          "sends until the server closes; gives up when the handshake is not\n"
+          "done within --timeout (default 10).\n",
           prog, prog);
 }
 
@@ -70,8 +84,13 @@ struct conn {
   int fd;
   enum conn_state state;
   uint32_t events;           /* registered epoll events */
-  /* The echo being written: a view into rbuf, valid until the next
-   * recv, which we only call once the echo is out. */
+  /* The echo being written: a view into rbuf (ch.data of
+   * lightws_stream_recv). lightws.h: "The view stays valid until the next
+   * call that reads: lightws_stream_recv, _read, _read_bytes, _feed, or a
+   * handshake step"; send, flush and tick never touch rbuf. echo_run
+   * calls only lightws_stream_send/_flush while pend_active, and
+   * lightws_stream_tick (timer) never reads, so the view is never used
+   * across a read call: recv is called again only once the echo is out. */
   const uint8_t *pend;
   size_t pend_len;
   int pend_op;
@@ -81,9 +100,13 @@ struct conn {
   int err;                   /* error that ended the connection, 0 if none */
   unsigned close_code;
   unsigned long long msgs, bytes;
-  time_t deadline;           /* ST_DRAIN */
-  struct conn *prev, *next;  /* drain list or ready list */
-  int listed;                /* 0 none, 1 ready, 2 drain */
+  uint64_t drain_until;      /* ST_DRAIN: lightws_now() deadline */
+  uint64_t key;              /* heap key (ms), LIGHTWS_NO_DEADLINE if not in it */
+  size_t hidx;               /* index in the timer heap */
+  struct conn *prev, *next;  /* ready list */
+  int listed;                /* 0 none, 1 ready */
+  int dead;                  /* freed at the end of the loop turn */
+  struct conn *dead_next;
   char peer[64];
   char path[256];
   char reason[LIGHTWS_CONTROL_MAX * 2]; /* peer's close reason, printable */
@@ -94,11 +117,130 @@ struct server {
   int ep, lfd;
   int quiet;
   uint32_t max_message;
+  struct lightws_timeouts to;
   struct conn *ready;        /* conns with input left in rbuf */
-  struct conn *drain;        /* conns in ST_DRAIN, for the deadline */
+  struct conn *dead;         /* freed at the end of the loop turn */
+  /* One timer for all connections: a binary min-heap of the connections
+   * that have a deadline, keyed by lightws_stream_deadline() (or the drain
+   * deadline). After each event on a connection its key is compared with
+   * its deadline (no syscall) and moved only when it changed (O(log n), and
+   * O(1) on average for the small moves of a busy connection); a
+   * connection without timeouts due is not in the heap. epoll_wait sleeps
+   * until the top key; a tick that finds nothing due (early or extra
+   * wake-up) only reschedules, so an idle connection with keepalive costs
+   * one wake-up per ping interval (its pong moves the key to the next
+   * ping before the ping timeout is reached). */
+  struct conn **heap;
+  size_t hlen, hcap;
   unsigned long nconns;
+  unsigned long wakeups, ticks;   /* timer statistics (logged at exit) */
   int paused;                /* listener off: out of descriptors */
 };
+
+/* ---- timer heap ---- */
+
+static void heap_set(struct server *sv, size_t i, struct conn *c)
+{
+  sv->heap[i] = c;
+  c->hidx = i;
+}
+
+static void heap_up(struct server *sv, size_t i)
+{
+  struct conn *c = sv->heap[i];
+  while (i > 0) {
+    size_t p = (i - 1) / 2;
+    if (sv->heap[p]->key <= c->key) break;
+    heap_set(sv, i, sv->heap[p]);
+    i = p;
+  }
+  heap_set(sv, i, c);
+}
+
+static void heap_down(struct server *sv, size_t i)
+{
+  struct conn *c = sv->heap[i];
+  for (;;) {
+    size_t l = 2 * i + 1, m;
+    if (l >= sv->hlen) break;
+    m = l + 1 < sv->hlen && sv->heap[l + 1]->key < sv->heap[l]->key ? l + 1 : l;
+    if (sv->heap[m]->key >= c->key) break;
+    heap_set(sv, i, sv->heap[m]);
+    i = m;
+  }
+  heap_set(sv, i, c);
+}
+
+static void heap_remove(struct server *sv, struct conn *c)
+{
+  size_t i = c->hidx;
+  struct conn *last;
+
+  if (c->key == LIGHTWS_NO_DEADLINE) return;
+  c->key = LIGHTWS_NO_DEADLINE;
+  last = sv->heap[--sv->hlen];
+  if (last == c) return;
+  heap_set(sv, i, last);
+  heap_up(sv, i);
+  heap_down(sv, last->hidx);
+}
+
+/* Puts `c` in the heap at `key` (or moves it there); NO_DEADLINE removes.
+ * Returns -1 when the heap cannot grow (the caller drops the conn). */
+static int heap_place(struct server *sv, struct conn *c, uint64_t key)
+{
+  if (key == LIGHTWS_NO_DEADLINE) {
+    heap_remove(sv, c);
+    return 0;
+  }
+  if (c->key == LIGHTWS_NO_DEADLINE) {
+    if (sv->hlen == sv->hcap) {
+      size_t cap = sv->hcap ? sv->hcap * 2 : 1024;
+      struct conn **h = realloc(sv->heap, cap * sizeof(*h));
+      if (!h) return -1;
+      sv->heap = h;
+      sv->hcap = cap;
+    }
+    c->key = key;
+    heap_set(sv, sv->hlen++, c);
+    heap_up(sv, c->hidx);
+    return 0;
+  }
+  if (key < c->key) {
+    c->key = key;
+    heap_up(sv, c->hidx);
+  } else if (key > c->key) {
+    c->key = key;
+    heap_down(sv, c->hidx);
+  }
+  return 0;
+}
+
+/* When `c` next needs a tick: the stream's deadline, or in ST_DRAIN the
+ * drain deadline. */
+static uint64_t conn_deadline(const struct conn *c)
+{
+  uint64_t d = lightws_stream_deadline(&c->s);
+  if (c->state == ST_DRAIN && c->drain_until < d) d = c->drain_until;
+  return d;
+}
+
+static void conn_free(struct server *sv, struct conn *c);
+
+/* After an event or a tick on `c`: moves its heap key to its deadline
+ * (see struct server); `floor` keeps a key that is still due after a
+ * tick out of the current turn (never spin). */
+static void conn_schedule(struct server *sv, struct conn *c, uint64_t floor)
+{
+  uint64_t d = conn_deadline(c);
+
+  if (d < floor) d = floor;
+  if (d == c->key) return;
+  if (heap_place(sv, c, d) < 0) {
+    fprintf(stderr, "%s: out of memory (timer heap)\n", prog);
+    conn_free(sv, c);
+  }
+}
 
 /* Turns accepting on or off. Out of descriptors, a level-triggered
  * listener would wake us forever; we pause it until a connection ends (or
@@ -126,7 +268,7 @@ static void list_add(struct conn **head, struct conn *c, int which)
 
 static void list_del(struct server *sv, struct conn *c)
 {
-  struct conn **head = c->listed == 1 ? &sv->ready : &sv->drain;
+  struct conn **head = &sv->ready;
   if (!c->listed) return;
   if (c->prev) c->prev->next = c->next;
   else *head = c->next;
@@ -170,9 +312,15 @@ static void copy_reason(const struct lightws_stream *s, char *out, size_t size)
   out[n] = '\0';
 }
 
+/* Ends `c`: closes the descriptor and logs one line now; the memory is
+ * freed at the end of the loop turn, so a caller may still look at
+ * c->dead after any call that can end the connection. */
 static void conn_free(struct server *sv, struct conn *c)
 {
+  if (c->dead) return;
+  c->dead = 1;
   list_del(sv, c);
+  heap_remove(sv, c);
   epoll_ctl(sv->ep, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
   sv->nconns--;
@@ -189,7 +337,17 @@ static void conn_free(struct server *sv, struct conn *c)
               c->err ? lightws_errname(c->err) : "", c->err ? ")" : "",
               c->reason[0] ? " '" : "", c->reason, c->reason[0] ? "'" : "");
   }
-  free(c);
+  c->dead_next = sv->dead;
+  sv->dead = c;
+}
+
+static void free_dead(struct server *sv)
+{
+  while (sv->dead) {
+    struct conn *c = sv->dead;
+    sv->dead = c->dead_next;
+    free(c);
+  }
 }
 
 /* Sends our FIN and waits (bounded) for the peer's, so that unread input
@@ -198,9 +356,8 @@ static void start_drain(struct server *sv, struct conn *c)
 {
   shutdown(c->fd, SHUT_WR);
   c->state = ST_DRAIN;
-  c->deadline = time(NULL) + DRAIN_SECONDS;
+  c->drain_until = lightws_now() + DRAIN_MS;
   list_del(sv, c);
-  list_add(&sv->drain, c, 2);
   set_events(sv, c, EPOLLIN);
 }
 
@@ -396,6 +553,61 @@ static void conn_run(struct server *sv, struct conn *c)
   }
 }
 
+/* A timeout failed the stream (lightws_stream_tick): send what the core
+ * queued (the 1001/1011 close frame) as far as the socket takes it now,
+ * and drop the connection; its log line names the error. A request still
+ * being read gets a best-effort 408 instead (no close frame before the
+ * handshake). */
+static void conn_timeout(struct server *sv, struct conn *c, int err)
+{
+  static const char resp408[] = "HTTP/1.1 408 Request Timeout\r\n"
+                                "Connection: close\r\nContent-Length: 0\r\n\r\n";
+
+  c->err = err;
+  c->close_code = (unsigned)lightws_close_code(err);
+  if (c->state == ST_HS_READ) {
+    ssize_t n = send(c->fd, resp408, sizeof(resp408) - 1,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)n;
+  } else {
+    (void)lightws_stream_flush(&c->s);
+  }
+  conn_free(sv, c);
+}
+
+/* The timer reached `c` at `now`. */
+static void conn_timer(struct server *sv, struct conn *c, uint64_t now)
+{
+  int r;
+
+  sv->ticks++;
+  if (c->state == ST_DRAIN && now >= c->drain_until) {
+    conn_free(sv, c);
+    return;
+  }
+  r = lightws_stream_tick(&c->s, now);
+  if (r < 0) {
+    conn_timeout(sv, c, r);
+    return;
+  }
+  /* A keepalive ping that could not go out at once waits in the control
+   * slot: run when writable (echo_run flushes it first). */
+  if (c->state == ST_OPEN && (lightws_stream_want(&c->s) & LIGHTWS_WANT_WRITE))
+    set_events(sv, c, c->events | EPOLLOUT);
+  conn_schedule(sv, c, now + 1);
+}
+
+/* Runs every connection whose key is due. */
+static void run_timers(struct server *sv)
+{
+  uint64_t now = lightws_now();
+
+  while (sv->hlen && sv->heap[0]->key <= now) {
+    struct conn *c = sv->heap[0];
+    conn_timer(sv, c, now);
+  }
+}
+
 static void accept_all(struct server *sv)
 {
   for (;;) {
@@ -443,11 +655,14 @@ static void accept_all(struct server *sv)
     c->events = EPOLLIN;
     sv->nconns++;
     c->state = ST_HS_READ;
+    c->key = LIGHTWS_NO_DEADLINE;
+    lightws_stream_set_timeouts(&c->s, &sv->to, lightws_now());
+    conn_schedule(sv, c, 0);
   }
 }
 
 static int run_server(const char *host, int port, int quiet,
-                      uint32_t max_message)
+                      uint32_t max_message, const struct lightws_timeouts *to)
 {
   struct server sv;
   struct epoll_event evs[256], e;
@@ -456,6 +671,7 @@ static int run_server(const char *host, int port, int quiet,
   memset(&sv, 0, sizeof(sv));
   sv.quiet = quiet;
   sv.max_message = max_message;
+  sv.to = *to;
   sv.lfd = tool_tcp_listen(prog, host, port, &bound);
   if (sv.lfd < 0) return 1;
   tool_set_nonblock(sv.lfd, 1);
@@ -473,8 +689,16 @@ static int run_server(const char *host, int port, int quiet,
   fflush(stdout);
 
   while (!stop_flag) {
-    int i, n, timeout = sv.ready ? 0 : (sv.drain || sv.paused ? 500 : -1);
+    int i, n, timeout = -1;
 
+    /* The one timer: sleep until the earliest deadline. */
+    if (sv.ready) {
+      timeout = 0;
+    } else if (sv.hlen) {
+      uint64_t now = lightws_now(), top = sv.heap[0]->key;
+      timeout = top <= now ? 0 : top - now > 1000000 ? 1000000 : (int)(top - now);
+    }
+    if (sv.paused && (timeout < 0 || timeout > 500)) timeout = 500;
     n = epoll_wait(sv.ep, evs, (int)(sizeof(evs) / sizeof(evs[0])), timeout);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -489,8 +713,10 @@ static int run_server(const char *host, int port, int quiet,
       }
       /* A conn on the ready list is run from there (it may be freed by
        * this run, so it must not stay listed). */
+      if (c->dead) continue;
       if (c->listed == 1) list_del(&sv, c);
       conn_run(&sv, c);
+      if (!c->dead) conn_schedule(&sv, c, 0);
     }
     /* Connections that yielded with input left in rbuf. Events of this
      * round were handled above, so nothing here has been freed. */
@@ -503,18 +729,17 @@ static int run_server(const char *host, int port, int quiet,
         c->listed = 0;
         c->prev = c->next = NULL;
         conn_run(&sv, c);
+        if (!c->dead) conn_schedule(&sv, c, 0);
       }
     }
+    if (n == 0) sv.wakeups++;
+    run_timers(&sv);
+    free_dead(&sv);
     if (sv.paused && n == 0) listener_pause(&sv, 0); /* retry accepting */
-    if (sv.drain) {
-      time_t now = time(NULL);
-      struct conn *c = sv.drain, *next;
-      for (; c; c = next) {
-        next = c->next;
-        if (now >= c->deadline) conn_free(&sv, c);
-      }
-    }
   }
+  if (!quiet)
+    fprintf(stderr, "%s: timer: %lu wake-ups, %lu ticks\n", prog, sv.wakeups,
+            sv.ticks);
   return 0;
 }
 
@@ -526,28 +751,40 @@ static int run_server(const char *host, int port, int quiet,
 /* Ends the client side: our close (the reply, or the error close the
  * library queued) goes out, then we wait, bounded, for the server to close
  * TCP first (§7.1.1) so the close frame is never lost to a reset. */
+/* One fixed deadline for all of it: the core's close deadline (CLOSE_MS
+ * from the close frame), so a server that keeps sending after the close
+ * handshake cannot hold the client (each read does not restart a wait). */
 static void client_end(struct lightws_stream *s, int fd, uint8_t *buf,
                        size_t size)
 {
-  int polls = 0;
+  uint64_t until = lightws_stream_deadline(s), now = lightws_now();
 
-  while (lightws_stream_flush(s) == LIGHTWS_ERR_WOULDBLOCK && polls++ < 5) {
-    struct pollfd pf = { fd, POLLOUT, 0 };
-    if (poll(&pf, 1, 1000) <= 0) break;
-  }
+  if (until == LIGHTWS_NO_DEADLINE || until > now + CLOSE_MS)
+    until = now + CLOSE_MS;
+  tool_set_nonblock(fd, 1);
   for (;;) {
     struct pollfd pf = { fd, POLLIN, 0 };
+    int r = lightws_stream_flush(s);
     ssize_t n;
-    if (poll(&pf, 1, 2000) <= 0) break;
+
+    now = lightws_now();
+    if (now >= until) break;
+    if (r == LIGHTWS_ERR_WOULDBLOCK) pf.events |= POLLOUT;
+    r = poll(&pf, 1, (int)(until - now));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    if (!(pf.revents & (POLLIN | POLLHUP | POLLERR))) continue;
     n = read(fd, buf, size);
-    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) break;
   }
   close(fd);
 }
 
-static int run_client(const char *url, int quiet)
+static int run_client(const char *url, int quiet, uint32_t timeout_ms)
 {
+  struct lightws_timeouts to;
+  struct lightws_client_options opt;
   static uint8_t rbuf[64 * 1024];
   struct lightws_stream s;
   struct tool_url u;
@@ -560,7 +797,18 @@ static int run_client(const char *url, int quiet)
   }
   fd = tool_tcp_connect(prog, u.host, u.port);
   if (fd < 0) return 1;
-  r = lightws_connect(&s, fd, rbuf, sizeof(rbuf), u.authority, u.path, NULL);
+  memset(&to, 0, sizeof(to));
+  memset(&opt, 0, sizeof(opt));
+  to.handshake = timeout_ms;
+  to.close = CLOSE_MS;
+  opt.timeouts = &to;
+  r = lightws_connect(&s, fd, rbuf, sizeof(rbuf), u.authority, u.path, &opt);
+  if (r == LIGHTWS_ERR_HANDSHAKE_TIMEOUT) {
+    fprintf(stderr, "%s: %s: no websocket handshake within %.3g s (%s)\n",
+            prog, url, timeout_ms / 1000.0, lightws_errname(r));
+    close(fd);
+    return 1;
+  }
   if (r < 0) {
     fprintf(stderr, "%s: handshake: %s (%s)\n", prog, lightws_errname(r),
             lightws_strerror(r));
@@ -612,7 +860,10 @@ static int run_client(const char *url, int quiet)
 int main(int argc, char **argv)
 {
   const char *host = "127.0.0.1", *client = NULL;
-  long long port = -1, maxmsg = 0;
+  long long port = -1, maxmsg = LIGHTWS_DEFAULT_MAX_MESSAGE;
+  long long hs_ms = HANDSHAKE_MS, idle_ms = 0, ping_ms = 0, pong_ms = -1;
+  long long client_ms = CLIENT_TIMEOUT_MS;
+  struct lightws_timeouts to;
   int quiet = 0, i, ok;
 
   for (i = 1; i < argc; i++) {
@@ -640,6 +891,20 @@ int main(int argc, char **argv)
         return 2;
       }
       i++;
+    } else if ((!strcmp(a, "--handshake-timeout") || !strcmp(a, "--idle-timeout") ||
+                !strcmp(a, "--ping-interval") || !strcmp(a, "--ping-timeout") ||
+                !strcmp(a, "--timeout")) && v) {
+      long long ms = tool_parse_seconds(v, &ok);
+      if (!ok) {
+        fprintf(stderr, "%s: bad %s '%s' (seconds)\n", prog, a, v);
+        return 2;
+      }
+      if (!strcmp(a, "--handshake-timeout")) hs_ms = ms;
+      else if (!strcmp(a, "--idle-timeout")) idle_ms = ms;
+      else if (!strcmp(a, "--ping-interval")) ping_ms = ms;
+      else if (!strcmp(a, "--ping-timeout")) pong_ms = ms;
+      else client_ms = ms;
+      i++;
     } else if (!strcmp(a, "--client") && v) {
       client = v;
       i++;
@@ -650,11 +915,17 @@ int main(int argc, char **argv)
     }
   }
   install_signals();
-  if (client) return run_client(client, quiet);
+  if (client) return run_client(client, quiet, (uint32_t)client_ms);
   if (port < 0) {
     fprintf(stderr, "%s: --port is required\n", prog);
     usage(stderr);
     return 2;
   }
-  return run_server(host, (int)port, quiet, (uint32_t)maxmsg);
+  memset(&to, 0, sizeof(to));
+  to.handshake = (uint32_t)hs_ms;
+  to.idle = (uint32_t)idle_ms;
+  to.ping_interval = (uint32_t)ping_ms;
+  to.ping_timeout = (uint32_t)(pong_ms < 0 ? ping_ms : pong_ms);
+  to.close = CLOSE_MS;
+  return run_server(host, (int)port, quiet, (uint32_t)maxmsg, &to);
 }
