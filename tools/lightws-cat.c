@@ -14,7 +14,9 @@
 
 #define RBUF_SIZE (64 * 1024)
 #define IN_CHUNK (64 * 1024)
-#define CLOSE_WAIT_MS 5000   /* how long to wait for the peer's close */
+#define CLOSE_WAIT_MS 5000   /* how long to wait for the peer's close, from
+                                our close frame (one fixed deadline) */
+#define TIMEOUT_MS 10000     /* default --timeout: the opening handshake */
 
 static const char *prog = "lightws-cat";
 
@@ -40,8 +42,10 @@ struct cat {
 static void usage(FILE *f)
 {
   fprintf(f,
-          "usage: %s [--text] ws://HOST:PORT/PATH\n"
-          "       %s [--text] --listen PORT [--host ADDR]\n"
+          "usage: %s [--text] [--timeout S] ws://HOST:PORT/PATH\n"
+          "       %s [--text] [--timeout S] --listen PORT [--host ADDR]\n"
+          "--timeout: the opening handshake must end within S seconds\n"
+          "(default 10; fractions allowed; 0 waits forever).\n"
           "Sends stdin as binary messages (--text: one text message per line)\n"
           "and writes received payload to stdout (--text: one line per\n"
           "message). On stdin EOF sends close 1000 and waits for the peer's.\n"
@@ -202,16 +206,19 @@ static int pump_recv(struct cat *c)
 static void finish(struct cat *c)
 {
   uint8_t buf[4096];
+  uint64_t until = lightws_now() + 2000; /* fixed: input does not extend it */
 
   while (lightws_stream_flush(&c->s) == LIGHTWS_ERR_WOULDBLOCK) {
     struct pollfd pf = { c->fd, POLLOUT, 0 };
-    if (poll(&pf, 1, 2000) <= 0) break;
+    uint64_t now = lightws_now();
+    if (now >= until || poll(&pf, 1, (int)(until - now)) <= 0) break;
   }
   if (c->listen_mode) shutdown(c->fd, SHUT_WR);
   for (;;) {
     struct pollfd pf = { c->fd, POLLIN, 0 };
+    uint64_t now = lightws_now();
     ssize_t n;
-    if (poll(&pf, 1, 2000) <= 0) break;
+    if (now >= until || poll(&pf, 1, (int)(until - now)) <= 0) break;
     n = read(c->fd, buf, sizeof(buf));
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) break;
@@ -225,7 +232,9 @@ int main(int argc, char **argv)
   static struct cat cat;
   struct cat *c = &cat;
   const char *url = NULL, *host = "127.0.0.1";
-  long long port = -1;
+  long long port = -1, timeout_ms = TIMEOUT_MS;
+  uint64_t close_until = 0;
+  struct lightws_timeouts to;
   int i, ok, r;
 
   for (i = 1; i < argc; i++) {
@@ -244,6 +253,13 @@ int main(int argc, char **argv)
       }
       c->listen_mode = 1;
       i++;
+    } else if (!strcmp(a, "--timeout") && v) {
+      timeout_ms = tool_parse_seconds(v, &ok);
+      if (!ok) {
+        fprintf(stderr, "%s: bad --timeout '%s' (seconds)\n", prog, v);
+        return 2;
+      }
+      i++;
     } else if (!strcmp(a, "--host") && v) {
       host = v;
       i++;
@@ -260,6 +276,8 @@ int main(int argc, char **argv)
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
+  memset(&to, 0, sizeof(to));
+  to.handshake = (uint32_t)timeout_ms;
 
   if (url) {
     struct tool_url u;
@@ -270,8 +288,16 @@ int main(int argc, char **argv)
     }
     c->fd = tool_tcp_connect(prog, u.host, u.port);
     if (c->fd < 0) return 1;
+    struct lightws_client_options opt;
+    memset(&opt, 0, sizeof(opt));
+    opt.timeouts = &to;
     r = lightws_connect(&c->s, c->fd, rbuf, sizeof(rbuf), u.authority,
-                        u.path, NULL);
+                        u.path, &opt);
+    if (r == LIGHTWS_ERR_HANDSHAKE_TIMEOUT) {
+      fprintf(stderr, "%s: %s: no websocket handshake within %.3g s (%s)\n",
+              prog, url, timeout_ms / 1000.0, lightws_errname(r));
+      return 1;
+    }
     if (r < 0) die_err("handshake", r);
   } else {
     int bound, lfd = tool_tcp_listen(prog, host, (int)port, &bound);
@@ -288,12 +314,20 @@ int main(int argc, char **argv)
     }
     close(lfd);
     tool_set_nodelay(c->fd);
-    r = lightws_accept(&c->s, c->fd, rbuf, sizeof(rbuf), NULL, NULL);
+    {
+      struct lightws_server_options sopt;
+      memset(&sopt, 0, sizeof(sopt));
+      sopt.timeouts = &to;
+      r = lightws_accept(&c->s, c->fd, rbuf, sizeof(rbuf), NULL, &sopt);
+    }
     if (r < 0) die_err("handshake", r);
   }
   /* From here on nothing blocks: stdin and the socket are polled together
    * so a peer that echoes never deadlocks against our writes. */
   tool_set_nonblock(c->fd, 1);
+  /* The loop below keeps its own deadlines (time off in the core, which
+   * read the descriptor's blocking mode at set_timeouts). */
+  lightws_stream_set_timeouts(&c->s, NULL, 0);
   c->in_cap = IN_CHUNK;
   c->inbuf = malloc(c->in_cap);
   if (!c->inbuf) return 1;
@@ -320,7 +354,11 @@ int main(int argc, char **argv)
       pf[1].revents = 0;
       nfds = 2;
     }
-    if (c->close_sent) timeout = CLOSE_WAIT_MS;
+    if (c->close_sent) {
+      uint64_t now = lightws_now();
+      if (!close_until) close_until = now + CLOSE_WAIT_MS;
+      timeout = close_until > now ? (int)(close_until - now) : 0;
+    }
     r = poll(pf, (nfds_t)nfds, timeout);
     if (r < 0) {
       if (errno == EINTR) continue;

@@ -606,6 +606,272 @@ async def cat_listen_text():
         await stop(proc)
 
 
+# --- time: handshake, idle and keepalive timeouts (issue 12) ---------------
+
+async def start_echo(*args, preexec_fn=None):
+    proc = await asyncio.create_subprocess_exec(
+        ECHO, "--port", "0", *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, preexec_fn=preexec_fn)
+    port = await read_listening(proc.stdout, "lightws-echo")
+    return proc, port
+
+
+UPGRADE = (b"GET /slow HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           b"Sec-WebSocket-Version: 13\r\n\r\n")
+
+
+def wait_tcp_end(s, limit):
+    """Reads until EOF/reset; returns (seconds waited, bytes read)."""
+    t0 = time.monotonic()
+    data = b""
+    s.settimeout(0.1)
+    while time.monotonic() - t0 < limit:
+        try:
+            chunk = s.recv(65536)
+        except socket.timeout:
+            continue
+        except (ConnectionResetError, BrokenPipeError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    else:
+        raise AssertionError(f"still open after {limit} s")
+    return time.monotonic() - t0, data
+
+
+async def time_dribbled_handshake():
+    proc, port = await start_echo("--handshake-timeout", "0.5")
+    try:
+        def go():
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            t0 = time.monotonic()
+            try:
+                for i in range(len(UPGRADE) - 1):  # never completes
+                    s.sendall(UPGRADE[i:i + 1])
+                    time.sleep(0.1)
+                    if time.monotonic() - t0 > 8:
+                        raise AssertionError("dribbled request not cut within 8 s")
+            except (ConnectionResetError, BrokenPipeError):
+                pass
+            _, data = wait_tcp_end(s, 8)
+            elapsed = time.monotonic() - t0
+            s.close()
+            check(0.4 <= elapsed <= 5, f"cut after {elapsed:.2f} s, want ~0.5")
+            check(data == b"" or data.startswith(b"HTTP/1.1 408"), f"got {data[:40]!r}")
+        await asyncio.get_running_loop().run_in_executor(None, go)
+    finally:
+        await stop(proc)
+    log = (await proc.stderr.read()).decode(errors="replace")
+    check("(HANDSHAKE_TIMEOUT)" in log, f"log {log!r}")
+
+
+async def time_idle():
+    proc, port = await start_echo("--idle-timeout", "0.5")
+    try:
+        def go():
+            s, rest = raw_handshake(port)
+            t0 = time.monotonic()
+            _, data = wait_tcp_end(s, 8)
+            elapsed = time.monotonic() - t0
+            s.close()
+            data = rest + data
+            check(0.4 <= elapsed <= 5, f"closed after {elapsed:.2f} s, want ~0.5")
+            check(data[:1] == b"\x88" and struct.unpack("!H", data[2:4])[0] == 1001,
+                  f"want close 1001, got {data[:8]!r}")
+        await asyncio.get_running_loop().run_in_executor(None, go)
+    finally:
+        await stop(proc)
+    log = (await proc.stderr.read()).decode(errors="replace")
+    check("close 1001 (IDLE_TIMEOUT)" in log, f"log {log!r}")
+
+
+async def time_keepalive_python():
+    proc, port = await start_echo("--ping-interval", "0.3")
+    try:
+        pings = []
+        async with connect(f"ws://127.0.0.1:{port}/ka") as ws:
+            orig = ws.write_frame  # count pongs we send = pings received
+            async def wf(fin, opcode, data, *args, **kw):
+                if opcode == 0xA:
+                    pings.append(data)
+                return await orig(fin, opcode, data, *args, **kw)
+            ws.write_frame = wf
+            await asyncio.sleep(2.0)
+            check(ws.open, f"closed while idle: {ws.close_code}")
+            await ws.send("still here")
+            check(await ws.recv() == "still here", "echo after 2 s idle")
+        check(3 <= len(pings) <= 10, f"{len(pings)} pings in 2 s at 0.3 s")
+    finally:
+        await stop(proc)
+
+
+async def time_keepalive_unanswered():
+    proc, port = await start_echo("--ping-interval", "0.3")
+    try:
+        def go():
+            s, rest = raw_handshake(port)
+            t0 = time.monotonic()
+            _, data = wait_tcp_end(s, 8)
+            elapsed = time.monotonic() - t0
+            s.close()
+            buf = rest + data
+            ops = []
+            while len(buf) >= 2:
+                n = buf[1] & 0x7F
+                ops.append((buf[0] & 0x0F, buf[2:2 + n]))
+                buf = buf[2 + n:]
+            check(ops and ops[0][0] == 0x9, f"want a ping first, got {ops!r}")
+            check(ops[-1][0] == 0x8 and struct.unpack("!H", ops[-1][1][:2])[0] == 1011,
+                  f"want close 1011 last, got {ops!r}")
+            check(0.4 <= elapsed <= 5, f"closed after {elapsed:.2f} s, want ~0.6")
+        await asyncio.get_running_loop().run_in_executor(None, go)
+    finally:
+        await stop(proc)
+    log = (await proc.stderr.read()).decode(errors="replace")
+    check("close 1011 (PING_TIMEOUT)" in log, f"log {log!r}")
+
+
+def fd_limit_256():
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+
+async def time_fd_limit_dribblers():
+    """300 dribbling connections against a 256-descriptor limit: the echo
+    server keeps its connections, pauses accepting, and once the dribblers
+    time out (--handshake-timeout 1) serves a well-behaved client."""
+    proc, port = await start_echo("--handshake-timeout", "1", "--quiet",
+                                  preexec_fn=fd_limit_256)
+    socks = []
+    try:
+        def open_dribblers():
+            for _ in range(300):
+                s = socket.socket()
+                s.setblocking(False)
+                s.connect_ex(("127.0.0.1", port))
+                socks.append(s)
+            time.sleep(0.3)
+            for s in socks:
+                try:
+                    s.send(UPGRADE[:3])
+                except OSError:
+                    pass
+        await asyncio.get_running_loop().run_in_executor(None, open_dribblers)
+        t0 = time.monotonic()
+        async with connect(f"ws://127.0.0.1:{port}/good") as ws:
+            await ws.send("served")
+            check(await asyncio.wait_for(ws.recv(), 10) == "served", "echo")
+        waited = time.monotonic() - t0
+        check(waited < 12, f"served after {waited:.1f} s")
+        print(f"      (good client served {waited:.2f} s after 300 dribblers)", flush=True)
+        check(proc.returncode is None, "echo server exited")
+    finally:
+        for s in socks:
+            s.close()
+        await stop(proc)
+    check(proc.returncode == 0, f"echo exit {proc.returncode}")
+
+
+async def silent_tcp_server():
+    """A TCP server that accepts and never answers."""
+    held = []
+    server = await asyncio.start_server(lambda r, w: held.append(w), "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1], held
+
+
+async def time_client_gives_up(argv_of_port, name):
+    server, port, held = await silent_tcp_server()
+    try:
+        t0 = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            *argv_of_port(port), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), 8)
+        except asyncio.TimeoutError:
+            await stop(proc)
+            raise AssertionError(f"{name} still waiting after 8 s")
+        elapsed = time.monotonic() - t0
+        err = err.decode(errors="replace").strip()
+        check(proc.returncode not in (0, None), f"exit {proc.returncode}")
+        check(0.4 <= elapsed <= 5, f"gave up after {elapsed:.2f} s, want ~0.5")
+        check(err.count("\n") == 0 and "HANDSHAKE_TIMEOUT" in err, f"stderr {err!r}")
+    finally:
+        for w in held:
+            w.close()
+        server.close()
+
+
+async def time_echo_client_close_while_flooded():
+    """After the close handshake the server keeps sending: the echo client
+    must still exit (within its close timeout, 2 s)."""
+    stop_flood = asyncio.Event()
+
+    async def handler(reader, writer):
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = await reader.read(4096)
+            if not chunk:
+                return
+            head += chunk
+        key = re.search(rb"(?i)sec-websocket-key:\s*(\S+)", head).group(1)
+        import base64, hashlib
+        acc = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+        writer.write(b"\x88\x02\x03\xe8")  # close 1000
+        try:
+            while not stop_flood.is_set():
+                writer.write(b"\x81\x05flood")  # frames after close, forever
+                await writer.drain()
+                await asyncio.sleep(0.01)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        t0 = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            ECHO, "--client", f"ws://127.0.0.1:{port}/flood",
+            stderr=asyncio.subprocess.PIPE)
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), 10)
+        except asyncio.TimeoutError:
+            await stop(proc)
+            raise AssertionError("echo client still running 10 s after the close")
+        elapsed = time.monotonic() - t0
+        check(proc.returncode == 0, f"exit {proc.returncode}: {err!r}")
+        check(elapsed < 6, f"exited after {elapsed:.2f} s, want ~2")
+    finally:
+        stop_flood.set()
+        server.close()
+
+
+async def time_cases():
+    await run_case("time: handshake dribbled 1 byte/100 ms cut at --handshake-timeout 0.5",
+                   time_dribbled_handshake())
+    await run_case("time: silent connection closed 1001 at --idle-timeout 0.5", time_idle())
+    await run_case("time: --ping-interval 0.3, python websockets client idle 2 s stays, sees pings",
+                   time_keepalive_python())
+    await run_case("time: --ping-interval 0.3, pings never answered -> close 1011, TCP close",
+                   time_keepalive_unanswered())
+    await run_case("time: 300 dribblers at a 256-descriptor limit, a good client served after",
+                   time_fd_limit_dribblers())
+    await run_case("time: echo --client --timeout 0.5 against a silent server exits non-zero",
+                   time_client_gives_up(lambda p: [ECHO, "--timeout", "0.5", "--client",
+                                                   f"ws://127.0.0.1:{p}/"], "echo client"))
+    await run_case("time: cat --timeout 0.5 against a silent server exits non-zero",
+                   time_client_gives_up(lambda p: [CAT, "--timeout", "0.5",
+                                                   f"ws://127.0.0.1:{p}/"], "cat"))
+    await run_case("time: echo --client exits after close while the server keeps sending",
+                   time_echo_client_close_while_flooded())
+
+
 async def main():
     for tool in (ECHO, CAT):
         if not os.access(tool, os.X_OK):
@@ -665,6 +931,7 @@ async def main():
     await run_case("echo-client -> node ws server", echo_client_vs_node_server())
     await run_case("echo-client -> python server sending invalid UTF-8 -> 1007, exit 1",
                    echo_client_invalid_utf8())
+    await time_cases()
     await run_case("cat client -> python server: binary", cat_client_binary())
     await run_case("cat client -> python server: text lines", cat_client_text())
     await run_case("cat --listen <- python client: binary", cat_listen_binary())
