@@ -9,7 +9,8 @@ CMD is a command prefix taking the shared echo command line: CMD --host
 127.0.0.1 --port 0 starts an echo server that prints "listening on
 HOST:PORT"; CMD --client ws://HOST:PORT/PATH?QUERY starts an echo client.
 "NAME=CMD" names a peer. Prints "PASS id title" / "FAIL id title: reason"
-per case and a final "N passed, M failed"; exits 1 on any failure."""
+per case and a final "C cases, ... skipped ...; N passed, M failed" line (what
+a -k pattern left out is named there); exits 1 on any failure."""
 import argparse
 import fnmatch
 import os
@@ -182,6 +183,32 @@ def run_case_client(peer, state, cid, title, timeout, raw, fn):
     return err
 
 
+def selection_summary(pattern):
+    """'175 cases, 170 run, 5 skipped (-k ...: category 8, 8.1-8.5)': what
+    a -k pattern left out, so a partial run never looks like a full one."""
+    total = len(cases.CASES)
+    skipped = [c[0] for c in cases.CASES
+               if pattern and not fnmatch.fnmatch(c[0], pattern)]
+    if not skipped:
+        return "%d cases, all run" % total
+    cats = {}
+    for cid in skipped:
+        cats.setdefault(cid.split(".")[0], []).append(cid)
+    full = {}
+    for c in cases.CASES:
+        full.setdefault(c[0].split(".")[0], []).append(c[0])
+    parts = []
+    for cat in sorted(cats, key=lambda x: int(x) if x.isdigit() else 0):
+        ids = cats[cat]
+        if len(ids) == len(full[cat]):
+            parts.append("category %s (%s-%s)" % (cat, ids[0], ids[-1]) if len(ids) > 1
+                         else "category %s (%s)" % (cat, ids[0]))
+        else:
+            parts.append(", ".join(ids))
+    return "%d cases, %d run, %d skipped by -k '%s': %s" % (
+        total, total - len(skipped), len(skipped), pattern, "; ".join(parts))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--peer", action="append", required=True, help="[NAME=]command prefix of an echo peer")
@@ -249,7 +276,7 @@ def main():
             log.close()
             print("-- %s as %s: %.1f s" % (name, role, time.monotonic() - rstart), flush=True)
     print("(%.1f s; peer logs in %s)" % (time.monotonic() - t0, logdir))
-    print("%d passed, %d failed" % (passed, failed))
+    print("%s; %d passed, %d failed" % (selection_summary(args.pattern), passed, failed))
     return 1 if failed else 0
 
 
