@@ -221,8 +221,20 @@ int main(int argc, char **argv)
   }
   fd = tool_tcp_connect(prog, u.host, u.port);
   if (fd < 0) return 1;
-  r = lightws_connect(&ws, fd, rbuf, sizeof(rbuf), u.authority, u.path, NULL);
-  if (r < 0) fail("handshake", r);
+  {
+    /* Give up on a server that accepts TCP but never answers the upgrade
+     * (HANDSHAKE_TIMEOUT after 10 s); then time off again, so the demo's
+     * blocking reads and writes are plain read(2)/writev(2). */
+    struct lightws_timeouts to;
+    struct lightws_client_options opt;
+    memset(&to, 0, sizeof(to));
+    memset(&opt, 0, sizeof(opt));
+    to.handshake = 10000;
+    opt.timeouts = &to;
+    r = lightws_connect(&ws, fd, rbuf, sizeof(rbuf), u.authority, u.path, &opt);
+    if (r < 0) fail("handshake", r);
+    lightws_stream_set_timeouts(&ws, NULL, 0);
+  }
   if (mib) bulk(fd, mib);
   else demo();
   close(fd);
