@@ -657,7 +657,13 @@ static void accept_all(struct server *sv)
     c->state = ST_HS_READ;
     c->key = LIGHTWS_NO_DEADLINE;
     lightws_stream_set_timeouts(&c->s, &sv->to, lightws_now());
-    conn_schedule(sv, c, 0);
+    /* Start step 1 now (a read that usually would block): a server stream
+     * counts as handshaking only once lightws_server_read_request() ran,
+     * and only then does lightws_stream_deadline() report the handshake
+     * deadline (from set_timeouts), so a client that never sends a byte
+     * is timed out too. */
+    conn_run(sv, c);
+    if (!c->dead) conn_schedule(sv, c, 0);
   }
 }
 

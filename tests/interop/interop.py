@@ -746,6 +746,8 @@ async def time_fd_limit_dribblers():
                                   preexec_fn=fd_limit_256)
     socks = []
     try:
+        # A connection made before the flood must keep being served during it.
+        early = await connect(f"ws://127.0.0.1:{port}/early")
         def open_dribblers():
             for _ in range(300):
                 s = socket.socket()
@@ -753,12 +755,15 @@ async def time_fd_limit_dribblers():
                 s.connect_ex(("127.0.0.1", port))
                 socks.append(s)
             time.sleep(0.3)
-            for s in socks:
+            for s in socks[::2]:  # half send 3 bytes, half nothing at all
                 try:
                     s.send(UPGRADE[:3])
                 except OSError:
                     pass
         await asyncio.get_running_loop().run_in_executor(None, open_dribblers)
+        await early.send("during the flood")
+        check(await asyncio.wait_for(early.recv(), 5) == "during the flood",
+              "an established connection was not served at the descriptor limit")
         t0 = time.monotonic()
         async with connect(f"ws://127.0.0.1:{port}/good") as ws:
             await ws.send("served")
@@ -767,6 +772,9 @@ async def time_fd_limit_dribblers():
         check(waited < 12, f"served after {waited:.1f} s")
         print(f"      (good client served {waited:.2f} s after 300 dribblers)", flush=True)
         check(proc.returncode is None, "echo server exited")
+        await early.send("after")
+        check(await asyncio.wait_for(early.recv(), 5) == "after", "early connection after")
+        await early.close()
     finally:
         for s in socks:
             s.close()
