@@ -8,7 +8,6 @@ M.stream_methods = nil
 M.core = core
 
 local methods = core.stream_methods
-local unpack = table.unpack or unpack
 
 -- A descriptor from an integer or any object with :getfd() (LuaSocket).
 -- Returns fd, own: an integer descriptor belongs to the stream, an object's
@@ -32,7 +31,13 @@ function M.parse_url(url)
   local host, port = authority:match("^%[(.-)%]:?(%d*)$")
   if not host then host, port = authority:match("^([^:]*):?(%d*)$") end
   if not host or host == "" then return nil, "no host in URL" end
-  return host, tonumber(port) or 80, path, authority
+  local n = 80
+  if port ~= "" then
+    n = tonumber(port)
+    -- the C resolver would also refuse it; say which part of the URL is wrong
+    if n < 1 or n > 65535 then return nil, "port " .. port .. " out of range (1-65535) in URL" end
+  end
+  return host, n, path, authority
 end
 
 -- Options that belong to the stream (rest go to the handshake).
@@ -107,32 +112,9 @@ function M.accept(target, opts)
   return ws, req
 end
 
--- Pieces of a message being received, kept across "timeout" returns.
-local partial = setmetatable({}, { __mode = "k" })
-
--- ws:receive() -> data, kind ("text"|"binary") | nil, "closed", code,
--- reason | nil, "timeout" | nil, msg, code, errname. Assembles fragments;
--- the C stream enforces max_message (1009). After "timeout" the message
--- received so far is kept and the next call continues it.
-function methods.receive(ws)
-  local p = partial[ws]
-  while true do
-    local r = { ws:receive_chunk() }
-    local data, kind, last = r[1], r[2], r[3]
-    if not data then return unpack(r, 1, 4) end
-    if last and not p then return data, kind end
-    if not p then
-      p = { kind = kind, n = 0 }
-      partial[ws] = p
-    end
-    p.n = p.n + 1
-    p[p.n] = data
-    if last then
-      partial[ws] = nil
-      return table.concat(p, "", 1, p.n), p.kind
-    end
-  end
-end
+-- ws:receive() is in C (lightws_core.c): it assembles a fragmented message
+-- in one growing buffer, so memory is the message size plus a constant
+-- however many fragments it came in (max_message, max_fragments).
 
 function methods.send_text(ws, data, more) return ws:send(data, "text", more) end
 function methods.send_binary(ws, data, more) return ws:send(data, "binary", more) end

@@ -5,6 +5,8 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -12,8 +14,11 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +30,10 @@
 #define DEFAULT_RBUF 16384
 #define CLOSE_WAIT_DEFAULT 10.0 /* seconds ws:close() waits without a timeout */
 #define MAX_HEADERS LIGHTWS_HANDSHAKE_HEADERS_MAX
+#define MSG_KEEP 65536 /* receive(): a message buffer up to this size is kept
+                          for the next message, a larger one is freed */
+#define WAIT_BUSY (-2) /* wait_stream(): only the caller's bytes of a data
+                          frame cut short can make progress */
 
 /* Handshake progress kept in the userdata, so a timeout resumes. */
 enum { HS_NONE, HS_CLIENT_SENT, HS_SERVER_READ, HS_SERVER_ACCEPT,
@@ -43,6 +52,19 @@ struct lstream {
   size_t pong_len;
   int has_pong;
   uint8_t pong[LIGHTWS_CONTROL_MAX];
+  /* ws:receive(): the message being assembled (malloc'd, grows by
+   * doubling; memory is the message plus a constant, whatever the number
+   * of fragments), kept across "timeout" returns */
+  char *mbuf;
+  size_t mlen, mcap;
+  int mop;            /* TEXT/BINARY of the message in progress, 0 if none */
+  lua_Integer max_frags;  /* frames per message, 0 = unlimited */
+  lua_Integer frags;  /* frames of the current message so far (not fin) */
+  int frag_failed;    /* a message went over max_frags: 1009 sent */
+  /* own transport for descriptors that are not sockets (pipes, FIFOs,
+   * ttys): writes that cannot raise SIGPIPE */
+  struct lightws_io io;
+  int io_fd;
   size_t rsize;
   uint8_t rbuf[];     /* C99 flexible array member: rsize bytes */
 };
@@ -87,16 +109,29 @@ static int set_nonblock(int fd, int on) {
   return fcntl(fd, F_SETFL, fl);
 }
 
+/* poll(2) milliseconds for `left` seconds: rounded up, capped (the callers
+ * loop until their deadline, so a long wait is several polls). */
+static int poll_ms(double left) {
+  if (left <= 0) return 0;
+  if (left >= 1e6) return 1000000000;
+  return (int)(left * 1000.0 + 0.999);
+}
+
 /* Waits until `fd` is ready for `events` or `deadline` (< 0: none) passes.
- * Returns 1 ready, 0 timeout, -1 error (errno). */
+ * Returns 1 ready, 0 timeout, -1 error (errno). A negative descriptor is
+ * EBADF: poll(2) would ignore it and wait for nothing. */
 static int wait_fd(int fd, short events, double deadline) {
+  if (fd < 0) {
+    errno = EBADF;
+    return -1;
+  }
   for (;;) {
     struct pollfd p;
     int ms = -1, r;
     if (deadline >= 0) {
       double left = deadline - now_mono();
       if (left <= 0) return 0;
-      ms = (int)(left * 1000.0 + 0.999);
+      ms = poll_ms(left);
     }
     p.fd = fd;
     p.events = events;
@@ -109,6 +144,60 @@ static int wait_fd(int fd, short events, double deadline) {
     }
     if (errno != EINTR) return -1;
   }
+}
+
+/* A descriptor argument: -1 when it is not one (negative, or too large for
+ * an int: a plain cast would turn 2^32 + 5 into 5); callers answer EBADF. */
+static int fd_arg(lua_State *L, int i) {
+  lua_Integer v = luaL_checkinteger(L, i);
+  return v < 0 || v > INT_MAX ? -1 : (int)v;
+}
+
+/* An optional timeout in seconds: < 0 (or none) waits forever; NaN is an
+ * error (it would compare as neither and wait forever). */
+static double timeout_arg(lua_State *L, int i) {
+  double t = luaL_optnumber(L, i, -1);
+  luaL_argcheck(L, !isnan(t), i, "timeout is NaN");
+  return t;
+}
+
+/* writev(2) that cannot raise SIGPIPE, for descriptors that are not
+ * sockets (send(2) has MSG_NOSIGNAL; pipes have nothing like it): SIGPIPE
+ * is blocked in this thread around the write, and one the write raised is
+ * taken off the pending set before the mask is restored, so the caller
+ * gets EPIPE instead of a dead process. A SIGPIPE that was already pending
+ * (blocked by the caller) is left as it was. */
+static ssize_t writev_nosigpipe(int fd, const struct iovec *iov, int cnt) {
+  sigset_t pipe_set, old, pending;
+  int was_pending = 0, e;
+  ssize_t r;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old) != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (sigpending(&pending) == 0) was_pending = sigismember(&pending, SIGPIPE) == 1;
+  r = writev(fd, iov, cnt);
+  e = errno;
+  if (r < 0 && e == EPIPE && !was_pending) {
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {
+    }
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  errno = e;
+  return r;
+}
+
+/* The stream transport for non-sockets: read(2), and writev(2) without
+ * SIGPIPE. The C core retries EINTR and maps EAGAIN to WOULDBLOCK. */
+static ssize_t nosock_read(void *ctx, void *buf, size_t len) {
+  return read(*(const int *)ctx, buf, len);
+}
+
+static ssize_t nosock_writev(void *ctx, const struct iovec *iov, int cnt) {
+  return writev_nosigpipe(*(const int *)ctx, iov, cnt);
 }
 
 static int opcode_arg(lua_State *L, int i, int def) {
@@ -263,6 +352,14 @@ static void close_fd_of(struct lstream *w) {
   w->fd = -1;
 }
 
+/* Frees the message receive() was assembling. */
+static void msg_free(struct lstream *w) {
+  free(w->mbuf);
+  w->mbuf = NULL;
+  w->mlen = w->mcap = 0;
+  w->mop = 0;
+}
+
 /* Records a pong the last read call saw (valid only until the next). */
 static void keep_pong(struct lstream *w) {
   size_t n = 0;
@@ -277,15 +374,25 @@ static void keep_pong(struct lstream *w) {
 
 /* After LIGHTWS_ERR_WOULDBLOCK: waits for what the stream wants. Writes a
  * pending control frame first, so a queued pong does not make poll report
- * "writable" forever. Returns 1 go on, 0 timeout, -1 errno. */
+ * "writable" forever. Returns 1 go on, 0 timeout, -1 errno, or WAIT_BUSY:
+ * the stream waits to write a control frame that sits behind a data frame
+ * of ours cut short (a send that timed out or failed), and nothing but the
+ * rest of that frame's payload, which only the caller has, can move it.
+ * Polling then would spin (the socket is writable, the stream does not
+ * write), so the caller must give up instead. */
 static int wait_stream(struct lstream *w, int reading, double deadline) {
   int want = lightws_stream_want(&w->s);
   short ev = 0;
   if (want & LIGHTWS_WANT_WRITE) {
-    int rc = lightws_stream_flush(&w->s);
-    if (rc == LIGHTWS_ERR_WOULDBLOCK) ev |= POLLOUT;
-    else if (rc == LIGHTWS_ERR_SYSTEM) return -1;
-    else if (rc == LIGHTWS_ERR_BUSY && !reading) ev |= POLLOUT;
+    if (w->hs != HS_DONE) {
+      ev |= POLLOUT;                 /* a handshake head being written */
+    } else {
+      int rc = lightws_stream_flush(&w->s);
+      if (rc == LIGHTWS_ERR_WOULDBLOCK) ev |= POLLOUT;
+      else if (rc == LIGHTWS_ERR_SYSTEM) return -1;
+      else if (!(want & LIGHTWS_WANT_READ))
+        return rc == LIGHTWS_ERR_BUSY ? WAIT_BUSY : 1;  /* 0: written */
+    }
   }
   if (want & LIGHTWS_WANT_READ) ev |= POLLIN;
   if (ev == 0) ev = reading ? POLLIN : POLLOUT;
@@ -327,6 +434,13 @@ static int push_timeout(lua_State *L) {
   lua_pushnil(L);
   lua_pushliteral(L, "timeout");
   return 2;
+}
+
+/* The failure of a wait_stream() that did not return 1. */
+static int push_wait_error(lua_State *L, struct lstream *w, int r) {
+  if (r == 0) return push_timeout(L);
+  if (r == WAIT_BUSY) return push_stream_error(L, w, LIGHTWS_ERR_BUSY);
+  return push_errno(L, errno);
 }
 
 static unsigned options_arg(lua_State *L, int i) {
@@ -371,11 +485,12 @@ static const char *opt_str(lua_State *L, int t, const char *k) {
  * true), no_utf8_check, no_auto_pong, no_mask_check, open. */
 static int l_stream(lua_State *L) {
   static const char *const roles[] = {"server", "client", NULL};
-  int fd = (int)luaL_checkinteger(L, 1);
+  int fd = fd_arg(L, 1);
   int role = luaL_checkoption(L, 2, NULL, roles);
-  lua_Integer rsize = DEFAULT_RBUF;
+  lua_Integer rsize = DEFAULT_RBUF, max_frame, max_message, max_frags;
   unsigned opts = 0;
   struct lstream *w;
+  struct stat st;
   int rc;
   if (lua_isnoneornil(L, 3)) {
     lua_settop(L, 2);
@@ -387,6 +502,15 @@ static int l_stream(lua_State *L) {
   if (rsize < LIGHTWS_RBUF_MIN || rsize > (lua_Integer)1 << 30)
     return luaL_argerror(L, 3, "rbuf_size out of range");
   opts = options_arg(L, 3);
+  max_frame = opt_int(L, 3, "max_frame", 0);
+  max_message = opt_int(L, 3, "max_message", 0);
+  max_frags = opt_int(L, 3, "max_fragments", 0);
+  if (max_frame < 0 || max_frame > (lua_Integer)UINT32_MAX)
+    return luaL_argerror(L, 3, "max_frame out of range");
+  if (max_message < 0 || max_message > (lua_Integer)UINT32_MAX)
+    return luaL_argerror(L, 3, "max_message out of range");
+  if (max_frags < 0) return luaL_argerror(L, 3, "max_fragments out of range");
+  if (fstat(fd, &st) != 0) return push_errno(L, errno);
   /* Like liolib: create it closed, then open it. */
   w = (struct lstream *)lua_newuserdata(L, sizeof *w + (size_t)rsize);
   memset(w, 0, sizeof *w);
@@ -399,8 +523,17 @@ static int l_stream(lua_State *L) {
   rc = lightws_stream_init(&w->s, role ? LIGHTWS_CLIENT : LIGHTWS_SERVER, fd,
                            w->rbuf, w->rsize, opts);
   if (rc != 0) return push_codec_error(L, rc, 0);
-  lightws_stream_set_limits(&w->s, (uint32_t)opt_int(L, 3, "max_frame", 0),
-                            (uint32_t)opt_int(L, 3, "max_message", 0));
+  lightws_stream_set_limits(&w->s, (uint32_t)max_frame, (uint32_t)max_message);
+  w->max_frags = max_frags;
+  if (!S_ISSOCK(st.st_mode)) {
+    /* the C core writes to non-sockets with writev(2), which raises
+     * SIGPIPE on a pipe without reader: use a transport that cannot */
+    w->io_fd = fd;
+    w->io.read = nosock_read;
+    w->io.writev = nosock_writev;
+    w->io.ctx = &w->io_fd;
+    lightws_stream_set_io(&w->s, &w->io);
+  }
   {
     const char *m = opt_str(L, 3, "mask");
     if (m != NULL) {
@@ -596,21 +729,169 @@ static void check_open(lua_State *L, struct lstream *w) {
   if (w->hs != HS_DONE) luaL_error(L, "the opening handshake is not done");
 }
 
-/* ws:receive_chunk() -> data, kind, message_end
- *                     | nil, "closed", code, reason | nil, "timeout"
- *                     | nil, msg, code, errname.
- * `data` is at most one frame's payload and never crosses a message end;
- * empty fragments inside a message are skipped. */
-static int m_receive_chunk(lua_State *L) {
+/* True when a receive loop that made progress without a result should
+ * return "timeout": its deadline passed and what is buffered is used up
+ * (going on would read the transport). A peer sending endless empty
+ * fragments or pings cannot hold a call with a timeout past it. */
+static int past_deadline(const struct lstream *w, double deadline) {
+  return deadline >= 0 && lightws_stream_buffered(&w->s) == 0 &&
+         now_mono() >= deadline;
+}
+
+static int push_frag_error(lua_State *L, struct lstream *w) {
+  lua_pushnil(L);
+  lua_pushfstring(L, "message in more than %d fragments (max_fragments)",
+                  (int)(w->max_frags > INT_MAX ? INT_MAX : w->max_frags));
+  lua_pushinteger(L, LIGHTWS_CLOSE_MESSAGE_TOO_BIG);
+  lua_pushliteral(L, "too_many_fragments");
+  return 4;
+}
+
+/* Counts the frames of the message a data chunk belongs to. Past
+ * max_fragments the connection fails with 1009 (the close is queued and
+ * sent as far as the transport allows now; ws:close() finishes it) and
+ * every later read returns the same error. Returns 0 or the number of
+ * values pushed. */
+static int count_frame(lua_State *L, struct lstream *w,
+                       const struct lightws_chunk *c) {
+  static const char reason[] = "too many fragments";
+  if (c->message_end) {
+    w->frags = 0;
+    return 0;
+  }
+  if (!c->frame_end) return 0;
+  w->frags++;
+  if (w->max_frags == 0 || w->frags < w->max_frags) return 0;
+  w->frag_failed = 1;
+  msg_free(w);
+  (void)lightws_stream_close(&w->s, LIGHTWS_CLOSE_MESSAGE_TOO_BIG, reason,
+                             sizeof reason - 1);
+  (void)lightws_stream_flush(&w->s);
+  return push_frag_error(L, w);
+}
+
+/* Appends to the message being assembled; doubling growth, so a message
+ * in n fragments costs O(size) copies and O(log size) reallocations. */
+static void msg_append(lua_State *L, struct lstream *w, const uint8_t *p,
+                       size_t n) {
+  if (n > w->mcap - w->mlen) {
+    size_t cap = w->mcap ? w->mcap : 4096;
+    char *nb;
+    while (n > cap - w->mlen) {
+      if (cap > ((size_t)-1) / 2) luaL_error(L, "not enough memory");
+      cap *= 2;
+    }
+    nb = (char *)realloc(w->mbuf, cap);
+    if (nb == NULL) luaL_error(L, "not enough memory");
+    w->mbuf = nb;
+    w->mcap = cap;
+  }
+  memcpy(w->mbuf + w->mlen, p, n);
+  w->mlen += n;
+}
+
+/* The message is out: keep a small buffer for the next one. */
+static void msg_done(struct lstream *w) {
+  if (w->mcap > MSG_KEEP) {
+    msg_free(w);
+  } else {
+    w->mlen = 0;
+    w->mop = 0;
+  }
+}
+
+/* The stream failed or closed while reading: the partial message goes. */
+static int push_read_error(lua_State *L, struct lstream *w, int err) {
+  int e = errno;
+  msg_free(w);
+  errno = e;
+  return push_stream_error(L, w, err);
+}
+
+/* ws:receive() -> data, kind ("text"|"binary")
+ *               | nil, "closed", code, reason | nil, "timeout"
+ *               | nil, msg, code, errname.
+ * A whole message. Its fragments are copied into one growing buffer held
+ * by the stream (a message in one frame is copied once, straight from the
+ * receive buffer), so memory is the message size plus a constant however
+ * many fragments it came in; max_message bounds the size (1009) and
+ * max_fragments the number of frames. After "timeout" the part received
+ * so far is kept and the next call continues it. Under no_auto_pong a ping
+ * is returned as data, "ping" (also between fragments). */
+static int m_receive(lua_State *L) {
   struct lstream *w = check_stream(L, 1);
   double deadline = deadline_of(w);
   check_open(L, w);
+  if (w->frag_failed) return push_frag_error(L, w);
   for (;;) {
     struct lightws_chunk c;
     ssize_t n = lightws_stream_recv(&w->s, &c);
     keep_pong(w);
     if (n >= 0) {
-      if (n == 0 && !c.message_end) continue;     /* empty fragment */
+      int k;
+      if (c.opcode == LIGHTWS_OPCODE_PING) {
+        lua_pushlstring(L, (const char *)c.data, c.len);
+        lua_pushliteral(L, "ping");
+        return 2;
+      }
+      if ((k = count_frame(L, w, &c)) != 0) return k;
+      if (c.message_end && w->mop == 0) {          /* all in one piece */
+        lua_pushlstring(L, (const char *)c.data, c.len);
+        lua_pushstring(L, opcode_name(c.opcode));
+        return 2;
+      }
+      if (w->mop == 0) w->mop = c.opcode;
+      if (c.len) msg_append(L, w, c.data, c.len);
+      if (c.message_end) {
+        lua_pushlstring(L, w->mbuf ? w->mbuf : "", w->mlen);
+        lua_pushstring(L, opcode_name(w->mop));
+        msg_done(w);
+        return 2;
+      }
+      if (past_deadline(w, deadline)) return push_timeout(L);
+      continue;
+    }
+    if (n == LIGHTWS_ERR_WOULDBLOCK) {
+      int r = wait_stream(w, 1, deadline);
+      if (r != 1) return push_wait_error(L, w, r);
+      continue;
+    }
+    return push_read_error(L, w, (int)n);
+  }
+}
+
+/* ws:receive_chunk() -> data, kind, message_end
+ *                     | nil, "closed", code, reason | nil, "timeout"
+ *                     | nil, msg, code, errname.
+ * `data` is at most one frame's payload and never crosses a message end;
+ * empty fragments inside a message are skipped. What a ws:receive() that
+ * timed out had assembled comes first. */
+static int m_receive_chunk(lua_State *L) {
+  struct lstream *w = check_stream(L, 1);
+  double deadline = deadline_of(w);
+  check_open(L, w);
+  if (w->frag_failed) return push_frag_error(L, w);
+  if (w->mlen > 0) {
+    lua_pushlstring(L, w->mbuf, w->mlen);
+    lua_pushstring(L, opcode_name(w->mop));
+    lua_pushboolean(L, 0);
+    w->mlen = 0;                 /* mop stays: the message goes on */
+    return 3;
+  }
+  for (;;) {
+    struct lightws_chunk c;
+    ssize_t n = lightws_stream_recv(&w->s, &c);
+    keep_pong(w);
+    if (n >= 0) {
+      int k;
+      if (c.opcode != LIGHTWS_OPCODE_PING) {
+        if ((k = count_frame(L, w, &c)) != 0) return k;
+        if (c.message_end) w->mop = 0;
+        if (n == 0 && !c.message_end) {            /* empty fragment */
+          if (past_deadline(w, deadline)) return push_timeout(L);
+          continue;
+        }
+      }
       lua_pushlstring(L, (const char *)c.data, c.len);
       lua_pushstring(L, opcode_name(c.opcode));
       lua_pushboolean(L, c.message_end);
@@ -618,30 +899,24 @@ static int m_receive_chunk(lua_State *L) {
     }
     if (n == LIGHTWS_ERR_WOULDBLOCK) {
       int r = wait_stream(w, 1, deadline);
-      if (r == 0) return push_timeout(L);
-      if (r < 0) return push_errno(L, errno);
+      if (r != 1) return push_wait_error(L, w, r);
       continue;
     }
-    return push_stream_error(L, w, (int)n);
+    return push_read_error(L, w, (int)n);
   }
 }
 
-/* Finishes a data frame and any pending control frame. Returns 0, a
- * WOULDBLOCK-timeout (1) or an error (< 0). */
-static int finish_send(struct lstream *w, int opcode, double deadline) {
+/* Writes what is pending after a data frame (a control frame; the head of
+ * an empty frame cut short). Returns 0, 1 (timeout), LIGHTWS_ERR_BUSY when
+ * a data frame of ours is cut short (only the caller's remaining payload
+ * can finish it: nothing here can) or another error (< 0). */
+static int finish_send(struct lstream *w, double deadline) {
   for (;;) {
-    int rc = lightws_stream_flush(&w->s);
-    if (rc == 0) return 0;
-    if (rc == LIGHTWS_ERR_BUSY) {
-      /* the frame's head is not all out yet: continue it */
-      ssize_t n = lightws_stream_send(&w->s, opcode, "", 0, 0);
-      if (n >= 0) continue;
-      rc = (int)n;
-    }
+    int r, rc = lightws_stream_flush(&w->s);
     if (rc != LIGHTWS_ERR_WOULDBLOCK) return rc;
-    rc = wait_fd(w->fd, POLLOUT, deadline);
-    if (rc == 0) return 1;
-    if (rc < 0) return LIGHTWS_ERR_SYSTEM;
+    r = wait_fd(w->fd, POLLOUT, deadline);
+    if (r == 0) return 1;
+    if (r < 0) return LIGHTWS_ERR_SYSTEM;
   }
 }
 
@@ -666,7 +941,7 @@ static int m_send(lua_State *L) {
     if (n >= 0) {
       off += (size_t)n;
       if (off == len) break;
-      continue;
+      continue;                  /* n > 0: a nonblocking send moved bytes */
     }
     if (n == LIGHTWS_ERR_WOULDBLOCK) {
       int r = wait_fd(w->fd, POLLOUT, deadline);
@@ -680,7 +955,7 @@ static int m_send(lua_State *L) {
     }
     return push_stream_error(L, w, (int)n);
   }
-  rc = finish_send(w, op, deadline);
+  rc = finish_send(w, deadline);
   if (rc == 1) {
     push_timeout(L);
     lua_pushinteger(L, (lua_Integer)off);
@@ -703,9 +978,10 @@ static int control(lua_State *L, int ping) {
                   : lightws_stream_pong(&w->s, data, len);
     if (rc == 0) break;
     if (rc == LIGHTWS_ERR_WOULDBLOCK) {
+      /* the slot holds an earlier control frame; WAIT_BUSY: it waits
+       * behind a data frame cut short, which only a send can finish */
       int r = wait_stream(w, 0, deadline);
-      if (r == 0) return push_timeout(L);
-      if (r < 0) return push_errno(L, errno);
+      if (r != 1) return push_wait_error(L, w, r);
       continue;
     }
     return push_stream_error(L, w, rc);
@@ -739,11 +1015,30 @@ static int m_last_pong(lua_State *L) {
   return 1;
 }
 
+/* Queues our close frame and writes it out by `deadline`. Returns 0, 1
+ * (timeout), LIGHTWS_ERR_BUSY (a data frame of ours is cut short: the
+ * close can never go out after it) or another error. */
+static int send_close(struct lstream *w, unsigned code, const char *reason,
+                      size_t rlen, double deadline) {
+  for (;;) {
+    int r, rc = lightws_stream_close(&w->s, code, reason, rlen);
+    if (rc == 0) return finish_send(w, deadline);
+    if (rc != LIGHTWS_ERR_WOULDBLOCK) return rc;
+    r = wait_stream(w, 0, deadline);   /* the slot is busy */
+    if (r == WAIT_BUSY) return LIGHTWS_ERR_BUSY;
+    if (r == 0) return 1;
+    if (r < 0) return LIGHTWS_ERR_SYSTEM;
+  }
+}
+
 /* ws:close([code=1000], [reason=""]) -> true, peer_code, peer_reason
  *   | nil, msg, ...: the close handshake (§7.1.2): sends a close frame,
  * drains data until the peer's close (or EOF), then closes the descriptor
  * (when owned). Waits at most the stream's timeout, or 10 s without one.
- * The stream is closed afterwards in every case. */
+ * The stream is closed afterwards in every case. When a data frame of ours
+ * was cut short (a send that failed or timed out and was not continued)
+ * the close frame cannot be sent (it would land inside that frame): the
+ * transport is shut down at once and close returns nil, msg, 1006, "busy". */
 static int m_close(lua_State *L) {
   struct lstream *w = (struct lstream *)luaL_checkudata(L, 1, STREAM_MT);
   lua_Integer code = luaL_optinteger(L, 2, LIGHTWS_CLOSE_NORMAL);
@@ -760,6 +1055,7 @@ static int m_close(lua_State *L) {
    * that never answers cannot hang the caller (§7.1.1 lets us close) */
   deadline = now_mono() + (w->timeout < 0 ? CLOSE_WAIT_DEFAULT : w->timeout);
   if (w->hs != HS_DONE) {
+    msg_free(w);
     close_fd_of(w);
     lua_pushboolean(L, 1);
     return 1;
@@ -767,18 +1063,26 @@ static int m_close(lua_State *L) {
   luaL_argcheck(L, code == 0 || lightws_close_code_valid((unsigned)code), 2,
                 "close code may not be sent");
   luaL_argcheck(L, rlen <= 123, 3, "reason over 123 bytes");
-  for (;;) {
-    int r;
-    rc = lightws_stream_close(&w->s, (unsigned)code, reason, rlen);
-    if (rc != LIGHTWS_ERR_WOULDBLOCK) break;
-    r = wait_stream(w, 0, deadline);
-    if (r <= 0) break;
+  luaL_argcheck(L, rlen == 0 || code != 0, 3, "a reason needs a code");
+  if (w->frag_failed) {      /* the 1009 close may not have been queued yet */
+    code = LIGHTWS_CLOSE_MESSAGE_TOO_BIG;
+    reason = "too many fragments";
+    rlen = strlen(reason);
   }
-  if (rc == LIGHTWS_ERR_INVALID) {
-    return luaL_argerror(L, 3, "reason is not UTF-8");
+  rc = send_close(w, (unsigned)code, reason, rlen, deadline);
+  if (rc == LIGHTWS_ERR_INVALID) return luaL_argerror(L, 3, "reason is not UTF-8");
+  msg_free(w);
+  if (rc == LIGHTWS_ERR_BUSY) {
+    shutdown(w->fd, SHUT_RDWR);        /* not a socket: ENOTSOCK, fine */
+    close_fd_of(w);
+    lua_pushnil(L);
+    lua_pushliteral(L, "close frame not sent: a data frame was cut short "
+                       "(a send failed or timed out)");
+    lua_pushinteger(L, LIGHTWS_CLOSE_ABNORMAL);
+    lua_pushliteral(L, "busy");
+    return 4;
   }
-  rc = finish_send(w, LIGHTWS_OPCODE_BINARY, deadline);
-  /* drain until the peer's close answers ours */
+  /* drain until the peer's close answers ours, by the deadline */
   for (;;) {
     struct lightws_chunk c;
     ssize_t n;
@@ -787,10 +1091,14 @@ static int m_close(lua_State *L) {
       break;
     }
     n = lightws_stream_recv(&w->s, &c);
-    if (n >= 0) continue;
+    if (n >= 0) {
+      if (now_mono() >= deadline) rc = 1;  /* a peer sending on and on */
+      continue;
+    }
     if (n == LIGHTWS_ERR_WOULDBLOCK) {
       int r = wait_stream(w, 1, deadline);
-      rc = r == 0 ? 1 : r < 0 ? LIGHTWS_ERR_SYSTEM : 0;
+      rc = r == 1 ? 0 : r == 0 ? 1 : r == WAIT_BUSY ? LIGHTWS_ERR_BUSY
+                                                    : LIGHTWS_ERR_SYSTEM;
       continue;
     }
     if (n == LIGHTWS_ERR_CLOSED) {
@@ -816,6 +1124,7 @@ static int m_gc(lua_State *L) {
     luaL_unref(L, LUA_REGISTRYINDEX, w->req_ref);
     w->req_ref = LUA_NOREF;
   }
+  msg_free(w);
   close_fd_of(w);
   return 0;
 }
@@ -834,7 +1143,7 @@ static int m_tostring(lua_State *L) {
 /* ws:settimeout(seconds | nil): nil or negative waits forever. */
 static int m_settimeout(lua_State *L) {
   struct lstream *w = check_stream(L, 1);
-  w->timeout = lua_isnoneornil(L, 2) ? -1.0 : luaL_checknumber(L, 2);
+  w->timeout = timeout_arg(L, 2);
   lua_settop(L, 1);
   return 1;
 }
@@ -1190,11 +1499,22 @@ static int l_close_code_valid(lua_State *L) {
 
 /* ------------------------------------------------------------ sockets */
 
+/* Resolves host:port. A port outside [passive ? 0 : 1, 65535] is refused
+ * (nil, msg, EINVAL): getaddrinfo would take it modulo 65536. */
 static int resolve(lua_State *L, const char *host, lua_Integer port,
                    int passive, struct addrinfo **res) {
   struct addrinfo hints;
   char ps[16];
   int rc;
+  if (port < (passive ? 0 : 1) || port > 65535) {
+    char msg[64];
+    snprintf(msg, sizeof msg, "port %lld out of range (%d-65535)",
+             (long long)port, passive ? 0 : 1);
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    lua_pushinteger(L, EINVAL);
+    return 3;
+  }
   memset(&hints, 0, sizeof hints);
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -1249,13 +1569,14 @@ static int l_tcp_listen(lua_State *L) {
 /* core.tcp_accept(fd, [timeout]) -> fd, addr, port | nil, "timeout"
  * | nil, msg, errno. The new descriptor has TCP_NODELAY set. */
 static int l_tcp_accept(lua_State *L) {
-  int lfd = (int)luaL_checkinteger(L, 1);
-  double t = luaL_optnumber(L, 2, -1);
+  int lfd = fd_arg(L, 1);
+  double t = timeout_arg(L, 2);
   double deadline = t < 0 ? -1 : now_mono() + t;
   struct sockaddr_storage ss;
   socklen_t sl;
   char addr[INET6_ADDRSTRLEN] = "";
   int fd, one = 1, port = 0;
+  if (lfd < 0) return push_errno(L, EBADF);
   for (;;) {
     int r = wait_fd(lfd, POLLIN, deadline);
     if (r == 0) return push_timeout(L);
@@ -1318,19 +1639,29 @@ static int l_socketpair(lua_State *L) {
 }
 
 static int l_close_fd(lua_State *L) {
-  int fd = (int)luaL_checkinteger(L, 1);
+  int fd = fd_arg(L, 1);
+  if (fd < 0) return push_errno(L, EBADF);
   if (close(fd) != 0) return push_errno(L, errno);
   lua_pushboolean(L, 1);
   return 1;
 }
 
-/* core.write_fd(fd, s) -> bytes written | nil, msg, errno (one write). */
+/* core.write_fd(fd, s) -> bytes written | nil, msg, errno (one write).
+ * Never raises SIGPIPE: send(2) with MSG_NOSIGNAL on a socket, a write
+ * with SIGPIPE blocked on anything else; a gone reader is EPIPE. */
 static int l_write_fd(lua_State *L) {
-  int fd = (int)luaL_checkinteger(L, 1);
+  int fd = fd_arg(L, 1);
   size_t len;
   const char *s = luaL_checklstring(L, 2, &len);
   ssize_t n;
-  do n = write(fd, s, len); while (n < 0 && errno == EINTR);
+  if (fd < 0) return push_errno(L, EBADF);
+  do n = send(fd, s, len, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == ENOTSOCK) {
+    struct iovec iov;
+    iov.iov_base = (void *)s;
+    iov.iov_len = len;
+    do n = writev_nosigpipe(fd, &iov, 1); while (n < 0 && errno == EINTR);
+  }
   if (n < 0) return push_errno(L, errno);
   lua_pushinteger(L, (lua_Integer)n);
   return 1;
@@ -1339,14 +1670,15 @@ static int l_write_fd(lua_State *L) {
 /* core.read_fd(fd, max, [timeout]) -> data ("" at EOF) | nil, "timeout"
  * | nil, msg, errno (one read). */
 static int l_read_fd(lua_State *L) {
-  int fd = (int)luaL_checkinteger(L, 1);
+  int fd = fd_arg(L, 1);
   lua_Integer max = luaL_checkinteger(L, 2);
-  double t = luaL_optnumber(L, 3, -1);
+  double t = timeout_arg(L, 3);
   luaL_Buffer b;
   char *p;
   ssize_t n;
   int r;
   luaL_argcheck(L, max > 0, 2, "must be positive");
+  if (fd < 0) return push_errno(L, EBADF);
   if (max > LUAL_BUFFERSIZE) max = LUAL_BUFFERSIZE;
   r = wait_fd(fd, POLLIN, t < 0 ? -1 : now_mono() + t);
   if (r == 0) return push_timeout(L);
@@ -1361,7 +1693,8 @@ static int l_read_fd(lua_State *L) {
 }
 
 static int l_set_nonblocking(lua_State *L) {
-  int fd = (int)luaL_checkinteger(L, 1);
+  int fd = fd_arg(L, 1);
+  if (fd < 0) return push_errno(L, EBADF);
   if (set_nonblock(fd, lua_isnone(L, 2) || lua_toboolean(L, 2)) != 0)
     return push_errno(L, errno);
   lua_pushboolean(L, 1);
@@ -1388,20 +1721,26 @@ static int l_fork(lua_State *L) {
 static int l_poll(lua_State *L) {
   struct pollfd p[256];
   int n, i, r, k = 1;
-  double t = luaL_optnumber(L, 2, -1);
+  double t = timeout_arg(L, 2);
+  double deadline = t < 0 ? -1 : now_mono() + t;
   luaL_checktype(L, 1, LUA_TTABLE);
   n = (int)lua_rawlen(L, 1);
   luaL_argcheck(L, n <= 256, 1, "at most 256 descriptors");
   for (i = 0; i < n; i++) {
     lua_rawgeti(L, 1, i + 1);
-    p[i].fd = (int)luaL_checkinteger(L, -1);
+    p[i].fd = fd_arg(L, -1);
     p[i].events = POLLIN;
     p[i].revents = 0;
     lua_pop(L, 1);
+    if (p[i].fd < 0) return push_errno(L, EBADF);  /* poll would skip it */
   }
-  do r = poll(p, (nfds_t)n, t < 0 ? -1 : (int)(t * 1000.0));
-  while (r < 0 && errno == EINTR);
-  if (r < 0) return push_errno(L, errno);
+  for (;;) {
+    int ms = deadline < 0 ? -1 : poll_ms(deadline - now_mono());
+    r = poll(p, (nfds_t)n, ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return push_errno(L, errno);
+    if (r > 0 || deadline < 0 || now_mono() >= deadline) break;
+  }
   lua_newtable(L);
   for (i = 0; i < n; i++)
     if (p[i].revents) {
@@ -1416,6 +1755,7 @@ static int l_poll(lua_State *L) {
 static const luaL_Reg stream_methods[] = {
     {"client_handshake", m_client_handshake},
     {"server_handshake", m_server_handshake},
+    {"receive", m_receive},
     {"receive_chunk", m_receive_chunk},
     {"send", m_send},
     {"ping", m_ping},

@@ -222,7 +222,9 @@ local function parse_uri(uri)
   local host, port = authority:match("^%[(.-)%]:?(%d*)$")
   if not host then host, port = authority:match("^([^:]*):?(%d*)$") end
   if not host or host == "" then return nil, "bad websocket uri: " .. uri end
-  return host, tonumber(port) or 80, path, authority
+  local n = tonumber(port) or 80
+  if n < 1 or n > 65535 then return nil, "bad websocket uri: port out of range: " .. uri end
+  return host, n, path, authority
 end
 
 -- wb:connect(uri, [opts]) -> 1 | nil, err. opts: protocols (string or
