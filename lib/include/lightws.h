@@ -1024,7 +1024,12 @@ struct lightws_timeouts {
   uint32_t handshake;     /* the opening handshake, both roles, from
                              set_timeouts to open (a request or response
                              dribbled byte by byte included):
-                             HANDSHAKE_TIMEOUT */
+                             HANDSHAKE_TIMEOUT. It applies once a handshake
+                             step has run: a stream that is open from
+                             init (no handshake) has none, so a server
+                             calls lightws_server_read_request() at once
+                             after accept(2) (WOULDBLOCK with nothing to
+                             read), as lightws_accept() does */
   uint32_t idle;          /* no byte received for this long:
                              IDLE_TIMEOUT, close 1001 sent */
   uint32_t ping_interval; /* keepalive: a ping after this long without
