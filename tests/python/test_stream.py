@@ -8,6 +8,8 @@ import io
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 import unittest
@@ -273,6 +275,185 @@ class TestClose(unittest.TestCase):
         with self.assertRaises(lightws.InvalidUsage):
             c._c.close(1005, b"")
         c._release(), s._release()
+
+
+class TestArgumentChecks(unittest.TestCase):
+    """Misuse raises before anything is sent, and the connection stays as
+    it was (issue 13 item 4): close codes and reasons, ping payloads,
+    timeouts."""
+
+    def assert_nothing_sent(self, raw):
+        raw.settimeout(0.2)
+        with self.assertRaises(socket.timeout):
+            raw.recv(100)
+        raw.settimeout(5)
+
+    def test_close_with_a_code_that_may_not_be_sent_raises_and_keeps_the_connection(self):
+        ws, raw = raw_pair(client=False, timeout=5)
+        for code in (999, 1004, 1005, 1006, 1015, 2999, 5000, 70000, -1):
+            with self.subTest(code=code):
+                with self.assertRaises(ValueError):
+                    ws.close(code)
+        for bad in ("1000", 1000.0, None):
+            with self.assertRaises(TypeError):
+                ws.close(bad)
+        with self.assertRaises(TypeError):
+            ws.close(1000, b"bytes")
+        with self.assertRaises(ValueError):
+            ws.close(0, "a reason needs a code")
+        self.assert_nothing_sent(raw)
+        self.assertFalse(ws.closed)
+        ws.send("still open")
+        self.assertEqual(read_frame(raw), (True, Opcode.TEXT, b"still open"))
+        raw.sendall(frame(Opcode.TEXT, b"and reading", mask=KEY))
+        self.assertEqual(ws.recv(), "and reading")
+        ws.close_timeout = 10
+        join = in_thread(ws.close, 4000, "x" * 123)      # the longest reason that fits
+        self.assertEqual(read_frame(raw), (True, Opcode.CLOSE, b"\x0f\xa0" + b"x" * 123))
+        raw.sendall(frame(Opcode.CLOSE, b"\x0f\xa0", mask=KEY))
+        join()
+
+    def test_close_with_a_reason_over_123_bytes_raises_and_keeps_the_connection(self):
+        ws, raw = raw_pair(client=False, timeout=5)
+        for reason in ("x" * 124, "é" * 62, "\ud800"):     # 124 bytes in UTF-8; a lone surrogate
+            with self.subTest(n=len(reason)):
+                with self.assertRaises(ValueError):
+                    ws.close(1000, reason)
+        self.assert_nothing_sent(raw)
+        ws.send(b"still open")
+        self.assertEqual(read_frame(raw), (True, Opcode.BINARY, b"still open"))
+        ws._release()
+
+    def test_ping_and_pong_payloads(self):
+        ws, raw = raw_pair(client=False, timeout=5)
+        for bad in (123, 1.5, None, object()):
+            with self.subTest(bad=bad):
+                with self.assertRaises(TypeError):
+                    ws.ping(bad)
+                with self.assertRaises(TypeError):
+                    ws.pong(bad)
+        for long in (b"x" * 126, "é" * 63):
+            with self.assertRaises(ValueError):
+                ws.ping(long)
+        self.assert_nothing_sent(raw)
+        ws.ping("hé")                                   # str: UTF-8, as websockets does
+        self.assertEqual(read_frame(raw), (True, Opcode.PING, "hé".encode()))
+        ws.ping(bytearray(b"ba"))
+        self.assertEqual(read_frame(raw), (True, Opcode.PING, b"ba"))
+        ws.pong(memoryview(b"mv"))
+        self.assertEqual(read_frame(raw), (True, Opcode.PONG, b"mv"))
+        ws.ping(b"y" * 125)
+        self.assertEqual(read_frame(raw), (True, Opcode.PING, b"y" * 125))
+        ws._release()
+
+    def test_settimeout_rejects_nan_and_negative_values_as_socket_does(self):
+        c, s = pair(timeout=3)
+        for bad in (float("nan"), -1, -0.5, float("-inf")):
+            with self.subTest(bad=bad):
+                with self.assertRaises(ValueError):
+                    c.settimeout(bad)
+                self.assertEqual(c.gettimeout(), 3)
+        with self.assertRaises(TypeError):
+            c.settimeout("1")
+        c.settimeout(0)
+        c.settimeout(2)
+        self.assertEqual(c.gettimeout(), 2.0)
+        c._release(), s._release()
+        for kw in ({"timeout": float("nan")}, {"timeout": -1},
+                   {"close_timeout": float("nan")}, {"close_timeout": -1}):
+            with self.subTest(kw=kw):
+                a, b = socket.socketpair()
+                with self.assertRaises(ValueError):
+                    lightws.WebSocket(a, client=True, **kw)
+                a.close(), b.close()
+
+    def test_connect_checks_timeouts_before_connecting(self):
+        srv = socket.create_server(("127.0.0.1", 0))
+        srv.setblocking(False)
+        try:
+            url = f"ws://127.0.0.1:{srv.getsockname()[1]}/"
+            for kw in ({"timeout": float("nan")}, {"timeout": 2, "close_timeout": -1}):
+                with self.assertRaises(ValueError):
+                    lightws.connect(url, **kw)
+            time.sleep(0.1)
+            with self.assertRaises(BlockingIOError):
+                srv.accept()                # no connection was made
+        finally:
+            srv.close()
+
+
+# A reader whose read cannot go on until our control slot is written (the
+# peer pinged while our own ping waits behind a data frame we cut short)
+# used to loop at once, without waiting and without its deadline, for as
+# long as nobody finished that frame (issue 13: no progress, no deadline).
+# The state is made through the C stream; the child is killed if it spins.
+_CUT_FRAME_READER = r"""
+import socket, sys, threading, time
+import lightws
+from _helpers import frame, read_frame
+peer_reads = sys.argv[1] == "reads"
+a, b = socket.socketpair()
+for x in (a, b):
+    x.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    x.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+ws = lightws.WebSocket(a, client=False, timeout=0)
+ws.send(b"x" * (1 << 20))          # taken; the frame is under way, its rest kept
+assert ws.pending
+ws._c.ping(b"mine")                 # queued behind the cut frame
+b.sendall(frame(0x9, b"theirs", mask=b"abcd"))
+got = []
+if peer_reads:
+    b.settimeout(10)
+    def drain():
+        try:
+            while True:
+                got.append(read_frame(b))
+        except (OSError, EOFError):
+            pass
+    threading.Thread(target=drain, daemon=True).start()
+ws.settimeout(1.0)
+t0, c0 = time.monotonic(), time.process_time()
+try:
+    ws.recv()
+except TimeoutError:
+    pass
+print("%.2f %.2f" % (time.monotonic() - t0, time.process_time() - c0))
+if peer_reads:
+    deadline = time.monotonic() + 10
+    while len(got) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    print([(op, len(p)) for _, op, p in got[:3]])
+"""
+
+
+class TestNoSpin(unittest.TestCase):
+    def run_child(self, mode):
+        r = subprocess.run([sys.executable, "-c", _CUT_FRAME_READER, mode],
+                           capture_output=True, text=True, timeout=30,
+                           cwd=os.path.dirname(os.path.abspath(__file__)))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout.split("\n")
+
+    def test_reader_behind_a_cut_frame_keeps_its_deadline(self):
+        # the peer reads nothing: the reader cannot finish the frame, and
+        # waits for writability until its 1 s timeout, without spinning
+        try:
+            out = self.run_child("stuck")
+        except subprocess.TimeoutExpired:
+            self.fail("recv() spun past its timeout")
+        wall, cpu = map(float, out[0].split())
+        self.assertLess(wall, 10)
+        self.assertLess(cpu, 0.5 * wall + 0.2, "recv() burnt CPU while it waited")
+
+    def test_reader_behind_a_cut_frame_finishes_it(self):
+        # the peer reads: the reader writes the rest of the frame, then our
+        # ping and the pong, and waits for data until its timeout
+        try:
+            out = self.run_child("reads")
+        except subprocess.TimeoutExpired:
+            self.fail("recv() spun past its timeout")
+        self.assertLess(float(out[0].split()[0]), 10)
+        self.assertEqual(out[1], str([(2, 1 << 20), (9, 4), (10, 6)]))   # BINARY, PING, PONG
 
 
 class TestProtocolErrors(unittest.TestCase):

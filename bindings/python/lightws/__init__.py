@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 from . import _core, codec
 from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_RBUF_SIZE,
-                    RawStream, WebSocket, _UNSET)
-from ._core import Chunk, Request, Response
+                    RawStream, WebSocket, _UNSET, _timeout_arg)
+from ._core import Chunk, Headers, Request, Response, header_list
 from .errors import (WANT_READ, WANT_WRITE, CloseCode, ConnectionClosed,
                      ConnectionClosedError, ConnectionClosedOK, HandshakeError,
                      InvalidUsage, Opcode, ProtocolError, WebSocketError,
@@ -43,7 +43,6 @@ OPT_NO_UTF8_CHECK = _core.OPT_NO_UTF8_CHECK   #: do not validate text
 OPT_NO_AUTO_PONG = _core.OPT_NO_AUTO_PONG     #: do not answer pings
 OPT_NO_MASK_CHECK = _core.OPT_NO_MASK_CHECK   #: accept frames whatever the mask bit
 
-Headers = Sequence[Tuple[str, str]]
 
 
 def c_version() -> str:
@@ -54,17 +53,25 @@ def c_version() -> str:
 def parse_url(url: str) -> Tuple[str, int, str, str]:
     """(host to connect to, port, Host header value, request path) of a
     ws:// or wss:// URL (RFC 6455 §3)."""
-    u = urlsplit(url)
+    if not isinstance(url, str):
+        raise TypeError(f"a URL is a str, not {type(url).__name__}")
+    try:
+        u = urlsplit(url)
+        uport = u.port          # ValueError: not a number, or over 65535
+    except ValueError as e:
+        raise InvalidUsage(f"bad URL {url!r}: {e}") from None
     if u.scheme not in ("ws", "wss"):
         raise InvalidUsage(f"not a ws:// or wss:// URL: {url!r}")
     if not u.hostname:
         raise InvalidUsage(f"no host in {url!r}")
+    if uport == 0:
+        raise InvalidUsage(f"port 0 in {url!r}: nothing listens there")
     host = u.hostname
     default = 443 if u.scheme == "wss" else 80
-    port = u.port or default
+    port = uport if uport is not None else default
     authority = f"[{host}]" if ":" in host else host
-    if u.port is not None and u.port != default:
-        authority += f":{u.port}"
+    if uport is not None and uport != default:
+        authority += f":{uport}"
     path = u.path or "/"
     if u.query:
         path += "?" + u.query
@@ -99,6 +106,10 @@ def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = No
     defaults to the URL's host). Raises HandshakeError (``status`` for a non-101 answer), OSError,
     TimeoutError.
     """
+    headers = header_list(headers)        # TypeError before any connection
+    if timeout is not _UNSET:
+        _timeout_arg(timeout)
+    _timeout_arg(close_timeout, "close_timeout")
     if isinstance(target, str):
         url = target
         thost, port, authority, upath = parse_url(url)
@@ -148,6 +159,7 @@ def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
     405, 426, 431), the socket is closed and HandshakeError raised.
     ``ssl`` (a server-side ssl.SSLContext) runs TLS first (wss).
     """
+    headers = header_list(headers)
     ws = WebSocket(sock, client=False, timeout=timeout, max_size=max_size,
                    rbuf_size=rbuf_size, options=options, close_timeout=close_timeout,
                    ssl=ssl)

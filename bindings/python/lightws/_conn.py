@@ -23,14 +23,13 @@ from typing import (Any, Callable, Iterator, List, Optional, Sequence, Tuple,
                     TypeVar, Union)
 
 from . import _core
-from ._core import CStream, Chunk, Request, Response
+from ._core import CStream, Chunk, Headers, Request, Response
 from .errors import (ConnectionClosed, ConnectionClosedError,
                      ConnectionClosedOK, InvalidUsage, Opcode, ProtocolError,
                      WebSocketError, WouldBlock)
 
 T = TypeVar("T")
 Data = Union[str, bytes, bytearray, memoryview]
-Headers = Sequence[Tuple[str, str]]
 
 WANT_READ = _core.WANT_READ
 WANT_WRITE = _core.WANT_WRITE
@@ -78,6 +77,61 @@ _TEXT = int(Opcode.TEXT)
 _BINARY = int(Opcode.BINARY)
 _PING = int(Opcode.PING)
 _SEND_MASK_IN_PLACE = _core.SEND_MASK_IN_PLACE
+
+
+def _timeout_arg(value: Any, name: str = "timeout") -> Optional[float]:
+    """``value`` as a timeout in seconds, checked as socket.settimeout()
+    checks it: None (no bound) or a number >= 0; NaN and negative numbers
+    are ValueError, a str TypeError."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be None or a number, not {type(value).__name__}")
+    t = float(value)
+    if math.isnan(t):
+        raise ValueError(f"{name}: invalid value NaN (not a number)")
+    if t < 0:
+        raise ValueError(f"{name} value out of range")
+    return t
+
+
+def _close_args(code: Any, reason: Any) -> bytes:
+    """Checks close(code, reason) before anything is sent; the reason as
+    UTF-8. The code must be one a close frame may carry (§7.4.1, §7.4.2:
+    1000-1003, 1007-1014, 3000-4999; never 1005, 1006, 1015), or 0 for a
+    close frame without a code (then no reason); the reason fits the
+    control frame with the code: 123 bytes (§5.5)."""
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise TypeError(f"a close code is an int, not {type(code).__name__}")
+    if not isinstance(reason, str):
+        raise TypeError(f"a close reason is a str, not {type(reason).__name__}")
+    if code != 0 and not (0 < code <= 0xFFFF and _core.close_code_valid(code)):
+        raise InvalidUsage(f"close code {code} may not be sent (RFC 6455 §7.4)", "INVALID")
+    rb = reason.encode("utf-8")     # UnicodeEncodeError (a ValueError): lone surrogate
+    if len(rb) > _core.CONTROL_MAX - 2:
+        raise InvalidUsage(f"close reason is {len(rb)} bytes in UTF-8; at most "
+                           f"{_core.CONTROL_MAX - 2} fit a close frame", "INVALID")
+    if rb and code == 0:
+        raise InvalidUsage("a close reason needs a close code", "INVALID")
+    return rb
+
+
+def _control_payload(data: Any) -> bytes:
+    """A ping or pong payload: str as UTF-8, or any bytes-like object (an
+    int is not one: bytes(5) would be five NUL bytes); at most 125 bytes
+    (§5.5)."""
+    if isinstance(data, str):
+        payload = data.encode("utf-8")
+    else:
+        try:
+            payload = memoryview(data).tobytes()
+        except TypeError:
+            raise TypeError(f"a ping or pong payload is str or bytes-like, "
+                            f"not {type(data).__name__}") from None
+    if len(payload) > _core.CONTROL_MAX:
+        raise InvalidUsage(f"a ping or pong payload is at most {_core.CONTROL_MAX} "
+                           f"bytes, not {len(payload)}", "INVALID")
+    return payload
 
 
 def _as_fd(obj: Any) -> Tuple[Optional[socket.socket], int, Any]:
@@ -132,7 +186,7 @@ class BaseWebSocket:
         # reading: the message being assembled
         self._rmsg: Optional[bytearray] = None
         self._rpos = 0
-        self._scratch = bytearray(_SCRATCH)
+        self._scratch: Optional[bytearray] = None    # see _scratch_buf()
         # writing: an unfinished message, and the opcode of an open
         # fragmented message (0 if none)
         self._pending: Optional[_SendJob] = None
@@ -214,7 +268,7 @@ class BaseWebSocket:
             # C receive buffer (lightws_stream_recv).
             data, op, _, end = self._c.recv_chunk()
             return self._recv_first(data, op, end)
-        buf = self._rmsg if self._rmsg is not None else self._scratch
+        buf = self._rmsg if self._rmsg is not None else self._scratch_buf()
         return self._recv_rest(buf, self._rpos)
 
     def _recv_first(self, data: bytes, op: int, end: bool) -> Union[str, bytes]:
@@ -227,11 +281,20 @@ class BaseWebSocket:
             return data.decode("utf-8") if op == _TEXT else data
         n = len(data)
         if n < _SCRATCH:
-            buf = self._scratch
+            buf = self._scratch_buf()
         else:
             buf = bytearray(min(max(2 * n, _SCRATCH), self.max_size + 1))
         buf[:n] = data
         return self._recv_rest(buf, n)
+
+    def _scratch_buf(self) -> bytearray:
+        """The first buffer of a message that comes in pieces, made on the
+        first such message: a connection that never has one (idle, or read
+        with recv_chunk_into as the echo tool does) does without it."""
+        s = self._scratch
+        if s is None:
+            s = self._scratch = bytearray(_SCRATCH)
+        return s
 
     def _recv_rest(self, buf: bytearray, pos: int) -> Union[str, bytes]:
         """The rest of a message whose first ``pos`` bytes are in ``buf``,
@@ -393,13 +456,41 @@ class BaseWebSocket:
 
     def _flush_for_reader(self, want: int) -> int:
         """A read that would block may hold a pending control frame (an
-        automatic pong, our close): write it, and drop WANT_WRITE when it is
-        out or a data frame being written will carry it."""
+        automatic pong, our close): write it. Returns what to wait for,
+        without WANT_WRITE once it is out, or 0 after progress (the read
+        is retried at once; never 0 without progress, which would spin
+        with no deadline).
+
+        A data frame of ours that is half-written holds the control frame
+        back (flush: BUSY) until its end. A writer at work carries it: the
+        reader waits as before (for writability as well when the read
+        cannot go on without the slot). With no writer at work, the reader
+        writes the kept rest of the frame itself."""
         try:
-            self._c.flush()
-            return want & ~WANT_WRITE
+            if self._c.flush():
+                return want & ~WANT_WRITE
         except WouldBlock:
-            return want
+            return want | WANT_WRITE
+        done = self._finish_pending_for_reader()
+        if done is None:                    # a writer is at it
+            return want & ~WANT_WRITE if want & WANT_READ else WANT_WRITE
+        return 0 if done else want | WANT_WRITE
+
+    def _finish_pending_for_reader(self) -> Optional[bool]:
+        """None while a writer is sending, else _finish_pending()."""
+        raise NotImplementedError
+
+    def _finish_pending(self) -> bool:
+        """Writes the kept rest of a half-written data frame: True when it
+        is out, False if the socket would block."""
+        if self._pending is None:
+            raise InvalidUsage("a data frame was cut short and its rest is lost "
+                               "(an interrupted send): the stream cannot go on", "BUSY")
+        try:
+            self._step_pending()
+        except WouldBlock:
+            return False
+        return True
 
     def _step_flush(self) -> None:
         """Writes the pending message rest and any pending control frame."""
@@ -475,6 +566,10 @@ class WebSocket(BaseWebSocket):
                  close_timeout: float = DEFAULT_CLOSE_TIMEOUT, **kw: Any) -> None:
         if timeout is _UNSET:
             timeout = sock.gettimeout() if isinstance(sock, socket.socket) else None
+        timeout = _timeout_arg(timeout)
+        close_timeout = _timeout_arg(close_timeout, "close_timeout")
+        if close_timeout is None:
+            raise TypeError("close_timeout must be a number")
         super().__init__(sock, client=client, **kw)
         self._timeout: Optional[float] = timeout
         self.close_timeout = close_timeout
@@ -512,6 +607,14 @@ class WebSocket(BaseWebSocket):
         threading.Thread(target=self._close_when_idle, daemon=True,
                          name="lightws-close").start()
 
+    def _finish_pending_for_reader(self) -> Optional[bool]:
+        if not self._wlock.acquire(blocking=False):
+            return None
+        try:
+            return self._finish_pending()
+        finally:
+            self._wlock.release()
+
     def _close_when_idle(self) -> None:
         with self._rlock, self._wlock:
             self._close_fd()
@@ -519,12 +622,9 @@ class WebSocket(BaseWebSocket):
     # -- timeouts ----------------------------------------------------------
     def settimeout(self, value: Optional[float]) -> None:
         """None: block; 0: never wait (BlockingIOError); t: wait t seconds
-        per call, then TimeoutError (socket.timeout)."""
-        if value is not None:
-            value = float(value)
-            if value < 0:
-                raise ValueError("timeout value out of range")
-        self._timeout = value
+        per call, then TimeoutError (socket.timeout). NaN or a negative
+        value is a ValueError, as for a socket."""
+        self._timeout = _timeout_arg(value)
 
     def gettimeout(self) -> Optional[float]:
         return self._timeout
@@ -816,13 +916,14 @@ class WebSocket(BaseWebSocket):
 
     def ping(self, data: Union[bytes, str] = b"") -> None:
         """Sends a ping (payload up to 125 bytes). The pong shows up in
-        ``last_pong`` once a read has seen it."""
-        payload = data.encode() if isinstance(data, str) else bytes(data)
+        ``last_pong`` once a read has seen it. ``data``: bytes-like, or str
+        (sent as UTF-8); anything else is a TypeError."""
+        payload = _control_payload(data)
         self._control(lambda: self._c.ping(payload))
 
     def pong(self, data: Union[bytes, str] = b"") -> None:
         """Sends an unsolicited pong (pings are answered automatically)."""
-        payload = data.encode() if isinstance(data, str) else bytes(data)
+        payload = _control_payload(data)
         self._control(lambda: self._c.pong(payload))
 
     def _control(self, fn: Callable[[], None]) -> None:
@@ -886,13 +987,15 @@ class WebSocket(BaseWebSocket):
         """Closes the connection: sends a close frame with ``code`` and
         ``reason`` (unless one was sent or the stream failed), waits up to
         ``close_timeout`` for the peer's close, then closes the socket.
-        Idempotent."""
+        Idempotent. An invalid ``code`` or a ``reason`` over 123 bytes in
+        UTF-8 raises ValueError (InvalidUsage) before anything is sent:
+        the connection stays as it was."""
+        rb = _close_args(code, reason)
         if self._fd_closed:
             return
         deadline = time.monotonic() + self.close_timeout
         try:
             if self._need_close_frame():
-                rb = reason.encode("utf-8")
                 if self._wlock.acquire(timeout=self.close_timeout):
                     try:
                         left = max(0.0, deadline - time.monotonic())

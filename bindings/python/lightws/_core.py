@@ -12,13 +12,16 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import (Any, Iterable, List, Mapping, NamedTuple, Optional, Sequence,
+                    Tuple, Union)
 
 from ._lightws import ffi, lib
 from .errors import (WANT_READ, WANT_WRITE, ConnectionClosedError, HandshakeError, InvalidUsage,
                      ProtocolError, WebSocketError, WouldBlock, closed_error)
 
-Headers = Sequence[Tuple[str, str]]
+#: extra handshake headers: a mapping, an iterable of (name, value) pairs,
+#: or an object with raw_items() / items() (http.client.HTTPMessage)
+Headers = Union[Mapping[str, str], Iterable[Tuple[str, str]], Any]
 
 assert WANT_READ == lib.LIGHTWS_WANT_READ and WANT_WRITE == lib.LIGHTWS_WANT_WRITE
 ERR_WOULDBLOCK = lib.LIGHTWS_ERR_WOULDBLOCK
@@ -140,8 +143,46 @@ def _cstr(value: Optional[str]):
     return ffi.new("char[]", value.encode("utf-8"))
 
 
+def header_list(headers: Optional[Headers], check: bool = False) -> List[Tuple[str, str]]:
+    """The extra handshake headers as a list of (name, value) str pairs.
+
+    Takes None, a mapping ({"Authorization": "..."}), an iterable of
+    (name, value) pairs (a list of 2-tuples, repeated names allowed), or
+    anything with raw_items() or items() (http.client.HTTPMessage, a
+    multidict: raw_items() first, since it keeps repeated names). Anything
+    else raises TypeError here, at the call, so a server finds out in
+    serve() and not in every handshake. ``check`` (servers) also runs the
+    C check of names and values now (a name that is not a token, CR or LF
+    in a value: HandshakeError HEADER_INJECTION; not Latin-1:
+    UnicodeEncodeError), which connect() and accept() meet at once anyway."""
+    if headers is None:
+        return []
+    if isinstance(headers, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"headers must be a mapping or (name, value) pairs, "
+                        f"not {type(headers).__name__}")
+    items = getattr(headers, "raw_items", None)
+    if not callable(items):
+        items = getattr(headers, "items", None)
+    pairs = items() if callable(items) else headers
+    try:
+        it = iter(pairs)
+    except TypeError:
+        raise TypeError(f"headers must be a mapping or (name, value) pairs, "
+                        f"not {type(headers).__name__}") from None
+    out: List[Tuple[str, str]] = []
+    for pair in it:
+        if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+                or not isinstance(pair[0], str) or not isinstance(pair[1], str)):
+            raise TypeError(f"a header is a (name, value) pair of str, not {pair!r}")
+        out.append((pair[0], pair[1]))
+    if check and out:
+        build_response(new_key(), None, out)
+    return out
+
+
 def _header_array(headers: Optional[Headers]):
     """(struct lightws_header[] or NULL, count, keepalive list)."""
+    headers = header_list(headers)
     if not headers:
         return ffi.NULL, 0, []
     arr = ffi.new("struct lightws_header[]", len(headers))
@@ -250,7 +291,9 @@ class CStream:
                  options: int = 0) -> None:
         self.lock = threading.Lock()
         self._s = ffi.new("struct lightws_stream *")
-        self._rbuf = ffi.new("uint8_t[]", rbuf_size)
+        # not cleared: C writes every byte before reading it, and pages of
+        # an idle connection's buffer are never touched (resident memory)
+        self._rbuf = _alloc_uncleared("uint8_t[]", rbuf_size)
         self._chunk = ffi.new("struct lightws_chunk *")
         self._lenp = ffi.new("size_t *")
         self._info = ffi.new("int *")

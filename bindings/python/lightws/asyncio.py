@@ -24,6 +24,7 @@ while another writes.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import socket
 from typing import (Any, AsyncIterator, Awaitable, Callable, List, Optional,
@@ -33,8 +34,10 @@ from urllib.parse import urlsplit
 from . import parse_url, _protocols
 from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_RBUF_SIZE,
                     WANT_READ, WANT_WRITE, BaseWebSocket, Data, _choose_subprotocol,
-                    _SendJob)
-from ._core import Chunk, Request
+                    _close_args, _control_payload, _SendJob, _timeout_arg)
+from ._core import Chunk, Headers, Request, header_list
+from .server import (_ACCEPT_BACKOFF, _ACCEPT_PAUSE, _ACCEPT_TRANSIENT,
+                     DEFAULT_OPEN_TIMEOUT)
 from .errors import (ConnectionClosed, ConnectionClosedOK, HandshakeError,
                      InvalidUsage, Opcode, ProtocolError, WebSocketError,
                      WouldBlock)
@@ -42,7 +45,6 @@ from .errors import (ConnectionClosed, ConnectionClosedOK, HandshakeError,
 __all__ = ["WebSocket", "connect", "accept", "serve", "Server"]
 
 log = logging.getLogger("lightws")
-Headers = Sequence[Tuple[str, str]]
 
 
 class WebSocket(BaseWebSocket):
@@ -53,6 +55,9 @@ class WebSocket(BaseWebSocket):
     def __init__(self, sock: Any, *, client: bool,
                  loop: Optional[asyncio.AbstractEventLoop] = None,
                  close_timeout: float = DEFAULT_CLOSE_TIMEOUT, **kw: Any) -> None:
+        close_timeout = _timeout_arg(close_timeout, "close_timeout")
+        if close_timeout is None:
+            raise TypeError("close_timeout must be a number")
         super().__init__(sock, client=client, **kw)
         self._loop = loop or asyncio.get_running_loop()
         self.close_timeout = close_timeout
@@ -106,6 +111,11 @@ class WebSocket(BaseWebSocket):
             if not f.done():
                 f.set_exception(ConnectionClosed(1006, "socket closed"))
         self._rwait, self._wwait = [], []
+
+    def _finish_pending_for_reader(self) -> Optional[bool]:
+        if self._send_lock.locked():        # a send() task finishes the frame
+            return None
+        return self._finish_pending()
 
     async def _run(self, step: Callable[[], Any], reading: bool) -> Any:
         while True:
@@ -213,11 +223,12 @@ class WebSocket(BaseWebSocket):
                 raise
 
     async def ping(self, data: Union[bytes, str] = b"") -> None:
-        payload = data.encode() if isinstance(data, str) else bytes(data)
+        """A ping: bytes-like, or str sent as UTF-8 (TypeError otherwise)."""
+        payload = _control_payload(data)
         await self._control(lambda: self._c.ping(payload))
 
     async def pong(self, data: Union[bytes, str] = b"") -> None:
-        payload = data.encode() if isinstance(data, str) else bytes(data)
+        payload = _control_payload(data)
         await self._control(lambda: self._c.pong(payload))
 
     async def _control(self, fn: Callable[[], None]) -> None:
@@ -258,11 +269,14 @@ class WebSocket(BaseWebSocket):
     # -- closing -------------------------------------------------------------
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Sends a close frame, waits up to ``close_timeout`` for the
-        peer's, then closes the socket. Idempotent."""
+        peer's, then closes the socket. Idempotent. An invalid ``code`` or
+        a ``reason`` over 123 bytes in UTF-8 raises ValueError
+        (InvalidUsage) before anything is sent."""
+        rb = _close_args(code, reason)
         if self._fd_closed:
             return
         try:
-            await asyncio.wait_for(self._close_handshake(code, reason),
+            await asyncio.wait_for(self._close_handshake(code, rb),
                                    self.close_timeout)
         except (OSError, WebSocketError, asyncio.TimeoutError):
             pass
@@ -270,9 +284,8 @@ class WebSocket(BaseWebSocket):
             self._unregister()
             self._release()
 
-    async def _close_handshake(self, code: int, reason: str) -> None:
+    async def _close_handshake(self, code: int, rb: bytes) -> None:
         if self._need_close_frame():
-            rb = reason.encode("utf-8")
             async with self._send_lock:
                 await self._run(self._step_pending, False)
                 await self._run(lambda: self._step_control(
@@ -347,6 +360,8 @@ async def connect(target: Any, *, host: Optional[str] = None, path: Optional[str
     """Client: a ws:// or wss:// URL, or a connected socket (then
     ``host``/``path``), through the opening handshake (TLS first with
     ``ssl``, an ssl.SSLContext). ``async with await connect(url) as ws``."""
+    headers = header_list(headers)        # TypeError before any connection
+    _timeout_arg(close_timeout, "close_timeout")
     if isinstance(target, str):
         url = target
         thost, port, authority, upath = parse_url(url)
@@ -383,6 +398,7 @@ async def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
     """Server: the opening handshake on an accepted socket (an invalid
     request is answered with its HTTP status; HandshakeError); TLS first
     with ``ssl`` (a server-side ssl.SSLContext)."""
+    headers = header_list(headers)
     ws = WebSocket(sock, client=False, max_size=max_size, rbuf_size=rbuf_size,
                    options=options, close_timeout=close_timeout, ssl=ssl)
     try:
@@ -398,11 +414,12 @@ class Server:
     """What serve() returns: accepts connections until close()."""
 
     def __init__(self, sock: socket.socket, handler: Callable[[WebSocket], Awaitable[Any]],
-                 accept_kw: dict) -> None:
+                 accept_kw: dict, open_timeout: Optional[float] = None) -> None:
         self.sockets = [sock]
         self._sock = sock
         self._handler = handler
         self._kw = accept_kw
+        self._open_timeout = open_timeout
         self._conns: Set["asyncio.Task[None]"] = set()
         self._closing = False
         self._task = asyncio.get_running_loop().create_task(self._accept_loop())
@@ -412,25 +429,56 @@ class Server:
         """The bound port (useful with port 0)."""
         return self._sock.getsockname()[1]
 
+    @property
+    def connections(self) -> int:
+        """How many connections are being served (handshake included)."""
+        return len(self._conns)
+
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
+        paused = False
         while not self._closing:
             try:
                 conn, _ = await loop.sock_accept(self._sock)
-            except (OSError, asyncio.CancelledError):
+            except asyncio.CancelledError:
                 if self._closing:
                     return
                 raise
+            except OSError as e:
+                if self._closing:
+                    return
+                if e.errno in _ACCEPT_TRANSIENT:
+                    continue        # that connection is gone; the next one
+                if e.errno not in _ACCEPT_BACKOFF:
+                    raise
+                # Out of descriptors or memory: the listener stays readable,
+                # so retrying at once would spin. Live connections go on
+                # (and free descriptors as they end); accept again later.
+                if not paused:      # once per episode, not every pause
+                    log.error("lightws: accept() failed: %s; pausing", e)
+                    paused = True
+                await asyncio.sleep(_ACCEPT_PAUSE)
+                continue
+            if paused:
+                log.warning("lightws: accepting again")
+                paused = False
             task = loop.create_task(self._serve_one(conn))
             self._conns.add(task)
             task.add_done_callback(self._conns.discard)
 
     async def _serve_one(self, conn: socket.socket) -> None:
         try:
-            ws = await accept(conn, **self._kw)
-        except (OSError, WebSocketError) as e:
-            log.debug("lightws: handshake failed: %s", e)
+            if self._open_timeout is None:
+                ws = await accept(conn, **self._kw)
+            else:
+                ws = await asyncio.wait_for(accept(conn, **self._kw), self._open_timeout)
+        except (OSError, WebSocketError, asyncio.TimeoutError) as e:
+            log.debug("lightws: handshake failed: %r", e)
+            conn.close()            # accept() closed it, unless it failed first
             return
+        except BaseException:
+            conn.close()
+            raise
         try:
             await self._handler(ws)
         except ConnectionClosed:
@@ -479,11 +527,27 @@ class Server:
 
 
 async def serve(handler: Callable[[WebSocket], Awaitable[Any]], host: Optional[str] = "127.0.0.1",
-                port: int = 0, *, backlog: int = 128, **accept_kw: Any) -> Server:
+                port: int = 0, *, backlog: int = 128,
+                open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
+                **accept_kw: Any) -> Server:
     """Listens on (host, port) and runs ``await handler(ws)`` for every
     websocket connection (the socket closes when the handler returns).
-    ``accept_kw`` go to accept() (protocols, headers, max_size...)."""
+    ``accept_kw`` go to accept() (protocols, headers, max_size...) and are
+    checked here, as are the headers: a bad one fails serve(), not every
+    handshake. ``open_timeout`` bounds each opening handshake (None:
+    no bound), so silent clients cannot hold descriptors for good. When
+    accept() runs out of descriptors (EMFILE) the server pauses
+    accepting briefly instead of failing; live connections go on."""
+    if not callable(handler):
+        raise TypeError(f"handler must be callable, not {type(handler).__name__}")
+    open_timeout = _timeout_arg(open_timeout, "open_timeout")
+    if open_timeout == 0:
+        raise ValueError("open_timeout must be None or > 0")
+    if "headers" in accept_kw:
+        accept_kw["headers"] = header_list(accept_kw["headers"], check=True)
+    # A misspelt option fails here, not later in every connection's task.
+    inspect.signature(accept).bind(None, **accept_kw)
     family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
     sock = socket.create_server((host or "", port), family=family, backlog=backlog)
     sock.setblocking(False)
-    return Server(sock, handler, accept_kw)
+    return Server(sock, handler, accept_kw, open_timeout)

@@ -5,24 +5,33 @@
     python3 -m lightws.echo --client ws://HOST:PORT/PATH?QUERY
 
 The server prints "listening on HOST:PORT" and echoes every message with
-its opcode, streamed chunk by chunk as fragments (one thread per
-connection). The client echoes every message the server sends until the
-server closes, then exits 0.
+its opcode, streamed chunk by chunk as fragments. It runs on
+lightws.asyncio.serve(): one thread for every connection at once, so
+thousands of idle connections cost memory, not threads, and ending them
+(or the server) takes one pass of the event loop; when accept() runs out
+of descriptors the server pauses accepting and recovers. Messages over
+--max-message bytes (default 64 MiB, as the C and Lua echo) get close
+1009. SIGTERM or SIGINT ends the server with close 1001 to every client
+(bounded wait). The client echoes every message the server sends until
+the server closes, then exits 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
 import signal
-import socket
 import sys
-import threading
-from typing import List, Optional
+from typing import Any, List, Optional
 
-from . import (ConnectionClosed, HandshakeError,
-               ProtocolError, WebSocket, WebSocketError, accept, connect)
+from . import ConnectionClosed, WebSocket, WebSocketError, connect
+from . import asyncio as lwa
 
 PROG = "lightws.echo"
+DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024   #: as build/lightws-echo and examples/echo.lua
+CHUNK = 16384                             #: bytes read (and echoed) at a time
+SHUTDOWN_GRACE = 1.0                      #: seconds for clients to answer 1001
 
 
 def echo_stream(ws: WebSocket, bufsize: int = 65536) -> None:
@@ -37,62 +46,82 @@ def echo_stream(ws: WebSocket, bufsize: int = 65536) -> None:
         ws.send(view[:ch.nbytes], ch.opcode, fin=ch.message_end)
 
 
-def _serve_conn(conn: socket.socket, peer: str, quiet: bool, max_message: int) -> None:
+async def echo_stream_async(ws: lwa.WebSocket, bufsize: int = CHUNK) -> None:
+    """echo_stream() over lightws.asyncio."""
+    buf = bytearray(bufsize)
+    view = memoryview(buf)
+    while True:
+        ch = await ws.recv_chunk_into(buf)
+        if ch.nbytes == 0 and not ch.message_end:
+            continue
+        await ws.send(view[:ch.nbytes], ch.opcode, fin=ch.message_end)
+
+
+def _peer(ws: Any) -> str:
     try:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:
-        pass
-    try:
-        ws = accept(conn, timeout=None, max_size=max_message or None)
-    except (HandshakeError, OSError) as e:
-        if not quiet:
-            print(f"{PROG}: {peer} rejected: {e}", file=sys.stderr)
-        return
-    code: Optional[int] = None
-    with ws:
+        addr = ws._sock.getpeername()
+    except (AttributeError, OSError):
+        return "?"
+    host = addr[0]
+    return f"[{host}]:{addr[1]}" if ":" in host else f"{host}:{addr[1]}"
+
+
+def _handler(quiet: bool) -> Any:
+    async def handle(ws: lwa.WebSocket) -> None:
+        peer = _peer(ws)
+        code: Optional[int] = None
         try:
-            echo_stream(ws)
+            await echo_stream_async(ws)
         except ConnectionClosed as e:
             code = e.code
-        except ProtocolError as e:
+        except (OSError, WebSocketError) as e:      # ProtocolError: lightws sent the close
             if not quiet:
                 print(f"{PROG}: {peer} {ws.path}: {e}", file=sys.stderr)
-        except (OSError, WebSocketError) as e:
-            if not quiet:
-                print(f"{PROG}: {peer} {ws.path}: {e}", file=sys.stderr)
-    if not quiet:
-        print(f"{PROG}: {peer} {ws.path} close {code}", file=sys.stderr)
+        if not quiet:
+            print(f"{PROG}: {peer} {ws.path} close {code}", file=sys.stderr)
+    return handle
 
 
-def run_server(host: str, port: int, quiet: bool = False, max_message: int = 0) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    srv = socket.create_server((host, port), family=family, backlog=128)
-    bound = srv.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    print(f"listening on {shown}:{bound}", flush=True)
-
-    def stop(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
+async def _serve(host: str, port: int, quiet: bool, max_message: int) -> int:
     try:
-        while True:
-            conn, addr = srv.accept()
-            peer = f"{addr[0]}:{addr[1]}"
-            threading.Thread(target=_serve_conn, args=(conn, peer, quiet, max_message),
-                             daemon=True).start()
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        srv.close()
-
-
-def run_client(url: str) -> int:
-    try:
-        ws = connect(url)
-    except (OSError, WebSocketError) as e:
-        print(f"{PROG}: {url}: {e}", file=sys.stderr)
+        server = await lwa.serve(_handler(quiet), host, port, backlog=128,
+                                 max_size=max_message)
+    except OSError as e:
+        print(f"{PROG}: cannot listen on {host}:{port}: {e}", file=sys.stderr)
         return 1
+    shown = f"[{host}]" if ":" in host else host
+    print(f"listening on {shown}:{server.port}", flush=True)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    # Each connection sends 1001 and waits for the answer; the ones that
+    # do not answer within the grace are cut (their tasks are cancelled
+    # again, which releases their sockets).
+    server.close()
+    try:
+        await asyncio.wait_for(server.wait_closed(), SHUTDOWN_GRACE)
+    except asyncio.TimeoutError:
+        pass
+    return 0
+
+
+def run_server(host: str, port: int, quiet: bool = False,
+               max_message: int = DEFAULT_MAX_MESSAGE) -> int:
+    # not quiet: the server's debug lines too (rejected handshakes)
+    logging.basicConfig(format=f"{PROG}: %(message)s",
+                        level=logging.WARNING if quiet else logging.DEBUG)
+    return asyncio.run(_serve(host, port, quiet, max_message))
+
+
+def run_client(url: str, max_message: int = DEFAULT_MAX_MESSAGE) -> int:
+    try:
+        ws = connect(url, max_size=max_message)
+    except (OSError, ValueError, WebSocketError) as e:
+        # ValueError: a bad URL (InvalidUsage), a host IDNA cannot encode
+        print(f"{PROG}: {url}: {e}", file=sys.stderr)
+        return 2 if isinstance(e, ValueError) else 1     # 2: as lightws-echo for a bad URL
     with ws:
         try:
             echo_stream(ws)
@@ -107,17 +136,32 @@ def run_client(url: str) -> int:
     return 0
 
 
+def _int_in(lo: int, hi: int, what: str) -> Any:
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad {what} {text!r}") from None
+        if not lo <= n <= hi:
+            raise argparse.ArgumentTypeError(f"bad {what} {text!r} (not {lo}..{hi})")
+        return n
+    return parse
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m lightws.echo",
                                  description="websocket echo server or client")
     ap.add_argument("--host", default="127.0.0.1")
-    ap.add_argument("--port", type=int)
+    ap.add_argument("--port", type=_int_in(0, 65535, "port"))
     ap.add_argument("--client", metavar="URL")
     ap.add_argument("--quiet", "-q", action="store_true")
-    ap.add_argument("--max-message", type=int, default=0)
+    ap.add_argument("--max-message", type=_int_in(1, 0xFFFFFFFF, "--max-message"),
+                    default=DEFAULT_MAX_MESSAGE, metavar="N",
+                    help="largest message in bytes; a longer one gets close 1009 "
+                         "(default 67108864, 64 MiB)")
     args = ap.parse_args(argv)
     if args.client:
-        return run_client(args.client)
+        return run_client(args.client, args.max_message)
     if args.port is None:
         ap.error("--port or --client is required")
     return run_server(args.host, args.port, args.quiet, args.max_message)

@@ -36,7 +36,7 @@ from typing import Any, Callable, Dict, Optional, Sequence, Set, Tuple
 
 from . import accept
 from ._conn import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_RBUF_SIZE, WebSocket
-from ._core import Request
+from ._core import Headers, Request, header_list
 from .errors import ConnectionClosed, HandshakeError, ProtocolError, WebSocketError
 
 __all__ = ["serve", "Server", "DEFAULT_OPEN_TIMEOUT"]
@@ -46,12 +46,12 @@ log = logging.getLogger("lightws.server")
 DEFAULT_OPEN_TIMEOUT = 10.0   #: bound on TLS + opening handshake per connection
 
 Handler = Callable[[WebSocket], Any]
-Headers = Sequence[Tuple[str, str]]
 
 # accept() errors that concern one connection only: the listener goes on.
 _ACCEPT_TRANSIENT = {errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR}
 # out of descriptors or memory: back off briefly instead of spinning.
 _ACCEPT_BACKOFF = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+_ACCEPT_PAUSE = 0.1     # seconds between accept() attempts then
 
 
 class _Conn:
@@ -173,7 +173,7 @@ class Server:
                         backoff = False
                         self._start(conn, addr)
                 if backoff:
-                    time.sleep(0.1)
+                    time.sleep(_ACCEPT_PAUSE)
         finally:
             with self._lock:
                 self._serving = False
@@ -406,7 +406,7 @@ def serve(handler: Handler, host: Optional[str] = "127.0.0.1", port: int = 0, *,
     if open_timeout is not None and open_timeout <= 0:
         raise ValueError("open_timeout must be None or > 0")
     kw: Dict[str, Any] = dict(protocols=protocols, select_subprotocol=select_subprotocol,
-                              headers=headers, max_size=max_size, rbuf_size=rbuf_size,
+                              headers=header_list(headers, check=True), max_size=max_size, rbuf_size=rbuf_size,
                               options=options, close_timeout=close_timeout, ssl=ssl)
     kw.update(accept_kw)
     # A misspelt option fails here, not later in every connection's thread.
