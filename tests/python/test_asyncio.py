@@ -4,6 +4,8 @@ build/lightws-echo, and against python3-websockets in the same loop."""
 
 import asyncio
 import os
+import subprocess
+import sys
 import unittest
 
 import websockets
@@ -176,6 +178,129 @@ class TestAsyncio(unittest.IsolatedAsyncioTestCase):
                 await ws.write(payload[i:i + 30000])
             await ws.close()
             self.assertEqual(await asyncio.wait_for(result, 10), payload)
+
+    async def test_close_with_a_bad_code_or_reason_raises_and_keeps_the_connection(self):
+        server = await lwa.serve(echo_handler, "127.0.0.1", 0)
+        async with server:
+            ws = await lwa.connect(f"ws://127.0.0.1:{server.port}/")
+            for code in (999, 1005, 1006, 5000):
+                with self.assertRaises(ValueError):
+                    await ws.close(code)
+            with self.assertRaises(ValueError):
+                await ws.close(1000, "x" * 124)
+            with self.assertRaises(TypeError):
+                await ws.close("1000")
+            self.assertFalse(ws.closed)
+            await ws.send("still open")
+            self.assertEqual(await asyncio.wait_for(ws.recv(), 10), "still open")
+            await ws.close(4001, "y" * 123)        # the longest reason that fits
+            self.assertEqual(ws.close_code, 4001)   # the server echoed the code
+
+    async def test_ping_payloads(self):
+        result = asyncio.get_running_loop().create_future()
+
+        async def handler(ws):
+            try:
+                for bad in (123, None, 1.5):
+                    with self.assertRaises(TypeError):
+                        await ws.ping(bad)
+                with self.assertRaises(ValueError):
+                    await ws.ping(b"x" * 126)
+                await ws.ping("hé")                 # UTF-8
+                await ws.recv()                     # the pong comes before it
+                result.set_result(ws.last_pong)
+            except BaseException as e:
+                result.set_exception(e)
+                raise
+
+        server = await lwa.serve(handler, "127.0.0.1", 0)
+        async with server:
+            async with websockets.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                await asyncio.sleep(0.2)
+                await ws.send("after the ping")
+                self.assertEqual(await asyncio.wait_for(result, 10), "hé".encode())
+
+    async def test_headers_as_a_dict_everywhere(self):
+        async def handler(ws):
+            await ws.send(ws.request.header("ID") or "none")
+            await ws.recv()
+
+        server = await lwa.serve(handler, "127.0.0.1", 0, headers={"X-Server": "yes"})
+        async with server:
+            ws = await lwa.connect(f"ws://127.0.0.1:{server.port}/", headers={"ID": "12345"})
+            self.assertEqual(ws.response.header("X-Server"), "yes")
+            self.assertEqual(await asyncio.wait_for(ws.recv(), 10), "12345")
+            await ws.close()
+
+    async def test_bad_arguments_fail_at_the_call(self):
+        for bad in ("X: y", [("X",)], {"X": 1}):
+            with self.subTest(bad=bad):
+                with self.assertRaises(TypeError):
+                    await lwa.serve(echo_handler, "127.0.0.1", 0, headers=bad)
+                with self.assertRaises(TypeError):
+                    await lwa.connect("ws://127.0.0.1:9/", headers=bad)
+        with self.assertRaises(TypeError):
+            await lwa.serve(echo_handler, "127.0.0.1", 0, no_such_option=1)
+        with self.assertRaises(ValueError):
+            await lwa.serve(echo_handler, "127.0.0.1", 0, open_timeout=float("nan"))
+
+    async def test_open_timeout_drops_silent_clients(self):
+        server = await lwa.serve(echo_handler, "127.0.0.1", 0, open_timeout=0.3)
+        async with server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            # the server closes the connection that sent no request
+            self.assertEqual(await asyncio.wait_for(reader.read(100), 10), b"")
+            writer.close()
+            async with await lwa.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                await ws.send("ok")
+                self.assertEqual(await asyncio.wait_for(ws.recv(), 10), "ok")
+
+
+# As test_stream's _CUT_FRAME_READER, over asyncio: the reader's loop went
+# round without awaiting, so not even wait_for() could end it and the
+# whole event loop hung.
+_CUT_FRAME_READER = r"""
+import asyncio, socket, time
+import lightws.asyncio as lwa
+from _helpers import frame
+
+async def main():
+    a, b = socket.socketpair()
+    for x in (a, b):
+        x.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        x.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ws = lwa.WebSocket(a, client=False)
+    task = asyncio.ensure_future(ws.send(b"x" * (1 << 20)))
+    await asyncio.sleep(0.2)
+    task.cancel()                      # the frame is under way: its rest is kept
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+    assert ws.pending
+    ws._c.ping(b"mine")                # queued behind the cut frame
+    b.sendall(frame(0x9, b"theirs", mask=b"abcd"))
+    t0 = time.monotonic()
+    try:
+        await asyncio.wait_for(ws.recv(), 1.0)
+    except asyncio.TimeoutError:
+        pass
+    print("%.2f" % (time.monotonic() - t0))
+
+asyncio.run(main())
+"""
+
+
+class TestNoSpin(unittest.TestCase):
+    def test_reader_behind_a_cut_frame_keeps_the_loop_running(self):
+        try:
+            r = subprocess.run([sys.executable, "-c", _CUT_FRAME_READER],
+                               capture_output=True, text=True, timeout=30,
+                               cwd=os.path.dirname(os.path.abspath(__file__)))
+        except subprocess.TimeoutExpired:
+            self.fail("recv() spun and blocked the event loop")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertLess(float(r.stdout.split()[0]), 10)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,14 @@
 headers, rejected requests with the HTTP status on the wire, bad
 responses, bytes pipelined after the handshake, timeouts."""
 
+import http.client
+import io
 import socket
 import time
+import types
 import unittest
+
+from websockets.datastructures import Headers as WsHeaders
 
 import lightws
 from lightws import codec, Opcode
@@ -234,6 +239,90 @@ class TestConnectAccept(unittest.TestCase):
         join()
 
 
+# Headers as users write them (issue 13 item 10): one helper turns each of
+# these into (name, value) pairs, and rejects anything else at the call.
+def header_forms():
+    msg = http.client.parse_headers(io.BytesIO(
+        b"Authorization: Bearer t0k\r\nX-Multi: 1\r\nX-Multi: 2\r\n\r\n"))
+    return [
+        ("dict", {"Authorization": "Bearer t0k", "ID": "12345"},
+         [("Authorization", "Bearer t0k"), ("ID", "12345")]),
+        ("mapping proxy", types.MappingProxyType({"ID": "12345"}), [("ID", "12345")]),
+        ("list of pairs", [("X-Multi", "1"), ("X-Multi", "2")],
+         [("X-Multi", "1"), ("X-Multi", "2")]),
+        ("generator", ((k, v) for k, v in [("ID", "12345")]), [("ID", "12345")]),
+        ("HTTPMessage", msg,
+         [("Authorization", "Bearer t0k"), ("X-Multi", "1"), ("X-Multi", "2")]),
+        # a multidict whose items() refuses repeated names: raw_items() is used
+        ("websockets Headers", WsHeaders([("X-Multi", "1"), ("X-Multi", "2")]),
+         [("X-Multi", "1"), ("X-Multi", "2")]),
+    ]
+
+
+BAD_HEADERS = ["Authorization: x", b"ID: 1", 5, [("ID",)], [("ID", "1", "2")],
+               [("ID", 12345)], {"ID": 12345}, {b"ID": "1"}, ["ID"], [None]]
+
+
+class TestHeaderArguments(unittest.TestCase):
+    def setUp(self):
+        self.srv, self.port = loopback_server()
+        self.srv.settimeout(10)
+
+    def tearDown(self):
+        self.srv.close()
+
+    def test_client_and_server_headers_in_every_form(self):
+        for name, client_headers, want in header_forms():
+            with self.subTest(name):
+                def run():
+                    conn, _ = self.srv.accept()
+                    return lightws.accept(conn, timeout=10, headers={"X-Server": "yes"})
+                join = in_thread(run)
+                ws = lightws.connect(f"ws://127.0.0.1:{self.port}/", timeout=10,
+                                     headers=client_headers)
+                srv = join()
+                sent = [(n, v) for n, v in srv.request.headers
+                        if n in ("Authorization", "ID", "X-Multi")]
+                self.assertEqual(sent, want)
+                self.assertEqual(ws.response.header("X-Server"), "yes")
+                ws._release(), srv._release()
+
+    def test_server_headers_in_every_form(self):
+        for name, server_headers, want in header_forms():
+            with self.subTest(name):
+                def run(h=server_headers):
+                    conn, _ = self.srv.accept()
+                    return lightws.accept(conn, timeout=10, headers=h)
+                join = in_thread(run)
+                ws = lightws.connect(f"ws://127.0.0.1:{self.port}/", timeout=10)
+                srv = join()
+                got = [(n, v) for n, v in ws.response.headers
+                       if n in ("Authorization", "ID", "X-Multi")]
+                self.assertEqual(got, want)
+                ws._release(), srv._release()
+
+    def test_bad_headers_raise_type_error_before_connecting(self):
+        self.srv.setblocking(False)
+        url = f"ws://127.0.0.1:{self.port}/"
+        for bad in BAD_HEADERS:
+            with self.subTest(bad=bad):
+                with self.assertRaises(TypeError):
+                    lightws.connect(url, timeout=2, headers=bad)
+                with self.assertRaises(TypeError):
+                    codec.build_request("h", "/", headers=bad)
+        time.sleep(0.1)
+        with self.assertRaises(BlockingIOError):
+            self.srv.accept()                # no connection was made
+
+    def test_accept_rejects_bad_headers_before_reading_the_request(self):
+        for bad in BAD_HEADERS:
+            with self.subTest(bad=bad):
+                a, b = socket.socketpair()
+                with self.assertRaises(TypeError):
+                    lightws.accept(a, timeout=2, headers=bad)
+                a.close(), b.close()
+
+
 class TestUrls(unittest.TestCase):
     def test_parse_url(self):
         self.assertEqual(lightws.parse_url("ws://h/"), ("h", 80, "h", "/"))
@@ -244,6 +333,18 @@ class TestUrls(unittest.TestCase):
         for bad in ("http://h/", "ws:///x"):
             with self.assertRaises(lightws.InvalidUsage):
                 lightws.parse_url(bad)
+
+    def test_bad_ports_and_hosts_are_invalid_usage(self):
+        # urlsplit raises a bare ValueError for these (or, for port 0,
+        # nothing: "or default" made it 80)
+        for bad in ("ws://127.0.0.1:111661/", "ws://h:65536/", "ws://h:abc/",
+                    "ws://h:-1/", "ws://h:0/", "ws://[::1/"):
+            with self.subTest(bad=bad):
+                with self.assertRaises(lightws.InvalidUsage):
+                    lightws.parse_url(bad)
+                with self.assertRaises(lightws.InvalidUsage):
+                    lightws.connect(bad, timeout=2)
+        self.assertEqual(lightws.parse_url("ws://h:65535/")[1], 65535)
 
 
 if __name__ == "__main__":

@@ -139,6 +139,30 @@ class TestEcho(ServeCase):
             self.assertEqual(ws.recv(), "7.5")
             ws.send("done")
 
+    def test_response_headers_as_a_dict(self):
+        # a dict failed every handshake (its keys were unpacked as pairs)
+        def handler(ws):
+            ws.send(ws.request.header("Authorization") or "none")
+            ws.recv()
+
+        r = self.run_server(handler, headers={"X-Server": "lightws", "ID": "12345"})
+        with lightws.connect(r.url, headers={"Authorization": "Bearer t0k"},
+                             timeout=10) as ws:
+            self.assertEqual(ws.response.header("X-Server"), "lightws")
+            self.assertEqual(ws.response.header("ID"), "12345")
+            self.assertEqual(ws.recv(), "Bearer t0k")
+            ws.send("done")
+
+    def test_bad_headers_fail_at_serve(self):
+        for bad in ("X-Server: lightws", b"X: y", [("X",)], {"X": 1}, 7):
+            with self.subTest(bad=bad):
+                with self.assertRaises(TypeError):
+                    lightws.serve(echo, "127.0.0.1", 0, headers=bad)
+        for bad in ({"X": "a\r\nInjected: 1"}, {"Bad Name": "x"}, {"X": "\u20ac"}):
+            with self.subTest(bad=bad):
+                with self.assertRaises(ValueError):
+                    lightws.serve(echo, "127.0.0.1", 0, headers=bad)
+
     def test_exports(self):
         self.assertIn("serve", lightws.__all__)
         self.assertIn("Server", lightws.__all__)

@@ -153,8 +153,8 @@ def header_list(headers: Optional[Headers], check: bool = False) -> List[Tuple[s
     else raises TypeError here, at the call, so a server finds out in
     serve() and not in every handshake. ``check`` (servers) also runs the
     C check of names and values now (a name that is not a token, CR or LF
-    in a value: HandshakeError HEADER_INJECTION; not Latin-1:
-    UnicodeEncodeError), which connect() and accept() meet at once anyway."""
+    in a value, a character outside Latin-1: ValueError), which connect()
+    and accept() meet at once anyway."""
     if headers is None:
         return []
     if isinstance(headers, (str, bytes, bytearray, memoryview)):
@@ -176,7 +176,10 @@ def header_list(headers: Optional[Headers], check: bool = False) -> List[Tuple[s
             raise TypeError(f"a header is a (name, value) pair of str, not {pair!r}")
         out.append((pair[0], pair[1]))
     if check and out:
-        build_response(new_key(), None, out)
+        try:
+            build_response(new_key(), None, out)
+        except WebSocketError as e:
+            raise ValueError(f"headers {out!r}: {e}") from None
     return out
 
 
