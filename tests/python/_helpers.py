@@ -76,9 +76,9 @@ def read_frame(sock):
 class Proc:
     """A peer process that prints "listening on HOST:PORT" (or PORT)."""
 
-    def __init__(self, argv, env=None, pattern=r"listening on .*?:(\d+)|^(\d+)$"):
+    def __init__(self, argv, env=None, pattern=r"listening on .*?:(\d+)|^(\d+)$", **popen_kw):
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True, env=env)
+                                  text=True, env=env, **popen_kw)
         deadline = time.monotonic() + 10
         self.port = None
         while time.monotonic() < deadline:
