@@ -19,14 +19,16 @@ the server closes, then exits 0.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-import signal
 import sys
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 from . import ConnectionClosed, WebSocket, WebSocketError, connect
-from . import asyncio as lwa
+
+if TYPE_CHECKING:
+    from . import asyncio as lwa
+# The server's modules (asyncio, lightws.asyncio, logging) are imported in
+# run_server(): the client, started once per case by test suites, does
+# without them (about 30 ms a start).
 
 PROG = "lightws.echo"
 DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024   #: as build/lightws-echo and examples/echo.lua
@@ -83,6 +85,9 @@ def _handler(quiet: bool) -> Any:
 
 
 async def _serve(host: str, port: int, quiet: bool, max_message: int) -> int:
+    import asyncio
+    import signal
+    from . import asyncio as lwa
     try:
         server = await lwa.serve(_handler(quiet), host, port, backlog=128,
                                  max_size=max_message)
@@ -109,6 +114,8 @@ async def _serve(host: str, port: int, quiet: bool, max_message: int) -> int:
 
 def run_server(host: str, port: int, quiet: bool = False,
                max_message: int = DEFAULT_MAX_MESSAGE) -> int:
+    import asyncio
+    import logging
     # not quiet: the server's debug lines too (rejected handshakes)
     logging.basicConfig(format=f"{PROG}: %(message)s",
                         level=logging.WARNING if quiet else logging.DEBUG)
