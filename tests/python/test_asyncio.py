@@ -195,6 +195,7 @@ class TestAsyncio(unittest.IsolatedAsyncioTestCase):
             self.assertEqual(await asyncio.wait_for(ws.recv(), 10), "still open")
             await ws.close(4001, "y" * 123)        # the longest reason that fits
             self.assertEqual(ws.close_code, 4001)   # the server echoed the code
+            await asyncio.wait_for(ws.wait_closed(), 5)
 
     async def test_ping_payloads(self):
         result = asyncio.get_running_loop().create_future()

@@ -66,6 +66,7 @@ class WebSocket(BaseWebSocket):
         self._rreg = self._wreg = False
         self._recv_lock = asyncio.Lock()
         self._send_lock = asyncio.Lock()
+        self._released = asyncio.Event()    # set by _release()
 
     # -- readiness ----------------------------------------------------------
     def _ready(self, want: int) -> "asyncio.Future[None]":
@@ -315,10 +316,13 @@ class WebSocket(BaseWebSocket):
             except (OSError, asyncio.TimeoutError):
                 pass
 
+    def _release(self) -> None:
+        super()._release()
+        self._released.set()
+
     async def wait_closed(self) -> None:
         """Returns once the socket is released."""
-        while not self._fd_closed:
-            await asyncio.sleep(0.01)
+        await self._released.wait()
 
     async def __aenter__(self) -> "WebSocket":
         return self
