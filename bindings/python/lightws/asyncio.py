@@ -28,7 +28,7 @@ import inspect
 import logging
 import socket
 from typing import (Any, AsyncIterator, Awaitable, Callable, List, Optional,
-                    Sequence, Set, Tuple, Union)
+                    Sequence, Set, Union)
 from urllib.parse import urlsplit
 
 from . import parse_url, _protocols
@@ -55,9 +55,7 @@ class WebSocket(BaseWebSocket):
     def __init__(self, sock: Any, *, client: bool,
                  loop: Optional[asyncio.AbstractEventLoop] = None,
                  close_timeout: float = DEFAULT_CLOSE_TIMEOUT, **kw: Any) -> None:
-        close_timeout = _timeout_arg(close_timeout, "close_timeout")
-        if close_timeout is None:
-            raise TypeError("close_timeout must be a number")
+        close_timeout = _timeout_arg(close_timeout, "close_timeout")   # None: no bound
         super().__init__(sock, client=client, **kw)
         self._loop = loop or asyncio.get_running_loop()
         self.close_timeout = close_timeout

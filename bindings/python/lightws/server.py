@@ -32,7 +32,7 @@ import select
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Set
 
 from . import accept
 from ._conn import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_RBUF_SIZE, WebSocket
