@@ -151,10 +151,10 @@ class TestEchoServerLimits(unittest.TestCase):
                 flood.append(c)
             # connections past the accept queue get in as the kernel
             # retries their SYN (1 s, 3 s...): wait until the server holds
-            # all its descriptors, then a moment more for the failed accepts
+            # all 256 descriptors, then a moment more for the failed accepts
             deadline = time.monotonic() + 60
             while (srv.p.poll() is None and time.monotonic() < deadline
-                   and descriptors_of(srv.p.pid) < 250):
+                   and descriptors_of(srv.p.pid) < 256):
                 time.sleep(0.1)
             time.sleep(0.5)
             self.assertIsNone(srv.p.poll(), "the echo server exited")
