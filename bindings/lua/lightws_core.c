@@ -117,9 +117,10 @@ static int poll_ms(double left) {
   return (int)(left * 1000.0 + 0.999);
 }
 
-/* Waits until `fd` is ready for `events` or `deadline` (< 0: none) passes.
- * Returns 1 ready, 0 timeout, -1 error (errno). A negative descriptor is
- * EBADF: poll(2) would ignore it and wait for nothing. */
+/* Waits until `fd` is ready for `events` or `deadline` (< 0: none) passes;
+ * a deadline already past still polls once (timeout 0 means "if ready
+ * now"). Returns 1 ready, 0 timeout, -1 error (errno). A negative
+ * descriptor is EBADF: poll(2) would ignore it and wait for nothing. */
 static int wait_fd(int fd, short events, double deadline) {
   if (fd < 0) {
     errno = EBADF;
@@ -128,11 +129,7 @@ static int wait_fd(int fd, short events, double deadline) {
   for (;;) {
     struct pollfd p;
     int ms = -1, r;
-    if (deadline >= 0) {
-      double left = deadline - now_mono();
-      if (left <= 0) return 0;
-      ms = poll_ms(left);
-    }
+    if (deadline >= 0) ms = poll_ms(deadline - now_mono());
     p.fd = fd;
     p.events = events;
     p.revents = 0;
