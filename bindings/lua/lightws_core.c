@@ -478,8 +478,11 @@ static const char *opt_str(lua_State *L, int t, const char *k) {
 /* core.stream(fd, role, [opts]) -> ws: a stream over descriptor `fd`, before
  * the handshake (or open at once with opts.open = true). The descriptor is
  * made nonblocking; the timeout is applied with poll(2). opts: rbuf_size,
- * max_frame, max_message, mask ("random"|"fixed"|"zero"), own_fd (default
- * true), no_utf8_check, no_auto_pong, no_mask_check, open. */
+ * max_frame, max_message (0..2^32-1, 0 = the default 64 MiB), max_fragments
+ * (frames per message for receive/receive_chunk, 0 = unlimited), mask
+ * ("random"|"fixed"|"zero"), own_fd (default true), no_utf8_check,
+ * no_auto_pong, no_mask_check, open. A descriptor that is not a socket gets
+ * a transport whose writes cannot raise SIGPIPE (EPIPE instead). */
 static int l_stream(lua_State *L) {
   static const char *const roles[] = {"server", "client", NULL};
   int fd = fd_arg(L, 1);
