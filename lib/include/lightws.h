@@ -67,6 +67,7 @@ const char *lightws_version(void);
   X(EOF,               -6, 1006,   0, "connection closed without close frame") \
   X(SYSTEM,            -7,    0,   0, "system error (see errno)")            \
   X(BUSY,              -8,    0,   0, "a frame is partly written; finish it first") \
+  X(UNSUPPORTED,       -9,    0,   0, "not available in this build (no zlib)") \
   X(HANDSHAKE_TIMEOUT, -10,   0, 408, "opening handshake not complete within its timeout") \
   X(IDLE_TIMEOUT,      -11, 1001,  0, "nothing received within the idle timeout") \
   X(PING_TIMEOUT,      -12, 1011,  0, "keepalive ping not answered within its timeout") \
@@ -85,7 +86,9 @@ const char *lightws_version(void);
   X(CLOSE_PAYLOAD,     -30, 1002,  0, "close frame with a 1-byte payload")   \
   X(CLOSE_CODE,        -31, 1002,  0, "invalid close code")                  \
   X(DATA_AFTER_CLOSE,  -32, 1002,  0, "frame after close frame")             \
+  X(BAD_RSV1,          -33, 1002,  0, "RSV1 on a continuation or control frame") \
   X(UTF8,              -40, 1007,  0, "invalid UTF-8 in text")               \
+  X(BAD_DEFLATE,       -41, 1007,  0, "compressed payload is not valid deflate data") \
   X(FRAME_TOO_BIG,     -50, 1009,  0, "frame payload over the limit")        \
   X(MESSAGE_TOO_BIG,   -51, 1009,  0, "message over the limit")              \
   X(HTTP_MALFORMED,    -60,    0, 400, "malformed HTTP head")                \
@@ -102,7 +105,9 @@ const char *lightws_version(void);
   X(BAD_ACCEPT,        -71,    0,   0, "Sec-WebSocket-Accept does not match the key") \
   X(BAD_PROTOCOL,      -72,    0,   0, "server chose a subprotocol not offered") \
   X(BAD_EXTENSION,     -73,    0,   0, "server chose an extension not offered") \
-  X(HEADER_INJECTION,  -74,    0,   0, "CR, LF or NUL in a value to encode")
+  X(HEADER_INJECTION,  -74,    0,   0, "CR, LF or NUL in a value to encode") \
+  X(BAD_EXTENSION_PARAMS, -75, 0,  0, "server's permessage-deflate parameters are invalid or not acceptable") \
+  X(EXTENSION_DECLINED, -76, 1010, 0, "server declined an extension the client requires")
 
 enum lightws_error {
   LIGHTWS_OK = 0,
@@ -559,6 +564,22 @@ ssize_t lightws_handshake_parse_response(struct lightws_response *resp,
                                          const char *protocols);
 
 /*
+ * As lightws_handshake_parse_response(), for a client that offered
+ * permessage-deflate with `offered` (lightws_pmd_offer): a
+ * Sec-WebSocket-Extensions response (all such headers together) is checked
+ * with lightws_pmd_check_response() instead of refused, and `*agreed` is
+ * filled (all zero, and resp->extensions NULL, when the server declined).
+ * `offered` NULL behaves exactly as lightws_handshake_parse_response().
+ */
+struct lightws_pmd_config;
+struct lightws_pmd_params;
+ssize_t lightws_handshake_parse_response_ext(
+    struct lightws_response *resp, const uint8_t *in, size_t len,
+    size_t max_head, const char *key, const char *protocols,
+    const struct lightws_pmd_config *offered,
+    struct lightws_pmd_params *agreed);
+
+/*
  * 1 if some header named `name` (case-insensitive) among `headers[0..n)`
  * has `token` (case-insensitive) in its comma-separated value, else 0.
  * Example: lightws_header_has_token(h, n, "Connection", "upgrade").
@@ -570,6 +591,146 @@ int lightws_header_has_token(const struct lightws_header *headers, size_t n,
 const struct lightws_header *
 lightws_header_find(const struct lightws_header *headers, size_t n,
                     const char *name);
+
+/* ------------------------------------------------------------------------
+ * Extensions: permessage-deflate (RFC 7692)
+ *
+ * Negotiation (§5, §7.1) is plain text work on Sec-WebSocket-Extensions
+ * values, done by the functions below and, for the endpoint functions, by
+ * the `deflate` fields of the client and server options. Parameters are
+ * named from each side's point of view in lightws_pmd_config ("ours" is
+ * the compressor of this endpoint, "peer" the other side's), and as in the
+ * RFC (server_* / client_*) in lightws_pmd_params, which is what was
+ * agreed.
+ *
+ * Compression itself (§6, §7.2) runs in the stream once
+ * lightws_stream_set_deflate() hands it a memory block the caller owns:
+ * zlib's state for both directions and two small work buffers live in it
+ * (zlib's zalloc/zfree hooks serve that block), so the library still
+ * never calls malloc. lightws_pmd_mem_size() tells the size; the figures
+ * per window bits and memLevel are in the README ("Memory per
+ * connection"). Built without zlib (make ZLIB=0), lightws_pmd_available()
+ * is 0, nothing is ever offered or accepted, and set_deflate returns
+ * LIGHTWS_ERR_UNSUPPORTED.
+ * ------------------------------------------------------------------------ */
+
+#define LIGHTWS_PMD_NAME "permessage-deflate"
+
+/* What was agreed for one connection (or what one offer or response
+ * says): the four parameters of §7.1, as the RFC names them. */
+struct lightws_pmd_params {
+  uint8_t server_no_context_takeover; /* 1: the server resets its
+                                         compressor after each message */
+  uint8_t client_no_context_takeover; /* 1: the client does */
+  uint8_t server_max_window_bits;     /* 8..15; 0: absent (15) */
+  uint8_t client_max_window_bits;     /* 8..15; 0: absent (15);
+                                         LIGHTWS_PMD_BITS_BARE: the offer
+                                         has the parameter without a value
+                                         (§7.1.2.2) */
+};
+#define LIGHTWS_PMD_BITS_BARE 1
+
+/* This endpoint's wishes; zero-filled means the defaults. */
+struct lightws_pmd_config {
+  uint8_t window_bits;      /* our compressor's LZ77 window, 9..15
+                               (0: LIGHTWS_PMD_DEFAULT_WINDOW_BITS). We
+                               never use a larger window than the peer
+                               allows; a peer limit of 8 (which zlib's
+                               raw deflate cannot do) is honoured with
+                               Huffman-only coding (no back references) */
+  uint8_t peer_window_bits; /* largest window the peer's compressor may
+                               use, 8..15 (0: 15): what our inflater
+                               allocates. Asked for in the offer/response
+                               when the RFC lets us (a server can limit
+                               the client only if the client offered
+                               client_max_window_bits); a server whose
+                               client cannot be limited declines the
+                               offer when this is below 15 */
+  uint8_t mem_level;        /* zlib memLevel 1..9 (0:
+                               LIGHTWS_PMD_DEFAULT_MEM_LEVEL) */
+  int8_t level;             /* zlib level 0..9; 0 means the default
+                               (LIGHTWS_PMD_DEFAULT_LEVEL); -1 is level 0
+                               (stored blocks) */
+  uint8_t no_context_takeover;      /* 1: reset our compressor after each
+                                       message, and say so */
+  uint8_t peer_no_context_takeover; /* 1: ask the peer to reset its
+                                       compressor after each message */
+  uint8_t required;         /* client: a server that declines fails the
+                               stream with EXTENSION_DECLINED, close 1010
+                               (§7.4.1) */
+  uint8_t reserved_;        /* 0 */
+  uint32_t threshold;       /* messages shorter than this (bytes) are sent
+                               uncompressed; 0: LIGHTWS_PMD_DEFAULT_THRESHOLD */
+  uint32_t work_size;       /* each of the two work buffers (compressed
+                               output of a send, inflated output of a
+                               recv), 256..65536 (0:
+                               LIGHTWS_PMD_DEFAULT_WORK_SIZE) */
+};
+#define LIGHTWS_PMD_DEFAULT_WINDOW_BITS 12  /* as python websockets */
+#define LIGHTWS_PMD_DEFAULT_MEM_LEVEL   5   /* as python websockets */
+#define LIGHTWS_PMD_DEFAULT_LEVEL       6   /* zlib's default */
+#define LIGHTWS_PMD_DEFAULT_THRESHOLD   32
+#define LIGHTWS_PMD_DEFAULT_WORK_SIZE   4096
+
+/* 1 if lightws was built with zlib (permessage-deflate can be used). */
+int lightws_pmd_available(void);
+
+/*
+ * Bytes of the memory block a stream needs for any agreement `cfg` (NULL:
+ * defaults) can lead to: zlib's deflate and inflate state for the windows
+ * and memLevel of `cfg`, the two work buffers, alignment. 0 without zlib.
+ */
+size_t lightws_pmd_mem_size(const struct lightws_pmd_config *cfg);
+
+/*
+ * Client: writes the Sec-WebSocket-Extensions value offering
+ * permessage-deflate with `cfg` (NUL-terminated), e.g.
+ * "permessage-deflate; client_max_window_bits=12". client_max_window_bits
+ * is always offered bare (we accept any limit down to 8, §7.1.2.2; our
+ * compressor uses window_bits or less anyway), server_max_window_bits only
+ * when peer_window_bits is below 15, the no_context_takeover parameters
+ * as `cfg` says. Returns its length,
+ * LIGHTWS_ERR_NOSPACE, LIGHTWS_ERR_INVALID (cfg out of range) or
+ * LIGHTWS_ERR_UNSUPPORTED (no zlib).
+ */
+ssize_t lightws_pmd_offer(char *out, size_t size,
+                          const struct lightws_pmd_config *cfg);
+
+/*
+ * Server: reads the offers of one Sec-WebSocket-Extensions value
+ * `value[0..len)` in order and picks the first permessage-deflate offer it
+ * can accept under `cfg` (§7.1: an offer with an unknown, duplicate or
+ * invalid parameter, or one `cfg` cannot honour, is declined, and the next
+ * is tried). On 1 `*agreed` holds the parameters to answer (and to hand
+ * to lightws_stream_set_deflate); 0 when no offer is acceptable (decline:
+ * answer without the extension); LIGHTWS_ERR_UNSUPPORTED without zlib.
+ * Other extensions in the value are ignored (declined). A value that is
+ * not a valid extension list (RFC 6455 §9.1) declines everything: 0.
+ */
+int lightws_pmd_accept(const char *value, size_t len,
+                       const struct lightws_pmd_config *cfg,
+                       struct lightws_pmd_params *agreed);
+
+/*
+ * Server: writes the response value for `agreed` (NUL-terminated), e.g.
+ * "permessage-deflate; server_no_context_takeover". Returns its length
+ * or LIGHTWS_ERR_NOSPACE.
+ */
+ssize_t lightws_pmd_response(char *out, size_t size,
+                             const struct lightws_pmd_params *agreed);
+
+/*
+ * Client: checks the server's Sec-WebSocket-Extensions value
+ * `value[0..len)` against what lightws_pmd_offer(cfg) offered (§7.1): one
+ * permessage-deflate element with valid parameters we can honour. Returns
+ * 0 with `*agreed` filled, LIGHTWS_ERR_BAD_EXTENSION (an extension not
+ * offered, or permessage-deflate twice) or LIGHTWS_ERR_BAD_EXTENSION_PARAMS
+ * (an unknown, duplicate or invalid parameter, a window limit we did not
+ * allow, client_max_window_bits when we did not offer it).
+ */
+int lightws_pmd_check_response(const char *value, size_t len,
+                               const struct lightws_pmd_config *cfg,
+                               struct lightws_pmd_params *agreed);
 
 /* ------------------------------------------------------------------------
  * IO: how a stream reaches its transport
@@ -652,7 +813,7 @@ enum lightws_mask_mode {
 
 /* The connection. Zero-filled memory plus lightws_stream_init() is the only
  * valid way to start; never copy a stream that is in use. Fields after
- * "private" may change between versions. Size: at most 384 bytes (336 on
+ * "private" may change between versions. Size: at most 384 bytes (344 on
  * LP64 today), the whole per-connection state: no other memory is held. */
 struct lightws_stream {
   /* private: */
@@ -707,6 +868,9 @@ struct lightws_stream {
   uint32_t to_handshake, to_idle, to_ping, to_pong, to_close; /* ms */
   uint32_t rtt_us;               /* last keepalive round trip */
   uint8_t ka_token[4];           /* payload of the keepalive ping */
+  struct lightws__pmd *pmd;      /* permessage-deflate state, in the
+                                    caller's block (lightws_stream_set_deflate),
+                                    NULL when off */
 };
 
 /* What a read delivered. */
@@ -754,6 +918,58 @@ int lightws_stream_set_mask_mode(struct lightws_stream *s,
  * LIGHTWS_DEFAULT_MAX_FRAME and LIGHTWS_DEFAULT_MAX_MESSAGE. */
 void lightws_stream_set_limits(struct lightws_stream *s, uint32_t max_frame,
                                uint32_t max_message);
+
+/*
+ * Turns permessage-deflate on for `s` with the parameters `agreed` in the
+ * handshake (lightws_pmd_accept / lightws_pmd_check_response; the
+ * endpoint functions call this themselves when their options have
+ * `deflate`) and the local choices of `cfg` (NULL: defaults). `mem[0..size)`
+ * is the caller's block, at least lightws_pmd_mem_size(cfg) bytes, aligned
+ * for any type, lent to `s` until it is done: zlib's state and the two
+ * work buffers are placed in it (zlib allocates through hooks that serve
+ * only this block; nothing is freed or allocated later: context resets
+ * reuse it). Call once, after the handshake and before the first read or
+ * write. Returns 0, LIGHTWS_ERR_NOSPACE (block too small),
+ * LIGHTWS_ERR_INVALID (already on, parameters out of range, data already
+ * sent or being read), LIGHTWS_ERR_UNSUPPORTED (no zlib).
+ *
+ * With it on (§6, §7.2):
+ *  - reads: a message whose first frame has RSV1 is inflated; the other
+ *    messages are read as before (zero-copy). lightws_stream_recv() hands
+ *    out inflated bytes as a view into the block's inflate work buffer (a
+ *    copy: at most work_size bytes per call; the view-lifetime rule above
+ *    holds); lightws_stream_read() and _read_bytes() inflate straight into
+ *    the caller's buffer. For a compressed message chunk->frame_end is 1
+ *    only together with message_end (frames are not visible in inflated
+ *    data). max_frame bounds each frame as received (compressed);
+ *    max_message bounds the inflated message and is enforced inside the
+ *    inflate loop: MESSAGE_TOO_BIG (1009) as soon as one byte more would
+ *    pass it. Text is validated on the inflated bytes (1007). RSV1 on a
+ *    continuation or control frame is BAD_RSV1 (1002); data zlib refuses
+ *    is BAD_DEFLATE (1007).
+ *  - writes: lightws_stream_send() compresses a message unless
+ *    LIGHTWS_SEND_NO_COMPRESS is set on its first frame or it is sent in
+ *    one call (no LIGHTWS_SEND_FRAGMENT) with fewer than cfg->threshold
+ *    bytes. It then returns input bytes taken into the compressor (0..len;
+ *    they are never lost: a continuation call passes the rest). The
+ *    compressed bytes go out as frames of up to work_size payload bytes,
+ *    the first with RSV1, the last at the message's end (§7.2.1: the
+ *    final 00 00 ff ff of the flush removed), each head + payload in one
+ *    writev; what the transport did not take stays in the work buffer and
+ *    goes out first on the next send or lightws_stream_flush()
+ *    (lightws_stream_want() has WANT_WRITE meanwhile). Compressed writes
+ *    copy (into the work buffer); uncompressed ones stay zero-copy.
+ *    lightws_stream_sendv() sends compressed messages one by one as send
+ *    would. Control frames are never compressed. With no context takeover
+ *    (ours, per §7.1.1) the compressor is reset after each message.
+ */
+int lightws_stream_set_deflate(struct lightws_stream *s,
+                               const struct lightws_pmd_params *agreed,
+                               const struct lightws_pmd_config *cfg,
+                               void *mem, size_t size);
+
+/* 1 if permessage-deflate is on for `s`. */
+int lightws_stream_deflate(const struct lightws_stream *s);
 
 /*
  * Hands `in[0..len)` to the stream as if it had been read (bytes read past
@@ -855,6 +1071,9 @@ ssize_t lightws_stream_read_bytes(struct lightws_stream *s, void *buf,
 #define LIGHTWS_SEND_MASK_IN_PLACE 0x02u /* client: mask `buf` in place
                                             (it is modified) instead of
                                             through a stack chunk */
+#define LIGHTWS_SEND_NO_COMPRESS   0x04u /* first frame of a message: send
+                                            it uncompressed even though
+                                            permessage-deflate is on */
 
 /*
  * Sends `buf[0..len)` as one data frame of `opcode` (TEXT or BINARY; the
@@ -1111,6 +1330,12 @@ struct lightws_client_options {
   size_t max_head;                     /* response head limit; 0: default */
   const struct lightws_timeouts *timeouts; /* lightws_connect(): applied
                                               at init, NULL: none */
+  const struct lightws_pmd_config *deflate; /* offer permessage-deflate
+                                               (NULL: do not) */
+  void *deflate_mem;                   /* its block, caller-owned, at least
+                                          lightws_pmd_mem_size(deflate)
+                                          bytes, lent for the stream's life */
+  size_t deflate_mem_size;
 };
 
 /* Server options of lightws_accept(); all fields may be NULL/0. */
@@ -1119,6 +1344,10 @@ struct lightws_server_options {
                                           client offers is chosen */
   size_t max_head;                     /* request head limit; 0: default */
   const struct lightws_timeouts *timeouts; /* applied at init, NULL: none */
+  const struct lightws_pmd_config *deflate; /* accept permessage-deflate
+                                               (NULL: decline) */
+  void *deflate_mem;                   /* as in lightws_client_options */
+  size_t deflate_mem_size;
 };
 
 /*
@@ -1181,6 +1410,22 @@ int lightws_server_read_request(struct lightws_stream *s,
  * sending. On 0 the stream is open. Returns LIGHTWS_ERR_WOULDBLOCK,
  * LIGHTWS_ERR_NOSPACE (rbuf cannot hold the response), LIGHTWS_ERR_SYSTEM.
  */
+/*
+ * Server, between step 1 and step 2 (optional): negotiates
+ * permessage-deflate from every Sec-WebSocket-Extensions header of `req`
+ * (all stored headers, or req->extensions when headers were not stored)
+ * with lightws_pmd_accept(cfg). On 1 the offer is accepted:
+ * lightws_server_accept() adds the response header and compression is on
+ * (lightws_stream_set_deflate with `mem`) once the stream is open. 0:
+ * declined (the response will not name it). Errors: LIGHTWS_ERR_INVALID
+ * (not between the steps), LIGHTWS_ERR_NOSPACE (`size` below
+ * lightws_pmd_mem_size(cfg)), LIGHTWS_ERR_UNSUPPORTED (no zlib).
+ */
+int lightws_server_deflate(struct lightws_stream *s,
+                           const struct lightws_request *req,
+                           const struct lightws_pmd_config *cfg, void *mem,
+                           size_t size);
+
 int lightws_server_accept(struct lightws_stream *s, const char *protocol,
                           const struct lightws_header *extra,
                           size_t num_extra);
