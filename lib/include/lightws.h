@@ -813,7 +813,7 @@ enum lightws_mask_mode {
 
 /* The connection. Zero-filled memory plus lightws_stream_init() is the only
  * valid way to start; never copy a stream that is in use. Fields after
- * "private" may change between versions. Size: at most 384 bytes (344 on
+ * "private" may change between versions. Size: at most 384 bytes (336 on
  * LP64 today), the whole per-connection state: no other memory is held. */
 struct lightws_stream {
   /* private: */
