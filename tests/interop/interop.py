@@ -642,50 +642,50 @@ def wait_tcp_end(s, limit):
     return time.monotonic() - t0, data
 
 
-async def time_dribbled_handshake():
-    proc, port = await start_echo("--handshake-timeout", "0.5")
+async def echo_blocking_case(args, go, log_wants):
+    """Runs go(port) in a thread against lightws-echo started with `args`,
+    then checks that the echo log says `log_wants`."""
+    proc, port = await start_echo(*args)
     try:
-        def go():
-            s = socket.create_connection(("127.0.0.1", port), timeout=5)
-            t0 = time.monotonic()
-            try:
-                for i in range(len(UPGRADE) - 1):  # never completes
-                    s.sendall(UPGRADE[i:i + 1])
-                    time.sleep(0.1)
-                    if time.monotonic() - t0 > 8:
-                        raise AssertionError("dribbled request not cut within 8 s")
-            except (ConnectionResetError, BrokenPipeError):
-                pass
-            _, data = wait_tcp_end(s, 8)
-            elapsed = time.monotonic() - t0
-            s.close()
-            check(0.4 <= elapsed <= 5, f"cut after {elapsed:.2f} s, want ~0.5")
-            check(data == b"" or data.startswith(b"HTTP/1.1 408"), f"got {data[:40]!r}")
-        await asyncio.get_running_loop().run_in_executor(None, go)
+        await asyncio.get_running_loop().run_in_executor(None, go, port)
     finally:
         await stop(proc)
     log = (await proc.stderr.read()).decode(errors="replace")
-    check("(HANDSHAKE_TIMEOUT)" in log, f"log {log!r}")
+    check(log_wants in log, f"log {log!r}")
+
+
+async def time_dribbled_handshake():
+    def go(port):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        t0 = time.monotonic()
+        try:
+            for i in range(len(UPGRADE) - 1):  # never completes
+                s.sendall(UPGRADE[i:i + 1])
+                time.sleep(0.1)
+                if time.monotonic() - t0 > 8:
+                    raise AssertionError("dribbled request not cut within 8 s")
+        except (ConnectionResetError, BrokenPipeError):
+            pass
+        _, data = wait_tcp_end(s, 8)
+        elapsed = time.monotonic() - t0
+        s.close()
+        check(0.4 <= elapsed <= 5, f"cut after {elapsed:.2f} s, want ~0.5")
+        check(data == b"" or data.startswith(b"HTTP/1.1 408"), f"got {data[:40]!r}")
+    await echo_blocking_case(("--handshake-timeout", "0.5"), go, "(HANDSHAKE_TIMEOUT)")
 
 
 async def time_idle():
-    proc, port = await start_echo("--idle-timeout", "0.5")
-    try:
-        def go():
-            s, rest = raw_handshake(port)
-            t0 = time.monotonic()
-            _, data = wait_tcp_end(s, 8)
-            elapsed = time.monotonic() - t0
-            s.close()
-            data = rest + data
-            check(0.4 <= elapsed <= 5, f"closed after {elapsed:.2f} s, want ~0.5")
-            check(data[:1] == b"\x88" and struct.unpack("!H", data[2:4])[0] == 1001,
-                  f"want close 1001, got {data[:8]!r}")
-        await asyncio.get_running_loop().run_in_executor(None, go)
-    finally:
-        await stop(proc)
-    log = (await proc.stderr.read()).decode(errors="replace")
-    check("close 1001 (IDLE_TIMEOUT)" in log, f"log {log!r}")
+    def go(port):
+        s, rest = raw_handshake(port)
+        t0 = time.monotonic()
+        _, data = wait_tcp_end(s, 8)
+        elapsed = time.monotonic() - t0
+        s.close()
+        data = rest + data
+        check(0.4 <= elapsed <= 5, f"closed after {elapsed:.2f} s, want ~0.5")
+        check(data[:1] == b"\x88" and struct.unpack("!H", data[2:4])[0] == 1001,
+              f"want close 1001, got {data[:8]!r}")
+    await echo_blocking_case(("--idle-timeout", "0.5"), go, "close 1001 (IDLE_TIMEOUT)")
 
 
 async def time_keepalive_python():
