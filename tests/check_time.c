@@ -27,6 +27,17 @@ static void pair(int sv[2], int nonblock0) {
   if (nonblock0) fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
 }
 
+/* Inits `s` on `fd` with the timeouts `t` started now; returns now. */
+static uint64_t timed(struct lightws_stream *s, enum lightws_role role, int fd,
+                      uint8_t *rb, size_t rsize,
+                      const struct lightws_timeouts *t) {
+  uint64_t now;
+  ck_assert_int_eq(lightws_stream_init(s, role, fd, rb, rsize, 0), 0);
+  now = lightws_now();
+  ck_assert_int_eq(lightws_stream_set_timeouts(s, t, now), 0);
+  return now;
+}
+
 /* Reads exactly n bytes from fd within ms milliseconds; returns bytes read. */
 static size_t read_within(int fd, uint8_t *buf, size_t n, int ms) {
   size_t got = 0;
@@ -122,8 +133,7 @@ START_TEST(test_accept_dribbled_request_times_out) {
     _exit(n > 12 && memcmp(resp, "HTTP/1.1 408", 12) == 0 ? 0 : 9);
   }
   close(sv[1]);
-  memset(&t, 0, sizeof t);
-  t.handshake = 500;
+  t = (struct lightws_timeouts){.handshake = 500};
   memset(&so, 0, sizeof so);
   so.timeouts = &t;
   t0 = lightws_now();
@@ -179,13 +189,10 @@ START_TEST(test_handshake_deadline_nonblocking_steps) {
   struct lightws_stream s;
   struct lightws_timeouts t;
   uint8_t rb[1024];
-  uint64_t now = lightws_now();
+  uint64_t now;
   pair(sv, 1);
-  memset(&t, 0, sizeof t);
-  t.handshake = 1000;
-  ck_assert_int_eq(
-      lightws_stream_init(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, 0), 0);
-  ck_assert_int_eq(lightws_stream_set_timeouts(&s, &t, now), 0);
+  t = (struct lightws_timeouts){.handshake = 1000};
+  now = timed(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, &t);
   ck_assert_int_eq(lightws_server_read_request(&s, NULL, 0),
                    LIGHTWS_ERR_WOULDBLOCK);
   ck_assert_uint_eq(lightws_stream_deadline(&s), now + 1000);
@@ -199,9 +206,7 @@ START_TEST(test_handshake_deadline_nonblocking_steps) {
   ck_assert_int_eq(lightws_server_read_request(&s, NULL, 0),
                    LIGHTWS_ERR_HANDSHAKE_TIMEOUT);
   /* a handshake that completes in time has no deadline left */
-  ck_assert_int_eq(
-      lightws_stream_init(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, 0), 0);
-  ck_assert_int_eq(lightws_stream_set_timeouts(&s, &t, now), 0);
+  now = timed(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, &t);
   ck_assert_int_eq(write(sv[1], req_text, strlen(req_text)),
                    (ssize_t)strlen(req_text));
   ck_assert_int_eq(lightws_server_read_request(&s, NULL, 0), 0);
@@ -222,13 +227,10 @@ START_TEST(test_idle_timeout_closes_1001) {
   struct lightws_chunk c;
   uint8_t rb[1024], p[128];
   size_t n = 0;
-  uint64_t now = lightws_now(), d;
+  uint64_t now, d;
   pair(sv, 1);
-  memset(&t, 0, sizeof t);
-  t.idle = 200;
-  ck_assert_int_eq(
-      lightws_stream_init(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, 0), 0);
-  lightws_stream_set_timeouts(&s, &t, now);
+  t = (struct lightws_timeouts){.idle = 200};
+  now = timed(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, &t);
   ck_assert_uint_eq(lightws_stream_deadline(&s), now + 200);
   /* a byte received moves the idle deadline */
   sleep_ms(50);
@@ -257,12 +259,8 @@ START_TEST(test_blocking_read_idle_timeout) {
   uint8_t rb[1024], buf[64];
   uint64_t t0, el;
   pair(sv, 0);
-  memset(&t, 0, sizeof t);
-  t.idle = 300;
-  ck_assert_int_eq(
-      lightws_stream_init(&s, LIGHTWS_CLIENT, sv[0], rb, sizeof rb, 0), 0);
-  t0 = lightws_now();
-  lightws_stream_set_timeouts(&s, &t, t0);
+  t = (struct lightws_timeouts){.idle = 300};
+  t0 = timed(&s, LIGHTWS_CLIENT, sv[0], rb, sizeof rb, &t);
   ck_assert_int_eq(lightws_stream_read(&s, buf, sizeof buf, NULL),
                    LIGHTWS_ERR_IDLE_TIMEOUT);
   el = lightws_now() - t0;
@@ -285,14 +283,10 @@ START_TEST(test_keepalive_ping_pong_and_timeout) {
   struct lightws_chunk c;
   uint8_t rb[1024], p[128];
   size_t n = 0;
-  uint64_t now = lightws_now(), d;
+  uint64_t now, d;
   pair(sv, 1);
-  memset(&t, 0, sizeof t);
-  t.ping_interval = 100;
-  t.ping_timeout = 200;
-  ck_assert_int_eq(
-      lightws_stream_init(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, 0), 0);
-  lightws_stream_set_timeouts(&s, &t, now);
+  t = (struct lightws_timeouts){.ping_interval = 100, .ping_timeout = 200};
+  now = timed(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, &t);
   ck_assert_uint_eq(lightws_stream_deadline(&s), now + 100);
   ck_assert_int_eq(lightws_stream_tick(&s, now + 99), 0);
   ck_assert_int_eq(lightws_stream_tick(&s, now + 100), 0);
@@ -332,12 +326,8 @@ START_TEST(test_keepalive_busy_stream_sends_no_ping) {
   struct lightws_timeouts t;
   uint8_t rb[1024], buf[64];
   pair(sv, 1);
-  memset(&t, 0, sizeof t);
-  t.ping_interval = 150;
-  t.ping_timeout = 150;
-  ck_assert_int_eq(
-      lightws_stream_init(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, 0), 0);
-  lightws_stream_set_timeouts(&s, &t, lightws_now());
+  t = (struct lightws_timeouts){.ping_interval = 150, .ping_timeout = 150};
+  timed(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, &t);
   for (i = 0; i < 10; i++) {
     uint64_t now;
     sleep_ms(50);
@@ -372,13 +362,8 @@ START_TEST(test_keepalive_ping_waits_behind_cut_frame) {
   uint64_t now;
   pair(sv, 1);
   setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
-  memset(&t, 0, sizeof t);
-  t.ping_interval = 50;
-  t.ping_timeout = 10000;
-  ck_assert_int_eq(
-      lightws_stream_init(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, 0), 0);
-  now = lightws_now();
-  lightws_stream_set_timeouts(&s, &t, now);
+  t = (struct lightws_timeouts){.ping_interval = 50, .ping_timeout = 10000};
+  now = timed(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, &t);
   w = lightws_stream_send(&s, 2, big, sizeof big, 0);
   ck_assert_int_gt(w, 0);
   ck_assert_int_lt(w, (ssize_t)sizeof big);
@@ -442,12 +427,8 @@ START_TEST(test_blocking_read_keepalive_with_live_peer) {
     _exit(0);
   }
   close(sv[1]);
-  memset(&t, 0, sizeof t);
-  t.ping_interval = 100;
-  t.ping_timeout = 400;
-  ck_assert_int_eq(
-      lightws_stream_init(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, 0), 0);
-  lightws_stream_set_timeouts(&s, &t, lightws_now());
+  t = (struct lightws_timeouts){.ping_interval = 100, .ping_timeout = 400};
+  timed(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, &t);
   ck_assert_int_eq(lightws_stream_read(&s, buf, sizeof buf, NULL), 4);
   ck_assert(memcmp(buf, "late", 4) == 0);
   ck_assert_uint_gt(lightws_stream_rtt(&s), 0);
@@ -467,13 +448,8 @@ START_TEST(test_blocking_read_ping_timeout) {
   size_t n;
   uint64_t t0, el;
   pair(sv, 0);
-  memset(&t, 0, sizeof t);
-  t.ping_interval = 100;
-  t.ping_timeout = 200;
-  ck_assert_int_eq(
-      lightws_stream_init(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, 0), 0);
-  t0 = lightws_now();
-  lightws_stream_set_timeouts(&s, &t, t0);
+  t = (struct lightws_timeouts){.ping_interval = 100, .ping_timeout = 200};
+  t0 = timed(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, &t);
   ck_assert_int_eq(lightws_stream_read(&s, buf, sizeof buf, NULL),
                    LIGHTWS_ERR_PING_TIMEOUT);
   el = lightws_now() - t0;
@@ -498,13 +474,8 @@ START_TEST(test_blocking_send_stalled_peer_times_out) {
   uint64_t t0, el;
   pair(sv, 0);
   setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
-  memset(&t, 0, sizeof t);
-  t.ping_interval = 100;
-  t.ping_timeout = 200;
-  ck_assert_int_eq(
-      lightws_stream_init(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, 0), 0);
-  t0 = lightws_now();
-  lightws_stream_set_timeouts(&s, &t, t0);
+  t = (struct lightws_timeouts){.ping_interval = 100, .ping_timeout = 200};
+  t0 = timed(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, &t);
   for (;;) {
     w = lightws_stream_send(&s, 2, big + total, sizeof big - (size_t)total, 0);
     if (w < 0) break;
@@ -530,13 +501,11 @@ START_TEST(test_close_timeout) {
   uint8_t rb[1024];
   uint64_t now;
   pair(sv, 1);
-  memset(&t, 0, sizeof t);
-  t.close = 300;
-  t.idle = 100; /* idle and keepalive stop once closing */
-  t.ping_interval = 50;
-  ck_assert_int_eq(
-      lightws_stream_init(&s, LIGHTWS_CLIENT, sv[0], rb, sizeof rb, 0), 0);
-  lightws_stream_set_timeouts(&s, &t, lightws_now());
+  /* idle and keepalive stop once closing */
+  t = (struct lightws_timeouts){.close = 300,
+                                 .idle = 100,
+                                 .ping_interval = 50};
+  timed(&s, LIGHTWS_CLIENT, sv[0], rb, sizeof rb, &t);
   ck_assert_int_eq(lightws_stream_close(&s, 1000, NULL, 0), 0);
   now = lightws_now();
   ck_assert_uint_le(lightws_stream_deadline(&s), now + 300);
@@ -547,9 +516,7 @@ START_TEST(test_close_timeout) {
                    LIGHTWS_ERR_CLOSE_TIMEOUT);
   ck_assert_int_eq(lightws_stream_recv(&s, &c), LIGHTWS_ERR_CLOSE_TIMEOUT);
   /* the peer's close then EOF: no deadline left */
-  ck_assert_int_eq(
-      lightws_stream_init(&s, LIGHTWS_CLIENT, sv[0], rb, sizeof rb, 0), 0);
-  lightws_stream_set_timeouts(&s, &t, lightws_now());
+  timed(&s, LIGHTWS_CLIENT, sv[0], rb, sizeof rb, &t);
   write_frame(sv[1], LIGHTWS_OPCODE_CLOSE, "\x03\xe8", 2, 0);
   ck_assert_int_eq(lightws_stream_recv(&s, &c), LIGHTWS_ERR_CLOSED);
   ck_assert_uint_ne(lightws_stream_deadline(&s), LIGHTWS_NO_DEADLINE);
