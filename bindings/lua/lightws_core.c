@@ -34,6 +34,12 @@
                           for the next message, a larger one is freed */
 #define WAIT_BUSY (-2) /* wait_stream(): only the caller's bytes of a data
                           frame cut short can make progress */
+#define WAIT_TICK (-3) /* a wait reached the stream's deadline and
+                          lightws_stream_tick() failed it: w->tick_err */
+#define WAIT_MEM (-4)  /* a memory stream needs input (ws:input) */
+#define HANDSHAKE_DEFAULT 10.0 /* seconds: handshake_timeout unless set */
+#define CLOSED_FD (-1) /* w->fd of a closed stream */
+#define MEM_FD (-2)    /* w->fd of an open stream over memory */
 
 /* Handshake progress kept in the userdata, so a timeout resumes. */
 enum { HS_NONE, HS_CLIENT_SENT, HS_SERVER_READ, HS_SERVER_ACCEPT,
@@ -65,6 +71,22 @@ struct lstream {
    * ttys): writes that cannot raise SIGPIPE */
   struct lightws_io io;
   int io_fd;
+  /* time: the timeouts set (ms), the error a tick failed the stream with */
+  struct lightws_timeouts to;
+  int tick_err;
+  /* ws:frame(): kind of the fragmented message in progress (0: none), a
+   * data chunk held back while a pong seen by the same read goes first */
+  int fmop;
+  int held;
+  struct lightws_chunk held_chunk;
+  /* memory transport (core.stream(nil, ...), for lightws.resty): input
+   * is a Lua string held in the registry, output a growing buffer */
+  int mem;
+  int in_ref, in_eof;
+  const char *in;
+  size_t in_len, in_off;
+  char *obuf;
+  size_t olen, ocap;
   size_t rsize;
   uint8_t rbuf[];     /* C99 flexible array member: rsize bytes */
 };
@@ -195,6 +217,76 @@ static ssize_t nosock_read(void *ctx, void *buf, size_t len) {
 
 static ssize_t nosock_writev(void *ctx, const struct iovec *iov, int cnt) {
   return writev_nosigpipe(*(const int *)ctx, iov, cnt);
+}
+
+/* The memory transport: reads take what ws:input() gave (EAGAIN when it
+ * is used up, 0 after ws:input(nil)); writes append to the output buffer
+ * that ws:output() hands out, so they never block. */
+static ssize_t mem_read(void *ctx, void *buf, size_t len) {
+  struct lstream *w = (struct lstream *)ctx;
+  size_t left = w->in_len - w->in_off;
+  if (left == 0) {
+    if (w->in_eof) return 0;
+    errno = EAGAIN;
+    return -1;
+  }
+  if (len > left) len = left;
+  memcpy(buf, w->in + w->in_off, len);
+  w->in_off += len;
+  return (ssize_t)len;
+}
+
+static ssize_t mem_writev(void *ctx, const struct iovec *iov, int cnt) {
+  struct lstream *w = (struct lstream *)ctx;
+  size_t total = 0;
+  int i;
+  for (i = 0; i < cnt; i++) total += iov[i].iov_len;
+  if (total > w->ocap - w->olen) {
+    size_t cap = w->ocap ? w->ocap : 4096;
+    char *nb;
+    while (total > cap - w->olen) {
+      if (cap > ((size_t)-1) / 2) { errno = ENOMEM; return -1; }
+      cap *= 2;
+    }
+    nb = (char *)realloc(w->obuf, cap);
+    if (nb == NULL) { errno = ENOMEM; return -1; }
+    w->obuf = nb;
+    w->ocap = cap;
+  }
+  for (i = 0; i < cnt; i++) {
+    memcpy(w->obuf + w->olen, iov[i].iov_base, iov[i].iov_len);
+    w->olen += iov[i].iov_len;
+  }
+  return (ssize_t)total;
+}
+
+/* A time option in seconds (nil: `def`; false or 0: off) as milliseconds,
+ * rounded up so a positive value never turns the timeout off. */
+static uint32_t secs_opt(lua_State *L, int t, const char *k, double def) {
+  double v = def;
+  lua_getfield(L, t, k);
+  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) {
+    v = 0;
+  } else if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TNUMBER)
+      luaL_error(L, "option '%s' must be a number of seconds", k);
+    v = lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  if (!(v >= 0 && v <= 4294967.0))  /* NaN too */
+    luaL_error(L, "option '%s' out of range (0 to 4294967 seconds)", k);
+  return (uint32_t)ceil(v * 1000.0);
+}
+
+/* The timeouts of options table `t` (seconds): handshake_timeout (default
+ * `hs_def`), idle_timeout, ping_interval, ping_timeout, close_timeout. */
+static void timeouts_arg(lua_State *L, int t, struct lightws_timeouts *o,
+                         double hs_def) {
+  o->handshake = secs_opt(L, t, "handshake_timeout", hs_def);
+  o->idle = secs_opt(L, t, "idle_timeout", 0);
+  o->ping_interval = secs_opt(L, t, "ping_interval", 0);
+  o->ping_timeout = secs_opt(L, t, "ping_timeout", 0);
+  o->close = secs_opt(L, t, "close_timeout", 0);
 }
 
 static int opcode_arg(lua_State *L, int i, int def) {
@@ -336,7 +428,7 @@ static void push_response(lua_State *L, const struct lightws_response *r) {
 
 static struct lstream *check_stream(lua_State *L, int i) {
   struct lstream *w = (struct lstream *)luaL_checkudata(L, i, STREAM_MT);
-  if (w->fd < 0) luaL_error(L, "attempt to use a closed lightws.stream");
+  if (w->fd == CLOSED_FD) luaL_error(L, "attempt to use a closed lightws.stream");
   return w;
 }
 
@@ -346,7 +438,7 @@ static double deadline_of(const struct lstream *w) {
 
 static void close_fd_of(struct lstream *w) {
   if (w->fd >= 0 && w->own_fd) close(w->fd);
-  w->fd = -1;
+  w->fd = CLOSED_FD;
 }
 
 /* Frees the message receive() was assembling. */
@@ -369,6 +461,43 @@ static void keep_pong(struct lstream *w) {
   }
 }
 
+/* The stream's deadline has come: lightws_stream_tick() sends the
+ * keepalive ping (written out here as far as the transport takes it now)
+ * or fails the stream (its close frame too). Returns 0, or the error (also
+ * kept in w->tick_err for push_wait_error). */
+static int tick_now(struct lstream *w) {
+  int rc = lightws_stream_tick(&w->s, lightws_now());
+  if (w->hs == HS_DONE) (void)lightws_stream_flush(&w->s);
+  if (rc < 0) w->tick_err = rc;
+  return rc;
+}
+
+/* wait_fd() on the stream's descriptor that also keeps the stream's time:
+ * it waits no longer than lightws_stream_deadline() and ticks there, so a
+ * blocking call sends keepalive pings while it waits and fails with a
+ * timeout error (WAIT_TICK) instead of waiting on. A memory stream cannot
+ * wait: WAIT_MEM. Returns as wait_fd(), or WAIT_TICK / WAIT_MEM. */
+static int wait_io(struct lstream *w, short ev, double deadline) {
+  if (w->mem) return WAIT_MEM;
+  for (;;) {
+    uint64_t d = lightws_stream_deadline(&w->s);
+    double until = deadline;
+    int at_tick = 0, r;
+    if (d != LIGHTWS_NO_DEADLINE) {
+      double sd = (double)d / 1000.0;   /* lightws_now() is CLOCK_MONOTONIC */
+      if (until < 0 || sd < until) {
+        until = sd;
+        at_tick = 1;
+      }
+    }
+    r = wait_fd(w->fd, ev, until);
+    if (r != 0 || !at_tick) return r;
+    if (tick_now(w) < 0) return WAIT_TICK;
+    /* a ping the transport did not take: be woken when it can */
+    if (lightws_stream_want(&w->s) & LIGHTWS_WANT_WRITE) ev |= POLLOUT;
+  }
+}
+
 /* After LIGHTWS_ERR_WOULDBLOCK: waits for what the stream wants. Writes a
  * pending control frame first, so a queued pong does not make poll report
  * "writable" forever. Returns 1 go on, 0 timeout, -1 errno, or WAIT_BUSY:
@@ -380,6 +509,7 @@ static void keep_pong(struct lstream *w) {
 static int wait_stream(struct lstream *w, int reading, double deadline) {
   int want = lightws_stream_want(&w->s);
   short ev = 0;
+  if (w->mem) return WAIT_MEM;       /* its writes never wait */
   if (want & LIGHTWS_WANT_WRITE) {
     if (w->hs != HS_DONE) {
       ev |= POLLOUT;                 /* a handshake head being written */
@@ -393,7 +523,7 @@ static int wait_stream(struct lstream *w, int reading, double deadline) {
   }
   if (want & LIGHTWS_WANT_READ) ev |= POLLIN;
   if (ev == 0) ev = reading ? POLLIN : POLLOUT;
-  return wait_fd(w->fd, ev, deadline);
+  return wait_io(w, ev, deadline);
 }
 
 /* Pushes the failure of a stream call: nil, message, code, errname. */
@@ -433,10 +563,16 @@ static int push_timeout(lua_State *L) {
   return 2;
 }
 
-/* The failure of a wait_stream() that did not return 1. */
+/* The failure of a wait_stream() / wait_io() that did not return 1. */
 static int push_wait_error(lua_State *L, struct lstream *w, int r) {
   if (r == 0) return push_timeout(L);
   if (r == WAIT_BUSY) return push_stream_error(L, w, LIGHTWS_ERR_BUSY);
+  if (r == WAIT_TICK) return push_stream_error(L, w, w->tick_err);
+  if (r == WAIT_MEM) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "input");
+    return 2;
+  }
   return push_errno(L, errno);
 }
 
@@ -481,11 +617,19 @@ static const char *opt_str(lua_State *L, int t, const char *k) {
  * max_frame, max_message (0..2^32-1, 0 = the default 64 MiB), max_fragments
  * (frames per message for receive/receive_chunk, 0 = unlimited), mask
  * ("random"|"fixed"|"zero"), own_fd (default true), no_utf8_check,
- * no_auto_pong, no_mask_check, open. A descriptor that is not a socket gets
- * a transport whose writes cannot raise SIGPIPE (EPIPE instead). */
+ * no_auto_pong, no_mask_check, open, and the timeouts in seconds (0 or
+ * false: none): handshake_timeout (default 10 unless open), idle_timeout,
+ * ping_interval, ping_timeout, close_timeout; their clocks start here. A
+ * descriptor that is not a socket gets a transport whose writes cannot
+ * raise SIGPIPE (EPIPE instead). With fd nil the stream runs over memory,
+ * for a transport Lua drives (OpenResty cosockets): ws:input(bytes) hands
+ * it what was received, ws:output() what it wrote; a call that would wait
+ * for input returns nil, "input" instead, and time moves only with
+ * ws:tick(). */
 static int l_stream(lua_State *L) {
   static const char *const roles[] = {"server", "client", NULL};
-  int fd = fd_arg(L, 1);
+  int mem = lua_isnil(L, 1);
+  int fd = mem ? -1 : fd_arg(L, 1);
   int role = luaL_checkoption(L, 2, NULL, roles);
   lua_Integer rsize = DEFAULT_RBUF, max_frame, max_message, max_frags;
   unsigned opts = 0;
@@ -497,7 +641,7 @@ static int l_stream(lua_State *L) {
     lua_newtable(L);                               /* fd role opts */
   }
   luaL_checktype(L, 3, LUA_TTABLE);
-  luaL_argcheck(L, fd >= 0, 1, "invalid descriptor");
+  luaL_argcheck(L, mem || fd >= 0, 1, "invalid descriptor");
   rsize = opt_int(L, 3, "rbuf_size", DEFAULT_RBUF);
   if (rsize < LIGHTWS_RBUF_MIN || rsize > (lua_Integer)1 << 30)
     return luaL_argerror(L, 3, "rbuf_size out of range");
@@ -510,7 +654,7 @@ static int l_stream(lua_State *L) {
   if (max_message < 0 || max_message > (lua_Integer)UINT32_MAX)
     return luaL_argerror(L, 3, "max_message out of range");
   if (max_frags < 0) return luaL_argerror(L, 3, "max_fragments out of range");
-  if (fstat(fd, &st) != 0) return push_errno(L, errno);
+  if (!mem && fstat(fd, &st) != 0) return push_errno(L, errno);
   /* Like liolib: create it closed, then open it. */
   w = (struct lstream *)lua_newuserdata(L, sizeof *w + (size_t)rsize);
   memset(w, 0, sizeof *w);
@@ -520,12 +664,19 @@ static int l_stream(lua_State *L) {
   w->rsize = (size_t)rsize;
   w->timeout = -1;
   w->req_ref = LUA_NOREF;
+  w->in_ref = LUA_NOREF;
   rc = lightws_stream_init(&w->s, role ? LIGHTWS_CLIENT : LIGHTWS_SERVER, fd,
                            w->rbuf, w->rsize, opts);
   if (rc != 0) return push_codec_error(L, rc, 0);
   lightws_stream_set_limits(&w->s, (uint32_t)max_frame, (uint32_t)max_message);
   w->max_frags = max_frags;
-  if (!S_ISSOCK(st.st_mode)) {
+  if (mem) {
+    w->mem = 1;
+    w->io.read = mem_read;
+    w->io.writev = mem_writev;
+    w->io.ctx = w;
+    lightws_stream_set_io(&w->s, &w->io);
+  } else if (!S_ISSOCK(st.st_mode)) {
     /* the C core writes to non-sockets with writev(2), which raises
      * SIGPIPE on a pipe without reader: use a transport that cannot */
     w->io_fd = fd;
@@ -550,8 +701,12 @@ static int l_stream(lua_State *L) {
   lua_getfield(L, 3, "open");
   w->hs = lua_toboolean(L, -1) ? HS_DONE : HS_NONE;
   lua_pop(L, 2);
-  if (set_nonblock(fd, 1) != 0) return push_errno(L, errno);
-  w->fd = fd;
+  timeouts_arg(L, 3, &w->to, w->hs == HS_DONE ? 0 : HANDSHAKE_DEFAULT);
+  if (!mem && set_nonblock(fd, 1) != 0) return push_errno(L, errno);
+  /* after the descriptor is nonblocking: the C core then never waits
+   * itself; wait_io() waits and ticks */
+  lightws_stream_set_timeouts(&w->s, &w->to, lightws_now());
+  w->fd = mem ? MEM_FD : fd;
   return 1;
 }
 
@@ -602,8 +757,7 @@ static int m_client_handshake(lua_State *L) {
       return n;
     }
     r = wait_stream(w, 1, deadline);
-    if (r == 0) return push_timeout(L);
-    if (r < 0) return push_errno(L, errno);
+    if (r != 1) return push_wait_error(L, w, r);
   }
   w->hs = HS_DONE;
   push_response(L, &resp);
@@ -639,6 +793,23 @@ static const char *choose_protocol(const char *offered, size_t olen,
     }
   }
   return NULL;
+}
+
+/* A wait in the server handshake failed. A client too slow for the
+ * handshake timeout gets one nonblocking attempt at a 408 (as
+ * lightws_accept() does), and later calls return the same error. */
+static int server_wait_error(lua_State *L, struct lstream *w, int r) {
+  if (r == WAIT_TICK) {
+    if (w->hs == HS_SERVER_READ && w->fd >= 0 &&
+        w->tick_err == LIGHTWS_ERR_HANDSHAKE_TIMEOUT) {
+      uint8_t out[256];
+      ssize_t n = lightws_handshake_build_error(out, sizeof out, 408, NULL, 0);
+      if (n > 0) (void)send(w->fd, out, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    }
+    w->hs = HS_FAILED;
+    w->reject_err = w->tick_err;
+  }
+  return push_wait_error(L, w, r);
 }
 
 /* ws:server_handshake([opts]) -> request | nil, msg, http_status, name.
@@ -686,8 +857,7 @@ static int m_server_handshake(lua_State *L) {
         return push_stream_error(L, w, rc);
     } else if (rc == LIGHTWS_ERR_WOULDBLOCK) {
       r = wait_stream(w, 1, deadline);
-      if (r == 0) return push_timeout(L);
-      if (r < 0) return push_errno(L, errno);
+      if (r != 1) return server_wait_error(L, w, r);
     } else if (rc == LIGHTWS_ERR_EOF || rc == LIGHTWS_ERR_SYSTEM) {
       return push_stream_error(L, w, rc);
     } else {
@@ -715,8 +885,7 @@ static int m_server_handshake(lua_State *L) {
     }
     if (rc != LIGHTWS_ERR_WOULDBLOCK) return push_stream_error(L, w, rc);
     r = wait_stream(w, 0, deadline);
-    if (r == 0) return push_timeout(L);
-    if (r < 0) return push_errno(L, errno);
+    if (r != 1) return server_wait_error(L, w, r);
   }
   w->hs = HS_DONE;
   lua_rawgeti(L, LUA_REGISTRYINDEX, w->req_ref);   /* ... req */
@@ -808,6 +977,25 @@ static int push_read_error(lua_State *L, struct lstream *w, int err) {
   return push_stream_error(L, w, err);
 }
 
+/* The next chunk of the stream into *c (0), waiting for it by `deadline`
+ * (and the stream's own deadlines), or the number of values pushed: the
+ * failure of the read (the partial message goes) or of the wait. Pongs on
+ * the way are recorded for ws:last_pong(). */
+static int next_chunk(lua_State *L, struct lstream *w,
+                      struct lightws_chunk *c, double deadline) {
+  for (;;) {
+    ssize_t n = lightws_stream_recv(&w->s, c);
+    keep_pong(w);
+    if (n >= 0) return 0;
+    if (n == LIGHTWS_ERR_WOULDBLOCK) {
+      int r = wait_stream(w, 1, deadline);
+      if (r != 1) return push_wait_error(L, w, r);
+      continue;
+    }
+    return push_read_error(L, w, (int)n);
+  }
+}
+
 /* ws:receive() -> data, kind ("text"|"binary")
  *               | nil, "closed", code, reason | nil, "timeout"
  *               | nil, msg, code, errname.
@@ -825,10 +1013,9 @@ static int m_receive(lua_State *L) {
   if (w->frag_failed) return push_frag_error(L, w);
   for (;;) {
     struct lightws_chunk c;
-    ssize_t n = lightws_stream_recv(&w->s, &c);
-    keep_pong(w);
-    if (n >= 0) {
-      int k;
+    int k = next_chunk(L, w, &c, deadline);
+    if (k != 0) return k;
+    {
       if (c.opcode == LIGHTWS_OPCODE_PING) {
         lua_pushlstring(L, (const char *)c.data, c.len);
         lua_pushliteral(L, "ping");
@@ -851,12 +1038,6 @@ static int m_receive(lua_State *L) {
       if (past_deadline(w, deadline)) return push_timeout(L);
       continue;
     }
-    if (n == LIGHTWS_ERR_WOULDBLOCK) {
-      int r = wait_stream(w, 1, deadline);
-      if (r != 1) return push_wait_error(L, w, r);
-      continue;
-    }
-    return push_read_error(L, w, (int)n);
   }
 }
 
@@ -880,14 +1061,13 @@ static int m_receive_chunk(lua_State *L) {
   }
   for (;;) {
     struct lightws_chunk c;
-    ssize_t n = lightws_stream_recv(&w->s, &c);
-    keep_pong(w);
-    if (n >= 0) {
-      int k;
+    int k = next_chunk(L, w, &c, deadline);
+    if (k != 0) return k;
+    {
       if (c.opcode != LIGHTWS_OPCODE_PING) {
         if ((k = count_frame(L, w, &c)) != 0) return k;
         if (c.message_end) w->mop = 0;
-        if (n == 0 && !c.message_end) {            /* empty fragment */
+        if (c.len == 0 && !c.message_end) {        /* empty fragment */
           if (past_deadline(w, deadline)) return push_timeout(L);
           continue;
         }
@@ -897,12 +1077,6 @@ static int m_receive_chunk(lua_State *L) {
       lua_pushboolean(L, c.message_end);
       return 3;
     }
-    if (n == LIGHTWS_ERR_WOULDBLOCK) {
-      int r = wait_stream(w, 1, deadline);
-      if (r != 1) return push_wait_error(L, w, r);
-      continue;
-    }
-    return push_read_error(L, w, (int)n);
   }
 }
 
@@ -914,8 +1088,9 @@ static int finish_send(struct lstream *w, double deadline) {
   for (;;) {
     int r, rc = lightws_stream_flush(&w->s);
     if (rc != LIGHTWS_ERR_WOULDBLOCK) return rc;
-    r = wait_fd(w->fd, POLLOUT, deadline);
+    r = wait_io(w, POLLOUT, deadline);
     if (r == 0) return 1;
+    if (r == WAIT_TICK) return w->tick_err;
     if (r < 0) return LIGHTWS_ERR_SYSTEM;
   }
 }
@@ -944,8 +1119,8 @@ static int m_send(lua_State *L) {
       continue;                  /* n > 0: a nonblocking send moved bytes */
     }
     if (n == LIGHTWS_ERR_WOULDBLOCK) {
-      int r = wait_fd(w->fd, POLLOUT, deadline);
-      if (r < 0) return push_errno(L, errno);
+      int r = wait_io(w, POLLOUT, deadline);
+      if (r < 0) return push_wait_error(L, w, r);
       if (r == 0) {
         push_timeout(L);
         lua_pushinteger(L, (lua_Integer)off);
@@ -990,9 +1165,8 @@ static int control(lua_State *L, int ping) {
     int rc = lightws_stream_flush(&w->s), r;
     if (rc == 0 || rc == LIGHTWS_ERR_BUSY) break;  /* BUSY: goes out later */
     if (rc != LIGHTWS_ERR_WOULDBLOCK) return push_stream_error(L, w, rc);
-    r = wait_fd(w->fd, POLLOUT, deadline);
-    if (r == 0) return push_timeout(L);
-    if (r < 0) return push_errno(L, errno);
+    r = wait_io(w, POLLOUT, deadline);
+    if (r != 1) return push_wait_error(L, w, r);
   }
   lua_pushboolean(L, 1);
   return 1;
@@ -1046,14 +1220,17 @@ static int m_close(lua_State *L) {
   const char *reason = luaL_optlstring(L, 3, "", &rlen);
   double deadline;
   int rc, nret;
-  if (w->fd < 0) {
+  if (w->fd == CLOSED_FD) {
     lua_pushnil(L);
     lua_pushliteral(L, "closed");
     return 2;
   }
   /* without a timeout the wait for the peer's close is capped, so a peer
-   * that never answers cannot hang the caller (§7.1.1 lets us close) */
-  deadline = now_mono() + (w->timeout < 0 ? CLOSE_WAIT_DEFAULT : w->timeout);
+   * that never answers cannot hang the caller (§7.1.1 lets us close): by
+   * the stream's close_timeout if set (CLOSE_TIMEOUT), else 10 s */
+  if (w->timeout >= 0) deadline = now_mono() + w->timeout;
+  else if (w->to.close) deadline = -1;
+  else deadline = now_mono() + CLOSE_WAIT_DEFAULT;
   if (w->hs != HS_DONE) {
     msg_free(w);
     close_fd_of(w);
@@ -1072,6 +1249,13 @@ static int m_close(lua_State *L) {
   rc = send_close(w, (unsigned)code, reason, rlen, deadline);
   if (rc == LIGHTWS_ERR_INVALID) return luaL_argerror(L, 3, "reason is not UTF-8");
   msg_free(w);
+  if (w->mem) {              /* the close frame is in ws:output(); the
+                                caller's transport finishes the rest */
+    close_fd_of(w);
+    if (rc < 0 && rc != LIGHTWS_ERR_CLOSED) return push_stream_error(L, w, rc);
+    lua_pushboolean(L, 1);
+    return 1;
+  }
   if (rc == LIGHTWS_ERR_BUSY) {
     shutdown(w->fd, SHUT_RDWR);        /* not a socket: ENOTSOCK, fine */
     close_fd_of(w);
@@ -1098,7 +1282,7 @@ static int m_close(lua_State *L) {
     if (n == LIGHTWS_ERR_WOULDBLOCK) {
       int r = wait_stream(w, 1, deadline);
       rc = r == 1 ? 0 : r == 0 ? 1 : r == WAIT_BUSY ? LIGHTWS_ERR_BUSY
-                                                    : LIGHTWS_ERR_SYSTEM;
+           : r == WAIT_TICK ? w->tick_err : LIGHTWS_ERR_SYSTEM;
       continue;
     }
     if (n == LIGHTWS_ERR_CLOSED) {
@@ -1126,13 +1310,24 @@ static int m_gc(lua_State *L) {
   }
   msg_free(w);
   close_fd_of(w);
+  if (w->in_ref != LUA_NOREF) {
+    luaL_unref(L, LUA_REGISTRYINDEX, w->in_ref);
+    w->in_ref = LUA_NOREF;
+  }
+  free(w->obuf);
+  w->obuf = NULL;
+  w->olen = w->ocap = 0;
   return 0;
 }
 
 static int m_tostring(lua_State *L) {
   struct lstream *w = (struct lstream *)luaL_checkudata(L, 1, STREAM_MT);
-  if (w->fd < 0)
+  if (w->fd == CLOSED_FD)
     lua_pushliteral(L, "lightws.stream (closed)");
+  else if (w->mem)
+    lua_pushfstring(L, "lightws.stream (%s, memory%s)",
+                    w->s.role == LIGHTWS_CLIENT ? "client" : "server",
+                    w->hs != HS_DONE ? ", handshake" : "");
   else
     lua_pushfstring(L, "lightws.stream (%s fd %d%s)",
                     w->s.role == LIGHTWS_CLIENT ? "client" : "server", w->fd,
@@ -1166,7 +1361,7 @@ static int m_getfd(lua_State *L) {
 static int m_status(lua_State *L) {
   struct lstream *w = (struct lstream *)luaL_checkudata(L, 1, STREAM_MT);
   int c, e;
-  if (w->fd < 0) {
+  if (w->fd == CLOSED_FD) {
     lua_pushliteral(L, "closed");
     return 1;
   }
@@ -1195,6 +1390,175 @@ static int m_feed(lua_State *L) {
   if (rc != 0) return push_codec_error(L, rc, 0);
   lua_pushboolean(L, 1);
   return 1;
+}
+
+/* ------------------------------------------------------------ time */
+
+/* core.now() -> seconds on the clock of ws:deadline() (CLOCK_MONOTONIC). */
+static int l_now(lua_State *L) {
+  lua_pushnumber(L, now_mono());
+  return 1;
+}
+
+/* ws:set_timeouts({handshake_timeout=, idle_timeout=, ping_interval=,
+ * ping_timeout=, close_timeout=}) -> ws: replaces the stream's timeouts
+ * (seconds; missing ones are off) and restarts their clocks. */
+static int m_set_timeouts(lua_State *L) {
+  struct lstream *w = check_stream(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  timeouts_arg(L, 2, &w->to, 0);
+  lightws_stream_set_timeouts(&w->s, &w->to, lightws_now());
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* ws:deadline() -> when ws:tick() must next run (core.now() seconds), or
+ * nil: none. */
+static int m_deadline(lua_State *L) {
+  struct lstream *w = check_stream(L, 1);
+  uint64_t d = lightws_stream_deadline(&w->s);
+  if (d == LIGHTWS_NO_DEADLINE) lua_pushnil(L);
+  else lua_pushnumber(L, (double)d / 1000.0);
+  return 1;
+}
+
+/* ws:tick() -> true | nil, msg, code, errname: acts on what is due now
+ * (sends the keepalive ping, or fails the stream with a timeout error,
+ * its close frame sent as far as the transport takes it without waiting).
+ * Early or extra ticks do nothing. The blocking calls tick by themselves
+ * while they wait. */
+static int m_tick(lua_State *L) {
+  struct lstream *w = check_stream(L, 1);
+  int rc = tick_now(w);
+  if (rc < 0) return push_stream_error(L, w, rc);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ws:rtt() -> seconds of the last keepalive ping's round trip, or nil
+ * before the first was answered. */
+static int m_rtt(lua_State *L) {
+  struct lstream *w = check_stream(L, 1);
+  uint32_t us = lightws_stream_rtt(&w->s);
+  if (us == 0) lua_pushnil(L);
+  else lua_pushnumber(L, (double)us / 1e6);
+  return 1;
+}
+
+/* ------------------------------------------------- the memory transport */
+
+static struct lstream *check_mem(lua_State *L) {
+  struct lstream *w = (struct lstream *)luaL_checkudata(L, 1, STREAM_MT);
+  if (!w->mem) luaL_error(L, "not a memory stream (core.stream(nil, ...))");
+  return w;
+}
+
+/* ws:input(bytes | nil) -> ws: bytes received by the caller's transport,
+ * read by the next stream call (added to what is left); nil: the
+ * transport ended (EOF). */
+static int m_input(lua_State *L) {
+  struct lstream *w = check_mem(L);
+  if (lua_isnoneornil(L, 2)) {
+    w->in_eof = 1;
+    lua_settop(L, 1);
+    return 1;
+  }
+  luaL_checkstring(L, 2);
+  lua_settop(L, 2);
+  if (w->in_off < w->in_len) {                     /* keep the rest */
+    lua_pushlstring(L, w->in + w->in_off, w->in_len - w->in_off);
+    lua_insert(L, 2);
+    lua_concat(L, 2);
+  }
+  if (w->in_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, w->in_ref);
+  w->in = lua_tolstring(L, 2, &w->in_len);
+  w->in_off = 0;
+  w->in_ref = luaL_ref(L, LUA_REGISTRYINDEX);      /* keeps it alive */
+  lua_settop(L, 1);
+  return 1;
+}
+
+/* ws:output() -> bytes the stream wrote (frames, pongs, keepalive pings,
+ * the handshake) for the caller to send, or nil when there are none. */
+static int m_output(lua_State *L) {
+  struct lstream *w = check_mem(L);
+  if (w->olen == 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushlstring(L, w->obuf, w->olen);
+  w->olen = 0;
+  if (w->ocap > MSG_KEEP) {
+    free(w->obuf);
+    w->obuf = NULL;
+    w->ocap = 0;
+  }
+  return 1;
+}
+
+/* Pushes a whole frame of ws:frame(): data, kind, fin. */
+static int push_frame(lua_State *L, const char *data, size_t len,
+                      const char *kind, int fin) {
+  lua_pushlstring(L, data, len);
+  lua_pushstring(L, kind);
+  lua_pushboolean(L, fin);
+  return 3;
+}
+
+/* ws:frame() -> data, kind, fin | nil, "closed", code, reason
+ *             | nil, "timeout" | nil, "input" | nil, msg, code, errname.
+ * One whole frame, as lua-resty-websocket's recv_frame reads them: kind is
+ * "text"/"binary" for a message's first frame, "continuation" for the
+ * next ones, "pong", and "ping" under no_auto_pong; fin is false inside a
+ * fragmented message. The C core checks the frames (masking, limits,
+ * UTF-8 across fragments, close codes), answers the peer's close and
+ * watches the keepalive pongs. Do not mix with ws:receive(). */
+static int m_frame(lua_State *L) {
+  struct lstream *w = check_stream(L, 1);
+  double deadline = deadline_of(w);
+  check_open(L, w);
+  for (;;) {
+    struct lightws_chunk c;
+    const uint8_t *pong;
+    size_t plen = 0;
+    const char *kind;
+    if (w->held) {
+      c = w->held_chunk;
+      w->held = 0;
+    } else {
+      ssize_t n = lightws_stream_recv(&w->s, &c);
+      pong = lightws_stream_pong_data(&w->s, &plen);
+      if (pong != NULL) {
+        if (n >= 0) {            /* the chunk stays valid: nothing reads */
+          w->held_chunk = c;
+          w->held = 1;
+        }
+        return push_frame(L, (const char *)pong, plen, "pong", 1);
+      }
+      if (n < 0) {
+        if (n == LIGHTWS_ERR_WOULDBLOCK) {
+          int r = wait_stream(w, 1, deadline);
+          if (r != 1) return push_wait_error(L, w, r);
+          continue;
+        }
+        return push_read_error(L, w, (int)n);
+      }
+    }
+    if (c.opcode == LIGHTWS_OPCODE_PING)
+      return push_frame(L, (const char *)c.data, c.len, "ping", 1);
+    if (!c.frame_end) {          /* a frame larger than what was read */
+      if (c.len) msg_append(L, w, c.data, c.len);
+      continue;
+    }
+    kind = w->fmop ? "continuation" : opcode_name(c.opcode);
+    w->fmop = c.message_end ? 0 : c.opcode;
+    if (w->mlen == 0) return push_frame(L, (const char *)c.data, c.len, kind,
+                                        c.message_end);
+    if (c.len) msg_append(L, w, c.data, c.len);
+    push_frame(L, w->mbuf, w->mlen, kind, c.message_end);
+    msg_done(w);
+    return 3;
+  }
 }
 
 /* ------------------------------------------------------------ the codec */
@@ -1767,6 +2131,13 @@ static const luaL_Reg stream_methods[] = {
     {"getfd", m_getfd},
     {"status", m_status},
     {"feed", m_feed},
+    {"set_timeouts", m_set_timeouts},
+    {"deadline", m_deadline},
+    {"tick", m_tick},
+    {"rtt", m_rtt},
+    {"input", m_input},
+    {"output", m_output},
+    {"frame", m_frame},
     {NULL, NULL}};
 
 static const luaL_Reg stream_meta[] = {
@@ -1808,6 +2179,7 @@ static const luaL_Reg funcs[] = {
     {"set_nonblocking", l_set_nonblocking},
     {"fork", l_fork},
     {"poll", l_poll},
+    {"now", l_now},
     {NULL, NULL}};
 
 static void new_meta(lua_State *L, const char *name, const luaL_Reg *meta,
