@@ -48,6 +48,8 @@ def impls():
              cmd=[os.path.join(BUILD, "raw-bench")], alloc=True),
         dict(name="lightws-c", what="lightws C (build/lightws-bench)",
              cmd=[os.path.join(BUILD, "lightws-bench")], alloc=True),
+        dict(name="lightws-c-base", what="lightws C built from another checkout (LIGHTWS_BENCH_BASE=path to its lightws-bench): a version against this one",
+             cmd=[os.environ.get("LIGHTWS_BENCH_BASE", "/nonexistent/lightws-bench")], default=False, micro=False),
         dict(name="lightws-c-zero", what="lightws C with LIGHTWS_MASK_ZERO (no masking work; the ceiling)",
              cmd=[os.path.join(BUILD, "lightws-bench")], env={"LIGHTWS_BENCH_MASK": "zero"},
              default=False, micro=False),
