@@ -15,16 +15,19 @@ has the same over an event loop, and ``lightws.codec`` the sans-IO codec.
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
 from urllib.parse import urlsplit
 
 from . import _core, codec
-from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_RBUF_SIZE,
+from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_OPEN_TIMEOUT,
+                    DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_RBUF_SIZE,
                     RawStream, WebSocket, _UNSET, _timeout_arg)
 from ._core import Chunk, Headers, Request, Response, header_list
-from .errors import (WANT_READ, WANT_WRITE, CloseCode, ConnectionClosed,
-                     ConnectionClosedError, ConnectionClosedOK, HandshakeError,
-                     InvalidUsage, Opcode, ProtocolError, WebSocketError,
+from .errors import (WANT_READ, WANT_WRITE, CloseCode, CloseTimeout,
+                     ConnectionClosed, ConnectionClosedError, ConnectionClosedOK,
+                     HandshakeError, HandshakeTimeout, IdleTimeout, InvalidUsage,
+                     Opcode, PingTimeout, ProtocolError, WebSocketError,
                      WouldBlock)
 
 __all__ = [
@@ -34,7 +37,8 @@ __all__ = [
     "ProtocolError", "ConnectionClosed", "ConnectionClosedOK",
     "ConnectionClosedError", "HandshakeError", "InvalidUsage", "WouldBlock",
     "WANT_READ", "WANT_WRITE", "OPT_NO_UTF8_CHECK", "OPT_NO_AUTO_PONG",
-    "OPT_NO_MASK_CHECK", "__version__", "c_version",
+    "OPT_NO_MASK_CHECK", "__version__", "c_version", "HandshakeTimeout",
+    "PingTimeout", "IdleTimeout", "CloseTimeout",
 ]
 
 __version__ = "0.1.0"
@@ -90,7 +94,10 @@ def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = No
             timeout: Optional[float] = _UNSET, max_size: Optional[int] = DEFAULT_MAX_SIZE,
             rbuf_size: int = DEFAULT_RBUF_SIZE, mask: str = "random",
             options: int = 0, close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
-            ssl: Any = None, server_hostname: Optional[str] = None) -> WebSocket:
+            ssl: Any = None, server_hostname: Optional[str] = None,
+            open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
+            ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+            ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT) -> WebSocket:
     """Opens a client websocket and runs the opening handshake (§4.1).
 
     ``target`` is a ws:// URL (a TCP connection is made, TCP_NODELAY set),
@@ -105,16 +112,38 @@ def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = No
     ssl.create_default_context() unless given one; ``server_hostname``
     defaults to the URL's host). Raises HandshakeError (``status`` for a non-101 answer), OSError,
     TimeoutError.
+
+    Time, with python websockets' names and defaults (seconds; None turns
+    each off): ``open_timeout`` (10) bounds the TCP connect, TLS and the
+    opening handshake together (HandshakeTimeout, a TimeoutError);
+    ``ping_interval`` (20) sends a keepalive ping after that long without
+    traffic and ``ping_timeout`` (20) wants its pong within that long,
+    else PingTimeout (a ConnectionClosedError, code 1011) after close 1011
+    went out; ``close_timeout`` (10) bounds close(). This WebSocket has no
+    thread of its own: pings are sent and pongs checked only while a call
+    (recv, send, close...) runs or waits, so an application that stops
+    calling for a while neither pings nor answers pings then (it is
+    answered once the next call reads). ``ws.latency`` is the last round
+    trip.
     """
     headers = header_list(headers)        # TypeError before any connection
     if timeout is not _UNSET:
         _timeout_arg(timeout)
     _timeout_arg(close_timeout, "close_timeout")
+    open_timeout = _timeout_arg(open_timeout, "open_timeout")
+    open_deadline = None if not open_timeout else time.monotonic() + open_timeout
     if isinstance(target, str):
         url = target
         thost, port, authority, upath = parse_url(url)
         t = None if timeout is _UNSET or timeout == 0 else timeout
-        sock = socket.create_connection((thost, port), timeout=t)
+        if open_timeout and (t is None or open_timeout < t):
+            t = open_timeout
+        try:
+            sock = socket.create_connection((thost, port), timeout=t)
+        except socket.timeout:
+            if t != open_timeout:
+                raise
+            raise HandshakeTimeout("TCP connect not complete within open_timeout") from None
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
@@ -133,10 +162,11 @@ def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = No
         server_hostname = urlsplit("//" + host).hostname   # Host minus port
     ws = WebSocket(target, client=True, timeout=timeout, max_size=max_size,
                    rbuf_size=rbuf_size, mask=mask, options=options,
-                   close_timeout=close_timeout, ssl=ssl, server_hostname=server_hostname)
+                   close_timeout=close_timeout, ssl=ssl, server_hostname=server_hostname,
+                   ping_interval=ping_interval, ping_timeout=ping_timeout)
     try:
         ws._client_handshake(host or "localhost", path or "/",
-                             _protocols(protocols), origin, headers)
+                             _protocols(protocols), origin, headers, open_deadline)
     except BaseException:
         ws._release()
         raise
@@ -148,7 +178,10 @@ def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
            select_subprotocol: Optional[Callable[[Request], Optional[str]]] = None,
            timeout: Optional[float] = _UNSET, max_size: Optional[int] = DEFAULT_MAX_SIZE,
            rbuf_size: int = DEFAULT_RBUF_SIZE, options: int = 0,
-           close_timeout: float = DEFAULT_CLOSE_TIMEOUT, ssl: Any = None) -> WebSocket:
+           close_timeout: float = DEFAULT_CLOSE_TIMEOUT, ssl: Any = None,
+           open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
+           ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+           ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT) -> WebSocket:
     """Runs the server side of the opening handshake (§4.2) on an accepted
     connection (socket, object with fileno(), or int descriptor).
 
@@ -158,13 +191,19 @@ def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
     101 response. An invalid request is answered with its HTTP status (400,
     405, 426, 431), the socket is closed and HandshakeError raised.
     ``ssl`` (a server-side ssl.SSLContext) runs TLS first (wss).
+    ``open_timeout``, ``ping_interval``, ``ping_timeout`` and
+    ``close_timeout`` as for connect(): a client too slow for
+    ``open_timeout`` (a request dribbled byte by byte included) gets one
+    attempt at a 408 response and HandshakeTimeout is raised.
     """
     headers = header_list(headers)
+    open_timeout = _timeout_arg(open_timeout, "open_timeout")
+    open_deadline = None if not open_timeout else time.monotonic() + open_timeout
     ws = WebSocket(sock, client=False, timeout=timeout, max_size=max_size,
                    rbuf_size=rbuf_size, options=options, close_timeout=close_timeout,
-                   ssl=ssl)
+                   ssl=ssl, ping_interval=ping_interval, ping_timeout=ping_timeout)
     try:
-        ws._server_handshake(protocols, headers, select_subprotocol)
+        ws._server_handshake(protocols, headers, select_subprotocol, open_deadline)
     except BaseException:
         ws._release()
         raise

@@ -68,6 +68,25 @@ static ssize_t lightws_py_recv(struct lightws_stream *s,
   *info = i;
   return n;
 }
+
+/* The stream's clock for a caller that waits itself (poll(2), an event
+ * loop timer): ticks if the deadline is due (*rc: 0 or the timeout error
+ * that failed the stream), then returns the milliseconds until the next
+ * deadline (at least 1), or -1 for none. One call instead of
+ * deadline + now + tick + deadline. */
+static int64_t lightws_py_clock(struct lightws_stream *s, int *rc) {
+  uint64_t d = lightws_stream_deadline(s), now;
+  *rc = 0;
+  if (d == LIGHTWS_NO_DEADLINE) return -1;
+  now = lightws_now();
+  if (now >= d) {
+    *rc = lightws_stream_tick(s, now);
+    if (*rc < 0) return -1;
+    d = lightws_stream_deadline(s);
+    if (d == LIGHTWS_NO_DEADLINE) return -1;
+  }
+  return d > now ? (int64_t)(d - now) : 1;
+}
 """
 
 ffibuilder = FFI()

@@ -30,6 +30,7 @@
 #define LIGHTWS_VERSION_MAJOR ...
 #define LIGHTWS_VERSION_MINOR ...
 #define LIGHTWS_VERSION_PATCH ...
+#define LIGHTWS_NO_DEADLINE ...
 
 const char *lightws_version(void);
 
@@ -39,6 +40,9 @@ enum lightws_error {
   LIGHTWS_ERR_INCOMPLETE, LIGHTWS_ERR_NOSPACE, LIGHTWS_ERR_INVALID,
   LIGHTWS_ERR_WOULDBLOCK, LIGHTWS_ERR_CLOSED, LIGHTWS_ERR_EOF,
   LIGHTWS_ERR_SYSTEM, LIGHTWS_ERR_BUSY,
+  LIGHTWS_ERR_HANDSHAKE_TIMEOUT, LIGHTWS_ERR_IDLE_TIMEOUT,
+  LIGHTWS_ERR_PING_TIMEOUT, LIGHTWS_ERR_CLOSE_TIMEOUT,
+  LIGHTWS_ERR_BUFFER_TOO_SMALL,
   LIGHTWS_ERR_RESERVED_OPCODE, LIGHTWS_ERR_RESERVED_BITS,
   LIGHTWS_ERR_FRAGMENTED_CONTROL, LIGHTWS_ERR_CONTROL_TOO_LONG,
   LIGHTWS_ERR_LENGTH_TOP_BIT, LIGHTWS_ERR_NONMINIMAL_LENGTH,
@@ -242,6 +246,23 @@ const uint8_t *lightws_stream_pong_data(const struct lightws_stream *s,
 int lightws_stream_closing(const struct lightws_stream *s);
 int lightws_stream_error(const struct lightws_stream *s);
 
+/* Time: handshake, idle, keepalive and close timeouts (milliseconds) */
+struct lightws_timeouts {
+  uint32_t handshake;
+  uint32_t idle;
+  uint32_t ping_interval;
+  uint32_t ping_timeout;
+  uint32_t close;
+  ...;
+};
+uint64_t lightws_now(void);
+int lightws_stream_set_timeouts(struct lightws_stream *s,
+                                const struct lightws_timeouts *t,
+                                uint64_t now);
+uint64_t lightws_stream_deadline(const struct lightws_stream *s);
+int lightws_stream_tick(struct lightws_stream *s, uint64_t now);
+uint32_t lightws_stream_rtt(const struct lightws_stream *s);
+
 /* Endpoint: the opening handshake */
 struct lightws_client_options {
   const char *protocols;
@@ -249,6 +270,13 @@ struct lightws_client_options {
   const struct lightws_header *headers;
   size_t num_headers;
   size_t max_head;
+  const struct lightws_timeouts *timeouts;
+  ...;
+};
+struct lightws_server_options {
+  const char *protocols;
+  size_t max_head;
+  const struct lightws_timeouts *timeouts;
   ...;
 };
 int lightws_client_start(struct lightws_stream *s, const char *host,
@@ -271,3 +299,4 @@ int lightws_py_read_idle(const struct lightws_stream *s);
 void lightws_py_detach(struct lightws_stream *s);
 ssize_t lightws_py_recv(struct lightws_stream *s, struct lightws_chunk *c,
                         int *info);
+int64_t lightws_py_clock(struct lightws_stream *s, int *rc);

@@ -25,8 +25,9 @@ from typing import (Any, Callable, Iterator, List, Optional, Sequence, Tuple,
 from . import _core
 from ._core import CStream, Chunk, Headers, Request, Response
 from .errors import (ConnectionClosed, ConnectionClosedError,
-                     ConnectionClosedOK, InvalidUsage, Opcode, ProtocolError,
-                     WebSocketError, WouldBlock)
+                     ConnectionClosedOK, HandshakeError, HandshakeTimeout,
+                     InvalidUsage, Opcode, ProtocolError, WebSocketError,
+                     WouldBlock)
 
 T = TypeVar("T")
 Data = Union[str, bytes, bytearray, memoryview]
@@ -37,6 +38,9 @@ WANT_WRITE = _core.WANT_WRITE
 DEFAULT_MAX_SIZE = 64 * 1024 * 1024   #: largest message recv() accepts
 DEFAULT_RBUF_SIZE = 64 * 1024         #: receive buffer lent to the C stream
 DEFAULT_CLOSE_TIMEOUT = 10.0          #: close(): wait this long for the peer
+DEFAULT_OPEN_TIMEOUT = 10.0           #: TCP connect + TLS + opening handshake
+DEFAULT_PING_INTERVAL = 20.0          #: keepalive ping after this long idle
+DEFAULT_PING_TIMEOUT = 20.0           #: its pong must come within this long
 _SCRATCH = 64 * 1024                  # first buffer of a message being read
 
 _UNSET: Any = object()
@@ -93,6 +97,25 @@ def _timeout_arg(value: Any, name: str = "timeout") -> Optional[float]:
     if t < 0:
         raise ValueError(f"{name} value out of range")
     return t
+
+
+def _ms(seconds: Optional[float]) -> int:
+    """A timeout in seconds (None or 0: off) as the C core's milliseconds
+    (0: off); a positive value is at least 1 ms."""
+    if not seconds:
+        return 0
+    return min(max(1, math.ceil(seconds * 1000)), 0xFFFFFFFF)
+
+
+def _open_left(deadline: Optional[float]) -> Optional[float]:
+    """Seconds left until ``deadline`` (time.monotonic()), None for none;
+    HandshakeTimeout once it passed."""
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise HandshakeTimeout("opening handshake not complete within open_timeout")
+    return left
 
 
 def _close_args(code: Any, reason: Any) -> bytes:
@@ -154,7 +177,15 @@ class BaseWebSocket:
     def __init__(self, sock: Any, *, client: bool, max_size: Optional[int] = DEFAULT_MAX_SIZE,
                  rbuf_size: int = DEFAULT_RBUF_SIZE, mask: str = "random",
                  options: int = 0, data: bytes = b"", closefd: bool = True,
-                 ssl: Any = None, server_hostname: Optional[str] = None) -> None:
+                 ssl: Any = None, server_hostname: Optional[str] = None,
+                 ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+                 ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT) -> None:
+        #: keepalive (seconds, None: off): a ping after ``ping_interval``
+        #: without traffic; its pong must come within ``ping_timeout``
+        #: (None: pings only), else PingTimeout and close 1011. Read at
+        #: the start of the open phase (handshake done).
+        self.ping_interval = _timeout_arg(ping_interval, "ping_interval")
+        self.ping_timeout = _timeout_arg(ping_timeout, "ping_timeout")
         self._sock, self._fd, self._owner = _as_fd(sock)
         os.set_blocking(self._fd, False)
         if self._sock is not None:
@@ -192,6 +223,45 @@ class BaseWebSocket:
         self._pending: Optional[_SendJob] = None
         self._frag_opcode = 0
         self._fd_closed = False
+        # True while a C timeout runs (the stream has a deadline to keep)
+        self._timed = False
+        self._phase_open()      # open from init; a handshake sets its own
+
+    # -- time: the C core keeps the deadlines ------------------------------
+    # One lightws_stream_set_timeouts per phase (its clocks start there):
+    # the handshake's open_timeout, then keepalive, then close_timeout.
+    def _phase_handshake(self, open_timeout: Optional[float]) -> None:
+        ms = _ms(open_timeout)
+        self._c.set_timeouts(handshake=ms)
+        self._timed = bool(ms)
+
+    def _phase_open(self) -> None:
+        interval = _ms(self.ping_interval)
+        self._c.set_timeouts(ping_interval=interval,
+                             ping_timeout=_ms(self.ping_timeout) if interval else 0)
+        self._timed = bool(interval)
+
+    def _phase_close(self, close_timeout: Optional[float]) -> None:
+        ms = _ms(close_timeout)
+        self._c.set_timeouts(close=ms)
+        self._timed = bool(ms)
+
+    @property
+    def latency(self) -> float:
+        """Round trip of the last keepalive ping answered, in seconds (0.0
+        before the first), as python websockets' ``latency``."""
+        return self._c.rtt() / 1e6
+
+    def _answer_408(self) -> None:
+        """A server whose client was too slow for open_timeout: one
+        nonblocking attempt at 408 (RFC 7231 §6.5.7), as lightws_accept()
+        makes; not over TLS (nothing can be cut into its records)."""
+        if self.client or self._tls is not None or self._sock is None or self._fd_closed:
+            return
+        try:
+            self._sock.send(_core.build_error(408), socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
+        except OSError:
+            pass
 
     # -- introspection ---------------------------------------------------
     def fileno(self) -> int:
@@ -654,7 +724,8 @@ class WebSocket(BaseWebSocket):
         if self._c.read_idle():
             if self._fd_closed:
                 raise ConnectionClosedError(1006, "socket closed")
-            self._rpoll.poll()
+            # at a deadline the read would block: the resumable loop ticks
+            self._rpoll.poll(self._clock() if self._timed else None)
 
     def _wait(self, want: int, deadline: Optional[float]) -> None:
         if self._fd_closed:
@@ -672,8 +743,29 @@ class WebSocket(BaseWebSocket):
             if left <= 0:
                 raise socket.timeout("timed out")
             ms = max(1, math.ceil(left * 1000))
+        # The stream's own deadline (keepalive ping, its pong, open and
+        # close timeouts) cuts the wait short: the caller retries its
+        # step and the next wait ticks the C clock.
+        cms = self._clock() if self._timed else -1
+        if cms >= 0 and (ms is None or cms < ms):
+            poller.poll(cms)
+            return
         if not poller.poll(ms):
             raise socket.timeout("timed out")
+
+    def _clock(self) -> int:
+        """Ticks the C stream when a deadline is due; milliseconds to the
+        next one (-1: none). A timeout that failed the stream (its close
+        frame sent as far as the socket allowed) releases the socket and
+        raises PingTimeout, HandshakeTimeout..."""
+        try:
+            return self._c.clock()
+        except WebSocketError as e:
+            if isinstance(e, HandshakeTimeout):
+                self._answer_408()
+            self._timed = False
+            self._release()
+            raise
 
     def _run(self, step: Callable[[], T], reading: bool,
              timeout: Optional[float] = _UNSET) -> T:
@@ -703,31 +795,50 @@ class WebSocket(BaseWebSocket):
 
     # -- opening handshake (used by connect() and accept()) -----------------
     def _client_handshake(self, host: str, path: str, protocols: Optional[str],
-                          origin: Optional[str], headers: Optional[Headers]) -> None:
+                          origin: Optional[str], headers: Optional[Headers],
+                          open_deadline: Optional[float] = None) -> None:
+        self._phase_handshake(None)         # no keepalive during TLS
         if self._tls is not None:
-            self._run(self._step_tls, False, self._hs_timeout())
+            self._tls_handshake(open_deadline)
+        self._phase_handshake(_open_left(open_deadline))
         try:
             self._c.client_start(host, path, protocols, origin, headers)
         except WouldBlock:
             pass
         self.response = self._run(self._c.client_handshake, False, self._hs_timeout())
         self.subprotocol = self.response.protocol
+        self._phase_open()
 
     def _hs_timeout(self) -> Optional[float]:
         # The opening handshake waits even in nonblocking mode (timeout 0).
         return None if self._timeout == 0 else self._timeout
 
+    def _tls_handshake(self, open_deadline: Optional[float]) -> None:
+        # TLS is not a C handshake step: its bound is open_timeout's
+        # deadline here (and the WebSocket's timeout).
+        t = self._hs_timeout()
+        left = _open_left(open_deadline)
+        if left is None or (t is not None and t <= left):
+            self._run(self._step_tls, False, t)
+            return
+        try:
+            self._run(self._step_tls, False, left)
+        except socket.timeout:
+            raise HandshakeTimeout("TLS handshake not complete within open_timeout") from None
+
     def _server_handshake(self, protocols: Optional[Sequence[str]],
                           headers: Optional[Headers],
-                          select_subprotocol: Optional[Callable[[Request], Optional[str]]]) -> None:
-        from .errors import HandshakeError
+                          select_subprotocol: Optional[Callable[[Request], Optional[str]]],
+                          open_deadline: Optional[float] = None) -> None:
+        self._phase_handshake(None)
         if self._tls is not None:
-            self._run(self._step_tls, False, self._hs_timeout())
+            self._tls_handshake(open_deadline)
+        self._phase_handshake(_open_left(open_deadline))
         try:
             self.request = self._run(self._c.server_read_request, False, self._hs_timeout())
         except HandshakeError as e:
             status = e.status
-            if status:
+            if status and not isinstance(e, HandshakeTimeout):   # 408: _clock() sent it
                 try:
                     self._run(lambda: self._c.server_reject(status), False, self._hs_timeout())
                 except (OSError, WebSocketError):
@@ -736,6 +847,7 @@ class WebSocket(BaseWebSocket):
         chosen = _choose_subprotocol(self.request, protocols, select_subprotocol)
         self._run(lambda: self._c.server_accept(chosen, headers), False, self._hs_timeout())
         self.subprotocol = chosen
+        self._phase_open()
 
     # -- messages ----------------------------------------------------------
     def recv(self) -> Union[str, bytes]:
@@ -761,7 +873,8 @@ class WebSocket(BaseWebSocket):
                 if c.read_idle():
                     if self._fd_closed:
                         raise ConnectionClosedError(1006, "socket closed")
-                    self._rpoll.poll()
+                    if not self._rpoll.poll(self._clock() if self._timed else None):
+                        return self._run(self._step_recv, True)   # a deadline: tick
                 r = c.recv_msg()
                 if r is None:
                     return self._run(self._step_recv, True)
@@ -994,6 +1107,9 @@ class WebSocket(BaseWebSocket):
         if self._fd_closed:
             return
         deadline = time.monotonic() + self.close_timeout
+        # C's close timeout ends the waits below (CloseTimeout); deadline
+        # bounds what C does not see (the locks of other threads).
+        self._phase_close(self.close_timeout)
         try:
             if self._need_close_frame():
                 if self._wlock.acquire(timeout=self.close_timeout):

@@ -16,8 +16,9 @@ from typing import (Any, Iterable, List, Mapping, NamedTuple, Optional, Sequence
                     Tuple, Union)
 
 from ._lightws import ffi, lib
-from .errors import (WANT_READ, WANT_WRITE, ConnectionClosedError, HandshakeError, InvalidUsage,
-                     ProtocolError, WebSocketError, WouldBlock, closed_error)
+from .errors import (WANT_READ, WANT_WRITE, CloseTimeout, ConnectionClosedError,
+                     HandshakeError, HandshakeTimeout, IdleTimeout, InvalidUsage,
+                     PingTimeout, ProtocolError, WebSocketError, WouldBlock, closed_error)
 
 #: extra handshake headers: a mapping, an iterable of (name, value) pairs,
 #: or an object with raw_items() / items() (http.client.HTTPMessage)
@@ -57,6 +58,13 @@ DECODE_ALLOW_RSV3 = lib.LIGHTWS_DECODE_ALLOW_RSV3
 DECODE_ALLOW_NONMINIMAL = lib.LIGHTWS_DECODE_ALLOW_NONMINIMAL
 UTF8_VALID = lib.LIGHTWS_UTF8_VALID
 UTF8_INCOMPLETE = lib.LIGHTWS_UTF8_INCOMPLETE
+ERR_HANDSHAKE_TIMEOUT = lib.LIGHTWS_ERR_HANDSHAKE_TIMEOUT
+#: the timeouts of an open stream, each with its exception
+_TIMED_OUT = {lib.LIGHTWS_ERR_PING_TIMEOUT: PingTimeout,
+              lib.LIGHTWS_ERR_IDLE_TIMEOUT: IdleTimeout,
+              lib.LIGHTWS_ERR_CLOSE_TIMEOUT: CloseTimeout}
+_TIMEOUT_REASONS = {lib.LIGHTWS_ERR_PING_TIMEOUT: "keepalive ping timeout",
+                    lib.LIGHTWS_ERR_IDLE_TIMEOUT: "idle timeout"}
 
 
 def version() -> str:
@@ -111,10 +119,17 @@ def error_for(rc: int, sys_errno: int = 0, status: int = 0) -> BaseException:
         return ConnectionClosedError(1006, "")
     if rc == ERR_CLOSED:
         return closed_error(1005, "")
+    if rc == ERR_HANDSHAKE_TIMEOUT:
+        return HandshakeTimeout(msg, name, rc, lib.lightws_http_status(rc))
+    timed_out = _TIMED_OUT.get(rc)
+    if timed_out is not None:
+        # the reason is the one of the close frame C sent ("keepalive ping
+        # timeout"), as python websockets reports it
+        return timed_out(_TIMEOUT_REASONS.get(rc, msg))
     code = lib.lightws_close_code(rc)
     if code:
         return ProtocolError(msg, code, name, rc)
-    if -99 <= rc <= -60:
+    if -99 <= rc <= -60 or lib.lightws_http_status(rc):     # BUFFER_TOO_SMALL: 431
         return HandshakeError(msg, name, rc, status or lib.lightws_http_status(rc))
     if rc in (lib.LIGHTWS_ERR_INVALID, lib.LIGHTWS_ERR_NOSPACE, ERR_BUSY,
               lib.LIGHTWS_ERR_INCOMPLETE):
@@ -304,6 +319,7 @@ class CStream:
         self._acquire, self._release = self.lock.acquire, self.lock.release
         self._hdrs = ffi.new("struct lightws_header[]", HANDSHAKE_HEADERS_MAX)
         self._opts = None
+        self._timeouts = None
         self.fd = fd
         self.role = role
         self.last_pong: Optional[bytes] = None
@@ -508,6 +524,39 @@ class CStream:
             if rc < 0:
                 raise self._fail(rc)
             return True
+
+    # -- time --------------------------------------------------------------
+    def set_timeouts(self, handshake: int = 0, idle: int = 0, ping_interval: int = 0,
+                     ping_timeout: int = 0, close: int = 0) -> None:
+        """lightws_stream_set_timeouts (milliseconds, 0: off; all 0: time
+        off), clocks started now."""
+        t = self._timeouts
+        if t is None:
+            t = self._timeouts = ffi.new("struct lightws_timeouts *")
+        t.handshake, t.idle, t.close = handshake, idle, close
+        t.ping_interval, t.ping_timeout = ping_interval, ping_timeout
+        with self.lock:
+            lib.lightws_stream_set_timeouts(self._s, t, lib.lightws_now())
+
+    def clock(self) -> int:
+        """Ticks the stream if its deadline is due (lightws_stream_tick)
+        and returns the milliseconds until the next deadline (>= 1), or -1
+        for none. Raises the timeout error (PingTimeout, HandshakeTimeout...)
+        of a tick that failed the stream; its close frame, if any, is
+        queued and sent as far as the transport allowed."""
+        self._acquire()
+        try:
+            ms = lib.lightws_py_clock(self._s, self._info)
+            rc = self._info[0]
+        finally:
+            self._release()
+        if rc < 0:
+            raise error_for(rc)
+        return ms
+
+    def rtt(self) -> int:
+        """lightws_stream_rtt: microseconds, 0 before the first pong."""
+        return lib.lightws_stream_rtt(self._s)
 
     # -- state -------------------------------------------------------------
     def want(self) -> int:

@@ -18,6 +18,7 @@ __all__ = [
     "Opcode", "CloseCode", "WebSocketError", "ProtocolError",
     "ConnectionClosed", "ConnectionClosedOK", "ConnectionClosedError",
     "HandshakeError", "InvalidUsage", "WouldBlock", "WANT_READ", "WANT_WRITE",
+    "HandshakeTimeout", "PingTimeout", "IdleTimeout", "CloseTimeout",
 ]
 
 WANT_READ = 1   #: WouldBlock.want bit: wait until the socket is readable
@@ -133,6 +134,42 @@ class ConnectionClosedError(ConnectionClosed):
     """Closed with an error code, or without a close frame (1006)."""
 
 
+class _TimedOut(ConnectionClosedError):
+    """Base of the timeouts of an open connection (C: lightws_stream_tick):
+    lightws ended the connection itself. ``code`` and ``close_code`` are
+    the close code lightws sent (as ProtocolError.close_code), 1006 when
+    none was sent; ``errname`` / ``errcode`` name the C error."""
+
+    errname = "UNKNOWN"
+    errcode = 0
+    close_code = 1006
+
+    def __init__(self, reason: str = "") -> None:
+        super().__init__(self.close_code, reason)
+
+
+class PingTimeout(_TimedOut):
+    """A keepalive ping was not answered within ``ping_timeout``
+    (PING_TIMEOUT): lightws sent close 1011 "keepalive ping timeout" and
+    dropped the connection, as python websockets does."""
+
+    errname, errcode, close_code = "PING_TIMEOUT", -12, 1011
+
+
+class IdleTimeout(_TimedOut):
+    """Nothing was received within the idle timeout (IDLE_TIMEOUT):
+    lightws sent close 1001."""
+
+    errname, errcode, close_code = "IDLE_TIMEOUT", -11, 1001
+
+
+class CloseTimeout(_TimedOut):
+    """The close handshake did not end within ``close_timeout``
+    (CLOSE_TIMEOUT): the transport was dropped; code 1006."""
+
+    errname, errcode, close_code = "CLOSE_TIMEOUT", -13, 1006
+
+
 def closed_error(code: int, reason: str = "") -> ConnectionClosed:
     """The ConnectionClosed subclass that fits ``code``."""
     if code in (1000, 1001, 1005):
@@ -158,6 +195,26 @@ class HandshakeError(WebSocketError):
     def __str__(self) -> str:
         s = f"{self.args[0]} ({self.errname})"
         return f"{s}, HTTP status {self.status}" if self.status else s
+
+
+class HandshakeTimeout(HandshakeError, TimeoutError):
+    """The opening handshake did not finish within ``open_timeout``
+    (HANDSHAKE_TIMEOUT). Also a TimeoutError, which is what python
+    websockets raises for its open_timeout. A server answered 408 (one
+    attempt) when it could; ``status`` is 408."""
+
+    def __init__(self, message: str, errname: str = "HANDSHAKE_TIMEOUT",
+                 errcode: int = -10, status: int = 408) -> None:
+        # OSError's own __init__ would read (errno, strerror) out of the
+        # arguments: set the fields of both bases explicitly.
+        TimeoutError.__init__(self, errno.ETIMEDOUT, message)
+        self.args = (message,)
+        self.errname = errname
+        self.errcode = errcode
+        self.status = status
+
+    def __str__(self) -> str:
+        return HandshakeError.__str__(self)
 
 
 class WouldBlock(BlockingIOError):

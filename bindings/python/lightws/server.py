@@ -35,15 +35,15 @@ import time
 from typing import Any, Callable, Dict, Optional, Sequence, Set
 
 from . import accept
-from ._conn import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_RBUF_SIZE, WebSocket
+from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_OPEN_TIMEOUT,
+                    DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_RBUF_SIZE,
+                    WebSocket)
 from ._core import Headers, Request, header_list
 from .errors import ConnectionClosed, HandshakeError, ProtocolError, WebSocketError
 
 __all__ = ["serve", "Server", "DEFAULT_OPEN_TIMEOUT"]
 
 log = logging.getLogger("lightws.server")
-
-DEFAULT_OPEN_TIMEOUT = 10.0   #: bound on TLS + opening handshake per connection
 
 Handler = Callable[[WebSocket], Any]
 
@@ -284,7 +284,7 @@ class Server:
         except OSError:
             pass                        # not TCP (AF_UNIX)
         try:
-            ws = accept(sock, timeout=self._open_timeout, **self._kw)
+            ws = accept(sock, open_timeout=self._open_timeout, **self._kw)
         except (HandshakeError, ProtocolError) as e:
             # accept() answered the HTTP error (400, 405, 426, 431) and
             # closed the socket.
@@ -298,7 +298,7 @@ class Server:
             log.exception("accept() failed")
             sock.close()
             return
-        ws.settimeout(self._timeout)
+        ws.settimeout(self._timeout)    # the handshake waited without it
         with c.lock:
             c.ws = ws
         with self._lock:
@@ -380,7 +380,9 @@ def serve(handler: Handler, host: Optional[str] = "127.0.0.1", port: int = 0, *,
           options: int = 0, ssl: Any = None, backlog: int = 128,
           open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
           timeout: Optional[float] = None,
-          close_timeout: float = DEFAULT_CLOSE_TIMEOUT, **accept_kw: Any) -> Server:
+          close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+          ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+          ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT, **accept_kw: Any) -> Server:
     """Listens on (host, port) and calls ``handler(ws)`` in a new daemon
     thread for every websocket connection.
 
@@ -389,10 +391,14 @@ def serve(handler: Handler, host: Optional[str] = "127.0.0.1", port: int = 0, *,
     ``headers``, ``max_size``, ``rbuf_size``, ``options`` and
     ``close_timeout`` go to lightws.accept() for each connection, as does
     ``ssl`` (a server-side ssl.SSLContext: wss). ``open_timeout`` bounds
-    the TLS and opening handshakes of a connection (None: no bound);
+    the TLS and opening handshakes of a connection (None: no bound; a
+    client dribbling its request gets 408 at the deadline);
     ``timeout`` is the WebSocket's timeout while the handler runs (None:
-    blocking). Other keyword arguments are passed to accept() as well,
-    and checked against its signature here.
+    blocking). ``ping_interval`` and ``ping_timeout`` (keepalive, None:
+    off) go to accept(): pings are sent and pongs checked while the
+    handler is inside a call on the WebSocket (recv() waiting included),
+    not while it does other work. Other keyword arguments are passed to
+    accept() as well, and checked against its signature here.
 
     A request that is not a valid upgrade gets its HTTP error status from
     accept() and is logged at debug level. When the handler returns the
@@ -407,10 +413,11 @@ def serve(handler: Handler, host: Optional[str] = "127.0.0.1", port: int = 0, *,
         raise ValueError("open_timeout must be None or > 0")
     kw: Dict[str, Any] = dict(protocols=protocols, select_subprotocol=select_subprotocol,
                               headers=header_list(headers, check=True), max_size=max_size, rbuf_size=rbuf_size,
-                              options=options, close_timeout=close_timeout, ssl=ssl)
+                              options=options, close_timeout=close_timeout, ssl=ssl,
+                              ping_interval=ping_interval, ping_timeout=ping_timeout)
     kw.update(accept_kw)
     # A misspelt option fails here, not later in every connection's thread.
-    inspect.signature(accept).bind(None, timeout=None, **kw)
+    inspect.signature(accept).bind(None, open_timeout=None, **kw)
     if sock is None:
         family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
         sock = socket.create_server((host or "", port), family=family, backlog=backlog)
