@@ -1,13 +1,22 @@
 -- SPDX-License-Identifier: MIT
 -- Echo peer in Lua (5.4 or LuaJIT), behaving like build/lightws-echo:
 --   lua5.4 examples/echo.lua --host ADDR --port N [--max-message N]
+--          [--handshake-timeout S] [--idle-timeout S]
+--          [--ping-interval S] [--ping-timeout S]
 --     server: echoes every message with its opcode; one process per
 --     connection (fork), so many connections run at once; port 0 picks a
 --     free port and prints "listening on HOST:PORT". Messages over
 --     --max-message bytes (default 67108864, 64 MiB) get close 1009.
---   lua5.4 examples/echo.lua --client ws://HOST:PORT/PATH?QUERY
+--     Timeouts in seconds (fractions allowed, 0 turns one off): the
+--     opening handshake must end within --handshake-timeout (default 10);
+--     --idle-timeout closes (1001) a connection that sent nothing for S
+--     (default 0: off); keepalive: a connection quiet for --ping-interval
+--     (default 20) is pinged and closed (1011) when the pong does not come
+--     within --ping-timeout (default: the interval).
+--   lua5.4 examples/echo.lua [--timeout S] --client ws://HOST:PORT/PATH?QUERY
 --     client: echoes every message the server sends until the server
---     closes, then exits 0.
+--     closes, then exits 0; gives up when the handshake is not done
+--     within --timeout (default 10).
 
 -- Find lightws in the build tree next to this script (before installed copies).
 local dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
@@ -22,13 +31,24 @@ local function die(...)
   os.exit(1)
 end
 
-local opts = { host = "127.0.0.1", max_message = 64 * 1024 * 1024 }
+local opts = { host = "127.0.0.1", max_message = 64 * 1024 * 1024,
+               handshake_timeout = 10, idle_timeout = 0, ping_interval = 20, timeout = 10 }
 
 -- An integer option in [lo, hi], else exit 2 with a one-line error.
 local function int_arg(name, v, lo, hi)
   local n = tonumber(v)
   if not n or n ~= math.floor(n) or n < lo or n > hi then
     io.stderr:write(("echo.lua: bad %s '%s' (an integer %d-%d)\n"):format(name, tostring(v), lo, hi))
+    os.exit(2)
+  end
+  return n
+end
+
+-- Seconds (fractions allowed) in [0, 4294967], else exit 2.
+local function secs_arg(name, v)
+  local n = tonumber(v)
+  if not n or n ~= n or n < 0 or n > 4294967 then
+    io.stderr:write(("echo.lua: bad %s '%s' (seconds, 0-4294967)\n"):format(name, tostring(v)))
     os.exit(2)
   end
   return n
@@ -41,11 +61,21 @@ while arg[i] do
   elseif a == "--port" then opts.port = int_arg("--port", v, 0, 65535)
   elseif a == "--client" then opts.client = v
   elseif a == "--max-message" then opts.max_message = int_arg("--max-message", v, 1, 4294967295)
+  elseif a == "--handshake-timeout" then opts.handshake_timeout = secs_arg(a, v)
+  elseif a == "--idle-timeout" then opts.idle_timeout = secs_arg(a, v)
+  elseif a == "--ping-interval" then opts.ping_interval = secs_arg(a, v)
+  elseif a == "--ping-timeout" then opts.ping_timeout = secs_arg(a, v)
+  elseif a == "--timeout" then opts.timeout = secs_arg(a, v)
   elseif a == "--quiet" then opts.quiet = true; i = i - 1
   elseif a == "-h" or a == "--help" then
     print("usage: echo.lua --port N [--host ADDR] [--quiet] [--max-message N]\n" ..
-          "       echo.lua [--max-message N] --client ws://HOST:PORT/PATH?QUERY\n" ..
-          "Messages over --max-message bytes (default 67108864, 64 MiB) get close 1009.")
+          "          [--handshake-timeout S] [--idle-timeout S] [--ping-interval S] [--ping-timeout S]\n" ..
+          "       echo.lua [--max-message N] [--timeout S] --client ws://HOST:PORT/PATH?QUERY\n" ..
+          "Messages over --max-message bytes (default 67108864, 64 MiB) get close 1009.\n" ..
+          "Timeouts in seconds (0 turns one off): handshake (default 10), idle (default off),\n" ..
+          "keepalive ping after --ping-interval quiet seconds (default 20), closed with 1011\n" ..
+          "when its pong does not come within --ping-timeout (default: the interval).\n" ..
+          "Client: gives up when the handshake is not done within --timeout (default 10).")
     os.exit(0)
   else die("unknown or incomplete option", a) end
   i = i + 2
@@ -67,8 +97,19 @@ end
 -- One frame may be as large as a whole message.
 local limits = { max_message = opts.max_message, max_frame = opts.max_message }
 
+-- Stream options of the server side: limits and timeouts (driven by the
+-- C core while echo_loop waits in ws:receive()).
+local server_opts = {
+  max_message = limits.max_message, max_frame = limits.max_frame,
+  handshake_timeout = opts.handshake_timeout, idle_timeout = opts.idle_timeout,
+  ping_interval = opts.ping_interval,
+  ping_timeout = opts.ping_timeout or opts.ping_interval,
+  close_timeout = 10,
+}
+
 if opts.client then
-  local ws, err, code = lightws.connect(opts.client, { max_message = limits.max_message, max_frame = limits.max_frame, timeout = 10 })
+  local ws, err, code = lightws.connect(opts.client, { max_message = limits.max_message, max_frame = limits.max_frame,
+                                                       handshake_timeout = opts.timeout, close_timeout = 10 })
   if not ws then die("connect:", tostring(err), tostring(code)) end
   local ok, e2, c2 = echo_loop(ws)
   ws:close()
@@ -104,7 +145,7 @@ while true do
       fail_wait("fork", ferr)
     elseif pid == 0 then
       lightws.close_fd(lfd)
-      local ws = lightws.accept(fd, { max_message = limits.max_message, max_frame = limits.max_frame, timeout = 30 })
+      local ws = lightws.accept(fd, server_opts)
       if ws then
         local ok, err = echo_loop(ws)
         if not ok and not opts.quiet then

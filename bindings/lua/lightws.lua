@@ -60,7 +60,10 @@ end
 -- lightws.connect(url | fd | sock, [host], [path], [opts]) -> ws, response
 --   | nil, msg, code. With a URL the TCP connection is made here;
 -- opts: protocols, origin, headers, timeout, rbuf_size, max_frame,
--- max_message, mask. The handshake runs under opts.timeout.
+-- max_message, mask, and the stream's timeouts in seconds (0 or false:
+-- off): handshake_timeout (default 10), idle_timeout, ping_interval,
+-- ping_timeout, close_timeout (see core.stream). The handshake also gives
+-- up after opts.timeout (the per-call timeout, "timeout"), if set.
 function M.connect(target, host, path, opts)
   local fd, own, hosthdr
   if type(target) == "string" then
@@ -93,7 +96,9 @@ end
 
 -- lightws.accept(fd | sock, [opts]) -> ws, request | nil, msg, http_status.
 -- Reads the upgrade request and answers it (101, or the error status).
--- opts: protocols ("a, b"), max_head, timeout, and stream options.
+-- opts: protocols ("a, b"), max_head, timeout, and stream options,
+-- the timeouts of lightws.connect included (handshake_timeout: 10 s by
+-- default; a client too slow for it gets a 408).
 function M.accept(target, opts)
   local fd, own = descriptor(target, 1)
   opts = opts or {}

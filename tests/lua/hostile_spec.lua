@@ -2,52 +2,11 @@
 -- Hostile peers and bad arguments (issue 13): close after a send cut short, 1-byte fragments, max_fragments, ports, descriptors, SIGPIPE, examples/echo.lua limits and accept failures.
 local lightws = require "lightws"
 local socket = require "socket"
+package.path = (os.getenv("LIGHTWS_ROOT") or ".") .. "/tests/lua/?.lua;" .. package.path
+local H = require "helpers"
+local ROOT, LUA, sleep, wait_for, run_lua, spawn, write_all, masked, read_frame, be16, raw_server, raw_client = H.ROOT, H.LUA, H.sleep, H.wait_for, H.run_lua, H.spawn, H.write_all, H.masked, H.read_frame, H.be16, H.raw_server, H.raw_client
 
-local ROOT = os.getenv("LIGHTWS_ROOT") or "."
-local LUA = jit and "luajit" or "lua5.4"        -- the interpreter of this ABI
 local BIG = 16 * 1024 * 1024                    -- more than any socket buffer holds
-
-local function sleep(s) lightws.poll({}, s) end
-
--- Calls fn() until it returns a true value or `secs` pass; returns that value.
-local function wait_for(fn, secs)
-  local deadline = os.time() + secs
-  repeat
-    local v = fn()
-    if v then return v end
-    sleep(0.05)
-  until os.time() > deadline
-  return nil
-end
-
--- Runs Lua `code` in a child interpreter of this ABI (LUA_PATH/LUA_CPATH are
--- inherited) under `timeout -s KILL`, so a hang fails the test instead of
--- stalling the suite; returns its stdout + stderr and "rc=N".
-local function run_lua(code, limit)
-  local f = os.tmpname()
-  local h = assert(io.open(f, "w"))
-  h:write(code)
-  h:close()
-  local p = assert(io.popen(("timeout -s KILL %d %s %s 2>&1; echo \"rc=$?\""):format(limit or 60, LUA, f)))
-  local out = p:read("*a")
-  p:close()
-  os.remove(f)
-  return out
-end
-
--- Starts `cmd`, which prints "listening on HOST:PORT"; returns port, stop(), pid.
-local function spawn(cmd)
-  local p = assert(io.popen("sh -c 'echo $$; exec " .. cmd .. "'", "r"))
-  local pid = assert(tonumber(p:read("*l")), "no pid")
-  local line = p:read("*l") or ""
-  local port = tonumber(line:match("listening on .*:(%d+)$"))
-  local function stop()
-    os.execute("kill " .. pid .. " 2>/dev/null")
-    p:close()
-  end
-  if not port then stop(); error("peer did not start: " .. cmd .. " said: " .. line) end
-  return port, stop, pid
-end
 
 local function alive(pid)
   local r = os.execute("kill -0 " .. pid .. " 2>/dev/null")
@@ -72,47 +31,6 @@ local function cpu_seconds(pid)
   local hz = tonumber(p:read("*l")) or 100
   p:close()
   return (tonumber(fields[12]) + tonumber(fields[13])) / hz   -- fields 14, 15 of stat
-end
-
-local function write_all(fd, s)
-  while #s > 0 do
-    local n = assert(lightws.write_fd(fd, s))
-    s = s:sub(n + 1)
-  end
-end
-
-local function masked(fin, op, payload)
-  local key = "\1\2\3\4"
-  return lightws.encode_head(fin, op, #payload, key) .. lightws.mask(payload, key)
-end
-
--- Reads one unmasked frame from a raw descriptor: opcode, payload.
-local function read_frame(fd)
-  local buf = ""
-  while true do
-    local fin, op, _, len, _, hlen = lightws.decode_head(buf)
-    if fin ~= nil and #buf >= hlen + len then return op, buf:sub(hlen + 1, hlen + len) end
-    local d = assert(lightws.read_fd(fd, 65536, 10))
-    assert(#d > 0, "EOF")
-    buf = buf .. d
-  end
-end
-
-local function be16(n) return string.char(math.floor(n / 256), n % 256) end
-
-local function raw_server(opts)
-  local a, b = lightws.socketpair()
-  local o = { open = true }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  return assert(lightws.stream(a, "server", o)), b
-end
-
--- A client stream whose peer is the raw descriptor (frames to it unmasked).
-local function raw_client(opts)
-  local a, b = lightws.socketpair()
-  local o = { open = true }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  return assert(lightws.stream(a, "client", o)), b
 end
 
 local function status_kb(name)

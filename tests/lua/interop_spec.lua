@@ -1,22 +1,10 @@
 -- SPDX-License-Identifier: MIT
 -- lightws client over loopback against real peers: build/lightws-echo, python websockets, node ws, and examples/echo.lua (lua5.4 and luajit).
 local lightws = require "lightws"
+package.path = (os.getenv("LIGHTWS_ROOT") or ".") .. "/tests/lua/?.lua;" .. package.path
+local H = require "helpers"
+local ROOT, spawn = H.ROOT, H.spawn
 
-local ROOT = os.getenv("LIGHTWS_ROOT") or "."
-
--- Starts `cmd`, which prints "listening on HOST:PORT"; returns port, stop().
-local function spawn(cmd)
-  local p = assert(io.popen("sh -c 'echo $$; exec " .. cmd .. "'", "r"))
-  local pid = assert(tonumber(p:read("*l")), "no pid")
-  local line = p:read("*l") or ""
-  local port = tonumber(line:match("listening on .*:(%d+)$"))
-  local function stop()
-    os.execute("kill " .. pid .. " 2>/dev/null")
-    p:close()
-  end
-  if not port then stop(); error("peer did not start: " .. cmd .. " said: " .. line) end
-  return port, stop
-end
 
 local function session(port)
   local ws, resp = lightws.connect("ws://127.0.0.1:" .. port .. "/lua?x=1", { timeout = 10 })

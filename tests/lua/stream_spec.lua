@@ -1,6 +1,9 @@
 -- SPDX-License-Identifier: MIT
 -- lightws streams over socketpairs: handshake, messages, control frames, close codes, errors and timeouts resumed mid-frame.
 local lightws = require "lightws"
+package.path = (os.getenv("LIGHTWS_ROOT") or ".") .. "/tests/lua/?.lua;" .. package.path
+local H = require "helpers"
+local raw_server, masked, write_all, read_frame, be16 = H.raw_server, H.masked, H.write_all, H.read_frame, H.be16
 
 -- A client and a server stream joined by a socketpair, handshake done.
 local function pair(copts, sopts)
@@ -17,40 +20,6 @@ local function pair(copts, sopts)
   assert(resp.status == 101 and resp.protocol == "chat")
   return c, s
 end
-
--- A server stream over one end; the test plays the client on the raw other end.
-local function raw_server(opts)
-  local a, b = lightws.socketpair()
-  local o = { open = true }
-  for k, v in pairs(opts or {}) do o[k] = v end
-  return assert(lightws.stream(a, "server", o)), b
-end
-
-local function masked(fin, op, payload, key)
-  key = key or "\1\2\3\4"
-  return lightws.encode_head(fin, op, #payload, key) .. lightws.mask(payload, key)
-end
-
-local function write_all(fd, s)
-  while #s > 0 do
-    local n = assert(lightws.write_fd(fd, s))
-    s = s:sub(n + 1)
-  end
-end
-
--- Reads one unmasked frame from a raw descriptor: opcode, payload, fin.
-local function read_frame(fd)
-  local buf = ""
-  while true do
-    local fin, op, _, len, _, hlen = lightws.decode_head(buf)
-    if fin ~= nil and #buf >= hlen + len then return op, buf:sub(hlen + 1, hlen + len), fin end
-    local d = assert(lightws.read_fd(fd, 65536, 5))
-    assert(#d > 0, "EOF")
-    buf = buf .. d
-  end
-end
-
-local function be16(n) return string.char(math.floor(n / 256), n % 256) end
 
 describe("stream", function()
   it("runs a resumable handshake and exchanges text, binary and empty messages", function()
