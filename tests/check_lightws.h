@@ -13,5 +13,6 @@ Suite *handshake_suite(void); /* check_handshake.c */
 Suite *stream_suite(void);    /* check_stream.c */
 Suite *endpoint_suite(void);  /* check_endpoint.c */
 Suite *time_suite(void);      /* check_time.c: timeouts, small buffers */
+Suite *pmd_negotiate_suite(void); /* check_pmd_negotiate.c */
 
 #endif

@@ -1,0 +1,443 @@
+/* SPDX-License-Identifier: MIT */
+/* permessage-deflate negotiation suite (RFC 7692 §7.1): offers, server answers, client checks, as tables. */
+#include <string.h>
+#include "check_lightws.h"
+
+/* 1 when the library was built with zlib: offer and accept work. */
+static int have_zlib(void) {
+  char buf[128];
+  return lightws_pmd_offer(buf, sizeof buf, NULL) != LIGHTWS_ERR_UNSUPPORTED;
+}
+
+static const struct lightws_pmd_config CFG_DEFAULT = {0};
+/* peer limited to 10 bits, both sides without context takeover */
+static const struct lightws_pmd_config CFG_SMALL = {
+    12, 10, 0, 0, 1, 1, 0, 0, 0, 0};
+static const struct lightws_pmd_config CFG_W15 = {15, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+static const struct lightws_pmd_config CFG_W9 = {9, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+static const struct lightws_pmd_config CFG_PEER9 = {0, 9, 0, 0, 0, 0, 0, 0, 0, 0};
+
+/* ---- offer ----------------------------------------------------------- */
+
+struct offer_case {
+  const char *name;
+  const struct lightws_pmd_config *cfg;
+  const char *want;
+};
+
+static const struct offer_case OFFERS[] = {
+    {"defaults", NULL, "permessage-deflate; client_max_window_bits"},
+    {"zero config", &CFG_DEFAULT, "permessage-deflate; client_max_window_bits"},
+    {"window 15 (our side only)", &CFG_W15,
+     "permessage-deflate; client_max_window_bits"},
+    {"peer 10, no context takeover both ways", &CFG_SMALL,
+     "permessage-deflate; client_max_window_bits; server_max_window_bits=10;"
+     " client_no_context_takeover; server_no_context_takeover"},
+    {"peer 9", &CFG_PEER9,
+     "permessage-deflate; client_max_window_bits; server_max_window_bits=9"},
+};
+
+START_TEST(test_pmd_offer_values) {
+  const struct offer_case *c = &OFFERS[_i];
+  char buf[256];
+  ssize_t n;
+  if (!have_zlib()) return;
+  n = lightws_pmd_offer(buf, sizeof buf, c->cfg);
+  ck_assert_msg(n == (ssize_t)strlen(c->want), "%s: %zd", c->name, n);
+  ck_assert_msg(strcmp(buf, c->want) == 0, "%s: '%s'", c->name, buf);
+  /* exact room: length + NUL; one less is NOSPACE */
+  ck_assert_int_eq(lightws_pmd_offer(buf, (size_t)n + 1, c->cfg), n);
+  ck_assert_int_eq(lightws_pmd_offer(buf, (size_t)n, c->cfg),
+                   LIGHTWS_ERR_NOSPACE);
+  /* a server with the same wishes accepts our own offer */
+  {
+    struct lightws_pmd_params a;
+    ck_assert_int_eq(lightws_pmd_accept(buf, (size_t)n, c->cfg, &a), 1);
+  }
+}
+END_TEST
+
+START_TEST(test_pmd_offer_rejects_bad_config) {
+  static const struct lightws_pmd_config bad[] = {
+      {8, 0, 0, 0, 0, 0, 0, 0, 0, 0},   /* window 8: zlib cannot */
+      {16, 0, 0, 0, 0, 0, 0, 0, 0, 0},  /* window 16 */
+      {0, 7, 0, 0, 0, 0, 0, 0, 0, 0},   /* peer 7 */
+      {0, 16, 0, 0, 0, 0, 0, 0, 0, 0},  /* peer 16 */
+      {0, 0, 10, 0, 0, 0, 0, 0, 0, 0},  /* memLevel 10 */
+      {0, 0, 0, 10, 0, 0, 0, 0, 0, 0},  /* level 10 */
+      {0, 0, 0, -2, 0, 0, 0, 0, 0, 0},  /* level -2 */
+      {0, 0, 0, 0, 2, 0, 0, 0, 0, 0},   /* flag 2 */
+      {0, 0, 0, 0, 0, 0, 0, 0, 0, 255}, /* work_size 255 */
+      {0, 0, 0, 0, 0, 0, 0, 0, 0, 65537},
+  };
+  char buf[256];
+  size_t i;
+  for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    struct lightws_pmd_params a;
+    ck_assert_msg(lightws_pmd_offer(buf, sizeof buf, &bad[i]) ==
+                      LIGHTWS_ERR_INVALID, "offer %zu", i);
+    ck_assert_msg(lightws_pmd_accept("permessage-deflate", 18, &bad[i], &a) ==
+                      LIGHTWS_ERR_INVALID, "accept %zu", i);
+    ck_assert_msg(lightws_pmd_check_response("permessage-deflate", 18,
+                                             &bad[i], &a) ==
+                      LIGHTWS_ERR_INVALID, "check %zu", i);
+  }
+}
+END_TEST
+
+START_TEST(test_pmd_without_zlib_is_unsupported) {
+  char buf[128];
+  struct lightws_pmd_params a;
+  if (have_zlib()) return;
+  ck_assert_int_eq(lightws_pmd_offer(buf, sizeof buf, NULL),
+                   LIGHTWS_ERR_UNSUPPORTED);
+  ck_assert_int_eq(lightws_pmd_accept("permessage-deflate", 18, NULL, &a),
+                   LIGHTWS_ERR_UNSUPPORTED);
+}
+END_TEST
+
+/* ---- server: accept -------------------------------------------------- */
+
+struct accept_case {
+  const char *name;
+  const char *value;
+  const struct lightws_pmd_config *cfg;
+  const char *want; /* the response value, NULL: declined */
+};
+
+#define PMD "permessage-deflate"
+static const struct accept_case ACCEPTS[] = {
+    /* plain offers */
+    {"bare offer", PMD, NULL, PMD},
+    {"Chromium's offer", PMD "; client_max_window_bits", NULL,
+     PMD "; client_max_window_bits=15"},
+    {"python websockets' offer", PMD "; client_max_window_bits=12", NULL,
+     PMD "; client_max_window_bits=12"},
+    {"Firefox's offer", PMD, NULL, PMD},
+    {"case-insensitive names", "PerMessage-Deflate; Client_Max_Window_Bits",
+     NULL, PMD "; client_max_window_bits=15"},
+    {"whitespace around ; and =",
+     "  " PMD " \t;\tserver_max_window_bits =\t10 ; client_no_context_takeover ",
+     NULL, PMD "; client_no_context_takeover; server_max_window_bits=10"},
+    {"no whitespace", PMD ";server_max_window_bits=9;client_max_window_bits=8",
+     NULL, PMD "; server_max_window_bits=9; client_max_window_bits=8"},
+    {"quoted value", PMD "; server_max_window_bits=\"10\"", NULL,
+     PMD "; server_max_window_bits=10"},
+    {"quoted value with a quoted-pair", PMD "; server_max_window_bits=\"1\\1\"",
+     NULL, PMD "; server_max_window_bits=11"},
+    {"server_max_window_bits above our window", PMD "; server_max_window_bits=15",
+     NULL, PMD "; server_max_window_bits=12"},
+    {"server_max_window_bits 8 (Huffman only)", PMD "; server_max_window_bits=8",
+     NULL, PMD "; server_max_window_bits=8"},
+    {"server_max_window_bits with window 15", PMD "; server_max_window_bits=14",
+     &CFG_W15, PMD "; server_max_window_bits=14"},
+    {"server_max_window_bits with window 9", PMD "; server_max_window_bits=13",
+     &CFG_W9, PMD "; server_max_window_bits=9"},
+    {"server_no_context_takeover asked", PMD "; server_no_context_takeover",
+     NULL, PMD "; server_no_context_takeover"},
+    {"client_no_context_takeover hint echoed", PMD "; client_no_context_takeover",
+     NULL, PMD "; client_no_context_takeover"},
+    {"all four", PMD "; server_no_context_takeover; client_no_context_takeover;"
+     " server_max_window_bits=11; client_max_window_bits=13", NULL,
+     PMD "; server_no_context_takeover; client_no_context_takeover;"
+     " server_max_window_bits=11; client_max_window_bits=13"},
+    {"our config: small peer, no context takeover",
+     PMD "; client_max_window_bits", &CFG_SMALL,
+     PMD "; server_no_context_takeover; client_no_context_takeover;"
+     " client_max_window_bits=10"},
+    {"our peer limit below the offered value", PMD "; client_max_window_bits=14",
+     &CFG_SMALL, PMD "; server_no_context_takeover; client_no_context_takeover;"
+     " client_max_window_bits=10"},
+    {"offered client value below our peer limit", PMD "; client_max_window_bits=9",
+     &CFG_SMALL, PMD "; server_no_context_takeover; client_no_context_takeover;"
+     " client_max_window_bits=9"},
+    /* several offers, in preference order */
+    {"first acceptable of two",
+     PMD "; client_max_window_bits=10, " PMD, NULL,
+     PMD "; client_max_window_bits=10"},
+    {"first offer invalid, second taken",
+     PMD "; server_max_window_bits=7, " PMD "; client_max_window_bits", NULL,
+     PMD "; client_max_window_bits=15"},
+    {"first offer cannot be limited (peer 10), second can",
+     PMD ", " PMD "; client_max_window_bits", &CFG_SMALL,
+     PMD "; server_no_context_takeover; client_no_context_takeover;"
+     " client_max_window_bits=10"},
+    {"other extensions ignored",
+     "x-webkit-deflate-frame, foo; bar=\"a b\"; baz, " PMD
+     "; server_max_window_bits=10", NULL,
+     PMD "; server_max_window_bits=10"},
+    {"empty list elements skipped", ", ," PMD ",,", NULL, PMD},
+    {"three offers, the third valid",
+     PMD "; foo, " PMD "; server_max_window_bits, "
+     PMD "; server_no_context_takeover", NULL,
+     PMD "; server_no_context_takeover"},
+    /* declined offers (each malformed case named) */
+    {"unknown parameter", PMD "; foo", NULL, NULL},
+    {"unknown parameter with a value", PMD "; max_window_bits=10", NULL, NULL},
+    {"duplicate server_no_context_takeover",
+     PMD "; server_no_context_takeover; server_no_context_takeover", NULL, NULL},
+    {"duplicate client_no_context_takeover",
+     PMD "; client_no_context_takeover; Client_No_Context_Takeover", NULL, NULL},
+    {"duplicate server_max_window_bits",
+     PMD "; server_max_window_bits=10; server_max_window_bits=10", NULL, NULL},
+    {"duplicate client_max_window_bits (bare and valued)",
+     PMD "; client_max_window_bits; client_max_window_bits=10", NULL, NULL},
+    {"server_no_context_takeover with a value",
+     PMD "; server_no_context_takeover=1", NULL, NULL},
+    {"client_no_context_takeover with a quoted value",
+     PMD "; client_no_context_takeover=\"\"", NULL, NULL},
+    {"server_max_window_bits bare", PMD "; server_max_window_bits", NULL, NULL},
+    {"server_max_window_bits 7", PMD "; server_max_window_bits=7", NULL, NULL},
+    {"server_max_window_bits 16", PMD "; server_max_window_bits=16", NULL, NULL},
+    {"server_max_window_bits 0", PMD "; server_max_window_bits=0", NULL, NULL},
+    {"server_max_window_bits leading zero", PMD "; server_max_window_bits=010",
+     NULL, NULL},
+    {"server_max_window_bits leading zero (09)", PMD "; server_max_window_bits=09",
+     NULL, NULL},
+    {"server_max_window_bits sign", PMD "; server_max_window_bits=+9", NULL, NULL},
+    {"server_max_window_bits not a number", PMD "; server_max_window_bits=ten",
+     NULL, NULL},
+    {"server_max_window_bits huge", PMD "; server_max_window_bits=100000000010",
+     NULL, NULL},
+    {"client_max_window_bits 7", PMD "; client_max_window_bits=7", NULL, NULL},
+    {"client_max_window_bits 16", PMD "; client_max_window_bits=16", NULL, NULL},
+    {"quoted empty value", PMD "; server_max_window_bits=\"\"", NULL, NULL},
+    {"quoted value with a space", PMD "; server_max_window_bits=\"1 0\"", NULL,
+     NULL},
+    {"quoted value with leading zero", PMD "; server_max_window_bits=\"010\"",
+     NULL, NULL},
+    {"peer limit, client cannot be limited", PMD, &CFG_SMALL, NULL},
+    {"no permessage-deflate at all", "x-webkit-deflate-frame", NULL, NULL},
+    {"name only as a prefix", "permessage-deflatex", NULL, NULL},
+    {"empty value", "", NULL, NULL},
+    /* not a valid list: everything declined */
+    {"unterminated quoted string", PMD ", " PMD "; server_max_window_bits=\"10",
+     NULL, NULL},
+    {"valid offer before broken syntax", PMD ", foo; =1", NULL, NULL},
+    {"parameter without a name", PMD ";", NULL, NULL},
+    {"value without a token", PMD "; server_max_window_bits=", NULL, NULL},
+    {"two tokens without a separator", PMD " " PMD, NULL, NULL},
+    {"separator where a token belongs", "; " PMD, NULL, NULL},
+    {"equals sign twice", PMD "; server_max_window_bits==10", NULL, NULL},
+    {"control character in a quoted value",
+     PMD "; server_max_window_bits=\"1\x01\"", NULL, NULL},
+    {"quoted-pair at the end", PMD "; server_max_window_bits=\"1\\", NULL, NULL},
+};
+
+START_TEST(test_pmd_accept_table) {
+  const struct accept_case *c = &ACCEPTS[_i];
+  struct lightws_pmd_params a;
+  char buf[256];
+  int r;
+  if (!have_zlib()) return;
+  memset(&a, 0xAA, sizeof a);
+  r = lightws_pmd_accept(c->value, strlen(c->value), c->cfg, &a);
+  if (!c->want) {
+    struct lightws_pmd_params zero;
+    memset(&zero, 0, sizeof zero);
+    ck_assert_msg(r == 0, "%s: accepted (%d)", c->name, r);
+    ck_assert_msg(memcmp(&a, &zero, sizeof a) == 0, "%s: agreed not zeroed",
+                  c->name);
+    return;
+  }
+  ck_assert_msg(r == 1, "%s: declined (%d)", c->name, r);
+  ck_assert_msg(lightws_pmd_response(buf, sizeof buf, &a) > 0, "%s", c->name);
+  ck_assert_msg(strcmp(buf, c->want) == 0, "%s: '%s', want '%s'", c->name,
+                buf, c->want);
+}
+END_TEST
+
+START_TEST(test_pmd_accept_reads_only_len_bytes) {
+  struct lightws_pmd_params a;
+  const char *v = PMD "; server_max_window_bits=10; foo";
+  if (!have_zlib()) return;
+  /* the unknown parameter lies past `len` */
+  ck_assert_int_eq(lightws_pmd_accept(v, strlen(PMD "; server_max_window_bits=10"),
+                                      NULL, &a), 1);
+  ck_assert_int_eq(a.server_max_window_bits, 10);
+  ck_assert_int_eq(lightws_pmd_accept(v, strlen(v), NULL, &a), 0);
+  ck_assert_int_eq(lightws_pmd_accept(NULL, 0, NULL, &a), 0);
+  ck_assert_int_eq(lightws_pmd_accept(v, strlen(v), NULL, NULL), 0);
+  ck_assert_int_eq(lightws_pmd_accept(PMD, 18, NULL, NULL), 1);
+}
+END_TEST
+
+/* ---- server: response ------------------------------------------------ */
+
+START_TEST(test_pmd_response_values) {
+  struct lightws_pmd_params a;
+  char buf[256];
+  memset(&a, 0, sizeof a);
+  ck_assert_int_eq(lightws_pmd_response(buf, sizeof buf, &a), 18);
+  ck_assert_str_eq(buf, PMD);
+  ck_assert_int_eq(lightws_pmd_response(buf, 18, &a), LIGHTWS_ERR_NOSPACE);
+  ck_assert_int_eq(lightws_pmd_response(buf, 0, &a), LIGHTWS_ERR_NOSPACE);
+  a.server_max_window_bits = 8;
+  a.client_max_window_bits = 15;
+  ck_assert_int_eq(lightws_pmd_response(buf, sizeof buf, &a),
+                   (ssize_t)strlen(PMD "; server_max_window_bits=8;"
+                                   " client_max_window_bits=15"));
+  ck_assert_str_eq(buf, PMD "; server_max_window_bits=8; client_max_window_bits=15");
+  a.client_max_window_bits = LIGHTWS_PMD_BITS_BARE; /* offers only */
+  ck_assert_int_eq(lightws_pmd_response(buf, sizeof buf, &a), LIGHTWS_ERR_INVALID);
+  a.client_max_window_bits = 16;
+  ck_assert_int_eq(lightws_pmd_response(buf, sizeof buf, &a), LIGHTWS_ERR_INVALID);
+  a.client_max_window_bits = 0;
+  a.server_max_window_bits = 7;
+  ck_assert_int_eq(lightws_pmd_response(buf, sizeof buf, &a), LIGHTWS_ERR_INVALID);
+  ck_assert_int_eq(lightws_pmd_response(buf, sizeof buf, NULL), LIGHTWS_ERR_INVALID);
+}
+END_TEST
+
+/* ---- client: check the response -------------------------------------- */
+
+struct check_case {
+  const char *name;
+  const char *value;
+  const struct lightws_pmd_config *cfg; /* what we offered with */
+  int want;                             /* 0 or the error */
+  struct lightws_pmd_params agreed;     /* on 0 */
+};
+
+static const struct check_case CHECKS[] = {
+    {"bare response", PMD, NULL, 0, {0, 0, 0, 0}},
+    {"case-insensitive", "PERMESSAGE-DEFLATE; SERVER_NO_CONTEXT_TAKEOVER", NULL,
+     0, {1, 0, 0, 0}},
+    {"all four", PMD "; server_no_context_takeover; client_no_context_takeover;"
+     " server_max_window_bits=9; client_max_window_bits=10", NULL, 0,
+     {1, 1, 9, 10}},
+    {"python websockets' answer", PMD "; client_max_window_bits=12", NULL, 0,
+     {0, 0, 0, 12}},
+    {"client window 8", PMD "; client_max_window_bits=8", NULL, 0, {0, 0, 0, 8}},
+    {"server window unasked (smaller needs no ask)",
+     PMD "; server_max_window_bits=10", NULL, 0, {0, 0, 10, 0}},
+    {"quoted values, whitespace",
+     " " PMD " ;server_max_window_bits = \"11\" ; client_max_window_bits=\"9\" ",
+     NULL, 0, {0, 0, 11, 9}},
+    {"our limit answered equal", PMD "; server_no_context_takeover;"
+     " server_max_window_bits=10", &CFG_SMALL, 0, {1, 1, 10, 0}},
+    {"our limit answered smaller", PMD "; server_no_context_takeover;"
+     " server_max_window_bits=8", &CFG_SMALL, 0, {1, 1, 8, 0}},
+    {"empty list elements", ", " PMD " ,", NULL, 0, {0, 0, 0, 0}},
+    /* BAD_EXTENSION: not what we offered */
+    {"another extension", "x-webkit-deflate-frame", NULL,
+     LIGHTWS_ERR_BAD_EXTENSION, {0, 0, 0, 0}},
+    {"another extension after ours", PMD ", foo", NULL,
+     LIGHTWS_ERR_BAD_EXTENSION, {0, 0, 0, 0}},
+    {"another extension before ours", "foo, " PMD, NULL,
+     LIGHTWS_ERR_BAD_EXTENSION, {0, 0, 0, 0}},
+    {"permessage-deflate twice", PMD ", " PMD, NULL, LIGHTWS_ERR_BAD_EXTENSION,
+     {0, 0, 0, 0}},
+    {"empty value", "", NULL, LIGHTWS_ERR_BAD_EXTENSION, {0, 0, 0, 0}},
+    {"only commas", " , ", NULL, LIGHTWS_ERR_BAD_EXTENSION, {0, 0, 0, 0}},
+    {"list starting with ;", "; " PMD, NULL, LIGHTWS_ERR_BAD_EXTENSION,
+     {0, 0, 0, 0}},
+    /* BAD_EXTENSION_PARAMS: our extension with parameters we cannot take */
+    {"unknown parameter", PMD "; foo", NULL, LIGHTWS_ERR_BAD_EXTENSION_PARAMS,
+     {0, 0, 0, 0}},
+    {"duplicate parameter", PMD "; client_max_window_bits=10;"
+     " client_max_window_bits=10", NULL, LIGHTWS_ERR_BAD_EXTENSION_PARAMS,
+     {0, 0, 0, 0}},
+    {"duplicate flag", PMD "; client_no_context_takeover;"
+     " client_no_context_takeover", NULL, LIGHTWS_ERR_BAD_EXTENSION_PARAMS,
+     {0, 0, 0, 0}},
+    {"client_max_window_bits bare in a response",
+     PMD "; client_max_window_bits", NULL, LIGHTWS_ERR_BAD_EXTENSION_PARAMS,
+     {0, 0, 0, 0}},
+    {"server_max_window_bits bare", PMD "; server_max_window_bits", NULL,
+     LIGHTWS_ERR_BAD_EXTENSION_PARAMS, {0, 0, 0, 0}},
+    {"window 7", PMD "; client_max_window_bits=7", NULL,
+     LIGHTWS_ERR_BAD_EXTENSION_PARAMS, {0, 0, 0, 0}},
+    {"window 16", PMD "; server_max_window_bits=16", NULL,
+     LIGHTWS_ERR_BAD_EXTENSION_PARAMS, {0, 0, 0, 0}},
+    {"window with leading zero", PMD "; server_max_window_bits=08", NULL,
+     LIGHTWS_ERR_BAD_EXTENSION_PARAMS, {0, 0, 0, 0}},
+    {"flag with a value", PMD "; server_no_context_takeover=true", NULL,
+     LIGHTWS_ERR_BAD_EXTENSION_PARAMS, {0, 0, 0, 0}},
+    {"our server window limit not answered", PMD "; server_no_context_takeover",
+     &CFG_SMALL, LIGHTWS_ERR_BAD_EXTENSION_PARAMS, {0, 0, 0, 0}},
+    {"our server window limit answered larger", PMD
+     "; server_no_context_takeover; server_max_window_bits=11", &CFG_SMALL,
+     LIGHTWS_ERR_BAD_EXTENSION_PARAMS, {0, 0, 0, 0}},
+    {"server_no_context_takeover asked, not answered",
+     PMD "; server_max_window_bits=10", &CFG_SMALL,
+     LIGHTWS_ERR_BAD_EXTENSION_PARAMS, {0, 0, 0, 0}},
+    {"broken syntax in our element", PMD "; =1", NULL,
+     LIGHTWS_ERR_BAD_EXTENSION_PARAMS, {0, 0, 0, 0}},
+    {"unterminated quote", PMD "; server_max_window_bits=\"9", NULL,
+     LIGHTWS_ERR_BAD_EXTENSION_PARAMS, {0, 0, 0, 0}},
+    {"quoted non-token", PMD "; server_max_window_bits=\"9 \"", NULL,
+     LIGHTWS_ERR_BAD_EXTENSION_PARAMS, {0, 0, 0, 0}},
+};
+
+START_TEST(test_pmd_check_response_table) {
+  const struct check_case *c = &CHECKS[_i];
+  struct lightws_pmd_params a;
+  int r;
+  memset(&a, 0xAA, sizeof a);
+  r = lightws_pmd_check_response(c->value, strlen(c->value), c->cfg, &a);
+  ck_assert_msg(r == c->want, "%s: %s, want %s", c->name, lightws_errname(r),
+                lightws_errname(c->want));
+  if (r == 0) {
+    ck_assert_msg(memcmp(&a, &c->agreed, sizeof a) == 0,
+                  "%s: agreed %u %u %u %u", c->name,
+                  a.server_no_context_takeover, a.client_no_context_takeover,
+                  a.server_max_window_bits, a.client_max_window_bits);
+  } else {
+    struct lightws_pmd_params zero;
+    memset(&zero, 0, sizeof zero);
+    ck_assert_msg(memcmp(&a, &zero, sizeof a) == 0, "%s: agreed not zeroed",
+                  c->name);
+  }
+}
+END_TEST
+
+/* What one side agrees to, the other side checks and gets the same. */
+START_TEST(test_pmd_accept_then_check_agree) {
+  static const struct lightws_pmd_config *cfgs[] = {NULL, &CFG_SMALL, &CFG_W15,
+                                                    &CFG_W9, &CFG_PEER9};
+  size_t i, j;
+  if (!have_zlib()) return;
+  for (i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
+    for (j = 0; j < sizeof cfgs / sizeof cfgs[0]; j++) {
+      char offer[256], resp[256];
+      struct lightws_pmd_params s, c;
+      ssize_t n = lightws_pmd_offer(offer, sizeof offer, cfgs[i]);
+      int r;
+      ck_assert_int_gt(n, 0);
+      r = lightws_pmd_accept(offer, (size_t)n, cfgs[j], &s);
+      ck_assert_int_eq(r, 1); /* we always offer client_max_window_bits */
+      n = lightws_pmd_response(resp, sizeof resp, &s);
+      ck_assert_int_gt(n, 0);
+      ck_assert_msg(lightws_pmd_check_response(resp, (size_t)n, cfgs[i], &c) == 0,
+                    "client %zu server %zu: '%s' for '%s'", i, j, resp, offer);
+      ck_assert_int_eq(c.server_max_window_bits, s.server_max_window_bits);
+      ck_assert_int_eq(c.client_max_window_bits, s.client_max_window_bits);
+      ck_assert_int_eq(c.server_no_context_takeover, s.server_no_context_takeover);
+      ck_assert_int_ge(c.client_no_context_takeover, s.client_no_context_takeover);
+    }
+  }
+}
+END_TEST
+
+Suite *pmd_negotiate_suite(void) {
+  Suite *s = suite_create("pmd_negotiate");
+  TCase *t = tcase_create("offer");
+  tcase_add_loop_test(t, test_pmd_offer_values, 0,
+                      (int)(sizeof OFFERS / sizeof OFFERS[0]));
+  tcase_add_test(t, test_pmd_offer_rejects_bad_config);
+  tcase_add_test(t, test_pmd_without_zlib_is_unsupported);
+  suite_add_tcase(s, t);
+  t = tcase_create("accept");
+  tcase_add_loop_test(t, test_pmd_accept_table, 0,
+                      (int)(sizeof ACCEPTS / sizeof ACCEPTS[0]));
+  tcase_add_test(t, test_pmd_accept_reads_only_len_bytes);
+  tcase_add_test(t, test_pmd_response_values);
+  suite_add_tcase(s, t);
+  t = tcase_create("check_response");
+  tcase_add_loop_test(t, test_pmd_check_response_table, 0,
+                      (int)(sizeof CHECKS / sizeof CHECKS[0]));
+  tcase_add_test(t, test_pmd_accept_then_check_agree);
+  suite_add_tcase(s, t);
+  return s;
+}
