@@ -1208,8 +1208,11 @@ static int send_close(struct lstream *w, unsigned code, const char *reason,
 /* ws:close([code=1000], [reason=""]) -> true, peer_code, peer_reason
  *   | nil, msg, ...: the close handshake (§7.1.2): sends a close frame,
  * drains data until the peer's close (or EOF), then closes the descriptor
- * (when owned). Waits at most the stream's timeout, or 10 s without one.
- * The stream is closed afterwards in every case. When a data frame of ours
+ * (when owned). Waits at most the stream's timeout, or its close_timeout
+ * (nil, msg, 0, "close_timeout"), or 10 s without either. The stream is
+ * closed afterwards in every case, except a memory stream: there close
+ * only queues the close frame (ws:output()) and the stream stays readable
+ * for the peer's answer (ws:frame()). When a data frame of ours
  * was cut short (a send that failed or timed out and was not continued)
  * the close frame cannot be sent (it would land inside that frame): the
  * transport is shut down at once and close returns nil, msg, 1006, "busy". */
@@ -1250,8 +1253,8 @@ static int m_close(lua_State *L) {
   if (rc == LIGHTWS_ERR_INVALID) return luaL_argerror(L, 3, "reason is not UTF-8");
   msg_free(w);
   if (w->mem) {              /* the close frame is in ws:output(); the
-                                caller's transport finishes the rest */
-    close_fd_of(w);
+                                stream stays readable (ws:frame() drains
+                                to the peer's close, under close_timeout) */
     if (rc < 0 && rc != LIGHTWS_ERR_CLOSED) return push_stream_error(L, w, rc);
     lua_pushboolean(L, 1);
     return 1;
@@ -1493,6 +1496,15 @@ static int m_output(lua_State *L) {
     w->obuf = NULL;
     w->ocap = 0;
   }
+  return 1;
+}
+
+/* ws:buffered() -> bytes received and not yet read by the stream (its
+ * receive buffer, and for a memory stream the input left). */
+static int m_buffered(lua_State *L) {
+  struct lstream *w = check_stream(L, 1);
+  lua_pushinteger(L, (lua_Integer)(lightws_stream_buffered(&w->s) +
+                                   (w->in_len - w->in_off)));
   return 1;
 }
 
@@ -2138,6 +2150,7 @@ static const luaL_Reg stream_methods[] = {
     {"input", m_input},
     {"output", m_output},
     {"frame", m_frame},
+    {"buffered", m_buffered},
     {NULL, NULL}};
 
 static const luaL_Reg stream_meta[] = {

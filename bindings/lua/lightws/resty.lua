@@ -1,136 +1,165 @@
 -- SPDX-License-Identifier: MIT
--- lightws.resty: websocket client and server over OpenResty (ngx_lua) cosockets, framed by the lightws C codec.
+-- lightws.resty: websocket client and server over OpenResty (ngx_lua) cosockets, framed by a lightws C stream.
 --
 -- Method names follow lua-resty-websocket (new, connect, recv_frame,
 -- send_text, send_binary, send_ping, send_pong, send_close, set_timeout,
--- set_keepalive, close). One difference: a recv_frame that times out in
--- the middle of a frame keeps what it has read (head bytes, payload
--- pieces), and the next recv_frame continues the same frame.
+-- set_keepalive, close). The frames are read and written by a C stream
+-- over memory (core.stream(nil, ...)): the cosocket's bytes go in with
+-- ws:input(), what the stream writes comes out of ws:output() and is sent
+-- on the cosocket. So the C core checks the frames and keeps the time:
+-- the handshake, idle, keepalive and close timeouts are its deadlines,
+-- which recv_frame waits for and ticks at. Differences from
+-- lua-resty-websocket: a recv_frame that times out in the middle of a
+-- frame keeps what it has read, and the next recv_frame continues it.
 local core = require "lightws.core"
 
 local concat = table.concat
-local char, byte = string.char, string.byte
-local setmetatable, type, tostring = setmetatable, type, tostring
+local byte = string.byte
+local ceil, min = math.ceil, math.min
+local setmetatable, type, tostring, pcall = setmetatable, type, tostring, pcall
+local now = core.now
 
 local OPCODES = { continuation = 0x0, text = 0x1, binary = 0x2,
                   close = 0x8, ping = 0x9, pong = 0xA }
-local TYPES = { [0x0] = "continuation", [0x1] = "text", [0x2] = "binary",
-                [0x8] = "close", [0x9] = "ping", [0xA] = "pong" }
+
+-- The cosocket timeout (ms) put back after a wait shortened it, when the
+-- caller set none: lua_socket_read_timeout's default (the module cannot
+-- read nginx's setting).
+local DEFAULT_TIMEOUT = 60000
+local HANDSHAKE_TIMEOUT = 10000  -- ms, handshake_timeout unless set
+local READ_MAX = 65536           -- bytes asked of one receiveany
 
 local _M = { _VERSION = core._VERSION }
 local ws = {}          -- methods shared by clients and servers
 local ws_mt = { __index = ws }
 
+-- A time option in ms (nil: `def`; false or 0: off) as seconds.
+local function secs(opts, name, def)
+  local ms = opts[name]
+  if ms == nil then ms = def end
+  if not ms then return 0 end
+  if type(ms) ~= "number" or ms ~= ms or ms < 0 then
+    error("lightws.resty: option " .. name .. " must be milliseconds >= 0", 3)
+  end
+  return ms / 1000
+end
+
+-- The C stream of a connection (memory transport). open: no handshake.
+local function new_stream(is_server, opts, open)
+  local max = opts.max_payload_len or 65535
+  return core.stream(nil, is_server and "server" or "client", {
+    open = open,
+    no_auto_pong = true,                        -- the caller answers pings
+    no_utf8_check = opts.no_utf8_check,
+    max_frame = min(max, 4294967295),
+    handshake_timeout = secs(opts, "handshake_timeout", HANDSHAKE_TIMEOUT),
+    idle_timeout = secs(opts, "idle_timeout"),
+    ping_interval = secs(opts, "ping_interval"),
+    ping_timeout = secs(opts, "ping_timeout"),
+    close_timeout = secs(opts, "close_timeout"),
+  })
+end
+
 local function new_object(sock, is_server, opts)
   opts = opts or {}
+  if opts.send_unmasked then error("lightws.resty: send_unmasked is not supported (clients always mask, RFC 6455 §5.3)", 3) end
   local self = setmetatable({
     sock = sock,
     server = is_server,                        -- §5.1: servers expect masked frames
+    opts = opts,
     max_payload_len = opts.max_payload_len or 65535,
-    send_unmasked = opts.send_unmasked,        -- a client sending unmasked breaks §5.3
-    head = "",                                 -- head bytes read so far
-    frame = nil,                               -- decoded head of the frame being read
-    parts = nil, got = 0,                      -- its payload pieces
-    frag = nil,                                -- type of the fragmented message in progress
-    utf8 = (not opts.no_utf8_check) and core.utf8() or nil,
+    timeout = opts.timeout,                    -- ms per call, nil: the cosocket's
+    send_kind = nil,                           -- kind of the message being sent in fragments
     closed = false, fatal = nil,
   }, ws_mt)
   if opts.timeout then sock:settimeout(opts.timeout) end
   return self
 end
 
-local function fail(self, err, code)
-  if code and not self.closed then
-    -- §7.1.7: fail the connection with a close frame carrying the reason code
-    self:send_close(code, "")
+-- Sends what the C stream wrote (frames, pongs, keepalive pings, close
+-- frames, the handshake request). Returns bytes sent (0: none) | nil, err.
+local function flush(self)
+  local out = self.c:output()
+  if not out then return 0 end
+  local bytes, err = self.sock:send(out)
+  if not bytes then
+    self.fatal = err
+    return nil, "failed to send frame: " .. err
   end
-  self.fatal = err
-  return nil, nil, err
+  return bytes
+end
+
+local function max0(x) return x > 0 and x or 0 end
+
+-- Waits for input for the C stream: receives on the cosocket until the
+-- call's own timeout (self.timeout ms from `start`) or the stream's next
+-- deadline, whichever comes first; at the deadline ws:tick() acts (a
+-- keepalive ping goes out, or a timeout fails the stream). Returns true
+-- (input given) | nil, "timeout" | nil, err (fatal).
+local function fill(self, start)
+  local c, sock = self.c, self.sock
+  local call_end = self.timeout and start + self.timeout / 1000
+  while true do
+    local d = c:deadline()
+    if d and d <= now() then
+      local ok, msg = c:tick()
+      local sent, serr = flush(self)
+      if not ok then
+        self.fatal = msg
+        return nil, msg
+      end
+      if not sent then return nil, serr end
+      d = c:deadline()
+    end
+    local by_call = not d or (call_end ~= nil and call_end <= d)
+    local wait_end = by_call and call_end or d
+    if wait_end then sock:settimeout(ceil(max0((wait_end - now()) * 1000)) + 1) end
+    local data, err = sock:receiveany(READ_MAX)
+    if wait_end then sock:settimeout(self.timeout or DEFAULT_TIMEOUT) end
+    if data then
+      c:input(data)
+      return true
+    end
+    if err ~= "timeout" then
+      self.fatal = err
+      return nil, "failed to receive the frame: " .. err
+    end
+    if by_call then return nil, "timeout" end
+  end
 end
 
 -- recv_frame() -> data, typ, err. typ is "text", "binary", "continuation",
 -- "ping", "pong" or "close"; err is "again" for a fragment that is not the
--- last, and for "close" data is the reason and err the code (nil if none).
--- Failure: nil, nil, err ("timeout": call again, the frame continues).
+-- last, and for "close" data is the reason and err the code (nil if none;
+-- the close is answered with the same code by the C stream). Failure:
+-- nil, nil, err ("timeout": call again, the frame continues; a time
+-- option's error, e.g. "keepalive ping not answered within its timeout",
+-- after which the connection is failed and its close frame sent).
 function ws.recv_frame(self)
   if self.fatal then return nil, nil, "failed: " .. self.fatal end
-  local sock = self.sock
-  local f = self.frame
-  while not f do
-    local need = 2 - #self.head
-    if need <= 0 then
-      local fin, op, masked, len, key, hlen =
-        core.decode_head(self.head, 1, self.server and "masked" or "unmasked")
-      if fin == nil then
-        if op ~= "incomplete" then return fail(self, "bad frame head: " .. op, masked) end
-        need = masked
-      else
-        if len > self.max_payload_len then
-          return fail(self, "exceeding max payload len", 1009)
-        end
-        f = { fin = fin, op = op, len = len, key = key, hlen = hlen }
-        self.frame, self.parts, self.got = f, {}, 0
-        break
-      end
+  local c = self.c
+  local start = now()
+  while true do
+    local data, typ, fin, reason = c:frame()
+    local sent, serr = flush(self)             -- pongs of ours, close echo, failure close
+    if not sent then return nil, nil, serr end
+    if data then
+      if typ == "ping" or typ == "pong" then return data, typ end
+      return data, typ, (not fin) and "again" or nil
     end
-    local data, err, partial = sock:receive(need)
-    if not data then
-      if partial and #partial > 0 then self.head = self.head .. partial end
-      if err == "timeout" then return nil, nil, "timeout" end
-      self.fatal = err
-      return nil, nil, "failed to receive the frame head: " .. err
-    end
-    self.head = self.head .. data
-  end
-  while self.got < f.len do
-    local data, err, partial = sock:receive(f.len - self.got)
-    local piece = data or partial
-    if piece and #piece > 0 then
-      self.parts[#self.parts + 1] = piece
-      self.got = self.got + #piece
-    end
-    if not data then
-      if err == "timeout" then return nil, nil, "timeout" end
-      self.fatal = err
-      return nil, nil, "failed to receive the payload: " .. err
+    if typ == "input" then
+      local ok, err = fill(self, start)
+      if not ok then return nil, nil, err end
+    elseif typ == "closed" then
+      self.closed = true                       -- our answer is sent
+      local code = fin
+      if code == 1005 or code == 1006 then code = nil end
+      return reason, "close", code
+    else                                       -- the peer broke the RFC (close sent)
+      self.fatal = typ
+      return nil, nil, typ
     end
   end
-  local payload = concat(self.parts)
-  if f.key then payload = core.mask(payload, f.key) end
-  self.head, self.frame, self.parts, self.got = "", nil, nil, 0
-
-  local op = f.op
-  if op == 0x8 then
-    self.closed_by_peer = true
-    if #payload == 0 then return "", "close", nil end
-    if #payload == 1 then return fail(self, "close frame with a 1-byte payload", 1002) end
-    local code = byte(payload, 1) * 256 + byte(payload, 2)
-    if not core.close_code_valid(code) then return fail(self, "invalid close code", 1002) end
-    return payload:sub(3), "close", code
-  elseif op == 0x9 or op == 0xA then
-    return payload, TYPES[op]
-  end
-  -- data frames: track fragmentation (§5.4) and UTF-8 of text (§8.1)
-  local typ = TYPES[op]
-  if op == 0x0 then
-    if not self.frag then return fail(self, "continuation frame outside a message", 1002) end
-  else
-    if self.frag then return fail(self, "new data frame inside a fragmented message", 1002) end
-    self.msg_text = op == 0x1
-  end
-  if self.utf8 and self.msg_text then
-    local ok = self.utf8:feed(payload)
-    if ok == nil or (f.fin and not ok) then
-      return fail(self, "invalid UTF-8 in text", 1007)
-    end
-    if f.fin then self.utf8:reset() end
-  end
-  if f.fin then
-    self.frag = nil
-    return payload, typ
-  end
-  self.frag = self.frag or typ
-  return payload, typ, "again"
 end
 
 -- send_frame(fin, opcode, payload) -> bytes | nil, err
@@ -140,20 +169,34 @@ function ws.send_frame(self, fin, opcode, payload)
   if type(opcode) == "string" then opcode = OPCODES[opcode] end
   payload = payload == nil and "" or tostring(payload)
   local len = #payload
+  if opcode == nil then return nil, "bad opcode" end
   if opcode >= 0x8 and len > 125 then return nil, "too long payload for a control frame" end
   if len > self.max_payload_len and opcode < 0x8 then return nil, "exceeding max payload len" end
-  local key
-  if not self.server and not self.send_unmasked then
-    key = core.mask_key()                      -- §5.3: a fresh key per frame
-    payload = core.mask(payload, key)
+  local c = self.c
+  local ok, ok2, err
+  if opcode == 0x9 then
+    ok, ok2, err = pcall(c.ping, c, payload)
+  elseif opcode == 0xA then
+    ok, ok2, err = pcall(c.pong, c, payload)
+  elseif opcode == 0x8 then
+    local code, reason = 0, ""
+    if len >= 2 then code, reason = byte(payload, 1) * 256 + byte(payload, 2), payload:sub(3) end
+    if len == 1 then return nil, "bad close payload" end
+    ok, ok2, err = pcall(c.close, c, code, reason)
+  else
+    local kind = opcode == 0x1 and "text" or opcode == 0x2 and "binary" or nil
+    if opcode == 0x0 then kind = self.send_kind end
+    if not kind then return nil, opcode == 0x0 and "continuation frame outside a message" or "bad opcode" end
+    ok, ok2, err = pcall(c.send, c, payload, kind, not fin)
+    if ok and ok2 then self.send_kind = (not fin) and kind or nil end
   end
-  local head, err = core.encode_head(fin, opcode, len, key)
-  if not head then return nil, "bad frame: " .. err end
-  local bytes, serr = self.sock:send({ head, payload })
-  if not bytes then
-    self.fatal = serr
-    return nil, "failed to send frame: " .. serr
+  if not ok then return nil, "bad frame: " .. tostring(ok2) end
+  if not ok2 then
+    self.fatal = err
+    return nil, "failed to send frame: " .. tostring(err)
   end
+  local bytes, serr = flush(self)
+  if not bytes then return nil, serr end
   if opcode == 0x8 then self.closed = true end
   return bytes
 end
@@ -165,21 +208,59 @@ function ws.send_pong(self, data) return self:send_frame(true, 0xA, data) end
 
 -- send_close([code], [msg]) -> bytes | nil, err
 function ws.send_close(self, code, msg)
-  local payload = ""
-  if code then
-    if type(code) ~= "number" or code > 0x7fff then return nil, "bad status code" end
-    payload = char(math.floor(code / 256) % 256, code % 256) .. (msg or "")
-  end
-  return self:send_frame(true, 0x8, payload)
+  if code == nil then return self:send_frame(true, 0x8, "") end
+  if type(code) ~= "number" or code < 0 or code > 0xFFFF then return nil, "bad status code" end
+  if self.fatal then return nil, "failed: " .. self.fatal end
+  if self.closed then return nil, "already closed" end
+  local ok, ok2, err = pcall(self.c.close, self.c, code, msg or "")
+  if not ok then return nil, "bad close frame: " .. tostring(ok2) end
+  if not ok2 then return nil, "failed to send frame: " .. tostring(err) end
+  local bytes, serr = flush(self)
+  if not bytes then return nil, serr end
+  self.closed = true
+  return bytes
 end
 
-function ws.set_timeout(self, ms) return self.sock:settimeout(ms) end
+-- set_timeout(ms): the timeout of each call (recv_frame, sends, connect).
+function ws.set_timeout(self, ms)
+  self.timeout = ms
+  return self.sock:settimeout(ms)
+end
 
 -- set_timeouts(connect, send, read) when the cosocket has it.
-function ws.set_timeouts(self, c, s, r) return self.sock:settimeouts(c, s, r) end
+function ws.set_timeouts(self, c, s, r)
+  self.timeout = r
+  return self.sock:settimeouts(c, s, r)
+end
+
+-- rtt() -> ms of the last keepalive round trip, or nil.
+function ws.rtt(self)
+  local r = self.c and self.c:rtt()
+  return r and r * 1000
+end
+
+-- deadline() -> ms until the C stream needs a tick (recv_frame does it),
+-- or nil; tick() -> true | nil, err. For handlers that run keepalive
+-- outside recv_frame (an ngx.timer or ngx.thread must not use the
+-- cosocket while another thread reads it: see docs/lua.md).
+function ws.deadline(self)
+  local d = self.c:deadline()
+  return d and math.max(0, (d - now()) * 1000)
+end
+
+function ws.tick(self)
+  local ok, msg = self.c:tick()
+  local sent, serr = flush(self)
+  if not ok then
+    self.fatal = msg
+    return nil, msg
+  end
+  if not sent then return nil, serr end
+  return true
+end
 
 function ws.set_keepalive(self, ...)
-  if self.fatal or self.frame or #self.head > 0 then
+  if self.fatal or self.c:buffered() > 0 or self.c:status() ~= "open" then
     return nil, "unread data on the connection"
   end
   return self.sock:setkeepalive(...)
@@ -203,7 +284,9 @@ local client = {}
 _M.client = client
 
 -- client.new([opts]) / client:new(opts) -> wb. opts: timeout (ms),
--- max_payload_len, send_unmasked, no_utf8_check.
+-- max_payload_len, no_utf8_check, and the time options in ms:
+-- handshake_timeout (default 10000; connect + request + response),
+-- idle_timeout, ping_interval, ping_timeout, close_timeout.
 function client.new(a, b)
   local opts = (a == client) and b or a
   local sock, err = ngx.socket.tcp()
@@ -229,14 +312,13 @@ end
 
 -- wb:connect(uri, [opts]) -> 1 | nil, err. opts: protocols (string or
 -- list), origin, headers ({"Name: value"} or {name = value}), pool,
--- max_head. A socket reused from the pool skips the handshake.
+-- max_head. A socket reused from the pool skips the handshake. The
+-- handshake timeout covers the TCP connect, the request and the response
+-- (a response dribbled byte by byte included).
 function client.connect(self, uri, opts)
   opts = opts or {}
   local host, port, path, authority = parse_uri(uri)
   if not host then return nil, port end
-  local ok, err = self.sock:connect(host, port, opts.pool and { pool = opts.pool } or nil)
-  if not ok then return nil, "failed to connect: " .. err end
-  if (self.sock:getreusedtimes() or 0) > 0 then return 1 end
   local protocols = opts.protocols
   if type(protocols) == "table" then protocols = concat(protocols, ", ") end
   local headers = opts.headers
@@ -249,19 +331,32 @@ function client.connect(self, uri, opts)
     end
     headers = h
   end
-  local key = core.handshake_key()
-  local req, berr = core.build_request(authority, path, key,
-    { protocols = protocols, origin = opts.origin, headers = headers })
-  if not req then return nil, "failed to build the request: " .. berr end
-  local bytes, serr = self.sock:send(req)
-  if not bytes then return nil, "failed to send the handshake request: " .. serr end
-  local reader = self.sock:receiveuntil("\r\n\r\n")
-  local head, rerr = reader(opts.max_head or core.HEAD_MAX)
-  if not head then return nil, "failed to receive the response header: " .. rerr end
-  local resp, perr, status = core.parse_response(head .. "\r\n\r\n", key, protocols)
-  if not resp then
-    return nil, "bad handshake response: " .. perr .. (status ~= 0 and (" (status " .. status .. ")") or "")
+  local start = now()
+  local c = new_stream(false, self.opts, false)   -- the handshake clock starts
+  self.c = c
+  local hs = secs(self.opts, "handshake_timeout", HANDSHAKE_TIMEOUT) * 1000
+  if hs > 0 then self.sock:settimeout(ceil(self.timeout and min(self.timeout, hs) or hs)) end
+  local ok, err = self.sock:connect(host, port, opts.pool and { pool = opts.pool } or nil)
+  if hs > 0 then self.sock:settimeout(self.timeout or DEFAULT_TIMEOUT) end
+  if not ok then return nil, "failed to connect: " .. err end
+  if (self.sock:getreusedtimes() or 0) > 0 then
+    self.c = new_stream(false, self.opts, true)
+    return 1
   end
+  local resp, msg, code = c:client_handshake(authority, path,
+    { protocols = protocols, origin = opts.origin, headers = headers, max_head = opts.max_head })
+  while true do
+    local sent, serr = flush(self)
+    if not sent then return nil, "failed to send the handshake request: " .. serr end
+    if resp then break end
+    if msg ~= "input" then
+      return nil, "bad handshake response: " .. tostring(msg) .. (code and code ~= 0 and (" (status " .. code .. ")") or "")
+    end
+    local got, ferr = fill(self, start)
+    if not got then return nil, "failed to receive the response header: " .. ferr end
+    resp, msg, code = c:client_handshake()
+  end
+  self.fatal = nil
   self.response = resp
   return 1
 end
@@ -277,7 +372,10 @@ _M.server = server
 -- it sets ngx.status and headers and returns nil, err, status: the caller
 -- ends the request (`return ngx.exit(status)`). opts: timeout (ms),
 -- max_payload_len, protocols ("a, b": the first one the client offered),
--- no_utf8_check.
+-- no_utf8_check, and the time options in ms: handshake_timeout (default
+-- 10000: sending the 101; nginx read the request under
+-- client_header_timeout), idle_timeout, ping_interval, ping_timeout,
+-- close_timeout.
 function server.new(a, b)
   local opts = ((a == server) and b or a) or {}
   local raw = ngx.req.raw_header()
@@ -299,10 +397,13 @@ function server.new(a, b)
   local sock, err = ngx.req.socket(true)
   if not sock then return nil, "failed to get the request socket: " .. tostring(err), 500 end
   local resp = assert(core.build_response(req.key, chosen))
-  if opts.timeout then sock:settimeout(opts.timeout) end
+  local hs = secs(opts, "handshake_timeout", HANDSHAKE_TIMEOUT) * 1000
+  if hs > 0 then sock:settimeout(ceil(opts.timeout and min(opts.timeout, hs) or hs)) end
   local bytes, serr = sock:send(resp)
+  if hs > 0 then sock:settimeout(opts.timeout or DEFAULT_TIMEOUT) end
   if not bytes then return nil, "failed to send the handshake response: " .. serr, 500 end
   local self = new_object(sock, true, opts)
+  self.c = new_stream(true, opts, true)
   self.request, self.protocol = req, chosen
   return self
 end
