@@ -19,42 +19,75 @@ readiness callbacks (add_reader / add_writer) instead of poll().
 No transports or protocols are involved: the socket is used directly, and
 every C call returns at once (would-block included), so one task may read
 while another writes.
+
+Time: the C stream keeps the deadlines (open_timeout, keepalive ping and
+pong, close_timeout); one loop timer per connection sits at the next one
+and ticks the stream there. While no task is inside a read call, the
+connection reads ahead on its own, so pings are answered and keepalive
+pongs seen when the application is busy elsewhere: messages read ahead
+wait (in order) for recv(), at most about ``rbuf_size`` bytes of them (the
+size of the receive buffer the stream reads into). Once that much is
+unread, reading stops and the peer is back-pressured by TCP, as python
+websockets does at max_queue; the next recv() takes from it and reading
+goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import logging
 import socket
-from typing import (Any, AsyncIterator, Awaitable, Callable, List, Optional,
-                    Sequence, Set, Union)
+import time
+from typing import (Any, AsyncIterator, Awaitable, Callable, Deque, List,
+                    Optional, Sequence, Set, Tuple, Union)
 from urllib.parse import urlsplit
 
 from . import parse_url, _protocols
-from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_RBUF_SIZE,
+from . import _core
+from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_OPEN_TIMEOUT,
+                    DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_RBUF_SIZE,
                     WANT_READ, WANT_WRITE, BaseWebSocket, Data, _choose_subprotocol,
-                    _close_args, _control_payload, _SendJob, _timeout_arg)
+                    _close_args, _control_payload, _open_left, _SendJob, _timeout_arg)
 from ._core import Chunk, Headers, Request, header_list
-from .server import (_ACCEPT_BACKOFF, _ACCEPT_PAUSE, _ACCEPT_TRANSIENT,
-                     DEFAULT_OPEN_TIMEOUT)
+from .server import _ACCEPT_BACKOFF, _ACCEPT_PAUSE, _ACCEPT_TRANSIENT
 from .errors import (ConnectionClosed, ConnectionClosedOK, HandshakeError,
-                     InvalidUsage, Opcode, ProtocolError, WebSocketError,
-                     WouldBlock)
+                     HandshakeTimeout, InvalidUsage, Opcode, ProtocolError,
+                     WebSocketError, WouldBlock)
 
 __all__ = ["WebSocket", "connect", "accept", "serve", "Server"]
 
 log = logging.getLogger("lightws")
 
 
+#: read-ahead budget charged per chunk besides its bytes, so a flood of
+#: empty frames is bounded too
+_AHEAD_ENTRY = 64
+_PING = int(Opcode.PING)
+_TEXT = int(Opcode.TEXT)
+
+
 class WebSocket(BaseWebSocket):
     """An asyncio websocket stream. Awaitable methods mirror the blocking
     lightws.WebSocket; use asyncio.wait_for() for timeouts. One task may
-    receive while others send (sends are serialized message by message)."""
+    receive while others send (sends are serialized message by message).
+
+    Keepalive (``ping_interval``, ``ping_timeout``) and the close timeout
+    run on a loop timer at the C stream's next deadline, whether or not a
+    task is inside a call. While no read call runs, the connection reads
+    ahead: control frames are handled (pings answered, keepalive pongs
+    seen) and data waits for recv(), at most ``read_ahead_limit`` bytes
+    (default ``rbuf_size``), beyond which the peer is back-pressured. A
+    keepalive timeout ends the connection with close 1011 at once; the
+    messages read before it are still returned by recv(), then it raises
+    PingTimeout (a ConnectionClosedError, code 1011). Under
+    OPT_NO_AUTO_PONG nothing is read ahead: pings are the application's.
+    """
 
     def __init__(self, sock: Any, *, client: bool,
                  loop: Optional[asyncio.AbstractEventLoop] = None,
-                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT, **kw: Any) -> None:
+                 close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT, **kw: Any) -> None:
         close_timeout = _timeout_arg(close_timeout, "close_timeout")   # None: no bound
         super().__init__(sock, client=client, **kw)
         self._loop = loop or asyncio.get_running_loop()
@@ -65,6 +98,21 @@ class WebSocket(BaseWebSocket):
         self._recv_lock = asyncio.Lock()
         self._send_lock = asyncio.Lock()
         self._released = asyncio.Event()    # set by _release()
+        # read-ahead: chunks (data, opcode, frame_end, message_end) read
+        # while no read call ran, in order; the read calls take them first
+        self._ahead: Deque[Tuple[bytes, int, bool, bool]] = collections.deque()
+        self._ahead_bytes = 0
+        #: read ahead at most this many bytes (then TCP back-pressures the peer)
+        self.read_ahead_limit: int = kw.get("rbuf_size", DEFAULT_RBUF_SIZE)
+        self._pump_ok = False           # open, and reading ahead allowed
+        self._pump_armed = False        # waiting for readiness
+        self._no_pump = bool(kw.get("options", 0) & _core.OPT_NO_AUTO_PONG)
+        self._kick_armed = False        # a control frame waits for writability
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._handshaking = False
+        # A WebSocket made on an open connection (no handshake) starts its
+        # keepalive and read-ahead at once; connect()/accept() after theirs.
+        self._loop.call_soon(self._start_if_open)
 
     # -- readiness ----------------------------------------------------------
     def _ready(self, want: int) -> "asyncio.Future[None]":
@@ -100,6 +148,9 @@ class WebSocket(BaseWebSocket):
                 f.set_result(None)
 
     def _unregister(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._rreg:
             self._loop.remove_reader(self._fd)
             self._rreg = False
@@ -135,28 +186,240 @@ class WebSocket(BaseWebSocket):
                 want |= WANT_WRITE
             await self._ready(want)
 
+    # -- time: one loop timer at the C stream's next deadline ----------------
+    def _arm(self) -> None:
+        """(Re)sets the timer after the C timeouts changed (a new phase);
+        between phases the deadlines only move later, and a timer that
+        fires early just ticks nothing and sets itself again."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._on_timer()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._fd_closed or not self._timed:
+            return
+        try:
+            ms = self._c.clock()        # ticks what is due: ping, or a timeout
+        except WebSocketError as e:
+            self._timed_out(e)
+            return
+        if self._c.want() & WANT_WRITE:
+            self._kick_write()          # the ping waits in the control slot
+        if ms >= 0:
+            self._timer = self._loop.call_later((ms + 1) / 1000, self._on_timer)
+
+    def _timed_out(self, err: WebSocketError) -> None:
+        """A C timeout failed the stream (its close frame, 1011 for a ping
+        timeout, went out as far as the socket took it): every waiting
+        call wakes and meets the error; the socket is released now."""
+        self._timed = False
+        if isinstance(err, HandshakeTimeout):
+            self._answer_408()
+        waiters, self._rwait, self._wwait = self._rwait + self._wwait, [], []
+        for f in waiters:
+            if not f.done():
+                f.set_result(None)
+        log.debug("lightws: %s", err)
+        self._unregister()
+        self._release()
+
+    def _kick_write(self) -> None:
+        """Writes a queued control frame (a keepalive ping, an automatic
+        pong) that no call is there to write, when the socket takes it."""
+        if self._kick_armed or self._fd_closed:
+            return
+        try:
+            while True:
+                try:
+                    if self._c.flush():
+                        return
+                except WouldBlock:
+                    break
+                # behind a data frame of ours cut short: a send() task
+                # finishes it (C sends the slot right after), else we do
+                if self._send_lock.locked():
+                    return
+                if not self._finish_pending():
+                    break
+        except (OSError, WebSocketError):
+            return
+        self._kick_armed = True
+        fut = self._ready(WANT_WRITE)
+        fut.add_done_callback(self._kick_ready)
+
+    def _kick_ready(self, fut: "asyncio.Future[None]") -> None:
+        self._kick_armed = False
+        if not fut.cancelled() and fut.exception() is None:
+            self._kick_write()
+
+    # -- read-ahead ----------------------------------------------------------
+    def _start_if_open(self) -> None:
+        if not self._handshaking and not self._fd_closed and not self._pump_ok:
+            self._opened()
+
+    def _opened(self) -> None:
+        """The open phase begins: keepalive clocks and read-ahead."""
+        self._handshaking = False
+        self._phase_open()
+        self._arm()
+        self._pump_ok = not self._no_pump
+        self._pump_soon()
+
+    def _pump_soon(self) -> None:
+        """Reads ahead if no read call runs (after every read call)."""
+        if (not self._pump_ok or self._pump_armed or self._fd_closed
+                or self._recv_lock.locked()):
+            return
+        if self._tls is None and self._c.read_idle():
+            self._pump_wait(WANT_READ)      # nothing buffered: wait for the socket
+        else:
+            self._pump()
+
+    def _pump(self) -> None:
+        if not self._pump_ok or self._fd_closed or self._recv_lock.locked():
+            return
+        c, q = self._c, self._ahead
+        while self._ahead_bytes < self.read_ahead_limit:
+            try:
+                chunk = c.recv_chunk()
+            except WouldBlock as e:
+                want = e.want
+                if want & WANT_WRITE:
+                    try:
+                        want = self._flush_for_reader(want)
+                    except (OSError, WebSocketError):
+                        self._pump_ok = False
+                        return
+                    if not want:
+                        continue
+                if self._tls_output():
+                    want |= WANT_WRITE
+                self._pump_wait(want)
+                return
+            except (OSError, WebSocketError):
+                # The peer closed (answered), broke the RFC or vanished:
+                # the C stream keeps that state, and the next read call
+                # reports it once the chunks read ahead are taken.
+                self._pump_ok = False
+                return
+            q.append(chunk)
+            self._ahead_bytes += len(chunk[0]) + _AHEAD_ENTRY
+        # Full: nothing more is read until a read call takes some, so the
+        # socket's buffers fill and TCP holds the peer back.
+
+    def _pump_wait(self, want: int) -> None:
+        try:
+            fut = self._ready(want)
+        except ConnectionClosed:
+            return
+        self._pump_armed = True
+        fut.add_done_callback(self._pump_ready)
+
+    def _pump_ready(self, fut: "asyncio.Future[None]") -> None:
+        self._pump_armed = False
+        if not fut.cancelled() and fut.exception() is None:
+            self._pump()
+
+    def _take(self, n: int) -> None:
+        """Drops the first read-ahead chunk (``n``: its length)."""
+        self._ahead.popleft()
+        self._ahead_bytes -= n + _AHEAD_ENTRY
+
+    def _ahead_message(self) -> Optional[Union[str, bytes]]:
+        """The next message out of the read-ahead chunks, or None when
+        they hold only its start: that moves to the partial-message buffer
+        and _step_recv() reads the rest from the stream."""
+        q = self._ahead
+        parts = []
+        if self._rmsg is not None and self._rpos:
+            parts.append(bytes(memoryview(self._rmsg)[:self._rpos]))  # a cancelled recv()'s start
+        op, end = _TEXT, False
+        while q and not end:
+            data, op, _, end = q[0]
+            self._take(len(data))
+            parts.append(data)
+        if not end:
+            rest = bytearray(b"".join(parts))
+            self._rmsg, self._rpos = rest, len(rest)
+            return None
+        self._rmsg, self._rpos = None, 0
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        return data.decode("utf-8") if op == _TEXT else data
+
+    def _ahead_chunk(self, buffer: Any) -> Chunk:
+        data, op, frame_end, message_end = self._ahead[0]
+        view = memoryview(buffer).cast("B")
+        n = min(len(view), len(data))
+        view[:n] = data[:n]
+        if n < len(data):
+            self._ahead[0] = (data[n:], op, frame_end, message_end)
+            self._ahead_bytes -= n
+            return Chunk(n, op, False, False)
+        self._take(n)
+        return Chunk(n, op, frame_end, message_end)
+
+    def _ahead_bytes_into(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        pos, size, q = 0, len(view), self._ahead
+        while q and pos < size:
+            data, op, frame_end, message_end = q[0]
+            n = min(size - pos, len(data))
+            view[pos:pos + n] = data[:n]
+            pos += n
+            if n < len(data):
+                q[0] = (data[n:], op, frame_end, message_end)
+                self._ahead_bytes -= n
+                break
+            self._take(n)
+        return pos
+
     # -- opening handshake ---------------------------------------------------
+    async def _tls_handshake(self, open_deadline: Optional[float]) -> None:
+        try:
+            await asyncio.wait_for(self._run(self._step_tls, False),
+                                   _open_left(open_deadline))
+        except asyncio.TimeoutError as e:
+            if isinstance(e, HandshakeTimeout):
+                raise
+            raise HandshakeTimeout("TLS handshake not complete within open_timeout") from None
+
     async def _client_handshake(self, host: str, path: str, protocols: Optional[str],
-                                origin: Optional[str], headers: Optional[Headers]) -> None:
+                                origin: Optional[str], headers: Optional[Headers],
+                                open_deadline: Optional[float] = None) -> None:
+        self._handshaking = True
+        self._phase_handshake(None)         # no keepalive during TLS
         if self._tls is not None:
-            await self._run(self._step_tls, False)
+            await self._tls_handshake(open_deadline)
+        self._phase_handshake(_open_left(open_deadline))
         try:
             self._c.client_start(host, path, protocols, origin, headers)
         except WouldBlock:
             pass
+        self._arm()                         # the C handshake deadline runs
         self.response = await self._run(self._c.client_handshake, False)
         self.subprotocol = self.response.protocol
+        self._opened()
 
     async def _server_handshake(self, protocols: Optional[Sequence[str]],
                                 headers: Optional[Headers],
-                                select_subprotocol: Optional[Callable[[Request], Optional[str]]]) -> None:
+                                select_subprotocol: Optional[Callable[[Request], Optional[str]]],
+                                open_deadline: Optional[float] = None) -> None:
+        self._handshaking = True
+        self._phase_handshake(None)
         if self._tls is not None:
-            await self._run(self._step_tls, False)
+            await self._tls_handshake(open_deadline)
+        self._phase_handshake(_open_left(open_deadline))
         try:
-            self.request = await self._run(self._c.server_read_request, False)
+            try:
+                self.request = self._c.server_read_request()
+            except WouldBlock:
+                self._arm()                 # the deadline runs from the first step
+                self.request = await self._run(self._c.server_read_request, False)
         except HandshakeError as e:
             status = e.status
-            if status:
+            if status and not isinstance(e, HandshakeTimeout):   # 408: sent at the timeout
                 try:
                     await self._run(lambda: self._c.server_reject(status), False)
                 except (OSError, WebSocketError):
@@ -165,13 +428,23 @@ class WebSocket(BaseWebSocket):
         chosen = _choose_subprotocol(self.request, protocols, select_subprotocol)
         await self._run(lambda: self._c.server_accept(chosen, headers), False)
         self.subprotocol = chosen
+        self._opened()
 
     # -- messages -------------------------------------------------------------
     async def recv(self) -> Union[str, bytes]:
         """The next whole message (str for text, bytes for binary); raises
-        ConnectionClosed / ProtocolError as the blocking recv()."""
-        async with self._recv_lock:
-            return await self._run(self._step_recv, True)
+        ConnectionClosed / ProtocolError as the blocking recv(), and
+        PingTimeout once the keepalive failed (after the messages read
+        before it)."""
+        try:
+            async with self._recv_lock:
+                if self._ahead:
+                    msg = self._ahead_message()
+                    if msg is not None:
+                        return msg
+                return await self._run(self._step_recv, True)
+        finally:
+            self._pump_soon()
 
     def __aiter__(self) -> AsyncIterator[Union[str, bytes]]:
         return self._messages()
@@ -184,9 +457,15 @@ class WebSocket(BaseWebSocket):
                 return
 
     async def recv_chunk_into(self, buffer: Any) -> Chunk:
-        """The next piece of a message, zero-copy into ``buffer``."""
-        async with self._recv_lock:
-            return await self._run(lambda: self._step_read_chunk(buffer), True)
+        """The next piece of a message, zero-copy into ``buffer`` (a copy
+        from the read-ahead when the piece was read ahead)."""
+        try:
+            async with self._recv_lock:
+                if self._ahead:
+                    return self._ahead_chunk(buffer)
+                return await self._run(lambda: self._step_read_chunk(buffer), True)
+        finally:
+            self._pump_soon()
 
     async def recv_into(self, buffer: Any) -> int:
         return (await self.recv_chunk_into(buffer)).nbytes
@@ -252,11 +531,18 @@ class WebSocket(BaseWebSocket):
         return bytes(memoryview(buf)[:n])
 
     async def readinto(self, buffer: Any) -> int:
-        async with self._recv_lock:
-            try:
-                return await self._run(lambda: self._step_read_bytes(buffer), True)
-            except ConnectionClosed:
-                return 0
+        try:
+            async with self._recv_lock:
+                if self._ahead:
+                    n = self._ahead_bytes_into(buffer)
+                    if n or len(memoryview(buffer).cast("B")) == 0:
+                        return n
+                try:
+                    return await self._run(lambda: self._step_read_bytes(buffer), True)
+                except ConnectionClosed:
+                    return 0
+        finally:
+            self._pump_soon()
 
     async def write(self, data: Any) -> int:
         """Sends ``data`` as one binary frame."""
@@ -268,16 +554,20 @@ class WebSocket(BaseWebSocket):
     # -- closing -------------------------------------------------------------
     async def close(self, code: int = 1000, reason: str = "") -> None:
         """Sends a close frame, waits up to ``close_timeout`` for the
-        peer's, then closes the socket. Idempotent. An invalid ``code`` or
-        a ``reason`` over 123 bytes in UTF-8 raises ValueError
+        peer's (the C stream's close deadline, kept by the loop timer;
+        None: no bound), then closes the socket. Idempotent. An invalid
+        ``code`` or a ``reason`` over 123 bytes in UTF-8 raises ValueError
         (InvalidUsage) before anything is sent."""
         rb = _close_args(code, reason)
         if self._fd_closed:
             return
+        if self._c.error() == 0:
+            self._pump_ok = False           # from now on only close() reads
+            self._phase_close(self.close_timeout)
+            self._arm()
         try:
-            await asyncio.wait_for(self._close_handshake(code, rb),
-                                   self.close_timeout)
-        except (OSError, WebSocketError, asyncio.TimeoutError):
+            await self._close_handshake(code, rb)
+        except (OSError, WebSocketError):
             pass
         finally:
             self._unregister()
@@ -302,19 +592,33 @@ class WebSocket(BaseWebSocket):
             await self._run(self._c.flush, False)
         if self._tls is not None and self._c.closing() == 2:
             await self._run(self._step_close_notify, False)
-        if self.client and self._sock is not None:
-            # §7.1.1: the server closes TCP first.
-            try:
-                self._sock.shutdown(socket.SHUT_WR)
-                buf = bytearray(4096)
-                while True:
-                    n = await asyncio.wait_for(self._loop.sock_recv_into(self._sock, buf), 2.0)
-                    if n <= 0:
-                        break
-            except (OSError, asyncio.TimeoutError):
-                pass
+        if self.client and self._sock is not None and not self._fd_closed:
+            # §7.1.1: the server closes TCP first; we wait for its EOF, at
+            # most 2 s (and within the close deadline: the timer releases
+            # the socket there, which ends this wait).
+            self._sock.shutdown(socket.SHUT_WR)
+            buf = bytearray(4096)
+            end = time.monotonic() + 2.0
+            while True:
+                try:
+                    if self._sock.recv_into(buf) <= 0:
+                        return
+                    continue
+                except BlockingIOError:
+                    pass
+                left = end - time.monotonic()
+                if left <= 0:
+                    return
+                try:
+                    await asyncio.wait_for(self._ready(WANT_READ), left)
+                except asyncio.TimeoutError:
+                    return
 
     def _release(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._pump_ok = False
         super()._release()
         self._released.set()
 
@@ -357,17 +661,35 @@ async def connect(target: Any, *, host: Optional[str] = None, path: Optional[str
                   max_size: Optional[int] = DEFAULT_MAX_SIZE,
                   rbuf_size: int = DEFAULT_RBUF_SIZE, mask: str = "random",
                   options: int = 0,
-                  close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
-                  ssl: Any = None, server_hostname: Optional[str] = None) -> WebSocket:
+                  close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
+                  ssl: Any = None, server_hostname: Optional[str] = None,
+                  open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
+                  ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+                  ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT) -> WebSocket:
     """Client: a ws:// or wss:// URL, or a connected socket (then
     ``host``/``path``), through the opening handshake (TLS first with
-    ``ssl``, an ssl.SSLContext). ``async with await connect(url) as ws``."""
+    ``ssl``, an ssl.SSLContext). ``async with await connect(url) as ws``.
+
+    Time, with python websockets' names and defaults (seconds, None: off):
+    ``open_timeout`` bounds TCP connect, TLS and handshake together
+    (HandshakeTimeout, a TimeoutError); ``ping_interval`` /
+    ``ping_timeout`` are keepalive (PingTimeout, code 1011, after close
+    1011 went out), run by the loop even while no task awaits the
+    WebSocket; ``close_timeout`` bounds close(). ``ws.latency`` is the
+    last keepalive round trip."""
     headers = header_list(headers)        # TypeError before any connection
     _timeout_arg(close_timeout, "close_timeout")
+    open_timeout = _timeout_arg(open_timeout, "open_timeout")
+    open_deadline = None if not open_timeout else time.monotonic() + open_timeout
     if isinstance(target, str):
         url = target
         thost, port, authority, upath = parse_url(url)
-        target = await _open_tcp(thost, port)
+        try:
+            target = await asyncio.wait_for(_open_tcp(thost, port), open_timeout or None)
+        except asyncio.TimeoutError as e:
+            if isinstance(e, WebSocketError):
+                raise
+            raise HandshakeTimeout("TCP connect not complete within open_timeout") from None
         host = host or authority
         path = path or upath
         if url.startswith("wss:"):
@@ -379,10 +701,11 @@ async def connect(target: Any, *, host: Optional[str] = None, path: Optional[str
         server_hostname = urlsplit("//" + host).hostname   # Host minus port
     ws = WebSocket(target, client=True, max_size=max_size, rbuf_size=rbuf_size,
                    mask=mask, options=options, close_timeout=close_timeout,
-                   ssl=ssl, server_hostname=server_hostname)
+                   ssl=ssl, server_hostname=server_hostname,
+                   ping_interval=ping_interval, ping_timeout=ping_timeout)
     try:
         await ws._client_handshake(host or "localhost", path or "/",
-                                   _protocols(protocols), origin, headers)
+                                   _protocols(protocols), origin, headers, open_deadline)
     except BaseException:
         ws._unregister()
         ws._release()
@@ -395,16 +718,25 @@ async def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
                  select_subprotocol: Optional[Callable[[Request], Optional[str]]] = None,
                  max_size: Optional[int] = DEFAULT_MAX_SIZE,
                  rbuf_size: int = DEFAULT_RBUF_SIZE, options: int = 0,
-                 close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
-                 ssl: Any = None) -> WebSocket:
+                 close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
+                 ssl: Any = None,
+                 open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
+                 ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+                 ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT) -> WebSocket:
     """Server: the opening handshake on an accepted socket (an invalid
     request is answered with its HTTP status; HandshakeError); TLS first
-    with ``ssl`` (a server-side ssl.SSLContext)."""
+    with ``ssl`` (a server-side ssl.SSLContext). Timeouts as for
+    connect(); a client too slow for ``open_timeout`` (a request dribbled
+    byte by byte included) gets one attempt at 408 and HandshakeTimeout
+    is raised."""
     headers = header_list(headers)
+    open_timeout = _timeout_arg(open_timeout, "open_timeout")
+    open_deadline = None if not open_timeout else time.monotonic() + open_timeout
     ws = WebSocket(sock, client=False, max_size=max_size, rbuf_size=rbuf_size,
-                   options=options, close_timeout=close_timeout, ssl=ssl)
+                   options=options, close_timeout=close_timeout, ssl=ssl,
+                   ping_interval=ping_interval, ping_timeout=ping_timeout)
     try:
-        await ws._server_handshake(protocols, headers, select_subprotocol)
+        await ws._server_handshake(protocols, headers, select_subprotocol, open_deadline)
     except BaseException:
         ws._unregister()
         ws._release()
@@ -470,11 +802,8 @@ class Server:
 
     async def _serve_one(self, conn: socket.socket) -> None:
         try:
-            if self._open_timeout is None:
-                ws = await accept(conn, **self._kw)
-            else:
-                ws = await asyncio.wait_for(accept(conn, **self._kw), self._open_timeout)
-        except (OSError, WebSocketError, asyncio.TimeoutError) as e:
+            ws = await accept(conn, open_timeout=self._open_timeout, **self._kw)
+        except (OSError, WebSocketError) as e:
             log.debug("lightws: handshake failed: %r", e)
             conn.close()            # accept() closed it, unless it failed first
             return
@@ -537,7 +866,10 @@ async def serve(handler: Callable[[WebSocket], Awaitable[Any]], host: Optional[s
     ``accept_kw`` go to accept() (protocols, headers, max_size...) and are
     checked here, as are the headers: a bad one fails serve(), not every
     handshake. ``open_timeout`` bounds each opening handshake (None:
-    no bound), so silent clients cannot hold descriptors for good. When
+    no bound), so silent clients cannot hold descriptors for good (a
+    client dribbling its request gets 408 at the deadline);
+    ``ping_interval``, ``ping_timeout`` (keepalive) and ``close_timeout``
+    go to accept() with websockets' defaults (20, 20, 10). When
     accept() runs out of descriptors (EMFILE) the server pauses
     accepting briefly instead of failing; live connections go on."""
     if not callable(handler):
@@ -548,7 +880,7 @@ async def serve(handler: Callable[[WebSocket], Awaitable[Any]], host: Optional[s
     if "headers" in accept_kw:
         accept_kw["headers"] = header_list(accept_kw["headers"], check=True)
     # A misspelt option fails here, not later in every connection's task.
-    inspect.signature(accept).bind(None, **accept_kw)
+    inspect.signature(accept).bind(None, open_timeout=None, **accept_kw)
     family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
     sock = socket.create_server((host or "", port), family=family, backlog=backlog)
     sock.setblocking(False)
