@@ -163,3 +163,16 @@ class Listener:
 
     def tearDown(self):
         self.srv.close()
+
+
+def read_head(sock):
+    """Reads an HTTP head from a raw socket, a byte at a time so nothing
+    past its end is consumed; EOFError (with what came) if the peer
+    closes first."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)
+        if not chunk:
+            raise EOFError(head)
+        head += chunk
+    return head

@@ -14,7 +14,7 @@ import unittest
 import lightws
 from lightws import Opcode
 
-from _helpers import ECHO_BIN, ROOT, Proc, frame, need_file, read_frame
+from _helpers import ECHO_BIN, ROOT, Proc, frame, need_file, read_frame, read_head
 
 DEMO = os.path.join(ROOT, "examples", "demo_client.py")
 
@@ -87,12 +87,7 @@ def raw_ws(port):
     """A raw socket past the opening handshake (frames by hand)."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(lightws.codec.build_request(f"127.0.0.1:{port}", "/raw"))
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = s.recv(1)
-        if not chunk:
-            raise EOFError(head)
-        head += chunk
+    head = read_head(s)
     assert head.startswith(b"HTTP/1.1 101 "), head
     return s
 

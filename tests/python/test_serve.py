@@ -21,7 +21,7 @@ import unittest
 
 import lightws
 
-from _helpers import in_thread
+from _helpers import in_thread, read_head
 from test_tls import client_ctx, server_ctx
 
 
@@ -39,13 +39,7 @@ def raw_upgrade(port):
                   b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
                   b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                   b"Sec-WebSocket-Version: 13\r\n\r\n")
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = s.recv(1)
-            if not chunk:
-                raise EOFError(head)
-            head += chunk
-        yield s, head
+        yield s, read_head(s)
 
 
 def wait_no_connections(server, timeout=5.0):
