@@ -134,4 +134,76 @@ function H.client()
   ngx.say(table.concat(out, "\n"))
 end
 
+-- Time (issue 12). GET /time_server?idle=&ping=&pong=&close= (ms): a
+-- server with those timeouts that echoes text, answers "rtt?" with its
+-- keepalive round trip in ms, answers "close me" with a close 1000 and
+-- then waits for the peer's answer; when recv_frame fails it logs the error
+-- and returns (nginx closes the connection).
+function H.time_server()
+  local a = ngx.var
+  local wb, err, status = resty.server.new({
+    idle_timeout = tonumber(a.arg_idle), ping_interval = tonumber(a.arg_ping),
+    ping_timeout = tonumber(a.arg_pong), close_timeout = tonumber(a.arg_close) })
+  if not wb then return ngx.exit(status or 400) end
+  while true do
+    local data, typ, e = wb:recv_frame()
+    if not data then
+      ngx.log(ngx.WARN, "time_server: ", e)
+      return
+    end
+    if typ == "close" then
+      if not wb.closed then wb:send_close(e, data) end
+      return
+    elseif typ == "ping" then
+      wb:send_pong(data)
+    elseif typ == "text" and data == "rtt?" then
+      wb:send_text(tostring(wb:rtt()))
+    elseif typ == "text" and data == "close me" then
+      wb:send_close(1000, "bye")
+    elseif typ == "text" then
+      wb:send_text(data)
+    end
+  end
+end
+
+-- GET /time_client?port=N&hs=&ping=&pong=&wait= (ms): a client of
+-- ws://127.0.0.1:N/ with those timeouts; after the handshake it reads for
+-- `wait` ms (keepalive pings go out meanwhile), then sends "echo" and
+-- reads it back. Prints key=value fields: connect, took (ms), recv, pongs,
+-- rtt, echo.
+function H.time_client()
+  local a = ngx.var
+  local wb = resty.client.new({ handshake_timeout = tonumber(a.arg_hs), ping_interval = tonumber(a.arg_ping),
+                                ping_timeout = tonumber(a.arg_pong) })
+  ngx.update_time()
+  local t0 = ngx.now()
+  local ok, err = wb:connect("ws://127.0.0.1:" .. a.arg_port .. "/time")
+  ngx.update_time()
+  local out = { "connect=" .. (ok and "ok" or ("[" .. tostring(err) .. "]")),
+                ("took=%d"):format((ngx.now() - t0) * 1000) }
+  if ok and a.arg_wait then
+    -- the answers to the keepalive pings come back as "pong" frames;
+    -- each recv_frame gets the time left of `wait`
+    local data, typ, e, pongs = nil, nil, nil, 0
+    local stop = ngx.now() + tonumber(a.arg_wait) / 1000
+    repeat
+      ngx.update_time()
+      local left = (stop - ngx.now()) * 1000
+      if left < 1 then typ, e = nil, "timeout"; break end
+      wb:set_timeout(left)
+      data, typ, e = wb:recv_frame()
+      if typ == "pong" then pongs = pongs + 1 end
+    until typ ~= "pong"
+    out[#out + 1] = "recv=[" .. tostring(data and typ or e) .. "]"
+    out[#out + 1] = "pongs=" .. (pongs > 0 and "yes" or "no")
+    out[#out + 1] = "rtt=" .. tostring(wb:rtt() and "yes" or "no")
+    wb:set_timeout(5000)
+    wb:send_text("echo")
+    repeat data, typ = wb:recv_frame() until typ ~= "pong"
+    out[#out + 1] = "echo=" .. tostring(data)
+    wb:close()
+  end
+  ngx.say(table.concat(out, " "))
+end
+
 return H

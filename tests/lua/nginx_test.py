@@ -245,6 +245,185 @@ def client_resume_test(port):
     check(fields.get("close") == "close:1000:", "client resume: server close seen with code 1000")
 
 
+# ---- time (issue 12): the ms options of lightws.resty, real clocks; the
+# timeouts are 0.2-0.5 s, the margins generous (late by up to seconds on a
+# loaded machine, never early)
+
+def upgrade(port, path):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10)
+    s.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" % path).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        c = s.recv(1)
+        if not c:
+            raise EOFError("no 101 from %s" % path)
+        head += c
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise EOFError("no 101 from %s: %r" % (path, head))
+    return s
+
+
+def unmask(payload, key):
+    return bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def read_masked_frame(c):
+    """A client's frame: opcode, unmasked payload."""
+    def need(n):
+        b = b""
+        while len(b) < n:
+            x = c.recv(n - len(b))
+            if not x:
+                raise EOFError
+            b += x
+        return b
+    b0, b1 = need(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = struct.unpack("!H", need(2))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", need(8))[0]
+    key = need(4) if b1 & 0x80 else b"\0\0\0\0"
+    return b0 & 0x0F, unmask(need(n), key)
+
+
+def eof_within(s, secs):
+    s.settimeout(secs)
+    try:
+        while s.recv(4096):
+            pass
+        return True
+    except OSError:
+        return False
+
+
+def time_server_tests(port):
+    s = upgrade(port, "/time_server?idle=300")
+    t0 = time.monotonic()
+    op, data = read_frame(s)
+    took = time.monotonic() - t0
+    check(op == 8 and data == struct.pack("!H", 1001) + b"idle timeout" and 0.25 <= took <= 3,
+          "time: silent connection closed by idle_timeout=300 with 1001 after %.2f s (%r)" % (took, data))
+    s.close()
+
+    s = upgrade(port, "/time_server?ping=200&pong=300")
+    t0 = time.monotonic()
+    op1, d1 = read_frame(s)
+    op2, d2 = read_frame(s)
+    took = time.monotonic() - t0
+    check(op1 == 9 and len(d1) == 4, "time: keepalive ping after ping_interval=200 (%d, %r)" % (op1, d1))
+    check(op2 == 8 and d2 == struct.pack("!H", 1011) + b"keepalive ping timeout" and 0.45 <= took <= 3,
+          "time: unanswered ping: close 1011 on the wire after %.2f s (%r)" % (took, d2))
+    check(eof_within(s, 5), "time: connection closed after the 1011")
+    s.close()
+
+    s = upgrade(port, "/time_server?close=300")
+    s.sendall(masked_frame(0x1, b"close me"))
+    op, data = read_frame(s)
+    t0 = time.monotonic()
+    eof = eof_within(s, 5)
+    took = time.monotonic() - t0
+    check(op == 8 and data[:2] == struct.pack("!H", 1000) and eof and 0.25 <= took <= 3,
+          "time: close_timeout=300 ends a close the peer never answers after %.2f s" % took)
+    s.close()
+
+
+async def time_keepalive_python(port):
+    uri = "ws://127.0.0.1:%d/time_server?ping=200&pong=1000" % port
+    async with websockets.connect(uri) as ws:   # answers pings by itself
+        await asyncio.sleep(1.0)
+        await ws.send("rtt?")
+        rtt = await asyncio.wait_for(ws.recv(), 5)
+        await ws.send("still there")
+        echo = await asyncio.wait_for(ws.recv(), 5)
+        check(rtt not in ("nil", None) and 0 < float(rtt) < 1000 and echo == "still there",
+              "time: server keepalive vs python websockets: pinged, answered, rtt %s ms, still up" % rtt)
+
+
+def raw_peer(behaviour):
+    """A raw websocket server on a free port, in a thread: "dribble" sends
+    the 101 one byte per 100 ms; "deaf" answers 101 and then only records
+    the frames it gets, never answering. Returns port, result dict, thread."""
+    import threading, hashlib
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    result = {"frames": []}
+
+    def serve():
+        c, _ = srv.accept()
+        c.settimeout(10)
+        try:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += c.recv(1)
+            key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n")
+                   if l.lower().startswith(b"sec-websocket-key:")][0]
+            acc = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            resp = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                    b"Sec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+            if behaviour == "dribble":
+                for i in range(len(resp)):
+                    c.sendall(resp[i:i + 1])
+                    time.sleep(0.1)
+            else:
+                c.sendall(resp)
+                t0 = time.monotonic()
+                while True:
+                    op, data = read_masked_frame(c)
+                    result["frames"].append((op, data, time.monotonic() - t0))
+                    if op == 8:
+                        break
+        except OSError:
+            pass
+        except EOFError:
+            pass
+        finally:
+            c.close()
+            srv.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return srv.getsockname()[1], result, t
+
+
+def nginx_get(port, query):
+    return urllib.request.urlopen("http://127.0.0.1:%d/time_client?%s" % (port, query),
+                                  timeout=30).read().decode(errors="replace").strip()
+
+
+def time_client_tests(port):
+    pport, _, t = raw_peer("dribble")
+    body = nginx_get(port, "port=%d&hs=500" % pport)
+    t.join(30)
+    took = int(body.split("took=")[1].split()[0]) if "took=" in body else -1
+    check("opening handshake not complete within its timeout" in body and 400 <= took <= 3000,
+          "time: client handshake_timeout=500 cuts a 101 dribbled one byte per 100 ms (%s)" % body)
+
+    pport, res, t = raw_peer("deaf")
+    body = nginx_get(port, "port=%d&ping=200&pong=300&wait=5000" % pport)
+    t.join(10)
+    fr = res["frames"]
+    check("recv=[keepalive ping not answered within its timeout]" in body,
+          "time: client vs a peer that never answers pings: ping_timeout error (%s)" % body)
+    check(len(fr) >= 2 and fr[0][0] == 9 and len(fr[0][1]) == 4 and fr[-1][0] == 8
+          and fr[-1][1] == struct.pack("!H", 1011) + b"keepalive ping timeout" and 0.45 <= fr[-1][2] <= 3,
+          "time: client sent a keepalive ping, then close 1011 on the wire (%r)" % [(o, d, round(x, 2)) for o, d, x in fr])
+
+    p = subprocess.Popen(["/usr/bin/python3", os.path.join(SRC, "tests/lua/peer_python.py"), "server"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        pport = int(p.stdout.readline().strip().rsplit(":", 1)[1])
+        body = nginx_get(port, "port=%d&ping=200&pong=1000&wait=1200" % pport)
+        check("recv=[timeout] pongs=yes rtt=yes echo=echo" in body,
+              "time: client keepalive vs python websockets: pings answered, rtt measured, still up (%s)" % body)
+    finally:
+        p.terminate()
+        p.wait()
+
+
 def client_test(port):
     echo = os.path.join(SRC, "build", "lightws-echo")
     if not os.path.exists(echo):
@@ -272,6 +451,9 @@ def main():
         utf8_test(port)
         client_resume_test(port)
         client_test(port)
+        time_server_tests(port)
+        asyncio.run(time_keepalive_python(port))
+        time_client_tests(port)
     except Exception as e:  # a crash is a failure, with the nginx log
         check(False, "exception: %r" % (e,))
     finally:
