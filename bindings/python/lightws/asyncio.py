@@ -579,6 +579,7 @@ class WebSocket(BaseWebSocket):
                 await self._run(self._step_pending, False)
                 await self._run(lambda: self._step_control(
                     lambda: self._c.close(code, rb)), False)
+                self._arm()                 # the close deadline runs from here
                 await self._run(self._c.flush, False)
         if self._c.closing() != 2 and self._c.error() == 0:
             buf = bytearray(16384)
