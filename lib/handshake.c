@@ -640,6 +640,9 @@ struct resp_ctx {
   int major, minor;
   unsigned accepts, protocols, extensions;
   int upgrade, connection;
+  const struct lightws_pmd_config *offered; /* NULL: no extension offered */
+  struct lightws_pmd_params *agreed;
+  int ext_err;                    /* first extension error, reported last */
 };
 
 /* Status-line (RFC 7230 §3.1.2): version SP 3DIGIT SP reason. The SP
@@ -691,6 +694,15 @@ static int resp_field(void *ctx, const char *name, size_t name_len,
       resp->extensions = value;
       resp->extensions_len = value_len;
     }
+    /* RFC 7230 §3.2.2: several headers are one list. Each must hold only
+     * our extension, and it may be named once in all of them. */
+    if (c->offered && !c->ext_err) {
+      if (c->extensions > 1)
+        c->ext_err = LIGHTWS_ERR_BAD_EXTENSION;
+      else
+        c->ext_err = lightws_pmd_check_response(value, value_len, c->offered,
+                                                c->agreed);
+    }
   }
   return 0;
 }
@@ -699,6 +711,15 @@ ssize_t lightws_handshake_parse_response(struct lightws_response *resp,
                                          const uint8_t *in, size_t len,
                                          size_t max_head, const char *key,
                                          const char *protocols) {
+  return lightws_handshake_parse_response_ext(resp, in, len, max_head, key,
+                                              protocols, NULL, NULL);
+}
+
+static ssize_t parse_response(struct lightws_response *resp,
+                              const uint8_t *in, size_t len, size_t max_head,
+                              const char *key, const char *protocols,
+                              const struct lightws_pmd_config *offered,
+                              struct lightws_pmd_params *agreed) {
   struct resp_ctx c;
   struct head_sink sink;
   ssize_t n;
@@ -713,6 +734,8 @@ ssize_t lightws_handshake_parse_response(struct lightws_response *resp,
   resp->head_len = 0;
   memset(&c, 0, sizeof c);
   c.resp = resp;
+  c.offered = offered;
+  c.agreed = agreed;
   sink.headers = resp->headers;
   sink.max_headers = resp->max_headers;
   sink.num_headers = &resp->num_headers;
@@ -751,8 +774,28 @@ ssize_t lightws_handshake_parse_response(struct lightws_response *resp,
        !list_has(protocols, strlen(protocols), resp->protocol,
                  resp->protocol_len, 0)))
     return LIGHTWS_ERR_BAD_PROTOCOL;
-  /* §4.1: no extension was offered, so none may be in use */
-  if (c.extensions > 0)
+  /* §4.1: only an offered extension may be in use; none means the
+   * server declined (RFC 7692 §5) */
+  if (c.extensions > 0 && offered == NULL)
     return LIGHTWS_ERR_BAD_EXTENSION;
+  if (c.ext_err)
+    return c.ext_err;
+  return n;
+}
+
+ssize_t lightws_handshake_parse_response_ext(
+    struct lightws_response *resp, const uint8_t *in, size_t len,
+    size_t max_head, const char *key, const char *protocols,
+    const struct lightws_pmd_config *offered,
+    struct lightws_pmd_params *agreed) {
+  struct lightws_pmd_params local;
+  ssize_t n;
+  if (agreed == NULL)
+    agreed = &local;
+  memset(agreed, 0, sizeof *agreed);
+  n = parse_response(resp, in, len, max_head, key, protocols, offered,
+                     agreed);
+  if (n < 0) /* filled only for a response that is all good */
+    memset(agreed, 0, sizeof *agreed);
   return n;
 }

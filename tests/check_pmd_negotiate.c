@@ -1,6 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* permessage-deflate negotiation suite (RFC 7692 §7.1): offers, server answers, client checks, as tables. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "check_lightws.h"
 
 /* 1 when the library was built with zlib: offer and accept work. */
@@ -420,6 +427,97 @@ START_TEST(test_pmd_accept_then_check_agree) {
 }
 END_TEST
 
+
+/* ---- the handshake codec: lightws_handshake_parse_response_ext ------- */
+
+/* A 101 response for the §1.3 key with `ext` header lines. */
+static size_t resp101(char *out, size_t size, const char *status,
+                      const char *ext) {
+  int n = snprintf(out, size,
+                   "HTTP/1.1 %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n%s\r\n",
+                   status, ext);
+  return (size_t)n;
+}
+
+#define KEY13 "dGhlIHNhbXBsZSBub25jZQ=="
+#define HDR "Sec-WebSocket-Extensions: "
+
+START_TEST(test_parse_response_ext) {
+  struct lightws_response r;
+  struct lightws_pmd_params a;
+  char buf[1024];
+  size_t n;
+  memset(&r, 0, sizeof r);
+  /* accepted */
+  n = resp101(buf, sizeof buf, "101 Switching Protocols",
+              HDR PMD "; server_max_window_bits=10; client_no_context_takeover\r\n");
+  ck_assert_int_eq(lightws_handshake_parse_response_ext(
+                       &r, (const uint8_t *)buf, n, 0, KEY13, NULL,
+                       &CFG_DEFAULT, &a),
+                   (ssize_t)n);
+  ck_assert_ptr_nonnull(r.extensions);
+  ck_assert_int_eq(a.server_max_window_bits, 10);
+  ck_assert_int_eq(a.client_no_context_takeover, 1);
+  /* without an offer the same response is refused, as before */
+  ck_assert_int_eq(lightws_handshake_parse_response_ext(
+                       &r, (const uint8_t *)buf, n, 0, KEY13, NULL, NULL, &a),
+                   LIGHTWS_ERR_BAD_EXTENSION);
+  ck_assert_int_eq(lightws_handshake_parse_response(&r, (const uint8_t *)buf, n,
+                                                    0, KEY13, NULL),
+                   LIGHTWS_ERR_BAD_EXTENSION);
+  /* declined: no header, all zero, extensions NULL */
+  n = resp101(buf, sizeof buf, "101 Switching Protocols", "");
+  memset(&a, 0xAA, sizeof a);
+  ck_assert_int_eq(lightws_handshake_parse_response_ext(
+                       &r, (const uint8_t *)buf, n, 0, KEY13, NULL,
+                       &CFG_DEFAULT, &a),
+                   (ssize_t)n);
+  ck_assert_ptr_null(r.extensions);
+  ck_assert_int_eq(a.server_max_window_bits | a.client_max_window_bits |
+                       a.server_no_context_takeover | a.client_no_context_takeover,
+                   0);
+  /* several headers are one list: ours once, nothing else */
+  n = resp101(buf, sizeof buf, "101 Switching Protocols",
+              HDR PMD "\r\n" HDR PMD "\r\n");
+  ck_assert_int_eq(lightws_handshake_parse_response_ext(
+                       &r, (const uint8_t *)buf, n, 0, KEY13, NULL,
+                       &CFG_DEFAULT, &a),
+                   LIGHTWS_ERR_BAD_EXTENSION);
+  n = resp101(buf, sizeof buf, "101 Switching Protocols",
+              HDR PMD "; foo\r\n");
+  memset(&a, 0xAA, sizeof a);
+  ck_assert_int_eq(lightws_handshake_parse_response_ext(
+                       &r, (const uint8_t *)buf, n, 0, KEY13, NULL,
+                       &CFG_DEFAULT, &a),
+                   LIGHTWS_ERR_BAD_EXTENSION_PARAMS);
+  ck_assert_int_eq(a.server_max_window_bits | a.client_max_window_bits |
+                       a.server_no_context_takeover | a.client_no_context_takeover,
+                   0); /* zeroed on errors */
+  /* the checks keep their order: status and accept come first */
+  n = resp101(buf, sizeof buf, "400 Bad Request", HDR PMD "; foo\r\n");
+  ck_assert_int_eq(lightws_handshake_parse_response_ext(
+                       &r, (const uint8_t *)buf, n, 0, KEY13, NULL,
+                       &CFG_DEFAULT, &a),
+                   LIGHTWS_ERR_BAD_STATUS);
+  n = resp101(buf, sizeof buf, "101 Switching Protocols", HDR "x-foo\r\n");
+  ck_assert_int_eq(lightws_handshake_parse_response_ext(
+                       &r, (const uint8_t *)buf, n, 0, "AAAAAAAAAAAAAAAAAAAAAA==",
+                       NULL, &CFG_DEFAULT, &a),
+                   LIGHTWS_ERR_BAD_ACCEPT);
+  ck_assert_int_eq(lightws_handshake_parse_response_ext(
+                       &r, (const uint8_t *)buf, n, 0, KEY13, NULL,
+                       &CFG_DEFAULT, NULL),
+                   LIGHTWS_ERR_BAD_EXTENSION);
+  /* incomplete stays incomplete */
+  ck_assert_int_eq(lightws_handshake_parse_response_ext(
+                       &r, (const uint8_t *)buf, n - 1, 0, KEY13, NULL,
+                       &CFG_DEFAULT, &a),
+                   LIGHTWS_ERR_INCOMPLETE);
+}
+END_TEST
+
+
 Suite *pmd_negotiate_suite(void) {
   Suite *s = suite_create("pmd_negotiate");
   TCase *t = tcase_create("offer");
@@ -438,6 +536,9 @@ Suite *pmd_negotiate_suite(void) {
   tcase_add_loop_test(t, test_pmd_check_response_table, 0,
                       (int)(sizeof CHECKS / sizeof CHECKS[0]));
   tcase_add_test(t, test_pmd_accept_then_check_agree);
+  suite_add_tcase(s, t);
+  t = tcase_create("handshake");
+  tcase_add_test(t, test_parse_response_ext);
   suite_add_tcase(s, t);
   return s;
 }
