@@ -26,7 +26,7 @@ build = {
     ["lightws.core"] = {
       sources = {
         "lib/base64.c", "lib/endpoint.c", "lib/error.c", "lib/frame.c",
-        "lib/handshake.c", "lib/mask.c", "lib/random.c", "lib/sha1.c",
+        "lib/handshake.c", "lib/mask.c", "lib/pmd_negotiate.c", "lib/random.c", "lib/sha1.c",
         "lib/stream.c", "lib/utf8.c",
         "bindings/lua/lightws_core.c",
       },
