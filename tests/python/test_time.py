@@ -259,6 +259,27 @@ class TestBlocking(unittest.TestCase):
         self.assertEqual(close_code_of(frames), (1011, b"keepalive ping timeout"))
         self.assertTrue(ws.closed)
 
+    def test_nonblocking_mode_ticks_in_calls(self):
+        # settimeout(0): the application polls; each call that would
+        # block ticks the clock, so keepalive still fails in time.
+        srv, port = loopback_server()
+        with srv:
+            srv.settimeout(10)
+            join = in_thread(never_pong_peer, srv)
+            ws = lightws.connect(f"ws://127.0.0.1:{port}/", ping_interval=0.2,
+                                 ping_timeout=0.3)
+            ws.settimeout(0)
+            deadline = time.monotonic() + SLACK
+            with self.assertRaises(lightws.PingTimeout):
+                while time.monotonic() < deadline:
+                    try:
+                        ws.recv()
+                    except BlockingIOError:
+                        pass
+                    time.sleep(0.05)
+            frames, _ = join()
+        self.assertEqual(close_code_of(frames)[0], 1011)
+
     def test_close_timeout_peer_never_answers(self):
         srv, port = loopback_server()
         with srv:

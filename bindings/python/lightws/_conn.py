@@ -630,6 +630,21 @@ class WebSocket(BaseWebSocket):
     Threads: one reader (recv, recv_into, read, iteration) and one writer
     (send, write, ping, pong) may use the stream at the same time; readers
     are serialized among themselves, and so are writers.
+
+    Time without a thread: the C stream keeps the deadlines of
+    ``ping_interval`` / ``ping_timeout`` (keepalive), the opening
+    handshake and close(), and they are acted on only while a call runs
+    or waits (recv() waiting for a message included, in any timeout
+    mode): then a keepalive ping goes out after ``ping_interval`` without
+    traffic, its pong is read, a ping of the peer is answered, and a
+    missing pong ends the call with PingTimeout (close 1011 sent, socket
+    released). Between calls nothing happens: no ping is sent, none is
+    answered, and a pong that came is seen by the next read. An
+    application that stops calling for longer than the peer's ping
+    timeout may be dropped by the peer; one that waits in recv() or uses
+    a reader thread is not. In nonblocking mode (settimeout(0)) a call
+    ticks the clock once when the deadline has passed, so call something
+    (flush() will do) at least as often as ``ping_interval``.
     """
 
     def __init__(self, sock: Any, *, client: bool, timeout: Optional[float] = _UNSET,
@@ -783,6 +798,8 @@ class WebSocket(BaseWebSocket):
                     if not want:
                         continue
                 if t == 0:
+                    if self._timed:
+                        self._clock()       # nonblocking: tick what is due
                     e.want = want
                     raise
             else:
@@ -1023,8 +1040,11 @@ class WebSocket(BaseWebSocket):
 
     def flush(self) -> None:
         """Writes what send() kept (nonblocking mode) and any queued control
-        frame; BlockingIOError if that would block."""
+        frame; BlockingIOError if that would block. Ticks the keepalive
+        clock first (a nonblocking application calls it on its timer)."""
         with self._wlock:
+            if self._timed:
+                self._clock()
             self._run(self._step_flush, False)
 
     def ping(self, data: Union[bytes, str] = b"") -> None:

@@ -304,6 +304,8 @@ class WebSocket(BaseWebSocket):
                 # reports it once the chunks read ahead are taken.
                 self._pump_ok = False
                 return
+            if not chunk[0] and not chunk[2]:
+                continue            # direct mode: a call without progress
             q.append(chunk)
             self._ahead_bytes += len(chunk[0]) + _AHEAD_ENTRY
         # Full: nothing more is read until a read call takes some, so the
