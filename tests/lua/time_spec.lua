@@ -3,8 +3,11 @@
 local lightws = require "lightws"
 package.path = (os.getenv("LIGHTWS_ROOT") or ".") .. "/tests/lua/?.lua;" .. package.path
 local H = require "helpers"
-local ROOT, LUA, sleep, spawn, write_all, masked, read_frame, be16 =
-  H.ROOT, H.LUA, H.sleep, H.spawn, H.write_all, H.masked, H.read_frame, H.be16
+local ROOT, LUA, sleep, write_all, masked, read_frame, be16 =
+  H.ROOT, H.LUA, H.sleep, H.write_all, H.masked, H.read_frame, H.be16
+
+-- Peers run under timeout(1): a peer that hangs cannot hold the suite.
+local function spawn(cmd) return H.spawn("timeout 60 " .. cmd) end
 
 local REQUEST = "GET /t HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" ..
                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
@@ -155,7 +158,7 @@ describe("keepalive", function()
         local ws = assert(lightws.connect("ws://127.0.0.1:" .. port .. "/ka",
                                           { ping_interval = 0.2, ping_timeout = 1, handshake_timeout = 5 }))
         assert.is_nil(ws:rtt())
-        ws:settimeout(1.2)                     -- about five pings while it waits
+        ws:settimeout(0.7)                     -- about three pings while it waits
         assert.same({ nil, "timeout" }, { ws:receive() })
         local rtt = ws:rtt()
         assert(rtt and rtt > 0 and rtt < 1, "rtt " .. tostring(rtt))
@@ -261,7 +264,7 @@ describe("examples/echo.lua time options", function()
     local port, stop = spawn(LUA .. " " .. ROOT .. "/examples/echo.lua --host 127.0.0.1 --port 0 --quiet --ping-interval 0.2 --ping-timeout 0.3")
     local ok, err = pcall(function()
       local ws = assert(lightws.connect("ws://127.0.0.1:" .. port .. "/", { handshake_timeout = 5 }))
-      ws:settimeout(1)
+      ws:settimeout(0.7)
       assert.same({ nil, "timeout" }, { ws:receive() })  -- pings answered while it waits
       ws:settimeout(5)
       ws:send_text("echo")
@@ -271,5 +274,45 @@ describe("examples/echo.lua time options", function()
     end)
     stop()
     assert(ok, err)
+  end)
+end)
+
+describe("memory streams (the transport of lightws.resty)", function()
+  it("keep time only through tick(): the keepalive ping and the 1011 close come out of output()", function()
+    local ws = assert(lightws.stream(nil, "server", { open = true, ping_interval = 0.2, ping_timeout = 0.2 }))
+    assert.same({ nil, "input" }, { ws:frame() })           -- never waits
+    local d = assert(ws:deadline())
+    within(d - lightws.now(), 0.1, 0.21)
+    sleep(d - lightws.now() + 0.01)
+    assert.is_true(ws:tick())
+    local out = assert(ws:output())
+    local fin, op, masked_, len = lightws.decode_head(out)
+    assert.same({ true, 9, false, 4 }, { fin, op, masked_, len })
+    ws:input(masked(true, "pong", out:sub(3, 6)))            -- the answer: the next ping counts from it
+    assert.same({ out:sub(3, 6), "pong", true }, { ws:frame() })
+    assert.is_number(ws:rtt())
+    sleep(ws:deadline() - lightws.now() + 0.01)
+    assert.is_true(ws:tick())                                -- a second ping, not answered
+    assert.equal(9, select(2, lightws.decode_head(assert(ws:output()))))
+    sleep(ws:deadline() - lightws.now() + 0.01)
+    assert.same({ nil, "keepalive ping not answered within its timeout", 1011, "ping_timeout" }, { ws:tick() })
+    out = assert(ws:output())
+    assert.equal(8, select(2, lightws.decode_head(out)))
+    assert.equal(be16(1011) .. "keepalive ping timeout", out:sub(3))
+  end)
+
+  it("run the client handshake through input()/output() under the default 10 s handshake timeout", function()
+    local ws = assert(lightws.stream(nil, "client"))
+    assert.same({ nil, "input" }, { ws:client_handshake("x", "/m") })
+    local req = assert(ws:output())
+    local left = ws:deadline() - lightws.now()
+    assert(left > 8 and left <= 10.01, "handshake deadline in " .. left .. " s")
+    local key = req:match("[Ss]ec%-[Ww]eb[Ss]ocket%-[Kk]ey: ([^\r]+)")
+    ws:input("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" ..
+             "Sec-WebSocket-Accept: " .. lightws.handshake_accept(key) .. "\r\n\r\n" ..
+             lightws.encode_head(true, "text", 2) .. "hi")
+    assert.equal(101, ws:client_handshake().status)
+    assert.is_nil(ws:deadline())
+    assert.same({ "hi", "text", true }, { ws:frame() })
   end)
 end)
