@@ -1353,9 +1353,11 @@ static int m_gettimeout(lua_State *L) {
   return 1;
 }
 
+/* ws:getfd() -> the descriptor, -1 once closed, nil for a memory stream. */
 static int m_getfd(lua_State *L) {
   struct lstream *w = (struct lstream *)luaL_checkudata(L, 1, STREAM_MT);
-  lua_pushinteger(L, w->fd);
+  if (w->fd == MEM_FD) lua_pushnil(L);
+  else lua_pushinteger(L, w->fd);
   return 1;
 }
 
