@@ -12,12 +12,26 @@ CC ?= cc
 SOVERSION := 0
 VERSION := 0.1.0
 
+# permessage-deflate needs zlib (pkg-config zlib); `make ZLIB=0` builds
+# without it: lightws_pmd_available() is then 0 and nothing links -lz.
+ZLIB ?= 1
+ifeq ($(ZLIB),0)
+ZLIB_CFLAGS := -DLIGHTWS_HAVE_ZLIB=0
+ZLIB_LIBS :=
+else
+ZLIB_CFLAGS := -DLIGHTWS_HAVE_ZLIB=1 $(shell pkg-config --cflags zlib 2>/dev/null)
+ZLIB_LIBS := $(shell pkg-config --libs zlib 2>/dev/null || echo -lz)
+endif
+# Objects rebuild when ZLIB changes (the value is kept in build/zlib.cfg).
+ZLIB_CFG := $(BUILD)/zlib.cfg
+$(shell mkdir -p $(BUILD) && { echo '$(ZLIB)' | cmp -s - $(ZLIB_CFG) || echo '$(ZLIB)' > $(ZLIB_CFG); })
+
 WARN := -Wall -Wextra -pedantic -Wshadow -Wmissing-prototypes -Wstrict-prototypes
 CFLAGS ?= -O2 -g
-LIB_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -Ilib/include -Ilib $(CFLAGS)
+LIB_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -Ilib/include -Ilib $(ZLIB_CFLAGS) $(CFLAGS)
 
 LIB_SRCS := $(wildcard lib/*.c)
-LIB_HDRS := lib/include/lightws.h lib/internal.h
+LIB_HDRS := lib/include/lightws.h lib/internal.h $(ZLIB_CFG)
 LIB_OBJS := $(LIB_SRCS:lib/%.c=$(BUILD)/obj/%.o)
 LIB_PIC_OBJS := $(LIB_SRCS:lib/%.c=$(BUILD)/pic/%.o)
 
@@ -26,9 +40,9 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 TEST_SRCS := $(wildcard tests/check_*.c)
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-TEST_TARGETS := test-c test-c-asan test-c-valgrind test-install
+TEST_TARGETS := test-c test-c-asan test-c-valgrind test-c-nozlib test-install
 
-.PHONY: test-install all lib tools install uninstall clean test deps demo check test-c test-c-asan test-c-valgrind
+.PHONY: test-install all lib tools install uninstall clean test deps demo check test-c test-c-asan test-c-valgrind test-c-nozlib
 
 all: lib tools
 
@@ -50,15 +64,17 @@ $(BUILD)/liblightws.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/liblightws.so: $(LIB_PIC_OBJS)
-	$(CC) -shared -Wl,-soname,liblightws.so.$(SOVERSION) -o $(BUILD)/liblightws.so.$(VERSION) $^
+	$(CC) -shared -Wl,-soname,liblightws.so.$(SOVERSION) -o $(BUILD)/liblightws.so.$(VERSION) $(LIB_PIC_OBJS) $(ZLIB_LIBS)
 	ln -sf liblightws.so.$(VERSION) $(BUILD)/liblightws.so.$(SOVERSION)
 	ln -sf liblightws.so.$(VERSION) $@
 
 # The .pc names the install paths, so `make install PREFIX=...` writes its own.
-write_pc = printf 'prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: lightws\nDescription: websocket (RFC 6455) library for stream transmission, no allocation\nVersion: %s\nLibs: -L$${libdir} -llightws\nCflags: -I$${includedir}\n' \
+# Built with zlib, static links get -lz through Requires.private.
+PC_REQUIRES := $(if $(filter 0,$(ZLIB)),,Requires.private: zlib\n)
+write_pc = printf 'prefix=%s\nlibdir=%s\nincludedir=%s\n\nName: lightws\nDescription: websocket (RFC 6455) library for stream transmission, no allocation\nVersion: %s\n$(PC_REQUIRES)Libs: -L$${libdir} -llightws\nCflags: -I$${includedir}\n' \
 	  '$(PREFIX)' '$(LIBDIR)' '$(INCLUDEDIR)' '$(VERSION)' > $(1)
 
-$(BUILD)/lightws.pc: Makefile
+$(BUILD)/lightws.pc: Makefile $(ZLIB_CFG)
 	@mkdir -p $(@D)
 	$(call write_pc,$@)
 
@@ -77,15 +93,15 @@ uninstall:
 
 # --- C tests (check) ---------------------------------------------------
 $(BUILD)/check_lightws: $(TEST_SRCS) tests/check_lightws.h $(BUILD)/liblightws.a
-	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -Wno-missing-prototypes -Ilib/include -Ilib -Itests $(CFLAGS) $(CHECK_CFLAGS) \
-	  $(TEST_SRCS) $(BUILD)/liblightws.a $(CHECK_LIBS) -o $@
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -Wno-missing-prototypes -Ilib/include -Ilib -Itests $(ZLIB_CFLAGS) $(CFLAGS) $(CHECK_CFLAGS) \
+	  $(TEST_SRCS) $(BUILD)/liblightws.a $(CHECK_LIBS) $(ZLIB_LIBS) -o $@
 
 # The sanitizer build masks with SSE2 only (LIGHTWS_NO_AVX2), so the tests
 # run both masking loops on a machine that has AVX2.
 $(BUILD)/asan/check_lightws: $(TEST_SRCS) tests/check_lightws.h $(LIB_SRCS) $(LIB_HDRS)
 	@mkdir -p $(@D)
-	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -Wno-missing-prototypes -Ilib/include -Ilib -Itests -O1 -g $(SAN) -DLIGHTWS_NO_AVX2 $(CHECK_CFLAGS) \
-	  $(TEST_SRCS) $(LIB_SRCS) $(CHECK_LIBS) -o $@
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -Wno-missing-prototypes -Ilib/include -Ilib -Itests -O1 -g $(SAN) -DLIGHTWS_NO_AVX2 $(ZLIB_CFLAGS) $(CHECK_CFLAGS) \
+	  $(TEST_SRCS) $(LIB_SRCS) $(CHECK_LIBS) $(ZLIB_LIBS) -o $@
 
 test-c: $(BUILD)/check_lightws
 	$(BUILD)/check_lightws
@@ -95,6 +111,12 @@ test-c-asan: $(BUILD)/asan/check_lightws
 
 test-c-valgrind: $(BUILD)/check_lightws
 	CK_FORK=no LIGHTWS_TEST_QUICK=1 valgrind --error-exitcode=1 -q --leak-check=full $(BUILD)/check_lightws
+
+# The C suite of a build without zlib (objects in build/nozlib): the
+# deflate tests expect LIGHTWS_ERR_UNSUPPORTED there.
+test-c-nozlib:
+	$(MAKE) --no-print-directory ZLIB=0 BUILD=$(BUILD)/nozlib $(BUILD)/nozlib/check_lightws
+	$(BUILD)/nozlib/check_lightws
 
 check: test-c
 

@@ -115,5 +115,59 @@ static inline size_t lightws__frame_encode(const struct lightws_frame *frame,
   return n;
 }
 
+/* ---- permessage-deflate (deflate.c, stream.c) ------------------------- */
+
+/* Built with zlib when the build says so (the Makefile passes
+ * -DLIGHTWS_HAVE_ZLIB=1 unless ZLIB=0); other builds that compile the lib/ sources
+ * without the macro get no compression and need no -lz. */
+#if !defined(LIGHTWS_HAVE_ZLIB)
+#define LIGHTWS_HAVE_ZLIB 0
+#endif
+
+#if LIGHTWS_HAVE_ZLIB
+#include <zlib.h>
+
+/* The private state at the start of the caller's block: both z_streams,
+ * what was agreed, and the per-message state of each direction. The two
+ * work buffers follow it, then the arena that zlib's zalloc serves (zfree
+ * does nothing; deflateReset/inflateReset reuse what it got). stream.c
+ * calls zlib only through the pointers below, set by
+ * lightws_stream_set_deflate(): a program that never turns compression on
+ * links statically without -lz. */
+struct lightws__pmd {
+  z_stream zd;                 /* our compressor (raw deflate) */
+  z_stream zi;                 /* the peer's messages (raw inflate) */
+  int (*deflate)(z_streamp, int);
+  int (*inflate)(z_streamp, int);
+  int (*deflate_reset)(z_streamp);
+  int (*inflate_reset)(z_streamp);
+  uint8_t *wbuf;               /* send work buffer: compressed output */
+  uint8_t *ibuf;               /* recv work buffer: inflated output */
+  uint8_t *arena;              /* zalloc serves [arena + used, arena + cap) */
+  size_t used, cap;
+  uint32_t work_size;
+  uint32_t threshold;          /* shorter one-call messages go plain */
+  uint8_t our_bits, peer_bits; /* windows in use (ours: 8 = Huffman only) */
+  uint8_t our_nct, peer_nct;   /* no context takeover, per direction */
+  /* read side: the message being read is compressed */
+  uint8_t r_comp;
+  uint8_t r_tail;              /* bytes of 00 00 ff ff fed at its end */
+  uint8_t r_drained;           /* the last inflate call left output room:
+                                  nothing is held back in zlib */
+  uint8_t r_reset;             /* a deflate stream ended (BFINAL) inside
+                                  the message: reset at its end */
+  uint32_t r_unmasked;         /* payload bytes at rpos already unmasked */
+  uint64_t r_out;              /* inflated bytes of the message so far */
+  /* write side: a compressed message is open */
+  uint8_t w_comp;
+  uint8_t w_first;             /* its next frame is the first (RSV1) */
+  uint8_t w_fin;               /* all its input is in: flushing it */
+  uint8_t w_frame;             /* a frame of wbuf[0..w_flen) is going out
+                                  (head in s->whead) */
+  uint8_t w_last;              /* ... and it ends the message */
+  uint32_t w_fill;             /* compressed bytes in wbuf */
+  uint32_t w_flen, w_sent;     /* payload of that frame, bytes written */
+};
+#endif
 
 #endif

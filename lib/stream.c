@@ -312,10 +312,12 @@ static ssize_t fail(struct lightws_stream *s, int err) {
 }
 
 static unsigned decode_flags(const struct lightws_stream *s) {
-  if (s->flags & LIGHTWS_OPT_NO_MASK_CHECK) return 0;
+  /* RFC 7692 §6: permessage-deflate uses RSV1 */
+  unsigned f = s->pmd ? LIGHTWS_DECODE_ALLOW_RSV1 : 0;
+  if (s->flags & LIGHTWS_OPT_NO_MASK_CHECK) return f;
   /* §5.1: clients mask, servers do not */
-  return s->role == LIGHTWS_SERVER ? LIGHTWS_DECODE_EXPECT_MASKED
-                                   : LIGHTWS_DECODE_EXPECT_UNMASKED;
+  return f | (s->role == LIGHTWS_SERVER ? LIGHTWS_DECODE_EXPECT_MASKED
+                                        : LIGHTWS_DECODE_EXPECT_UNMASKED);
 }
 
 /* Moves the unread bytes to the front of rbuf. A pong recorded in this call
@@ -494,6 +496,141 @@ static ssize_t on_control(struct lightws_stream *s,
   return LIGHTWS_ERR_CLOSED;
 }
 
+#if LIGHTWS_HAVE_ZLIB
+/* ---- permessage-deflate, read side (RFC 7692 §7.2.2) ------------------ */
+
+#define NEXT_FRAME (-1000) /* inflate_chunk: decode the next frame head */
+
+/* §7.2.2: appended to a compressed message's payload before inflating;
+ * §7.2.1: removed from the end of our compressed messages. */
+static const uint8_t pmd_tail[4] = {0x00, 0x00, 0xff, 0xff};
+
+static int r_compressed(const struct lightws_stream *s) {
+  return s->pmd && s->pmd->r_comp;
+}
+
+/* The compressed message ended: its chunk is the last. */
+static void inflate_end(struct lightws_stream *s) {
+  struct lightws__pmd *p = s->pmd;
+  /* the peer starts each message afresh (its no_context_takeover), or
+   * ended its deflate stream (BFINAL) inside this one */
+  if (p->peer_nct || p->r_reset) (void)p->inflate_reset(&p->zi);
+  p->r_comp = p->r_tail = p->r_reset = 0;
+  p->r_out = 0;
+  s->flags &= ~F_IN_FRAME;
+  s->msg_opcode = 0;
+  s->msg_len = 0;
+  s->utf8 = 0;
+}
+
+/*
+ * The message being read is compressed: inflates the payload of the
+ * current frame (unmasked in place in rbuf as it arrives) into `dst` (the
+ * caller's buffer, `max` bytes) or, for a view (dst NULL), the block's
+ * inflate work buffer. At the end of the final frame the 4 bytes of §7.2.2
+ * follow. zlib's output is bounded by what max_message still allows plus
+ * one byte, so a message over the limit fails as soon as it passes it.
+ * Returns the chunk length (> 0, or 0 with message_end), an error, or
+ * NEXT_FRAME when the frame is used up and the message goes on.
+ */
+static ssize_t inflate_chunk(struct lightws_stream *s,
+                             struct lightws_chunk *out, size_t max,
+                             int *reads, uint8_t *dst) {
+  struct lightws__pmd *p = s->pmd;
+  size_t room = max;
+  if (!dst) {
+    dst = p->ibuf;
+    if (room > p->work_size) room = p->work_size;
+  }
+  if (room > UINT_MAX) room = UINT_MAX;
+  for (;;) {
+    size_t avail = s->rend - s->rpos, in_len = 0, took, made;
+    uint64_t allow;
+    const uint8_t *in = pmd_tail;
+    int tail = 0, zr, end;
+    ssize_t r;
+    if (s->r_left > 0) {
+      size_t n = avail < s->r_left ? avail : (size_t)s->r_left;
+      if (n > p->r_unmasked) {
+        lightws_mask(s->rbuf + s->rpos + p->r_unmasked, n - p->r_unmasked,
+                     s->r_mask, s->r_mask_off);
+        s->r_mask_off = (uint8_t)((s->r_mask_off + n - p->r_unmasked) & 3);
+        p->r_unmasked = (uint32_t)n;
+      }
+      in = s->rbuf + s->rpos;
+      in_len = p->r_unmasked;
+    } else if ((s->flags & F_R_FIN) && p->r_tail < 4) {
+      in = pmd_tail + p->r_tail;
+      in_len = 4u - p->r_tail;
+      tail = 1;
+    }
+    if (in_len == 0 && p->r_drained) {
+      if (s->r_left > 0) {
+        r = more(s, reads, 0);
+        if (r < 0) return r;
+        continue;
+      }
+      if (!(s->flags & F_R_FIN)) {
+        s->flags &= ~F_IN_FRAME; /* frames are not visible in the output */
+        return NEXT_FRAME;
+      }
+    }
+    allow = (uint64_t)s->max_message - p->r_out + 1;
+    p->zi.next_in = (Bytef *)(uintptr_t)in;
+    p->zi.avail_in = (uInt)in_len;
+    p->zi.next_out = dst;
+    p->zi.avail_out = (uInt)(allow < room ? allow : room);
+    zr = p->inflate(&p->zi, Z_SYNC_FLUSH);
+    took = in_len - p->zi.avail_in;
+    made = (size_t)(p->zi.next_out - dst);
+    if (tail) {
+      p->r_tail = (uint8_t)(p->r_tail + took);
+    } else {
+      s->rpos += (uint32_t)took;
+      s->r_left -= took;
+      p->r_unmasked -= (uint32_t)took;
+    }
+    if (zr == Z_STREAM_END) {
+      /* a block with BFINAL (§7.2.3.4): whatever follows starts a new
+       * deflate stream (the rest of the message: 00 00 ff ff at least) */
+      (void)p->inflate_reset(&p->zi);
+      p->r_reset = 1;
+      p->r_drained = 1;
+    } else if (zr != Z_OK && zr != Z_BUF_ERROR) {
+      return fail(s, LIGHTWS_ERR_BAD_DEFLATE);
+    } else {
+      p->r_drained = p->zi.avail_out > 0;
+    }
+    p->r_out += made;
+    if (p->r_out > s->max_message) return fail(s, LIGHTWS_ERR_MESSAGE_TOO_BIG);
+    end = s->r_left == 0 && (s->flags & F_R_FIN) && p->r_tail == 4 &&
+          p->r_drained;
+    if (s->msg_opcode == LIGHTWS_OPCODE_TEXT &&
+        !(s->flags & LIGHTWS_OPT_NO_UTF8_CHECK) && (made || end)) {
+      struct lightws_utf8 st;
+      int u;
+      st.state = s->utf8;
+      u = lightws_utf8_feed(&st, dst, made);
+      s->utf8 = st.state;
+      if (u < 0 || (end && u == LIGHTWS_UTF8_INCOMPLETE))
+        return fail(s, LIGHTWS_ERR_UTF8);
+    }
+    if (!made && !end) continue;
+    out->data = dst;
+    out->len = made;
+    out->opcode = s->msg_opcode;
+    out->frame_end = out->message_end = (uint8_t)end;
+    if (end) inflate_end(s);
+    return (ssize_t)made;
+  }
+}
+#else
+static int r_compressed(const struct lightws_stream *s) {
+  (void)s;
+  return 0;
+}
+#endif
+
 /*
  * The read engine: delivers the next piece of data payload, at most `max`
  * bytes, as a view into rbuf. `*reads` is the read(2) budget (-1 unlimited);
@@ -514,6 +651,13 @@ static ssize_t engine(struct lightws_stream *s, struct lightws_chunk *out,
     if (s->flags & F_IN_FRAME) {
       size_t n = avail;
       uint8_t *src;
+#if LIGHTWS_HAVE_ZLIB
+      if (r_compressed(s)) {
+        r = inflate_chunk(s, out, max, reads, dst);
+        if (r == NEXT_FRAME) continue;
+        return r;
+      }
+#endif
       if (s->r_left > 0 && avail == 0) {
         r = more(s, reads, 0);
         if (r < 0) return r;
@@ -542,6 +686,11 @@ static ssize_t engine(struct lightws_stream *s, struct lightws_chunk *out,
       continue;
     }
     if (h < 0) return fail(s, (int)h);
+    /* RFC 7692 §6.1: RSV1 only on the first frame of a data message (the
+     * decoder allowed it only with permessage-deflate on) */
+    if ((f.rsv & 0x40) &&
+        ((f.opcode & 0x8) || f.opcode == LIGHTWS_OPCODE_CONTINUATION))
+      return fail(s, LIGHTWS_ERR_BAD_RSV1);
 
     if (f.opcode & 0x8) {
       /* §5.5: the whole control frame (<= 139 bytes) must be in rbuf */
@@ -568,6 +717,15 @@ static ssize_t engine(struct lightws_stream *s, struct lightws_chunk *out,
       s->msg_opcode = f.opcode;
       s->msg_len = 0;
       s->utf8 = 0;
+#if LIGHTWS_HAVE_ZLIB
+      if (s->pmd) {
+        struct lightws__pmd *p = s->pmd;
+        p->r_comp = (f.rsv & 0x40) != 0;
+        p->r_tail = p->r_reset = 0;
+        p->r_drained = 1;
+        p->r_out = 0;
+      }
+#endif
     }
     if (s->msg_len + f.length > s->max_message)
       return fail(s, LIGHTWS_ERR_MESSAGE_TOO_BIG);
@@ -579,6 +737,12 @@ static ssize_t engine(struct lightws_stream *s, struct lightws_chunk *out,
     s->flags |= F_IN_FRAME;
     if (f.fin) s->flags |= F_R_FIN; else s->flags &= ~F_R_FIN;
     s->rpos += (uint32_t)h;
+#if LIGHTWS_HAVE_ZLIB
+    if (r_compressed(s)) {
+      s->pmd->r_unmasked = 0;
+      continue; /* inflate_chunk reads it, empty or not */
+    }
+#endif
     if (f.length == 0) {
       /* an empty frame is a chunk of its own (it may end a message) */
       r = take_payload(s, dst ? dst : s->rbuf + s->rpos, s->rbuf + s->rpos, 0,
@@ -656,7 +820,7 @@ static ssize_t gather(struct lightws_stream *s, uint8_t *buf, size_t size,
   for (;;) {
     size_t room = size - got;
     if ((s->flags & F_IN_FRAME) && s->rpos == s->rend && reads != 0 &&
-        room >= BYPASS_MIN && s->r_left >= BYPASS_MIN) {
+        room >= BYPASS_MIN && s->r_left >= BYPASS_MIN && !r_compressed(s)) {
       r = bypass(s, buf + got, room, &reads, &c);
     } else {
       /* data payload is unmasked straight into buf (one pass) */
@@ -828,6 +992,150 @@ static size_t head_encode(struct lightws_stream *s, uint8_t *out,
   return lightws__frame_encode(&f, out);
 }
 
+#if LIGHTWS_HAVE_ZLIB
+/* ---- permessage-deflate, write side (RFC 7692 §7.2.1) ----------------- */
+
+/* A compressed frame is going out, or the message's flush goes on: the
+ * stream has bytes to write that need no caller input. */
+static int w_pending(const struct lightws_stream *s) {
+  const struct lightws__pmd *p = s->pmd;
+  if (!p) return 0;
+  if (p->w_frame) return 1;
+  return p->w_comp && p->w_fin && !(s->flags & F_CLOSE_QUEUED);
+}
+
+/* Frame head for wbuf[0..flen), the first of the message with RSV1 (§6);
+ * a client masks the payload in place (the held-back bytes after it are
+ * not part of it). */
+static void zframe_build(struct lightws_stream *s, size_t flen, int fin) {
+  struct lightws__pmd *p = s->pmd;
+  unsigned op = p->w_first ? s->w_opcode : LIGHTWS_OPCODE_CONTINUATION;
+  s->whead_len = (uint8_t)head_encode(s, s->whead, op, flen, fin, s->w_mask);
+  if (p->w_first) s->whead[0] |= 0x40;
+  p->w_first = 0;
+  s->whead_sent = 0;
+  s->w_left = flen;
+  s->w_mask_off = 0;
+  if (s->role == LIGHTWS_CLIENT && !key_zero(s->w_mask))
+    lightws_mask(p->wbuf, flen, s->w_mask, 0);
+  p->w_frame = 1;
+  p->w_last = (uint8_t)fin;
+  p->w_flen = (uint32_t)flen;
+  p->w_sent = 0;
+}
+
+/* Writes the compressed frame in progress, head + payload per writev.
+ * `*writes` is the syscall budget (-1 unlimited). Returns 0 once it is out
+ * (the message ends with its last frame), INCOMPLETE without budget, or
+ * WOULDBLOCK / SYSTEM with the progress kept. */
+static int zframe_write(struct lightws_stream *s, int *writes) {
+  struct lightws__pmd *p = s->pmd;
+  while (p->w_frame) {
+    struct iovec iov[2];
+    int cnt = 0;
+    size_t hrest = (size_t)(s->whead_len - s->whead_sent), k;
+    ssize_t r;
+    if (hrest || p->w_sent < p->w_flen) {
+      if (*writes == 0) return LIGHTWS_ERR_INCOMPLETE;
+      if (hrest) {
+        iov[cnt].iov_base = s->whead + s->whead_sent;
+        iov[cnt++].iov_len = hrest;
+      }
+      if (p->w_sent < p->w_flen) {
+        iov[cnt].iov_base = p->wbuf + p->w_sent;
+        iov[cnt++].iov_len = p->w_flen - p->w_sent;
+      }
+      if (*writes > 0) (*writes)--;
+      r = lightws__stream_io_writev(s, iov, cnt);
+      if (r < 0) return (int)r;
+      k = (size_t)r;
+      if (k >= hrest) {
+        s->whead_sent = s->whead_len;
+        k -= hrest;
+      } else {
+        s->whead_sent = (uint8_t)(s->whead_sent + k);
+        k = 0;
+      }
+      p->w_sent += (uint32_t)k;
+      s->w_left -= k;
+      if (s->whead_sent < s->whead_len || p->w_sent < p->w_flen) continue;
+    }
+    /* the frame is out: the held-back bytes move to the front */
+    s->whead_len = s->whead_sent = 0;
+    p->w_frame = 0;
+    p->w_fill -= p->w_flen;
+    if (p->w_fill) memmove(p->wbuf, p->wbuf + p->w_flen, p->w_fill);
+    if (p->w_last) {
+      /* the message is complete; the 00 00 ff ff left is dropped */
+      p->w_fill = 0;
+      p->w_comp = p->w_fin = p->w_last = 0;
+      p->w_first = 1;
+      s->w_opcode = 0;
+      if (p->our_nct) (void)p->deflate_reset(&p->zd); /* §7.1.1.1 */
+    }
+    ctl_try(s); /* a pong or close waiting behind */
+  }
+  return 0;
+}
+
+/*
+ * The open compressed message takes in[0..len) (`fin`: the end of its
+ * input): deflated into the send work buffer, a frame goes out each time
+ * the buffer fills (its last 4 bytes held back: they may be the end of the
+ * flush) and, once all input is in, the Z_SYNC_FLUSH output makes the last
+ * frame without its 00 00 ff ff (§7.2.1). Also finishes what an earlier
+ * call left (a frame cut short, the flush). Returns input bytes taken; an
+ * error only when none were and the end of input was not taken either.
+ */
+static ssize_t z_pump(struct lightws_stream *s, const uint8_t *in, size_t len,
+                      int fin) {
+  static const uint8_t none[1] = {0};
+  struct lightws__pmd *p = s->pmd;
+  size_t took = 0;
+  int writes = (s->flags & LIGHTWS_OPT_DIRECT) ? 1 : -1, ended = 0;
+  if (!in) in = none;
+  for (;;) {
+    int zr, flush;
+    size_t before;
+    if (p->w_frame) {
+      int r = zframe_write(s, &writes);
+      if (r == LIGHTWS_ERR_INCOMPLETE) return (ssize_t)took; /* direct */
+      if (r < 0) return took || ended ? (ssize_t)took : r;
+    }
+    if (!p->w_comp) return (ssize_t)took; /* the message went out */
+    if (p->w_fin) {
+      if (s->flags & F_CLOSE_QUEUED) /* §5.5.1: nothing after our close */
+        return took || ended ? (ssize_t)took : LIGHTWS_ERR_CLOSED;
+    } else if (took == len && !fin) {
+      return (ssize_t)took; /* more input comes with a later call */
+    }
+    flush = (fin || p->w_fin) ? Z_SYNC_FLUSH : Z_NO_FLUSH;
+    before = len - took;
+    p->zd.next_in = (Bytef *)(uintptr_t)(in + took);
+    p->zd.avail_in = (uInt)(before > UINT_MAX ? UINT_MAX : before);
+    before = p->zd.avail_in;
+    p->zd.next_out = p->wbuf + p->w_fill;
+    p->zd.avail_out = p->work_size - p->w_fill;
+    zr = p->deflate(&p->zd, flush);
+    if (zr != Z_OK && zr != Z_BUF_ERROR) return LIGHTWS_ERR_INVALID;
+    took += before - p->zd.avail_in;
+    p->w_fill = p->work_size - p->zd.avail_out;
+    if (fin && took == len && !p->w_fin) {
+      p->w_fin = 1;
+      ended = 1;
+    }
+    if (p->w_fill == p->work_size) {
+      zframe_build(s, p->work_size - 4, 0);
+    } else if (p->w_fin && p->zd.avail_in == 0) {
+      /* the flush is complete (output room was left) */
+      if (p->w_fill < 4 || memcmp(p->wbuf + p->w_fill - 4, pmd_tail, 4))
+        return LIGHTWS_ERR_INVALID; /* not zlib's sync flush */
+      zframe_build(s, p->w_fill - 4, 1);
+    }
+  }
+}
+#endif
+
 ssize_t lightws_stream_send(struct lightws_stream *s, int opcode,
                             const void *buf, size_t len, unsigned flags) {
   int r = send_begin(s), fin;
@@ -836,6 +1144,36 @@ ssize_t lightws_stream_send(struct lightws_stream *s, int opcode,
   ssize_t w;
   int in_place = (flags & LIGHTWS_SEND_MASK_IN_PLACE) != 0;
   if (r < 0) return r;
+#if LIGHTWS_HAVE_ZLIB
+  if (s->pmd) {
+    struct lightws__pmd *p = s->pmd;
+    if (p->w_comp && !p->w_fin) {
+      /* the open compressed message goes on with this call's bytes */
+      if (opcode != s->w_opcode || (len && !buf) ||
+          (flags & ~(LIGHTWS_SEND_FRAGMENT | LIGHTWS_SEND_MASK_IN_PLACE |
+                     LIGHTWS_SEND_NO_COMPRESS)))
+        return LIGHTWS_ERR_INVALID;
+      if (!p->w_frame) {
+        r = new_frame_checks(s);
+        if (r < 0) return r;
+      }
+      return z_pump(s, (const uint8_t *)buf, len,
+                    !(flags & LIGHTWS_SEND_FRAGMENT));
+    }
+    if (w_pending(s) || p->w_comp) {
+      /* the last compressed message is still going out: first that */
+      w = z_pump(s, NULL, 0, 0);
+      if (w < 0) return w;
+      if (p->w_comp) {
+        if (p->w_frame || !(s->flags & F_CLOSE_QUEUED)) {
+          s->flags |= F_WANT_WRITE;
+          return LIGHTWS_ERR_WOULDBLOCK;
+        }
+        return LIGHTWS_ERR_CLOSED;
+      }
+    }
+  }
+#endif
   if (s->whead_len) {
     size_t n = len;
     if (s->w_left == 0) {
@@ -855,11 +1193,29 @@ ssize_t lightws_stream_send(struct lightws_stream *s, int opcode,
     return LIGHTWS_ERR_INVALID;
   if (s->w_opcode && s->w_opcode != opcode) return LIGHTWS_ERR_INVALID;
   if (len && !buf) return LIGHTWS_ERR_INVALID;
-  if (flags & ~(LIGHTWS_SEND_FRAGMENT | LIGHTWS_SEND_MASK_IN_PLACE))
+  if (flags & ~(LIGHTWS_SEND_FRAGMENT | LIGHTWS_SEND_MASK_IN_PLACE |
+                LIGHTWS_SEND_NO_COMPRESS))
     return LIGHTWS_ERR_INVALID;
   r = new_frame_checks(s);
   if (r < 0) return r;
   fin = !(flags & LIGHTWS_SEND_FRAGMENT);
+#if LIGHTWS_HAVE_ZLIB
+  /* a new message is compressed unless told not to or short and whole */
+  if (s->pmd && !s->w_opcode && !(flags & LIGHTWS_SEND_NO_COMPRESS) &&
+      (!fin || len >= s->pmd->threshold)) {
+    struct lightws__pmd *p = s->pmd;
+    p->w_comp = 1;
+    p->w_first = 1;
+    p->w_fin = 0;
+    s->w_opcode = (uint8_t)opcode;
+    w = z_pump(s, (const uint8_t *)buf, len, fin);
+    if (w < 0 && !p->w_frame && p->w_fill == 0 && !p->w_fin) {
+      p->w_comp = 0; /* nothing was taken: as if never called */
+      s->w_opcode = 0;
+    }
+    return w;
+  }
+#endif
   /* §5.4: later fragments are continuation frames */
   op = s->w_opcode ? LIGHTWS_OPCODE_CONTINUATION : (unsigned)opcode;
   saved_opcode = s->w_opcode;
@@ -887,6 +1243,34 @@ ssize_t lightws_stream_write(struct lightws_stream *s, const void *buf,
   return lightws_stream_send(s, LIGHTWS_OPCODE_BINARY, buf, len, 0);
 }
 
+#if LIGHTWS_HAVE_ZLIB
+/* sendv with permessage-deflate: message by message through send (which
+ * compresses or not), counted the same way. */
+static ssize_t sendv_each(struct lightws_stream *s,
+                          const struct lightws_msg *msgs, size_t n) {
+  size_t total = 0, k;
+  for (k = 0; k < n; k++) {
+    if (msgs[k].opcode != LIGHTWS_OPCODE_TEXT &&
+        msgs[k].opcode != LIGHTWS_OPCODE_BINARY)
+      return LIGHTWS_ERR_INVALID;
+    if (msgs[k].len && !msgs[k].data) return LIGHTWS_ERR_INVALID;
+  }
+  if (s->w_opcode && !(s->pmd->w_comp && s->pmd->w_fin) &&
+      !(s->whead_len && !s->pmd->w_frame))
+    return LIGHTWS_ERR_INVALID; /* a message is open */
+  for (k = 0; k < n; k++) {
+    ssize_t w;
+    if (msgs[k].len == 0 && k > 0) break;
+    w = lightws_stream_send(s, msgs[k].opcode, msgs[k].data, msgs[k].len, 0);
+    if (w < 0) return k ? (ssize_t)total : w;
+    total += (size_t)w;
+    if ((size_t)w < msgs[k].len || (s->flags & LIGHTWS_OPT_DIRECT)) break;
+    if (s->whead_len && !s->pmd->w_frame) break; /* cut short */
+  }
+  return (ssize_t)total;
+}
+#endif
+
 /*
  * sendv: heads in a stack array, one writev for up to SENDV_MAX frames.
  * A client masks the payloads into one stack chunk, so a batch holds what
@@ -907,6 +1291,9 @@ ssize_t lightws_stream_sendv(struct lightws_stream *s,
   if (r < 0) return r;
   if (n == 0) return 0;
   if (!msgs) return LIGHTWS_ERR_INVALID;
+#if LIGHTWS_HAVE_ZLIB
+  if (s->pmd) return sendv_each(s, msgs, n);
+#endif
   if (s->whead_len) {
     if (s->w_left) /* continue the frame cut short, as send() does */
       return lightws_stream_send(s, msgs[0].opcode, msgs[0].data,
@@ -1075,6 +1462,17 @@ int lightws_stream_close(struct lightws_stream *s, unsigned code,
 int lightws_stream_flush(struct lightws_stream *s) {
   if (s->state != STATE_OPEN) return LIGHTWS_ERR_INVALID;
   s->flags &= ~(F_WANT_READ | F_WANT_WRITE);
+#if LIGHTWS_HAVE_ZLIB
+  if (w_pending(s)) {
+    /* compressed frames wait in the work buffer: they need no caller bytes */
+    ssize_t w = z_pump(s, NULL, 0, 0);
+    if (w < 0 && w != LIGHTWS_ERR_CLOSED) return (int)w;
+    if (w_pending(s)) {
+      s->flags |= F_WANT_WRITE;
+      return LIGHTWS_ERR_WOULDBLOCK;
+    }
+  }
+#endif
   /* a frame whose payload is all out but whose head is not (an empty frame
    * cut in its head) needs no caller bytes: finish it */
   while (s->whead_len && s->w_left == 0) {
@@ -1137,6 +1535,10 @@ void lightws_stream_set_limits(struct lightws_stream *s, uint32_t max_frame,
   if (max_message) s->max_message = max_message;
 }
 
+int lightws_stream_deflate(const struct lightws_stream *s) {
+  return s && s->pmd != NULL;
+}
+
 int lightws_stream_feed(struct lightws_stream *s, const uint8_t *in,
                         size_t len) {
   if (len > s->rsize - s->rend) {
@@ -1150,13 +1552,25 @@ int lightws_stream_feed(struct lightws_stream *s, const uint8_t *in,
 }
 
 size_t lightws_stream_buffered(const struct lightws_stream *s) {
-  return s->state == STATE_OPEN ? (size_t)(s->rend - s->rpos) : 0;
+  size_t n = s->state == STATE_OPEN ? (size_t)(s->rend - s->rpos) : 0;
+#if LIGHTWS_HAVE_ZLIB
+  /* inflated output held in zlib, or the §7.2.2 tail still to feed: a
+   * read has something without reading the transport */
+  if (n == 0 && s->state == STATE_OPEN && r_compressed(s) &&
+      (s->flags & F_IN_FRAME) &&
+      (!s->pmd->r_drained || (s->r_left == 0 && (s->flags & F_R_FIN))))
+    n = 1;
+#endif
+  return n;
 }
 
 int lightws_stream_want(const struct lightws_stream *s) {
   int w = 0;
   if (s->flags & F_WANT_READ) w |= LIGHTWS_WANT_READ;
   if ((s->flags & F_WANT_WRITE) || s->ctl_len) w |= LIGHTWS_WANT_WRITE;
+#if LIGHTWS_HAVE_ZLIB
+  if (w_pending(s)) w |= LIGHTWS_WANT_WRITE;
+#endif
   return w;
 }
 

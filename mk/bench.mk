@@ -28,7 +28,7 @@ $(BUILD)/wslay-bench: bench/wslay_bench.c $(BENCH_COMMON)
 
 $(BUILD)/lightws-bench: bench/lightws_bench.c $(BENCH_COMMON) lib/include/lightws.h $(BUILD)/liblightws.a
 	@mkdir -p $(@D)
-	$(CC) $(BENCH_CFLAGS) bench/lightws_bench.c bench/bench_common.c $(BUILD)/liblightws.a -o $@
+	$(CC) $(BENCH_CFLAGS) bench/lightws_bench.c bench/bench_common.c $(BUILD)/liblightws.a $(ZLIB_LIBS) -o $@
 
 # Heap-allocation counter, preloaded into the C programs by the harness.
 $(BUILD)/alloc-count.so: bench/alloc_count.c

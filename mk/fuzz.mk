@@ -5,7 +5,7 @@
 FUZZ_NAMES := frame_decode utf8 handshake_request handshake_response stream
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
-FUZZ_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -Ilib/include -Ilib -Ifuzz -g -O1 \
+FUZZ_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -Ilib/include -Ilib -Ifuzz $(ZLIB_CFLAGS) -g -O1 \
   -fno-omit-frame-pointer
 FUZZ_DEPS := $(LIB_SRCS) $(LIB_HDRS) fuzz/fuzz_common.h
 FUZZ_BINS := $(FUZZ_NAMES:%=$(BUILD)/fuzz/fuzz_%)
@@ -16,11 +16,11 @@ FUZZ_REPLAY_BINS := $(FUZZ_NAMES:%=$(BUILD)/fuzz-replay/fuzz_%)
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c $(FUZZ_DEPS)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined \
-	  $< $(LIB_SRCS) -o $@
+	  $< $(LIB_SRCS) $(ZLIB_LIBS) -o $@
 
 $(BUILD)/fuzz-replay/fuzz_%: fuzz/fuzz_%.c fuzz/replay_main.c $(FUZZ_DEPS)
 	@mkdir -p $(@D)
-	$(CC) $(FUZZ_CFLAGS) $(SAN) $< fuzz/replay_main.c $(LIB_SRCS) -o $@
+	$(CC) $(FUZZ_CFLAGS) $(SAN) $< fuzz/replay_main.c $(LIB_SRCS) $(ZLIB_LIBS) -o $@
 
 fuzz-build: $(FUZZ_BINS)
 

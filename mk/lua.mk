@@ -14,12 +14,12 @@ lua: $(BUILD)/lua54/lightws/core.so $(BUILD)/luajit/lightws/core.so
 
 $(BUILD)/lua54/lightws/core.so: $(LUA_BIND_SRCS) $(LUA_BIND_HDRS) $(LIB_PIC_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(LUA_MOD_CFLAGS) $(LUA54_CFLAGS) $(LUA_BIND_SRCS) $(LIB_PIC_OBJS) -o $@
+	$(CC) $(LUA_MOD_CFLAGS) $(LUA54_CFLAGS) $(LUA_BIND_SRCS) $(LIB_PIC_OBJS) $(ZLIB_LIBS) -o $@
 	@chmod a+r $@
 
 $(BUILD)/luajit/lightws/core.so: $(LUA_BIND_SRCS) $(LUA_BIND_HDRS) $(LIB_PIC_OBJS)
 	@mkdir -p $(@D)
-	$(CC) $(LUA_MOD_CFLAGS) $(LUAJIT_CFLAGS) $(LUA_BIND_SRCS) $(LIB_PIC_OBJS) -o $@
+	$(CC) $(LUA_MOD_CFLAGS) $(LUAJIT_CFLAGS) $(LUA_BIND_SRCS) $(LIB_PIC_OBJS) $(ZLIB_LIBS) -o $@
 	@chmod a+r $@
 
 test-lua: lua $(BUILD)/lightws-echo

@@ -2,11 +2,11 @@
 # suite in both roles (tests/conformance): a sanitizer report kills the
 # peer (abort / --exit-on-first-error), so the case that caused it fails.
 
-SAN_TOOL_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -Ilib/include -Ilib -Itools -O1 -g $(SAN)
+SAN_TOOL_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -Ilib/include -Ilib -Itools $(ZLIB_CFLAGS) -O1 -g $(SAN)
 
 $(BUILD)/asan/lightws-echo: tools/lightws-echo.c $(TOOL_COMMON) $(LIB_SRCS) $(LIB_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(SAN_TOOL_CFLAGS) tools/lightws-echo.c tools/common.c $(LIB_SRCS) -o $@
+	$(CC) $(SAN_TOOL_CFLAGS) tools/lightws-echo.c tools/common.c $(LIB_SRCS) $(ZLIB_LIBS) -o $@
 
 .PHONY: test-tools-asan test-tools-valgrind
 test-tools-asan: $(BUILD)/asan/lightws-echo

@@ -13,6 +13,7 @@ Suite *handshake_suite(void); /* check_handshake.c */
 Suite *stream_suite(void);    /* check_stream.c */
 Suite *endpoint_suite(void);  /* check_endpoint.c */
 Suite *time_suite(void);      /* check_time.c: timeouts, small buffers */
+Suite *deflate_suite(void);   /* check_deflate.c: permessage-deflate */
 Suite *pmd_negotiate_suite(void); /* check_pmd_negotiate.c */
 
 #endif

@@ -12,6 +12,7 @@ int main(void) {
   srunner_add_suite(sr, stream_suite());
   srunner_add_suite(sr, endpoint_suite());
   srunner_add_suite(sr, time_suite());
+  srunner_add_suite(sr, deflate_suite());
   srunner_add_suite(sr, pmd_negotiate_suite());
   srunner_run_all(sr, CK_NORMAL);
   int failed = srunner_ntests_failed(sr);
