@@ -20,18 +20,23 @@ description = {
 dependencies = {
   "lua >= 5.1, < 5.5",
 }
+external_dependencies = {
+  ZLIB = { header = "zlib.h", library = "z" },
+}
 build = {
   type = "builtin",
   modules = {
     ["lightws.core"] = {
       sources = {
-        "lib/base64.c", "lib/endpoint.c", "lib/error.c", "lib/frame.c",
+        "lib/base64.c", "lib/deflate.c", "lib/endpoint.c", "lib/error.c", "lib/frame.c",
         "lib/handshake.c", "lib/mask.c", "lib/pmd_negotiate.c", "lib/random.c", "lib/sha1.c",
         "lib/stream.c", "lib/utf8.c",
         "bindings/lua/lightws_core.c",
       },
-      incdirs = { "lib/include", "lib", "bindings/lua" },
-      defines = { "_POSIX_C_SOURCE=200809L" },
+      incdirs = { "lib/include", "lib", "bindings/lua", "$(ZLIB_INCDIR)" },
+      defines = { "_POSIX_C_SOURCE=200809L", "LIGHTWS_HAVE_ZLIB=1" },
+      libraries = { "z" },               -- permessage-deflate, as the Makefile's ZLIB=1
+      libdirs = { "$(ZLIB_LIBDIR)" },
     },
     lightws = "bindings/lua/lightws.lua",
     ["lightws.resty"] = "bindings/lua/lightws/resty.lua",
