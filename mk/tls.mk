@@ -73,7 +73,7 @@ $(TLS_CERTS): tests/tls/make_certs.sh
 $(BUILD)/tls/check_tls: tests/tls/check_tls.c $(BUILD)/liblightws-tls.a $(BUILD)/liblightws.a $(TLS_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(TLS_TEST_CFLAGS) $(CFLAGS) tests/tls/check_tls.c $(BUILD)/liblightws-tls.a $(BUILD)/liblightws.a \
-	  $(SSL_LIBS) $(CHECK_LIBS) -o $@
+	  $(SSL_LIBS) $(ZLIB_LIBS) $(CHECK_LIBS) -o $@
 
 $(BUILD)/tls/tls_peer: tests/tls/tls_peer.c $(BUILD)/liblightws-tls.a $(BUILD)/liblightws.a $(TLS_HDRS)
 	@mkdir -p $(@D)
@@ -82,8 +82,8 @@ $(BUILD)/tls/tls_peer: tests/tls/tls_peer.c $(BUILD)/liblightws-tls.a $(BUILD)/l
 
 $(BUILD)/asan/tls/check_tls: tests/tls/check_tls.c $(TLS_SRCS) $(LIB_SRCS) $(LIB_HDRS) $(TLS_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(TLS_TEST_CFLAGS) -Ilib -O1 -g $(SAN) tests/tls/check_tls.c $(TLS_SRCS) $(LIB_SRCS) \
-	  $(SSL_LIBS) $(CHECK_LIBS) -o $@
+	$(CC) $(TLS_TEST_CFLAGS) -Ilib -O1 -g $(SAN) $(ZLIB_CFLAGS) tests/tls/check_tls.c $(TLS_SRCS) $(LIB_SRCS) \
+	  $(SSL_LIBS) $(ZLIB_LIBS) $(CHECK_LIBS) -o $@
 
 test-tls: test-tls-check test-tls-interop
 

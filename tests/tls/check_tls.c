@@ -1,0 +1,916 @@
+/* SPDX-License-Identifier: MIT */
+/* lightws-tls tests (check): echo over TLS in both roles, blocking and
+ * nonblocking over a fake IO that cuts every transport call to one byte
+ * and says EAGAIN before each, KeyUpdate in the middle of frames,
+ * certificate errors, close_notify and truncation. Certificates come from
+ * tests/tls/make_certs.sh (LIGHTWS_TLS_CERTS). */
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <openssl/ssl.h>
+#include "lightws_tls.h"
+
+static char certdir[512];
+
+static const char *cert(const char *name) {
+  static char bufs[8][600];
+  static int k;
+  char *b = bufs[k++ & 7];
+  snprintf(b, 600, "%s/%s", certdir, name);
+  return b;
+}
+
+static int fcntl_nonblock(int fd) {
+  int fl = fcntl(fd, F_GETFL);
+  return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ? -1 : 0;
+}
+
+static int quick(void) {
+  return getenv("LIGHTWS_TEST_QUICK") != NULL;
+}
+
+/* ---- fake IO: over a socket, every call cut to one byte, EAGAIN first --- */
+
+struct fake {
+  struct lightws_io io;
+  int fd;
+  int mode;          /* 0 pass through, 1 one byte, 2 EAGAIN then one byte */
+  unsigned rtick, wtick;
+  int last_block;    /* LIGHTWS_WANT_* of the last EAGAIN */
+  int real;          /* ... and it was the socket's, not ours */
+  unsigned long reads, writes;
+};
+
+static ssize_t fake_read(void *ctx, void *buf, size_t len) {
+  struct fake *f = (struct fake *)ctx;
+  ssize_t r;
+  f->real = 0;
+  if (f->mode == 2 && (f->rtick++ & 1) == 0) {
+    f->last_block = LIGHTWS_WANT_READ;
+    errno = EAGAIN;
+    return -1;
+  }
+  if (f->mode) len = len ? 1 : 0;
+  f->reads++;
+  r = recv(f->fd, buf, len, MSG_DONTWAIT);
+  if (r < 0 && errno == EAGAIN) {
+    f->last_block = LIGHTWS_WANT_READ;
+    f->real = 1;
+  }
+  return r;
+}
+
+static ssize_t fake_writev(void *ctx, const struct iovec *iov, int cnt) {
+  struct fake *f = (struct fake *)ctx;
+  struct msghdr m;
+  struct iovec one;
+  ssize_t r;
+  f->real = 0;
+  if (f->mode == 2 && (f->wtick++ & 1) == 0) {
+    f->last_block = LIGHTWS_WANT_WRITE;
+    errno = EAGAIN;
+    return -1;
+  }
+  f->writes++;
+  memset(&m, 0, sizeof m);
+  m.msg_iov = (struct iovec *)iov;
+  m.msg_iovlen = (size_t)cnt;
+  if (f->mode) {
+    int i;
+    for (i = 0; i < cnt && !iov[i].iov_len; i++)
+      continue;
+    if (i == cnt) return 0;
+    one.iov_base = iov[i].iov_base;
+    one.iov_len = 1;
+    m.msg_iov = &one;
+    m.msg_iovlen = 1;
+  }
+  r = sendmsg(f->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (r < 0 && errno == EAGAIN) {
+    f->last_block = LIGHTWS_WANT_WRITE;
+    f->real = 1;
+  }
+  return r;
+}
+
+static void fake_init(struct fake *f, int fd, int mode) {
+  memset(f, 0, sizeof *f);
+  f->io.read = fake_read;
+  f->io.writev = fake_writev;
+  f->io.ctx = f;
+  f->fd = fd;
+  f->mode = mode;
+}
+
+/* ---- contexts ---------------------------------------------------------- */
+
+static SSL_CTX *server_ctx(const char *name) {
+  char c[600], k[600];
+  int err = 0;
+  SSL_CTX *ctx;
+  snprintf(c, sizeof c, "%s/%s.pem", certdir, name);
+  snprintf(k, sizeof k, "%s/%s.key", certdir, name);
+  ctx = lightws_tls_server_ctx(c, k, &err);
+  ck_assert_msg(ctx != NULL, "server ctx: %s", lightws_tls_errname(err));
+  return ctx;
+}
+
+static SSL_CTX *client_ctx(int insecure) {
+  int err = 0;
+  SSL_CTX *ctx = lightws_tls_client_ctx(cert("ca.pem"), insecure, &err);
+  ck_assert_msg(ctx != NULL, "client ctx: %s", lightws_tls_errname(err));
+  return ctx;
+}
+
+/* ---- a blocking echo peer in a thread ------------------------------------ */
+
+struct peer {
+  pthread_t th;
+  int fd;
+  enum lightws_role role;
+  SSL_CTX *ctx;
+  int key_update;      /* send each echo with a KeyUpdate in its middle */
+  int truncate;        /* server: send one message, end without close_notify */
+  int nmsg;            /* client: messages to send (sizes[]) */
+  const size_t *sizes;
+  int result;          /* 0 or an error */
+  int tls_eof;
+  unsigned close_code;
+};
+
+static uint8_t *pattern(size_t n, unsigned seed) {
+  uint8_t *p = malloc(n ? n : 1);
+  size_t i;
+  for (i = 0; i < n; i++) p[i] = (uint8_t)(i * 7 + seed + (i >> 8));
+  return p;
+}
+
+/* One frame written by hand through t->io, with a KeyUpdate after its
+ * first half (a server frame: unmasked). */
+static int send_split(struct lightws_tls *t, const uint8_t *data, size_t len) {
+  struct lightws_frame fr;
+  uint8_t head[LIGHTWS_FRAME_HEADER_MAX];
+  size_t h, half = len / 2, off = 0;
+  struct iovec iov[2];
+  memset(&fr, 0, sizeof fr);
+  fr.fin = 1;
+  fr.opcode = LIGHTWS_OPCODE_BINARY;
+  fr.length = len;
+  h = lightws_frame_encode_unchecked(&fr, head);
+  iov[0].iov_base = head;
+  iov[0].iov_len = h;
+  iov[1].iov_base = (void *)data;
+  iov[1].iov_len = half;
+  while (iov[0].iov_len + iov[1].iov_len) {
+    ssize_t n = t->io.writev(t->io.ctx, iov, 2);
+    if (n < 0) return LIGHTWS_ERR_SYSTEM;
+    while (n > 0 && iov[0].iov_len) {
+      iov[0].iov_base = (uint8_t *)iov[0].iov_base + 1;
+      iov[0].iov_len--;
+      n--;
+    }
+    iov[1].iov_base = (uint8_t *)iov[1].iov_base + n;
+    iov[1].iov_len -= (size_t)n;
+  }
+  if (SSL_key_update(lightws_tls_ssl(t), SSL_KEY_UPDATE_REQUESTED) != 1)
+    return LIGHTWS_ERR_TLS_PROTOCOL;
+  off = half;
+  while (off < len) {
+    struct iovec one;
+    ssize_t n;
+    one.iov_base = (void *)(data + off);
+    one.iov_len = len - off;
+    n = t->io.writev(t->io.ctx, &one, 1);
+    if (n < 0) return LIGHTWS_ERR_SYSTEM;
+    off += (size_t)n;
+  }
+  return 0;
+}
+
+static void *peer_main(void *arg) {
+  struct peer *p = (struct peer *)arg;
+  struct lightws_tls *tp = malloc(sizeof *tp);
+  struct lightws_stream s;
+  uint8_t *rbuf = malloc(65536);
+  size_t cap = 1 << 20, len = 0;
+  uint8_t *msg = malloc(cap);
+  int r;
+  memset(&s, 0, sizeof s);
+  memset(tp, 0, sizeof *tp);
+  if (p->role == LIGHTWS_SERVER)
+    r = lightws_tls_accept(tp, p->ctx, &s, p->fd, rbuf, 65536, NULL, NULL);
+  else
+    r = lightws_tls_connect(tp, p->ctx, &s, p->fd, rbuf, 65536,
+                            "localhost", "/", NULL);
+  if (r < 0) goto out;
+  if (p->truncate) {
+    r = (int)lightws_stream_send(&s, LIGHTWS_OPCODE_TEXT, "bye", 3, 0);
+    shutdown(p->fd, SHUT_RDWR);
+    r = r == 3 ? 0 : -1;
+    goto out;
+  }
+  if (p->role == LIGHTWS_CLIENT) {
+    int i;
+    for (i = 0; i < p->nmsg && r >= 0; i++) {
+      uint8_t *d = pattern(p->sizes[i], (unsigned)i);
+      size_t got = 0;
+      struct lightws_chunk ch;
+      if (p->key_update && p->sizes[i] > 1) {
+        /* client frames are masked: key update between two fragments */
+        size_t half = p->sizes[i] / 2;
+        r = (int)lightws_stream_send(&s, LIGHTWS_OPCODE_BINARY, d, half,
+                                     LIGHTWS_SEND_FRAGMENT);
+        SSL_key_update(lightws_tls_ssl(tp), SSL_KEY_UPDATE_REQUESTED);
+        if (r >= 0)
+          r = (int)lightws_stream_send(&s, LIGHTWS_OPCODE_BINARY, d + half,
+                                       p->sizes[i] - half, 0);
+      } else {
+        r = (int)lightws_stream_send(&s, LIGHTWS_OPCODE_BINARY, d, p->sizes[i], 0);
+      }
+      for (;;) {
+        if (r < 0) break;
+        r = (int)lightws_stream_read(&s, msg + got, cap - got, &ch);
+        if (r < 0) break;
+        got += (size_t)r;
+        if (ch.message_end) break;
+      }
+      if (r >= 0 && (got != p->sizes[i] || memcmp(msg, d, got) != 0)) r = -999;
+      free(d);
+    }
+    if (r >= 0) r = lightws_stream_close(&s, 1000, "done", 4);
+    while (r >= 0) r = (int)lightws_stream_read(&s, msg, cap, NULL);
+    if (r == LIGHTWS_ERR_CLOSED) r = 0;
+  } else {
+    for (;;) {
+      struct lightws_chunk ch;
+      r = (int)lightws_stream_read(&s, msg + len, cap - len, &ch);
+      if (r < 0) break;
+      len += (size_t)r;
+      if (!ch.message_end) continue;
+      if (p->key_update && len > 1)
+        r = send_split(tp, msg, len);
+      else
+        r = (int)lightws_stream_send(&s, ch.opcode, msg, len, 0);
+      if (r < 0) break;
+      len = 0;
+    }
+    if (r == LIGHTWS_ERR_CLOSED) r = 0;
+  }
+  p->close_code = lightws_stream_close_code(&s);
+  if (r == 0) {
+    uint8_t b[16];
+    r = lightws_tls_shutdown(tp);
+    /* the peer's close_notify: the next TLS read is EOF */
+    if (r == 0 && tp->io.read(tp->io.ctx, b, sizeof b) != 0) r = -998;
+    p->tls_eof = lightws_tls_eof(tp);
+  }
+out:
+  if (r < 0 && r == LIGHTWS_ERR_SYSTEM && lightws_tls_error(tp))
+    r = lightws_tls_error(tp);
+  p->result = r;
+  lightws_tls_free(tp);
+  free(tp);
+  free(rbuf);
+  free(msg);
+  return NULL;
+}
+
+static void peer_start(struct peer *p) {
+  ck_assert_int_eq(pthread_create(&p->th, NULL, peer_main, p), 0);
+}
+
+static void peer_join(struct peer *p) {
+  pthread_join(p->th, NULL);
+}
+
+/* ---- a nonblocking endpoint over the fake IO, driven by retries --------- */
+
+struct nb {
+  struct lightws_tls t;
+  struct lightws_stream s;
+  struct fake f;
+  uint8_t rbuf[4096];
+  unsigned long blocks;
+};
+
+/* The socket really would block: wait as an event loop would, for what
+ * lightws_tls_want() said (a wrong answer stalls the test). */
+static void wait_for(int fd, int w) {
+  struct pollfd p;
+  p.fd = fd;
+  p.events = (short)(((w & LIGHTWS_WANT_READ) ? POLLIN : 0) |
+                     ((w & LIGHTWS_WANT_WRITE) ? POLLOUT : 0));
+  p.revents = 0;
+  ck_assert_msg(poll(&p, 1, 10000) == 1, "stalled waiting for %d", w);
+}
+
+/* After WOULDBLOCK: what lightws_tls_want() says covers what blocked. */
+static void nb_blocked(struct nb *e) {
+  int w = lightws_tls_want(&e->t, &e->s);
+  e->blocks++;
+  ck_assert_msg(w & e->f.last_block, "want %d, blocked on %d", w,
+                e->f.last_block);
+  if (e->f.real) wait_for(e->f.fd, w);
+}
+
+static int nb_connect(struct nb *e, SSL_CTX *ctx, int fd, int mode,
+                      enum lightws_role role, unsigned opts) {
+  int r;
+  fake_init(&e->f, fd, mode);
+  r = lightws_tls_init_io(&e->t, ctx, &e->f.io, role,
+                          role == LIGHTWS_CLIENT ? "localhost" : NULL);
+  ck_assert_int_eq(r, 0);
+  while ((r = lightws_tls_handshake(&e->t)) == LIGHTWS_ERR_WOULDBLOCK) {
+    ck_assert(lightws_tls_want(&e->t, NULL) & e->f.last_block);
+    e->blocks++;
+    if (e->f.real) wait_for(fd, lightws_tls_want(&e->t, NULL));
+  }
+  if (r < 0) return r;
+  ck_assert_int_eq(lightws_stream_init(&e->s, role, -1, e->rbuf,
+                                       sizeof e->rbuf, opts), 0);
+  lightws_stream_set_io(&e->s, &e->t.io);
+  if (role == LIGHTWS_CLIENT) {
+    r = lightws_client_start(&e->s, "localhost", "/", NULL);
+    while (r == LIGHTWS_ERR_WOULDBLOCK || r == 0) {
+      if (r == LIGHTWS_ERR_WOULDBLOCK) nb_blocked(e);
+      r = lightws_client_handshake(&e->s, NULL);
+      if (r == 0) break;
+    }
+  } else {
+    struct lightws_request req;
+    memset(&req, 0, sizeof req);
+    while ((r = lightws_server_read_request(&e->s, &req, 0)) ==
+           LIGHTWS_ERR_WOULDBLOCK)
+      nb_blocked(e);
+    if (r < 0) return r;
+    while ((r = lightws_server_accept(&e->s, NULL, NULL, 0)) ==
+           LIGHTWS_ERR_WOULDBLOCK)
+      nb_blocked(e);
+  }
+  return r;
+}
+
+/* Sends one whole message, resuming after every short count. With
+ * `own_ku`, a KeyUpdate of our own is asked for in the middle. */
+static int nb_send(struct nb *e, const uint8_t *d, size_t len, int own_ku) {
+  size_t off = 0;
+  int first = 1;
+  while (first || off < len) {
+    ssize_t n = lightws_stream_send(&e->s, LIGHTWS_OPCODE_BINARY, d + off,
+                                    len - off, 0);
+    if (n == LIGHTWS_ERR_WOULDBLOCK) {
+      nb_blocked(e);
+      continue;
+    }
+    if (n < 0) return (int)n;
+    first = 0;
+    if (own_ku && off < len / 2 && off + (size_t)n >= len / 2)
+      ck_assert_int_eq(SSL_key_update(lightws_tls_ssl(&e->t),
+                                      SSL_KEY_UPDATE_REQUESTED), 1);
+    off += (size_t)n;
+    if (len == 0) break;
+  }
+  /* the last byte may still be in our ciphertext buffer */
+  while (lightws_tls_pending(&e->t)) {
+    int r = lightws_tls_flush(&e->t);
+    if (r == LIGHTWS_ERR_WOULDBLOCK) {
+      if (e->f.real) wait_for(e->f.fd, LIGHTWS_WANT_WRITE);
+      continue;
+    }
+    if (r < 0) return r;
+  }
+  return 0;
+}
+
+static int nb_recv(struct nb *e, uint8_t *buf, size_t cap, size_t *got) {
+  *got = 0;
+  for (;;) {
+    struct lightws_chunk ch;
+    ssize_t n = lightws_stream_read(&e->s, buf + *got, cap - *got, &ch);
+    if (n == LIGHTWS_ERR_WOULDBLOCK) {
+      nb_blocked(e);
+      continue;
+    }
+    if (n < 0) return (int)n;
+    *got += (size_t)n;
+    if (ch.message_end) return 0;
+  }
+}
+
+/* Close handshake, then close_notify both ways. */
+static void nb_close_client(struct nb *e) {
+  uint8_t b[64];
+  int r;
+  ssize_t n;
+  while ((r = lightws_stream_close(&e->s, 1000, NULL, 0)) ==
+         LIGHTWS_ERR_WOULDBLOCK)
+    nb_blocked(e);
+  ck_assert_int_eq(r, 0);
+  for (;;) {
+    n = lightws_stream_read(&e->s, b, sizeof b, NULL);
+    if (n == LIGHTWS_ERR_WOULDBLOCK) {
+      nb_blocked(e);
+      continue;
+    }
+    if (n < 0) break;
+  }
+  ck_assert_int_eq((int)n, LIGHTWS_ERR_CLOSED);
+  while (lightws_stream_flush(&e->s) == LIGHTWS_ERR_WOULDBLOCK) nb_blocked(e);
+  ck_assert_int_eq(lightws_stream_closing(&e->s), 2);
+  while ((r = lightws_tls_shutdown(&e->t)) == LIGHTWS_ERR_WOULDBLOCK)
+    if (e->f.real) wait_for(e->f.fd, LIGHTWS_WANT_WRITE);
+  ck_assert_int_eq(r, 0);
+  /* the peer's close_notify */
+  while ((n = e->t.io.read(e->t.io.ctx, b, sizeof b)) < 0 && errno == EAGAIN)
+    if (e->f.real) wait_for(e->f.fd, lightws_tls_want(&e->t, NULL));
+  ck_assert_int_eq((int)n, 0);
+  ck_assert_int_eq(lightws_tls_eof(&e->t), 1);
+}
+
+static const size_t sizes[] = {0, 1, 2, 125, 126, 1000, 16370, 16384, 20000,
+                               70000};
+#define NSIZES (sizeof sizes / sizeof sizes[0])
+
+static void pair(int sv[2]) {
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+START_TEST(test_echo_blocking) {
+  /* blocking both ends: records per frame, ALPN, close_notify */
+  int sv[2];
+  struct peer p;
+  static struct lightws_tls t;
+  struct lightws_stream s;
+  static uint8_t rbuf[65536], in[200000];
+  SSL_CTX *sctx = server_ctx("server"), *cctx = client_ctx(0);
+  size_t i, alen = 0;
+  const char *alpn;
+  pair(sv);
+  memset(&p, 0, sizeof p);
+  p.fd = sv[1];
+  p.role = LIGHTWS_SERVER;
+  p.ctx = sctx;
+  peer_start(&p);
+  memset(&s, 0, sizeof s);
+  ck_assert_int_eq(lightws_tls_connect(&t, cctx, &s, sv[0], rbuf, sizeof rbuf,
+                                       "localhost:443", "/", NULL), 0);
+  alpn = lightws_tls_alpn(&t, &alen);
+  ck_assert(alpn && alen == 8 && memcmp(alpn, "http/1.1", 8) == 0);
+  ck_assert_str_eq(lightws_tls_version(&t), "TLSv1.3");
+  for (i = 0; i < NSIZES; i++) {
+    uint8_t *d = pattern(sizes[i], (unsigned)i);
+    uint64_t before = lightws_tls_records(&t), recs;
+    size_t got = 0, head = lightws_frame_header_size(sizes[i], 1);
+    struct lightws_chunk ch;
+    uint8_t *m = pattern(sizes[i], (unsigned)i);
+    /* masked in place: head + payload in one writev, so the fewest
+     * records (a const buffer is masked in 16 KiB chunks by the core, one
+     * writev each) */
+    ck_assert_int_eq((int)lightws_stream_send(&s, LIGHTWS_OPCODE_BINARY, m,
+                                              sizes[i],
+                                              LIGHTWS_SEND_MASK_IN_PLACE),
+                     (int)sizes[i]);
+    free(m);
+    recs = lightws_tls_records(&t) - before;
+    /* as few records as the size allows */
+    ck_assert_uint_eq(recs, (sizes[i] + head + 16383) / 16384);
+    for (;;) {
+      ssize_t n = lightws_stream_read(&s, in + got, sizeof in - got, &ch);
+      ck_assert_int_ge((int)n, 0);
+      got += (size_t)n;
+      if (ch.message_end) break;
+    }
+    ck_assert_uint_eq(got, sizes[i]);
+    ck_assert(memcmp(in, d, got) == 0);
+    free(d);
+  }
+  ck_assert_int_eq(lightws_stream_close(&s, 1000, "bye", 3), 0);
+  ck_assert_int_eq((int)lightws_stream_read(&s, in, sizeof in, NULL),
+                   LIGHTWS_ERR_CLOSED);
+  {
+    uint8_t b[8];
+    ck_assert_int_eq(lightws_tls_shutdown(&t), 0);
+    ck_assert_int_eq((int)t.io.read(t.io.ctx, b, sizeof b), 0);
+    ck_assert_int_eq(lightws_tls_eof(&t), 1);
+  }
+  lightws_tls_free(&t);
+  peer_join(&p);
+  ck_assert_int_eq(p.result, 0);
+  ck_assert_int_eq(p.tls_eof, 1); /* our close_notify reached the peer */
+  ck_assert_uint_eq(p.close_code, 1000);
+  close(sv[0]);
+  close(sv[1]);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+END_TEST
+
+/* Nonblocking client over the fake IO vs a blocking server echo. */
+static void nb_client_case(int mode, unsigned opts, int peer_ku, int own_ku) {
+  int sv[2];
+  struct peer p;
+  static struct nb e;
+  static uint8_t in[200000];
+  SSL_CTX *sctx = server_ctx("server"), *cctx = client_ctx(0);
+  size_t i, n = quick() ? 6 : NSIZES;
+  pair(sv);
+  memset(&p, 0, sizeof p);
+  p.fd = sv[1];
+  p.role = LIGHTWS_SERVER;
+  p.ctx = sctx;
+  p.key_update = peer_ku;
+  peer_start(&p);
+  memset(&e, 0, sizeof e);
+  ck_assert_int_eq(nb_connect(&e, cctx, sv[0], mode, LIGHTWS_CLIENT, opts), 0);
+  for (i = 0; i < n; i++) {
+    uint8_t *d = pattern(sizes[i], (unsigned)i);
+    size_t got;
+    ck_assert_int_eq(nb_send(&e, d, sizes[i], own_ku), 0);
+    ck_assert_int_eq(nb_recv(&e, in, sizeof in, &got), 0);
+    ck_assert_uint_eq(got, sizes[i]);
+    ck_assert(memcmp(in, d, got) == 0);
+    free(d);
+  }
+  nb_close_client(&e);
+  if (mode == 2) ck_assert(e.blocks > 100);
+  lightws_tls_free(&e.t);
+  peer_join(&p);
+  ck_assert_int_eq(p.result, 0);
+  ck_assert_int_eq(p.tls_eof, 1);
+  close(sv[0]);
+  close(sv[1]);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+
+START_TEST(test_nb_client_bytewise) { nb_client_case(2, 0, 0, 0); }
+END_TEST
+START_TEST(test_nb_client_bytewise_direct) {
+  nb_client_case(2, LIGHTWS_OPT_DIRECT, 0, 0);
+}
+END_TEST
+START_TEST(test_nb_client_onebyte_keyupdate) { nb_client_case(1, 0, 1, 0); }
+END_TEST
+START_TEST(test_nb_client_bytewise_keyupdate) { nb_client_case(2, 0, 1, 1); }
+END_TEST
+START_TEST(test_nb_client_pass_keyupdate) { nb_client_case(0, 0, 1, 1); }
+END_TEST
+
+/* Nonblocking server over the fake IO vs a blocking client. */
+static void nb_server_case(int mode, int peer_ku) {
+  int sv[2], r;
+  struct peer p;
+  static struct nb e;
+  static uint8_t in[200000];
+  SSL_CTX *sctx = server_ctx("server"), *cctx = client_ctx(0);
+  size_t n = quick() ? 6 : NSIZES, got;
+  pair(sv);
+  memset(&p, 0, sizeof p);
+  p.fd = sv[1];
+  p.role = LIGHTWS_CLIENT;
+  p.ctx = cctx;
+  p.key_update = peer_ku;
+  p.nmsg = (int)n;
+  p.sizes = sizes;
+  peer_start(&p);
+  memset(&e, 0, sizeof e);
+  ck_assert_int_eq(nb_connect(&e, sctx, sv[0], mode, LIGHTWS_SERVER, 0), 0);
+  for (;;) {
+    r = nb_recv(&e, in, sizeof in, &got);
+    if (r < 0) break;
+    ck_assert_int_eq(nb_send(&e, in, got, 1), 0);
+  }
+  ck_assert_int_eq(r, LIGHTWS_ERR_CLOSED);
+  while (lightws_stream_flush(&e.s) == LIGHTWS_ERR_WOULDBLOCK) nb_blocked(&e);
+  while ((r = lightws_tls_shutdown(&e.t)) == LIGHTWS_ERR_WOULDBLOCK)
+    if (e.f.real) wait_for(e.f.fd, LIGHTWS_WANT_WRITE);
+  ck_assert_int_eq(r, 0);
+  {
+    uint8_t b[8];
+    ssize_t k;
+    while ((k = e.t.io.read(e.t.io.ctx, b, sizeof b)) < 0 && errno == EAGAIN)
+      if (e.f.real) wait_for(e.f.fd, lightws_tls_want(&e.t, NULL));
+    ck_assert_int_eq((int)k, 0);
+    ck_assert_int_eq(lightws_tls_eof(&e.t), 1);
+  }
+  lightws_tls_free(&e.t);
+  peer_join(&p);
+  ck_assert_int_eq(p.result, 0);
+  ck_assert_int_eq(p.tls_eof, 1);
+  close(sv[0]);
+  close(sv[1]);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+
+START_TEST(test_nb_server_bytewise) { nb_server_case(2, 0); }
+END_TEST
+START_TEST(test_nb_server_bytewise_keyupdate) { nb_server_case(2, 1); }
+END_TEST
+
+/* A client over a real nonblocking socket that the peer does not read for
+ * a while: ciphertext waits in our buffer, the held-back byte keeps the
+ * frame in progress, lightws_tls_wait() drives it. */
+START_TEST(test_nb_socket_backpressure) {
+  int sv[2];
+  struct peer p;
+  static struct lightws_tls t;
+  struct lightws_stream s;
+  static uint8_t rbuf[65536], in[1 << 20];
+  SSL_CTX *sctx = server_ctx("server"), *cctx = client_ctx(0);
+  size_t len = 900000, off = 0, got = 0;
+  uint8_t *d = pattern(len, 3);
+  int r, sz = 4096;
+  pair(sv);
+  setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz);
+  memset(&p, 0, sizeof p);
+  p.fd = sv[1];
+  p.role = LIGHTWS_SERVER;
+  p.ctx = sctx;
+  peer_start(&p);
+  memset(&s, 0, sizeof s);
+  ck_assert_int_eq(lightws_tls_connect(&t, cctx, &s, sv[0], rbuf, sizeof rbuf,
+                                       "127.0.0.1", "/", NULL), 0);
+  ck_assert_int_eq(fcntl_nonblock(sv[0]), 0);
+  while (off < len) {
+    ssize_t n = lightws_stream_send(&s, LIGHTWS_OPCODE_BINARY, d + off,
+                                    len - off, 0);
+    if (n == LIGHTWS_ERR_WOULDBLOCK) {
+      ck_assert_int_eq(lightws_tls_wait(&t, &s, 5000), 0);
+      continue;
+    }
+    ck_assert_int_ge((int)n, 0);
+    off += (size_t)n;
+  }
+  while ((r = lightws_tls_flush(&t)) == LIGHTWS_ERR_WOULDBLOCK)
+    ck_assert_int_eq(lightws_tls_wait(&t, NULL, 5000), 0);
+  for (;;) {
+    struct lightws_chunk ch;
+    ssize_t n = lightws_stream_read(&s, in + got, sizeof in - got, &ch);
+    if (n == LIGHTWS_ERR_WOULDBLOCK) {
+      ck_assert_int_eq(lightws_tls_wait(&t, &s, 5000), 0);
+      continue;
+    }
+    ck_assert_int_ge((int)n, 0);
+    got += (size_t)n;
+    if (ch.message_end) break;
+  }
+  ck_assert_uint_eq(got, len);
+  ck_assert(memcmp(in, d, len) == 0);
+  while ((r = lightws_stream_close(&s, 1000, NULL, 0)) == LIGHTWS_ERR_WOULDBLOCK)
+    ck_assert_int_eq(lightws_tls_wait(&t, &s, 5000), 0);
+  for (;;) {
+    ssize_t n = lightws_stream_read(&s, in, sizeof in, NULL);
+    if (n == LIGHTWS_ERR_WOULDBLOCK) {
+      ck_assert_int_eq(lightws_tls_wait(&t, &s, 5000), 0);
+      continue;
+    }
+    ck_assert_int_eq((int)n, LIGHTWS_ERR_CLOSED);
+    break;
+  }
+  ck_assert_int_eq(lightws_tls_close(&t, &s, 5000), 0);
+  peer_join(&p);
+  ck_assert_int_eq(p.result, 0);
+  ck_assert_int_eq(p.tls_eof, 1);
+  free(d);
+  close(sv[0]);
+  close(sv[1]);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+END_TEST
+
+/* A certificate the client must refuse, with its named error; insecure
+ * accepts it. */
+static void bad_cert_case(const char *name, int want, const char *host) {
+  int sv[2], r;
+  struct peer p;
+  static struct lightws_tls t;
+  struct lightws_stream s;
+  static uint8_t rbuf[4096];
+  int insecure;
+  for (insecure = 0; insecure < 2; insecure++) {
+    SSL_CTX *sctx = server_ctx(name), *cctx = client_ctx(insecure);
+    pair(sv);
+    memset(&p, 0, sizeof p);
+    p.fd = sv[1];
+    p.role = LIGHTWS_SERVER;
+    p.ctx = sctx;
+    peer_start(&p);
+    memset(&s, 0, sizeof s);
+    r = lightws_tls_connect(&t, cctx, &s, sv[0], rbuf, sizeof rbuf, host, "/",
+                            NULL);
+    if (insecure) {
+      ck_assert_msg(r == 0, "insecure %s: %s", name, lightws_tls_errname(r));
+      ck_assert_int_eq(lightws_stream_close(&s, 1000, NULL, 0), 0);
+      ck_assert_int_eq((int)lightws_stream_read(&s, rbuf, 100, NULL),
+                       LIGHTWS_ERR_CLOSED);
+      ck_assert_int_eq(lightws_tls_close(&t, &s, 5000), 0);
+      peer_join(&p);
+    } else {
+      ck_assert_msg(r == want, "%s: got %s (%s)", name, lightws_tls_errname(r),
+                    lightws_tls_reason(&t));
+      ck_assert(lightws_tls_reason(&t)[0] != 0);
+      lightws_tls_free(&t);
+    }
+    close(sv[0]);
+    if (!insecure) peer_join(&p);
+    if (!insecure) ck_assert_int_lt(p.result, 0);
+    close(sv[1]);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+  }
+}
+
+START_TEST(test_cert_expired) {
+  bad_cert_case("expired", LIGHTWS_ERR_TLS_CERT_EXPIRED, "localhost");
+}
+END_TEST
+START_TEST(test_cert_wronghost) {
+  bad_cert_case("wronghost", LIGHTWS_ERR_TLS_CERT_HOSTNAME, "localhost");
+}
+END_TEST
+START_TEST(test_cert_wrong_ip) {
+  /* the wrong-host certificate names no IP either */
+  bad_cert_case("wronghost", LIGHTWS_ERR_TLS_CERT_HOSTNAME, "127.0.0.1");
+}
+END_TEST
+START_TEST(test_cert_unknown_ca) {
+  bad_cert_case("unknown", LIGHTWS_ERR_TLS_CERT_UNTRUSTED, "localhost");
+}
+END_TEST
+
+START_TEST(test_client_cert) {
+  int sv[2], r, with;
+  for (with = 0; with < 2; with++) {
+    struct lightws_tls_config sc, cc;
+    struct peer p;
+    static struct lightws_tls t;
+    struct lightws_stream s;
+    static uint8_t rbuf[4096];
+    SSL_CTX *sctx, *cctx;
+    int err = 0;
+    memset(&sc, 0, sizeof sc);
+    sc.cert_file = cert("server.pem");
+    sc.key_file = cert("server.key");
+    sc.cafile = cert("ca.pem");
+    sc.verify_client = 1;
+    sctx = lightws_tls_ctx(LIGHTWS_SERVER, &sc, &err, NULL, 0);
+    ck_assert_ptr_nonnull(sctx);
+    memset(&cc, 0, sizeof cc);
+    cc.cafile = cert("ca.pem");
+    if (with) {
+      cc.cert_file = cert("client.pem");
+      cc.key_file = cert("client.key");
+    }
+    cctx = lightws_tls_ctx(LIGHTWS_CLIENT, &cc, &err, NULL, 0);
+    ck_assert_ptr_nonnull(cctx);
+    pair(sv);
+    memset(&p, 0, sizeof p);
+    p.fd = sv[1];
+    p.role = LIGHTWS_SERVER;
+    p.ctx = sctx;
+    peer_start(&p);
+    memset(&s, 0, sizeof s);
+    r = lightws_tls_connect(&t, cctx, &s, sv[0], rbuf, sizeof rbuf,
+                            "localhost", "/", NULL);
+    if (with) {
+      ck_assert_int_eq(r, 0);
+      ck_assert_int_eq(lightws_stream_close(&s, 1000, NULL, 0), 0);
+      ck_assert_int_eq((int)lightws_stream_read(&s, rbuf, 100, NULL),
+                       LIGHTWS_ERR_CLOSED);
+      ck_assert_int_eq(lightws_tls_close(&t, &s, 5000), 0);
+      peer_join(&p);
+    } else {
+      /* TLS 1.3: the client learns it from the server's alert */
+      ck_assert_int_eq(r, LIGHTWS_ERR_TLS_PROTOCOL);
+      lightws_tls_free(&t);
+    }
+    close(sv[0]);
+    if (!with) peer_join(&p);
+    if (with) ck_assert_int_eq(p.result, 0);
+    else ck_assert_int_eq(p.result, LIGHTWS_ERR_TLS_NO_CERT);
+    close(sv[1]);
+    SSL_CTX_free(sctx);
+    SSL_CTX_free(cctx);
+  }
+}
+END_TEST
+
+START_TEST(test_truncation_is_eof) {
+  int sv[2];
+  struct peer p;
+  static struct lightws_tls t;
+  struct lightws_stream s;
+  static uint8_t rbuf[4096], in[64];
+  struct lightws_chunk ch;
+  SSL_CTX *sctx = server_ctx("server"), *cctx = client_ctx(0);
+  pair(sv);
+  memset(&p, 0, sizeof p);
+  p.fd = sv[1];
+  p.role = LIGHTWS_SERVER;
+  p.ctx = sctx;
+  p.truncate = 1;
+  peer_start(&p);
+  memset(&s, 0, sizeof s);
+  ck_assert_int_eq(lightws_tls_connect(&t, cctx, &s, sv[0], rbuf, sizeof rbuf,
+                                       "localhost", "/", NULL), 0);
+  ck_assert_int_eq((int)lightws_stream_read(&s, in, sizeof in, &ch), 3);
+  ck_assert_int_eq((int)lightws_stream_read(&s, in, sizeof in, &ch),
+                   LIGHTWS_ERR_EOF);
+  ck_assert_uint_eq(lightws_stream_close_code(&s), 1006);
+  ck_assert_int_eq(lightws_tls_eof(&t), 2);
+  /* not a clean close: no close_notify */
+  ck_assert_int_eq(lightws_tls_close(&t, &s, 1000), 0);
+  peer_join(&p);
+  ck_assert_int_eq(p.result, 0);
+  close(sv[0]);
+  close(sv[1]);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+END_TEST
+
+START_TEST(test_ctx_errors) {
+  int err = 0;
+  char reason[128];
+  struct lightws_tls_config c;
+  ck_assert_ptr_null(lightws_tls_server_ctx("/nonexistent.pem", NULL, &err));
+  ck_assert_int_eq(err, LIGHTWS_ERR_TLS_CERT);
+  ck_assert_ptr_null(lightws_tls_client_ctx("/nonexistent-ca.pem", 0, &err));
+  ck_assert_int_eq(err, LIGHTWS_ERR_TLS_CAFILE);
+  memset(&c, 0, sizeof c);
+  c.cert_file = cert("server.pem");
+  c.key_file = cert("client.key"); /* not its key */
+  ck_assert_ptr_null(lightws_tls_ctx(LIGHTWS_SERVER, &c, &err, reason,
+                                     sizeof reason));
+  ck_assert_int_eq(err, LIGHTWS_ERR_TLS_CERT);
+  ck_assert(reason[0] != 0);
+  ck_assert_ptr_null(lightws_tls_ctx(LIGHTWS_SERVER, NULL, &err, NULL, 0));
+  ck_assert_int_eq(err, LIGHTWS_ERR_TLS_CERT);
+  ck_assert_str_eq(lightws_tls_errname(LIGHTWS_ERR_TLS_CERT_EXPIRED),
+                   "TLS_CERT_EXPIRED");
+  ck_assert_str_eq(lightws_tls_errname(LIGHTWS_ERR_EOF), "EOF");
+  ck_assert_str_eq(lightws_tls_strerror(LIGHTWS_ERR_TLS_CERT_HOSTNAME),
+                   "peer certificate does not match the host name");
+  {
+    struct lightws_tls t;
+    memset(&t, 0, sizeof t);
+    ck_assert_int_eq(lightws_tls_handshake(&t), LIGHTWS_ERR_TLS_STATE);
+    ck_assert_int_eq(lightws_tls_shutdown(&t), LIGHTWS_ERR_TLS_STATE);
+    lightws_tls_free(&t);
+  }
+}
+END_TEST
+
+/* One case per test, so CK_RUN_CASE=name runs one. */
+static void add(Suite *s, const char *name, const TTest *test) {
+  TCase *tc = tcase_create(name);
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test);
+  suite_add_tcase(s, tc);
+}
+
+static Suite *tls_suite(void) {
+  Suite *s = suite_create("tls");
+  add(s, "ctx_errors", test_ctx_errors);
+  add(s, "echo_blocking", test_echo_blocking);
+  add(s, "nb_client_bytewise", test_nb_client_bytewise);
+  add(s, "nb_client_bytewise_direct", test_nb_client_bytewise_direct);
+  add(s, "nb_client_onebyte_keyupdate", test_nb_client_onebyte_keyupdate);
+  add(s, "nb_client_bytewise_keyupdate", test_nb_client_bytewise_keyupdate);
+  add(s, "nb_client_pass_keyupdate", test_nb_client_pass_keyupdate);
+  add(s, "nb_server_bytewise", test_nb_server_bytewise);
+  add(s, "nb_server_bytewise_keyupdate", test_nb_server_bytewise_keyupdate);
+  add(s, "nb_socket_backpressure", test_nb_socket_backpressure);
+  add(s, "cert_expired", test_cert_expired);
+  add(s, "cert_wronghost", test_cert_wronghost);
+  add(s, "cert_wrong_ip", test_cert_wrong_ip);
+  add(s, "cert_unknown_ca", test_cert_unknown_ca);
+  add(s, "client_cert", test_client_cert);
+  add(s, "truncation_is_eof", test_truncation_is_eof);
+  return s;
+}
+
+int main(void) {
+  const char *d = getenv("LIGHTWS_TLS_CERTS");
+  SRunner *sr;
+  int failed;
+  snprintf(certdir, sizeof certdir, "%s", d ? d : "build/tls/certs");
+  signal(SIGPIPE, SIG_IGN);
+  sr = srunner_create(tls_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}
