@@ -191,7 +191,7 @@ static size_t ntree;
 
 static void tree_collect(pid_t pid)
 {
-  char path[320], buf[4096];
+  char path[320];
   DIR *d;
   struct dirent *de;
 
@@ -202,20 +202,13 @@ static void tree_collect(pid_t pid)
   if (!d) return;
   while ((de = readdir(d))) {
     FILE *f;
-    size_t n;
-    char *p, *end;
+    long child;
     if (de->d_name[0] == '.') continue;
     snprintf(path, sizeof(path), "/proc/%d/task/%s/children", (int)pid, de->d_name);
     f = fopen(path, "r");
     if (!f) continue;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
+    while (fscanf(f, "%ld", &child) == 1) tree_collect((pid_t)child);
     fclose(f);
-    buf[n] = 0;
-    for (p = buf;; p = end) {
-      long child = strtol(p, &end, 10);
-      if (end == p) break;
-      tree_collect((pid_t)child);
-    }
   }
   closedir(d);
 }

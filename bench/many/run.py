@@ -37,9 +37,14 @@ HOST = "127.0.0.1"
 LOADGEN = os.path.join(BUILD, "loadgen")
 BASE = "lightws-echo"
 
-SERVERS = [
-    dict(name="lightws-echo", what="build/lightws-echo (epoll, C)",
-         cmd=[os.path.join(BUILD, "lightws-echo"), "--host", HOST, "--quiet"]),
+
+def servers_for(lwroot, lwecho):
+    """The server list; the lightws servers come from the tree `lwroot`
+    (default: this one), lightws-echo from `lwecho` (default: its build/)."""
+    lwecho = lwecho or os.path.join(lwroot, "build", "lightws-echo")
+    return [
+    dict(name="lightws-echo", what="lightws-echo (epoll, C): %s" % os.path.relpath(lwecho, ROOT),
+         cmd=[lwecho, "--host", HOST, "--quiet"]),
     dict(name="libwebsockets", what="libwebsockets 4.1 (Debian), bench/many/lws_echo.c, default settings",
          cmd=[os.path.join(BUILD, "lws-echo-many"), "--host", HOST]),
     dict(name="wslay", what="wslay 1.1 event API (Debian), bench/many/wslay_echo.c, epoll",
@@ -48,13 +53,18 @@ SERVERS = [
          cmd=["node", os.path.join(HERE, "ws_echo.js"), "--host", HOST]),
     dict(name="websockets", what="python3-websockets 10.4 asyncio (+C speedups if built), bench/many/websockets_echo.py",
          cmd=[PY, os.path.join(HERE, "websockets_echo.py"), "--host", HOST]),
-    dict(name="lightws-py", what="lightws Python asyncio server, python3 -m lightws.echo",
+    dict(name="lightws-py", what="lightws Python asyncio server, python3 -m lightws.echo (%s)" %
+         os.path.relpath(os.path.join(lwroot, "bindings", "python"), ROOT),
          cmd=[PY, "-m", "lightws.echo", "--host", HOST, "--quiet"],
-         env={"PYTHONPATH": os.path.join(ROOT, "bindings", "python")}),
-    dict(name="lightws-lua", what="examples/echo.lua, Lua 5.4, one forked process per connection",
-         cmd=["lua5.4", os.path.join(ROOT, "examples", "echo.lua"), "--host", HOST, "--quiet",
+         env={"PYTHONPATH": os.path.join(lwroot, "bindings", "python")}),
+    dict(name="lightws-lua", what="%s, Lua 5.4, one forked process per connection" %
+         os.path.relpath(os.path.join(lwroot, "examples", "echo.lua"), ROOT),
+         cmd=["lua5.4", os.path.join(lwroot, "examples", "echo.lua"), "--host", HOST, "--quiet",
               "--ping-interval", "0"]),
-]
+    ]
+
+
+SERVER_NAMES = [s["name"] for s in servers_for(ROOT, None)]
 
 # name, label, loadgen arguments
 CASES = [
@@ -251,15 +261,21 @@ def main():
     ap.add_argument("--text", action="store_true", help="text messages instead of binary")
     ap.add_argument("--record", help="append the table to this file (e.g. bench/RESULTS.md)")
     ap.add_argument("--json", help="write every run's loadgen JSON here")
+    ap.add_argument("--lightws-root", default=ROOT,
+                    help="tree whose lightws servers run (lightws-echo, Python, Lua), e.g. an "
+                         "export of a commit built with `make lib build/lightws-echo lua python`")
+    ap.add_argument("--lightws-echo", help="lightws-echo binary (default: LIGHTWS_ROOT/build/lightws-echo)")
     args = ap.parse_args()
 
-    servers = SERVERS
+    all_servers = servers_for(os.path.abspath(args.lightws_root),
+                              args.lightws_echo and os.path.abspath(args.lightws_echo))
+    servers = all_servers
     if args.only:
         want = args.only.split(",")
-        unknown = set(want) - {s["name"] for s in SERVERS}
+        unknown = set(want) - set(SERVER_NAMES)
         if unknown:
             sys.exit("unknown server(s): %s" % ", ".join(sorted(unknown)))
-        servers = [s for s in SERVERS if s["name"] in want]
+        servers = [s for s in all_servers if s["name"] in want]
         if BASE not in want:
             print("note: without %s there are no ratios" % BASE, file=sys.stderr)
     cases = CASES
