@@ -105,7 +105,9 @@ class WebSocket(BaseWebSocket):
         #: read ahead at most this many bytes (then TCP back-pressures the peer)
         self.read_ahead_limit: int = kw.get("rbuf_size", DEFAULT_RBUF_SIZE)
         self._pump_ok = False           # open, and reading ahead allowed
-        self._pump_armed = False        # waiting for readiness
+        self._pump_armed = False        # waiting for writability
+        self._pump_read = False         # waiting for readability (no future:
+                                        # _on_readable runs the pump)
         self._no_pump = bool(kw.get("options", 0) & _core.OPT_NO_AUTO_PONG)
         self._kick_armed = False        # a control frame waits for writability
         self._timer: Optional[asyncio.TimerHandle] = None
@@ -138,6 +140,9 @@ class WebSocket(BaseWebSocket):
         for f in waiters:
             if not f.done():
                 f.set_result(None)
+        if self._pump_read:             # the read-ahead waited for this
+            self._pump_read = False
+            self._pump()
 
     def _on_writable(self) -> None:
         self._loop.remove_writer(self._fd)
@@ -269,8 +274,8 @@ class WebSocket(BaseWebSocket):
 
     def _pump_soon(self) -> None:
         """Reads ahead if no read call runs (after every read call)."""
-        if (not self._pump_ok or self._pump_armed or self._fd_closed
-                or self._recv_lock.locked()):
+        if (not self._pump_ok or self._pump_read or self._pump_armed
+                or self._fd_closed or self._recv_lock.locked()):
             return
         if self._tls is None and self._c.read_idle():
             self._pump_wait(WANT_READ)      # nothing buffered: wait for the socket
@@ -312,10 +317,17 @@ class WebSocket(BaseWebSocket):
         # socket's buffers fill and TCP holds the peer back.
 
     def _pump_wait(self, want: int) -> None:
-        try:
-            fut = self._ready(want)
-        except ConnectionClosed:
+        if self._fd_closed:
             return
+        if want == WANT_READ:
+            # the common case, after every read call: a flag for
+            # _on_readable instead of a future and its callback
+            self._pump_read = True
+            if not self._rreg:
+                self._loop.add_reader(self._fd, self._on_readable)
+                self._rreg = True
+            return
+        fut = self._ready(want)
         self._pump_armed = True
         fut.add_done_callback(self._pump_ready)
 
