@@ -466,8 +466,7 @@ static int init_common(struct lightws_tls *t, struct ssl_ctx_st *ctx,
   t->bio = BIO_new(bio_method);
   if (!t->bio) goto fail;
   BIO_set_data(t->bio, t);
-  BIO_up_ref(t->bio); /* SSL_set_bio takes one reference per direction */
-  SSL_set_bio(t->ssl, t->bio, t->bio);
+  SSL_set_bio(t->ssl, t->bio, t->bio); /* one reference for both */
   SSL_set_read_ahead(t->ssl, 1);
   t->role = (uint8_t)role;
   if (role == LIGHTWS_CLIENT) {
