@@ -445,6 +445,29 @@ class TestAsyncio(unittest.IsolatedAsyncioTestCase):
                 n = await ws.readinto(big)
                 self.assertEqual(bytes(big[:n]), b"\x01\x02tail")
 
+    async def test_cancelled_recv_then_read_ahead_finishes_the_message(self):
+        # recv() cancelled inside a fragmented message keeps its start; the
+        # read-ahead takes the rest; the next recv() joins both.
+        async def slow_fragments(ws, path=None):
+            async def parts():
+                yield "a" * 100
+                await asyncio.sleep(0.5)
+                yield "b" * 100
+            await ws.send(parts())
+            await ws.send("next")
+            await ws.wait_closed()
+        async with websockets.serve(slow_fragments, "127.0.0.1", 0, ping_interval=None) as srv:
+            port = srv.sockets[0].getsockname()[1]
+            async with await lwa.connect(f"ws://127.0.0.1:{port}/") as ws:
+                with self.assertRaises(asyncio.TimeoutError):
+                    await asyncio.wait_for(ws.recv(), 0.2)
+                deadline = time.monotonic() + 10
+                while not ws._ahead and time.monotonic() < deadline:
+                    await asyncio.sleep(0.02)
+                self.assertTrue(ws._ahead)              # read ahead meanwhile
+                self.assertEqual(await asyncio.wait_for(ws.recv(), 10), "a" * 100 + "b" * 100)
+                self.assertEqual(await asyncio.wait_for(ws.recv(), 10), "next")
+
     async def test_ping_timeout_while_not_in_recv(self):
         srv, port = loopback_server()
         with srv:
