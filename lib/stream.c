@@ -560,6 +560,9 @@ static ssize_t inflate_chunk(struct lightws_stream *s,
       in = s->rbuf + s->rpos;
       in_len = p->r_unmasked;
     } else if ((s->flags & F_R_FIN) && p->r_tail < 4) {
+      /* a compressed message with no payload at all: nothing to inflate
+       * (fed the 4 bytes alone, zlib would wait inside a stored block) */
+      if (s->msg_len == 0) p->r_tail = 4;
       in = pmd_tail + p->r_tail;
       in_len = 4u - p->r_tail;
       tail = 1;
@@ -1128,6 +1131,14 @@ static ssize_t z_pump(struct lightws_stream *s, const uint8_t *in, size_t len,
       zframe_build(s, p->work_size - 4, 0);
     } else if (p->w_fin && p->zd.avail_in == 0) {
       /* the flush is complete (output room was left) */
+      if (p->w_fill == 0) {
+        /* no input since the last flush (an empty message): zlib wrote
+         * nothing; 00 is an empty stored block once the reader appends
+         * 00 00 ff ff (§7.2.3.6), and the stream stays byte-aligned */
+        p->wbuf[0] = 0x00;
+        p->w_fill = 5;
+        memcpy(p->wbuf + 1, pmd_tail, 4);
+      }
       if (p->w_fill < 4 || memcmp(p->wbuf + p->w_fill - 4, pmd_tail, 4))
         return LIGHTWS_ERR_INVALID; /* not zlib's sync flush */
       zframe_build(s, p->w_fill - 4, 1);

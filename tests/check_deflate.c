@@ -83,6 +83,7 @@ static void fill(uint8_t *p, size_t n, unsigned seed) {
     size_t k;
     x = x * 1103515245u + 12345u;
     w = words[(x >> 16) & 7];
+    if (strlen(w) > n - i) w = "."; /* never cut a character */
     for (k = 0; w[k] && i < n; k++) p[i++] = (uint8_t)w[k];
   }
 }
@@ -364,6 +365,13 @@ static void peer_compress(z_stream *zd, const uint8_t *d, size_t n,
     put(out, o, sizeof o - zd->avail_out);
     if (zd->avail_out > 0) break;
   }
+  if (out->len == 0) {
+    /* nothing since the last flush (an empty message): zlib writes no
+     * marker; a lone 00 makes the empty stored block with the 4 bytes the
+     * reader appends (as §7.2.3.6 shows) */
+    put(out, "", 1);
+    return;
+  }
   FAST(out->len >= 4);
   FAST(memcmp(out->p + out->len - 4, "\0\0\xff\xff", 4) == 0);
   out->len -= 4;
@@ -381,6 +389,25 @@ static void peer_inflater(z_stream *zi, int bits) {
 }
 
 static const struct lightws_pmd_params AGREED_ANY = {0, 0, 0, 0};
+
+/* The code of the first close frame in what a stream wrote (0: none). */
+static unsigned close_code_in(const struct bytes *out) {
+  size_t pos = 0;
+  while (pos < out->len) {
+    struct lightws_frame f;
+    uint8_t p[125];
+    ssize_t h = lightws_frame_decode_full(&f, out->p + pos, out->len - pos,
+                                          LIGHTWS_DECODE_ALLOW_RSV1);
+    if (h <= 0 || pos + (size_t)h + f.length > out->len) return 0;
+    if (f.opcode == 8 && f.length >= 2) {
+      memcpy(p, out->p + pos + h, 2);
+      if (f.masked) lightws_mask(p, 2, f.mask, 0);
+      return (unsigned)(p[0] << 8 | p[1]);
+    }
+    pos += (size_t)h + (size_t)f.length;
+  }
+  return 0;
+}
 
 /* ---- memory ------------------------------------------------------------- */
 
@@ -594,6 +621,683 @@ START_TEST(test_mem_size_figures) {
 }
 END_TEST
 
+
+/* ---- read side: RFC 7692 §7.2.3 examples ------------------------------ */
+
+struct rfc_case {
+  const char *name;
+  const uint8_t *wire; /* server frames, unmasked, as printed in the RFC */
+  size_t len;
+  const char *msgs[2]; /* the messages they carry */
+};
+
+static const uint8_t rfc_hello[] = {0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9,
+                                    0xc9, 0x07, 0x00};
+/* §7.2.3.1, fragmented */
+static const uint8_t rfc_frag[] = {0x41, 0x03, 0xf2, 0x48, 0xcd,
+                                   0x80, 0x04, 0xc9, 0xc9, 0x07, 0x00};
+/* §7.2.3.2: the second "Hello" refers back into the first */
+static const uint8_t rfc_shared[] = {0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9,
+                                     0xc9, 0x07, 0x00, 0xc1, 0x05, 0xf2,
+                                     0x00, 0x11, 0x00, 0x00};
+/* §7.2.3.3: a stored block */
+static const uint8_t rfc_stored[] = {0xc1, 0x0b, 0x00, 0x05, 0x00, 0xfa,
+                                     0xff, 0x48, 0x65, 0x6c, 0x6c, 0x6f,
+                                     0x00};
+/* §7.2.3.4: BFINAL set */
+static const uint8_t rfc_bfinal[] = {0xc1, 0x08, 0xf3, 0x48, 0xcd, 0xc9,
+                                     0xc9, 0x07, 0x00, 0x00};
+/* §7.2.3.5: two deflate blocks in one message */
+static const uint8_t rfc_two[] = {0xc1, 0x0d, 0xf2, 0x48, 0x05, 0x00,
+                                  0x00, 0x00, 0xff, 0xff, 0xca, 0xc9,
+                                  0xc9, 0x07, 0x00};
+
+static const struct rfc_case rfc_cases[] = {
+    {"7.2.3.1", rfc_hello, sizeof rfc_hello, {"Hello", NULL}},
+    {"7.2.3.1 fragmented", rfc_frag, sizeof rfc_frag, {"Hello", NULL}},
+    {"7.2.3.2", rfc_shared, sizeof rfc_shared, {"Hello", "Hello"}},
+    {"7.2.3.3", rfc_stored, sizeof rfc_stored, {"Hello", NULL}},
+    {"7.2.3.4", rfc_bfinal, sizeof rfc_bfinal, {"Hello", NULL}},
+    {"7.2.3.5", rfc_two, sizeof rfc_two, {"Hello", NULL}},
+};
+#define NUM_RFC ((int)(sizeof rfc_cases / sizeof rfc_cases[0]))
+
+/* One case, in role `role` (server: the frames get masked), through `api`,
+ * with reads of `rmax` bytes (0: all) and EAGAIN between reads when
+ * `again`, in direct mode when `direct`. The messages are followed by
+ * another "Hello" (§7.2.3.1) and a close. */
+static void rfc_run(const struct rfc_case *c, int role, enum api api,
+                    size_t bufsize, size_t rmax, int again, int direct) {
+  struct zside x;
+  struct bytes in = {0};
+  struct got g;
+  size_t pos = 0, nm = 0, i;
+  struct lightws_pmd_config cfg;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.threshold = 1;
+  /* frames from the case, masked for a server to read */
+  while (pos < c->len) {
+    struct lightws_frame f;
+    ssize_t h = lightws_frame_decode_full(&f, c->wire + pos, c->len - pos,
+                                          LIGHTWS_DECODE_ALLOW_RSV1);
+    FAST(h > 0);
+    put_frame(&in, f.fin, f.rsv != 0, f.opcode, c->wire + pos + h,
+              (size_t)f.length, role == LIGHTWS_SERVER, 0x0badf00du + pos);
+    pos += (size_t)h + (size_t)f.length;
+  }
+  if (c->msgs[0] == rfc_cases[2].msgs[0] && c->wire == rfc_shared) {
+    /* context taken over: a third Hello refers back as well */
+  }
+  put_frame(&in, 1, 0, 9, "pi", 2, role == LIGHTWS_SERVER, 7);
+  /* the BFINAL case reset the inflater: the next message is a fresh one */
+  put_frame(&in, 1, 1, 1, rfc_hello + 2, 7, role == LIGHTWS_SERVER, 9);
+  put_frame(&in, 1, 0, 8, "\x03\xe8", 2, role == LIGHTWS_SERVER, 11);
+  side_init(&x, role, 256, direct ? LIGHTWS_OPT_DIRECT : 0, &AGREED_ANY,
+            &cfg);
+  x.z.in = in.p;
+  x.z.in_len = in.len;
+  x.z.rmax = rmax;
+  x.z.ragain = again;
+  drain(&x.s, api, bufsize, &g);
+  ck_assert_msg(g.end == LIGHTWS_ERR_CLOSED, "%s: %s", c->name,
+                lightws_errname(g.end));
+  for (i = 0; i < 2 && c->msgs[i]; i++) nm++;
+  if (api != API_READ_BYTES) {
+    ck_assert_uint_eq(g.n, nm + 1);
+    for (i = 0; i < nm + 1; i++) {
+      ck_assert_uint_eq(g.len[i], 5);
+      ck_assert_int_eq(g.op[i], 1);
+    }
+  }
+  ck_assert_uint_eq(g.data.len, 5 * (nm + 1));
+  for (i = 0; i < nm + 1; i++)
+    ck_assert_msg(memcmp(g.data.p + 5 * i, "Hello", 5) == 0, "%s", c->name);
+  bytes_free(&g.data);
+  /* the ping was answered */
+  ck_assert_uint_ge(x.z.out.len, 4);
+  ck_assert_int_eq(x.z.out.p[0], 0x8a);
+  bytes_free(&in);
+  side_free(&x);
+}
+
+START_TEST(test_rfc7692_examples_receive) {
+  const struct rfc_case *c = &rfc_cases[_i];
+  int role;
+  for (role = 0; role <= 1; role++) {
+    rfc_run(c, role, API_RECV, 0, 0, 0, 0);
+    rfc_run(c, role, API_READ, 1, 0, 0, 0);
+    rfc_run(c, role, API_READ, 3, 0, 0, 0);
+    rfc_run(c, role, API_READ, 4096, 0, 0, 0);
+    rfc_run(c, role, API_READ_BYTES, 2, 0, 0, 0);
+    rfc_run(c, role, API_READ_BYTES, 4096, 0, 0, 0);
+    /* every byte boundary: 1 byte per read, EAGAIN between, direct too */
+    rfc_run(c, role, API_RECV, 0, 1, 1, 0);
+    rfc_run(c, role, API_RECV, 0, 1, 1, 1);
+    rfc_run(c, role, API_READ, 2, 1, 1, 1);
+    rfc_run(c, role, API_READ_BYTES, 7, 1, 1, 0);
+  }
+}
+END_TEST
+
+/* Messages compressed by zlib (the peer), read at every split of the
+ * wire: big and small, text and binary, fragmented at random places, with
+ * pings between fragments; context takeover on and off. */
+static void peer_script(struct bytes *wire, struct bytes *data, size_t *lens,
+                        size_t *nm, int masked, int bits, int nct) {
+  z_stream zd;
+  struct bytes c = {0};
+  static const size_t sizes[] = {5, 1, 100, 5000, 70000, 300, 0, 20};
+  size_t i;
+  uint8_t *m = malloc(70000);
+  peer_deflater(&zd, bits);
+  *nm = 0;
+  for (i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    size_t n = sizes[i], off = 0, cut;
+    fill(m, n, (unsigned)i);
+    peer_compress(&zd, m, n, &c);
+    if (nct) deflateReset(&zd);
+    put(data, m, n);
+    lens[(*nm)++] = n;
+    /* frames of the compressed payload: cut at 1/3 and 2/3 for odd i */
+    cut = (i & 1) ? c.len / 3 : c.len;
+    if (cut == 0) cut = c.len;
+    while (off < c.len || off == 0) {
+      size_t k = c.len - off < cut ? c.len - off : cut;
+      int first = off == 0, fin = off + k == c.len;
+      put_frame(wire, fin, first, first ? (i & 2 ? 2 : 1) : 0, c.p + off, k,
+                masked, (uint32_t)(off * 2654435761u + i));
+      off += k;
+      if (!fin) put_frame(wire, 1, 0, 9, "x", 1, masked, 3);
+      if (fin) break;
+    }
+    /* an uncompressed message between the compressed ones */
+    if (i == 3) {
+      put_frame(wire, 1, 0, 2, "plain", 5, masked, 5);
+      put(data, "plain", 5);
+      lens[(*nm)++] = 5;
+    }
+  }
+  put_frame(wire, 1, 0, 8, "\x03\xe8", 2, masked, 1);
+  deflateEnd(&zd);
+  bytes_free(&c);
+  free(m);
+}
+
+static void peer_read(int role, int bits, int nct, enum api api,
+                      size_t bufsize, size_t rmax, int again, int direct,
+                      size_t rsize) {
+  struct zside x;
+  struct bytes wire = {0}, data = {0};
+  size_t lens[16], nm, i;
+  struct got g;
+  struct lightws_pmd_params ag;
+  struct lightws_pmd_config cfg;
+  memset(&ag, 0, sizeof ag);
+  memset(&cfg, 0, sizeof cfg);
+  cfg.peer_window_bits = (uint8_t)bits;
+  if (role == LIGHTWS_SERVER) {
+    ag.client_max_window_bits = (uint8_t)bits;
+    ag.client_no_context_takeover = (uint8_t)nct;
+  } else {
+    ag.server_max_window_bits = (uint8_t)bits;
+    ag.server_no_context_takeover = (uint8_t)nct;
+  }
+  /* zlib's raw deflate cannot make a 256-byte window: the peer of a
+   * window-8 agreement compresses with 9 and Huffman only in real life;
+   * here the data refers back at most 9 bits only when bits >= 9 */
+  peer_script(&wire, &data, lens, &nm, role == LIGHTWS_SERVER,
+              bits < 9 ? 9 : bits, nct);
+  side_init(&x, role, rsize, direct ? LIGHTWS_OPT_DIRECT : 0,
+            bits >= 9 ? &ag : NULL, &cfg);
+  if (bits < 9) {
+    /* inflater window 8 against window-9 data may refuse it: skip */
+    side_free(&x);
+    bytes_free(&wire);
+    bytes_free(&data);
+    return;
+  }
+  x.z.in = wire.p;
+  x.z.in_len = wire.len;
+  x.z.rmax = rmax;
+  x.z.ragain = again;
+  drain(&x.s, api, bufsize, &g);
+  ck_assert_msg(g.end == LIGHTWS_ERR_CLOSED, "bits %d: %s", bits,
+                lightws_errname(g.end));
+  ck_assert_uint_eq(g.data.len, data.len);
+  ck_assert(memcmp(g.data.p, data.p, data.len) == 0);
+  if (api != API_READ_BYTES) {
+    ck_assert_uint_eq(g.n, nm);
+    for (i = 0; i < nm; i++) ck_assert_uint_eq(g.len[i], lens[i]);
+  }
+  bytes_free(&g.data);
+  bytes_free(&wire);
+  bytes_free(&data);
+  side_free(&x);
+}
+
+START_TEST(test_read_peer_zlib_windows) {
+  int bits = 9 + _i, role, nct;
+  for (role = 0; role <= 1; role++)
+    for (nct = 0; nct <= 1; nct++) {
+      peer_read(role, bits, nct, API_RECV, 0, 0, 0, 0, 4096);
+      peer_read(role, bits, nct, API_READ, 777, 0, 0, 0, 4096);
+      peer_read(role, bits, nct, API_READ_BYTES, 65536, 0, 0, 0, 256);
+      peer_read(role, bits, nct, API_RECV, 0, 1000, 1, 1, 300);
+    }
+}
+END_TEST
+
+/* Every byte boundary of the compressed frames: 1 byte per read with
+ * EAGAIN between, guarded and direct, each API. */
+START_TEST(test_read_one_byte_reads_eagain) {
+  static const enum api apis[] = {API_RECV, API_READ, API_READ_BYTES};
+  int role = _i & 1, direct = (_i >> 1) & 1;
+  size_t a;
+  for (a = 0; a < 3; a++)
+    peer_read(role, 12, 0, apis[a], a == 0 ? 0 : 100, 1, 1, direct, 256);
+}
+END_TEST
+
+/* A window-8 agreement: our inflater holds 256 bytes; data within it
+ * inflates, data that refers further back is BAD_DEFLATE (1007). */
+START_TEST(test_read_window_8) {
+  struct zside x;
+  struct bytes wire = {0}, c = {0};
+  struct lightws_pmd_params ag;
+  struct lightws_pmd_config cfg;
+  z_stream zd;
+  struct got g;
+  uint8_t m[2000];
+  size_t i;
+  memset(&ag, 0, sizeof ag);
+  memset(&cfg, 0, sizeof cfg);
+  ag.server_max_window_bits = 8;
+  cfg.peer_window_bits = 8;
+  /* Huffman only: no back reference at all */
+  memset(&zd, 0, sizeof zd);
+  ck_assert_int_eq(deflateInit2(&zd, 6, Z_DEFLATED, -9, 8, Z_HUFFMAN_ONLY),
+                   Z_OK);
+  fill(m, sizeof m, 1);
+  peer_compress(&zd, m, sizeof m, &c);
+  put_frame(&wire, 1, 1, 2, c.p, c.len, 0, 0);
+  deflateEnd(&zd);
+  /* then a message with a match 300 bytes back across inflate calls (the
+   * work buffer holds 4096 bytes: what came before stays only in the
+   * 256-byte window) */
+  peer_deflater(&zd, 15);
+  {
+    uint64_t st = 99;
+    static uint8_t big[5000];
+    for (i = 0; i < 4400; i++) {
+      st = st * 6364136223846793005ull + 1442695040888963407ull;
+      big[i] = (uint8_t)(st >> 56);
+    }
+    memcpy(big + 4400, big + 4100, 200);
+    peer_compress(&zd, big, 4600, &c);
+  }
+  put_frame(&wire, 1, 1, 2, c.p, c.len, 0, 0);
+  deflateEnd(&zd);
+  side_init(&x, LIGHTWS_CLIENT, 512, 0, &ag, &cfg);
+  x.z.in = wire.p;
+  x.z.in_len = wire.len;
+  drain(&x.s, API_RECV, 0, &g);
+  ck_assert_int_eq(g.end, LIGHTWS_ERR_BAD_DEFLATE);
+  ck_assert_uint_eq(g.n, 1);
+  ck_assert_uint_eq(g.len[0], 2000);
+  ck_assert_uint_eq(close_code_in(&x.z.out), 1007);
+  bytes_free(&g.data);
+  bytes_free(&wire);
+  bytes_free(&c);
+  side_free(&x);
+}
+END_TEST
+
+/* ---- read side: bombs and bad input ------------------------------------- */
+
+/* Generates a compressed message of `total` zero bytes as frames of at
+ * most 16 KiB of payload, compressing as the stream asks for bytes. */
+struct bomb {
+  z_stream zd;
+  uint64_t left;      /* zeros still to compress */
+  uint8_t frame[16384 + 14];
+  size_t flen, fpos;
+  int first, done;
+  uint64_t wire;      /* compressed bytes made */
+};
+
+static size_t bomb_gen(void *ctx, uint8_t *buf, size_t len) {
+  struct bomb *b = ctx;
+  size_t n;
+  if (b->fpos == b->flen) {
+    static const uint8_t zeros[65536];
+    uint8_t pay[16384];
+    struct lightws_frame f;
+    size_t plen, h;
+    int fin = 0;
+    if (b->done) return 0;
+    b->zd.next_out = pay;
+    b->zd.avail_out = sizeof pay;
+    while (b->zd.avail_out > 0) {
+      size_t k = b->left < sizeof zeros ? (size_t)b->left : sizeof zeros;
+      int zr;
+      b->zd.next_in = (Bytef *)(uintptr_t)zeros;
+      b->zd.avail_in = (uInt)k;
+      zr = deflate(&b->zd, k ? Z_NO_FLUSH : Z_SYNC_FLUSH);
+      FAST(zr == Z_OK || zr == Z_BUF_ERROR);
+      b->left -= k - b->zd.avail_in;
+      if (k == 0 && b->zd.avail_out > 0) {
+        fin = 1;
+        break;
+      }
+    }
+    plen = sizeof pay - b->zd.avail_out;
+    if (fin) plen -= 4;
+    memset(&f, 0, sizeof f);
+    f.fin = (uint8_t)fin;
+    f.rsv = b->first ? 0x40 : 0;
+    f.opcode = b->first ? 2 : 0;
+    f.length = plen;
+    h = lightws_frame_encode_unchecked(&f, b->frame);
+    memcpy(b->frame + h, pay, plen);
+    b->flen = h + plen;
+    b->fpos = 0;
+    b->first = 0;
+    b->done = fin;
+    b->wire += plen;
+  }
+  n = b->flen - b->fpos;
+  if (n > len) n = len;
+  memcpy(buf, b->frame + b->fpos, n);
+  b->fpos += n;
+  return n;
+}
+
+/* 4 GiB of zeros (about 4 MiB compressed) against the default 64 MiB
+ * limit: refused with 1009 once 64 MiB are out, after at most the limit
+ * of output and without reading the rest. */
+START_TEST(test_bomb_4gib_refused_at_limit) {
+  struct zside x;
+  struct bomb *b = calloc(1, sizeof *b);
+  struct lightws_chunk c;
+  uint64_t out = 0;
+  ssize_t r;
+  uint32_t limit = quick() ? 8u << 20 : LIGHTWS_DEFAULT_MAX_MESSAGE;
+  peer_deflater(&b->zd, 15);
+  b->left = 4ull << 30;
+  b->first = 1;
+  side_init(&x, LIGHTWS_CLIENT, 65536, 0, &AGREED_ANY, NULL);
+  lightws_stream_set_limits(&x.s, 0, limit);
+  x.z.gen = bomb_gen;
+  x.z.gctx = b;
+  for (;;) {
+    r = lightws_stream_recv(&x.s, &c);
+    if (r < 0) break;
+    out += (uint64_t)r;
+    FAST(out <= limit);
+    FAST(c.len <= LIGHTWS_PMD_DEFAULT_WORK_SIZE);
+  }
+  ck_assert_int_eq(r, LIGHTWS_ERR_MESSAGE_TOO_BIG);
+  /* the chunk that would pass the limit is refused whole */
+  ck_assert_uint_le(out, limit);
+  ck_assert_uint_gt(out, limit - LIGHTWS_PMD_DEFAULT_WORK_SIZE);
+  /* the compressed input read stays near limit / 1030 (deflate's best) */
+  ck_assert_uint_lt(x.z.in_total, limit / 1000 + 65536 + 16384);
+  /* zeros compressed by the generator: the limit plus one 16 KiB frame of
+   * compressed output (about 1030 zeros a byte) at most */
+  ck_assert_uint_lt((4ull << 30) - b->left, (uint64_t)limit + 16384u * 1100u);
+  ck_assert_uint_eq(close_code_in(&x.z.out), 1009);
+  deflateEnd(&b->zd);
+  free(b);
+  side_free(&x);
+}
+END_TEST
+
+/* The same through read() into a large caller buffer: the limit holds
+ * inside one inflate call. */
+START_TEST(test_bomb_read_into_big_buffer) {
+  struct zside x;
+  struct bomb *b = calloc(1, sizeof *b);
+  size_t size = 4u << 20;
+  uint8_t *buf = malloc(size);
+  uint64_t out = 0;
+  ssize_t r;
+  peer_deflater(&b->zd, 15);
+  b->left = 1ull << 30;
+  b->first = 1;
+  side_init(&x, LIGHTWS_SERVER, 4096, LIGHTWS_OPT_NO_MASK_CHECK, &AGREED_ANY,
+            NULL);
+  lightws_stream_set_limits(&x.s, 0, 1000000);
+  x.z.gen = bomb_gen;
+  x.z.gctx = b;
+  for (;;) {
+    r = lightws_stream_read(&x.s, buf, size, NULL);
+    if (r < 0) break;
+    out += (uint64_t)r;
+  }
+  ck_assert_int_eq(r, LIGHTWS_ERR_MESSAGE_TOO_BIG);
+  /* one read call would pass the limit: refused whole, and zlib made at
+   * most limit + 1 bytes (the input read stays small) */
+  ck_assert_uint_eq(out, 0);
+  ck_assert_uint_lt(x.z.in_total, 1000000 / 1000 + 2 * 16384 + 4096);
+  deflateEnd(&b->zd);
+  free(b);
+  free(buf);
+  side_free(&x);
+}
+END_TEST
+
+/* Empty deflate blocks (00 00 00 ff ff) forever: no output at all; the
+ * wire length of the message is bounded by max_message, so it ends. */
+START_TEST(test_stream_of_empty_blocks_ends) {
+  struct zside x;
+  struct bytes wire = {0}, blk = {0};
+  struct got g;
+  size_t i;
+  for (i = 0; i < 800; i++) put(&blk, "\x00\x00\x00\xff\xff", 5);
+  put_frame(&wire, 0, 1, 1, blk.p, blk.len, 0, 0);
+  for (i = 0; i < 100; i++) put_frame(&wire, 0, 0, 0, blk.p, blk.len, 0, 0);
+  side_init(&x, LIGHTWS_CLIENT, 4096, 0, &AGREED_ANY, NULL);
+  lightws_stream_set_limits(&x.s, 0, 100000);
+  x.z.in = wire.p;
+  x.z.in_len = wire.len;
+  drain(&x.s, API_RECV, 0, &g);
+  ck_assert_int_eq(g.end, LIGHTWS_ERR_MESSAGE_TOO_BIG);
+  ck_assert_uint_eq(g.data.len, 0);
+  ck_assert_uint_lt(x.z.in_pos, 100000 + 8192);
+  bytes_free(&g.data);
+  side_free(&x);
+  /* one frame of them over max_frame: refused at its head */
+  side_init(&x, LIGHTWS_CLIENT, 4096, 0, &AGREED_ANY, NULL);
+  lightws_stream_set_limits(&x.s, 3000, 0);
+  x.z.in = wire.p;
+  x.z.in_len = wire.len;
+  drain(&x.s, API_RECV, 0, &g);
+  ck_assert_int_eq(g.end, LIGHTWS_ERR_FRAME_TOO_BIG);
+  bytes_free(&g.data);
+  side_free(&x);
+  bytes_free(&wire);
+  bytes_free(&blk);
+}
+END_TEST
+
+/* Text that turns invalid only after 1 MiB of inflated output: 1007,
+ * after the valid megabyte was handed out. */
+START_TEST(test_invalid_utf8_after_1mib) {
+  struct zside x;
+  struct bytes wire = {0}, c = {0};
+  size_t n = (1u << 20) + 10;
+  uint8_t *m = malloc(n);
+  z_stream zd;
+  struct got g;
+  memset(m, 'a', n);
+  m[(1u << 20) + 3] = 0xC0; /* never valid */
+  peer_deflater(&zd, 15);
+  peer_compress(&zd, m, n, &c);
+  put_frame(&wire, 1, 1, 1, c.p, c.len, 1, 0x01020304);
+  side_init(&x, LIGHTWS_SERVER, 4096, 0, &AGREED_ANY, NULL);
+  x.z.in = wire.p;
+  x.z.in_len = wire.len;
+  drain(&x.s, API_READ, 65536, &g);
+  ck_assert_int_eq(g.end, LIGHTWS_ERR_UTF8);
+  ck_assert_uint_ge(g.data.len, 1u << 20);
+  ck_assert_uint_le(g.data.len, (1u << 20) + 3);
+  ck_assert_int_eq((x.z.out.p[2] << 8) | x.z.out.p[3], 1007);
+  bytes_free(&g.data);
+  side_free(&x);
+  /* a text message ending inside a character: 1007 at its end */
+  side_init(&x, LIGHTWS_SERVER, 4096, 0, &AGREED_ANY, NULL);
+  deflateReset(&zd);
+  peer_compress(&zd, (const uint8_t *)"ab\xc3", 3, &c);
+  wire.len = 0;
+  put_frame(&wire, 1, 1, 1, c.p, c.len, 1, 0x01020304);
+  x.z.in = wire.p;
+  x.z.in_len = wire.len;
+  drain(&x.s, API_RECV, 0, &g);
+  ck_assert_int_eq(g.end, LIGHTWS_ERR_UTF8);
+  bytes_free(&g.data);
+  side_free(&x);
+  deflateEnd(&zd);
+  bytes_free(&wire);
+  bytes_free(&c);
+  free(m);
+}
+END_TEST
+
+struct bad_case {
+  const char *name;
+  int err;
+  unsigned close;
+};
+
+/* RSV1 on a continuation, on control frames, garbage deflate data. */
+START_TEST(test_bad_compressed_input) {
+  static const struct bad_case cases[] = {
+      {"RSV1 on a continuation", LIGHTWS_ERR_BAD_RSV1, 1002},
+      {"RSV1 on a ping", LIGHTWS_ERR_BAD_RSV1, 1002},
+      {"RSV1 on a close", LIGHTWS_ERR_BAD_RSV1, 1002},
+      {"RSV1 on a pong between fragments", LIGHTWS_ERR_BAD_RSV1, 1002},
+      {"invalid block type", LIGHTWS_ERR_BAD_DEFLATE, 1007},
+      {"stored block length check", LIGHTWS_ERR_BAD_DEFLATE, 1007},
+      {"distance too far back", LIGHTWS_ERR_BAD_DEFLATE, 1007},
+      {"RSV2 with pmd on", LIGHTWS_ERR_RESERVED_BITS, 1002},
+  };
+  const struct bad_case *bc = &cases[_i];
+  struct zside x;
+  struct bytes wire = {0};
+  struct got g;
+  int masked = 1;
+  switch (_i) {
+    case 0:
+      put_frame(&wire, 0, 1, 1, "\xf2\x48", 2, masked, 1);
+      put_frame(&wire, 1, 1, 0, "\xcd\xc9\xc9\x07\x00", 5, masked, 2);
+      break;
+    case 1:
+      put_frame(&wire, 1, 1, 9, "", 0, masked, 1);
+      break;
+    case 2:
+      put_frame(&wire, 1, 1, 8, "\x03\xe8", 2, masked, 1);
+      break;
+    case 3:
+      put_frame(&wire, 0, 1, 1, "\xf2\x48", 2, masked, 1);
+      put_frame(&wire, 1, 1, 10, "", 0, masked, 1);
+      break;
+    case 4:
+      put_frame(&wire, 1, 1, 2, "\xff\xff\xff\xff", 4, masked, 1);
+      break;
+    case 5:
+      put_frame(&wire, 1, 1, 2, "\x00\x05\x00\x05\x00Hello", 10, masked, 1);
+      break;
+    case 6: /* §7.2.3.2's second message first: it refers to nothing */
+      put_frame(&wire, 1, 1, 2, "\xf2\x00\x11\x00\x00", 5, masked, 1);
+      break;
+    default: {
+      struct lightws_frame f;
+      uint8_t h[14];
+      size_t hl;
+      uint32_t key = 0;
+      memset(&f, 0, sizeof f);
+      f.fin = 1;
+      f.rsv = 0x20;
+      f.opcode = 2;
+      f.masked = 1;
+      memcpy(f.mask, &key, 4);
+      hl = lightws_frame_encode_unchecked(&f, h);
+      put(&wire, h, hl);
+    }
+  }
+  side_init(&x, LIGHTWS_SERVER, 512, 0, &AGREED_ANY, NULL);
+  x.z.in = wire.p;
+  x.z.in_len = wire.len;
+  drain(&x.s, API_RECV, 0, &g);
+  ck_assert_msg(g.end == bc->err, "%s: %s", bc->name, lightws_errname(g.end));
+  ck_assert_uint_ge(x.z.out.len, 4);
+  ck_assert_int_eq(x.z.out.p[0], 0x88);
+  ck_assert_uint_eq((unsigned)((x.z.out.p[2] << 8) | x.z.out.p[3]),
+                    bc->close);
+  ck_assert_int_eq(lightws_stream_error(&x.s), bc->err);
+  bytes_free(&g.data);
+  bytes_free(&wire);
+  side_free(&x);
+}
+END_TEST
+
+/* A generated stream of `total` bytes of fill() text, compressed as asked. */
+struct bigmsg {
+  z_stream zd;
+  uint64_t total, made;  /* plain bytes given to the compressor */
+  uint8_t plain[65536];
+  uint8_t frame[32768 + 14];
+  size_t flen, fpos;
+  int first, done;
+};
+
+static size_t big_gen(void *ctx, uint8_t *buf, size_t len) {
+  struct bigmsg *b = ctx;
+  size_t n;
+  if (b->fpos == b->flen) {
+    uint8_t pay[32768];
+    struct lightws_frame f;
+    size_t plen, h;
+    int fin = 0;
+    if (b->done) return 0;
+    b->zd.next_out = pay;
+    b->zd.avail_out = sizeof pay;
+    while (b->zd.avail_out > 0) {
+      int zr;
+      if (b->zd.avail_in == 0 && b->made < b->total) {
+        size_t k = b->total - b->made < sizeof b->plain
+                       ? (size_t)(b->total - b->made) : sizeof b->plain;
+        fill(b->plain, k, (unsigned)(b->made >> 16));
+        b->zd.next_in = b->plain;
+        b->zd.avail_in = (uInt)k;
+        b->made += k;
+      }
+      zr = deflate(&b->zd, b->made == b->total ? Z_SYNC_FLUSH : Z_NO_FLUSH);
+      FAST(zr == Z_OK || zr == Z_BUF_ERROR);
+      if (b->made == b->total && b->zd.avail_in == 0 && b->zd.avail_out > 0) {
+        fin = 1;
+        break;
+      }
+    }
+    plen = sizeof pay - b->zd.avail_out - (fin ? 4 : 0);
+    memset(&f, 0, sizeof f);
+    f.fin = (uint8_t)fin;
+    f.rsv = b->first ? 0x40 : 0;
+    f.opcode = b->first ? 1 : 0;
+    f.length = plen;
+    h = lightws_frame_encode_unchecked(&f, b->frame);
+    memcpy(b->frame + h, pay, plen);
+    b->flen = h + plen;
+    b->fpos = 0;
+    b->first = 0;
+    b->done = fin;
+  }
+  n = b->flen - b->fpos;
+  if (n > len) n = len;
+  memcpy(buf, b->frame + b->fpos, n);
+  b->fpos += n;
+  return n;
+}
+
+/* A large compressed text message streams through a small rbuf: 64 MiB
+ * inflated through 4 KiB (8 MiB in quick mode), checked piece by piece. */
+START_TEST(test_large_message_streams_through_small_rbuf) {
+  struct zside x;
+  struct bigmsg *b = calloc(1, sizeof *b);
+  static uint8_t want[65536];
+  uint8_t buf[10000];
+  uint64_t total = quick() ? 8u << 20 : 64u << 20, got = 0;
+  struct lightws_chunk c;
+  peer_deflater(&b->zd, 15);
+  b->total = total;
+  b->first = 1;
+  side_init(&x, LIGHTWS_CLIENT, 4096, 0, &AGREED_ANY, NULL);
+  lightws_stream_set_limits(&x.s, 0, (uint32_t)total);
+  x.z.gen = big_gen;
+  x.z.gctx = b;
+  for (;;) {
+    ssize_t r = lightws_stream_read(&x.s, buf, sizeof buf, &c);
+    size_t i = 0;
+    FAST(r >= 0);
+    while (i < (size_t)r) {
+      /* fill() restarts every 64 KiB block */
+      size_t at = (size_t)((got + i) & 65535), k = 65536 - at;
+      if (at == 0) fill(want, 65536, (unsigned)((got + i) >> 16));
+      if (k > (size_t)r - i) k = (size_t)r - i;
+      FAST(memcmp(buf + i, want + at, k) == 0);
+      i += k;
+    }
+    got += (uint64_t)r;
+    if (c.message_end) break;
+  }
+  ck_assert_uint_eq(got, total);
+  ck_assert_int_eq(c.opcode, 1);
+  deflateEnd(&b->zd);
+  free(b);
+  side_free(&x);
+}
+END_TEST
+
 #endif /* LIGHTWS_HAVE_ZLIB */
 
 /* Without zlib (make ZLIB=0): nothing can be turned on; RSV1 stays a
@@ -637,5 +1341,20 @@ Suite *deflate_suite(void) {
 #endif
   tcase_add_test(tc, test_rsv1_without_pmd_is_reserved_bits);
   suite_add_tcase(s, tc);
+#if LIGHTWS_HAVE_ZLIB
+  tc = tcase_create("read");
+  tcase_set_timeout(tc, 300);
+  tcase_add_loop_test(tc, test_rfc7692_examples_receive, 0, NUM_RFC);
+  tcase_add_loop_test(tc, test_read_peer_zlib_windows, 0, 7);
+  tcase_add_loop_test(tc, test_read_one_byte_reads_eagain, 0, 4);
+  tcase_add_test(tc, test_read_window_8);
+  tcase_add_test(tc, test_bomb_4gib_refused_at_limit);
+  tcase_add_test(tc, test_bomb_read_into_big_buffer);
+  tcase_add_test(tc, test_stream_of_empty_blocks_ends);
+  tcase_add_test(tc, test_invalid_utf8_after_1mib);
+  tcase_add_loop_test(tc, test_bad_compressed_input, 0, 8);
+  tcase_add_test(tc, test_large_message_streams_through_small_rbuf);
+  suite_add_tcase(s, tc);
+#endif
   return s;
 }
