@@ -35,7 +35,7 @@ $(BUILD)/liblightws-tls.a: $(TLS_OBJS)
 
 $(BUILD)/liblightws-tls.so: $(TLS_PIC_OBJS) $(BUILD)/liblightws.so
 	$(CC) -shared -Wl,-soname,liblightws-tls.so.$(SOVERSION) -o $(BUILD)/liblightws-tls.so.$(VERSION) \
-	  $(TLS_PIC_OBJS) -L$(BUILD) -llightws $(SSL_LIBS)
+	  $(TLS_PIC_OBJS) -L$(BUILD) -llightws $(SSL_LIBS) $(ZLIB_LIBS)
 	ln -sf liblightws-tls.so.$(VERSION) $(BUILD)/liblightws-tls.so.$(SOVERSION)
 	ln -sf liblightws-tls.so.$(VERSION) $@
 
@@ -78,7 +78,7 @@ $(BUILD)/tls/check_tls: tests/tls/check_tls.c $(BUILD)/liblightws-tls.a $(BUILD)
 $(BUILD)/tls/tls_peer: tests/tls/tls_peer.c $(BUILD)/liblightws-tls.a $(BUILD)/liblightws.a $(TLS_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(TLS_TEST_CFLAGS) $(CFLAGS) tests/tls/tls_peer.c $(BUILD)/liblightws-tls.a $(BUILD)/liblightws.a \
-	  $(SSL_LIBS) -o $@
+	  $(SSL_LIBS) $(ZLIB_LIBS) -o $@
 
 $(BUILD)/asan/tls/check_tls: tests/tls/check_tls.c $(TLS_SRCS) $(LIB_SRCS) $(LIB_HDRS) $(TLS_HDRS)
 	@mkdir -p $(@D)
