@@ -4,6 +4,7 @@ connected WebSocket pairs over socketpairs."""
 
 import os
 import re
+import select
 import shutil
 import socket
 import subprocess
@@ -176,3 +177,35 @@ def read_head(sock):
             raise EOFError(head)
         head += chunk
     return head
+
+
+def wait_eof(conn, timeout=10):
+    """What the peer sends until it closes its end (a reset ends it too);
+    socket.timeout if that takes over ``timeout`` seconds."""
+    conn.settimeout(timeout)
+    data = b""
+    try:
+        while True:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return data
+            data += chunk
+    except ConnectionResetError:
+        return data
+
+
+def dribble(port, delay=0.1, path="/slow"):
+    """Sends an upgrade request one byte per ``delay`` seconds until the
+    server answers or closes. Returns (seconds until then, its answer)."""
+    req = lightws.codec.build_request(f"127.0.0.1:{port}", path)
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        t0 = time.monotonic()
+        try:
+            for b in req:
+                s.send(bytes([b]))
+                if select.select([s], [], [], delay)[0]:
+                    break
+        except (BrokenPipeError, ConnectionResetError):
+            return time.monotonic() - t0, b""
+        elapsed = time.monotonic() - t0
+        return elapsed, wait_eof(s)

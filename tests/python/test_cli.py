@@ -14,7 +14,8 @@ import unittest
 import lightws
 from lightws import Opcode
 
-from _helpers import ECHO_BIN, ROOT, Proc, frame, need_file, read_frame, read_head
+from _helpers import (ECHO_BIN, ROOT, Proc, dribble, frame, need_file, read_frame,
+                      read_head, wait_eof)
 
 DEMO = os.path.join(ROOT, "examples", "demo_client.py")
 
@@ -290,6 +291,75 @@ class TestDemoClient(unittest.TestCase):
 
     def test_demo_against_python_echo(self):
         self.run_demo([sys.executable, "-m", "lightws.echo", "--port", "0"])
+
+
+class TestEchoTimeouts(unittest.TestCase):
+    """The timeout options of build/lightws-echo and examples/echo.lua, on
+    the Python twin (lightws.asyncio.serve with the C core's deadlines)."""
+
+    def close_after(self, s):
+        """The frames a raw client reads up to the server's close, and
+        whether the server then closed TCP."""
+        s.settimeout(10)
+        frames = []
+        while True:
+            _, op, payload = read_frame(s)
+            frames.append((op, payload))
+            if op == 8:
+                return frames, wait_eof(s) == b""
+
+    def test_ping_timeout_closes_1011(self):
+        srv = echo_server("--ping-interval", "0.3", "--ping-timeout", "0.3")
+        try:
+            with raw_ws(srv.port) as s:
+                t0 = time.monotonic()
+                frames, eof = self.close_after(s)
+                elapsed = time.monotonic() - t0
+            self.assertEqual(frames[0][0], 9)                 # the keepalive ping
+            self.assertEqual(frames[-1][1][:2], (1011).to_bytes(2, "big"))
+            self.assertTrue(eof)
+            self.assertGreater(elapsed, 0.5)
+            self.assertLess(elapsed, 4)
+        finally:
+            srv.stop()
+
+    def test_idle_timeout_closes_1001(self):
+        srv = echo_server("--idle-timeout", "0.5", "--ping-interval", "0")
+        try:
+            with raw_ws(srv.port) as s:
+                t0 = time.monotonic()
+                frames, eof = self.close_after(s)
+                elapsed = time.monotonic() - t0
+            self.assertEqual([op for op, _ in frames], [8])  # no ping: interval 0
+            self.assertEqual(frames[0][1][:2], (1001).to_bytes(2, "big"))
+            self.assertTrue(eof)
+            self.assertGreater(elapsed, 0.4)
+            self.assertLess(elapsed, 4)
+        finally:
+            srv.stop()
+
+    def test_handshake_timeout_cuts_a_dribbler(self):
+        srv = echo_server("--handshake-timeout", "0.5")
+        try:
+            elapsed, answer = dribble(srv.port)
+            self.assertGreater(elapsed, 0.4)
+            self.assertLess(elapsed, 4)
+            self.assertTrue(answer == b"" or answer.startswith(b"HTTP/1.1 408 "), answer)
+            self.assertEqual(echo_once(srv.port, "ok"), "ok")
+        finally:
+            srv.stop()
+
+    def test_client_timeout_against_a_silent_server(self):
+        lsock = socket.create_server(("127.0.0.1", 0))
+        with lsock:
+            t0 = time.monotonic()
+            p = subprocess.run([sys.executable, "-m", "lightws.echo", "--timeout", "0.5",
+                                "--client", f"ws://127.0.0.1:{lsock.getsockname()[1]}/"],
+                               capture_output=True, text=True, timeout=20)
+            elapsed = time.monotonic() - t0
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("HANDSHAKE_TIMEOUT", p.stderr)
+        self.assertLess(elapsed, 6)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ margins, and every wait has its own deadline."""
 
 import asyncio
 import contextlib
-import select
 import socket
 import struct
 import threading
@@ -19,7 +18,8 @@ import lightws
 import lightws.asyncio as lwa
 from lightws import codec
 
-from _helpers import in_thread, loopback_server, read_frame, read_head
+from _helpers import (dribble, in_thread, loopback_server, read_frame, read_head,
+                      wait_eof)
 
 SLACK = 3.0     # upper margin on a timeout's effect (a loaded 2-core machine)
 
@@ -50,21 +50,6 @@ def close_code_of(frames):
     return struct.unpack("!H", payload[:2])[0], payload[2:]
 
 
-def wait_eof(conn, timeout=10):
-    """b"" once the peer closed its end (bytes it sent before are
-    returned), within ``timeout``."""
-    conn.settimeout(timeout)
-    data = b""
-    try:
-        while True:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return data
-            data += chunk
-    except ConnectionResetError:
-        return data
-
-
 def never_pong_peer(srv):
     """Accepts, reads every frame of the client and answers none; returns
     (frames up to the close, what followed until EOF)."""
@@ -72,23 +57,6 @@ def never_pong_peer(srv):
     with conn:
         frames = frames_until_close(conn)
         return frames, wait_eof(conn)
-
-
-def dribble(port, delay=0.1, path="/slow"):
-    """Sends an upgrade request one byte per ``delay`` seconds until the
-    server answers or closes. Returns (seconds until then, its answer)."""
-    req = codec.build_request(f"127.0.0.1:{port}", path)
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        t0 = time.monotonic()
-        try:
-            for b in req:
-                s.send(bytes([b]))
-                if select.select([s], [], [], delay)[0]:
-                    break
-        except (BrokenPipeError, ConnectionResetError):
-            return time.monotonic() - t0, b""
-        elapsed = time.monotonic() - t0
-        return elapsed, wait_eof(s)
 
 
 @contextlib.contextmanager

@@ -97,7 +97,8 @@ def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = No
             ssl: Any = None, server_hostname: Optional[str] = None,
             open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
             ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
-            ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT) -> WebSocket:
+            ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+            idle_timeout: Optional[float] = None) -> WebSocket:
     """Opens a client websocket and runs the opening handshake (§4.1).
 
     ``target`` is a ws:// URL (a TCP connection is made, TCP_NODELAY set),
@@ -124,7 +125,8 @@ def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = No
     (recv, send, close...) runs or waits, so an application that stops
     calling for a while neither pings nor answers pings then (it is
     answered once the next call reads). ``ws.latency`` is the last round
-    trip.
+    trip. ``idle_timeout`` (None: off; lightws' own, not websockets')
+    closes with 1001 (IdleTimeout) when nothing came for that long.
     """
     headers = header_list(headers)        # TypeError before any connection
     if timeout is not _UNSET:
@@ -163,7 +165,8 @@ def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = No
     ws = WebSocket(target, client=True, timeout=timeout, max_size=max_size,
                    rbuf_size=rbuf_size, mask=mask, options=options,
                    close_timeout=close_timeout, ssl=ssl, server_hostname=server_hostname,
-                   ping_interval=ping_interval, ping_timeout=ping_timeout)
+                   ping_interval=ping_interval, ping_timeout=ping_timeout,
+                   idle_timeout=idle_timeout)
     try:
         ws._client_handshake(host or "localhost", path or "/",
                              _protocols(protocols), origin, headers, open_deadline)
@@ -181,7 +184,8 @@ def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
            close_timeout: float = DEFAULT_CLOSE_TIMEOUT, ssl: Any = None,
            open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
            ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
-           ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT) -> WebSocket:
+           ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+           idle_timeout: Optional[float] = None) -> WebSocket:
     """Runs the server side of the opening handshake (§4.2) on an accepted
     connection (socket, object with fileno(), or int descriptor).
 
@@ -191,8 +195,8 @@ def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
     101 response. An invalid request is answered with its HTTP status (400,
     405, 426, 431), the socket is closed and HandshakeError raised.
     ``ssl`` (a server-side ssl.SSLContext) runs TLS first (wss).
-    ``open_timeout``, ``ping_interval``, ``ping_timeout`` and
-    ``close_timeout`` as for connect(): a client too slow for
+    ``open_timeout``, ``ping_interval``, ``ping_timeout``, ``idle_timeout``
+    and ``close_timeout`` as for connect(): a client too slow for
     ``open_timeout`` (a request dribbled byte by byte included) gets one
     attempt at a 408 response and HandshakeTimeout is raised.
     """
@@ -201,7 +205,8 @@ def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
     open_deadline = None if not open_timeout else time.monotonic() + open_timeout
     ws = WebSocket(sock, client=False, timeout=timeout, max_size=max_size,
                    rbuf_size=rbuf_size, options=options, close_timeout=close_timeout,
-                   ssl=ssl, ping_interval=ping_interval, ping_timeout=ping_timeout)
+                   ssl=ssl, ping_interval=ping_interval, ping_timeout=ping_timeout,
+                   idle_timeout=idle_timeout)
     try:
         ws._server_handshake(protocols, headers, select_subprotocol, open_deadline)
     except BaseException:

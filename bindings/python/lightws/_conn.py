@@ -179,13 +179,17 @@ class BaseWebSocket:
                  options: int = 0, data: bytes = b"", closefd: bool = True,
                  ssl: Any = None, server_hostname: Optional[str] = None,
                  ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
-                 ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT) -> None:
+                 ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+                 idle_timeout: Optional[float] = None) -> None:
         #: keepalive (seconds, None: off): a ping after ``ping_interval``
         #: without traffic; its pong must come within ``ping_timeout``
         #: (None: pings only), else PingTimeout and close 1011. Read at
         #: the start of the open phase (handshake done).
         self.ping_interval = _timeout_arg(ping_interval, "ping_interval")
         self.ping_timeout = _timeout_arg(ping_timeout, "ping_timeout")
+        #: close 1001 and IdleTimeout when nothing at all came for this
+        #: long (None: off; not in python websockets; the C core's idle)
+        self.idle_timeout = _timeout_arg(idle_timeout, "idle_timeout")
         self._sock, self._fd, self._owner = _as_fd(sock)
         os.set_blocking(self._fd, False)
         if self._sock is not None:
@@ -236,10 +240,10 @@ class BaseWebSocket:
         self._timed = bool(ms)
 
     def _phase_open(self) -> None:
-        interval = _ms(self.ping_interval)
-        self._c.set_timeouts(ping_interval=interval,
+        interval, idle = _ms(self.ping_interval), _ms(self.idle_timeout)
+        self._c.set_timeouts(ping_interval=interval, idle=idle,
                              ping_timeout=_ms(self.ping_timeout) if interval else 0)
-        self._timed = bool(interval)
+        self._timed = bool(interval or idle)
 
     def _phase_close(self, close_timeout: Optional[float]) -> None:
         ms = _ms(close_timeout)

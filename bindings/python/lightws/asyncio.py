@@ -680,7 +680,8 @@ async def connect(target: Any, *, host: Optional[str] = None, path: Optional[str
                   ssl: Any = None, server_hostname: Optional[str] = None,
                   open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
                   ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
-                  ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT) -> WebSocket:
+                  ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+                  idle_timeout: Optional[float] = None) -> WebSocket:
     """Client: a ws:// or wss:// URL, or a connected socket (then
     ``host``/``path``), through the opening handshake (TLS first with
     ``ssl``, an ssl.SSLContext). ``async with await connect(url) as ws``.
@@ -691,7 +692,8 @@ async def connect(target: Any, *, host: Optional[str] = None, path: Optional[str
     ``ping_timeout`` are keepalive (PingTimeout, code 1011, after close
     1011 went out), run by the loop even while no task awaits the
     WebSocket; ``close_timeout`` bounds close(). ``ws.latency`` is the
-    last keepalive round trip."""
+    last keepalive round trip. ``idle_timeout`` (None: off; lightws' own)
+    closes with 1001 (IdleTimeout) when nothing came for that long."""
     headers = header_list(headers)        # TypeError before any connection
     _timeout_arg(close_timeout, "close_timeout")
     open_timeout = _timeout_arg(open_timeout, "open_timeout")
@@ -717,7 +719,8 @@ async def connect(target: Any, *, host: Optional[str] = None, path: Optional[str
     ws = WebSocket(target, client=True, max_size=max_size, rbuf_size=rbuf_size,
                    mask=mask, options=options, close_timeout=close_timeout,
                    ssl=ssl, server_hostname=server_hostname,
-                   ping_interval=ping_interval, ping_timeout=ping_timeout)
+                   ping_interval=ping_interval, ping_timeout=ping_timeout,
+                   idle_timeout=idle_timeout)
     try:
         await ws._client_handshake(host or "localhost", path or "/",
                                    _protocols(protocols), origin, headers, open_deadline)
@@ -737,7 +740,8 @@ async def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
                  ssl: Any = None,
                  open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
                  ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
-                 ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT) -> WebSocket:
+                 ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+                 idle_timeout: Optional[float] = None) -> WebSocket:
     """Server: the opening handshake on an accepted socket (an invalid
     request is answered with its HTTP status; HandshakeError); TLS first
     with ``ssl`` (a server-side ssl.SSLContext). Timeouts as for
@@ -749,7 +753,8 @@ async def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
     open_deadline = None if not open_timeout else time.monotonic() + open_timeout
     ws = WebSocket(sock, client=False, max_size=max_size, rbuf_size=rbuf_size,
                    options=options, close_timeout=close_timeout, ssl=ssl,
-                   ping_interval=ping_interval, ping_timeout=ping_timeout)
+                   ping_interval=ping_interval, ping_timeout=ping_timeout,
+                   idle_timeout=idle_timeout)
     try:
         await ws._server_handshake(protocols, headers, select_subprotocol, open_deadline)
     except BaseException:

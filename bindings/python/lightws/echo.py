@@ -2,7 +2,8 @@
 """Echo peer, the Python twin of build/lightws-echo.
 
     python3 -m lightws.echo --host 127.0.0.1 --port 0     # server
-    python3 -m lightws.echo --client ws://HOST:PORT/PATH?QUERY
+        [--handshake-timeout S] [--idle-timeout S] [--ping-interval S] [--ping-timeout S]
+    python3 -m lightws.echo [--timeout S] --client ws://HOST:PORT/PATH?QUERY
 
 The server prints "listening on HOST:PORT" and echoes every message with
 its opcode, streamed chunk by chunk as fragments. It runs on
@@ -12,8 +13,15 @@ thousands of idle connections cost memory, not threads, and ending them
 of descriptors the server pauses accepting and recovers. Messages over
 --max-message bytes (default 64 MiB, as the C and Lua echo) get close
 1009. SIGTERM or SIGINT ends the server with close 1001 to every client
-(bounded wait). The client echoes every message the server sends until
-the server closes, then exits 0.
+(bounded wait). Timeouts as build/lightws-echo's, in seconds (fractions
+allowed, 0 turns one off): the opening handshake must end within
+--handshake-timeout (default 10); --idle-timeout closes (1001) a
+connection that sent nothing for S (default off); a connection quiet for
+--ping-interval (default 20) is pinged and closed (1011) when the pong
+does not come within --ping-timeout (default: the interval). The client
+echoes every message the server sends until the server closes, then
+exits 0; it gives up when the handshake is not done within --timeout
+(default 10).
 """
 
 from __future__ import annotations
@@ -71,11 +79,13 @@ def _peer(ws: Any) -> str:
 def _handler(quiet: bool) -> Any:
     async def handle(ws: lwa.WebSocket) -> None:
         peer = _peer(ws)
-        code: Optional[int] = None
+        code: Any = None
         try:
             await echo_stream_async(ws)
         except ConnectionClosed as e:
             code = e.code
+            if e.errname:       # a timeout of ours: PING_TIMEOUT, IDLE_TIMEOUT
+                code = f"{code} ({e.errname})"
         except (OSError, WebSocketError) as e:      # ProtocolError: lightws sent the close
             if not quiet:
                 print(f"{PROG}: {peer} {ws.path}: {e}", file=sys.stderr)
@@ -84,13 +94,23 @@ def _handler(quiet: bool) -> Any:
     return handle
 
 
-async def _serve(host: str, port: int, quiet: bool, max_message: int) -> int:
+def _secs(value: float) -> Optional[float]:
+    return value or None        # 0 turns a timeout off
+
+
+async def _serve(host: str, port: int, quiet: bool, max_message: int,
+                 times: Any) -> int:
     import asyncio
     import signal
     from . import asyncio as lwa
+    ping_timeout = times.ping_interval if times.ping_timeout is None else times.ping_timeout
     try:
         server = await lwa.serve(_handler(quiet), host, port, backlog=128,
-                                 max_size=max_message)
+                                 max_size=max_message,
+                                 open_timeout=_secs(times.handshake_timeout),
+                                 idle_timeout=_secs(times.idle_timeout),
+                                 ping_interval=_secs(times.ping_interval),
+                                 ping_timeout=_secs(ping_timeout))
     except OSError as e:
         print(f"{PROG}: cannot listen on {host}:{port}: {e}", file=sys.stderr)
         return 1
@@ -113,18 +133,22 @@ async def _serve(host: str, port: int, quiet: bool, max_message: int) -> int:
 
 
 def run_server(host: str, port: int, quiet: bool = False,
-               max_message: int = DEFAULT_MAX_MESSAGE) -> int:
+               max_message: int = DEFAULT_MAX_MESSAGE, times: Any = None) -> int:
     import asyncio
     import logging
     # not quiet: the server's debug lines too (rejected handshakes)
     logging.basicConfig(format=f"{PROG}: %(message)s",
                         level=logging.WARNING if quiet else logging.DEBUG)
-    return asyncio.run(_serve(host, port, quiet, max_message))
+    if times is None:
+        times = argparse.Namespace(handshake_timeout=10.0, idle_timeout=0.0,
+                                   ping_interval=20.0, ping_timeout=None)
+    return asyncio.run(_serve(host, port, quiet, max_message, times))
 
 
-def run_client(url: str, max_message: int = DEFAULT_MAX_MESSAGE) -> int:
+def run_client(url: str, max_message: int = DEFAULT_MAX_MESSAGE,
+               timeout: float = 10.0) -> int:
     try:
-        ws = connect(url, max_size=max_message)
+        ws = connect(url, max_size=max_message, open_timeout=_secs(timeout))
     except (OSError, ValueError, WebSocketError) as e:
         # ValueError: a bad URL (InvalidUsage), a host IDNA cannot encode
         print(f"{PROG}: {url}: {e}", file=sys.stderr)
@@ -155,6 +179,18 @@ def _int_in(lo: int, hi: int, what: str) -> Any:
     return parse
 
 
+def _seconds(what: str) -> Any:
+    def parse(text: str) -> float:
+        try:
+            s = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad {what} {text!r}") from None
+        if not 0 <= s <= 4294967:       # NaN fails too
+            raise argparse.ArgumentTypeError(f"bad {what} {text!r} (seconds, 0-4294967)")
+        return s
+    return parse
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python3 -m lightws.echo",
                                  description="websocket echo server or client")
@@ -166,12 +202,24 @@ def main(argv: Optional[List[str]] = None) -> int:
                     default=DEFAULT_MAX_MESSAGE, metavar="N",
                     help="largest message in bytes; a longer one gets close 1009 "
                          "(default 67108864, 64 MiB)")
+    for opt, default, text in (
+            ("--handshake-timeout", 10.0, "server: the opening handshake must end "
+                                          "within S seconds (default 10; 0: off)"),
+            ("--idle-timeout", 0.0, "server: close 1001 a connection silent for S "
+                                    "seconds (default 0: off)"),
+            ("--ping-interval", 20.0, "server: ping a connection quiet for S seconds "
+                                      "(default 20; 0: off)"),
+            ("--ping-timeout", None, "server: close 1011 when the pong does not come "
+                                     "within S seconds (default: the interval)"),
+            ("--timeout", 10.0, "client: give up when the handshake is not done "
+                                "within S seconds (default 10)")):
+        ap.add_argument(opt, type=_seconds(opt), default=default, metavar="S", help=text)
     args = ap.parse_args(argv)
     if args.client:
-        return run_client(args.client, args.max_message)
+        return run_client(args.client, args.max_message, args.timeout)
     if args.port is None:
         ap.error("--port or --client is required")
-    return run_server(args.host, args.port, args.quiet, args.max_message)
+    return run_server(args.host, args.port, args.quiet, args.max_message, args)
 
 
 if __name__ == "__main__":
