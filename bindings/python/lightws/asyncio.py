@@ -64,7 +64,6 @@ log = logging.getLogger("lightws")
 #: read-ahead budget charged per chunk besides its bytes, so a flood of
 #: empty frames is bounded too
 _AHEAD_ENTRY = 64
-_PING = int(Opcode.PING)
 _TEXT = int(Opcode.TEXT)
 
 
