@@ -27,9 +27,13 @@
  * call again) once writable.
  *
  * Writes: one writev of the stream (a frame's head + payload) becomes as
- * few TLS records as its size allows: up to 16 KiB in one record (the
- * iovecs gathered), larger frames in full 16 KiB records (copied only for
- * the first record, later ones encrypted in place). Records the socket
+ * few TLS records as its size allows, ceil(bytes / 16 KiB): up to 16 KiB
+ * in one record (the iovecs gathered into one buffer), larger frames as
+ * one short record first (the head and the first bytes, gathered) and then
+ * full 16 KiB records encrypted in place from the caller's payload. The
+ * records of one writev leave in as few send(2) calls as the socket
+ * allows (short records wait in the ciphertext buffer and go out in one
+ * sendmsg with the next full one). Records the socket
  * does not take stay in the ciphertext buffer; so that the stream keeps
  * calling (a frame still in progress), a writev whose ciphertext did not
  * all go out reports its last plaintext byte as not written. The stream's
@@ -165,6 +169,8 @@ struct lightws_tls {
                                   4 failed */
   uint8_t lower_eof;           /* lower transport read 0 */
   uint8_t lower_err;           /* lower transport failed (errno kept) */
+  uint8_t batch;               /* inside a writev: small records wait in
+                                  cbuf and leave with the next one */
   int sys_errno;               /* errno of the lower transport failure */
   int err;                     /* last TLS error (LIGHTWS_ERR_TLS_*) */
   long verify;                 /* X509 verify result of the handshake */

@@ -227,21 +227,30 @@ static ssize_t raw_recv(struct lightws_tls *t, void *buf, size_t len) {
   }
 }
 
-static ssize_t raw_send(struct lightws_tls *t, const void *buf, size_t len) {
+static ssize_t raw_sendv(struct lightws_tls *t, const struct iovec *v,
+                         int cnt) {
   for (;;) {
     ssize_t r;
     if (t->lower) {
-      struct iovec iov;
-      iov.iov_base = (void *)buf;
-      iov.iov_len = len;
-      r = t->lower->writev(t->lower->ctx, &iov, 1);
+      r = t->lower->writev(t->lower->ctx, v, cnt);
     } else {
-      r = send(t->fd, buf, len, MSG_NOSIGNAL);
-      if (r < 0 && errno == ENOTSOCK) r = write(t->fd, buf, len);
+      struct msghdr m;
+      memset(&m, 0, sizeof m);
+      m.msg_iov = (struct iovec *)v;
+      m.msg_iovlen = (size_t)cnt;
+      r = sendmsg(t->fd, &m, MSG_NOSIGNAL);
+      if (r < 0 && errno == ENOTSOCK) r = writev(t->fd, v, cnt);
     }
     if (r < 0 && errno == EINTR) continue;
     return r;
   }
+}
+
+static ssize_t raw_send(struct lightws_tls *t, const void *buf, size_t len) {
+  struct iovec v;
+  v.iov_base = (void *)buf;
+  v.iov_len = len;
+  return raw_sendv(t, &v, 1);
 }
 
 static int would_block(void) {
@@ -268,35 +277,63 @@ static int flush_c(struct lightws_tls *t) {
   return 0;
 }
 
-/* The BIO: ciphertext goes straight to the transport; what it does not
- * take waits in cbuf (the BIO accepts it, so SSL_write completes). */
-static int bio_write(BIO *b, const char *data, int len) {
-  struct lightws_tls *t = (struct lightws_tls *)BIO_get_data(b);
-  size_t done = 0, room;
-  BIO_clear_retry_flags(b);
-  if (len <= 0) return 0;
-  if (t->coff < t->clen) {
-    int r = flush_c(t);
-    if (r == LIGHTWS_ERR_SYSTEM) return -1;
-  }
+/* Records up to this size wait in cbuf during a writev (batch) and leave
+ * with the next record or at the end of the writev. */
+#define BATCH_SMALL 4096
+
+static void compact(struct lightws_tls *t) {
   if (t->coff == t->clen) {
-    ssize_t r;
     t->coff = t->clen = 0;
-    r = raw_send(t, data, (size_t)len);
-    if (r < 0) {
-      if (!would_block()) {
-        lower_failed(t);
-        return -1;
-      }
-      r = 0;
-    }
-    done = (size_t)r;
-    if (done == (size_t)len) return len;
   } else if (t->coff > 0) {
     memmove(t->cbuf, t->cbuf + t->coff, t->clen - t->coff);
     t->clen -= t->coff;
     t->coff = 0;
   }
+}
+
+/* The BIO: ciphertext goes to the transport together with what waits in
+ * cbuf (one sendmsg); what the transport does not take waits in cbuf (the
+ * BIO accepts it, so SSL_write completes). */
+static int bio_write(BIO *b, const char *data, int len) {
+  struct lightws_tls *t = (struct lightws_tls *)BIO_get_data(b);
+  struct iovec v[2];
+  size_t pend, done, room;
+  ssize_t r;
+  int k = 0;
+  BIO_clear_retry_flags(b);
+  if (len <= 0) return 0;
+  if (t->batch && len <= BATCH_SMALL) {
+    if (sizeof t->cbuf - t->clen < (size_t)len) compact(t);
+    if (sizeof t->cbuf - t->clen >= (size_t)len) {
+      memcpy(t->cbuf + t->clen, data, (size_t)len);
+      t->clen += (uint32_t)len;
+      return len;
+    }
+  }
+  pend = t->clen - t->coff;
+  if (pend) {
+    v[k].iov_base = t->cbuf + t->coff;
+    v[k++].iov_len = pend;
+  }
+  v[k].iov_base = (void *)data;
+  v[k++].iov_len = (size_t)len;
+  r = raw_sendv(t, v, k);
+  if (r < 0) {
+    if (!would_block()) {
+      lower_failed(t);
+      return -1;
+    }
+    r = 0;
+  }
+  if ((size_t)r >= pend) {
+    done = (size_t)r - pend;
+    t->coff = t->clen = 0;
+  } else {
+    t->coff += (uint32_t)r;
+    done = 0;
+  }
+  if (done == (size_t)len) return len;
+  compact(t);
   room = sizeof t->cbuf - t->clen;
   if (room > (size_t)len - done) room = (size_t)len - done;
   if (room == 0) {
@@ -628,7 +665,7 @@ static void cur_skip_empty(struct cursor *c) {
 static ssize_t cb_writev(void *ctx, const struct iovec *iov, int iovcnt) {
   struct lightws_tls *t = (struct lightws_tls *)ctx;
   struct cursor c;
-  size_t count = 0;
+  size_t count = 0, total;
   uint8_t last = 0;
   int r;
   if (t->state != ST_OPEN) {
@@ -694,27 +731,46 @@ static ssize_t cb_writev(void *ctx, const struct iovec *iov, int iovcnt) {
     count = 1;
     cur_skip_empty(&c);
   }
-  while (c.i < c.cnt && t->coff == t->clen && !t->wpend) {
+  total = 0;
+  {
+    int i;
+    for (i = c.i; i < c.cnt; i++) total += c.iov[i].iov_len;
+    total -= c.off;
+  }
+  t->batch = 1;
+  while (total && !t->wpend) {
     const uint8_t *src;
-    size_t len, n = 0;
+    size_t len, n = 0, rest, nrec;
     int direct;
-    size_t rest = c.iov[c.i].iov_len - c.off;
-    struct cursor save = c;
-    if (rest >= LIGHTWS_TLS_RECORD) {
+    struct cursor save;
+    /* room for the next record, else send what waits first */
+    if (t->clen - t->coff > sizeof t->cbuf - (LIGHTWS_TLS_RECORD + 1024)) {
+      r = flush_c(t);
+      if (r == LIGHTWS_ERR_SYSTEM && !count) {
+        t->batch = 0;
+        return -1;
+      }
+      if (r < 0) break;
+    }
+    /* ceil(total / RECORD) records, the short one first */
+    nrec = (total + LIGHTWS_TLS_RECORD - 1) / LIGHTWS_TLS_RECORD;
+    len = total - (nrec - 1) * LIGHTWS_TLS_RECORD;
+    rest = c.iov[c.i].iov_len - c.off;
+    save = c;
+    if (rest >= len) {
       direct = 1;
       src = (const uint8_t *)c.iov[c.i].iov_base + c.off;
-      len = LIGHTWS_TLS_RECORD;
       c.off += len;
       cur_skip_empty(&c);
     } else {
+      size_t got = 0;
       direct = 0;
-      len = 0;
-      while (c.i < c.cnt && len < LIGHTWS_TLS_RECORD) {
+      while (got < len) {
         size_t take = c.iov[c.i].iov_len - c.off;
-        if (take > LIGHTWS_TLS_RECORD - len) take = LIGHTWS_TLS_RECORD - len;
-        memcpy(t->pbuf + len, (const uint8_t *)c.iov[c.i].iov_base + c.off,
+        if (take > len - got) take = len - got;
+        memcpy(t->pbuf + got, (const uint8_t *)c.iov[c.i].iov_base + c.off,
                take);
-        len += take;
+        got += take;
         c.off += take;
         cur_skip_empty(&c);
       }
@@ -735,6 +791,7 @@ static ssize_t cb_writev(void *ctx, const struct iovec *iov, int iovcnt) {
         break;
       }
       c = save;
+      t->batch = 0;
       if (count) break; /* report what went; the error comes next call */
       if (r == LIGHTWS_ERR_EOF) errno = EPIPE;
       else if (r != LIGHTWS_ERR_SYSTEM) errno = EPROTO;
@@ -742,8 +799,12 @@ static ssize_t cb_writev(void *ctx, const struct iovec *iov, int iovcnt) {
     }
     t->records++;
     count += len;
+    total -= len;
     last = src[len - 1];
   }
+  t->batch = 0;
+  if (t->coff < t->clen && flush_c(t) == LIGHTWS_ERR_SYSTEM && !count)
+    return -1;
   if (count && (t->coff < t->clen || t->wpend)) {
     /* not all on the wire: keep the stream calling (see the header) */
     t->phantom = 1;
