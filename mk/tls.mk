@@ -85,6 +85,16 @@ $(BUILD)/asan/tls/check_tls: tests/tls/check_tls.c $(TLS_SRCS) $(LIB_SRCS) $(LIB
 	$(CC) $(TLS_TEST_CFLAGS) -Ilib -O1 -g $(SAN) $(ZLIB_CFLAGS) tests/tls/check_tls.c $(TLS_SRCS) $(LIB_SRCS) \
 	  $(SSL_LIBS) $(ZLIB_LIBS) $(CHECK_LIBS) -o $@
 
+# W1/W3 over TLS 1.3 against a raw TLS pipe (not in TEST_TARGETS: timing).
+$(BUILD)/tls/bench_tls: tests/tls/bench_tls.c $(BUILD)/liblightws-tls.a $(BUILD)/liblightws.a $(TLS_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(TLS_TEST_CFLAGS) -O2 $(CFLAGS) tests/tls/bench_tls.c $(BUILD)/liblightws-tls.a $(BUILD)/liblightws.a \
+	  $(SSL_LIBS) $(ZLIB_LIBS) -o $@
+
+.PHONY: bench-tls
+bench-tls: $(BUILD)/tls/bench_tls $(TLS_CERTS)
+	$(BUILD)/tls/bench_tls $(BUILD)/tls/certs $(or $(BENCH_ROUNDS),5)
+
 test-tls: test-tls-check test-tls-interop
 
 test-tls-check: $(BUILD)/tls/check_tls $(TLS_CERTS)
