@@ -260,8 +260,9 @@ class BaseWebSocket:
         """A server whose client was too slow for open_timeout: one
         nonblocking attempt at 408 (RFC 7231 §6.5.7), as lightws_accept()
         makes; not over TLS (nothing can be cut into its records)."""
-        if self.client or self._tls is not None or self._sock is None or self._fd_closed:
-            return
+        if (self.client or self.request is not None or self._tls is not None
+                or self._sock is None or self._fd_closed):
+            return          # (request read: the 101 may be partly out)
         try:
             self._sock.send(_core.build_error(408), socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL)
         except OSError:
