@@ -40,5 +40,8 @@ build = {
     },
     lightws = "bindings/lua/lightws.lua",
     ["lightws.resty"] = "bindings/lua/lightws/resty.lua",
+    ["lightws.resty.server"] = "bindings/lua/lightws/resty/server.lua",
+    ["lightws.resty.client"] = "bindings/lua/lightws/resty/client.lua",
+    ["lightws.resty.protocol"] = "bindings/lua/lightws/resty/protocol.lua",
   },
 }
