@@ -51,6 +51,13 @@
  * kTLS: not used (the kernels this was built on load no `tls` ULP);
  * everything goes through OpenSSL in user space.
  *
+ * OpenSSL's error queue: the stream's reads and writes do not clear the
+ * thread's queue before each SSL call (ERR_clear_error costs about as much
+ * as a small record); lightws-tls leaves it empty after every failure it
+ * handles, and code that uses OpenSSL elsewhere on the same thread must
+ * not leave errors queued (ERR_clear_error() after its own failures), as
+ * SSL_get_error() requires.
+ *
  * Threads: like a stream, a lightws_tls is not thread-safe. An SSL_CTX may
  * be shared by threads (OpenSSL's rules).
  *

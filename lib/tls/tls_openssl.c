@@ -620,7 +620,6 @@ static ssize_t cb_read(void *ctx, void *buf, size_t len) {
     errno = t->sys_errno;
     return -1;
   }
-  ERR_clear_error();
   r = SSL_read_ex(t->ssl, buf, len, &n);
   if (r == 1) {
     t->rd_need = 0;
@@ -776,7 +775,6 @@ static ssize_t cb_writev(void *ctx, const struct iovec *iov, int iovcnt) {
       }
       src = t->pbuf;
     }
-    ERR_clear_error();
     r = SSL_write_ex(t->ssl, src, len, &n);
     if (r != 1) {
       uint8_t need = 0;

@@ -277,6 +277,12 @@ int main(int argc, char **argv) {
   w1_bytes = (size_t)((e = getenv("BENCH_W1_MB")) ? atol(e) : 256) << 20;
   w3_n = (e = getenv("BENCH_W3_N")) ? atol(e) : 20000;
   signal(SIGPIPE, SIG_IGN);
+  if ((e = getenv("BENCH_ONLY")) != NULL) { /* one run, for callgrind */
+    int wl = getenv("BENCH_WL") ? atoi(getenv("BENCH_WL")) : 3;
+    double t = one_run(strcmp(e, "ws") == 0, wl);
+    printf("%s W%d %.3f s\n", e, wl, t);
+    return 0;
+  }
   for (r = 0; r < rounds; r++) {
     for (w = 0; w < 2; w++) {
       int wl = w ? 3 : 1;
