@@ -24,10 +24,12 @@
     if (!(c)) ck_abort_msg("%s:%d: %s", __FILE__, __LINE__, #c);         \
   } while (0)
 
+#if LIGHTWS_HAVE_ZLIB
 static int quick(void) {
   const char *q = getenv("LIGHTWS_TEST_QUICK");
   return q && *q && *q != '0';
 }
+#endif
 
 /* ---- growable byte buffer ---------------------------------------------- */
 
@@ -71,6 +73,7 @@ static void put_frame(struct bytes *b, int fin, int rsv1, int op,
   if (masked) lightws_mask(b->p + at, n, f.mask, 0);
 }
 
+#if LIGHTWS_HAVE_ZLIB
 static void fill(uint8_t *p, size_t n, unsigned seed) {
   /* compressible but not trivial: words from a small set */
   static const char *const words[] = {"lorem ", "ipsum ", "dolor ", "sit ",
@@ -87,6 +90,7 @@ static void fill(uint8_t *p, size_t n, unsigned seed) {
     for (k = 0; w[k] && i < n; k++) p[i++] = (uint8_t)w[k];
   }
 }
+#endif
 
 /* ---- fake transport ------------------------------------------------------ */
 
@@ -1298,6 +1302,539 @@ START_TEST(test_large_message_streams_through_small_rbuf) {
 }
 END_TEST
 
+/* ---- write side --------------------------------------------------------- */
+
+/* What `x` wrote, frames unmasked: `out` holds head bytes as written and
+ * the payloads unmasked (client frames), so the RFC bytes compare. */
+static void unmasked_wire(const struct bytes *in, struct bytes *out) {
+  size_t pos = 0;
+  out->len = 0;
+  while (pos < in->len) {
+    struct lightws_frame f;
+    ssize_t h = lightws_frame_decode_full(&f, in->p + pos, in->len - pos,
+                                          LIGHTWS_DECODE_ALLOW_RSV1);
+    uint8_t b[2];
+    size_t at;
+    FAST(h > 0);
+    b[0] = in->p[pos];
+    b[1] = (uint8_t)(in->p[pos + 1] & 0x7f);
+    put(out, b, 2);
+    put(out, in->p + pos + 2 + (f.masked ? 4 : 0) - 0,
+        (size_t)h - 2 - (f.masked ? 4 : 0));
+    at = out->len;
+    put(out, in->p + pos + h, (size_t)f.length);
+    if (f.masked) lightws_mask(out->p + at, (size_t)f.length, f.mask, 0);
+    pos += (size_t)h + (size_t)f.length;
+  }
+}
+
+/* §7.2.3.1 and §7.2.3.2 (context takeover), §7.2.3.3 (level 0: stored),
+ * and with our no_context_takeover both messages alike; both roles. */
+START_TEST(test_rfc7692_examples_send) {
+  static const uint8_t two_shared[] = {0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9,
+                                       0xc9, 0x07, 0x00, 0xc1, 0x05, 0xf2,
+                                       0x00, 0x11, 0x00, 0x00};
+  static const uint8_t two_reset[] = {0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9,
+                                      0xc9, 0x07, 0x00, 0xc1, 0x07, 0xf2,
+                                      0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00};
+  int role = _i;
+  struct lightws_pmd_config cfg;
+  struct lightws_pmd_params ag;
+  struct zside x;
+  struct bytes w = {0};
+  memset(&cfg, 0, sizeof cfg);
+  cfg.threshold = 1;
+  side_init(&x, role, 512, 0, &AGREED_ANY, &cfg);
+  ck_assert_int_eq(lightws_stream_send(&x.s, 1, "Hello", 5, 0), 5);
+  unmasked_wire(&x.z.out, &w);
+  ck_assert_uint_eq(w.len, sizeof rfc_hello);
+  ck_assert(memcmp(w.p, rfc_hello, sizeof rfc_hello) == 0);
+  ck_assert_int_eq(lightws_stream_send(&x.s, 1, "Hello", 5, 0), 5);
+  unmasked_wire(&x.z.out, &w);
+  ck_assert_uint_eq(w.len, sizeof two_shared);
+  ck_assert(memcmp(w.p, two_shared, sizeof two_shared) == 0);
+  side_free(&x);
+  /* our no_context_takeover (agreed, or only in cfg) */
+  memset(&ag, 0, sizeof ag);
+  if (role == LIGHTWS_SERVER)
+    ag.server_no_context_takeover = 1;
+  else
+    ag.client_no_context_takeover = 1;
+  side_init(&x, role, 512, 0, &ag, &cfg);
+  ck_assert_int_eq(lightws_stream_send(&x.s, 1, "Hello", 5, 0), 5);
+  ck_assert_int_eq(lightws_stream_send(&x.s, 1, "Hello", 5, 0), 5);
+  unmasked_wire(&x.z.out, &w);
+  ck_assert_uint_eq(w.len, sizeof two_reset);
+  ck_assert(memcmp(w.p, two_reset, sizeof two_reset) == 0);
+  side_free(&x);
+  cfg.no_context_takeover = 1;
+  side_init(&x, role, 512, 0, &AGREED_ANY, &cfg);
+  ck_assert_int_eq(lightws_stream_send(&x.s, 1, "Hello", 5, 0), 5);
+  ck_assert_int_eq(lightws_stream_send(&x.s, 1, "Hello", 5, 0), 5);
+  unmasked_wire(&x.z.out, &w);
+  ck_assert(w.len == sizeof two_reset &&
+            memcmp(w.p, two_reset, sizeof two_reset) == 0);
+  side_free(&x);
+  /* §7.2.3.3: no compression (level 0) */
+  cfg.no_context_takeover = 0;
+  cfg.level = -1;
+  side_init(&x, role, 512, 0, &AGREED_ANY, &cfg);
+  ck_assert_int_eq(lightws_stream_send(&x.s, 1, "Hello", 5, 0), 5);
+  unmasked_wire(&x.z.out, &w);
+  ck_assert_uint_eq(w.len, sizeof rfc_stored);
+  ck_assert(memcmp(w.p, rfc_stored, sizeof rfc_stored) == 0);
+  side_free(&x);
+  bytes_free(&w);
+}
+END_TEST
+
+/* Our messages: sizes around the work buffer, fragmented sends, an empty
+ * compressed message, text and binary. */
+struct plan {
+  size_t len;
+  int op;
+  size_t piece;   /* 0: one call; else FRAGMENT calls of this many bytes */
+  unsigned flags; /* of the first call */
+};
+
+static const struct plan plans[] = {
+    {5000, 1, 0, 0},   {100, 2, 0, 0},    {4092, 2, 0, 0},
+    {4096, 2, 0, 0},   {4097, 1, 0, 0},   {20, 2, 0, 0}, /* below 32 */
+    {70000, 2, 3000, 0}, {0, 2, 1, 0},    /* empty, compressed */
+    {3000, 2, 0, LIGHTWS_SEND_NO_COMPRESS}, {1, 1, 1, 0},
+    {250000, 1, 0, 0},
+};
+#define NUM_PLANS (sizeof plans / sizeof plans[0])
+
+/* Sends the plans with whatever the transport takes, finishing with flush
+ * until nothing is pending; checks the returned counts. */
+static void send_plans(struct zside *x, uint8_t **bufs) {
+  size_t i;
+  long spins = 0;
+  for (i = 0; i < NUM_PLANS; i++) {
+    const struct plan *pl = &plans[i];
+    size_t off = 0;
+    do {
+      size_t n = pl->piece ? pl->piece : pl->len;
+      unsigned fl = off == 0 ? pl->flags : 0;
+      ssize_t r;
+      if (n > pl->len - off) n = pl->len - off;
+      if (pl->piece && off + n < pl->len) fl |= LIGHTWS_SEND_FRAGMENT;
+      if (pl->piece && pl->len == 0 && off == 0 && spins >= 0 && n == 0) {
+        /* empty: open with a fragment of 0 bytes, then end it */
+        for (;;) {
+          r = lightws_stream_send(&x->s, pl->op, bufs[i], 0,
+                                  LIGHTWS_SEND_FRAGMENT);
+          if (r != LIGHTWS_ERR_WOULDBLOCK) break;
+          FAST(++spins < 10000000);
+        }
+        FAST(r == 0);
+        for (;;) {
+          r = lightws_stream_send(&x->s, pl->op, bufs[i], 0, 0);
+          if (r != LIGHTWS_ERR_WOULDBLOCK) break;
+          FAST(++spins < 10000000);
+        }
+        FAST(r == 0);
+        break;
+      }
+      r = lightws_stream_send(&x->s, pl->op, bufs[i] + off, n, fl);
+      if (r == LIGHTWS_ERR_WOULDBLOCK) {
+        FAST(lightws_stream_want(&x->s) & LIGHTWS_WANT_WRITE);
+        FAST(++spins < 10000000);
+        continue;
+      }
+      FAST(r >= 0 && (size_t)r <= n);
+      off += (size_t)r;
+      if (r == 0) FAST(++spins < 10000000);
+    } while (off < pl->len);
+  }
+  for (;;) {
+    int r = lightws_stream_flush(&x->s);
+    if (r == 0) break;
+    FAST(r == LIGHTWS_ERR_WOULDBLOCK);
+    FAST(lightws_stream_want(&x->s) & LIGHTWS_WANT_WRITE);
+    FAST(++spins < 10000000);
+  }
+  FAST(!(lightws_stream_want(&x->s) & LIGHTWS_WANT_WRITE));
+}
+
+static uint8_t **plan_bufs(void) {
+  uint8_t **b = calloc(NUM_PLANS, sizeof *b);
+  size_t i;
+  for (i = 0; i < NUM_PLANS; i++) {
+    b[i] = malloc(plans[i].len + 1);
+    fill(b[i], plans[i].len, (unsigned)i + 11);
+  }
+  return b;
+}
+
+static void plan_bufs_free(uint8_t **b) {
+  size_t i;
+  for (i = 0; i < NUM_PLANS; i++) free(b[i]);
+  free(b);
+}
+
+/* Checks what was written against the plans with zlib as the reader. */
+static void check_plans(const struct bytes *out, int masked, int bits,
+                        int reset, uint8_t **bufs, size_t work) {
+  z_stream zi;
+  struct wout w;
+  size_t i;
+  peer_inflater(&zi, bits);
+  parse_out(out->p, out->len, masked, &zi, reset, &w);
+  ck_assert_uint_eq(w.n, NUM_PLANS);
+  for (i = 0; i < NUM_PLANS; i++) {
+    const struct plan *pl = &plans[i];
+    int want_comp = !(pl->flags & LIGHTWS_SEND_NO_COMPRESS) &&
+                    ((pl->piece && pl->piece < pl->len) ||
+                     (pl->piece && pl->len == 0) || pl->len >= 32);
+    ck_assert_int_eq(w.m[i].op, pl->op);
+    ck_assert_msg(w.m[i].compressed == want_comp, "plan %zu", i);
+    ck_assert_uint_eq(w.m[i].data.len, pl->len);
+    ck_assert(pl->len == 0 || memcmp(w.m[i].data.p, bufs[i], pl->len) == 0);
+    (void)work;
+  }
+  wout_free(&w);
+  inflateEnd(&zi);
+}
+
+/* Our compressor for each window limit 8..15 (8: Huffman only), each
+ * role, context takeover on and off: zlib reads it with that window, and
+ * a lightws peer reads it too. */
+START_TEST(test_send_windows_round_trip) {
+  int bits = 8 + _i, role, nct;
+  uint8_t **bufs = plan_bufs();
+  for (role = 0; role <= 1; role++)
+    for (nct = 0; nct <= 1; nct++) {
+      struct zside a, b;
+      struct lightws_pmd_params ag;
+      struct lightws_pmd_config cb;
+      struct got g;
+      size_t i, at = 0;
+      memset(&ag, 0, sizeof ag);
+      if (role == LIGHTWS_SERVER) {
+        ag.server_max_window_bits = (uint8_t)bits;
+        ag.server_no_context_takeover = (uint8_t)nct;
+      } else {
+        ag.client_max_window_bits = (uint8_t)bits;
+        ag.client_no_context_takeover = (uint8_t)nct;
+      }
+      side_init(&a, role, 512, 0, &ag, NULL);
+      send_plans(&a, bufs);
+      check_plans(&a.z.out, role == LIGHTWS_CLIENT, bits, nct, bufs, 4096);
+      memset(&cb, 0, sizeof cb);
+      cb.peer_window_bits = (uint8_t)bits;
+      side_init(&b, !role, 1024, 0, &ag, &cb);
+      put_frame(&a.z.out, 1, 0, 8, "", 0, role == LIGHTWS_CLIENT, 0);
+      b.z.in = a.z.out.p;
+      b.z.in_len = a.z.out.len;
+      drain(&b.s, API_RECV, 0, &g);
+      ck_assert_int_eq(g.end, LIGHTWS_ERR_CLOSED);
+      ck_assert_uint_eq(g.n, NUM_PLANS);
+      for (i = 0; i < NUM_PLANS; i++) {
+        ck_assert_uint_eq(g.len[i], plans[i].len);
+        ck_assert(!plans[i].len ||
+                  memcmp(g.data.p + at, bufs[i], plans[i].len) == 0);
+        at += plans[i].len;
+      }
+      bytes_free(&g.data);
+      side_free(&a);
+      side_free(&b);
+    }
+  plan_bufs_free(bufs);
+}
+END_TEST
+
+/* Every byte boundary of the written frames: the transport takes 1 byte
+ * per call with EAGAIN between (and then 7, then random-ish 300), guarded
+ * and direct; work buffers of 256 and the default. */
+START_TEST(test_send_partial_writes_every_byte) {
+  int role = _i & 1, direct = (_i >> 1) & 1, small = (_i >> 2) & 1;
+  static const size_t wmax[] = {1, 7, 300};
+  uint8_t **bufs = plan_bufs();
+  size_t k;
+  for (k = 0; k < 3; k++) {
+    struct zside a, ref;
+    struct lightws_pmd_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    if (small) cfg.work_size = 256;
+    side_init(&a, role, 512, direct ? LIGHTWS_OPT_DIRECT : 0, &AGREED_ANY,
+              &cfg);
+    a.z.wmax = wmax[k];
+    a.z.wagain = 1;
+    if (role == LIGHTWS_CLIENT) {
+      /* masked in the work buffer with a fresh key per frame first */
+      struct zside m;
+      side_init(&m, role, 512, direct ? LIGHTWS_OPT_DIRECT : 0, &AGREED_ANY,
+                &cfg);
+      m.z.wmax = wmax[k];
+      m.z.wagain = 1;
+      send_plans(&m, bufs);
+      check_plans(&m.z.out, 1, 15, 0, bufs, small ? 256 : 4096);
+      side_free(&m);
+      ck_assert_int_eq(lightws_stream_set_mask_mode(&a.s, LIGHTWS_MASK_ZERO),
+                       0);
+    }
+    send_plans(&a, bufs);
+    check_plans(&a.z.out, role == LIGHTWS_CLIENT, 15, 0, bufs,
+                small ? 256 : 4096);
+    /* the same bytes as a transport that takes everything */
+    side_init(&ref, role, 512, 0, &AGREED_ANY, &cfg);
+    if (role == LIGHTWS_CLIENT)
+      ck_assert_int_eq(
+          lightws_stream_set_mask_mode(&ref.s, LIGHTWS_MASK_ZERO), 0);
+    send_plans(&ref, bufs);
+    ck_assert_uint_eq(a.z.out.len, ref.z.out.len);
+    ck_assert(memcmp(a.z.out.p, ref.z.out.p, ref.z.out.len) == 0);
+    side_free(&a);
+    side_free(&ref);
+  }
+  plan_bufs_free(bufs);
+}
+END_TEST
+
+/* Frame sizes: a frame per work-buffer fill (work_size - 4 payload bytes,
+ * the held-back tail), RSV1 on the first only, the last without the
+ * 00 00 ff ff. */
+START_TEST(test_send_frames_per_work_buffer) {
+  struct zside a;
+  struct lightws_pmd_config cfg;
+  static uint8_t m[100000];
+  size_t pos = 0, nf = 0;
+  uint64_t st = 5;
+  size_t i;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.work_size = 1000;
+  cfg.level = -1; /* stored: the output is larger than the input */
+  for (i = 0; i < sizeof m; i++) {
+    st = st * 6364136223846793005ull + 1;
+    m[i] = (uint8_t)(st >> 56);
+  }
+  side_init(&a, LIGHTWS_SERVER, 512, 0, &AGREED_ANY, &cfg);
+  ck_assert_int_eq(lightws_stream_send(&a.s, 2, m, sizeof m, 0),
+                   (ssize_t)sizeof m);
+  while (pos < a.z.out.len) {
+    struct lightws_frame f;
+    ssize_t h = lightws_frame_decode(&f, a.z.out.p + pos, a.z.out.len - pos,
+                                     LIGHTWS_DECODE_ALLOW_RSV1);
+    FAST(h > 0);
+    FAST((f.rsv == 0x40) == (nf == 0));
+    FAST(f.opcode == (nf == 0 ? 2 : 0));
+    if (!f.fin) FAST(f.length == 996);
+    else FAST(f.length <= 996);
+    pos += (size_t)h + (size_t)f.length;
+    nf++;
+    if (f.fin) break;
+  }
+  ck_assert_uint_eq(pos, a.z.out.len);
+  ck_assert_uint_gt(nf, 100);
+  side_free(&a);
+}
+END_TEST
+
+/* Control frames go between the frames of a compressed message, never
+ * inside one: a ping while a frame is cut short waits for it. */
+START_TEST(test_send_control_between_compressed_frames) {
+  struct zside a;
+  struct lightws_pmd_config cfg;
+  static uint8_t m[50000];
+  z_stream zi;
+  struct wout w;
+  ssize_t r;
+  size_t off = 0;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.work_size = 256;
+  cfg.level = -1;
+  fill(m, sizeof m, 1);
+  side_init(&a, LIGHTWS_CLIENT, 512, 0, &AGREED_ANY, &cfg);
+  /* a fragment: frames go out as the buffer fills */
+  ck_assert_int_eq(lightws_stream_send(&a.s, 1, m, 20000,
+                                       LIGHTWS_SEND_FRAGMENT), 20000);
+  ck_assert_int_eq(lightws_stream_ping(&a.s, "p1", 2), 0);
+  /* cut a frame short: the ping waits, then goes right after it */
+  a.z.wmax = 100;
+  a.z.wagain = 1;
+  r = lightws_stream_send(&a.s, 1, m + 20000, 30000, 0);
+  ck_assert_int_gt(r, 0);
+  off = 20000 + (size_t)r;
+  while (off < sizeof m) {
+    r = lightws_stream_send(&a.s, 1, m + off, sizeof m - off, 0);
+    if (r == LIGHTWS_ERR_WOULDBLOCK) continue;
+    ck_assert_int_ge(r, 0);
+    if (r == 0 && lightws_stream_ping(&a.s, "p2", 2) == 0) {}
+    off += (size_t)r;
+  }
+  (void)lightws_stream_ping(&a.s, "p3", 2);
+  while ((r = lightws_stream_flush(&a.s)) != 0)
+    ck_assert_int_eq(r, LIGHTWS_ERR_WOULDBLOCK);
+  peer_inflater(&zi, 15);
+  parse_out(a.z.out.p, a.z.out.len, 1, &zi, 0, &w);
+  ck_assert_uint_eq(w.n, 1);
+  ck_assert_uint_ge(w.nctl, 2);
+  ck_assert_int_eq(w.ctl_ops[0], 9);
+  ck_assert_uint_eq(w.m[0].data.len, sizeof m);
+  ck_assert(memcmp(w.m[0].data.p, m, sizeof m) == 0);
+  wout_free(&w);
+  inflateEnd(&zi);
+  side_free(&a);
+}
+END_TEST
+
+/* sendv with compression: message by message, counted as send counts. */
+START_TEST(test_sendv_with_deflate) {
+  struct zside a;
+  struct lightws_msg msgs[4];
+  static uint8_t m[10000];
+  z_stream zi;
+  struct wout w;
+  ssize_t r;
+  fill(m, sizeof m, 4);
+  msgs[0].data = m;
+  msgs[0].len = 5000;
+  msgs[0].opcode = 1;
+  msgs[1].data = m;
+  msgs[1].len = 10; /* below the threshold: plain */
+  msgs[1].opcode = 2;
+  msgs[2].data = m + 5000;
+  msgs[2].len = 5000;
+  msgs[2].opcode = 2;
+  msgs[3].data = NULL;
+  msgs[3].len = 0; /* not first: not sent */
+  msgs[3].opcode = 2;
+  side_init(&a, LIGHTWS_SERVER, 512, 0, &AGREED_ANY, NULL);
+  r = lightws_stream_sendv(&a.s, msgs, 4);
+  ck_assert_int_eq(r, 10010);
+  peer_inflater(&zi, 15);
+  parse_out(a.z.out.p, a.z.out.len, 0, &zi, 0, &w);
+  ck_assert_uint_eq(w.n, 3);
+  ck_assert(w.m[0].compressed && !w.m[1].compressed && w.m[2].compressed);
+  ck_assert(memcmp(w.m[2].data.p, m + 5000, 5000) == 0);
+  wout_free(&w);
+  inflateEnd(&zi);
+  side_free(&a);
+}
+END_TEST
+
+static void set_nonblock(int fd) {
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+/* As the stream suite's 10,000-frame test, with compression on both ways
+ * (every message compressed: threshold 1): no heap allocation during the
+ * exchange. */
+START_TEST(test_socketpair_10000_compressed_frames_no_malloc) {
+  int sv[2], nframes = quick() ? 1000 : 10000;
+  static uint8_t rbc[8192], rbs[8192], payload[600], got[700], ebuf[700];
+  static uint8_t memc[1 << 18], mems[1 << 18];
+  struct lightws_stream c, s;
+  struct lightws_pmd_config cfg;
+  int sent = 0, echoed = 0, recvd = 0, sent_pending = 0, echo_pending = 0;
+  size_t s_off = 0, e_off = 0, e_len = 0, got_len = 0, i;
+  struct mallinfo2 before, after;
+  for (i = 0; i < sizeof payload; i++) payload[i] = (uint8_t)('a' + i % 26);
+  memset(&cfg, 0, sizeof cfg);
+  cfg.threshold = 1;
+  ck_assert_uint_le(lightws_pmd_mem_size(&cfg), sizeof memc);
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  set_nonblock(sv[0]);
+  set_nonblock(sv[1]);
+  ck_assert_int_eq(lightws_stream_init(&c, LIGHTWS_CLIENT, sv[0], rbc,
+                                       sizeof rbc, 0), 0);
+  ck_assert_int_eq(lightws_stream_init(&s, LIGHTWS_SERVER, sv[1], rbs,
+                                       sizeof rbs, 0), 0);
+  before = mallinfo2();
+  ck_assert_int_eq(lightws_stream_set_deflate(&c, &AGREED_ANY, &cfg, memc,
+                                              sizeof memc), 0);
+  ck_assert_int_eq(lightws_stream_set_deflate(&s, &AGREED_ANY, &cfg, mems,
+                                              sizeof mems), 0);
+  while (recvd < nframes) {
+    struct lightws_chunk ch;
+    ssize_t r;
+    int progress = 0;
+    size_t flen = 1 + (size_t)(sent * 7) % sizeof payload;
+    if (sent < nframes) {
+      if (!sent_pending) {
+        s_off = 0;
+        sent_pending = 1;
+      }
+      r = lightws_stream_send(&c, sent & 1 ? 1 : 2, payload + s_off,
+                              flen - s_off, 0);
+      if (r >= 0) {
+        s_off += (size_t)r;
+        progress = 1;
+        if (s_off == flen) {
+          sent++;
+          sent_pending = 0;
+        }
+      } else {
+        FAST(r == LIGHTWS_ERR_WOULDBLOCK);
+      }
+    }
+    if (!echo_pending) {
+      r = lightws_stream_recv(&s, &ch);
+      if (r >= 0) {
+        progress = 1;
+        memcpy(ebuf + e_len, ch.data, ch.len);
+        e_len += ch.len;
+        if (ch.message_end) {
+          echo_pending = ch.opcode;
+          e_off = 0;
+        }
+      } else {
+        FAST(r == LIGHTWS_ERR_WOULDBLOCK);
+      }
+    }
+    if (echo_pending) {
+      r = lightws_stream_send(&s, echo_pending, ebuf + e_off, e_len - e_off,
+                              0);
+      if (r >= 0) {
+        progress = 1;
+        e_off += (size_t)r;
+        if (e_off == e_len) {
+          echo_pending = 0;
+          e_len = 0;
+          echoed++;
+        }
+      } else {
+        FAST(r == LIGHTWS_ERR_WOULDBLOCK);
+      }
+    }
+    r = lightws_stream_read(&c, got + got_len, sizeof got - got_len, &ch);
+    if (r >= 0) {
+      progress = 1;
+      got_len += (size_t)r;
+      if (ch.message_end) {
+        size_t want = 1 + (size_t)(recvd * 7) % sizeof payload;
+        FAST(got_len == want);
+        FAST(memcmp(got, payload, want) == 0);
+        FAST(ch.opcode == (recvd & 1 ? 1 : 2));
+        recvd++;
+        got_len = 0;
+      }
+    } else {
+      FAST(r == LIGHTWS_ERR_WOULDBLOCK);
+    }
+    (void)lightws_stream_flush(&c);
+    (void)lightws_stream_flush(&s);
+    if (!progress) {
+      struct pollfd p[2];
+      p[0].fd = sv[0];
+      p[0].events = POLLIN | (lightws_stream_want(&c) & LIGHTWS_WANT_WRITE
+                                  ? POLLOUT : 0);
+      p[1].fd = sv[1];
+      p[1].events = POLLIN | (lightws_stream_want(&s) & LIGHTWS_WANT_WRITE
+                                  ? POLLOUT : 0);
+      poll(p, 2, 100);
+    }
+  }
+  after = mallinfo2();
+  FAST(after.uordblks == before.uordblks);
+  FAST(echoed == nframes);
+  close(sv[0]);
+  close(sv[1]);
+}
+END_TEST
+
 #endif /* LIGHTWS_HAVE_ZLIB */
 
 /* Without zlib (make ZLIB=0): nothing can be turned on; RSV1 stays a
@@ -1354,6 +1891,16 @@ Suite *deflate_suite(void) {
   tcase_add_test(tc, test_invalid_utf8_after_1mib);
   tcase_add_loop_test(tc, test_bad_compressed_input, 0, 8);
   tcase_add_test(tc, test_large_message_streams_through_small_rbuf);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("write");
+  tcase_set_timeout(tc, 300);
+  tcase_add_loop_test(tc, test_rfc7692_examples_send, 0, 2);
+  tcase_add_loop_test(tc, test_send_windows_round_trip, 0, 8);
+  tcase_add_loop_test(tc, test_send_partial_writes_every_byte, 0, 8);
+  tcase_add_test(tc, test_send_frames_per_work_buffer);
+  tcase_add_test(tc, test_send_control_between_compressed_frames);
+  tcase_add_test(tc, test_sendv_with_deflate);
+  tcase_add_test(tc, test_socketpair_10000_compressed_frames_no_malloc);
   suite_add_tcase(s, tc);
 #endif
   return s;

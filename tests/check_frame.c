@@ -88,6 +88,8 @@ START_TEST(test_error_close_codes_by_group) {
       ck_assert_int_eq(cc, 1001);
     else if (v == LIGHTWS_ERR_PING_TIMEOUT) /* as python websockets */
       ck_assert_int_eq(cc, 1011);
+    else if (v == LIGHTWS_ERR_EXTENSION_DECLINED) /* §7.4.1: 1010 */
+      ck_assert_int_eq(cc, 1010);
     else if (v <= -20 && v > -60)
       ck_assert_int_eq(cc, 1002);
     else
