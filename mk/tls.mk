@@ -1,10 +1,11 @@
 # TLS adapter (wss): liblightws-tls.{a,so} + lightws-tls.pc over OpenSSL 3,
-# its own library so liblightws stays libc-only. `make TLS=0` skips it (the
-# default is on when pkg-config finds openssl). Tests: test-tls (check
+# its own library so liblightws stays libc-only. On by default (needs
+# libssl-dev, which `make deps` installs); `make TLS=0` skips it and its
+# tests. Tests: test-tls (check
 # suite in-process + interop against openssl s_server, python websockets
 # and node ws over TLS), test-tls-asan, test-tls-valgrind.
 
-TLS ?= $(shell pkg-config --exists openssl 2>/dev/null && echo 1 || echo 0)
+TLS ?= 1
 
 ifneq ($(TLS),0)
 

@@ -299,6 +299,7 @@ struct nb {
   struct fake f;
   uint8_t rbuf[4096];
   unsigned long blocks;
+  unsigned long cross; /* blocked reads for which TLS wanted to write */
 };
 
 /* The socket really would block: wait as an event loop would, for what
@@ -316,6 +317,9 @@ static void wait_for(int fd, int w) {
 static void nb_blocked(struct nb *e) {
   int w = lightws_tls_want(&e->t, &e->s);
   e->blocks++;
+  if (!(lightws_stream_want(&e->s) & LIGHTWS_WANT_WRITE) &&
+      (w & LIGHTWS_WANT_WRITE))
+    e->cross++;
   ck_assert_msg(w & e->f.last_block, "want %d, blocked on %d", w,
                 e->f.last_block);
   if (e->f.real) wait_for(e->f.fd, w);
@@ -543,6 +547,8 @@ static void nb_client_case(int mode, unsigned opts, int peer_ku, int own_ku) {
   }
   nb_close_client(&e);
   if (mode == 2) ck_assert(e.blocks > 100);
+  /* the KeyUpdate answers: reads that had to write first */
+  if (mode == 2 && peer_ku) ck_assert_uint_gt(e.cross, 0);
   lightws_tls_free(&e.t);
   peer_join(&p);
   ck_assert_int_eq(p.result, 0);
@@ -841,6 +847,49 @@ START_TEST(test_truncation_is_eof) {
 }
 END_TEST
 
+/* The held-back byte: a writev whose ciphertext could not all go out
+ * reports one byte less; resuming with another byte is refused. */
+START_TEST(test_resume_mismatch) {
+  int sv[2];
+  struct peer p;
+  static struct nb e;
+  struct iovec v;
+  uint8_t buf[100];
+  ssize_t n;
+  SSL_CTX *sctx = server_ctx("server"), *cctx = client_ctx(0);
+  pair(sv);
+  memset(&p, 0, sizeof p);
+  p.fd = sv[1];
+  p.role = LIGHTWS_SERVER;
+  p.ctx = sctx;
+  peer_start(&p);
+  memset(&e, 0, sizeof e);
+  ck_assert_int_eq(nb_connect(&e, cctx, sv[0], 0, LIGHTWS_CLIENT, 0), 0);
+  e.f.mode = 2; /* one byte per transport call, EAGAIN between */
+  memset(buf, 'a', sizeof buf);
+  v.iov_base = buf;
+  v.iov_len = sizeof buf;
+  n = e.t.io.writev(e.t.io.ctx, &v, 1);
+  ck_assert_int_eq((int)n, 99);
+  ck_assert(lightws_tls_pending(&e.t) > 0);
+  ck_assert(lightws_tls_want(&e.t, NULL) & LIGHTWS_WANT_WRITE);
+  buf[99] = 'b';
+  v.iov_base = buf + 99;
+  v.iov_len = 1;
+  while ((n = e.t.io.writev(e.t.io.ctx, &v, 1)) < 0 && errno == EAGAIN)
+    continue; /* the ciphertext goes first */
+  ck_assert_int_eq((int)n, -1);
+  ck_assert_int_eq(errno, EPROTO);
+  ck_assert_int_eq(lightws_tls_error(&e.t), LIGHTWS_ERR_TLS_MISMATCH);
+  lightws_tls_free(&e.t);
+  close(sv[0]);
+  peer_join(&p);
+  close(sv[1]);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+END_TEST
+
 START_TEST(test_ctx_errors) {
   int err = 0;
   char reason[128];
@@ -899,6 +948,7 @@ static Suite *tls_suite(void) {
   add(s, "cert_unknown_ca", test_cert_unknown_ca);
   add(s, "client_cert", test_client_cert);
   add(s, "truncation_is_eof", test_truncation_is_eof);
+  add(s, "resume_mismatch", test_resume_mismatch);
   return s;
 }
 
