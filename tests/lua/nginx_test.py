@@ -33,14 +33,22 @@ def module(name):
     raise SystemExit("nginx module %s not found" % name)
 
 
+TLS_PORTS = {}
+
+
 def start_nginx(port):
     shutil.rmtree(PREFIX, ignore_errors=True)
     for d in ("logs", "tmp", "conf"):
         os.makedirs(os.path.join(PREFIX, d))
+    # the wss:// tests: the TLS suite's throwaway PKI (2000-2099)
+    subprocess.run(["bash", os.path.join(SRC, "tests/tls/make_certs.sh"), os.path.join(PREFIX, "certs")],
+                   check=True, stdout=subprocess.DEVNULL, timeout=60)
+    TLS_PORTS["tls"], TLS_PORTS["mtls"] = free_port(), free_port()
     conf = open(os.path.join(SRC, "tests/lua/nginx.conf.in")).read()
     for k, v in {"@NDK_MODULE@": module("ndk_http_module.so"),
                  "@LUA_MODULE@": module("ngx_http_lua_module.so"),
                  "@PREFIX@": PREFIX, "@SRC@": SRC, "@PORT@": str(port),
+                 "@TLS_PORT@": str(TLS_PORTS["tls"]), "@MTLS_PORT@": str(TLS_PORTS["mtls"]),
                  "@CPATH@": os.environ.get("LIGHTWS_LUAJIT_CPATH", SRC + "/build/luajit/?.so")}.items():
         conf = conf.replace(k, v)
     path = os.path.join(PREFIX, "conf", "nginx.conf")
@@ -443,6 +451,328 @@ def client_test(port):
         p.wait()
 
 
+# ---- lua-resty-websocket compatibility (issue 15): the scenarios of its
+# README and its t/*.t files, run against lightws.resty loaded by its module
+# names (install() in init_by_lua), with raw sockets, python websockets and
+# nginx itself on the other side; the documented return values and error
+# strings are asserted (nginx_compat.lua prints or records them).
+
+RFC_KEY, RFC_ACCEPT = b"x3JJHMbDL1EzLkh9GBhXDw==", "HSmrc0sMlYUkAGmm5OPpG2HaGWk="
+_ids = [0]
+
+
+def http_get(port, path, timeout=30):
+    try:
+        return urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout).read().decode()
+    except urllib.error.HTTPError as e:
+        return "HTTP %d" % e.code
+
+
+def parse_head(head):
+    lines = head.decode("latin-1").split("\r\n")
+    hdrs = {}
+    for l in lines[1:]:
+        if ":" in l:
+            k, v = l.split(":", 1)
+            hdrs.setdefault(k.strip().lower(), v.strip())
+    return lines[0], hdrs
+
+
+def raw_request(port, path, extra=b"", key=RFC_KEY, connection=b"Upgrade", upgrade=b"websocket",
+                version=b"13", protocol=b"chat"):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(10)
+    req = b"GET " + path.encode() + b" HTTP/1.1\r\nHost: server.example.com\r\n"
+    if upgrade:
+        req += b"Upgrade: " + upgrade + b"\r\n"
+    req += b"Connection: " + connection + b"\r\nSec-WebSocket-Key: " + key + b"\r\n"
+    if protocol:
+        req += b"Sec-WebSocket-Protocol: " + protocol + b"\r\n"
+    s.sendall(req + b"Sec-WebSocket-Version: " + version + b"\r\nOrigin: http://example.com\r\n" + extra + b"\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        c = s.recv(1)
+        if not c:
+            break
+        head += c
+    return s, head
+
+
+def read_all(s, secs=10):
+    s.settimeout(secs)
+    got = b""
+    try:
+        while True:
+            c = s.recv(65536)
+            if not c:
+                break
+            got += c
+    except OSError:
+        pass
+    s.close()
+    return got
+
+
+def srv_case(port, query, send=b"", steps=None, shut=False):
+    """Raw client of /compat/srv: sends `send` (or the (bytes, pause) steps),
+    reads until the server ends; returns head, bytes the server sent after
+    the 101, the recorded recv_frame results."""
+    _ids[0] += 1
+    rid = "r%d" % _ids[0]
+    s, head = raw_request(port, "/compat/srv?id=%s&%s" % (rid, query))
+    for data, pause in steps or [(send, 0)]:
+        s.sendall(data)
+        time.sleep(pause)
+    if shut:
+        s.shutdown(socket.SHUT_WR)
+    got = read_all(s)
+    return head, got, http_get(port, "/compat/result?id=" + rid).strip().split("\n")
+
+
+def rsv_frame(payload):
+    f = bytearray(masked_frame(0x1, payload))
+    f[0] |= 0x40
+    return bytes(f)
+
+
+def compat_server_tests(port):
+    head, got, res = srv_case(port, "n=1", masked_frame(0x1, b"foo"))
+    status, h = parse_head(head)
+    check(status == "HTTP/1.1 101 Switching Protocols", "compat server: 101 status line through nginx (%r)" % status)
+    check(h.get("upgrade") == "websocket" and h.get("connection") == "upgrade"
+          and h.get("sec-websocket-accept") == RFC_ACCEPT and h.get("sec-websocket-protocol") == "chat",
+          "compat server: Upgrade, Connection: upgrade (nginx's), accept, the client's protocol answered (%r)" % h)
+    check(h.get("x-compat") == "kept" and "content-type" not in h and "server" in h,
+          "compat server: the application's ngx.header kept, no Content-Type, nginx's own headers (%r)" % h)
+    check(res == ["foo|text|nil"] and got == b"", "compat server: text 'foo' -> foo, text, nil (%r %r)" % (res, got))
+    _, _, res = srv_case(port, "n=1", masked_frame(0x1, b""))
+    check(res == ["|text|nil"], "compat server: empty text frame (%r)" % res)
+    sizes = (125, 126, 127, 65535)
+    _, _, res = srv_case(port, "n=4", b"".join(masked_frame(0x1, b"a" * (n - 1) + b"b") for n in sizes))
+    check(res == ["len=%d|text|nil" % n for n in sizes], "compat server: text of 125, 126, 127, 65535 bytes (%r)" % res)
+    _, _, res = srv_case(port, "n=1&max_payload_len=65536", masked_frame(0x1, b"a" * 65536))
+    check(res == ["len=65536|text|nil"], "compat server: 65536 bytes with max_payload_len=65536 (%r)" % res)
+    _, _, res = srv_case(port, "n=1&max_payload_len=1048577", masked_frame(0x1, b"a" * 1048577))
+    check(res == ["len=1048577|text|nil"], "compat server: 1 MiB + 1 with max_payload_len (%r)" % res)
+    _, _, res = srv_case(port, "n=1", masked_frame(0x2, b"foo"))
+    check(res == ["foo|binary|nil"], "compat server: binary (%r)" % res)
+    _, got, res = srv_case(port, "n=1", masked_frame(0x8, struct.pack("!H", 1000) + b"yes, closed"))
+    check(res == ["yes, closed|close|1000"] and got == b"",
+          "compat server: close 1000 + msg -> msg, close, 1000; no automatic answer (%r %r)" % (res, got))
+    _, _, res = srv_case(port, "n=1", masked_frame(0x8, struct.pack("!H", 1002)))
+    check(res == ["|close|1002"], "compat server: close with just a code (%r)" % res)
+    _, _, res = srv_case(port, "n=1", masked_frame(0x8, b""))
+    check(res == ["|close|nil"], "compat server: empty close -> '', close, nil (%r)" % res)
+    _, got, res = srv_case(port, "n=1&answer=1", masked_frame(0x8, struct.pack("!H", 1000) + b"bye"))
+    check(res == ["bye|close|1000", "answer=7|nil"] and got == b"\x88\x05\x03\xe8bye",
+          "compat server: send_close(code, msg) answers the close, returns bytes 7 (%r %r)" % (res, got))
+    pl = "are you there? 你好".encode()
+    _, _, res = srv_case(port, "n=3", masked_frame(0x9, b"") + masked_frame(0x9, pl) + masked_frame(0xA, pl))
+    check(res == ["|ping|nil", "are you there? 你好|ping|nil", "are you there? 你好|pong|nil"],
+          "compat server: ping empty, ping and pong with payload; no automatic pong (%r)" % res)
+    _, got, res = srv_case(port, "n=1", masked_frame(0x1, b"a" * 65536))
+    check(res == ["nil|nil|exceeding max payload len|fatal"] and got == b"",
+          "compat server: 65536 bytes over the default 65535: exceeding max payload len, fatal, no close frame (%r %r)" % (res, got))
+    _, _, res = srv_case(port, "n=1&max_recv_len=200", masked_frame(0x1, b"a" * 201))
+    check(res == ["nil|nil|exceeding max payload len|fatal"], "compat server: max_recv_len=200 vs 201 bytes (%r)" % res)
+    _, _, res = srv_case(port, "n=2", masked_frame(0x1, b"foo", fin=False) + masked_frame(0x0, b"bar"))
+    check(res == ["foo|text|again", "bar|continuation|nil"], "compat server: fragments: again, then continuation (%r)" % res)
+    _, got, res = srv_case(port, "n=1", masked_frame(0x0, b"foo"))
+    check(res == ["nil|nil|continuation frame outside a message|fatal"] and got == b"",
+          "compat server (RFC 6455 5.4, documented difference): continuation outside a message fails (%r)" % res)
+    _, got, res = srv_case(port, "n=1", b"\x81\x03foo")
+    check(res == ["nil|nil|frame unmasked|fatal"] and got == b"", "compat server: unmasked frame: frame unmasked (%r)" % res)
+    _, _, res = srv_case(port, "n=1", rsv_frame(b"foo"))
+    check(res == ["nil|nil|bad RSV1, RSV2, or RSV3 bits|fatal"], "compat server: RSV1 set (%r)" % res)
+    _, _, res = srv_case(port, "n=1", masked_frame(0x1, b"ok\xff"))
+    check(res == ["nil|nil|invalid UTF-8 in text|fatal"], "compat server (lightws addition): invalid UTF-8 fails (%r)" % res)
+    _, _, res = srv_case(port, "n=2&timeout=50&then=5000", steps=[(b"", 0.4), (masked_frame(0x1, b"late"), 0)])
+    check(res == ["nil|nil|failed to receive the first 2 bytes: timeout", "late|text|nil"],
+          "compat server: timeout option: failed to receive the first 2 bytes: timeout, then the frame (%r)" % res)
+    fr = masked_frame(0x1, b"resumed")
+    _, _, res = srv_case(port, "n=2&timeout=50&then=5000", steps=[(fr[:3], 0.4), (fr[3:], 0)])
+    check(len(res) >= 2 and res[0] == "nil|nil|failed to read masking-len and payload: timeout" and res[-1] == "resumed|text|nil",
+          "compat server (lightws addition): a frame cut by the timeout continues in the next call (%r)" % res)
+    _, _, res = srv_case(port, "n=1", shut=True)
+    check(res == ["nil|nil|failed to receive the first 2 bytes: closed|fatal"], "compat server: EOF (%r)" % res)
+    _, _, res = srv_case(port, "n=1&proto=1", masked_frame(0x1, b"foo"))
+    check(res == ["foo|text|nil"], "compat server: protocol.recv_frame on wb.sock (%r)" % res)
+    # Firefox 22's request
+    s, head = raw_request(port, "/compat/srv?id=ff&n=1", key=b"05EiFj8mhoZ5F/oFE3Tyeg==",
+                          connection=b"keep-alive, Upgrade")
+    read_all(s, 5)
+    status, h = parse_head(head)
+    check(status.startswith("HTTP/1.1 101") and h.get("sec-websocket-accept") == "tBNO4O+F4DrQyajB62pvtRNU8LM=",
+          "compat server: Firefox handshake (Connection: keep-alive, Upgrade)")
+    for what, kw, err, code in (
+            ("no Upgrade", dict(upgrade=None), 'bad "upgrade" request header: nil', 400),
+            ("Connection without upgrade", dict(connection=b"keep-alive"), 'bad "connection" request header', 400),
+            ("version 8", dict(version=b"8"), 'bad "sec-websocket-version" request header', 400)):
+        _ids[0] += 1
+        rid = "b%d" % _ids[0]
+        s, head = raw_request(port, "/compat/srv?id=" + rid, **kw)
+        read_all(s, 5)
+        res = http_get(port, "/compat/result?id=" + rid).strip()
+        check(res == "new: " + err and head.startswith(b"HTTP/1.1 %d" % code),
+              "compat server: %s -> nil, %s (%r %r)" % (what, err, res, head[:40]))
+    s, head = raw_request(port, "/compat/srv?id=pl&n=1", protocol=b"xml, json")
+    read_all(s, 5)
+    check(parse_head(head)[1].get("sec-websocket-protocol") == "xml",
+          "compat server (RFC 6455 4.2.2, documented difference): a list of subprotocols is answered with its first")
+    log = open(os.path.join(PREFIX, "logs/compat_access.log")).read()
+    check(" 101\n" in log and "/compat/srv?id=ff" in log, "compat server: the upgrade is in nginx's access log with 101")
+
+
+def lines(port, query):
+    return http_get(port, "/compat/c?" + query).rstrip("\n").split("\n")
+
+
+def result(port, rid):
+    return http_get(port, "/compat/result?id=" + rid).strip().split("\n")
+
+
+def expect(got, want, what):
+    check(got == want, what + ("" if got == want else " (got %r, want %r)" % (got, want)))
+
+
+def request_peer(n):
+    """A raw server that records n request heads and answers "blah"."""
+    import threading
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    heads = []
+
+    def serve():
+        srv.settimeout(20)
+        try:
+            for _ in range(n):
+                c, _ = srv.accept()
+                c.settimeout(10)
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    x = c.recv(1)
+                    if not x:
+                        break
+                    head += x
+                heads.append(head.decode("latin-1"))
+                c.sendall(b"blah")
+                c.close()
+        except OSError:
+            pass
+        srv.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return srv.getsockname()[1], heads, t
+
+
+def compat_client_tests(port):
+    hello = "你好, WebSocket!"
+    expect(http_get(port, "/compat/count").strip(), "server=11 client=13 protocol=5 shim=true",
+           "compat: module sizes as lua-resty-websocket's; require \"resty.websocket.*\" loads lightws after install()")
+    copy = len(("copy: " + hello).encode()) + 6
+    expect(lines(port, "case=text"), ["connect: 1 nil true", "1: %s|text|nil" % hello, "sent: %d" % copy,
+                                      "2: copy: %s|text|nil" % hello, "binary sent: 8", "3: len=2|binary|nil",
+                                      "close: 1"],
+           "compat client: connect -> 1, nil, response head; text/binary round trip; send_* return bytes")
+    expect(lines(port, "case=close&id=c1"), ["1: |close|nil", "send_close: 6", "again: already closed", "close: 1"],
+           "compat client: the server's empty close, then ours; send after close: already closed")
+    expect(result(port, "c1"), ["|close|nil"], "compat client: the server got the empty close")
+    expect(lines(port, "case=close_body&id=c2"), ["1: client, let's close!|close|1001", "send_close: 28"],
+           "compat client: close with code and message")
+    expect(result(port, "c2"), ["server, let's close!|close|1000"], "compat client: the server got code and message")
+    expect(lines(port, "case=close_only&id=c3"), ["close: 1"], "compat client: close() without send_close")
+    expect(result(port, "c3"), ["|close|nil"], "compat client: close() sends an empty close frame (no 1000)")
+    expect(lines(port, "case=ping"), ["ping: |ping|nil", "sent: 6", "ping: hey, client?|ping|nil", "sent: 18",
+                                      "pong: |pong|nil", "sent: 6", "pong: hey, client?|pong|nil", "sent: 18"],
+           "compat client: ping and pong, empty and with payload")
+    want = ["1: nil|nil|failed to receive the first 2 bytes: timeout fatal=nil", "2: %s|text|nil" % hello,
+            "3: nil|nil|failed to receive the first 2 bytes: closed fatal=true",
+            "4: nil|nil|fatal error already happened", "send: fatal error already happened"]
+    expect(lines(port, "case=timeout"), want, "compat client: set_timeout(1): timeout, then the frame; EOF is fatal")
+    expect(lines(port, "case=timeout&t=100"), want, "compat client: the timeout option")
+    for pool in ("", "&pool=my_conn_pool"):
+        expect(lines(port, "case=keepalive&id=k1" + pool),
+               ["connect 1: 1 nil HTTP/1.1 101", "1: %s|text|nil" % hello, "keepalive: 1",
+                "connect 2: 1 nil connection reused", "sent: 11", "2: again|text|nil", "close: 1"],
+               "compat client: set_keepalive, then connect() -> 1, nil, \"connection reused\"" + (" (pool option)" if pool else ""))
+        expect(result(port, "k1"), ["again|text|nil", "|close|nil"], "compat client: the pooled connection carried on" + pool)
+    expect(lines(port, "case=unmasked&id=u1"), ["1: %s|text|nil" % hello, "sent: 6",
+                                               "2: nil|nil|failed to receive the first 2 bytes: closed"],
+           "compat client: send_unmasked sends unmasked frames")
+    expect(result(port, "u1"), ["nil|nil|frame unmasked"], "compat client: the server fails them: frame unmasked")
+    expect(lines(port, "case=masked"), ["1: nil|nil|server frame masked fatal=true"],
+           "compat (RFC 6455 5.1, documented difference): send_masked frames are refused by a lightws client")
+    expect(lines(port, "case=status"),
+           ["/compat/plain: nil unexpected HTTP response code: 200 fatal=true head=HTTP/1.1 200 OK",
+            "send_text: fatal error already happened", "recv_frame: fatal error already happened",
+            "/compat/forbidden: nil unexpected HTTP response code: 403 fatal=true head=HTTP/1.1 403 Forbidden",
+            "send_text: fatal error already happened", "recv_frame: fatal error already happened",
+            "keep_response: nil unexpected HTTP response code: 200 fatal=true", "body: plain http"],
+           "compat client: a response other than 101: the code, fatal, the socket closed (kept with keep_response)")
+    expect(lines(port, "case=limits&id=l1"),
+           ["200: 208", "echo: len=200|text|nil", "201: nil payload too big fatal=true",
+            "recv 201: nil|nil|exceeding max payload len fatal=true", "sent 300: 308",
+            "payload_len recv 150: nil|nil|exceeding max payload len", "payload_len send 150: payload too big",
+            "ping 126: too much payload for control frame", "fragmented ping: fragmented control frame",
+            "bad code: bad status code bad status code"],
+           "compat client: max_send_len, max_recv_len, max_payload_len both ways, control frame limits")
+    expect(result(port, "l1")[:2], ["len=300|text|nil", "send: payload too big"],
+           "compat server: max_send_len=200: payload too big")
+    pport, heads, t = request_peer(3)
+    got = lines(port, "case=request&peer=%d" % pport)
+    t.join(10)
+    expect(got[:3], ["%d: nil failed to receive response header: closed" % i for i in (1, 2, 3)],
+           "compat client: a peer answering \"blah\": failed to receive response header: closed")
+    expect(got[3:], ["bad uri: bad websocket uri", "bad headers: custom headers must be a table",
+                     "bad host: custom host header must be a string",
+                     "bad server_name: SSL server_name must be a string",
+                     "refused: failed to connect: connection refused"], "compat client: option and connect errors")
+    hp = "127.0.0.1:%d" % pport
+    expect(heads[0] if heads else None,
+           "GET / HTTP/1.1\r\nUpgrade: websocket\r\nHost: %s\r\nSec-WebSocket-Key: y7KXwBSpVrxtkR0O+bQt+Q==\r\n"
+           "Sec-WebSocket-Protocol: json\r\nSec-WebSocket-Version: 13\r\nConnection: Upgrade\r\n\r\n" % hp,
+           "compat client: the request head byte for byte (scalar protocols; math.randomseed(0) key)")
+    import re
+    check(len(heads) > 1 and re.fullmatch(
+        "GET /p\\?q=1 HTTP/1.1\r\nUpgrade: websocket\r\nHost: %s\r\nSec-WebSocket-Key: [A-Za-z0-9+/]{22}==\r\n"
+        "Sec-WebSocket-Protocol: xml,json\r\nSec-WebSocket-Version: 13\r\nOrigin: http://o.example\r\n"
+        "Connection: Upgrade\r\nX-A: 1\r\nX-B: two\r\n\r\n" % re.escape(hp), heads[1]) is not None,
+        "compat client: table protocols, origin, custom headers (%r)" % (heads[1:2],))
+    expect(heads[2] if len(heads) > 2 else None,
+           "GET / HTTP/1.1\r\nUpgrade: websocket\r\nHost: h.example\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+           "Sec-WebSocket-Version: 13\r\nConnection: Upgrade\r\n\r\n", "compat client: host and key options")
+    p = subprocess.Popen(["/usr/bin/python3", os.path.join(SRC, "tests/lua/peer_python.py"), "server"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        pport = int(p.stdout.readline().strip().rsplit(":", 1)[1])
+        expect(lines(port, "case=python&peer=%d" % pport),
+               ["connect: 1 nil protocol=chat", "sent: 11", "1: hello|text|nil", "2: abcd|binary|nil", "ping: 7",
+                "3: p|pong|nil", "send_close: 11", "4: bye|close|4001", "close: 1"],
+               "compat client vs python websockets: echo, fragments, ping/pong, close code")
+    finally:
+        p.terminate()
+        p.wait()
+    got = lines(port, "case=wss&tls=%d&mtls=%d&dir=%s" % (TLS_PORTS["tls"], TLS_PORTS["mtls"], os.path.join(PREFIX, "certs")))
+    expect(got[:1], ["no verify: 1 nil %s|text|nil" % hello], "compat client wss://: TLS without verification")
+    check(len(got) > 1 and got[1].startswith("verify, wrong name: nil ssl handshake failed: "),
+          "compat client wss://: ssl_verify with a server_name the certificate lacks fails (%r)" % got[1:2])
+    expect(got[2:3], ["verify, server_name: 1 nil %s|text|nil" % hello], "compat client wss://: ssl_verify + server_name")
+    expect(got[3:4], ["mtls without cert: nil unexpected HTTP response code: 400"],
+           "compat client wss://: a server requiring a client certificate refuses none")
+    expect(got[4:5], ["mtls with cert: 1 nil %s|text|nil" % hello], "compat client wss://: client_cert + client_priv_key")
+    expect(lines(port, "case=unix&path=" + os.path.join(PREFIX, "ws.sock")),
+           ["unix: 1 nil HTTP/1.1 101 %s|text|nil" % hello], "compat client: ws://unix:/path:/uri")
+    expect(lines(port, "case=protocol"), ["build: gQNmb28=", "masked: 9 130 131", "build 126: 130", "build 65536: 65546"],
+           "compat protocol: build_frame")
+
+
+def compat_tests(port):
+    compat_server_tests(port)
+    compat_client_tests(port)
+
+
 def main():
     proc, port = start_nginx_on_free_port()
     try:
@@ -454,6 +784,7 @@ def main():
         time_server_tests(port)
         asyncio.run(time_keepalive_python(port))
         time_client_tests(port)
+        compat_tests(port)
     except Exception as e:  # a crash is a failure, with the nginx log
         check(False, "exception: %r" % (e,))
     finally:

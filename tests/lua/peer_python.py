@@ -18,7 +18,7 @@ async def echo(ws, path=None):
 
 
 async def server():
-    async with websockets.serve(echo, "127.0.0.1", 0, max_size=None) as srv:
+    async with websockets.serve(echo, "127.0.0.1", 0, max_size=None, subprotocols=["chat"]) as srv:
         port = srv.sockets[0].getsockname()[1]
         print("listening on 127.0.0.1:%d" % port, flush=True)
         await asyncio.Future()
