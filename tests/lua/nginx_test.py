@@ -479,7 +479,7 @@ def parse_head(head):
 
 
 def raw_request(port, path, extra=b"", key=RFC_KEY, connection=b"Upgrade", upgrade=b"websocket",
-                version=b"13", protocol=b"chat"):
+                version=b"13", protocol=b"chat", after=b""):
     s = socket.create_connection(("127.0.0.1", port))
     s.settimeout(10)
     req = b"GET " + path.encode() + b" HTTP/1.1\r\nHost: server.example.com\r\n"
@@ -488,7 +488,7 @@ def raw_request(port, path, extra=b"", key=RFC_KEY, connection=b"Upgrade", upgra
     req += b"Connection: " + connection + b"\r\nSec-WebSocket-Key: " + key + b"\r\n"
     if protocol:
         req += b"Sec-WebSocket-Protocol: " + protocol + b"\r\n"
-    s.sendall(req + b"Sec-WebSocket-Version: " + version + b"\r\nOrigin: http://example.com\r\n" + extra + b"\r\n")
+    s.sendall(req + b"Sec-WebSocket-Version: " + version + b"\r\nOrigin: http://example.com\r\n" + extra + b"\r\n" + after)
     head = b""
     while b"\r\n\r\n" not in head:
         c = s.recv(1)
@@ -597,6 +597,12 @@ def compat_server_tests(port):
     check(res == ["nil|nil|failed to receive the first 2 bytes: closed|fatal"], "compat server: EOF (%r)" % res)
     _, _, res = srv_case(port, "n=1&proto=1", masked_frame(0x1, b"foo"))
     check(res == ["foo|text|nil"], "compat server: protocol.recv_frame on wb.sock (%r)" % res)
+    # the frame in the same packet as the request (nginx read it with the head)
+    s, head = raw_request(port, "/compat/srv?id=pre&n=2", after=masked_frame(0x1, b"foo") + masked_frame(0x2, b"bar"))
+    read_all(s, 5)
+    res = http_get(port, "/compat/result?id=pre").strip().split("\n")
+    check(head.startswith(b"HTTP/1.1 101") and res == ["foo|text|nil", "bar|binary|nil"],
+          "compat server: frames sent with the request head (read ahead by nginx) are received (%r)" % res)
     # Firefox 22's request
     s, head = raw_request(port, "/compat/srv?id=ff&n=1", key=b"05EiFj8mhoZ5F/oFE3Tyeg==",
                           connection=b"keep-alive, Upgrade")
@@ -771,6 +777,9 @@ def compat_client_tests(port):
 def compat_tests(port):
     compat_server_tests(port)
     compat_client_tests(port)
+    dbg = open(os.path.join(PREFIX, "logs/compat_debug.log")).read()
+    check("recv_frame: mask bit: 1" in dbg and "recv_frame: mask bit: 0" in dbg and "sending the close frame" in dbg,
+          "compat: the debug log lines of lua-resty-websocket (nginx --with-debug: mask bits, sending the close frame)")
 
 
 def main():
