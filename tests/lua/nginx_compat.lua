@@ -53,7 +53,8 @@ function H.srv()
   ngx.header["X-Compat"] = "kept"
   local wb, err = server:new{ timeout = tonumber(a.arg_timeout),
                               max_payload_len = tonumber(a.arg_max_payload_len),
-                              max_recv_len = tonumber(a.arg_max_recv_len) }
+                              max_recv_len = tonumber(a.arg_max_recv_len),
+                              auto_pong = a.arg_auto_pong and true or nil }
   if not wb then
     record(a.arg_id, "new: " .. tostring(err))
     return ngx.exit(400)

@@ -595,6 +595,9 @@ def compat_server_tests(port):
           "compat server (lightws addition): a frame cut by the timeout continues in the next call (%r)" % res)
     _, _, res = srv_case(port, "n=1", shut=True)
     check(res == ["nil|nil|failed to receive the first 2 bytes: closed|fatal"], "compat server: EOF (%r)" % res)
+    _, got, res = srv_case(port, "n=1&auto_pong=1", masked_frame(0x9, b"hi") + masked_frame(0x1, b"foo"))
+    check(res == ["foo|text|nil"] and got == b"\x8a\x02hi",
+          "compat server (lightws addition): auto_pong answers pings itself (%r %r)" % (res, got))
     _, _, res = srv_case(port, "n=1&proto=1", masked_frame(0x1, b"foo"))
     check(res == ["foo|text|nil"], "compat server: protocol.recv_frame on wb.sock (%r)" % res)
     # the frame in the same packet as the request (nginx read it with the head)

@@ -82,7 +82,7 @@ local function new_stream(self)
   local opts = self.opts
   return core.stream(nil, self.server and "server" or "client", {
     open = true,
-    no_auto_pong = true,                        -- the caller answers pings
+    no_auto_pong = not opts.auto_pong,          -- the caller answers pings
     no_utf8_check = opts.no_utf8_check,
     max_frame = min(self.max_recv_len, 4294967295),
     max_message = 4294967295,                   -- frames are returned one by one
@@ -223,6 +223,10 @@ function methods.recv_frame(self)
   while true do
     local data, typ, fin, reason = c:frame()
     if data then
+      if self.opts.auto_pong then                -- lightws: the pong the C stream wrote
+        local sent, serr = flush(self)
+        if not sent then return recv_fail(self, serr) end
+      end
       self.got = c:buffered()
       if self.debug then ngx.log(ngx.DEBUG, "recv_frame: mask bit: ", self.server and 1 or 0) end
       if typ == "ping" or typ == "pong" or fin then return data, typ, nil end
