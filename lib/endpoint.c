@@ -22,6 +22,12 @@
  * free before the stream opens; utf8 (zero when the stream opens) holds
  * the response head limit.
  * Server: r_left is the request head length once read (0 if it was bad).
+ *
+ * permessage-deflate (both roles): what the stream needs once it opens is
+ * kept in the control slot, free until then (struct pmd_keep at
+ * PMD_KEEP_OFF, after the client's key): the config (copied, so the
+ * caller's may be freed), the caller's memory block, and on the server
+ * the agreed parameters.
  */
 enum {
   ST_OPEN = LIGHTWS__ST_OPEN,
@@ -66,17 +72,91 @@ static void hs_reset(struct lightws_stream *s) {
   s->msg_len = s->r_left = s->w_left = 0;
 }
 
+struct pmd_keep {
+  struct lightws_pmd_config cfg;
+  struct lightws_pmd_params agreed; /* server: what the response says */
+  void *mem;
+  size_t size;
+  uint8_t on;                       /* 1: offered (client), agreed (server) */
+};
+#define PMD_KEEP_OFF 32 /* after the key (LIGHTWS_KEY_LEN + 1 bytes) */
+typedef char pmd_keep_fits[PMD_KEEP_OFF + sizeof(struct pmd_keep) <=
+                                   sizeof(((struct lightws_stream *)0)->ctl)
+                               ? 1
+                               : -1];
+
+static void keep_get(const struct lightws_stream *s, struct pmd_keep *k) {
+  memcpy(k, s->ctl + PMD_KEEP_OFF, sizeof *k);
+}
+
+static void keep_set(struct lightws_stream *s, const struct pmd_keep *k) {
+  memcpy(s->ctl + PMD_KEEP_OFF, k, sizeof *k);
+}
+
+/* Adds "Sec-WebSocket-Extensions: value" as the last header of the HTTP
+ * head of `n` bytes at out[0..size) (it ends in an empty line). Returns
+ * the new length or LIGHTWS_ERR_NOSPACE. */
+static ssize_t add_ext_header(uint8_t *out, size_t size, size_t n,
+                              const char *value) {
+  static const char name[] = "Sec-WebSocket-Extensions: ";
+  size_t vl = strlen(value), at = n - 2;
+  if (n < 4 || size - at < sizeof name - 1 + vl + 4) return LIGHTWS_ERR_NOSPACE;
+  memcpy(out + at, name, sizeof name - 1);
+  at += sizeof name - 1;
+  memcpy(out + at, value, vl);
+  at += vl;
+  memcpy(out + at, "\r\n\r\n", 4);
+  return (ssize_t)(at + 4);
+}
+
+/* The stream just opened with permessage-deflate agreed: compression on.
+ * A failure (the block cannot serve the agreement) ends the stream with
+ * close 1011: the peer would send what we cannot read. */
+static int pmd_start(struct lightws_stream *s, const struct pmd_keep *k,
+                     const struct lightws_pmd_params *agreed) {
+  int r = lightws_stream_set_deflate(s, agreed, &k->cfg, k->mem, k->size);
+  if (r < 0) {
+    (void)lightws_stream_close(s, LIGHTWS_CLOSE_INTERNAL_ERROR, NULL, 0);
+    s->last_err = (uint8_t)-r;
+  }
+  return r;
+}
+
+/* The block and config of options or lightws_server_deflate(): checked as
+ * set_deflate will check them. */
+static int keep_make(struct pmd_keep *k, const struct lightws_pmd_config *cfg,
+                     void *mem, size_t size) {
+  int r;
+  memset(k, 0, sizeof *k);
+  /* INVALID for a bad config, UNSUPPORTED without zlib */
+  r = lightws_pmd_accept(NULL, 0, cfg, NULL);
+  if (r < 0) return r;
+  if (mem == NULL) return LIGHTWS_ERR_INVALID;
+  if (size < lightws_pmd_mem_size(cfg)) return LIGHTWS_ERR_NOSPACE;
+  if (cfg) k->cfg = *cfg;
+  k->mem = mem;
+  k->size = size;
+  k->on = 1;
+  return 0;
+}
+
 /* ---- client ----------------------------------------------------------- */
 
 int lightws_client_start(struct lightws_stream *s, const char *host,
                          const char *path,
                          const struct lightws_client_options *opt) {
   char key[LIGHTWS_KEY_LEN + 1];
+  struct pmd_keep k;
   ssize_t n;
   int r;
   if (s->role != LIGHTWS_CLIENT || s->state != ST_OPEN || s->rend ||
-      s->whead_len || s->ctl_len)
+      s->whead_len || s->ctl_len || s->pmd)
     return LIGHTWS_ERR_INVALID;
+  memset(&k, 0, sizeof k);
+  if (opt && opt->deflate) {
+    r = keep_make(&k, opt->deflate, opt->deflate_mem, opt->deflate_mem_size);
+    if (r < 0) return r;
+  }
   r = lightws_handshake_key(key);
   if (r < 0) return r;
   n = lightws_handshake_build_request(
@@ -84,8 +164,18 @@ int lightws_client_start(struct lightws_stream *s, const char *host,
       opt ? opt->origin : NULL, opt ? opt->headers : NULL,
       opt ? opt->num_headers : 0);
   if (n < 0) return (int)n;
+  if (k.on) {
+    /* RFC 7692 §5: the offer, last of the request's headers */
+    char offer[160]; /* the longest offer is 127 bytes */
+    ssize_t m = lightws_pmd_offer(offer, sizeof offer, &k.cfg);
+    if (m < 0) return (int)m;
+    n = add_ext_header(s->rbuf, s->rsize, (size_t)n, offer);
+    if (n < 0) return (int)n;
+  }
   /* the key is needed to check Sec-WebSocket-Accept (§4.1) */
+  memset(s->ctl, 0, sizeof s->ctl);
   memcpy(s->ctl, key, sizeof key);
+  keep_set(s, &k);
   s->ctl_in_off = 0;
   s->ctl_in_len = 0;
   s->msg_len = 0;
@@ -139,9 +229,14 @@ int lightws_client_handshake(struct lightws_stream *s,
   }
   for (;;) {
     if (s->rend > s->rpos) {
-      ssize_t n = lightws_handshake_parse_response(
+      struct pmd_keep k;
+      struct lightws_pmd_params agreed;
+      ssize_t n;
+      keep_get(s, &k);
+      n = lightws_handshake_parse_response_ext(
           resp, s->rbuf + s->rpos, s->rend - s->rpos, s->utf8,
-          (const char *)s->ctl, s->ctl_in_off ? (const char *)s->rbuf : NULL);
+          (const char *)s->ctl, s->ctl_in_off ? (const char *)s->rbuf : NULL,
+          k.on ? &k.cfg : NULL, &agreed);
       if (n >= 0) {
         /* open: bytes past the head (a first frame) stay unread */
         s->rpos += (uint32_t)n;
@@ -150,6 +245,15 @@ int lightws_client_handshake(struct lightws_stream *s,
         memset(s->ctl, 0, sizeof s->ctl);
         hs_reset(s);
         s->state = ST_OPEN;
+        if (k.on && resp->extensions) return pmd_start(s, &k, &agreed);
+        if (k.on && k.cfg.required) {
+          /* RFC 6455 §7.4.1: 1010, the extension we need was refused */
+          static const char why[] = LIGHTWS_PMD_NAME " required";
+          (void)lightws_stream_close(s, LIGHTWS_CLOSE_MANDATORY_EXTENSION, why,
+                                     sizeof why - 1);
+          s->last_err = (uint8_t)-LIGHTWS_ERR_EXTENSION_DECLINED;
+          return LIGHTWS_ERR_EXTENSION_DECLINED;
+        }
         return 0;
       }
       if (n != LIGHTWS_ERR_INCOMPLETE) {
@@ -204,8 +308,9 @@ int lightws_server_read_request(struct lightws_stream *s,
   if (s->last_err) return -(int)s->last_err;
   if (s->state == ST_OPEN) {
     /* only before any frame traffic; bytes fed already are the request */
-    if (s->rpos || s->whead_len || s->ctl_len || s->msg_opcode)
+    if (s->rpos || s->whead_len || s->ctl_len || s->msg_opcode || s->pmd)
       return LIGHTWS_ERR_INVALID;
+    memset(s->ctl, 0, sizeof s->ctl); /* free until open (struct pmd_keep) */
     s->state = ST_S_READ;
   }
   if (s->state != ST_S_READ) return LIGHTWS_ERR_INVALID;
@@ -241,11 +346,53 @@ int lightws_server_read_request(struct lightws_stream *s,
 
 /* Finishes sending the response; the stream opens (accept) or ends. */
 static int server_send(struct lightws_stream *s) {
+  struct pmd_keep k;
   int r = send_out(s);
   if (r < 0) return r;
-  s->state = s->state == ST_S_ACCEPT ? ST_OPEN : ST_DONE;
+  keep_get(s, &k);
+  memset(s->ctl, 0, sizeof s->ctl);
   hs_reset(s);
-  return 0;
+  if (s->state != ST_S_ACCEPT) {
+    s->state = ST_DONE;
+    return 0;
+  }
+  s->state = ST_OPEN;
+  return k.on ? pmd_start(s, &k, &k.agreed) : 0;
+}
+
+int lightws_server_deflate(struct lightws_stream *s,
+                           const struct lightws_request *req,
+                           const struct lightws_pmd_config *cfg, void *mem,
+                           size_t size) {
+  struct pmd_keep k;
+  struct lightws_pmd_params a;
+  int r, found = 0;
+  if (s->role != LIGHTWS_SERVER || s->state != ST_S_HAVE || s->r_left == 0 ||
+      req == NULL)
+    return LIGHTWS_ERR_INVALID;
+  r = keep_make(&k, cfg, mem, size);
+  if (r < 0) return r;
+  if (req->headers && req->max_headers) {
+    /* RFC 7230 §3.2.2: the headers in order are one list of offers */
+    size_t i;
+    for (i = 0; i < req->num_headers && !found; i++) {
+      const struct lightws_header *h = &req->headers[i];
+      if (h->name_len != 24 ||
+          lightws__casecmp(h->name, "Sec-WebSocket-Extensions", 24) != 0)
+        continue;
+      r = lightws_pmd_accept(h->value, h->value_len, cfg, &a);
+      if (r < 0) return r;
+      found = r;
+    }
+  } else if (req->extensions) {
+    r = lightws_pmd_accept(req->extensions, req->extensions_len, cfg, &a);
+    if (r < 0) return r;
+    found = r;
+  }
+  if (!found) memset(&k, 0, sizeof k);
+  else k.agreed = a;
+  keep_set(s, &k);
+  return found;
 }
 
 int lightws_server_accept(struct lightws_stream *s, const char *protocol,
@@ -270,6 +417,17 @@ int lightws_server_accept(struct lightws_stream *s, const char *protocol,
     n = lightws_handshake_build_response(s->rbuf + k, s->rsize - k, key,
                                          sizeof key, protocol, extra,
                                          num_extra);
+    if (n >= 0) {
+      struct pmd_keep pk;
+      keep_get(s, &pk);
+      if (pk.on) {
+        /* RFC 7692 §5: the accepted offer's answer, the last header */
+        char val[160]; /* the longest answer is 128 bytes */
+        ssize_t m = lightws_pmd_response(val, sizeof val, &pk.agreed);
+        n = m < 0 ? m
+                  : add_ext_header(s->rbuf + k, s->rsize - k, (size_t)n, val);
+      }
+    }
     if (n < 0) {
       s->state = ST_FAILED;
       return (int)n;
@@ -288,6 +446,7 @@ int lightws_server_reject(struct lightws_stream *s, int status,
                           size_t num_extra) {
   s->flags &= ~WANT_BITS;
   if (s->last_err) return -(int)s->last_err;
+  if (s->state == ST_S_HAVE) memset(s->ctl, 0, sizeof s->ctl);
   if (s->state == ST_S_READ || s->state == ST_S_HAVE ||
       (s->state == ST_OPEN && s->role == LIGHTWS_SERVER && !s->rpos &&
        !s->whead_len && !s->ctl_len)) {
@@ -353,6 +512,7 @@ int lightws_accept(struct lightws_stream *s, int fd, uint8_t *rbuf,
                    size_t rsize, struct lightws_request *req,
                    const struct lightws_server_options *opt) {
   struct lightws_request local;
+  struct lightws_header hdrs[LIGHTWS_HANDSHAKE_HEADERS_MAX];
   char chosen[256];
   const char *protocols = opt ? opt->protocols : NULL;
   int r = lightws_stream_init(s, LIGHTWS_SERVER, fd, rbuf, rsize, 0), have;
@@ -361,6 +521,11 @@ int lightws_accept(struct lightws_stream *s, int fd, uint8_t *rbuf,
     lightws_stream_set_timeouts(s, opt->timeouts, lightws_now());
   if (!req) {
     memset(&local, 0, sizeof local);
+    if (opt && opt->deflate) {
+      /* every Sec-WebSocket-Extensions header counts, not only the first */
+      local.headers = hdrs;
+      local.max_headers = LIGHTWS_HANDSHAKE_HEADERS_MAX;
+    }
     req = &local;
   }
   while ((r = lightws_server_read_request(s, req, opt ? opt->max_head : 0)) ==
@@ -379,6 +544,19 @@ int lightws_accept(struct lightws_stream *s, int fd, uint8_t *rbuf,
       if ((r = wait_fd(s)) < 0) return r;
     }
     return e;
+  }
+  if (opt && opt->deflate) {
+    r = lightws_server_deflate(s, req, opt->deflate, opt->deflate_mem,
+                               opt->deflate_mem_size);
+    /* without zlib the offer is declined; a bad config or block is ours */
+    if (r < 0 && r != LIGHTWS_ERR_UNSUPPORTED) {
+      int e = r;
+      while ((r = lightws_server_reject(s, 500, NULL, 0)) ==
+             LIGHTWS_ERR_WOULDBLOCK) {
+        if ((r = wait_fd(s)) < 0) return r;
+      }
+      return e;
+    }
   }
   have = protocols && req->protocol &&
          pick_protocol(req->protocol, req->protocol_len, protocols, chosen,

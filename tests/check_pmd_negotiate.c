@@ -517,6 +517,396 @@ START_TEST(test_parse_response_ext) {
 }
 END_TEST
 
+/* ---- the endpoint: negotiation over socketpairs ---------------------- */
+
+/* Each side's deflate block (a forked child has its own copy). */
+static uint8_t pmd_mem[1u << 20] __attribute__((aligned(16)));
+
+static int mem_fits(const struct lightws_pmd_config *cfg) {
+  return lightws_pmd_mem_size(cfg) <= sizeof pmd_mem;
+}
+
+/* A text that compresses: `n` bytes of a repeated sentence. */
+static void fill_text(uint8_t *buf, size_t n) {
+  static const char t[] = "permessage-deflate over lightws, RFC 7692. ";
+  size_t i;
+  for (i = 0; i < n; i++) buf[i] = (uint8_t)t[i % (sizeof t - 1)];
+}
+
+/* Reads one whole message into buf; returns its length or the error. */
+static ssize_t read_msg(struct lightws_stream *s, uint8_t *buf, size_t size) {
+  size_t got = 0;
+  for (;;) {
+    struct lightws_chunk c;
+    ssize_t n = lightws_stream_read(s, buf + got, size - got, &c);
+    if (n < 0) return n;
+    got += (size_t)n;
+    if (c.message_end) return (ssize_t)got;
+    if (got == size) return LIGHTWS_ERR_NOSPACE;
+  }
+}
+
+static int send_all(struct lightws_stream *s, int op, const uint8_t *p,
+                    size_t n) {
+  do {
+    ssize_t w = lightws_stream_send(s, op, p, n, 0);
+    if (w < 0) return (int)w;
+    p += w;
+    n -= (size_t)w;
+  } while (n > 0);
+  return 0;
+}
+
+#define MSG_LEN 3000
+
+/* Child: connect with `cfg`, expect deflate `want_on`, send MSG_LEN bytes
+ * of text, expect the echo, close. Exit code = failed step. */
+static void pmd_client_child(int fd, const struct lightws_pmd_config *cfg,
+                             int want_on, int want_err) {
+  struct lightws_stream s;
+  struct lightws_client_options opt;
+  static uint8_t rb[8192], msg[MSG_LEN], got[MSG_LEN + 16];
+  int r;
+  memset(&opt, 0, sizeof opt);
+  opt.deflate = cfg;
+  opt.deflate_mem = pmd_mem;
+  opt.deflate_mem_size = sizeof pmd_mem;
+  r = lightws_connect(&s, fd, rb, sizeof rb, "localhost", "/pmd", &opt);
+  if (r != want_err) _exit(1);
+  if (want_err) {
+    if (lightws_stream_flush(&s) != 0) _exit(9);
+    _exit(0);
+  }
+  if (lightws_stream_deflate(&s) != want_on) _exit(2);
+  fill_text(msg, sizeof msg);
+  if (send_all(&s, LIGHTWS_OPCODE_TEXT, msg, sizeof msg)) _exit(3);
+  if (read_msg(&s, got, sizeof got) != MSG_LEN || memcmp(got, msg, MSG_LEN))
+    _exit(4);
+  if (send_all(&s, LIGHTWS_OPCODE_BINARY, msg, 0)) _exit(5);
+  if (read_msg(&s, got, sizeof got) != 0) _exit(6);
+  if (lightws_stream_close(&s, 1000, NULL, 0)) _exit(7);
+  if (lightws_stream_recv(&s, (struct lightws_chunk *)(void *)got) !=
+      LIGHTWS_ERR_CLOSED)
+    _exit(8);
+  _exit(0);
+}
+
+struct pair_case {
+  const char *name;
+  const struct lightws_pmd_config *client, *server; /* NULL server: none */
+  int want_on;
+  int want_err; /* client's connect result */
+};
+
+static const struct lightws_pmd_config CFG_REQUIRED = {
+    0, 0, 0, 0, 0, 0, 1, 0, 0, 0};
+static const struct lightws_pmd_config CFG_PEER8 = {
+    9, 8, 0, 0, 0, 0, 0, 0, 0, 0};
+
+static const struct pair_case PAIRS[] = {
+    {"defaults both", &CFG_DEFAULT, &CFG_DEFAULT, 1, 0},
+    {"small client, default server", &CFG_SMALL, &CFG_DEFAULT, 1, 0},
+    {"default client, small server", &CFG_DEFAULT, &CFG_SMALL, 1, 0},
+    {"window 15 client, window 9 server", &CFG_W15, &CFG_W9, 1, 0},
+    {"peer 8 both", &CFG_PEER8, &CFG_PEER8, 1, 0},
+    {"server without deflate", &CFG_DEFAULT, NULL, 0, 0},
+    {"server without deflate, client requires it", &CFG_REQUIRED, NULL, 0,
+     LIGHTWS_ERR_EXTENSION_DECLINED},
+};
+
+START_TEST(test_endpoint_pmd_connect_accept) {
+  const struct pair_case *c = &PAIRS[_i];
+  struct lightws_stream s;
+  struct lightws_server_options opt;
+  static uint8_t rb[8192], buf[MSG_LEN + 16];
+  int sv[2], st, r;
+  pid_t pid;
+  if (!have_zlib() || !mem_fits(c->client) || !mem_fits(c->server)) return;
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    close(sv[0]);
+    pmd_client_child(sv[1], c->client, c->want_on, c->want_err);
+  }
+  close(sv[1]);
+  memset(&opt, 0, sizeof opt);
+  opt.deflate = c->server;
+  opt.deflate_mem = c->server ? pmd_mem : NULL;
+  opt.deflate_mem_size = c->server ? sizeof pmd_mem : 0;
+  r = lightws_accept(&s, sv[0], rb, sizeof rb, NULL, &opt);
+  ck_assert_msg(r == 0, "%s: accept %s", c->name, lightws_errname(r));
+  ck_assert_msg(lightws_stream_deflate(&s) == c->want_on, "%s: deflate %d",
+                c->name, lightws_stream_deflate(&s));
+  if (c->want_err) {
+    /* §7.4.1: the client closes with 1010 */
+    ck_assert_int_eq(read_msg(&s, buf, sizeof buf), LIGHTWS_ERR_CLOSED);
+    ck_assert_uint_eq(lightws_stream_close_code(&s), 1010);
+  } else {
+    ssize_t n;
+    int k;
+    for (k = 0; k < 2; k++) { /* the text, then an empty binary */
+      struct lightws_chunk ch;
+      n = lightws_stream_read(&s, buf, sizeof buf, &ch);
+      if (n >= 0 && !ch.message_end) {
+        ssize_t m = read_msg(&s, buf + n, sizeof buf - (size_t)n);
+        n = m < 0 ? m : n + m;
+      }
+      ck_assert_msg(n == (k ? 0 : MSG_LEN), "%s: message %d: %zd", c->name,
+                    k, n);
+      ck_assert_int_eq(send_all(&s, k ? LIGHTWS_OPCODE_BINARY
+                                      : LIGHTWS_OPCODE_TEXT, buf, (size_t)n),
+                       0);
+    }
+    ck_assert_int_eq(read_msg(&s, buf, sizeof buf), LIGHTWS_ERR_CLOSED);
+  }
+  close(sv[0]);
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: client step %d",
+                c->name, WEXITSTATUS(st));
+}
+END_TEST
+
+/* Reads what the peer wrote to `fd` until an empty line; NUL-terminated. */
+static size_t read_head(int fd, char *buf, size_t size) {
+  size_t n = 0;
+  while (n + 1 < size) {
+    ssize_t r = read(fd, buf + n, 1);
+    if (r <= 0) break;
+    n++;
+    if (n >= 4 && memcmp(buf + n - 4, "\r\n\r\n", 4) == 0) break;
+  }
+  buf[n] = 0;
+  return n;
+}
+
+struct resp_case {
+  const char *name;
+  const char *headers; /* extension header lines of the response */
+  const struct lightws_pmd_config *cfg;
+  int want;            /* client_handshake result */
+  int want_on;
+};
+
+#define EXT "Sec-WebSocket-Extensions: "
+static const struct resp_case RESPS[] = {
+    {"accepted", EXT PMD "\r\n", NULL, 0, 1},
+    {"accepted with parameters",
+     EXT PMD "; server_no_context_takeover; client_max_window_bits=9\r\n", NULL,
+     0, 1},
+    {"header name in another case", "sec-websocket-extensions: " PMD "\r\n",
+     NULL, 0, 1},
+    {"declined", "", NULL, 0, 0},
+    {"declined, required", "", &CFG_REQUIRED, LIGHTWS_ERR_EXTENSION_DECLINED, 0},
+    {"our window limit honoured", EXT PMD "; server_no_context_takeover;"
+     " server_max_window_bits=10\r\n", &CFG_SMALL, 0, 1},
+    {"our window limit ignored", EXT PMD "; server_no_context_takeover\r\n",
+     &CFG_SMALL, LIGHTWS_ERR_BAD_EXTENSION_PARAMS, 0},
+    {"unknown parameter", EXT PMD "; foo=1\r\n", NULL,
+     LIGHTWS_ERR_BAD_EXTENSION_PARAMS, 0},
+    {"client_max_window_bits without a value",
+     EXT PMD "; client_max_window_bits\r\n", NULL,
+     LIGHTWS_ERR_BAD_EXTENSION_PARAMS, 0},
+    {"an extension not offered", EXT "x-webkit-deflate-frame\r\n", NULL,
+     LIGHTWS_ERR_BAD_EXTENSION, 0},
+    {"two headers, both ours", EXT PMD "\r\n" EXT PMD "\r\n", NULL,
+     LIGHTWS_ERR_BAD_EXTENSION, 0},
+    {"two headers, the second another extension", EXT PMD "\r\n" EXT "foo\r\n",
+     NULL, LIGHTWS_ERR_BAD_EXTENSION, 0},
+    {"two headers, the first another extension", EXT "foo\r\n" EXT PMD "\r\n",
+     NULL, LIGHTWS_ERR_BAD_EXTENSION, 0},
+    {"empty header", EXT "\r\n", NULL, LIGHTWS_ERR_BAD_EXTENSION, 0},
+};
+
+/* The client against a scripted server response: the request carries our
+ * offer, the response is checked as §7.1 says. */
+START_TEST(test_client_checks_pmd_response) {
+  const struct resp_case *c = &RESPS[_i];
+  struct lightws_stream s;
+  struct lightws_client_options opt;
+  struct lightws_response resp;
+  struct lightws_header hdrs[16];
+  static uint8_t rb[8192];
+  char req[4096], offer[128], accept[LIGHTWS_ACCEPT_LEN + 1], out[4096];
+  const char *key;
+  int sv[2], r, spins = 0;
+  if (!have_zlib() || !mem_fits(c->cfg)) return;
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  ck_assert_int_eq(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+  ck_assert_int_eq(lightws_stream_init(&s, LIGHTWS_CLIENT, sv[0], rb, sizeof rb, 0), 0);
+  memset(&opt, 0, sizeof opt);
+  opt.deflate = c->cfg ? c->cfg : &CFG_DEFAULT;
+  opt.deflate_mem = pmd_mem;
+  opt.deflate_mem_size = sizeof pmd_mem;
+  ck_assert_int_eq(lightws_client_start(&s, "h", "/", &opt), 0);
+  read_head(sv[1], req, sizeof req);
+  ck_assert_int_gt(lightws_pmd_offer(offer, sizeof offer, opt.deflate), 0);
+  {
+    char line[200];
+    snprintf(line, sizeof line, "\r\n" EXT "%s\r\n\r\n", offer);
+    ck_assert_msg(strstr(req, line) != NULL, "offer missing: %s", req);
+  }
+  key = strstr(req, "Sec-WebSocket-Key: ");
+  ck_assert_ptr_nonnull(key);
+  key += 19;
+  lightws_handshake_accept(key, LIGHTWS_KEY_LEN, accept);
+  snprintf(out, sizeof out,
+           "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
+           accept, c->headers);
+  ck_assert_int_eq(write(sv[1], out, strlen(out)), (ssize_t)strlen(out));
+  memset(&resp, 0, sizeof resp);
+  resp.headers = hdrs;
+  resp.max_headers = 16;
+  while ((r = lightws_client_handshake(&s, &resp)) == LIGHTWS_ERR_WOULDBLOCK)
+    ck_assert_int_lt(++spins, 1000);
+  ck_assert_msg(r == c->want, "%s: %s, want %s", c->name, lightws_errname(r),
+                lightws_errname(c->want));
+  ck_assert_int_eq(lightws_stream_deflate(&s), c->want_on);
+  if (r == LIGHTWS_ERR_EXTENSION_DECLINED) {
+    /* close 1010 with a reason went out; the stream stays failed */
+    uint8_t f[64];
+    ssize_t n = read(sv[1], f, sizeof f);
+    ck_assert_int_ge(n, 8);
+    ck_assert_int_eq(f[0], 0x88);
+    ck_assert_int_eq(((f[6] ^ f[2]) << 8) | (f[7] ^ f[3]), 1010);
+    ck_assert_int_eq(lightws_stream_error(&s), LIGHTWS_ERR_EXTENSION_DECLINED);
+    ck_assert_int_eq(lightws_stream_send(&s, 1, "x", 1, 0),
+                     LIGHTWS_ERR_EXTENSION_DECLINED);
+  }
+  close(sv[0]);
+  close(sv[1]);
+}
+END_TEST
+
+/* Offers spread over several request headers count in order; the answer
+ * is the last response header. */
+START_TEST(test_server_deflate_reads_every_header) {
+  static const char REQ[] =
+      "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+      "Sec-WebSocket-Version: 13\r\n"
+      EXT PMD "; foo\r\n"
+      EXT "x-bar, " PMD "; server_max_window_bits=10\r\n\r\n";
+  struct lightws_stream s;
+  struct lightws_request req;
+  struct lightws_header hdrs[16];
+  static uint8_t rb[4096];
+  char out[1024];
+  int sv[2], stored;
+  for (stored = 0; stored < 2; stored++) {
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ck_assert_int_eq(lightws_stream_init(&s, LIGHTWS_SERVER, sv[0], rb, sizeof rb, 0), 0);
+    ck_assert_int_eq(lightws_server_deflate(&s, &req, NULL, pmd_mem, sizeof pmd_mem),
+                     LIGHTWS_ERR_INVALID); /* before step 1 */
+    ck_assert_int_eq(write(sv[1], REQ, sizeof REQ - 1), (ssize_t)sizeof REQ - 1);
+    memset(&req, 0, sizeof req);
+    req.headers = stored ? hdrs : NULL;
+    req.max_headers = stored ? 16 : 0;
+    ck_assert_int_eq(lightws_server_read_request(&s, &req, 0), 0);
+    if (!have_zlib()) {
+      ck_assert_int_eq(lightws_server_deflate(&s, &req, NULL, pmd_mem, sizeof pmd_mem),
+                       LIGHTWS_ERR_UNSUPPORTED);
+      close(sv[0]);
+      close(sv[1]);
+      return;
+    }
+    ck_assert_int_eq(lightws_server_deflate(&s, &req, NULL, NULL, 0),
+                     LIGHTWS_ERR_INVALID);
+    if (lightws_pmd_mem_size(NULL) > 0)
+      ck_assert_int_eq(lightws_server_deflate(&s, &req, NULL, pmd_mem,
+                                              lightws_pmd_mem_size(NULL) - 1),
+                       LIGHTWS_ERR_NOSPACE);
+    /* stored headers: the second header's offer; only the first header
+     * (req.extensions): its one offer is invalid, declined */
+    ck_assert_int_eq(lightws_server_deflate(&s, &req, NULL, pmd_mem, sizeof pmd_mem),
+                     stored ? 1 : 0);
+    ck_assert_int_eq(lightws_server_accept(&s, NULL, NULL, 0), 0);
+    read_head(sv[1], out, sizeof out);
+    if (stored)
+      ck_assert_msg(strstr(out, "\r\n" EXT PMD "; server_max_window_bits=10\r\n\r\n"),
+                    "%s", out);
+    else
+      ck_assert_msg(strstr(out, EXT) == NULL, "%s", out);
+    ck_assert_int_eq(lightws_stream_deflate(&s), stored);
+    close(sv[0]);
+    close(sv[1]);
+  }
+}
+END_TEST
+
+/* lightws_accept() without a request struct still sees every header. */
+START_TEST(test_accept_deflate_every_header) {
+  static const char REQ[] =
+      "GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n"
+      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+      "Sec-WebSocket-Version: 13\r\n"
+      EXT "x-foo\r\n" EXT PMD "; client_max_window_bits\r\n\r\n";
+  struct lightws_stream s;
+  struct lightws_server_options opt;
+  static uint8_t rb[4096];
+  char out[1024];
+  int sv[2];
+  if (!have_zlib()) return;
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  ck_assert_int_eq(write(sv[1], REQ, sizeof REQ - 1), (ssize_t)sizeof REQ - 1);
+  memset(&opt, 0, sizeof opt);
+  opt.deflate = &CFG_DEFAULT;
+  opt.deflate_mem = pmd_mem;
+  opt.deflate_mem_size = sizeof pmd_mem;
+  ck_assert_int_eq(lightws_accept(&s, sv[0], rb, sizeof rb, NULL, &opt), 0);
+  read_head(sv[1], out, sizeof out);
+  ck_assert_msg(strstr(out, "\r\n" EXT PMD "; client_max_window_bits=15\r\n\r\n"),
+                "%s", out);
+  ck_assert_int_eq(lightws_stream_deflate(&s), 1);
+  /* a block too small is the server's fault: 500, and the error */
+  close(sv[0]);
+  close(sv[1]);
+  if (lightws_pmd_mem_size(NULL) > 0) {
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    ck_assert_int_eq(write(sv[1], REQ, sizeof REQ - 1), (ssize_t)sizeof REQ - 1);
+    opt.deflate_mem_size = lightws_pmd_mem_size(NULL) - 1;
+    ck_assert_int_eq(lightws_accept(&s, sv[0], rb, sizeof rb, NULL, &opt),
+                     LIGHTWS_ERR_NOSPACE);
+    read_head(sv[1], out, sizeof out);
+    ck_assert_msg(strncmp(out, "HTTP/1.1 500", 12) == 0, "%s", out);
+    close(sv[0]);
+    close(sv[1]);
+  }
+}
+END_TEST
+
+/* A client request that does not fit rbuf with the offer added. */
+START_TEST(test_client_start_offer_needs_room) {
+  struct lightws_stream s;
+  struct lightws_client_options opt;
+  static uint8_t rb[LIGHTWS_RBUF_MIN];
+  struct lightws_header h;
+  static char big[200];
+  int sv[2];
+  if (!have_zlib()) return;
+  memset(big, 'a', sizeof big - 1);
+  h.name = "X-Big";
+  h.name_len = 5;
+  h.value = big;
+  h.value_len = 80; /* 229 bytes without the offer, 300 with it */
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  ck_assert_int_eq(lightws_stream_init(&s, LIGHTWS_CLIENT, sv[0], rb, sizeof rb, 0), 0);
+  memset(&opt, 0, sizeof opt);
+  opt.headers = &h;
+  opt.num_headers = 1;
+  opt.deflate = &CFG_DEFAULT;
+  opt.deflate_mem = pmd_mem;
+  opt.deflate_mem_size = sizeof pmd_mem;
+  ck_assert_int_eq(lightws_client_start(&s, "h", "/", &opt), LIGHTWS_ERR_NOSPACE);
+  opt.deflate_mem = NULL;
+  ck_assert_int_eq(lightws_client_start(&s, "h", "/", &opt), LIGHTWS_ERR_INVALID);
+  opt.deflate = NULL; /* without the offer it fits */
+  ck_assert_int_eq(lightws_client_start(&s, "h", "/", &opt), 0);
+  close(sv[0]);
+  close(sv[1]);
+}
+END_TEST
 
 Suite *pmd_negotiate_suite(void) {
   Suite *s = suite_create("pmd_negotiate");
@@ -539,6 +929,16 @@ Suite *pmd_negotiate_suite(void) {
   suite_add_tcase(s, t);
   t = tcase_create("handshake");
   tcase_add_test(t, test_parse_response_ext);
+  suite_add_tcase(s, t);
+  t = tcase_create("endpoint");
+  tcase_set_timeout(t, 30);
+  tcase_add_loop_test(t, test_endpoint_pmd_connect_accept, 0,
+                      (int)(sizeof PAIRS / sizeof PAIRS[0]));
+  tcase_add_loop_test(t, test_client_checks_pmd_response, 0,
+                      (int)(sizeof RESPS / sizeof RESPS[0]));
+  tcase_add_test(t, test_server_deflate_reads_every_header);
+  tcase_add_test(t, test_accept_deflate_every_header);
+  tcase_add_test(t, test_client_start_offer_needs_room);
   suite_add_tcase(s, t);
   return s;
 }
