@@ -125,6 +125,7 @@ struct lightws_tls_config {
   int verify_client;      /* server: require a client certificate, verified
                              against cafile/capath */
   int min_version;        /* 0x0303 TLS 1.2 (default when 0), 0x0304 TLS 1.3 */
+  int max_version;        /* 0: the highest OpenSSL knows (TLS 1.3) */
   const char *ciphersuites; /* TLS 1.3 suites (OpenSSL syntax); NULL: default */
 };
 

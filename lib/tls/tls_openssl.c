@@ -119,6 +119,10 @@ struct ssl_ctx_st *lightws_tls_ctx(enum lightws_role role,
     e = LIGHTWS_ERR_TLS_CTX;
     goto fail;
   }
+  if (cfg->max_version && !SSL_CTX_set_max_proto_version(ctx, cfg->max_version)) {
+    e = LIGHTWS_ERR_TLS_CTX;
+    goto fail;
+  }
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
   SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_clear_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);

@@ -112,6 +112,8 @@ static void fake_init(struct fake *f, int fd, int mode) {
 
 /* ---- contexts ---------------------------------------------------------- */
 
+static int max_version; /* of the next contexts, 0: TLS 1.3 */
+
 static SSL_CTX *server_ctx(const char *name) {
   char c[600], k[600];
   int err = 0;
@@ -120,6 +122,7 @@ static SSL_CTX *server_ctx(const char *name) {
   snprintf(k, sizeof k, "%s/%s.key", certdir, name);
   ctx = lightws_tls_server_ctx(c, k, &err);
   ck_assert_msg(ctx != NULL, "server ctx: %s", lightws_tls_errname(err));
+  if (max_version) SSL_CTX_set_max_proto_version(ctx, max_version);
   return ctx;
 }
 
@@ -127,6 +130,7 @@ static SSL_CTX *client_ctx(int insecure) {
   int err = 0;
   SSL_CTX *ctx = lightws_tls_client_ctx(cert("ca.pem"), insecure, &err);
   ck_assert_msg(ctx != NULL, "client ctx: %s", lightws_tls_errname(err));
+  if (max_version) SSL_CTX_set_max_proto_version(ctx, max_version);
   return ctx;
 }
 
@@ -536,6 +540,8 @@ static void nb_client_case(int mode, unsigned opts, int peer_ku, int own_ku) {
   peer_start(&p);
   memset(&e, 0, sizeof e);
   ck_assert_int_eq(nb_connect(&e, cctx, sv[0], mode, LIGHTWS_CLIENT, opts), 0);
+  ck_assert_str_eq(lightws_tls_version(&e.t),
+                   max_version == TLS1_2_VERSION ? "TLSv1.2" : "TLSv1.3");
   for (i = 0; i < n; i++) {
     uint8_t *d = pattern(sizes[i], (unsigned)i);
     size_t got;
@@ -570,6 +576,44 @@ END_TEST
 START_TEST(test_nb_client_bytewise_keyupdate) { nb_client_case(2, 0, 1, 1); }
 END_TEST
 START_TEST(test_nb_client_pass_keyupdate) { nb_client_case(0, 0, 1, 1); }
+END_TEST
+START_TEST(test_nb_client_bytewise_tls12) {
+  /* TLS 1.2 (no KeyUpdate there; explicit-nonce records) */
+  max_version = TLS1_2_VERSION;
+  nb_client_case(2, 0, 0, 0);
+  max_version = 0;
+}
+END_TEST
+
+/* A client that connects and sends nothing: the server's handshake
+ * timeout covers the TLS handshake too. */
+START_TEST(test_accept_handshake_timeout) {
+  int sv[2], r;
+  static struct lightws_tls t;
+  struct lightws_stream s;
+  static uint8_t rbuf[4096];
+  struct lightws_timeouts to;
+  struct lightws_server_options opt;
+  uint64_t t0;
+  SSL_CTX *sctx = server_ctx("server");
+  pair(sv);
+  memset(&to, 0, sizeof to);
+  to.handshake = 200;
+  memset(&opt, 0, sizeof opt);
+  opt.timeouts = &to;
+  memset(&s, 0, sizeof s);
+  t0 = lightws_now();
+  r = lightws_tls_accept(&t, sctx, &s, sv[0], rbuf, sizeof rbuf, NULL, &opt);
+  ck_assert_int_eq(r, LIGHTWS_ERR_HANDSHAKE_TIMEOUT);
+  ck_assert_uint_ge(lightws_now() - t0, 190);
+  ck_assert_uint_lt(lightws_now() - t0, 2000);
+  /* the descriptor is blocking again */
+  ck_assert_int_eq(fcntl(sv[0], F_GETFL) & O_NONBLOCK, 0);
+  lightws_tls_free(&t);
+  close(sv[0]);
+  close(sv[1]);
+  SSL_CTX_free(sctx);
+}
 END_TEST
 
 /* Nonblocking server over the fake IO vs a blocking client. */
@@ -949,6 +993,8 @@ static Suite *tls_suite(void) {
   add(s, "client_cert", test_client_cert);
   add(s, "truncation_is_eof", test_truncation_is_eof);
   add(s, "resume_mismatch", test_resume_mismatch);
+  add(s, "nb_client_bytewise_tls12", test_nb_client_bytewise_tls12);
+  add(s, "accept_handshake_timeout", test_accept_handshake_timeout);
   return s;
 }
 

@@ -133,10 +133,15 @@ static int client(int argc, char **argv) {
       n = r;
       if (n < 0) break;
     }
+    free(out);
+    free(in);
     if (r == LIGHTWS_ERR_EOF && lightws_tls_eof(&t) == 2 &&
         lightws_stream_close_code(&s) == 1006) {
       printf("ok eof %u truncated\n", lightws_stream_close_code(&s));
-      return 0;
+      r = lightws_tls_close(&t, &s, 1000); /* no close_notify: not clean */
+      close(fd);
+      lightws_tls_ctx_free(ctx);
+      return r == 0 ? 0 : 2;
     }
     return fail("expect-eof", r, &t);
   }
