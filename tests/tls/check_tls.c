@@ -585,6 +585,69 @@ START_TEST(test_nb_client_bytewise_tls12) {
 }
 END_TEST
 
+/* Keepalive over TLS on a nonblocking socket: lightws_tls_wait() ticks the
+ * stream at its deadline, the ping goes out through the layer and the
+ * peer's pong comes back. */
+START_TEST(test_keepalive_wait) {
+  int sv[2], r;
+  struct peer p;
+  static struct lightws_tls t;
+  struct lightws_stream s;
+  static uint8_t rbuf[4096], in[256];
+  struct lightws_timeouts to;
+  struct lightws_client_options opt;
+  uint64_t end;
+  SSL_CTX *sctx = server_ctx("server"), *cctx = client_ctx(0);
+  pair(sv);
+  memset(&p, 0, sizeof p);
+  p.fd = sv[1];
+  p.role = LIGHTWS_SERVER;
+  p.ctx = sctx;
+  peer_start(&p);
+  memset(&to, 0, sizeof to);
+  to.ping_interval = 50;
+  to.ping_timeout = 2000;
+  memset(&opt, 0, sizeof opt);
+  opt.timeouts = &to;
+  memset(&s, 0, sizeof s);
+  ck_assert_int_eq(lightws_tls_connect(&t, cctx, &s, sv[0], rbuf, sizeof rbuf,
+                                       "localhost", "/", &opt), 0);
+  ck_assert_int_eq(fcntl_nonblock(sv[0]), 0);
+  end = lightws_now() + 3000;
+  while (lightws_stream_rtt(&s) == 0 && lightws_now() < end) {
+    ssize_t n = lightws_stream_read(&s, in, sizeof in, NULL);
+    if (n == LIGHTWS_ERR_WOULDBLOCK) {
+      r = lightws_tls_wait(&t, &s, 1000);
+      ck_assert_msg(r == 0 || r == LIGHTWS_ERR_WOULDBLOCK, "wait: %s",
+                    lightws_tls_errname(r));
+      continue;
+    }
+    ck_assert_int_ge((int)n, 0);
+  }
+  ck_assert_uint_gt(lightws_stream_rtt(&s), 0);
+  while ((r = lightws_stream_close(&s, 1000, NULL, 0)) == LIGHTWS_ERR_WOULDBLOCK)
+    lightws_tls_wait(&t, &s, 1000);
+  for (;;) {
+    ssize_t n = lightws_stream_read(&s, in, sizeof in, NULL);
+    if (n == LIGHTWS_ERR_WOULDBLOCK) {
+      lightws_tls_wait(&t, &s, 1000);
+      continue;
+    }
+    if (n < 0) {
+      ck_assert_int_eq((int)n, LIGHTWS_ERR_CLOSED);
+      break;
+    }
+  }
+  ck_assert_int_eq(lightws_tls_close(&t, &s, 2000), 0);
+  peer_join(&p);
+  ck_assert_int_eq(p.result, 0);
+  close(sv[0]);
+  close(sv[1]);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+END_TEST
+
 /* A client that connects and sends nothing: the server's handshake
  * timeout covers the TLS handshake too. */
 START_TEST(test_accept_handshake_timeout) {
@@ -995,6 +1058,7 @@ static Suite *tls_suite(void) {
   add(s, "resume_mismatch", test_resume_mismatch);
   add(s, "nb_client_bytewise_tls12", test_nb_client_bytewise_tls12);
   add(s, "accept_handshake_timeout", test_accept_handshake_timeout);
+  add(s, "keepalive_wait", test_keepalive_wait);
   return s;
 }
 
