@@ -362,7 +362,8 @@ class TestAsyncio(unittest.IsolatedAsyncioTestCase):
         lsock = socket.create_server(("127.0.0.1", 0))
         lsock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
         async with websockets.serve(flood, sock=lsock, ping_interval=None,
-                                    max_size=None) as srv:
+                                    max_size=None,
+                                    compression=None) as srv:   # bytes on the wire
             port = srv.sockets[0].getsockname()[1]
             sock = socket.socket()
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
@@ -398,7 +399,8 @@ class TestAsyncio(unittest.IsolatedAsyncioTestCase):
             await ws.send(b"\x01\x02")
             await ws.send(b"tail")
             await ws.wait_closed()
-        async with websockets.serve(send3, "127.0.0.1", 0, ping_interval=None) as srv:
+        async with websockets.serve(send3, "127.0.0.1", 0, ping_interval=None,
+                                    compression=None) as srv:   # exact chunks
             port = srv.sockets[0].getsockname()[1]
             async with await lwa.connect(f"ws://127.0.0.1:{port}/") as ws:
                 deadline = time.monotonic() + 10

@@ -23,7 +23,8 @@ from . import _core, codec
 from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_OPEN_TIMEOUT,
                     DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_RBUF_SIZE,
                     RawStream, WebSocket, _UNSET, _timeout_arg)
-from ._core import Chunk, Headers, Request, Response, header_list
+from ._core import (Chunk, Deflate, Headers, PerMessageDeflate, Piece, Request, Response,
+                    deflate_available, header_list)
 from .errors import (WANT_READ, WANT_WRITE, CloseCode, CloseTimeout,
                      ConnectionClosed, ConnectionClosedError, ConnectionClosedOK,
                      HandshakeError, HandshakeTimeout, IdleTimeout, InvalidUsage,
@@ -38,7 +39,8 @@ __all__ = [
     "ConnectionClosedError", "HandshakeError", "InvalidUsage", "WouldBlock",
     "WANT_READ", "WANT_WRITE", "OPT_NO_UTF8_CHECK", "OPT_NO_AUTO_PONG",
     "OPT_NO_MASK_CHECK", "__version__", "c_version", "HandshakeTimeout",
-    "PingTimeout", "IdleTimeout", "CloseTimeout",
+    "PingTimeout", "IdleTimeout", "CloseTimeout", "Deflate", "PerMessageDeflate",
+    "Piece", "deflate_available",
 ]
 
 __version__ = "0.1.0"
@@ -98,7 +100,9 @@ def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = No
             open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
             ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
             ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
-            idle_timeout: Optional[float] = None) -> WebSocket:
+            idle_timeout: Optional[float] = None,
+            compression: Union[None, str, Deflate] = "deflate",
+            compression_threshold: Optional[int] = None) -> WebSocket:
     """Opens a client websocket and runs the opening handshake (§4.1).
 
     ``target`` is a ws:// URL (a TCP connection is made, TCP_NODELAY set),
@@ -127,6 +131,15 @@ def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = No
     answered once the next call reads). ``ws.latency`` is the last round
     trip. ``idle_timeout`` (None: off; lightws' own, not websockets')
     closes with 1001 (IdleTimeout) when nothing came for that long.
+
+    Compression, as python websockets names it: ``compression="deflate"``
+    (default) offers permessage-deflate (RFC 7692) with low-memory
+    settings (window 12 bits, memLevel 5); a lightws.Deflate tunes them;
+    None offers nothing. ``ws.extensions`` lists what was agreed
+    ([PerMessageDeflate(...)] or []), ``ws.compression`` is "deflate" or
+    None. Messages shorter than ``compression_threshold`` bytes (default
+    32; 0: all but empty ones) go uncompressed, and ``send(...,
+    compress=False)`` sends one message uncompressed.
     """
     headers = header_list(headers)        # TypeError before any connection
     if timeout is not _UNSET:
@@ -166,7 +179,8 @@ def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = No
                    rbuf_size=rbuf_size, mask=mask, options=options,
                    close_timeout=close_timeout, ssl=ssl, server_hostname=server_hostname,
                    ping_interval=ping_interval, ping_timeout=ping_timeout,
-                   idle_timeout=idle_timeout)
+                   idle_timeout=idle_timeout, compression=compression,
+                   compression_threshold=compression_threshold)
     try:
         ws._client_handshake(host or "localhost", path or "/",
                              _protocols(protocols), origin, headers, open_deadline)
@@ -185,7 +199,9 @@ def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
            open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
            ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
            ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
-           idle_timeout: Optional[float] = None) -> WebSocket:
+           idle_timeout: Optional[float] = None,
+           compression: Union[None, str, Deflate] = "deflate",
+           compression_threshold: Optional[int] = None) -> WebSocket:
     """Runs the server side of the opening handshake (§4.2) on an accepted
     connection (socket, object with fileno(), or int descriptor).
 
@@ -199,6 +215,10 @@ def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
     and ``close_timeout`` as for connect(): a client too slow for
     ``open_timeout`` (a request dribbled byte by byte included) gets one
     attempt at a 408 response and HandshakeTimeout is raised.
+    ``compression`` ("deflate" by default, a lightws.Deflate, or None)
+    accepts the client's first acceptable permessage-deflate offer (the
+    deflate block is only allocated then); ``compression_threshold`` as
+    for connect().
     """
     headers = header_list(headers)
     open_timeout = _timeout_arg(open_timeout, "open_timeout")
@@ -206,7 +226,8 @@ def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
     ws = WebSocket(sock, client=False, timeout=timeout, max_size=max_size,
                    rbuf_size=rbuf_size, options=options, close_timeout=close_timeout,
                    ssl=ssl, ping_interval=ping_interval, ping_timeout=ping_timeout,
-                   idle_timeout=idle_timeout)
+                   idle_timeout=idle_timeout, compression=compression,
+                   compression_threshold=compression_threshold)
     try:
         ws._server_handshake(protocols, headers, select_subprotocol, open_deadline)
     except BaseException:

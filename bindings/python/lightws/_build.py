@@ -32,6 +32,7 @@ _GLUE = r"""
  * stream is moved onto it before its descriptor is closed, so a late call
  * can never reach whatever socket reuses the number. */
 #include <errno.h>
+#include <string.h>
 static ssize_t lightws_py_gone_read(void *ctx, void *buf, size_t len) {
   (void)ctx; (void)buf; (void)len;
   errno = EBADF;
@@ -69,6 +70,56 @@ static ssize_t lightws_py_recv(struct lightws_stream *s,
   return n;
 }
 
+/* A memory transport for the sans-IO deflate codec (lightws.codec's
+ * Compressor and Decompressor run a C stream over it): reads take from
+ * in[in_pos..in_len), writes append to out[out_len..out_cap); no input
+ * or no room is EAGAIN. */
+struct lightws_py_mem {
+  struct lightws_io io;
+  const uint8_t *in;
+  size_t in_len, in_pos;
+  uint8_t *out;
+  size_t out_cap, out_len;
+};
+static ssize_t lightws_py_mem_read(void *ctx, void *buf, size_t len) {
+  struct lightws_py_mem *m = (struct lightws_py_mem *)ctx;
+  size_t n = m->in_len - m->in_pos;
+  if (n == 0) {
+    errno = EAGAIN;
+    return -1;
+  }
+  if (n > len) n = len;
+  memcpy(buf, m->in + m->in_pos, n);
+  m->in_pos += n;
+  return (ssize_t)n;
+}
+static ssize_t lightws_py_mem_writev(void *ctx, const struct iovec *iov,
+                                     int iovcnt) {
+  struct lightws_py_mem *m = (struct lightws_py_mem *)ctx;
+  size_t total = 0;
+  int i;
+  for (i = 0; i < iovcnt; i++) {
+    size_t room = m->out_cap - m->out_len, n = iov[i].iov_len;
+    if (n > room) n = room;
+    memcpy(m->out + m->out_len, iov[i].iov_base, n);
+    m->out_len += n;
+    total += n;
+    if (n < iov[i].iov_len) break;
+  }
+  if (total == 0) {
+    errno = EAGAIN;
+    return -1;
+  }
+  return (ssize_t)total;
+}
+static void lightws_py_mem_attach(struct lightws_stream *s,
+                                  struct lightws_py_mem *m) {
+  m->io.read = lightws_py_mem_read;
+  m->io.writev = lightws_py_mem_writev;
+  m->io.ctx = m;
+  lightws_stream_set_io(s, &m->io);
+}
+
 /* The stream's clock for a caller that waits itself (poll(2), an event
  * loop timer): ticks if the deadline is due (*rc: 0 or the timeout error
  * that failed the stream), then returns the milliseconds until the next
@@ -89,6 +140,36 @@ static int64_t lightws_py_clock(struct lightws_stream *s, int *rc) {
 }
 """
 
+def _zlib():
+    """(define_macros, libraries, include_dirs) for permessage-deflate:
+    zlib as the Makefile takes it (pkg-config zlib, else -lz when zlib.h
+    is there). LIGHTWS_ZLIB=0 in the environment builds without it, as
+    `make ZLIB=0` does: then lightws.deflate_available() is False and
+    compression is never negotiated."""
+    import shutil
+    import subprocess
+    if os.environ.get("LIGHTWS_ZLIB", "1") == "0":
+        return [("LIGHTWS_HAVE_ZLIB", "0")], [], []
+    incs, libs = [], ["z"]
+    if shutil.which("pkg-config"):
+        try:
+            cflags = subprocess.run(["pkg-config", "--cflags", "--libs", "zlib"],
+                                    capture_output=True, text=True, check=True).stdout.split()
+            incs = [f[2:] for f in cflags if f.startswith("-I")]
+            libs = [f[2:] for f in cflags if f.startswith("-l")] or ["z"]
+            return [("LIGHTWS_HAVE_ZLIB", "1")], libs, incs
+        except (OSError, subprocess.CalledProcessError):
+            pass
+    if any(os.path.exists(os.path.join(d, "zlib.h"))
+           for d in ("/usr/include", "/usr/local/include")):
+        return [("LIGHTWS_HAVE_ZLIB", "1")], libs, incs
+    import warnings
+    warnings.warn("lightws: zlib.h not found, building without permessage-deflate")
+    return [("LIGHTWS_HAVE_ZLIB", "0")], [], []
+
+
+_ZDEFS, _ZLIBS, _ZINCS = _zlib()
+
 ffibuilder = FFI()
 ffibuilder.cdef(_cdef())
 ffibuilder.set_source(
@@ -96,7 +177,9 @@ ffibuilder.set_source(
     _GLUE,
     sources=[_rel(p) for p in sorted(glob.glob(os.path.join(_ROOT, "lib", "*.c")))],
     include_dirs=[_rel(os.path.join(_ROOT, "lib", "include")),
-                  _rel(os.path.join(_ROOT, "lib"))],
+                  _rel(os.path.join(_ROOT, "lib"))] + _ZINCS,
+    define_macros=_ZDEFS,
+    libraries=_ZLIBS,
     extra_compile_args=["-O2"],
 )
 

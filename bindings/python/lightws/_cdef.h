@@ -25,6 +25,13 @@
 #define LIGHTWS_RBUF_MIN ...
 #define LIGHTWS_SEND_FRAGMENT ...
 #define LIGHTWS_SEND_MASK_IN_PLACE ...
+#define LIGHTWS_SEND_NO_COMPRESS ...
+#define LIGHTWS_PMD_BITS_BARE ...
+#define LIGHTWS_PMD_DEFAULT_WINDOW_BITS ...
+#define LIGHTWS_PMD_DEFAULT_MEM_LEVEL ...
+#define LIGHTWS_PMD_DEFAULT_LEVEL ...
+#define LIGHTWS_PMD_DEFAULT_THRESHOLD ...
+#define LIGHTWS_PMD_DEFAULT_WORK_SIZE ...
 #define LIGHTWS_WANT_READ ...
 #define LIGHTWS_WANT_WRITE ...
 #define LIGHTWS_VERSION_MAJOR ...
@@ -58,6 +65,8 @@ enum lightws_error {
   LIGHTWS_ERR_BAD_VERSION, LIGHTWS_ERR_BAD_STATUS, LIGHTWS_ERR_BAD_ACCEPT,
   LIGHTWS_ERR_BAD_PROTOCOL, LIGHTWS_ERR_BAD_EXTENSION,
   LIGHTWS_ERR_HEADER_INJECTION,
+  LIGHTWS_ERR_UNSUPPORTED, LIGHTWS_ERR_BAD_RSV1, LIGHTWS_ERR_BAD_DEFLATE,
+  LIGHTWS_ERR_BAD_EXTENSION_PARAMS, LIGHTWS_ERR_EXTENSION_DECLINED,
   ...
 };
 const char *lightws_strerror(int err);
@@ -175,6 +184,44 @@ const struct lightws_header *
 lightws_header_find(const struct lightws_header *headers, size_t n,
                     const char *name);
 
+/* Extensions: permessage-deflate (RFC 7692) */
+struct lightws_pmd_params {
+  uint8_t server_no_context_takeover;
+  uint8_t client_no_context_takeover;
+  uint8_t server_max_window_bits;
+  uint8_t client_max_window_bits;
+  ...;
+};
+struct lightws_pmd_config {
+  uint8_t window_bits;
+  uint8_t peer_window_bits;
+  uint8_t mem_level;
+  int8_t level;
+  uint8_t no_context_takeover;
+  uint8_t peer_no_context_takeover;
+  uint8_t required;
+  uint32_t threshold;
+  uint32_t work_size;
+  ...;
+};
+int lightws_pmd_available(void);
+size_t lightws_pmd_mem_size(const struct lightws_pmd_config *cfg);
+ssize_t lightws_pmd_offer(char *out, size_t size,
+                          const struct lightws_pmd_config *cfg);
+int lightws_pmd_accept(const char *value, size_t len,
+                       const struct lightws_pmd_config *cfg,
+                       struct lightws_pmd_params *agreed);
+ssize_t lightws_pmd_response(char *out, size_t size,
+                             const struct lightws_pmd_params *agreed);
+int lightws_pmd_check_response(const char *value, size_t len,
+                               const struct lightws_pmd_config *cfg,
+                               struct lightws_pmd_params *agreed);
+ssize_t lightws_handshake_parse_response_ext(
+    struct lightws_response *resp, const uint8_t *in, size_t len,
+    size_t max_head, const char *key, const char *protocols,
+    const struct lightws_pmd_config *offered,
+    struct lightws_pmd_params *agreed);
+
 /* IO: a transport given as callbacks (used for TLS through Python's ssl) */
 struct iovec { void *iov_base; size_t iov_len; ...; };
 struct lightws_io {
@@ -215,6 +262,11 @@ int lightws_stream_set_mask_mode(struct lightws_stream *s,
                                  enum lightws_mask_mode mode);
 void lightws_stream_set_limits(struct lightws_stream *s, uint32_t max_frame,
                                uint32_t max_message);
+int lightws_stream_set_deflate(struct lightws_stream *s,
+                               const struct lightws_pmd_params *agreed,
+                               const struct lightws_pmd_config *cfg,
+                               void *mem, size_t size);
+int lightws_stream_deflate(const struct lightws_stream *s);
 int lightws_stream_feed(struct lightws_stream *s, const uint8_t *in,
                         size_t len);
 ssize_t lightws_stream_recv(struct lightws_stream *s,
@@ -271,12 +323,18 @@ struct lightws_client_options {
   size_t num_headers;
   size_t max_head;
   const struct lightws_timeouts *timeouts;
+  const struct lightws_pmd_config *deflate;
+  void *deflate_mem;
+  size_t deflate_mem_size;
   ...;
 };
 struct lightws_server_options {
   const char *protocols;
   size_t max_head;
   const struct lightws_timeouts *timeouts;
+  const struct lightws_pmd_config *deflate;
+  void *deflate_mem;
+  size_t deflate_mem_size;
   ...;
 };
 int lightws_client_start(struct lightws_stream *s, const char *host,
@@ -287,6 +345,10 @@ int lightws_client_handshake(struct lightws_stream *s,
 int lightws_server_read_request(struct lightws_stream *s,
                                 struct lightws_request *req,
                                 size_t max_head);
+int lightws_server_deflate(struct lightws_stream *s,
+                           const struct lightws_request *req,
+                           const struct lightws_pmd_config *cfg, void *mem,
+                           size_t size);
 int lightws_server_accept(struct lightws_stream *s, const char *protocol,
                           const struct lightws_header *extra,
                           size_t num_extra);
@@ -300,3 +362,13 @@ void lightws_py_detach(struct lightws_stream *s);
 ssize_t lightws_py_recv(struct lightws_stream *s, struct lightws_chunk *c,
                         int *info);
 int64_t lightws_py_clock(struct lightws_stream *s, int *rc);
+struct lightws_py_mem {
+  const uint8_t *in;
+  size_t in_len;
+  size_t in_pos;
+  uint8_t *out;
+  size_t out_cap;
+  size_t out_len;
+  ...;
+};
+void lightws_py_mem_attach(struct lightws_stream *s, struct lightws_py_mem *m);

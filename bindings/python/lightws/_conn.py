@@ -23,7 +23,7 @@ from typing import (Any, Callable, Iterator, List, Optional, Sequence, Tuple,
                     TypeVar, Union)
 
 from . import _core
-from ._core import CStream, Chunk, Headers, Request, Response
+from ._core import CStream, Chunk, Headers, Piece, Request, Response
 from .errors import (ConnectionClosed, ConnectionClosedError,
                      ConnectionClosedOK, HandshakeError, HandshakeTimeout,
                      InvalidUsage, Opcode, ProtocolError, WebSocketError,
@@ -81,6 +81,7 @@ _TEXT = int(Opcode.TEXT)
 _BINARY = int(Opcode.BINARY)
 _PING = int(Opcode.PING)
 _SEND_MASK_IN_PLACE = _core.SEND_MASK_IN_PLACE
+_SEND_NO_COMPRESS = _core.SEND_NO_COMPRESS
 
 
 def _timeout_arg(value: Any, name: str = "timeout") -> Optional[float]:
@@ -180,7 +181,16 @@ class BaseWebSocket:
                  ssl: Any = None, server_hostname: Optional[str] = None,
                  ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
                  ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
-                 idle_timeout: Optional[float] = None) -> None:
+                 idle_timeout: Optional[float] = None,
+                 compression: Any = "deflate",
+                 compression_threshold: Optional[int] = None) -> None:
+        # permessage-deflate (RFC 7692) offered (client) or accepted
+        # (server) by the opening handshake: the C config, None for off
+        self._pmd_cfg = _core.deflate_config(compression, compression_threshold)
+        #: the extensions agreed in the opening handshake, as python
+        #: websockets' ``ws.extensions``: [PerMessageDeflate(...)] or []
+        self.extensions: List[Any] = []
+        self._deflate = False
         #: keepalive (seconds, None: off): a ping after ``ping_interval``
         #: without traffic; its pong must come within ``ping_timeout``
         #: (None: pings only), else PingTimeout and close 1011. Read at
@@ -251,6 +261,16 @@ class BaseWebSocket:
         self._timed = bool(ms)
 
     @property
+    def compression(self) -> Optional[str]:
+        """"deflate" when permessage-deflate was agreed, else None."""
+        return "deflate" if self._deflate else None
+
+    def _agreed(self, params: Any) -> None:
+        if params is not None:
+            self.extensions = [params]
+            self._deflate = True
+
+    @property
     def latency(self) -> float:
         """Round trip of the last keepalive ping answered, in seconds (0.0
         before the first), as python websockets' ``latency``."""
@@ -309,7 +329,8 @@ class BaseWebSocket:
     def pending(self) -> bool:
         """True while a message accepted by send() is not fully written
         (or, over TLS, its ciphertext is not all on the socket)."""
-        return self._pending is not None or self._tls_output()
+        return (self._pending is not None or self._tls_output()
+                or (self._deflate and bool(self._c.want() & WANT_WRITE)))
 
     def _tls_output(self) -> bool:
         if self._tls is None:
@@ -341,7 +362,7 @@ class BaseWebSocket:
         if self._rmsg is None and self._rpos == 0:
             # Fast path: a message in one piece is copied once, out of the
             # C receive buffer (lightws_stream_recv).
-            data, op, _, end = self._c.recv_chunk()
+            data, op, _, end, _ = self._c.recv_chunk()
             return self._recv_first(data, op, end)
         buf = self._rmsg if self._rmsg is not None else self._scratch_buf()
         return self._recv_rest(buf, self._rpos)
@@ -351,7 +372,7 @@ class BaseWebSocket:
         (by _step_recv) after WouldBlock."""
         while op == _PING:           # OPT_NO_AUTO_PONG
             self.last_ping = data
-            data, op, _, end = self._c.recv_chunk()
+            data, op, _, end, _ = self._c.recv_chunk()
         if end:
             return data.decode("utf-8") if op == _TEXT else data
         n = len(data)
@@ -414,7 +435,8 @@ class BaseWebSocket:
         return self._c.read_bytes_into(buf)
 
     # -- steps: writing ----------------------------------------------------
-    def _new_job(self, data: Data, opcode: Optional[int], fin: bool) -> _SendJob:
+    def _new_job(self, data: Data, opcode: Optional[int], fin: bool,
+                 compress: bool = True) -> _SendJob:
         if isinstance(data, str):
             payload: Any = data.encode("utf-8")
             kind = Opcode.TEXT
@@ -430,7 +452,10 @@ class BaseWebSocket:
                                    "use ping()/pong()/close() for control frames")
         else:
             op = kind
-        return _SendJob(op, payload, 0 if fin else _core.SEND_FRAGMENT)
+        flags = 0 if fin else _core.SEND_FRAGMENT
+        if not compress:
+            flags |= _SEND_NO_COMPRESS
+        return _SendJob(op, payload, flags)
 
     def _step_job(self, job: _SendJob) -> None:
         data = job.data
@@ -824,11 +849,13 @@ class WebSocket(BaseWebSocket):
             self._tls_handshake(open_deadline)
         self._phase_handshake(_open_left(open_deadline))
         try:
-            self._c.client_start(host, path, protocols, origin, headers)
+            self._c.client_start(host, path, protocols, origin, headers,
+                                 deflate=self._pmd_cfg)
         except WouldBlock:
             pass
         self.response = self._run(self._c.client_handshake, False, self._hs_timeout())
         self.subprotocol = self.response.protocol
+        self._agreed(self._c.client_deflate(self.response))
         self._phase_open()
 
     def _hs_timeout(self) -> Optional[float]:
@@ -867,6 +894,8 @@ class WebSocket(BaseWebSocket):
                     pass
             raise
         chosen = _choose_subprotocol(self.request, protocols, select_subprotocol)
+        if self._pmd_cfg is not None:
+            self._agreed(self._c.server_deflate(self._pmd_cfg))
         self._run(lambda: self._c.server_accept(chosen, headers), False, self._hs_timeout())
         self.subprotocol = chosen
         self._phase_open()
@@ -934,8 +963,18 @@ class WebSocket(BaseWebSocket):
         with self._rlock:
             return self._read_call(self._c.read_into, self._step_read_chunk, buffer)
 
+    def recv_piece(self) -> Piece:
+        """The next piece of a message as bytes (one copy out of the C
+        buffer): Piece(data, opcode, frame_end, message_end, compressed),
+        ``compressed`` True when its message came compressed
+        (permessage-deflate). Never crosses a message boundary; a
+        compressed message comes in pieces of at most the work buffer
+        (4 KiB by default)."""
+        with self._rlock:
+            return Piece(*self._run(self._c.recv_chunk, True))
+
     def send(self, data: Data, opcode: Optional[int] = None, *, fin: bool = True,
-             mask_in_place: bool = False) -> None:
+             mask_in_place: bool = False, compress: bool = True) -> None:
         """Sends one message: str as text, bytes-like as binary (``opcode``
         overrides: Opcode.TEXT for UTF-8 you encoded). ``fin=False`` sends
         a fragment; the following send() calls continue the message (with
@@ -949,7 +988,12 @@ class WebSocket(BaseWebSocket):
         Nonblocking (settimeout(0)): raises BlockingIOError only when the
         message was not taken (retry later); once send() returns, the
         message is ours and any rest goes out with the next send() or
-        flush()."""
+        flush().
+
+        With permessage-deflate agreed (``ws.compression == "deflate"``) a
+        message is compressed unless ``compress=False`` (read on its first
+        fragment) or it is sent whole with fewer than
+        ``compression_threshold`` bytes (default 32)."""
         if (fin and self._pending is None and not self._frag_opcode
                 and self._tls is None):
             # Lean path: one lightws_stream_send under the write lock; the
@@ -969,11 +1013,15 @@ class WebSocket(BaseWebSocket):
             wlock.acquire()     # not `with`: measurably cheaper per message
             try:
                 if self._pending is None and not self._frag_opcode:
-                    left = self._c.send_fast(op, payload,
-                                             _SEND_MASK_IN_PLACE if mask_in_place else 0)
+                    flags = _SEND_MASK_IN_PLACE if mask_in_place else 0
+                    if not compress:
+                        flags |= _SEND_NO_COMPRESS
+                    left = self._c.send_fast(op, payload, flags)
                     if left == 0:
+                        if self._deflate:
+                            self._flush_compressed()
                         return
-                    job = _SendJob(op, payload, 0)
+                    job = _SendJob(op, payload, flags & _SEND_NO_COMPRESS)
                     if left > 0:            # a partial send: the frame is under way
                         job.sent = memoryview(payload).nbytes - left
                         job.started = True
@@ -983,12 +1031,14 @@ class WebSocket(BaseWebSocket):
                 wlock.release()
         if mask_in_place and (data.__class__ is str or memoryview(data).readonly):
             raise TypeError("mask_in_place needs a writable buffer (bytearray...)")
-        job = self._new_job(data, opcode, fin)
+        job = self._new_job(data, opcode, fin, compress)
         with self._wlock:
             if self._pending is None:
                 try:                       # fast path: it all goes out now
                     self._step_job(job)
                     self._take_job(job)
+                    if self._deflate:
+                        self._flush_compressed()
                     return
                 except WouldBlock:
                     pass                   # _submit continues from job.sent
@@ -1009,6 +1059,22 @@ class WebSocket(BaseWebSocket):
                 return
             raise
         self._take_job(job)
+        if self._deflate:
+            self._flush_compressed()
+
+    def _flush_compressed(self) -> None:
+        """With compression on, C takes a message's bytes into the
+        compressor and keeps what the socket did not take in its work
+        buffer (lightws_stream_flush writes it): a blocking send waits
+        until it is out, a nonblocking one tries once (the next send() or
+        flush() finishes it; ``pending`` says so meanwhile)."""
+        if self._timeout == 0:
+            try:
+                self._c.flush()
+            except WouldBlock:
+                pass
+            return
+        self._run(self._c.flush, False)
 
     def send_many(self, messages: Any) -> None:
         """Sends several whole messages (str: text, bytes-like: binary) in
@@ -1028,6 +1094,8 @@ class WebSocket(BaseWebSocket):
                 if self._timeout == 0:
                     return
                 raise
+            if self._deflate:
+                self._flush_compressed()
 
     def send_fragments(self, parts: Any, opcode: Optional[int] = None) -> None:
         """Sends an iterable of str or bytes as one fragmented message."""

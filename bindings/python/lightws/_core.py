@@ -33,6 +33,10 @@ ERR_BUSY = lib.LIGHTWS_ERR_BUSY
 ERR_INCOMPLETE = lib.LIGHTWS_ERR_INCOMPLETE
 SEND_FRAGMENT = lib.LIGHTWS_SEND_FRAGMENT
 SEND_MASK_IN_PLACE = lib.LIGHTWS_SEND_MASK_IN_PLACE
+SEND_NO_COMPRESS = lib.LIGHTWS_SEND_NO_COMPRESS
+DEFLATE_AVAILABLE = bool(lib.lightws_pmd_available())
+DEFAULT_COMPRESSION_THRESHOLD = lib.LIGHTWS_PMD_DEFAULT_THRESHOLD
+PMD_NAME = "permessage-deflate"
 OPT_DIRECT = lib.LIGHTWS_OPT_DIRECT
 OPT_NO_UTF8_CHECK = lib.LIGHTWS_OPT_NO_UTF8_CHECK
 OPT_NO_AUTO_PONG = lib.LIGHTWS_OPT_NO_AUTO_PONG
@@ -296,6 +300,202 @@ class Chunk(NamedTuple):
     message_end: bool  # this chunk ends the message
 
 
+# -- permessage-deflate (RFC 7692) ---------------------------------------------
+
+class Deflate(NamedTuple):
+    """permessage-deflate settings of one endpoint (RFC 7692), the C core's
+    struct lightws_pmd_config. None keeps the C default, the low-memory
+    one python websockets uses: our compressor's window 12 bits, zlib
+    memLevel 5, level 6; the peer's compressor may use any window (15),
+    context takeover in both directions.
+
+    ``window_bits`` (9..15): our compressor's LZ77 window. ``peer_window_bits``
+    (8..15): the largest window the peer may use (what our inflater
+    allocates; a server whose client cannot be limited declines an offer
+    when this is below 15). ``mem_level`` (1..9), ``level`` (0..9): zlib's.
+    ``no_context_takeover``: reset our compressor after each message (and
+    say so); ``peer_no_context_takeover``: ask the peer to. ``required``
+    (client): a server that declines fails the connection with close 1010
+    (ProtocolError, errname EXTENSION_DECLINED). ``work_size`` (256..65536,
+    default 4096): each of the two work buffers (compressed frames are at
+    most this big)."""
+
+    window_bits: Optional[int] = None
+    peer_window_bits: Optional[int] = None
+    mem_level: Optional[int] = None
+    level: Optional[int] = None
+    no_context_takeover: bool = False
+    peer_no_context_takeover: bool = False
+    required: bool = False
+    work_size: Optional[int] = None
+
+
+class PerMessageDeflate(NamedTuple):
+    """The permessage-deflate parameters agreed in the opening handshake
+    (RFC 7692 §7.1), as ``ws.extensions`` lists them. ``*_max_window_bits``
+    is None when the parameter was not sent (15)."""
+
+    server_no_context_takeover: bool = False
+    client_no_context_takeover: bool = False
+    server_max_window_bits: Optional[int] = None
+    client_max_window_bits: Optional[int] = None
+
+    #: the extension's registered name, as in python websockets
+    name = PMD_NAME
+
+    def __str__(self) -> str:
+        return response_value(self)
+
+
+def deflate_available() -> bool:
+    """True if the extension was built with zlib (compression possible)."""
+    return DEFLATE_AVAILABLE
+
+
+def _bits(v: int) -> Optional[int]:
+    return v if v >= 8 else None
+
+
+def _params_out(a) -> PerMessageDeflate:
+    return PerMessageDeflate(bool(a.server_no_context_takeover),
+                             bool(a.client_no_context_takeover),
+                             _bits(a.server_max_window_bits), _bits(a.client_max_window_bits))
+
+
+def _params_in(p: PerMessageDeflate):
+    a = ffi.new("struct lightws_pmd_params *")
+    a.server_no_context_takeover = int(bool(p.server_no_context_takeover))
+    a.client_no_context_takeover = int(bool(p.client_no_context_takeover))
+    a.server_max_window_bits = p.server_max_window_bits or 0
+    a.client_max_window_bits = p.client_max_window_bits or 0
+    return a
+
+
+def deflate_config(compression: Any, threshold: Optional[int] = None):
+    """The struct lightws_pmd_config * for a ``compression`` argument
+    ("deflate", a Deflate, or None: no compression, returns None) and a
+    ``compression_threshold`` (bytes; messages shorter go uncompressed;
+    None: 32, the C default; 0: every message but empty ones compressed).
+    ValueError for settings the C core refuses; a build without zlib
+    returns None (nothing is offered or accepted)."""
+    if compression is None:
+        return None
+    if isinstance(compression, str):
+        if compression != "deflate":
+            raise ValueError(f"compression must be 'deflate', a lightws.Deflate or None, "
+                             f"not {compression!r}")
+        d = Deflate()
+    elif isinstance(compression, Deflate):
+        d = compression
+    else:
+        raise TypeError(f"compression must be 'deflate', a lightws.Deflate or None, "
+                        f"not {type(compression).__name__}")
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, int):
+            raise TypeError("compression_threshold must be an int (bytes)")
+        if not 0 <= threshold <= 0xFFFFFFFF:
+            raise ValueError("compression_threshold out of range")
+    if not DEFLATE_AVAILABLE:
+        return None
+    cfg = ffi.new("struct lightws_pmd_config *")
+    try:
+        cfg.window_bits = d.window_bits or 0
+        cfg.peer_window_bits = d.peer_window_bits or 0
+        cfg.mem_level = d.mem_level or 0
+        cfg.level = -1 if d.level == 0 else (d.level or 0)
+        cfg.work_size = d.work_size or 0
+    except OverflowError:
+        raise ValueError(f"permessage-deflate settings out of range: {d}") from None
+    cfg.no_context_takeover = int(bool(d.no_context_takeover))
+    cfg.peer_no_context_takeover = int(bool(d.peer_no_context_takeover))
+    cfg.required = int(bool(d.required))
+    cfg.threshold = 0 if threshold is None else max(1, threshold)
+    out = ffi.new("char[]", 256)
+    if lib.lightws_pmd_offer(out, 256, cfg) < 0 or not 256 <= (cfg.work_size or 4096) <= 65536:
+        raise ValueError(f"permessage-deflate settings out of range: {d}")
+    return cfg
+
+
+def _pmd_block(cfg) -> Tuple[Any, Any, int]:
+    """(owner, aligned pointer, size) of a deflate block for ``cfg``: one
+    allocation per connection, kept next to the stream for its life (C
+    lends it to zlib; nothing is allocated per message)."""
+    size = lib.lightws_pmd_mem_size(cfg)
+    raw = _alloc_uncleared("uint8_t[]", size + 16)
+    off = -int(ffi.cast("uintptr_t", raw)) % 16
+    return raw, raw + off, size
+
+
+def offer_value(config: Any = "deflate") -> str:
+    """Client: the Sec-WebSocket-Extensions value offering
+    permessage-deflate with ``config`` ("deflate" or a Deflate)."""
+    cfg = deflate_config(config)
+    if cfg is None:
+        raise error_for(lib.LIGHTWS_ERR_UNSUPPORTED)
+    out = ffi.new("char[]", 256)
+    n = lib.lightws_pmd_offer(out, 256, cfg)
+    if n < 0:
+        raise error_for(n)
+    return ffi.string(out, n).decode("latin-1")
+
+
+def accept_offer(value: Union[str, Sequence[str]], config: Any = "deflate") -> Optional[PerMessageDeflate]:
+    """Server: the parameters to answer for the first acceptable
+    permessage-deflate offer in ``value`` (a Sec-WebSocket-Extensions
+    value, or a list of them: one list of offers), None to decline."""
+    cfg = deflate_config(config)
+    if cfg is None:
+        raise error_for(lib.LIGHTWS_ERR_UNSUPPORTED)
+    a = ffi.new("struct lightws_pmd_params *")
+    for v in ([value] if isinstance(value, str) else value):
+        b = v.encode("latin-1")
+        rc = lib.lightws_pmd_accept(b, len(b), cfg, a)
+        if rc < 0:
+            raise error_for(rc)
+        if rc:
+            return _params_out(a)
+    return None
+
+
+def response_value(params: PerMessageDeflate) -> str:
+    """Server: the Sec-WebSocket-Extensions value answering ``params``."""
+    out = ffi.new("char[]", 256)
+    n = lib.lightws_pmd_response(out, 256, _params_in(params))
+    if n < 0:
+        raise error_for(n)
+    return ffi.string(out, n).decode("latin-1")
+
+
+def check_response(value: Union[str, Sequence[str]], config: Any = "deflate") -> PerMessageDeflate:
+    """Client: checks the server's Sec-WebSocket-Extensions value(s)
+    against what offer_value(config) offered; the agreed parameters, or
+    HandshakeError (BAD_EXTENSION, BAD_EXTENSION_PARAMS)."""
+    cfg = deflate_config(config)
+    if cfg is None:
+        raise error_for(lib.LIGHTWS_ERR_UNSUPPORTED)
+    return _check_response(value, cfg)
+
+
+def _check_response(value: Union[str, Sequence[str]], cfg) -> PerMessageDeflate:
+    v = value if isinstance(value, str) else ", ".join(value)
+    b = v.encode("latin-1")
+    a = ffi.new("struct lightws_pmd_params *")
+    rc = lib.lightws_pmd_check_response(b, len(b), cfg, a)
+    if rc < 0:
+        raise error_for(rc)
+    return _params_out(a)
+
+
+class Piece(NamedTuple):
+    """What recv_piece() delivered: a copy of one piece of a message."""
+
+    data: bytes
+    opcode: int        # Opcode.TEXT or Opcode.BINARY (of the message)
+    frame_end: bool    # this piece ends a frame (a compressed message: only at its end)
+    message_end: bool  # this piece ends the message
+    compressed: bool   # its message came compressed (RSV1, permessage-deflate)
+
+
 class CStream:
     """One struct lightws_stream plus its receive buffer, owned by Python.
 
@@ -320,6 +520,13 @@ class CStream:
         self._hdrs = ffi.new("struct lightws_header[]", HANDSHAKE_HEADERS_MAX)
         self._opts = None
         self._timeouts = None
+        # permessage-deflate: the config offered or accepted, and the
+        # block C lends to zlib (owner kept here for the stream's life)
+        self._pmd_cfg = None
+        self._pmd_raw: Any = None
+        self._pmd_mem: Any = None
+        self._pmd_size = 0
+        self._req = None        # the parsed request (lightws_server_deflate reads it)
         self.fd = fd
         self.role = role
         self.last_pong: Optional[bytes] = None
@@ -380,16 +587,23 @@ class CStream:
                 c = self._chunk
                 return Chunk(n, c.opcode, bool(c.frame_end), bool(c.message_end))
 
-    def recv_chunk(self) -> Tuple[bytes, int, bool, bool]:
-        """lightws_stream_recv: the next piece, copied out of rbuf."""
+    def recv_chunk(self) -> Tuple[bytes, int, bool, bool, bool]:
+        """lightws_stream_recv: the next piece, copied out of rbuf, and
+        whether its message came compressed: lightws.h hands inflated
+        bytes out of the deflate block's work buffer, other payload out of
+        rbuf, so the view's address tells."""
         with self.lock:
             n = lib.lightws_stream_recv(self._s, self._chunk)
             self._note_pong()
             if n < 0:
                 raise self._fail(n)
             c = self._chunk
+            comp = False
+            if self._pmd_mem is not None:
+                d = c.data
+                comp = d != ffi.NULL and self._pmd_mem <= d < self._pmd_mem + self._pmd_size
             return (ffi.buffer(c.data, n)[:] if n else b"", c.opcode,
-                    bool(c.frame_end), bool(c.message_end))
+                    bool(c.frame_end), bool(c.message_end), comp)
 
     def recv_msg(self):
         """lightws_stream_recv for WebSocket.recv() through one glue call:
@@ -589,14 +803,22 @@ class CStream:
     # -- opening handshake -------------------------------------------------
     def client_start(self, host: str, path: str, protocols: Optional[str] = None,
                      origin: Optional[str] = None,
-                     headers: Optional[Headers] = None, max_head: int = 0) -> None:
+                     headers: Optional[Headers] = None, max_head: int = 0,
+                     deflate: Any = None) -> None:
         """lightws_client_start; WouldBlock means: continue with
-        client_handshake() when ready."""
+        client_handshake() when ready. ``deflate`` (a struct
+        lightws_pmd_config *, deflate_config()) offers permessage-deflate;
+        its block is made here and kept for the stream's life."""
         opt = ffi.new("struct lightws_client_options *")
         keep = [_cstr(protocols), _cstr(origin)]
         arr, n, hkeep = _header_array(headers)
         opt.protocols, opt.origin = keep
         opt.headers, opt.num_headers, opt.max_head = arr, n, max_head
+        if deflate is not None:
+            self._pmd_cfg = deflate
+            self._pmd_raw, self._pmd_mem, self._pmd_size = _pmd_block(deflate)
+            opt.deflate = deflate
+            opt.deflate_mem, opt.deflate_mem_size = self._pmd_mem, self._pmd_size
         chost, cpath = _cstr(host), _cstr(path)
         with self.lock:
             rc = lib.lightws_client_start(self._s, chost, cpath, opt)
@@ -627,7 +849,56 @@ class CStream:
                     except Exception:  # a head too broken to copy out
                         err.request = None  # type: ignore[attr-defined]
                 raise err
+            self._req = req
             return _request_out(req)
+
+    def server_deflate(self, cfg) -> Optional[PerMessageDeflate]:
+        """Between server_read_request() and server_accept(): accepts the
+        client's first acceptable permessage-deflate offer under ``cfg``
+        (lightws_server_deflate, with a block made only then) and returns
+        the agreed parameters, or None (declined: no block)."""
+        req = self._req
+        if req is None:
+            raise InvalidUsage("server_deflate() needs a request read first", "INVALID")
+        a = ffi.new("struct lightws_pmd_params *")
+        found = False
+        for i in range(req.num_headers):
+            h = req.headers[i]
+            if _s(h.name, h.name_len).lower() != "sec-websocket-extensions":
+                continue
+            rc = lib.lightws_pmd_accept(h.value, h.value_len, cfg, a)
+            if rc < 0:
+                raise error_for(rc)
+            if rc:
+                found = True
+                break
+        if not found:
+            return None
+        raw, mem, size = _pmd_block(cfg)
+        with self.lock:
+            rc = lib.lightws_server_deflate(self._s, req, cfg, mem, size)
+        if rc < 0:
+            raise error_for(rc)
+        if rc == 0:
+            return None
+        self._pmd_cfg, self._pmd_raw, self._pmd_mem, self._pmd_size = cfg, raw, mem, size
+        return _params_out(a)
+
+    def client_deflate(self, resp: Response) -> Optional[PerMessageDeflate]:
+        """After client_handshake(): the agreed parameters when the server
+        accepted our offer, else None (and the block is dropped)."""
+        with self.lock:
+            on = lib.lightws_stream_deflate(self._s)
+        if not on or self._pmd_cfg is None:
+            self._pmd_raw = self._pmd_mem = None
+            self._pmd_size = 0
+            return None
+        values = [v for n, v in resp.headers if n.lower() == "sec-websocket-extensions"]
+        return _check_response(values, self._pmd_cfg)
+
+    def deflate_on(self) -> bool:
+        with self.lock:
+            return bool(lib.lightws_stream_deflate(self._s))
 
     def server_accept(self, protocol: Optional[str] = None,
                       headers: Optional[Headers] = None) -> None:
@@ -991,3 +1262,187 @@ def lightws_py_writev(ctx, iov, cnt):  # type: ignore[no-untyped-def]
     except Exception:  # noqa: BLE001 - a callback must not raise
         ffi.errno = errno.EIO
     return -1
+
+
+# -- sans-IO permessage-deflate: the C stream over memory ---------------------
+
+_MEM_OUT = 65536
+
+
+class _MemStream:
+    """A C stream over a memory transport (glue in _build.py) with
+    permessage-deflate on: what the compressor and decompressor of
+    lightws.codec drive, so the RFC 7692 rules (the 00 00 ff ff tail,
+    context takeover, limits) stay the C core's."""
+
+    def __init__(self, role: int, agreed: PerMessageDeflate, cfg, out_cap: int) -> None:
+        self._s = ffi.new("struct lightws_stream *")
+        self._rbuf = ffi.new("uint8_t[]", 4096)
+        self._m = ffi.new("struct lightws_py_mem *")
+        self._out = _alloc_uncleared("uint8_t[]", max(out_cap, 1))
+        self._m.out, self._m.out_cap = self._out, out_cap
+        self._chunk = ffi.new("struct lightws_chunk *")
+        self._keep_in: Any = None
+        self.lock = threading.Lock()
+        rc = lib.lightws_stream_init(self._s, role, -1, self._rbuf, 4096, 0)
+        if rc < 0:
+            raise error_for(rc, ffi.errno)
+        lib.lightws_py_mem_attach(self._s, self._m)
+        self._cfg = cfg
+        self._raw, self._mem, self._size = _pmd_block(cfg)
+        rc = lib.lightws_stream_set_deflate(self._s, _params_in(agreed), cfg,
+                                            self._mem, self._size)
+        if rc < 0:
+            raise error_for(rc)
+
+    def _drain(self) -> bytes:
+        m = self._m
+        data = ffi.buffer(self._out, m.out_len)[:]
+        m.out_len = 0
+        return data
+
+
+def _codec_config(window_bits: Optional[int], mem_level: Optional[int],
+                  level: Optional[int], work_size: Optional[int],
+                  peer_window_bits: Optional[int] = None):
+    cfg = deflate_config(Deflate(window_bits=window_bits, mem_level=mem_level, level=level,
+                                 work_size=work_size, peer_window_bits=peer_window_bits))
+    if cfg is None:
+        raise error_for(lib.LIGHTWS_ERR_UNSUPPORTED)
+    return cfg
+
+
+class Compressor(_MemStream):
+    """Sans-IO permessage-deflate compression of whole messages (RFC 7692
+    §7.2.1), by the C core's compressor: ``compress(data)`` returns the
+    payload to send in frames whose first has RSV1, the final 00 00 ff ff
+    removed. Context is kept across messages (the LZ77 window of earlier
+    messages helps later ones) unless ``no_context_takeover``. The
+    parameters are this side's: ``window_bits`` must not exceed what the
+    peer allowed (its *_max_window_bits for us). None: the C defaults
+    (12, memLevel 5, level 6, work_size 4096)."""
+
+    def __init__(self, window_bits: Optional[int] = None, *, no_context_takeover: bool = False,
+                 mem_level: Optional[int] = None, level: Optional[int] = None,
+                 work_size: Optional[int] = None) -> None:
+        cfg = _codec_config(window_bits, mem_level, level, work_size)
+        # a server's stream: its frames are not masked
+        agreed = PerMessageDeflate(server_no_context_takeover=no_context_takeover,
+                                   server_max_window_bits=window_bits)
+        super().__init__(ROLE_SERVER, agreed, cfg, _MEM_OUT)
+
+    def compress(self, data: Any) -> bytes:
+        """The compressed payload of one message ``data`` (bytes-like;
+        str is UTF-8). Never empty: an empty message is 00 (§7.2.3.6)."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        with self.lock, ffi.from_buffer("uint8_t[]", data) as p:
+            out = bytearray()
+            s, size = self._s, len(p)
+            pos = 0
+            # as fragments, then an empty final call: the message is
+            # compressed whatever its size (no threshold)
+            for last in (False, True):
+                flags = 0 if last else SEND_FRAGMENT
+                while True:
+                    n = lib.lightws_stream_send(s, lib.LIGHTWS_OPCODE_BINARY,
+                                                p + pos, size - pos, flags)
+                    if n == ERR_WOULDBLOCK:
+                        out += self._drain()
+                        continue
+                    if n < 0:
+                        raise error_for(n)
+                    pos += n
+                    if pos >= size:
+                        break
+                    out += self._drain()
+                if last:
+                    break
+                size = pos      # the final call passes no byte
+            while True:
+                rc = lib.lightws_stream_flush(s)
+                out += self._drain()
+                if rc == ERR_WOULDBLOCK:
+                    continue
+                if rc < 0:
+                    raise error_for(rc)
+                break
+        return _frames_payload(out)
+
+
+def _frames_payload(wire: bytearray) -> bytes:
+    """The payloads of the frames in ``wire`` (our own, unmasked) joined."""
+    parts = []
+    f = ffi.new("struct lightws_frame *")
+    pos = 0
+    with ffi.from_buffer("uint8_t[]", wire) as p:
+        while pos < len(wire):
+            n = lib.lightws_frame_decode(f, p + pos, len(wire) - pos,
+                                         DECODE_ALLOW_RSV1)
+            if n < 0:
+                raise error_for(n)
+            pos += n
+            parts.append(bytes(wire[pos:pos + f.length]))
+            pos += f.length
+    return b"".join(parts)
+
+
+class Decompressor(_MemStream):
+    """Sans-IO permessage-deflate decompression of whole messages (RFC 7692
+    §7.2.2), by the C core's inflater: ``decompress(payload)`` appends the
+    00 00 ff ff tail and inflates; the output is bounded by ``max_size``
+    inside the inflate loop (a bomb is refused with ProtocolError 1009
+    after at most max_size + 1 bytes, not inflated whole), invalid
+    deflate data is ProtocolError 1007, and ``text=True`` checks UTF-8
+    (1007). ``window_bits``: the largest window the peer's compressor
+    uses (default 15); ``no_context_takeover``: the peer resets after each
+    message. After an error the decompressor is failed (as a stream is):
+    make a new one."""
+
+    def __init__(self, window_bits: Optional[int] = None, *, no_context_takeover: bool = False,
+                 max_size: Optional[int] = 64 * 1024 * 1024,
+                 work_size: Optional[int] = None) -> None:
+        cfg = _codec_config(None, None, None, work_size, peer_window_bits=window_bits)
+        # a client's stream: it reads the server's (unmasked) frames
+        agreed = PerMessageDeflate(server_no_context_takeover=no_context_takeover,
+                                   server_max_window_bits=window_bits)
+        super().__init__(ROLE_CLIENT, agreed, cfg, 256)
+        self.max_size = max_size if max_size else 0xFFFFFFFF
+        lim = min(self.max_size, 0xFFFFFFFF)
+        lib.lightws_stream_set_limits(self._s, 0xFFFFFFFF, lim)
+
+    def decompress(self, payload: Any, text: bool = False) -> bytes:
+        """The message that ``payload`` (one message's compressed frames'
+        payloads joined, as received) inflates to."""
+        head = encode_frame_header(Frame(lib.LIGHTWS_OPCODE_TEXT if text else
+                                         lib.LIGHTWS_OPCODE_BINARY,
+                                         len(payload), True, None, 0x40))
+        wire = head + bytes(payload)
+        with self.lock:
+            m = self._m
+            keep = ffi.from_buffer("uint8_t[]", wire)
+            m.__setattr__("in", keep)
+            m.in_len, m.in_pos = len(wire), 0
+            try:
+                size = min(max(4 * len(wire), 4096), self.max_size + 1)
+                buf = bytearray(size)
+                pos = 0
+                while True:
+                    if pos == len(buf):
+                        buf += bytearray(min(len(buf), self.max_size + 1 - len(buf)) or 1)
+                    with ffi.from_buffer("uint8_t[]", buf, require_writable=True) as p:
+                        n = lib.lightws_stream_read(self._s, p + pos, len(buf) - pos,
+                                                    self._chunk)
+                    if n == ERR_WOULDBLOCK:
+                        raise InvalidUsage("the compressed message ended too early", "INCOMPLETE")
+                    if n < 0:
+                        m.out_len = 0       # the close frame C queued: nobody reads it
+                        raise error_for(n)
+                    pos += n
+                    if self._chunk.message_end:
+                        break
+                return bytes(memoryview(buf)[:pos])
+            finally:
+                m.__setattr__("in", ffi.NULL)
+                m.in_len = m.in_pos = 0
+                ffi.release(keep)

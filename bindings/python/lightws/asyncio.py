@@ -50,7 +50,7 @@ from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_OPEN_TIMEOU
                     DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_RBUF_SIZE,
                     WANT_READ, WANT_WRITE, BaseWebSocket, Data, _choose_subprotocol,
                     _close_args, _control_payload, _open_left, _SendJob, _timeout_arg)
-from ._core import Chunk, Headers, Request, header_list
+from ._core import Chunk, Headers, Piece, Request, header_list
 from .server import _ACCEPT_BACKOFF, _ACCEPT_PAUSE, _ACCEPT_TRANSIENT
 from .errors import (ConnectionClosed, ConnectionClosedOK, HandshakeError,
                      HandshakeTimeout, InvalidUsage, Opcode, ProtocolError,
@@ -99,7 +99,7 @@ class WebSocket(BaseWebSocket):
         self._released = asyncio.Event()    # set by _release()
         # read-ahead: chunks (data, opcode, frame_end, message_end) read
         # while no read call ran, in order; the read calls take them first
-        self._ahead: Deque[Tuple[bytes, int, bool, bool]] = collections.deque()
+        self._ahead: Deque[Tuple[bytes, int, bool, bool, bool]] = collections.deque()
         self._ahead_bytes = 0
         #: read ahead at most this many bytes (then TCP back-pressures the peer)
         self.read_ahead_limit: int = kw.get("rbuf_size", DEFAULT_RBUF_SIZE)
@@ -350,7 +350,7 @@ class WebSocket(BaseWebSocket):
             parts.append(bytes(memoryview(self._rmsg)[:self._rpos]))  # a cancelled recv()'s start
         op, end = _TEXT, False
         while q and not end:
-            data, op, _, end = q[0]
+            data, op, _, end, _ = q[0]
             self._take(len(data))
             parts.append(data)
         if not end:
@@ -362,12 +362,12 @@ class WebSocket(BaseWebSocket):
         return data.decode("utf-8") if op == _TEXT else data
 
     def _ahead_chunk(self, buffer: Any) -> Chunk:
-        data, op, frame_end, message_end = self._ahead[0]
+        data, op, frame_end, message_end, comp = self._ahead[0]
         view = memoryview(buffer).cast("B")
         n = min(len(view), len(data))
         view[:n] = data[:n]
         if n < len(data):
-            self._ahead[0] = (data[n:], op, frame_end, message_end)
+            self._ahead[0] = (data[n:], op, frame_end, message_end, comp)
             self._ahead_bytes -= n
             return Chunk(n, op, False, False)
         self._take(n)
@@ -377,12 +377,12 @@ class WebSocket(BaseWebSocket):
         view = memoryview(buffer).cast("B")
         pos, size, q = 0, len(view), self._ahead
         while q and pos < size:
-            data, op, frame_end, message_end = q[0]
+            data, op, frame_end, message_end, comp = q[0]
             n = min(size - pos, len(data))
             view[pos:pos + n] = data[:n]
             pos += n
             if n < len(data):
-                q[0] = (data[n:], op, frame_end, message_end)
+                q[0] = (data[n:], op, frame_end, message_end, comp)
                 self._ahead_bytes -= n
                 break
             self._take(n)
@@ -407,12 +407,14 @@ class WebSocket(BaseWebSocket):
             await self._tls_handshake(open_deadline)
         self._phase_handshake(_open_left(open_deadline))
         try:
-            self._c.client_start(host, path, protocols, origin, headers)
+            self._c.client_start(host, path, protocols, origin, headers,
+                                 deflate=self._pmd_cfg)
         except WouldBlock:
             pass
         self._arm()                         # the C handshake deadline runs
         self.response = await self._run(self._c.client_handshake, False)
         self.subprotocol = self.response.protocol
+        self._agreed(self._c.client_deflate(self.response))
         self._opened()
 
     async def _server_handshake(self, protocols: Optional[Sequence[str]],
@@ -439,6 +441,8 @@ class WebSocket(BaseWebSocket):
                     pass
             raise
         chosen = _choose_subprotocol(self.request, protocols, select_subprotocol)
+        if self._pmd_cfg is not None:
+            self._agreed(self._c.server_deflate(self._pmd_cfg))
         await self._run(lambda: self._c.server_accept(chosen, headers), False)
         self.subprotocol = chosen
         self._opened()
@@ -483,10 +487,27 @@ class WebSocket(BaseWebSocket):
     async def recv_into(self, buffer: Any) -> int:
         return (await self.recv_chunk_into(buffer)).nbytes
 
-    async def send(self, data: Data, opcode: Optional[int] = None, *, fin: bool = True) -> None:
+    async def recv_piece(self) -> Piece:
+        """The next piece of a message as bytes, with whether its message
+        came compressed: Piece(data, opcode, frame_end, message_end,
+        compressed), as the blocking recv_piece()."""
+        try:
+            async with self._recv_lock:
+                if self._ahead:
+                    t = self._ahead[0]
+                    self._take(len(t[0]))
+                    return Piece(*t)
+                return Piece(*await self._run(self._c.recv_chunk, True))
+        finally:
+            self._pump_soon()
+
+    async def send(self, data: Data, opcode: Optional[int] = None, *, fin: bool = True,
+                   compress: bool = True) -> None:
         """Sends a message (str: text, bytes-like: binary); ``fin=False``
-        sends a fragment, continued by the next send() calls."""
-        job = self._new_job(data, opcode, fin)
+        sends a fragment, continued by the next send() calls. With
+        permessage-deflate agreed, ``compress=False`` sends this message
+        uncompressed (read on its first fragment)."""
+        job = self._new_job(data, opcode, fin, compress)
         async with self._send_lock:
             await self._submit(job)
 
@@ -500,6 +521,10 @@ class WebSocket(BaseWebSocket):
                 self._take_job(job)
             raise
         self._take_job(job)
+        if self._deflate:
+            # what the socket did not take of the compressed frames waits
+            # in the C work buffer: out before send() returns
+            await self._run(self._c.flush, False)
 
     async def send_many(self, messages: Any) -> None:
         """Several whole messages in as few writev calls as possible."""
@@ -512,6 +537,8 @@ class WebSocket(BaseWebSocket):
                 if b.started:
                     self._keep_batch(b)
                 raise
+            if self._deflate:
+                await self._run(self._c.flush, False)
 
     async def ping(self, data: Union[bytes, str] = b"") -> None:
         """A ping: bytes-like, or str sent as UTF-8 (TypeError otherwise)."""
@@ -680,7 +707,9 @@ async def connect(target: Any, *, host: Optional[str] = None, path: Optional[str
                   open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
                   ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
                   ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
-                  idle_timeout: Optional[float] = None) -> WebSocket:
+                  idle_timeout: Optional[float] = None,
+                  compression: Any = "deflate",
+                  compression_threshold: Optional[int] = None) -> WebSocket:
     """Client: a ws:// or wss:// URL, or a connected socket (then
     ``host``/``path``), through the opening handshake (TLS first with
     ``ssl``, an ssl.SSLContext). ``async with await connect(url) as ws``.
@@ -692,7 +721,9 @@ async def connect(target: Any, *, host: Optional[str] = None, path: Optional[str
     1011 went out), run by the loop even while no task awaits the
     WebSocket; ``close_timeout`` bounds close(). ``ws.latency`` is the
     last keepalive round trip. ``idle_timeout`` (None: off; lightws' own)
-    closes with 1001 (IdleTimeout) when nothing came for that long."""
+    closes with 1001 (IdleTimeout) when nothing came for that long.
+    ``compression`` ("deflate" default, a lightws.Deflate, None) and
+    ``compression_threshold`` as for lightws.connect()."""
     headers = header_list(headers)        # TypeError before any connection
     _timeout_arg(close_timeout, "close_timeout")
     open_timeout = _timeout_arg(open_timeout, "open_timeout")
@@ -719,7 +750,8 @@ async def connect(target: Any, *, host: Optional[str] = None, path: Optional[str
                    mask=mask, options=options, close_timeout=close_timeout,
                    ssl=ssl, server_hostname=server_hostname,
                    ping_interval=ping_interval, ping_timeout=ping_timeout,
-                   idle_timeout=idle_timeout)
+                   idle_timeout=idle_timeout, compression=compression,
+                   compression_threshold=compression_threshold)
     try:
         await ws._client_handshake(host or "localhost", path or "/",
                                    _protocols(protocols), origin, headers, open_deadline)
@@ -740,20 +772,24 @@ async def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
                  open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
                  ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
                  ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
-                 idle_timeout: Optional[float] = None) -> WebSocket:
+                 idle_timeout: Optional[float] = None,
+                 compression: Any = "deflate",
+                 compression_threshold: Optional[int] = None) -> WebSocket:
     """Server: the opening handshake on an accepted socket (an invalid
     request is answered with its HTTP status; HandshakeError); TLS first
     with ``ssl`` (a server-side ssl.SSLContext). Timeouts as for
     connect(); a client too slow for ``open_timeout`` (a request dribbled
     byte by byte included) gets one attempt at 408 and HandshakeTimeout
-    is raised."""
+    is raised. ``compression`` / ``compression_threshold`` as for
+    lightws.accept()."""
     headers = header_list(headers)
     open_timeout = _timeout_arg(open_timeout, "open_timeout")
     open_deadline = None if not open_timeout else time.monotonic() + open_timeout
     ws = WebSocket(sock, client=False, max_size=max_size, rbuf_size=rbuf_size,
                    options=options, close_timeout=close_timeout, ssl=ssl,
                    ping_interval=ping_interval, ping_timeout=ping_timeout,
-                   idle_timeout=idle_timeout)
+                   idle_timeout=idle_timeout, compression=compression,
+                   compression_threshold=compression_threshold)
     try:
         await ws._server_handshake(protocols, headers, select_subprotocol, open_deadline)
     except BaseException:
