@@ -2,7 +2,7 @@
 # (gcc + ASan/UBSan, no libFuzzer) that runs the committed corpora and the
 # regression inputs in CI. `make fuzz` fuzzes each target FUZZ_SECONDS.
 
-FUZZ_NAMES := frame_decode utf8 handshake_request handshake_response stream
+FUZZ_NAMES := frame_decode utf8 handshake_request handshake_response stream inflate
 FUZZ_SECONDS ?= 60
 FUZZ_CC ?= clang
 FUZZ_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L $(WARN) -Ilib/include -Ilib -Ifuzz $(ZLIB_CFLAGS) -g -O1 \
