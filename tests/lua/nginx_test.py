@@ -714,11 +714,11 @@ def compat_client_tests(port):
     expect(lines(port, "case=masked"), ["1: nil|nil|server frame masked fatal=true"],
            "compat (RFC 6455 5.1, documented difference): send_masked frames are refused by a lightws client")
     expect(lines(port, "case=status"),
-           ["/compat/plain: nil unexpected HTTP response code: 200 fatal=true head=HTTP/1.1 200 OK",
+           ["/compat/plain: nil failed websocket handshake: unexpected response status: 200 fatal=true head=HTTP/1.1 200 OK",
             "send_text: fatal error already happened", "recv_frame: fatal error already happened",
-            "/compat/forbidden: nil unexpected HTTP response code: 403 fatal=true head=HTTP/1.1 403 Forbidden",
+            "/compat/forbidden: nil failed websocket handshake: unexpected response status: 403 fatal=true head=HTTP/1.1 403 Forbidden",
             "send_text: fatal error already happened", "recv_frame: fatal error already happened",
-            "keep_response: nil unexpected HTTP response code: 200 fatal=true", "body: plain http"],
+            "keep_response: nil failed websocket handshake: unexpected response status: 200 fatal=true", "body: plain http"],
            "compat client: a response other than 101: the code, fatal, the socket closed (kept with keep_response)")
     expect(lines(port, "case=limits&id=l1"),
            ["200: 208", "echo: len=200|text|nil", "201: nil payload too big fatal=true",
@@ -768,7 +768,7 @@ def compat_client_tests(port):
     check(len(got) > 1 and got[1].startswith("verify, wrong name: nil ssl handshake failed: "),
           "compat client wss://: ssl_verify with a server_name the certificate lacks fails (%r)" % got[1:2])
     expect(got[2:3], ["verify, server_name: 1 nil %s|text|nil" % hello], "compat client wss://: ssl_verify + server_name")
-    expect(got[3:4], ["mtls without cert: nil unexpected HTTP response code: 400"],
+    expect(got[3:4], ["mtls without cert: nil failed websocket handshake: unexpected response status: 400"],
            "compat client wss://: a server requiring a client certificate refuses none")
     expect(got[4:5], ["mtls with cert: 1 nil %s|text|nil" % hello], "compat client wss://: client_cert + client_priv_key")
     expect(lines(port, "case=unix&path=" + os.path.join(PREFIX, "ws.sock")),

@@ -646,7 +646,7 @@ function client.connect(self, uri, opts)
   if status ~= "101" then
     self.fatal = true
     if not opts.keep_response then sock:close() end
-    return nil, "unexpected HTTP response code: " .. status, head
+    return nil, "failed websocket handshake: unexpected response status: " .. status, head
   end
   -- §4.1: the client checks the 101 (Upgrade, Connection, the accept
   -- value, the subprotocol is one it offered)
