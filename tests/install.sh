@@ -10,8 +10,10 @@ make -s install PREFIX=/usr DESTDIR="$d" >/dev/null
 export PKG_CONFIG_SYSROOT_DIR="$d" PKG_CONFIG_PATH="$d/usr/lib/pkgconfig"
 flags=$(pkg-config --cflags --libs lightws)
 cc -std=c99 -Wall -Wextra -pedantic -Werror examples/quickstart.c $flags -o "$d/qs-shared"
+# a static link also needs what lightws.pc names in Requires.private (zlib)
+static_libs=$(pkg-config --static --libs-only-l lightws | sed 's/-llightws//')
 cc -std=c99 -Wall -Wextra -pedantic -Werror examples/quickstart.c "$d/usr/lib/liblightws.a" \
-   $(pkg-config --cflags lightws) -o "$d/qs-static"
+   $(pkg-config --cflags lightws) $static_libs -o "$d/qs-static"
 build/lightws-echo --host 127.0.0.1 --port 0 --quiet > "$d/echo.out" 2>/dev/null &
 echo_pid=$!
 # up to 30 s (was 5 s: arbitrary, and a loaded machine may need more); usually the first try
