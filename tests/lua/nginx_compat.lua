@@ -350,6 +350,15 @@ function cases.wss()
                        { client_cert = cert, client_priv_key = key, ssl_verify = true, server_name = "localhost" })
   say("mtls with cert: ", tostring(ok), " ", tostring(err), " ", fmt(wb:recv_frame()))
   wb:close()
+  -- one object, three connects over TLS with set_keepalive in between
+  wb = client:new()
+  for i = 1, 3 do
+    local _, res
+    ok, err, res = wb:connect("wss://127.0.0.1:" .. t .. "/compat/s?mode=plain_echo")
+    wb:send_text("hello " .. i)
+    say("keepalive ", i, ": ", tostring(ok), " ", tostring(err), " ", tostring(res and res:sub(1, 12)), " ",
+        fmt(wb:recv_frame()), " ", tostring(wb:set_keepalive()))
+  end
 end
 
 function cases.unix()

@@ -771,6 +771,10 @@ def compat_client_tests(port):
     expect(got[3:4], ["mtls without cert: nil failed websocket handshake: unexpected response status: 400"],
            "compat client wss://: a server requiring a client certificate refuses none")
     expect(got[4:5], ["mtls with cert: 1 nil %s|text|nil" % hello], "compat client wss://: client_cert + client_priv_key")
+    expect(got[5:8], ["keepalive 1: 1 nil HTTP/1.1 101 hello 1|text|nil 1",
+                      "keepalive 2: 1 nil connection r hello 2|text|nil 1",
+                      "keepalive 3: 1 nil connection r hello 3|text|nil 1"],
+           "compat client wss://: one object, set_keepalive between connects: the TLS connection is reused")
     expect(lines(port, "case=unix&path=" + os.path.join(PREFIX, "ws.sock")),
            ["unix: 1 nil HTTP/1.1 101 %s|text|nil" % hello], "compat client: ws://unix:/path:/uri")
     expect(lines(port, "case=protocol"), ["build: gQNmb28=", "masked: 9 130 131", "build 126: 130", "build 65536: 65546"],
