@@ -106,6 +106,7 @@ local function new_object(sock, is_server, opts)
     send_unmasked = opts.send_unmasked,        -- client option
     timeout = opts.timeout,                    -- ms per call, nil: the cosocket's
     debug = ngx_debug(),
+    iov = { "", "" },                          -- raw_send's head and payload
     fatal = nil, closed = nil, peer_closed = nil,
   }, obj_mt)
   -- §5.1: clients mask, servers do not; the two options turn it around
@@ -260,15 +261,26 @@ local function send_fail(self, err)
   return nil, err
 end
 
--- A frame built here (send_masked / send_unmasked, or after the peer's
--- close, when the C stream sends no more): head and payload go to the
--- cosocket as one table (no concatenation).
+-- A frame built here: a server's data and control frames other than
+-- close (unmasked, §5.1: the payload goes to the cosocket as it is, with
+-- its head, through the object's two-slot table: no copy, no
+-- concatenation, no table per frame; a head of a given length is one
+-- interned string), send_masked / send_unmasked frames, and frames after
+-- the peer's close (when the C stream sends no more).
 local function raw_send(self, fin, opcode, payload, len)
   local key = self.mask_out and core.mask_key() or nil
   local ok, head = pcall(core.encode_head, fin, opcode, len, key)
   if not ok or not head then return send_fail(self, "failed to build frame: bad opcode") end
   if key and len > 0 then payload = core.mask(payload, key) end
-  local bytes, err = self.sock:send(len > 0 and { head, payload } or head)
+  local bytes, err
+  if len > 0 then
+    local iov = self.iov
+    iov[1], iov[2] = head, payload
+    bytes, err = self.sock:send(iov)
+    iov[2] = ""                                  -- the payload is not kept
+  else
+    bytes, err = self.sock:send(head)
+  end
   if not bytes then return send_fail(self, "failed to send frame: " .. err) end
   return bytes
 end
@@ -295,7 +307,7 @@ local function send_frame(self, fin, opcode, payload)
   end
   if opcode == 0x8 and len == 1 then return send_fail(self, "bad close payload") end
   if not TYPES[opcode] then return send_fail(self, "bad opcode") end  -- §5.2 reserved
-  if self.raw or self.peer_closed then
+  if self.raw or self.peer_closed or (self.server and opcode ~= 0x8) then
     -- §5.4: the order of fragments holds here too
     if opcode < 0x8 then
       if (opcode == 0x0) ~= (self.send_kind ~= nil) then
