@@ -142,6 +142,7 @@ def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = No
     compress=False)`` sends one message uncompressed.
     """
     headers = header_list(headers)        # TypeError before any connection
+    _core.deflate_config(compression, compression_threshold)   # and bad compression
     if timeout is not _UNSET:
         _timeout_arg(timeout)
     _timeout_arg(close_timeout, "close_timeout")

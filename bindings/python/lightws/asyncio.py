@@ -725,6 +725,7 @@ async def connect(target: Any, *, host: Optional[str] = None, path: Optional[str
     ``compression`` ("deflate" default, a lightws.Deflate, None) and
     ``compression_threshold`` as for lightws.connect()."""
     headers = header_list(headers)        # TypeError before any connection
+    _core.deflate_config(compression, compression_threshold)   # and bad compression
     _timeout_arg(close_timeout, "close_timeout")
     open_timeout = _timeout_arg(open_timeout, "open_timeout")
     open_deadline = None if not open_timeout else time.monotonic() + open_timeout

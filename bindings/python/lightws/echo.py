@@ -4,6 +4,7 @@
     python3 -m lightws.echo --host 127.0.0.1 --port 0     # server
         [--handshake-timeout S] [--idle-timeout S] [--ping-interval S] [--ping-timeout S]
     python3 -m lightws.echo [--timeout S] --client ws://HOST:PORT/PATH?QUERY
+        [--no-deflate]
 
 The server prints "listening on HOST:PORT" and echoes every message with
 its opcode, streamed chunk by chunk as fragments. It runs on
@@ -22,6 +23,12 @@ does not come within --ping-timeout (default: the interval). The client
 echoes every message the server sends until the server closes, then
 exits 0; it gives up when the handshake is not done within --timeout
 (default 10).
+
+Both roles negotiate permessage-deflate (RFC 7692; window 12 bits,
+memLevel 5, as build/lightws-echo) and answer a compressed message
+compressed, an uncompressed one uncompressed (the C stream hands
+inflated bytes out of the deflate block, which is how a piece tells);
+--no-deflate turns compression off.
 """
 
 from __future__ import annotations
@@ -47,6 +54,9 @@ SHUTDOWN_GRACE = 1.0                      #: seconds for clients to answer 1001
 def echo_stream(ws: WebSocket, bufsize: int = 65536) -> None:
     """Echoes until the peer closes: each chunk read goes back as a
     fragment of the same message, so memory stays at ``bufsize``."""
+    if ws.compression:
+        _echo_pieces(ws)
+        return
     buf = bytearray(bufsize)
     view = memoryview(buf)
     while True:
@@ -56,8 +66,48 @@ def echo_stream(ws: WebSocket, bufsize: int = 65536) -> None:
         ws.send(view[:ch.nbytes], ch.opcode, fin=ch.message_end)
 
 
+def _echo_pieces(ws: WebSocket) -> None:
+    """echo_stream() with compression: a compressed message goes back into
+    the compressor as fragments ended by an empty final call (compressed
+    whatever its size), an uncompressed one goes back uncompressed."""
+    comp: Optional[bool] = None
+    while True:
+        p = ws.recv_piece()
+        if comp is None:
+            comp = p.compressed
+        if p.data or p.message_end:
+            if comp:
+                ws.send(p.data, p.opcode, fin=False)
+                if p.message_end:
+                    ws.send(b"", p.opcode, fin=True)
+            else:
+                ws.send(p.data, p.opcode, fin=p.message_end, compress=False)
+        if p.message_end:
+            comp = None
+
+
+async def _echo_pieces_async(ws: lwa.WebSocket) -> None:
+    comp: Optional[bool] = None
+    while True:
+        p = await ws.recv_piece()
+        if comp is None:
+            comp = p.compressed
+        if p.data or p.message_end:
+            if comp:
+                await ws.send(p.data, p.opcode, fin=False)
+                if p.message_end:
+                    await ws.send(b"", p.opcode, fin=True)
+            else:
+                await ws.send(p.data, p.opcode, fin=p.message_end, compress=False)
+        if p.message_end:
+            comp = None
+
+
 async def echo_stream_async(ws: lwa.WebSocket, bufsize: int = CHUNK) -> None:
     """echo_stream() over lightws.asyncio."""
+    if ws.compression:
+        await _echo_pieces_async(ws)
+        return
     buf = bytearray(bufsize)
     view = memoryview(buf)
     while True:
@@ -90,7 +140,8 @@ def _handler(quiet: bool) -> Any:
             if not quiet:
                 print(f"{PROG}: {peer} {ws.path}: {e}", file=sys.stderr)
         if not quiet:
-            print(f"{PROG}: {peer} {ws.path} close {code}", file=sys.stderr)
+            pmd = " permessage-deflate" if ws.compression else ""
+            print(f"{PROG}: {peer} {ws.path} close {code}{pmd}", file=sys.stderr)
     return handle
 
 
@@ -99,7 +150,7 @@ def _secs(value: float) -> Optional[float]:
 
 
 async def _serve(host: str, port: int, quiet: bool, max_message: int,
-                 times: Any) -> int:
+                 times: Any, deflate: bool = True) -> int:
     import asyncio
     import signal
     from . import asyncio as lwa
@@ -110,7 +161,8 @@ async def _serve(host: str, port: int, quiet: bool, max_message: int,
                                  open_timeout=_secs(times.handshake_timeout),
                                  idle_timeout=_secs(times.idle_timeout),
                                  ping_interval=_secs(times.ping_interval),
-                                 ping_timeout=_secs(ping_timeout))
+                                 ping_timeout=_secs(ping_timeout),
+                                 compression="deflate" if deflate else None)
     except OSError as e:
         print(f"{PROG}: cannot listen on {host}:{port}: {e}", file=sys.stderr)
         return 1
@@ -133,7 +185,8 @@ async def _serve(host: str, port: int, quiet: bool, max_message: int,
 
 
 def run_server(host: str, port: int, quiet: bool = False,
-               max_message: int = DEFAULT_MAX_MESSAGE, times: Any = None) -> int:
+               max_message: int = DEFAULT_MAX_MESSAGE, times: Any = None,
+               deflate: bool = True) -> int:
     import asyncio
     import logging
     # not quiet: the server's debug lines too (rejected handshakes)
@@ -142,13 +195,14 @@ def run_server(host: str, port: int, quiet: bool = False,
     if times is None:
         times = argparse.Namespace(handshake_timeout=10.0, idle_timeout=0.0,
                                    ping_interval=20.0, ping_timeout=None)
-    return asyncio.run(_serve(host, port, quiet, max_message, times))
+    return asyncio.run(_serve(host, port, quiet, max_message, times, deflate))
 
 
 def run_client(url: str, max_message: int = DEFAULT_MAX_MESSAGE,
-               timeout: float = 10.0) -> int:
+               timeout: float = 10.0, deflate: bool = True) -> int:
     try:
-        ws = connect(url, max_size=max_message, open_timeout=_secs(timeout))
+        ws = connect(url, max_size=max_message, open_timeout=_secs(timeout),
+                     compression="deflate" if deflate else None)
     except (OSError, ValueError, WebSocketError) as e:
         # ValueError: a bad URL (InvalidUsage), a host IDNA cannot encode
         print(f"{PROG}: {url}: {e}", file=sys.stderr)
@@ -214,12 +268,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             ("--timeout", 10.0, "client: give up when the handshake is not done "
                                 "within S seconds (default 10)")):
         ap.add_argument(opt, type=_seconds(opt), default=default, metavar="S", help=text)
+    ap.add_argument("--no-deflate", action="store_true",
+                    help="do not negotiate permessage-deflate (default: offer and accept "
+                         "it, window 12 bits, memLevel 5)")
     args = ap.parse_args(argv)
     if args.client:
-        return run_client(args.client, args.max_message, args.timeout)
+        return run_client(args.client, args.max_message, args.timeout, not args.no_deflate)
     if args.port is None:
         ap.error("--port or --client is required")
-    return run_server(args.host, args.port, args.quiet, args.max_message, args)
+    return run_server(args.host, args.port, args.quiet, args.max_message, args,
+                      not args.no_deflate)
 
 
 if __name__ == "__main__":
