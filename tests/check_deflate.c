@@ -1271,11 +1271,17 @@ START_TEST(test_large_message_streams_through_small_rbuf) {
   static uint8_t want[65536];
   uint8_t buf[10000];
   uint64_t total = quick() ? 8u << 20 : 64u << 20, got = 0;
+  size_t rsize = 4096;
   struct lightws_chunk c;
+  /* LIGHTWS_TEST_LARGE_MIB=1024: 1 GiB through a 64 KiB rbuf */
+  if (getenv("LIGHTWS_TEST_LARGE_MIB")) {
+    total = (uint64_t)atoi(getenv("LIGHTWS_TEST_LARGE_MIB")) << 20;
+    rsize = 65536;
+  }
   peer_deflater(&b->zd, 15);
   b->total = total;
   b->first = 1;
-  side_init(&x, LIGHTWS_CLIENT, 4096, 0, &AGREED_ANY, NULL);
+  side_init(&x, LIGHTWS_CLIENT, rsize, 0, &AGREED_ANY, NULL);
   lightws_stream_set_limits(&x.s, 0, (uint32_t)total);
   x.z.gen = big_gen;
   x.z.gctx = b;
