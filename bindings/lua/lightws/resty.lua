@@ -448,7 +448,8 @@ end
 -- timeout (ms), max_payload_len (65535), max_recv_len, max_send_len
 -- (default max_payload_len), send_unmasked; lightws: no_utf8_check,
 -- close_on_error, and the time options in ms: handshake_timeout (default
--- 10000; connect + request + response), idle_timeout, ping_interval,
+-- 10000 when timeout is set, else none; connect + TLS + request +
+-- response together), idle_timeout, ping_interval,
 -- ping_timeout, close_timeout.
 function client.new(a, b)
   local opts
@@ -589,7 +590,10 @@ function client.connect(self, uri, opts)
   -- a new connection (connect() after close() or set_keepalive())
   self.fatal, self.closed, self.peer_closed, self.send_kind = nil, nil, nil, nil
   self.c, self.got = nil, 0
-  local hs = secs(self.opts, "handshake_timeout", HANDSHAKE_TIMEOUT)
+  -- the default applies with `timeout` set: then the socket timeout put
+  -- back after each shortened wait is known; without it nginx's
+  -- lua_socket_*_timeout stay in force, as in lua-resty-websocket
+  local hs = secs(self.opts, "handshake_timeout", self.timeout and HANDSHAKE_TIMEOUT or nil)
   local hs_end = hs > 0 and now() + hs or nil
 
   -- (the cosocket counts its arguments: no nil ones)
