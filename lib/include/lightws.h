@@ -685,7 +685,8 @@ size_t lightws_pmd_mem_size(const struct lightws_pmd_config *cfg);
 /*
  * Client: writes the Sec-WebSocket-Extensions value offering
  * permessage-deflate with `cfg` (NUL-terminated), e.g.
- * "permessage-deflate; client_max_window_bits=12". client_max_window_bits
+ * "permessage-deflate; client_max_window_bits" (defaults; the longest
+ * offer is 127 bytes). client_max_window_bits
  * is always offered bare (we accept any limit down to 8, §7.1.2.2; our
  * compressor uses window_bits or less anyway), server_max_window_bits only
  * when peer_window_bits is below 15, the no_context_takeover parameters
