@@ -784,6 +784,14 @@ def compat_client_tests(port):
 def compat_tests(port):
     compat_server_tests(port)
     compat_client_tests(port)
+    # the path shim (bindings/lua/lightws/shim first on the path), under LuaJIT
+    env = dict(os.environ, LUA_PATH="%s/bindings/lua/lightws/shim/?.lua;%s/bindings/lua/?.lua;;" % (SRC, SRC),
+               LUA_CPATH=os.environ.get("LIGHTWS_LUAJIT_CPATH", SRC + "/build/luajit/?.so") + ";;")
+    r = subprocess.run(["luajit", "-e", 'local r = require "lightws.resty"; '
+                        'print(require("resty.websocket.server") == r.server and require("resty.websocket.client") == r.client '
+                        'and require("resty.websocket.protocol") == r.protocol)'],
+                       env=env, capture_output=True, text=True, timeout=30)
+    check(r.stdout.strip() == "true", "compat: the path shim makes require \"resty.websocket.*\" load lightws (%r)" % (r.stdout + r.stderr))
     dbg = open(os.path.join(PREFIX, "logs/compat_debug.log")).read()
     check("recv_frame: mask bit: 1" in dbg and "recv_frame: mask bit: 0" in dbg and "sending the close frame" in dbg,
           "compat: the debug log lines of lua-resty-websocket (nginx --with-debug: mask bits, sending the close frame)")
