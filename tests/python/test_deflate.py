@@ -405,10 +405,17 @@ class TestWire(unittest.TestCase):
 
 
 def bomb(size):
-    """A deflate stream (no 00 00 ff ff tail) inflating to ``size`` zeros."""
+    """A deflate stream (no 00 00 ff ff tail) inflating to ``size`` zeros,
+    made fast: after the first MiB, every MiB of zeros compresses to the
+    same bytes (each flushed to a byte boundary; back references reach
+    only zeros), so one of them is repeated."""
     co = zlib.compressobj(9, zlib.DEFLATED, -15)
-    out = [co.compress(bytes(MIB)) for _ in range(size // MIB)]
-    return b"".join(out) + co.flush(zlib.Z_SYNC_FLUSH)[:-4]
+    first, second, third = (co.compress(bytes(MIB)) + co.flush(zlib.Z_SYNC_FLUSH)
+                            for _ in range(3))
+    assert second == third
+    stream = first + second * (size // MIB - 1)
+    assert stream.endswith(b"\x00\x00\xff\xff")
+    return stream[:-4]
 
 
 BOMB = bomb(1 << 30)         # 1 GiB of zeros in about 1 MB
@@ -559,6 +566,74 @@ class TestLightwsPair(unittest.TestCase):
             seen = self.run_pair(skw, ckw, ["a" * 100, b"b" * 100])
             self.assertEqual((seen["client"], seen["server"]), ([], []))
 
+    def test_nonblocking_send_keeps_compressed_frames(self):
+        """settimeout(0): send() takes a message into the compressor; what
+        the socket did not take waits in the C work buffer (``pending``)
+        and flush() finishes it; nothing is lost or reordered."""
+        a, b = socket.socketpair()
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        join = in_thread(lambda: lightws.accept(b, ping_interval=None))
+        c = lightws.connect(a, host="x", ping_interval=None)
+        srv = join()
+        try:
+            self.assertEqual(c.compression, "deflate")
+            c.settimeout(0)
+            sent = []
+            for i in range(200):
+                m = os.urandom(20000)       # incompressible: fills the socket
+                try:
+                    c.send(m)
+                except BlockingIOError:
+                    break
+                sent.append(m)
+            self.assertTrue(c.pending)
+            got = []
+            deadline = time.monotonic() + 20
+            while len(got) < len(sent):
+                self.assertLess(time.monotonic(), deadline)
+                try:
+                    c.flush()
+                except BlockingIOError:
+                    pass
+                srv.settimeout(0.05)
+                try:
+                    got.append(srv.recv())
+                except TimeoutError:
+                    pass
+            self.assertEqual(got, sent)
+            self.assertFalse(c.pending)
+        finally:
+            c._release()
+            srv._release()
+
+    def test_tls(self):
+        """Compression over TLS (python ssl in both roles)."""
+        import ssl
+        certdir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tls")
+        cert = os.path.join(certdir, "cert.pem")
+        if not os.path.exists(cert):
+            self.skipTest("no test certificate")
+        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        sctx.load_cert_chain(cert, os.path.join(certdir, "key.pem"))
+        cctx = ssl.create_default_context(cafile=cert)
+        seen = {}
+
+        def echo(ws):
+            seen["ext"] = ws.extensions
+            for m in ws:
+                ws.send(m)
+        h = Handler(echo, ssl=sctx)
+        try:
+            with lightws.connect(f"wss://localhost:{h.port}/", ssl=cctx) as ws:
+                self.assertEqual(ws.compression, "deflate")
+                for m in messages():
+                    ws.send(m)
+                    self.assertEqual(ws.recv(), m)
+            h.wait()
+            self.assertTrue(seen["ext"])
+        finally:
+            h.close()
+
     def test_bad_arguments(self):
         with self.assertRaises(ValueError):
             lightws.connect("ws://127.0.0.1:1/", compression="gzip")
@@ -683,6 +758,10 @@ class TestCodec(unittest.TestCase):
         self.assertEqual(a, b)
         d = codec.Decompressor(no_context_takeover=True)
         self.assertEqual(d.decompress(a), d.decompress(b))
+
+    def test_bomb_is_valid(self):
+        d = zlib.decompressobj(-15)
+        self.assertEqual(d.decompress(bomb(8 * MIB) + b"\x00\x00\xff\xff"), bytes(8 * MIB))
 
     def test_limits_and_errors(self):
         t0 = time.monotonic()
