@@ -17,6 +17,7 @@
 #define CLOSE_WAIT_MS 5000   /* how long to wait for the peer's close, from
                                 our close frame (one fixed deadline) */
 #define TIMEOUT_MS 10000     /* default --timeout: the opening handshake */
+#define PMD_MEM (512 * 1024) /* the connection's deflate block */
 
 static const char *prog = "lightws-cat";
 
@@ -42,15 +43,17 @@ struct cat {
 static void usage(FILE *f)
 {
   fprintf(f,
-          "usage: %s [--text] [--timeout S] ws://HOST:PORT/PATH\n"
-          "       %s [--text] [--timeout S] --listen PORT [--host ADDR]\n"
+          "usage: %s [--text] [--timeout S] [--no-deflate] ws://HOST:PORT/PATH\n"
+          "       %s [--text] [--timeout S] [--no-deflate] --listen PORT [--host ADDR]\n"
           "--timeout: the opening handshake must end within S seconds\n"
           "(default 10; fractions allowed; 0 waits forever).\n"
           "Sends stdin as binary messages (--text: one text message per line)\n"
           "and writes received payload to stdout (--text: one line per\n"
           "message). On stdin EOF sends close 1000 and waits for the peer's.\n"
           "--listen accepts one connection; port 0 picks a free one and prints\n"
-          "\"listening on HOST:PORT\" to stderr.\n",
+          "\"listening on HOST:PORT\" to stderr.\n"
+          "permessage-deflate (RFC 7692) is negotiated in both modes (window\n"
+          "12 bits, memLevel 5); --no-deflate turns it off.\n",
           prog, prog);
 }
 
@@ -229,13 +232,15 @@ static void finish(struct cat *c)
 int main(int argc, char **argv)
 {
   static uint8_t rbuf[RBUF_SIZE];
+  static uint8_t pmd_mem[PMD_MEM] __attribute__((aligned(64)));
+  static const struct lightws_pmd_config pmd_cfg; /* the defaults */
   static struct cat cat;
   struct cat *c = &cat;
   const char *url = NULL, *host = "127.0.0.1";
   long long port = -1, timeout_ms = TIMEOUT_MS;
   uint64_t close_until = 0;
   struct lightws_timeouts to;
-  int i, ok, r;
+  int i, ok, r, deflate = 1;
 
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -245,6 +250,8 @@ int main(int argc, char **argv)
       return 0;
     } else if (!strcmp(a, "--text") || !strcmp(a, "-t")) {
       c->text = 1;
+    } else if (!strcmp(a, "--no-deflate")) {
+      deflate = 0;
     } else if (!strcmp(a, "--listen") && v) {
       port = tool_parse_num(v, 0, 65535, &ok);
       if (!ok) {
@@ -278,6 +285,9 @@ int main(int argc, char **argv)
   signal(SIGPIPE, SIG_IGN);
   memset(&to, 0, sizeof(to));
   to.handshake = (uint32_t)timeout_ms;
+  if (deflate && (!lightws_pmd_available() ||
+                  lightws_pmd_mem_size(&pmd_cfg) > sizeof(pmd_mem)))
+    deflate = 0; /* a build without zlib */
 
   if (url) {
     struct tool_url u;
@@ -291,6 +301,11 @@ int main(int argc, char **argv)
     struct lightws_client_options opt;
     memset(&opt, 0, sizeof(opt));
     opt.timeouts = &to;
+    if (deflate) {
+      opt.deflate = &pmd_cfg;
+      opt.deflate_mem = pmd_mem;
+      opt.deflate_mem_size = sizeof(pmd_mem);
+    }
     r = lightws_connect(&c->s, c->fd, rbuf, sizeof(rbuf), u.authority,
                         u.path, &opt);
     if (r == LIGHTWS_ERR_HANDSHAKE_TIMEOUT) {
@@ -318,6 +333,11 @@ int main(int argc, char **argv)
       struct lightws_server_options sopt;
       memset(&sopt, 0, sizeof(sopt));
       sopt.timeouts = &to;
+      if (deflate) {
+        sopt.deflate = &pmd_cfg;
+        sopt.deflate_mem = pmd_mem;
+        sopt.deflate_mem_size = sizeof(pmd_mem);
+      }
       r = lightws_accept(&c->s, c->fd, rbuf, sizeof(rbuf), NULL, &sopt);
     }
     if (r < 0) die_err("handshake", r);

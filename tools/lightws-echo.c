@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +22,10 @@
                                 to the end of the transport */
 #define HANDSHAKE_MS 10000   /* default --handshake-timeout */
 #define CLIENT_TIMEOUT_MS 10000 /* default --timeout of the client */
+#define PMD_SLOTS 1024       /* connections that can have permessage-deflate
+                                at once (one block each); more are served
+                                uncompressed */
+#define PMD_CLIENT_MEM (512 * 1024) /* the client's one block */
 
 static const char *prog = "lightws-echo";
 static volatile sig_atomic_t stop_flag;
@@ -50,8 +55,9 @@ static void usage(FILE *f)
   fprintf(f,
           "usage: %s --port N [--host ADDR] [--quiet] [--max-message N]\n"
           "          [--handshake-timeout S] [--idle-timeout S]\n"
-          "          [--ping-interval S] [--ping-timeout S]\n"
-          "       %s [--quiet] [--timeout S] --client ws://HOST:PORT/PATH?QUERY\n"
+          "          [--ping-interval S] [--ping-timeout S] [--no-deflate]\n"
+          "       %s [--quiet] [--timeout S] [--no-deflate]\n"
+          "          --client ws://HOST:PORT/PATH?QUERY\n"
           "Server: echoes every message with its opcode (port 0 picks a free\n"
           "port and prints \"listening on HOST:PORT\"). Messages over\n"
           "--max-message bytes (default 67108864, 64 MiB) get close 1009.\n"
@@ -62,8 +68,13 @@ static void usage(FILE *f)
           "when the pong does not come within --ping-timeout (default: the\n"
           "interval). Client: connects and echoes every message the server\n"
           "sends until the server closes; gives up when the handshake is not\n"
-          "done within --timeout (default 10).\n",
-          prog, prog);
+          "done within --timeout (default 10).\n"
+          "Both roles negotiate permessage-deflate (RFC 7692; window 12 bits,\n"
+          "memLevel 5) and answer a compressed message compressed, an\n"
+          "uncompressed one uncompressed; --no-deflate turns it off. The\n"
+          "server compresses up to %d connections at once (the others get\n"
+          "no compression).\n",
+          prog, prog, PMD_SLOTS);
 }
 
 /* ------------------------------------------------------------------------
@@ -96,6 +107,12 @@ struct conn {
   int pend_op;
   unsigned pend_flags;
   int pend_active;
+  int pend_final;            /* an empty final call ends a compressed echo */
+  int in_msg;                /* a message is being echoed */
+  int msg_deflated;          /* ... and it came compressed: so goes the echo */
+  int pmd_slot;              /* deflate block in the server's pool, -1: none */
+  uint8_t *pmd_mem;          /* that block (NULL: none) */
+  size_t pmd_size;
   int reject_status;
   int err;                   /* error that ended the connection, 0 if none */
   unsigned close_code;
@@ -135,6 +152,15 @@ struct server {
   unsigned long nconns;
   unsigned long wakeups, ticks;   /* timer statistics (logged at exit) */
   int paused;                /* listener off: out of descriptors */
+  /* permessage-deflate: one mapping made at start holds PMD_SLOTS blocks
+   * (pages are touched only by connections that use them); free slots
+   * are a stack of indices */
+  int deflate;
+  struct lightws_pmd_config pmd_cfg;
+  uint8_t *pmd_pool;
+  size_t pmd_slot_size;
+  int *pmd_free;
+  int pmd_nfree;
 };
 
 /* ---- timer heap ---- */
@@ -319,6 +345,8 @@ static void conn_free(struct server *sv, struct conn *c)
 {
   if (c->dead) return;
   c->dead = 1;
+  if (c->pmd_slot >= 0) sv->pmd_free[sv->pmd_nfree++] = c->pmd_slot;
+  c->pmd_slot = -1;
   list_del(sv, c);
   heap_remove(sv, c);
   epoll_ctl(sv->ep, EPOLL_CTL_DEL, c->fd, NULL);
@@ -331,11 +359,12 @@ static void conn_free(struct server *sv, struct conn *c)
               c->path[0] ? c->path : "-", c->reject_status,
               lightws_errname(c->err));
     else
-      fprintf(stderr, "%s: %s %s messages %llu bytes %llu close %u%s%s%s%s%s%s\n",
+      fprintf(stderr, "%s: %s %s messages %llu bytes %llu close %u%s%s%s%s%s%s%s\n",
               prog, c->peer, c->path[0] ? c->path : "-", c->msgs, c->bytes,
               c->close_code, c->err ? " (" : "",
               c->err ? lightws_errname(c->err) : "", c->err ? ")" : "",
-              c->reason[0] ? " '" : "", c->reason, c->reason[0] ? "'" : "");
+              c->reason[0] ? " '" : "", c->reason, c->reason[0] ? "'" : "",
+              lightws_stream_deflate(&c->s) ? " permessage-deflate" : "");
   }
   c->dead_next = sv->dead;
   sv->dead = c;
@@ -386,6 +415,33 @@ static void finish(struct server *sv, struct conn *c)
   start_drain(sv, c);
 }
 
+/* 1 if `ch` holds inflated bytes: lightws.h says a compressed message is
+ * handed out from the inflate work buffer, which lies in the connection's
+ * deflate block, while other payload is a view into rbuf. */
+static int chunk_inflated(const uint8_t *mem, size_t size,
+                          const struct lightws_chunk *ch)
+{
+  uintptr_t p = (uintptr_t)ch->data, b = (uintptr_t)mem;
+  return mem && ch->data && p >= b && p < b + size;
+}
+
+/* Send flags for the echo of chunk `ch` (pend_* of `c`): an uncompressed
+ * message goes back uncompressed; a compressed one goes into the
+ * compressor as fragments and ends with an empty final call, so even a
+ * message under the threshold (or empty) is answered compressed. */
+static void echo_flags(struct conn *c, const struct lightws_chunk *ch)
+{
+  c->pend_final = 0;
+  if (c->msg_deflated) {
+    c->pend_flags = LIGHTWS_SEND_FRAGMENT;
+    c->pend_final = ch->message_end;
+  } else {
+    c->pend_flags = ch->message_end ? 0 : LIGHTWS_SEND_FRAGMENT;
+    if (c->pmd_mem) c->pend_flags |= LIGHTWS_SEND_NO_COMPRESS;
+  }
+  if (ch->message_end) c->in_msg = 0;
+}
+
 static void echo_run(struct server *sv, struct conn *c)
 {
   int turns = 0;
@@ -424,6 +480,13 @@ static void echo_run(struct server *sv, struct conn *c)
       c->pend += n;
       c->pend_len -= (size_t)n;
       if (c->pend_len > 0) continue;
+      if (c->pend_final) {
+        /* the compressed echo's last chunk went in as a fragment: an empty
+         * final call ends the message, compressed whatever its size */
+        c->pend_final = 0;
+        c->pend_flags = 0;
+        continue;
+      }
       /* Done (an empty frame cut inside its head counts as sent: the
        * library finishes it first on the next send or flush). A pong that
        * waited behind this frame goes out now, between frames (§5.4). */
@@ -440,11 +503,15 @@ static void echo_run(struct server *sv, struct conn *c)
     if (n >= 0) {
       c->bytes += (unsigned long long)n;
       if (ch.message_end) c->msgs++;
+      if (!c->in_msg) {
+        c->in_msg = 1;
+        c->msg_deflated = chunk_inflated(c->pmd_mem, c->pmd_size, &ch);
+      }
       if (n == 0 && !ch.message_end) continue; /* empty fragment: nothing to say */
       c->pend = ch.data;
       c->pend_len = (size_t)n;
       c->pend_op = ch.opcode;
-      c->pend_flags = ch.message_end ? 0 : LIGHTWS_SEND_FRAGMENT;
+      echo_flags(c, &ch);
       c->pend_active = 1;
       continue;
     }
@@ -511,6 +578,21 @@ static void conn_run(struct server *sv, struct conn *c)
       lightws_stream_set_limits(&c->s, sv->max_message < LIGHTWS_DEFAULT_MAX_FRAME
                                            ? sv->max_message : 0,
                                 sv->max_message);
+    if (sv->deflate && req.extensions && sv->pmd_nfree > 0) {
+      int slot = sv->pmd_free[sv->pmd_nfree - 1];
+      uint8_t *mem = sv->pmd_pool + (size_t)slot * sv->pmd_slot_size;
+      r = lightws_server_deflate(&c->s, &req, &sv->pmd_cfg, mem,
+                                 sv->pmd_slot_size);
+      if (r == 1) {
+        sv->pmd_nfree--;
+        c->pmd_slot = slot;
+        c->pmd_mem = mem;
+        c->pmd_size = sv->pmd_slot_size;
+      } else if (r < 0 && !sv->quiet) {
+        fprintf(stderr, "%s: permessage-deflate: %s\n", prog,
+                lightws_errname(r));
+      }
+    }
     c->state = ST_HS_ACCEPT;
     /* fall through */
   case ST_HS_ACCEPT:
@@ -635,6 +717,7 @@ static void accept_all(struct server *sv)
     }
     tool_set_nodelay(fd);
     c->fd = fd;
+    c->pmd_slot = -1;
     tool_peer_name(fd, c->peer, sizeof(c->peer));
     r = lightws_stream_init(&c->s, LIGHTWS_SERVER, fd, c->rbuf, RBUF_SIZE, 0);
     if (r < 0) {
@@ -667,8 +750,35 @@ static void accept_all(struct server *sv)
   }
 }
 
+/* The deflate pool: PMD_SLOTS blocks in one mapping. 0, or -1 when
+ * permessage-deflate cannot be offered (then it stays off). */
+static int pmd_pool_init(struct server *sv)
+{
+  size_t need = lightws_pmd_mem_size(&sv->pmd_cfg), i;
+  void *p;
+
+  if (!lightws_pmd_available() || need == 0) return -1;
+  sv->pmd_slot_size = (need + 4095) & ~(size_t)4095;
+  p = mmap(NULL, sv->pmd_slot_size * PMD_SLOTS, PROT_READ | PROT_WRITE,
+           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  sv->pmd_free = malloc(PMD_SLOTS * sizeof(*sv->pmd_free));
+  if (p == MAP_FAILED || !sv->pmd_free) {
+    fprintf(stderr, "%s: no memory for permessage-deflate; serving without\n",
+            prog);
+    if (p != MAP_FAILED) munmap(p, sv->pmd_slot_size * PMD_SLOTS);
+    free(sv->pmd_free);
+    sv->pmd_free = NULL;
+    return -1;
+  }
+  sv->pmd_pool = p;
+  for (i = 0; i < PMD_SLOTS; i++) sv->pmd_free[i] = (int)(PMD_SLOTS - 1 - i);
+  sv->pmd_nfree = PMD_SLOTS;
+  return 0;
+}
+
 static int run_server(const char *host, int port, int quiet,
-                      uint32_t max_message, const struct lightws_timeouts *to)
+                      uint32_t max_message, const struct lightws_timeouts *to,
+                      int deflate)
 {
   struct server sv;
   struct epoll_event evs[256], e;
@@ -678,6 +788,8 @@ static int run_server(const char *host, int port, int quiet,
   sv.quiet = quiet;
   sv.max_message = max_message;
   sv.to = *to;
+  /* the defaults: window 12, memLevel 5 (lightws.h; python websockets') */
+  sv.deflate = deflate && pmd_pool_init(&sv) == 0;
   sv.lfd = tool_tcp_listen(prog, host, port, &bound);
   if (sv.lfd < 0) return 1;
   tool_set_nonblock(sv.lfd, 1);
@@ -752,6 +864,8 @@ static int run_server(const char *host, int port, int quiet,
   while (sv.hlen) conn_free(&sv, sv.heap[0]);
   free_dead(&sv);
   free(sv.heap);
+  if (sv.pmd_pool) munmap(sv.pmd_pool, sv.pmd_slot_size * PMD_SLOTS);
+  free(sv.pmd_free);
   return 0;
 }
 
@@ -793,11 +907,15 @@ static void client_end(struct lightws_stream *s, int fd, uint8_t *buf,
   close(fd);
 }
 
-static int run_client(const char *url, int quiet, uint32_t timeout_ms)
+static int run_client(const char *url, int quiet, uint32_t timeout_ms,
+                      int deflate)
 {
+  static const struct lightws_pmd_config pmd_cfg; /* the defaults */
+  static uint8_t pmd_mem[PMD_CLIENT_MEM] __attribute__((aligned(64)));
   struct lightws_timeouts to;
   struct lightws_client_options opt;
   static uint8_t rbuf[64 * 1024];
+  int in_msg = 0, msg_deflated = 0, final;
   struct lightws_stream s;
   struct tool_url u;
   char err[128];
@@ -814,6 +932,12 @@ static int run_client(const char *url, int quiet, uint32_t timeout_ms)
   to.handshake = timeout_ms;
   to.close = CLOSE_MS;
   opt.timeouts = &to;
+  if (deflate && lightws_pmd_available() &&
+      lightws_pmd_mem_size(&pmd_cfg) <= sizeof(pmd_mem)) {
+    opt.deflate = &pmd_cfg;
+    opt.deflate_mem = pmd_mem;
+    opt.deflate_mem_size = sizeof(pmd_mem);
+  }
   r = lightws_connect(&s, fd, rbuf, sizeof(rbuf), u.authority, u.path, &opt);
   if (r == LIGHTWS_ERR_HANDSHAKE_TIMEOUT) {
     fprintf(stderr, "%s: %s: no websocket handshake within %.3g s (%s)\n",
@@ -843,27 +967,43 @@ static int run_client(const char *url, int quiet, uint32_t timeout_ms)
       else client_end(&s, fd, rbuf, sizeof(rbuf));
       return 1;
     }
+    if (!in_msg) {
+      in_msg = 1;
+      msg_deflated = lightws_stream_deflate(&s) &&
+                     chunk_inflated(pmd_mem, sizeof(pmd_mem), &ch);
+    }
     if (n == 0 && !ch.message_end) continue;
     p = ch.data;
     left = (size_t)n;
-    do {
-      ssize_t w = lightws_stream_send(&s, ch.opcode, p, left,
-                                      ch.message_end ? 0 : LIGHTWS_SEND_FRAGMENT);
+    /* as the server's echo_flags(): compressed in, compressed out (then the
+     * chunks go in as fragments and an empty final call ends the message) */
+    final = ch.message_end && msg_deflated;
+    for (;;) {
+      unsigned fl = ch.message_end && !msg_deflated ? 0 : LIGHTWS_SEND_FRAGMENT;
+      ssize_t w;
+      if (!msg_deflated && lightws_stream_deflate(&s))
+        fl |= LIGHTWS_SEND_NO_COMPRESS;
+      if (left == 0 && final) fl = 0;
+      w = lightws_stream_send(&s, ch.opcode, p, left, fl);
       if (w < 0) {
         fprintf(stderr, "%s: send: %s (%s)\n", prog, lightws_errname((int)w),
                 lightws_strerror((int)w));
         close(fd);
         return 1;
       }
+      if (left == 0 && fl == 0) break;
       p += w;
       left -= (size_t)w;
-    } while (left > 0);
+      if (left == 0 && !final) break;
+    }
+    if (ch.message_end) in_msg = 0;
   }
   if (!quiet) {
     size_t rl;
     const char *reason = lightws_stream_close_reason(&s, &rl);
-    fprintf(stderr, "%s: server closed with %u '%.*s'\n", prog,
-            lightws_stream_close_code(&s), (int)rl, reason);
+    fprintf(stderr, "%s: server closed with %u '%.*s'%s\n", prog,
+            lightws_stream_close_code(&s), (int)rl, reason,
+            lightws_stream_deflate(&s) ? " permessage-deflate" : "");
   }
   client_end(&s, fd, rbuf, sizeof(rbuf));
   return 0;
@@ -876,7 +1016,7 @@ int main(int argc, char **argv)
   long long hs_ms = HANDSHAKE_MS, idle_ms = 0, ping_ms = 0, pong_ms = -1;
   long long client_ms = CLIENT_TIMEOUT_MS;
   struct lightws_timeouts to;
-  int quiet = 0, i, ok;
+  int quiet = 0, deflate = 1, i, ok;
 
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -886,6 +1026,8 @@ int main(int argc, char **argv)
       return 0;
     } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
       quiet = 1;
+    } else if (!strcmp(a, "--no-deflate")) {
+      deflate = 0;
     } else if (!strcmp(a, "--host") && v) {
       host = v;
       i++;
@@ -927,7 +1069,7 @@ int main(int argc, char **argv)
     }
   }
   install_signals();
-  if (client) return run_client(client, quiet, (uint32_t)client_ms);
+  if (client) return run_client(client, quiet, (uint32_t)client_ms, deflate);
   if (port < 0) {
     fprintf(stderr, "%s: --port is required\n", prog);
     usage(stderr);
@@ -939,5 +1081,5 @@ int main(int argc, char **argv)
   to.ping_interval = (uint32_t)ping_ms;
   to.ping_timeout = (uint32_t)(pong_ms < 0 ? ping_ms : pong_ms);
   to.close = CLOSE_MS;
-  return run_server(host, (int)port, quiet, (uint32_t)maxmsg, &to);
+  return run_server(host, (int)port, quiet, (uint32_t)maxmsg, &to, deflate);
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Real-browser check: headless Chromium runs tests/browser/index.html
-against build/lightws-echo (text, ArrayBuffer, 1 MiB, burst, close 4001),
+against build/lightws-echo (permessage-deflate negotiated; text, ArrayBuffer,
+1 MiB, 0-byte messages, burst, close 4001),
 and against a small ping server built on the lightws Python binding (a
 server-initiated ping must come back as a pong with the same payload).
 The page POSTs its results to this driver's HTTP server; we print one line

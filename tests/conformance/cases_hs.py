@@ -10,6 +10,7 @@ import threading
 import time
 
 from cases import case, close_normal, echo_case, expect_events
+import pmd
 from wsproto_min import (BINARY, TEXT, Conn, Fail, PeerEOF, accept_for,
                          encode_frame)
 
@@ -69,7 +70,11 @@ def request(host, port, path="/", key=KEY, omit=(), extra=(), version="13", meth
     return ("%s %s %s\r\n" % (method, path, proto) + "".join("%s: %s\r\n" % h for h in hs) + "\r\n").encode()
 
 
-def check_101(status, headers, key, offered_protocols=()):
+def check_101(status, headers, key, offered_protocols=(), offered_ext=None):
+    """Checks a 101 (§4.1). With `offered_ext` (the request's
+    Sec-WebSocket-Extensions), a permessage-deflate answer is checked as
+    RFC 7692 §7.1 requires and the agreed parameters are returned (None:
+    no extension)."""
     parts = status.split(" ", 2)
     if len(parts) < 2 or parts[0] != "HTTP/1.1" or parts[1] != "101":
         raise Fail("expected 101, got %r" % status)
@@ -80,11 +85,40 @@ def check_101(status, headers, key, offered_protocols=()):
     acc = hget(headers, "Sec-WebSocket-Accept")
     if acc != accept_for(key):
         raise Fail("Sec-WebSocket-Accept %r, expected %r" % (acc, accept_for(key)))
-    if hget(headers, "Sec-WebSocket-Extensions"):
-        raise Fail("server negotiated an extension (%s); the suite tests none" % hget(headers, "Sec-WebSocket-Extensions"))
+    answers = [v for n, v in headers if n.lower() == "sec-websocket-extensions"]
+    agreed = None
+    if answers:
+        if not offered_ext:
+            raise Fail("server negotiated an extension (%s) that was not offered" % ", ".join(answers))
+        agreed = pmd_agreed(offered_ext, ", ".join(answers))
     p = hget(headers, "Sec-WebSocket-Protocol")
     if p is not None and p not in offered_protocols:
         raise Fail("server chose subprotocol %r that was not offered" % p)
+    return agreed
+
+
+def pmd_agreed(offered, answer):
+    """The answer must accept one of our valid offers (§7.1)."""
+    offers = pmd.parse_offers(offered)
+    if not offers:
+        raise Fail("server answered %r to offers it had to decline (%r)" % (answer, offered))
+    errors = []
+    for o in offers:
+        try:
+            return pmd.check_answer(o, answer)
+        except Fail as e:
+            errors.append(str(e))
+    raise Fail("; ".join(errors))
+
+
+def request_ext(req):
+    """The Sec-WebSocket-Extensions values of a request we send, joined."""
+    vals = []
+    for line in req.split(b"\r\n")[1:]:
+        name, sep, value = line.partition(b":")
+        if sep and name.strip().lower() == b"sec-websocket-extensions":
+            vals.append(value.strip().decode("latin-1"))
+    return ", ".join(vals) or None
 
 
 def connect(t):
@@ -108,8 +142,11 @@ def open_ws(t, req=None, key=KEY, chop=None, protocols=(), tail=b""):
     except PeerEOF:
         s.close()
         raise Fail("server closed the connection instead of answering the upgrade")
-    check_101(status, headers, key, protocols)
-    return Conn(s, True, rest)
+    agreed = check_101(status, headers, key, protocols, request_ext(data.split(b"\r\n\r\n")[0]))
+    c = Conn(s, True, rest)
+    if agreed is not None:
+        c.pmd = pmd.Codec("client", agreed)
+    return c
 
 
 def expect_reject(t, req, statuses, need_version_header=False):
@@ -450,6 +487,7 @@ def accept_client(t):
         raise Fail("Sec-WebSocket-Key %r is not 16 bytes of base64" % key)
     if hget(headers, "Sec-WebSocket-Version") != "13":
         raise Fail("Sec-WebSocket-Version %r" % hget(headers, "Sec-WebSocket-Version"))
+    t.request_headers = headers
     return sock, key, rest
 
 

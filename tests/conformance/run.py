@@ -28,7 +28,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import cases  # noqa: E402
 import cases_hs  # noqa: E402,F401  (registers its cases)
-from wsproto_min import Conn, Fail, PeerEOF  # noqa: E402
+import cases_pmd  # noqa: E402,F401  (registers its cases)
+from wsproto_min import Conn, Fail, PeerEOF, Skip  # noqa: E402
 
 
 class Ctx:
@@ -124,6 +125,8 @@ def run_case_server(peer, state, cid, title, timeout, raw, fn):
         err = None
         if t.proc.poll() is not None:
             err = "server process exited (status %s)" % t.proc.returncode
+    except Skip as e:
+        err = ("skip", str(e))
     except (Fail, PeerEOF, OSError) as e:
         err = str(e) or type(e).__name__
         if t.proc.poll() is not None:
@@ -151,12 +154,15 @@ def run_case_client(peer, state, cid, title, timeout, raw, fn):
         return "cannot start client %r: %s" % (peer["cmd"], e)
     t.client_proc = proc
     err = None
+    skip = None
     try:
         if not raw:
             sock, key, rest = cases_hs.accept_client(t)
             sock.sendall(cases_hs.response_101(key))
             t.conn = Conn(sock, False, rest)
         fn(t)
+    except Skip as e:
+        skip = ("skip", str(e))
     except (Fail, PeerEOF, OSError) as e:
         err = str(e) or type(e).__name__
     except Exception as e:
@@ -180,7 +186,7 @@ def run_case_client(peer, state, cid, title, timeout, raw, fn):
             err = "client exited 0 after a failed handshake"
     if err is None and rc is not None and rc < 0:
         err = "client killed by signal %d" % -rc
-    return err
+    return err or skip
 
 
 def selection_summary(pattern):
@@ -221,7 +227,7 @@ def main():
 
     logdir = args.logdir or tempfile.mkdtemp(prefix="lightws-conf-")
     os.makedirs(logdir, exist_ok=True)
-    passed = failed = 0
+    passed = failed = skipped = 0
     t0 = time.monotonic()
     for spec in args.peer:
         name, sep, cmd = spec.partition("=")
@@ -258,7 +264,10 @@ def main():
                     err = None
                 took = time.monotonic() - start
                 label = "%s [%s %s] %s" % (cid, name, role, title)
-                if err is None:
+                if isinstance(err, tuple):
+                    skipped += 1
+                    print("SKIP %s: %s" % (label, err[1]), flush=True)
+                elif err is None:
                     passed += 1
                     print("PASS %s%s" % (label, " (%.1f s)" % took if took > 1 else ""), flush=True)
                 else:
@@ -276,7 +285,10 @@ def main():
             log.close()
             print("-- %s as %s: %.1f s" % (name, role, time.monotonic() - rstart), flush=True)
     print("(%.1f s; peer logs in %s)" % (time.monotonic() - t0, logdir))
-    print("%s; %d passed, %d failed" % (selection_summary(args.pattern), passed, failed))
+    print("%s; %s%d passed, %d failed" % (
+        selection_summary(args.pattern),
+        "%d skipped (the peer offers or accepts no permessage-deflate); " % skipped if skipped else "",
+        passed, failed))
     return 1 if failed else 0
 
 

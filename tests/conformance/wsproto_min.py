@@ -28,6 +28,10 @@ class PeerEOF(Exception):
     """The TCP connection ended."""
 
 
+class Skip(Exception):
+    """The case needs what the peer does not offer (permessage-deflate)."""
+
+
 def accept_for(key):
     if isinstance(key, str):
         key = key.encode()
@@ -95,7 +99,9 @@ class Conn:
         self.buf = bytearray(leftover)
         self.pos = 0
         self.eof = False
-        self.in_msg = None  # (opcode, [parts]) of a fragmented message
+        self.in_msg = None  # (opcode, [parts], compressed) of a fragmented message
+        self.pmd = None     # pmd.Codec once permessage-deflate is agreed
+        self.last_compressed = False  # the last message came with RSV1
         self.close_sent = False
         self.close_rcvd = None
         self.recv_size = 1 << 20  # a slow reader lowers these
@@ -170,6 +176,10 @@ class Conn:
 
     def wait_sent(self, timeout=30):
         return self.sent_all.wait(timeout)
+
+    def compressed(self, opcode, data):
+        """One compressed message as a single frame (RSV1, §7.2.1)."""
+        return self.frame(opcode, self.pmd.compress(data), rsv=4)
 
     def frame(self, opcode, payload=b"", fin=True, rsv=0, length=None):
         mask = os.urandom(4) if self.client else None
@@ -252,8 +262,11 @@ class Conn:
             if f is not None:
                 break
             self._fill(deadline)
-        if f.rsv:
-            raise Fail("peer frame has RSV bits %d" % f.rsv)
+        # §6.1: with permessage-deflate, RSV1 marks the first frame of a
+        # compressed message (never a continuation or control frame)
+        if f.rsv and not (f.rsv == 4 and self.pmd is not None and f.opcode in (TEXT, BINARY)):
+            raise Fail("peer frame has RSV bits %d%s" % (f.rsv, " (opcode %d, permessage-deflate %s)"
+                                                           % (f.opcode, "on" if self.pmd else "off")))
         if self.client and f.masked:
             raise Fail("server frame is masked (§5.1)")
         if not self.client and not f.masked:
@@ -296,18 +309,20 @@ class Conn:
                     raise Fail("peer sent a continuation outside a message")
                 self.in_msg[1].append(f.payload)
                 if f.fin:
-                    op, parts = self.in_msg
+                    op, parts, comp = self.in_msg
                     self.in_msg = None
-                    return self._message(op, b"".join(parts))
+                    return self._message(op, b"".join(parts), comp)
                 continue
             if self.in_msg is not None:
                 raise Fail("peer started a message inside a fragmented one")
             if f.fin:
-                return self._message(f.opcode, f.payload)
-            self.in_msg = (f.opcode, [f.payload])
+                return self._message(f.opcode, f.payload, f.rsv == 4)
+            self.in_msg = (f.opcode, [f.payload], f.rsv == 4)
 
-    @staticmethod
-    def _message(op, payload):
+    def _message(self, op, payload, compressed=False):
+        self.last_compressed = compressed
+        if compressed:
+            payload = self.pmd.decompress(payload)
         if op == TEXT and not utf8_ok(payload):
             raise Fail("peer sent a text message that is not UTF-8")
         return ("msg", op, payload)

@@ -17,6 +17,9 @@ import time
 
 import websockets
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import deflate as pmd  # noqa: E402  (the permessage-deflate cases)
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.join(ROOT, "build")
 ECHO = os.path.join(BUILD, "lightws-echo")
@@ -78,7 +81,8 @@ async def stop(proc):
 
 
 def connect(url):
-    # No compression: lightws negotiates no extension (it would refuse it).
+    # No compression: these cases check the uncompressed paths (lightws-echo
+    # declines when nothing is offered); deflate.py has the compressed ones.
     return websockets.connect(url, max_size=None, compression=None,
                               ping_interval=None, open_timeout=10)
 
@@ -880,6 +884,189 @@ async def time_cases():
                    time_echo_client_close_while_flooded())
 
 
+# --- permessage-deflate (RFC 7692), cases in deflate.py ---------------------
+
+async def node_lines(argv, name_prefix, timeout=CASE_TIMEOUT * 4, on_ready=None):
+    """Runs a node script that prints "ok NAME" / "FAIL NAME: why" lines;
+    reports each. on_ready(lines) runs once it prints "ready"."""
+    if node_ws_missing():
+        report(name_prefix, False, node_ws_missing())
+        return
+    proc = await asyncio.create_subprocess_exec(
+        "node", *argv, stdout=asyncio.subprocess.PIPE, env=NODE_ENV)
+    seen = 0
+    try:
+        async def read_all():
+            nonlocal seen
+            early = []
+            while True:
+                line = await proc.stdout.readline()
+                if not line:
+                    return
+                line = line.decode(errors="replace").rstrip("\n")
+                if line == "ready" and on_ready:
+                    await on_ready(early)
+                    continue
+                if line.startswith("listening "):
+                    early.append(line)
+                    continue
+                m = re.match(r"(ok|FAIL)\s+(.*?)(?::\s+(.*))?$", line)
+                if m:
+                    seen += 1
+                    report(f"{name_prefix}: {m.group(2)}", m.group(1) == "ok", m.group(3) or "")
+        await asyncio.wait_for(read_all(), timeout)
+        rc = await asyncio.wait_for(proc.wait(), 10)
+    except asyncio.TimeoutError:
+        rc = "timeout"
+    finally:
+        await stop(proc)
+    if rc != 0 or seen == 0:
+        report(f"{name_prefix}: exit status", False, f"exit {rc}, {seen} cases reported")
+
+
+async def deflate_cases():
+    proc, port = await start_echo("--max-message", str(4 << 20))
+    url = f"ws://127.0.0.1:{port}/deflate"
+    pre = "deflate: echo-server <- python websockets"
+    try:
+        async def py_default():
+            ext = await pmd.py_default(url, check)
+            print(f"      ({ext})", flush=True)
+        await run_case(f"{pre} default compression: 1 MiB, empty, fragmented, 200 in a row",
+                       py_default())
+        for bits in range(9, 16):
+            for nt in (False, True):
+                await run_case(f"{pre} window bits {bits} both ways, context takeover "
+                               f"{'off' if nt else 'on'}", pmd.py_window(url, check, bits, nt))
+        await run_case("deflate: echo-server <- raw frames: compressed in -> compressed out, "
+                       "uncompressed -> uncompressed", pmd.in_thread(pmd.raw_compressed_in_out, port, check))
+        await run_case("deflate: echo-server <- raw frames: bad deflate data -> 1007, RSV1 on a "
+                       "continuation -> 1002", pmd.in_thread(pmd.raw_bad_deflate, port, check))
+        await run_case("deflate: echo-server <- raw offers: invalid declined, first acceptable taken",
+                       pmd.in_thread(pmd.raw_offers, port, check))
+        await node_lines([os.path.join(HERE, "node_deflate.js"), "client", url],
+                         "deflate: echo-server <- node ws perMessageDeflate")
+    finally:
+        await stop(proc)
+    log = (await proc.stderr.read()).decode(errors="replace")
+    n = sum(1 for ln in log.splitlines() if ln.endswith(" permessage-deflate"))
+    report("deflate: echo-server logged its compressed connections", n >= 30,
+           f"{n} lines end in permessage-deflate")
+
+    # lightws-echo --client against compressing servers
+    pre = "deflate: echo-client -> python websockets server"
+    async def py_server(**kw):
+        what = await pmd.py_server_for_echo_client(echo_client_run, check, **kw)
+        print(f"      ({what})", flush=True)
+    await run_case(f"{pre} (default compression)", py_server())
+    from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+    # (python's zlib refuses an 8-bit window: node covers 8 below)
+    for bits, nt in ((9, True), (15, False), (11, True)):
+        await run_case(f"{pre} window bits {bits}, context takeover {'off' if nt else 'on'}",
+                       py_server(compression=None, extensions=[ServerPerMessageDeflateFactory(
+                           server_no_context_takeover=nt, client_no_context_takeover=nt,
+                           server_max_window_bits=bits, client_max_window_bits=bits)]))
+
+    async def node_server_ready(lines):
+        for line in lines:
+            p = int(line.split()[1])
+            rc, err = await echo_client_run(f"ws://127.0.0.1:{p}/node-deflate")
+            if rc != 0 or "permessage-deflate" not in err:
+                report(f"deflate: echo-client -> node ws server port {p}", False, f"exit {rc}: {err}")
+    await node_lines([os.path.join(HERE, "node_deflate.js"), "server"],
+                     "deflate: echo-client -> node ws server perMessageDeflate",
+                     on_ready=node_server_ready)
+
+    await run_case("deflate: lightws-cat -> lightws-echo (binary and text, compressed both ways)",
+                   lightws_pair_cat_echo())
+    await run_case("deflate: lightws-echo --client -> lightws-cat --listen", lightws_pair_echo_cat())
+    await run_case("deflate: --no-deflate turns it off (echo server, echo client, cat)", no_deflate())
+
+
+async def lightws_pair_cat_echo():
+    proc, port = await start_echo()
+    data = (pmd.text_of(200000).encode() + os.urandom(50000)) * 2
+    try:
+        cat = await asyncio.create_subprocess_exec(
+            CAT, f"ws://127.0.0.1:{port}/pair", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(cat.communicate(data), CASE_TIMEOUT)
+        check(cat.returncode == 0, f"cat exit {cat.returncode}: {err.decode().strip()}")
+        check(out == data, f"cat got {len(out)} bytes back, want {len(data)}")
+        lines = ["first line", "", "\u00fcn\u00efc\u00f6de", "x" * 5000]
+        cat = await asyncio.create_subprocess_exec(
+            CAT, "--text", f"ws://127.0.0.1:{port}/pair-text", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(cat.communicate("\n".join(lines).encode() + b"\n"),
+                                          CASE_TIMEOUT)
+        check(cat.returncode == 0, f"cat --text exit {cat.returncode}: {err.decode().strip()}")
+        check(out.decode() == "".join(ln + "\n" for ln in lines), f"cat --text got {out[:60]!r}")
+    finally:
+        await stop(proc)
+    log = (await proc.stderr.read()).decode(errors="replace")
+    check(re.search(r"/pair messages \d+ bytes %d close 1000 permessage-deflate" % len(data), log),
+          f"echo log {log!r}")
+    check("/pair-text messages 4 bytes" in log and log.count("permessage-deflate") >= 2,
+          f"echo log {log!r}")
+
+
+async def lightws_pair_echo_cat():
+    data = pmd.text_of(300000).encode()
+    cat = await asyncio.create_subprocess_exec(
+        CAT, "--listen", "0", "--host", "127.0.0.1", stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        port = await read_listening(cat.stderr, "lightws-cat --listen")
+        echo = asyncio.ensure_future(echo_client_run(f"ws://127.0.0.1:{port}/pair"))
+        cat.stdin.write(data)
+        await cat.stdin.drain()
+        cat.stdin.close()
+        out = await asyncio.wait_for(cat.stdout.read(), CASE_TIMEOUT)
+        rc = await asyncio.wait_for(cat.wait(), 10)
+        erc, err = await asyncio.wait_for(echo, CASE_TIMEOUT)
+        check(rc == 0, f"cat exit {rc}")
+        check(out == data, f"cat got {len(out)} bytes back, want {len(data)}")
+        check(erc == 0 and "server closed with 1000 '' permessage-deflate" in err,
+              f"echo client exit {erc}: {err!r}")
+    finally:
+        await stop(cat)
+
+
+async def no_deflate():
+    proc, port = await start_echo("--no-deflate")
+    try:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/plain", ping_interval=None) as ws:
+            check(pmd.ext_of(ws) == "", f"--no-deflate server answered {pmd.ext_of(ws)!r}")
+            await ws.send("plain")
+            check(await ws.recv() == "plain", "echo")
+    finally:
+        await stop(proc)
+    offers = []
+
+    async def handler(ws, _path=None):
+        offers.append(ws.request_headers.get("Sec-WebSocket-Extensions"))
+        try:
+            await ws.send(b"no deflate")
+            async for _ in ws:
+                pass
+        except websockets.ConnectionClosed:
+            pass
+
+    async with websockets.serve(handler, "127.0.0.1", 0, ping_interval=None) as server:
+        p = server.sockets[0].getsockname()[1]
+        proc = await asyncio.create_subprocess_exec(
+            ECHO, "--no-deflate", "--client", f"ws://127.0.0.1:{p}/",
+            stderr=asyncio.subprocess.PIPE)
+        await asyncio.sleep(0.5)
+        await stop(proc)
+        cat = await asyncio.create_subprocess_exec(
+            CAT, "--no-deflate", f"ws://127.0.0.1:{p}/", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, _ = await asyncio.wait_for(cat.communicate(b"no deflate"), CASE_TIMEOUT)
+        check(out == b"no deflate", f"cat got {out!r}")
+    check(offers == [None, None], f"offers {offers!r}")
+
+
 async def main():
     for tool in (ECHO, CAT):
         if not os.access(tool, os.X_OK):
@@ -944,6 +1131,7 @@ async def main():
     await run_case("cat client -> python server: text lines", cat_client_text())
     await run_case("cat --listen <- python client: binary", cat_listen_binary())
     await run_case("cat --listen <- python client: text lines", cat_listen_text())
+    await deflate_cases()
 
     print(f"{passed} passed, {failed} failed", flush=True)
     return 1 if failed else 0
