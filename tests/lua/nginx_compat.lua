@@ -82,7 +82,7 @@ end
 -- /compat/s?mode=: the server end of the client scenarios (cs.t's).
 function H.s()
   local mode = ngx.var.arg_mode
-  local opts = { send_masked = mode == "masked" or nil,
+  local opts = { send_masked = mode == "masked" or nil, max_payload_len = tonumber(ngx.var.arg_max),
                  max_send_len = tonumber(ngx.var.arg_max_send_len),
                  max_recv_len = tonumber(ngx.var.arg_max_recv_len) }
   local wb, err = server:new(opts)
@@ -113,7 +113,10 @@ function H.s()
     local data, typ, e = wb:recv_frame()
     if id then record(id, fmt(data, typ, e)) end
     if not data and typ ~= "close" then return end
-    if typ == "close" then return end
+    if typ == "close" then
+      if not wb.closed then wb:send_close(e, data) end   -- the answer is ours
+      return
+    end
     if mode ~= "silent" and typ ~= "pong" then
       local bytes, serr = wb:send_frame(e ~= "again", typ == "text" and 0x1 or typ == "binary" and 0x2
                                         or typ == "ping" and 0xA or 0x0, data)

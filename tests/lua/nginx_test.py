@@ -784,6 +784,16 @@ def compat_client_tests(port):
 def compat_tests(port):
     compat_server_tests(port)
     compat_client_tests(port)
+    # node ws as the client of a lua-resty-websocket-style server
+    node = subprocess.run(["node", os.path.join(SRC, "tests/lua/peer_node_client.js"),
+                           "ws://127.0.0.1:%d/compat/s?mode=echo&max=200000" % port],
+                          env=dict(os.environ, NODE_PATH=os.path.join(SRC, "build/node/node_modules")),
+                          capture_output=True, text=True, timeout=30)
+    expect(node.stdout.strip().split("\n"),
+           ["open protocol=chat ext=", "message text 你好, WebSocket!", "message text hi", "message binary 4",
+            "message binary 100000", "pong pp", "close 4000 bye"],
+           "compat server vs node ws: greeting, text, binary, 100000 bytes, ping answered by the handler, close code echoed" +
+           ("" if node.returncode == 0 else " (stderr %r)" % node.stderr[-300:]))
     # the path shim (bindings/lua/lightws/shim first on the path), under LuaJIT
     env = dict(os.environ, LUA_PATH="%s/bindings/lua/lightws/shim/?.lua;%s/bindings/lua/?.lua;;" % (SRC, SRC),
                LUA_CPATH=os.environ.get("LIGHTWS_LUAJIT_CPATH", SRC + "/build/luajit/?.so") + ";;")
