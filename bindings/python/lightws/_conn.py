@@ -375,6 +375,23 @@ class BaseWebSocket:
             data, op, _, end, _ = self._c.recv_chunk()
         if end:
             return data.decode("utf-8") if op == _TEXT else data
+        if self._deflate:
+            # A compressed message whose frame is all in the receive
+            # buffer comes as its inflated bytes, then an empty chunk that
+            # ends it (the C core feeds the 00 00 ff ff tail on the next
+            # call): take that one here rather than through the buffers.
+            try:
+                more, op2, _, end2, _ = self._c.recv_chunk()
+            except WouldBlock:
+                pass
+            else:
+                if op2 == _PING:                 # OPT_NO_AUTO_PONG
+                    self.last_ping = more
+                else:
+                    if more:
+                        data += more
+                    if end2:
+                        return data.decode("utf-8") if op == _TEXT else data
         n = len(data)
         if n < _SCRATCH:
             buf = self._scratch_buf()
@@ -1068,12 +1085,12 @@ class WebSocket(BaseWebSocket):
         buffer (lightws_stream_flush writes it): a blocking send waits
         until it is out, a nonblocking one tries once (the next send() or
         flush() finishes it; ``pending`` says so meanwhile)."""
-        if self._timeout == 0:
-            try:
-                self._c.flush()
-            except WouldBlock:
-                pass
+        try:
+            self._c.flush()         # usually all is out: one call
             return
+        except WouldBlock:
+            if self._timeout == 0:
+                return
         self._run(self._c.flush, False)
 
     def send_many(self, messages: Any) -> None:
