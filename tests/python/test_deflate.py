@@ -404,6 +404,80 @@ class TestWire(unittest.TestCase):
             lsock.close()
 
 
+def raw_server_pair(**kw):
+    """(lightws client with permessage-deflate agreed, raw server socket)
+    over a socketpair: the raw side answers the offer by hand."""
+    a, b = socket.socketpair()
+    b.settimeout(10)
+
+    def server():
+        req = read_head(b).decode("latin-1")
+        key = [ln.split(":", 1)[1].strip() for ln in req.split("\r\n")
+               if ln.lower().startswith("sec-websocket-key:")][0]
+        b.sendall(codec.build_response(key, headers=[
+            ("Sec-WebSocket-Extensions", "permessage-deflate")]))
+    join = in_thread(server)
+    ws = lightws.connect(a, host="x", ping_interval=None, **kw)
+    join()
+    return ws, b
+
+
+class TestClientReads(unittest.TestCase):
+    def test_ping_inside_a_compressed_message(self):
+        ws, raw = raw_server_pair(options=lightws.OPT_NO_AUTO_PONG)
+        try:
+            z = codec.compress(b"abc" * 1000)
+            raw.sendall(frame(2, z[:5], fin=False, rsv=0x40) + frame(9, b"p1")
+                        + frame(0, z[5:]))
+            self.assertEqual(ws.recv(), b"abc" * 1000)
+            self.assertEqual(ws.last_ping, b"p1")
+            raw.sendall(frame(1, HELLO, rsv=0x40) + frame(1, b"plain"))
+            self.assertEqual(ws.recv_piece(), lightws.Piece(b"Hello", 1, False, False, True))
+            self.assertEqual(ws.recv_piece(), lightws.Piece(b"", 1, True, True, True))
+            self.assertEqual(ws.recv_piece(), lightws.Piece(b"plain", 1, True, True, False))
+            # recv_into and the byte stream inflate into the caller's buffer
+            raw.sendall(frame(2, codec.compress(b"x" * 5000), rsv=0x40))
+            buf = bytearray(10000)
+            n, got = 0, None
+            while got is None or not got.message_end:
+                got = ws.recv_chunk_into(memoryview(buf)[n:])
+                n += got.nbytes
+            self.assertEqual(bytes(buf[:n]), b"x" * 5000)
+            raw.sendall(frame(2, codec.compress(b"y" * 300), rsv=0x40))
+            self.assertEqual(ws.read(300), b"y" * 300)
+        finally:
+            ws._release()
+            raw.close()
+
+    def test_asyncio_read_ahead_of_compressed(self):
+        async def main():
+            a, b = socket.socketpair()
+            b.settimeout(10)
+
+            def server():
+                req = read_head(b).decode("latin-1")
+                key = [ln.split(":", 1)[1].strip() for ln in req.split("\r\n")
+                       if ln.lower().startswith("sec-websocket-key:")][0]
+                b.sendall(codec.build_response(key, headers=[
+                    ("Sec-WebSocket-Extensions", "permessage-deflate")]))
+                c = codec.Compressor()
+                b.sendall(b"".join(frame(1, c.compress(f"msg {i} " * 20), rsv=0x40)
+                                   for i in range(50)))
+            loop = asyncio.get_running_loop()
+            fut = loop.run_in_executor(None, server)
+            ws = await lwa.connect(a, host="x", ping_interval=None)
+            await fut
+            await asyncio.sleep(0.1)            # read ahead while nobody reads
+            got = [await ws.recv() for _ in range(50)]
+            self.assertEqual(got, [f"msg {i} " * 20 for i in range(50)])
+            b.sendall(frame(2, HELLO, rsv=0x40))
+            p = await ws.recv_piece()
+            self.assertEqual((p.data, p.compressed), (b"Hello", True))
+            ws._release()
+            b.close()
+        asyncio.run(main())
+
+
 def bomb(size):
     """A deflate stream (no 00 00 ff ff tail) inflating to ``size`` zeros,
     made fast: after the first MiB, every MiB of zeros compresses to the
