@@ -24,7 +24,7 @@ import lightws
 import lightws.asyncio as lwa
 from lightws import codec
 
-from _helpers import Proc, frame, in_thread, read_head
+from _helpers import ECHO_BIN, Proc, frame, in_thread, need_file, read_head
 
 MIB = 1 << 20
 HELLO = bytes.fromhex("f248cdc9c90700")          # §7.2.3.1: "Hello" compressed
@@ -790,6 +790,62 @@ class TestEchoTool(unittest.TestCase):
             self.assertEqual(rc, 0, err)
             self.assertEqual(box["back"], "x" * 1000)
             self.assertEqual(bool(box["ext"]), want)
+
+
+def pieces_message(ws):
+    """(message, compressed) read with recv_piece()."""
+    parts, comp = [], None
+    while True:
+        p = ws.recv_piece()
+        comp = p.compressed if comp is None else comp
+        parts.append(p.data)
+        if p.message_end:
+            return b"".join(parts), comp
+
+
+class TestCEcho(unittest.TestCase):
+    """build/lightws-echo (C) in both roles, with and without --no-deflate;
+    recv_piece().compressed shows how each answer came."""
+
+    def test_server(self):
+        need_file(ECHO_BIN)
+        for args, want in (((), True), (("--no-deflate",), False)):
+            srv = Proc([ECHO_BIN, "--host", "127.0.0.1", "--port", "0", "--quiet", *args])
+            try:
+                with lightws.connect(f"ws://127.0.0.1:{srv.port}/") as ws:
+                    self.assertEqual(bool(ws.extensions), want)
+                    # (b"e" is under the threshold: it goes, and comes back, plain)
+                    for m, comp, back in ((b"c" * 5000, True, True), (b"d" * 5000, False, False),
+                                          (b"e", True, False), (os.urandom(MIB), True, True)):
+                        ws.send(m, compress=comp)
+                        self.assertEqual(pieces_message(ws), (m, back and want))
+            finally:
+                srv.stop()
+
+    def test_client(self):
+        need_file(ECHO_BIN)
+        for args, want in (((), True), (("--no-deflate",), False)):
+            seen = {}
+
+            def script(ws):
+                seen["ext"] = ws.extensions
+                out = []
+                for m, comp, back in ((b"f" * 3000, True, True), (b"g" * 3000, False, False),
+                                      (b"", True, False)):
+                    ws.send(m, compress=comp)
+                    out.append(pieces_message(ws) == (m, back and want))
+                ws.close()
+                return out
+            h = Handler(script)
+            try:
+                r = subprocess.run([ECHO_BIN, "--client", f"ws://127.0.0.1:{h.port}/", *args],
+                                   capture_output=True, timeout=20)
+                h.wait()
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(h.result.get("value"), [True, True, True], h.result)
+                self.assertEqual(bool(seen["ext"]), want)
+            finally:
+                h.close()
 
 
 class TestCodec(unittest.TestCase):
