@@ -924,6 +924,23 @@ class TestCodec(unittest.TestCase):
             codec.check_response("permessage-deflate; bogus")
         self.assertTrue(codec.deflate_available())
 
+    def test_parse_response_with_offer(self):
+        key = codec.new_key()
+        resp = codec.build_response(key, headers=[
+            ("Sec-WebSocket-Extensions", "permessage-deflate; server_max_window_bits=10")])
+        with self.assertRaises(lightws.HandshakeError) as cm:
+            codec.parse_response(resp, key)
+        self.assertEqual(cm.exception.errname, "BAD_EXTENSION")
+        r = codec.parse_response(resp, key, offered="deflate")
+        self.assertEqual(r.extensions, "permessage-deflate; server_max_window_bits=10")
+        self.assertEqual(codec.check_response(r.extensions),
+                         codec.PerMessageDeflate(server_max_window_bits=10))
+        bad = codec.build_response(key, headers=[
+            ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits=20")])
+        with self.assertRaises(lightws.HandshakeError) as cm:
+            codec.parse_response(bad, key, offered="deflate")
+        self.assertEqual(cm.exception.errname, "BAD_EXTENSION_PARAMS")
+
 
 if __name__ == "__main__":
     unittest.main()

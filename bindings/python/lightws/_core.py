@@ -1101,15 +1101,27 @@ def build_error(status: int, headers: Optional[Headers] = None) -> bytes:
 
 def parse_response(data, key: Optional[str] = None,
                    protocols: Optional[str] = None,
-                   max_head: int = 0) -> Optional[Response]:
+                   max_head: int = 0, offered: Any = None) -> Optional[Response]:
     """The server's response at the start of ``data``, None if incomplete;
-    HandshakeError if it does not accept the upgrade."""
+    HandshakeError if it does not accept the upgrade. ``offered`` (the
+    "deflate" or Deflate given to offer_value()) lets the response carry
+    permessage-deflate, checked against that offer
+    (lightws_handshake_parse_response_ext: BAD_EXTENSION,
+    BAD_EXTENSION_PARAMS); without it any extension is BAD_EXTENSION. The
+    agreed parameters: check_response(resp.extensions, offered)."""
     resp = ffi.new("struct lightws_response *")
     hdrs = ffi.new("struct lightws_header[]", HANDSHAKE_HEADERS_MAX)
     resp.headers, resp.max_headers = hdrs, HANDSHAKE_HEADERS_MAX
     k, pr = _cstr(key), _cstr(protocols)
+    cfg = ffi.NULL
+    if offered is not None:
+        cfg = deflate_config(offered)
+        if cfg is None:
+            raise error_for(lib.LIGHTWS_ERR_UNSUPPORTED)
+    agreed = ffi.new("struct lightws_pmd_params *")
     with ffi.from_buffer("uint8_t[]", data) as p:
-        n = lib.lightws_handshake_parse_response(resp, p, len(p), max_head, k, pr)
+        n = lib.lightws_handshake_parse_response_ext(resp, p, len(p), max_head, k, pr,
+                                                     cfg, agreed)
         if n == ERR_INCOMPLETE:
             return None
         if n < 0:
