@@ -1087,21 +1087,23 @@ static int zframe_write(struct lightws_stream *s, int *writes) {
  * the buffer fills (its last 4 bytes held back: they may be the end of the
  * flush) and, once all input is in, the Z_SYNC_FLUSH output makes the last
  * frame without its 00 00 ff ff (§7.2.1). Also finishes what an earlier
- * call left (a frame cut short, the flush). Returns input bytes taken; an
- * error only when none were and the end of input was not taken either.
+ * call left (a frame cut short, the flush). `*writes` is the syscall
+ * budget (direct mode: 1, shared by the calls of one API call). Returns
+ * input bytes taken; an error only when none were and the end of input was
+ * not taken either.
  */
 static ssize_t z_pump(struct lightws_stream *s, const uint8_t *in, size_t len,
-                      int fin) {
+                      int fin, int *writes) {
   static const uint8_t none[1] = {0};
   struct lightws__pmd *p = s->pmd;
   size_t took = 0;
-  int writes = (s->flags & LIGHTWS_OPT_DIRECT) ? 1 : -1, ended = 0;
+  int ended = 0;
   if (!in) in = none;
   for (;;) {
     int zr, flush;
     size_t before;
     if (p->w_frame) {
-      int r = zframe_write(s, &writes);
+      int r = zframe_write(s, writes);
       if (r == LIGHTWS_ERR_INCOMPLETE) return (ssize_t)took; /* direct */
       if (r < 0) return took || ended ? (ssize_t)took : r;
     }
@@ -1154,6 +1156,9 @@ ssize_t lightws_stream_send(struct lightws_stream *s, int opcode,
   uint8_t saved_opcode;
   ssize_t w;
   int in_place = (flags & LIGHTWS_SEND_MASK_IN_PLACE) != 0;
+#if LIGHTWS_HAVE_ZLIB
+  int writes = (s->flags & LIGHTWS_OPT_DIRECT) ? 1 : -1;
+#endif
   if (r < 0) return r;
 #if LIGHTWS_HAVE_ZLIB
   if (s->pmd) {
@@ -1169,14 +1174,15 @@ ssize_t lightws_stream_send(struct lightws_stream *s, int opcode,
         if (r < 0) return r;
       }
       return z_pump(s, (const uint8_t *)buf, len,
-                    !(flags & LIGHTWS_SEND_FRAGMENT));
+                    !(flags & LIGHTWS_SEND_FRAGMENT), &writes);
     }
     if (w_pending(s) || p->w_comp) {
       /* the last compressed message is still going out: first that */
-      w = z_pump(s, NULL, 0, 0);
+      w = z_pump(s, NULL, 0, 0, &writes);
       if (w < 0) return w;
-      if (p->w_comp) {
-        if (p->w_frame || !(s->flags & F_CLOSE_QUEUED)) {
+      if (p->w_comp || writes == 0) {
+        /* still going, or direct mode spent its write on it */
+        if (!p->w_comp || p->w_frame || !(s->flags & F_CLOSE_QUEUED)) {
           s->flags |= F_WANT_WRITE;
           return LIGHTWS_ERR_WOULDBLOCK;
         }
@@ -1219,7 +1225,7 @@ ssize_t lightws_stream_send(struct lightws_stream *s, int opcode,
     p->w_first = 1;
     p->w_fin = 0;
     s->w_opcode = (uint8_t)opcode;
-    w = z_pump(s, (const uint8_t *)buf, len, fin);
+    w = z_pump(s, (const uint8_t *)buf, len, fin, &writes);
     if (w < 0 && !p->w_frame && p->w_fill == 0 && !p->w_fin) {
       p->w_comp = 0; /* nothing was taken: as if never called */
       s->w_opcode = 0;
@@ -1476,7 +1482,8 @@ int lightws_stream_flush(struct lightws_stream *s) {
 #if LIGHTWS_HAVE_ZLIB
   if (w_pending(s)) {
     /* compressed frames wait in the work buffer: they need no caller bytes */
-    ssize_t w = z_pump(s, NULL, 0, 0);
+    int writes = (s->flags & LIGHTWS_OPT_DIRECT) ? 1 : -1;
+    ssize_t w = z_pump(s, NULL, 0, 0, &writes);
     if (w < 0 && w != LIGHTWS_ERR_CLOSED) return (int)w;
     if (w_pending(s)) {
       s->flags |= F_WANT_WRITE;
