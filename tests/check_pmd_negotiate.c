@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "check_lightws.h"
@@ -623,6 +624,15 @@ START_TEST(test_endpoint_pmd_connect_accept) {
   pid_t pid;
   if (!have_zlib() || !mem_fits(c->client) || !mem_fits(c->server)) return;
   ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  {
+    /* every wait bounded (10 s) even without check's fork timeout */
+    struct timeval tv = {10, 0};
+    int i;
+    for (i = 0; i < 2; i++) {
+      (void)setsockopt(sv[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      (void)setsockopt(sv[i], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    }
+  }
   pid = fork();
   ck_assert_int_ge(pid, 0);
   if (pid == 0) {
@@ -667,9 +677,12 @@ START_TEST(test_endpoint_pmd_connect_accept) {
 }
 END_TEST
 
-/* Reads what the peer wrote to `fd` until an empty line; NUL-terminated. */
+/* Reads what the peer wrote to `fd` until an empty line; NUL-terminated.
+ * Bounded: a read waits 10 s at most (CK_FORK=no runs have no timeout). */
 static size_t read_head(int fd, char *buf, size_t size) {
+  struct timeval tv = {10, 0};
   size_t n = 0;
+  (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   while (n + 1 < size) {
     ssize_t r = read(fd, buf + n, 1);
     if (r <= 0) break;
