@@ -1721,6 +1721,120 @@ START_TEST(test_sendv_with_deflate) {
 }
 END_TEST
 
+static uint64_t rnd64(uint64_t *st) { /* splitmix64 */
+  uint64_t z = (*st += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+/* Random sends: messages of random sizes and kinds (fragmented at random,
+ * NO_COMPRESS, below the threshold), pings and flushes between calls, a
+ * transport taking random counts with EAGAIN, guarded or direct; a
+ * lightws server reads it all back, and zlib checks the frames. */
+START_TEST(test_send_random_mix_read_back) {
+  uint64_t st = 1000 + (uint64_t)_i;
+  struct zside a, b;
+  struct lightws_pmd_config cfg;
+  struct bytes want = {0};
+  static uint8_t src[40000];
+  size_t lens[64], nm = 0, k, at;
+  int ops[64];
+  struct got g;
+  long spins = 0;
+  z_stream zi;
+  struct wout w;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.work_size = (uint32_t)(256 + rnd64(&st) % 4000);
+  cfg.threshold = (uint32_t)(1 + rnd64(&st) % 100);
+  cfg.window_bits = (uint8_t)(9 + rnd64(&st) % 7);
+  cfg.level = (int8_t)(rnd64(&st) % 11) - 1;
+  fill(src, sizeof src, (unsigned)_i);
+  side_init(&a, LIGHTWS_CLIENT, 512,
+            (_i & 1) ? LIGHTWS_OPT_DIRECT : 0, &AGREED_ANY, &cfg);
+  a.z.wmax = 1 + (size_t)(rnd64(&st) % 700);
+  a.z.wagain = (int)(rnd64(&st) & 1);
+  for (nm = 0; nm < 40; nm++) {
+    size_t len = (size_t)(rnd64(&st) % 3 == 0 ? rnd64(&st) % 40
+                                                : rnd64(&st) % sizeof src);
+    size_t off = 0, piece = rnd64(&st) % 4 == 0 ? 0 : 1 + rnd64(&st) % 9000;
+    int op = 1 + (int)(rnd64(&st) & 1);
+    unsigned first = rnd64(&st) % 8 == 0 ? LIGHTWS_SEND_NO_COMPRESS : 0;
+    int opened = 0;
+    size_t base = (size_t)(rnd64(&st) % (sizeof src - len + 1));
+    /* text must be valid: use the fill() text from its start */
+    if (op == 1) {
+      base = 0;
+      while (len > 0 && (src[len] & 0xC0) == 0x80) len--;
+    }
+    ops[nm] = op;
+    lens[nm] = len;
+    put(&want, src + base, len);
+    for (;;) {
+      size_t n = piece ? piece : len;
+      int last;
+      unsigned fl;
+      ssize_t r;
+      if (n > len - off) n = len - off;
+      last = off + n == len;
+      fl = (opened ? 0 : first) | (last ? 0 : LIGHTWS_SEND_FRAGMENT);
+      if (op == 1 && !last) {
+        /* never cut a text fragment inside a character */
+        while (n > 0 && (src[base + off + n] & 0xC0) == 0x80) n--;
+        if (n == 0) n = 1;
+      }
+      r = lightws_stream_send(&a.s, op, src + base + off, n, fl);
+      if (rnd64(&st) % 5 == 0) (void)lightws_stream_ping(&a.s, "pp", 2);
+      if (rnd64(&st) % 5 == 0) (void)lightws_stream_flush(&a.s);
+      if (r == LIGHTWS_ERR_WOULDBLOCK) {
+        FAST(++spins < 50000000);
+        continue;
+      }
+      FAST(r >= 0 && (size_t)r <= n);
+      opened = 1;
+      off += (size_t)r;
+      if (off == len && (last || len == 0)) {
+        /* the final call must have been made (a 0-byte fin counts) */
+        if (n == (size_t)r && last) break;
+      }
+      if (r == 0) FAST(++spins < 50000000);
+    }
+  }
+  for (;;) {
+    int r = lightws_stream_flush(&a.s);
+    if (r == 0) break;
+    FAST(r == LIGHTWS_ERR_WOULDBLOCK);
+    FAST(++spins < 50000000);
+  }
+  peer_inflater(&zi, 15);
+  parse_out(a.z.out.p, a.z.out.len, 1, &zi, 0, &w);
+  ck_assert_uint_eq(w.n, nm);
+  for (k = 0, at = 0; k < nm; k++) {
+    ck_assert_int_eq(w.m[k].op, ops[k]);
+    ck_assert_uint_eq(w.m[k].data.len, lens[k]);
+    ck_assert(!lens[k] || memcmp(w.m[k].data.p, want.p + at, lens[k]) == 0);
+    at += lens[k];
+  }
+  wout_free(&w);
+  inflateEnd(&zi);
+  side_init(&b, LIGHTWS_SERVER, 300, 0, &AGREED_ANY, NULL);
+  put_frame(&a.z.out, 1, 0, 8, "", 0, 1, 0);
+  b.z.in = a.z.out.p;
+  b.z.in_len = a.z.out.len;
+  b.z.rmax = 1 + (size_t)(rnd64(&st) % 1000);
+  drain(&b.s, API_READ, 1 + (size_t)(rnd64(&st) % 5000), &g);
+  ck_assert_int_eq(g.end, LIGHTWS_ERR_CLOSED);
+  ck_assert_uint_eq(g.n, nm);
+  ck_assert_uint_eq(g.data.len, want.len);
+  ck_assert(memcmp(g.data.p, want.p, want.len) == 0);
+  for (k = 0; k < nm; k++) ck_assert_uint_eq(g.len[k], lens[k]);
+  bytes_free(&g.data);
+  bytes_free(&want);
+  side_free(&a);
+  side_free(&b);
+}
+END_TEST
+
 static void set_nonblock(int fd) {
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
@@ -1906,6 +2020,7 @@ Suite *deflate_suite(void) {
   tcase_add_test(tc, test_send_frames_per_work_buffer);
   tcase_add_test(tc, test_send_control_between_compressed_frames);
   tcase_add_test(tc, test_sendv_with_deflate);
+  tcase_add_loop_test(tc, test_send_random_mix_read_back, 0, 24);
   tcase_add_test(tc, test_socketpair_10000_compressed_frames_no_malloc);
   suite_add_tcase(s, tc);
 #endif
