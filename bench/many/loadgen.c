@@ -311,6 +311,31 @@ static void tree_refresh(void)
   if (opt.server_pid > 0) tree_collect((pid_t)opt.server_pid);
 }
 
+/* Per-CPU busy and total jiffies from /proc/stat (busy: all but idle and
+ * iowait), so the report shows how much of each CPU other work took. */
+#define MAX_CPUS 64
+static int cpu_stat(unsigned long long busy[MAX_CPUS], unsigned long long total[MAX_CPUS])
+{
+  char line[512];
+  int n = 0;
+  FILE *f = fopen("/proc/stat", "r");
+  if (!f) return 0;
+  while (fgets(line, sizeof(line), f) && n < MAX_CPUS) {
+    unsigned long long v[10] = {0};
+    int cpu, k, got;
+    if (strncmp(line, "cpu", 3) != 0 || line[3] < '0' || line[3] > '9') continue;
+    got = sscanf(line + 3, "%d %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu", &cpu, &v[0], &v[1],
+                 &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
+    if (got < 5) continue;
+    total[n] = 0;
+    for (k = 0; k < 8; k++) total[n] += v[k]; /* guest time is inside user */
+    busy[n] = total[n] - v[3] - v[4];
+    n++;
+  }
+  fclose(f);
+  return n;
+}
+
 static double self_cpu(void)
 {
   struct rusage ru;
@@ -855,6 +880,8 @@ int main(int argc, char **argv)
   double scpu0 = 0, scpu1 = 0, gcpu0 = 0, gcpu1 = 0, kib0 = 0, kib1 = 0;
   const char *memwhat = "none";
   uint64_t min_win = UINT64_MAX, max_win = 0;
+  unsigned long long cbusy0[MAX_CPUS], ctotal0[MAX_CPUS], cbusy1[MAX_CPUS], ctotal1[MAX_CPUS];
+  int ncpu = 0, k;
   unsigned long done;
 
   for (r = 1; r < argc; r++) {
@@ -947,6 +974,7 @@ int main(int argc, char **argv)
     tree_refresh();
     scpu0 = tree_cpu();
   }
+  ncpu = cpu_stat(cbusy0, ctotal0);
   gcpu0 = self_cpu();
   measuring = 1;
   t_w0 = now_s();
@@ -955,6 +983,7 @@ int main(int argc, char **argv)
   t_w1 = now_s();
   measuring = 0;
   gcpu1 = self_cpu();
+  if (cpu_stat(cbusy1, ctotal1) != ncpu) ncpu = 0;
   if (opt.server_pid) {
     scpu1 = tree_cpu();
     kib1 = tree_kib(&memwhat);
@@ -1013,7 +1042,14 @@ int main(int argc, char **argv)
              ", \"server_kib_after\": %.0f, \"server_kib_per_conn\": %.3f",
              ntree, scpu, 100.0 * scpu / win, scpu > 0 ? (double)echoes_win / scpu : 0.0, memwhat,
              kib0, kib1, (kib1 - kib0) / (double)all);
-    printf("}\n");
+    /* how busy each CPU was over the window, every process counted */
+    printf(", \"cpu_busy_pct\": [");
+    for (k = 0; k < ncpu; k++)
+      printf("%s%.1f", k ? ", " : "",
+             ctotal1[k] > ctotal0[k]
+                 ? 100.0 * (double)(cbusy1[k] - cbusy0[k]) / (double)(ctotal1[k] - ctotal0[k])
+                 : 0.0);
+    printf("]}\n");
   }
   freeaddrinfo(addr);
   return 0;

@@ -10,7 +10,8 @@ alike. The generator measures the server's process tree itself
 window, and PSS before the first connection and at the end of the window.
 Prints one table of medians: msgs/s, msgs per server CPU-second, server KiB
 per connection, each also as the median of its per-round ratio to
-lightws-echo, plus frames per echo and server / generator CPU.
+lightws-echo, plus frames per echo, server and generator CPU, and how busy CPU 0
+and CPU 1 were (every process: other work on the machine shows there).
 
   python3 bench/many/run.py [--rounds 3] [--duration 3] [--warmup 1]
       [--only lightws-echo,wslay] [--cases C1,C4] [--idle 10000]
@@ -208,8 +209,8 @@ def table(results, servers, cases, rounds):
         lines.append("**%s: %s** (inflight %d, refill %d)" % (cname, clabel, cargs["inflight"], cargs["batch"]))
         lines.append("")
         lines.append("| server | msgs/s | ratio | msgs/server-CPU-s | ratio | server KiB/conn | ratio "
-                     "| frames/echo | server CPU | gen CPU | errors |")
-        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+                     "| frames/echo | server CPU | gen CPU | CPU 0/1 busy (all) | errors |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
         base = results.get((BASE, cname), [])
         for s in servers:
             runs = results.get((s["name"], cname), [])
@@ -226,15 +227,17 @@ def table(results, servers, cases, rounds):
                 rr["kib"].append(r["server_kib_per_conn"] / b["server_kib_per_conn"]
                                  if b["server_kib_per_conn"] > 0 else None)
             if not ok:
-                lines.append("| %s | - | - | - | - | - | - | - | - | - | %s |" %
+                lines.append("| %s | - | - | - | - | - | - | - | - | - | - | %s |" %
                              (s["name"], ("; ".join(sorted(set(errs))) or "not run")[:200]))
                 continue
-            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s |" % (
+            busy = [r.get("cpu_busy_pct") or [None, None] for r in ok]
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s%% | %s%%/%s%% | %s |" % (
                 s["name"], fmt(med([r["msgs_per_s"] for r in ok])), ratio(med(rr["mps"])),
                 fmt(med([r["msgs_per_server_cpu_s"] for r in ok])), ratio(med(rr["cpu"])),
                 fmt(med([r["server_kib_per_conn"] for r in ok]), 1), ratio(med(rr["kib"])),
                 fmt(med([r["frames_per_echo"] for r in ok]), 2),
                 fmt(med([r["server_cpu_pct"] for r in ok])), fmt(med([r["gen_cpu_pct"] for r in ok])),
+                fmt(med([b[0] for b in busy if len(b) > 1])), fmt(med([b[1] for b in busy if len(b) > 1])),
                 "%d of %d runs failed: %s" % (len(errs), len(runs), "; ".join(sorted(set(errs)))[:160])
                 if errs else "0"))
         if idle:
