@@ -118,8 +118,8 @@ static inline size_t lightws__frame_encode(const struct lightws_frame *frame,
 /* ---- permessage-deflate (deflate.c, stream.c) ------------------------- */
 
 /* Built with zlib when the build says so (the Makefile passes
- * -DLIGHTWS_HAVE_ZLIB=1 unless ZLIB=0); other builds that compile the lib/ sources
- * without the macro get no compression and need no -lz. */
+ * -DLIGHTWS_HAVE_ZLIB=1 unless ZLIB=0); other builds that compile the
+ * lib/ sources without the macro get no compression and need no -lz. */
 #if !defined(LIGHTWS_HAVE_ZLIB)
 #define LIGHTWS_HAVE_ZLIB 0
 #endif

@@ -1185,7 +1185,9 @@ int lightws_stream_want(const struct lightws_stream *s);
 
 /* Bytes received and not yet handed out (frames waiting in rbuf). When 0,
  * the next read call starts with a read from the transport, so an event
- * loop may wait for readability first; when not 0, read without waiting. */
+ * loop may wait for readability first; when not 0, read without waiting.
+ * (With permessage-deflate, at least 1 while inflated bytes of a message
+ * wait in zlib with rbuf empty.) */
 size_t lightws_stream_buffered(const struct lightws_stream *s);
 
 /* Close code the peer sent (1005 if its close had no code, 1006 after EOF
