@@ -400,6 +400,76 @@ START_TEST(test_pmd_check_response_table) {
 }
 END_TEST
 
+/* Random edits of valid offers and answers: every result is one the
+ * contracts allow, nothing is read past `len` (exact-size heap copies,
+ * so ASan and valgrind see an overread), and whatever the server accepts
+ * it can answer, and a client that offered the defaults takes it unless a
+ * window limit it did not ask for is in it. */
+START_TEST(test_pmd_random_edits_stay_in_bounds) {
+  static const char *seeds[] = {
+      PMD "; client_max_window_bits",
+      PMD "; server_no_context_takeover; client_no_context_takeover;"
+      " server_max_window_bits=10; client_max_window_bits=\"9\"",
+      "x-foo; a=\"b\\\"c\", " PMD "; server_max_window_bits=15, " PMD,
+  };
+  static const char alphabet[] = "permsagdflt_-;,=\" \t\\0123456789xP";
+  uint64_t x = 0x9E3779B97F4A7C15ULL;
+  int i, rounds = getenv("LIGHTWS_TEST_QUICK") ? 2000 : 20000;
+  for (i = 0; i < rounds; i++) {
+    const char *seed = seeds[i % 3];
+    size_t n = strlen(seed), k, edits;
+    char *v = malloc(n + 8);
+    struct lightws_pmd_params a;
+    char resp[256];
+    int r;
+    ck_assert_ptr_nonnull(v);
+    memcpy(v, seed, n);
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    edits = 1 + x % 4;
+    for (k = 0; k < edits; k++) {
+      size_t at;
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      at = (size_t)(x >> 8) % (n + 1);
+      switch (x % 3) {
+      case 0: /* replace */
+        if (at < n) v[at] = alphabet[(x >> 32) % (sizeof alphabet - 1)];
+        break;
+      case 1: /* delete */
+        if (at < n) memmove(v + at, v + at + 1, n - at - 1), n--;
+        break;
+      default: /* insert */
+        memmove(v + at + 1, v + at, n - at);
+        v[at] = alphabet[(x >> 32) % (sizeof alphabet - 1)];
+        n++;
+        break;
+      }
+    }
+    {
+      /* an exact-size copy: one byte past `n` is outside the block */
+      char *w = malloc(n ? n : 1);
+      ck_assert_ptr_nonnull(w);
+      memcpy(w, v, n);
+      r = lightws_pmd_check_response(w, n, NULL, &a);
+      ck_assert(r == 0 || r == LIGHTWS_ERR_BAD_EXTENSION ||
+                r == LIGHTWS_ERR_BAD_EXTENSION_PARAMS);
+      if (have_zlib()) {
+        r = lightws_pmd_accept(w, n, NULL, &a);
+        ck_assert(r == 0 || r == 1);
+        if (r == 1) {
+          struct lightws_pmd_params c;
+          ssize_t m = lightws_pmd_response(resp, sizeof resp, &a);
+          ck_assert_int_gt(m, 0);
+          ck_assert_int_eq(lightws_pmd_check_response(resp, (size_t)m, NULL, &c), 0);
+          ck_assert(memcmp(&a, &c, sizeof a) == 0);
+        }
+      }
+      free(w);
+    }
+    free(v);
+  }
+}
+END_TEST
+
 /* What one side agrees to, the other side checks and gets the same. */
 START_TEST(test_pmd_accept_then_check_agree) {
   static const struct lightws_pmd_config *cfgs[] = {NULL, &CFG_SMALL, &CFG_W15,
@@ -939,6 +1009,7 @@ Suite *pmd_negotiate_suite(void) {
   tcase_add_loop_test(t, test_pmd_check_response_table, 0,
                       (int)(sizeof CHECKS / sizeof CHECKS[0]));
   tcase_add_test(t, test_pmd_accept_then_check_agree);
+  tcase_add_test(t, test_pmd_random_edits_stay_in_bounds);
   suite_add_tcase(s, t);
   t = tcase_create("handshake");
   tcase_add_test(t, test_parse_response_ext);
