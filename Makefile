@@ -40,9 +40,9 @@ CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 TEST_SRCS := $(wildcard tests/check_*.c)
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-TEST_TARGETS := test-c test-c-asan test-c-valgrind test-c-nozlib test-install
+TEST_TARGETS := test-c test-c-asan test-c-valgrind test-c-nozlib test-c-noalloc test-install
 
-.PHONY: test-install all lib tools install uninstall clean test deps demo check test-c test-c-asan test-c-valgrind test-c-nozlib
+.PHONY: test-install all lib tools install uninstall clean test deps demo check test-c test-c-asan test-c-valgrind test-c-nozlib test-c-noalloc
 
 all: lib tools
 
@@ -117,6 +117,12 @@ test-c-valgrind: $(BUILD)/check_lightws
 test-c-nozlib:
 	$(MAKE) --no-print-directory ZLIB=0 BUILD=$(BUILD)/nozlib $(BUILD)/nozlib/check_lightws
 	$(BUILD)/nozlib/check_lightws
+
+# The shared library calls no allocator (zlib's own symbols come from
+# libz; zlib allocates only through the hooks set before its init).
+test-c-noalloc: $(BUILD)/liblightws.so
+	@if nm -u $(BUILD)/liblightws.so | grep -wE 'malloc|calloc|realloc|free|aligned_alloc|posix_memalign'; then \
+	  echo "liblightws.so calls an allocator"; exit 1; else echo "ok    liblightws.so calls no allocator"; fi
 
 check: test-c
 
