@@ -916,6 +916,47 @@ START_TEST(test_read_window_8) {
 }
 END_TEST
 
+/* An event loop reads while buffered() says so: a small compressed frame
+ * that inflates to many work buffers, with nothing more on the transport,
+ * is read to its end without a WOULDBLOCK (zlib holds the output, and the
+ * 00 00 ff ff is still to feed, while rbuf is empty). */
+START_TEST(test_buffered_counts_output_held_in_zlib) {
+  struct zside x;
+  struct bytes wire = {0}, c = {0};
+  struct lightws_pmd_config cfg;
+  static uint8_t m[100000];
+  z_stream zd;
+  size_t got = 0;
+  int ended = 0;
+  memset(&cfg, 0, sizeof cfg);
+  cfg.work_size = 256;
+  memset(m, 'z', sizeof m);
+  peer_deflater(&zd, 15);
+  peer_compress(&zd, m, sizeof m, &c);
+  deflateEnd(&zd);
+  ck_assert_uint_lt(c.len, 1000);
+  put_frame(&wire, 1, 1, 2, c.p, c.len, 0, 0);
+  side_init(&x, LIGHTWS_CLIENT, 4096, _i ? LIGHTWS_OPT_DIRECT : 0,
+            &AGREED_ANY, &cfg);
+  x.z.in = wire.p;
+  x.z.in_len = wire.len;
+  x.z.end_eagain = 1;
+  do {
+    struct lightws_chunk ch;
+    ssize_t r = lightws_stream_recv(&x.s, &ch);
+    ck_assert_int_ge(r, 0);
+    got += (size_t)r;
+    ended = ch.message_end;
+  } while (!ended && lightws_stream_buffered(&x.s) > 0);
+  ck_assert_int_eq(ended, 1);
+  ck_assert_uint_eq(got, sizeof m);
+  ck_assert_uint_eq(lightws_stream_buffered(&x.s), 0);
+  bytes_free(&wire);
+  bytes_free(&c);
+  side_free(&x);
+}
+END_TEST
+
 /* ---- read side: bombs and bad input ------------------------------------- */
 
 /* Generates a compressed message of `total` zero bytes as frames of at
@@ -2005,6 +2046,7 @@ Suite *deflate_suite(void) {
   tcase_add_loop_test(tc, test_read_peer_zlib_windows, 0, 7);
   tcase_add_loop_test(tc, test_read_one_byte_reads_eagain, 0, 4);
   tcase_add_test(tc, test_read_window_8);
+  tcase_add_loop_test(tc, test_buffered_counts_output_held_in_zlib, 0, 2);
   tcase_add_test(tc, test_bomb_4gib_refused_at_limit);
   tcase_add_test(tc, test_bomb_read_into_big_buffer);
   tcase_add_test(tc, test_stream_of_empty_blocks_ends);
