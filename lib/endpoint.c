@@ -155,7 +155,12 @@ int lightws_client_start(struct lightws_stream *s, const char *host,
   memset(&k, 0, sizeof k);
   if (opt && opt->deflate) {
     r = keep_make(&k, opt->deflate, opt->deflate_mem, opt->deflate_mem_size);
-    if (r < 0) return r;
+    /* built without zlib nothing is offered: the handshake goes on
+     * without, unless the extension is required */
+    if (r == LIGHTWS_ERR_UNSUPPORTED && !opt->deflate->required)
+      memset(&k, 0, sizeof k);
+    else if (r < 0)
+      return r;
   }
   r = lightws_handshake_key(key);
   if (r < 0) return r;

@@ -94,13 +94,37 @@ START_TEST(test_pmd_offer_rejects_bad_config) {
 END_TEST
 
 START_TEST(test_pmd_without_zlib_is_unsupported) {
-  char buf[128];
+  static const struct lightws_pmd_config need = {0, 0, 0, 0, 0, 0, 1, 0, 0, 0};
+  static uint8_t rb[4096], block[64];
+  char buf[128], req[1024];
   struct lightws_pmd_params a;
+  struct lightws_stream s;
+  struct lightws_client_options opt;
+  int sv[2];
+  ssize_t n;
   if (have_zlib()) return;
   ck_assert_int_eq(lightws_pmd_offer(buf, sizeof buf, NULL),
                    LIGHTWS_ERR_UNSUPPORTED);
   ck_assert_int_eq(lightws_pmd_accept("permessage-deflate", 18, NULL, &a),
                    LIGHTWS_ERR_UNSUPPORTED);
+  /* a client with deflate options offers nothing and connects without,
+   * unless it requires the extension */
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  memset(&opt, 0, sizeof opt);
+  opt.deflate = &need;
+  opt.deflate_mem = block;
+  opt.deflate_mem_size = sizeof block;
+  ck_assert_int_eq(lightws_stream_init(&s, LIGHTWS_CLIENT, sv[0], rb, sizeof rb, 0), 0);
+  ck_assert_int_eq(lightws_client_start(&s, "h", "/", &opt), LIGHTWS_ERR_UNSUPPORTED);
+  opt.deflate = &CFG_DEFAULT;
+  ck_assert_int_eq(lightws_client_start(&s, "h", "/", &opt), 0);
+  n = read(sv[1], req, sizeof req - 1);
+  ck_assert_int_gt(n, 0);
+  req[n] = 0;
+  ck_assert_msg(strstr(req, "\r\n\r\n") != NULL, "%s", req);
+  ck_assert_ptr_null(strstr(req, "Sec-WebSocket-Extensions"));
+  close(sv[0]);
+  close(sv[1]);
 }
 END_TEST
 

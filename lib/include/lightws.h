@@ -1334,7 +1334,11 @@ struct lightws_client_options {
   const struct lightws_timeouts *timeouts; /* lightws_connect(): applied
                                               at init, NULL: none */
   const struct lightws_pmd_config *deflate; /* offer permessage-deflate
-                                               (NULL: do not) */
+                                               (NULL: do not; a build
+                                               without zlib offers
+                                               nothing, and start fails
+                                               with UNSUPPORTED only if
+                                               deflate->required) */
   void *deflate_mem;                   /* its block, caller-owned, at least
                                           lightws_pmd_mem_size(deflate)
                                           bytes, lent for the stream's life */
