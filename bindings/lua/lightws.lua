@@ -21,23 +21,49 @@ local function descriptor(x, argn)
   error(("bad argument #%d (descriptor or object with :getfd() expected)"):format(argn), 3)
 end
 
--- "ws://host:port/path?query" -> host, port, path (default port 80).
+-- "ws://host:port/path?query" -> host, port, path, authority (default port
+-- 80); wss:// (default port 443) adds a fifth value, true.
 function M.parse_url(url)
   local scheme, rest = url:match("^(%a[%w+.-]*)://(.*)$")
-  if scheme ~= "ws" then return nil, "only ws:// URLs are supported" end
+  if scheme ~= "ws" and scheme ~= "wss" then return nil, "only ws:// and wss:// URLs are supported" end
   local authority, path = rest:match("^([^/?#]*)(.*)$")
   if path == "" then path = "/" elseif path:sub(1, 1) == "?" then path = "/" .. path end
   path = path:gsub("#.*$", "")
   local host, port = authority:match("^%[(.-)%]:?(%d*)$")
   if not host then host, port = authority:match("^([^:]*):?(%d*)$") end
   if not host or host == "" then return nil, "no host in URL" end
-  local n = 80
+  local n = scheme == "wss" and 443 or 80
   if port ~= "" then
     n = tonumber(port)
     -- the C resolver would also refuse it; say which part of the URL is wrong
     if n < 1 or n > 65535 then return nil, "port " .. port .. " out of range (1-65535) in URL" end
   end
-  return host, n, path, authority
+  return host, n, path, authority, scheme == "wss" or nil
+end
+
+-- wss: the C module lightws.tls_core (make TLS=1), loaded on first use so
+-- that lightws loads without it (docs/lua.md, "wss").
+local tls_core, tls_why
+local NO_TLS = "wss:// needs the lightws TLS module (built with make TLS=1 and OpenSSL)"
+local function tls_module()
+  if tls_core == nil then
+    local ok, m = pcall(require, "lightws.tls_core")
+    tls_core, tls_why = ok and m or false, not ok and m or nil
+  end
+  return tls_core or nil
+end
+-- lightws.tls_available() -> true | false, why
+function M.tls_available() return tls_module() ~= nil, tls_why end
+-- lightws.tls_context{cert=, key=, ...} -> ctx (reusable) | nil, msg, code, name
+function M.tls_context(o)
+  local t = tls_module()
+  if not t then return nil, NO_TLS, 1015, "tls_unavailable" end
+  return t.context(o)
+end
+local function tls_start(ws, role, tls, opts, host)
+  local t = tls_module()
+  if not t then return nil, NO_TLS, 1015, "tls_unavailable" end
+  return t.start(ws, role, tls, opts, host, ws:gettimeout())
 end
 
 -- Options that belong to the stream (rest go to the handshake).
@@ -65,18 +91,20 @@ end
 -- ping_timeout, close_timeout (see core.stream). The handshake also gives
 -- up after opts.timeout (the per-call timeout, "timeout"), if set.
 function M.connect(target, host, path, opts)
-  local fd, own, hosthdr
+  local fd, own, hosthdr, tls, tlshost
   if type(target) == "string" then
     opts = host
-    local h, port, p, authority = M.parse_url(target)
+    local h, port, p, authority, secure = M.parse_url(target)
     if not h then return nil, port end
+    if secure and not tls_module() then return nil, NO_TLS, 1015, "tls_unavailable" end
+    tls, tlshost = secure and (opts and opts.tls or true), h
     local err, code
     fd, err, code = core.tcp_connect(h, port)
     if not fd then return nil, err, code end
     own, hosthdr, path = true, authority, p
   else
     fd, own = descriptor(target, 1)
-    hosthdr = host
+    hosthdr, tls, tlshost = host, opts and opts.tls, host
   end
   opts = opts or {}
   local ws, err, code = core.stream(fd, "client", stream_opts(opts, own))
@@ -85,6 +113,10 @@ function M.connect(target, host, path, opts)
     return nil, err, code
   end
   if opts.timeout then ws:settimeout(opts.timeout) end
+  if tls then
+    local ok, m, c, n = tls_start(ws, "client", tls, opts, tlshost)
+    if not ok then ws:close(); return nil, m, c, n end
+  end
   local resp, msg, c, name = ws:client_handshake(assert(hosthdr, "host expected"), path or "/", opts)
   if not resp then
     ws:close()
@@ -108,6 +140,10 @@ function M.accept(target, opts)
     return nil, err, code
   end
   if opts.timeout then ws:settimeout(opts.timeout) end
+  if opts.tls then
+    local ok, m, c, n = tls_start(ws, "server", opts.tls, opts)
+    if not ok then ws:close(); return nil, m, c, n end
+  end
   local req, msg, c, name = ws:server_handshake(opts)
   if not req then
     ws:close()

@@ -24,6 +24,7 @@
 
 #include "lightws.h"
 #include "compat.h"
+#include "lightws_xport.h"
 
 #define STREAM_MT "lightws.stream"
 #define UTF8_MT "lightws.utf8"
@@ -74,6 +75,10 @@ struct lstream {
   /* time: the timeouts set (ms), the error a tick failed the stream with */
   struct lightws_timeouts to;
   int tick_err;
+  /* a transport of another C module (lightws_xport.h: lightws.tls_core),
+   * set by ws:_xport(); xp_ref anchors its state (0: none) */
+  const struct lightws_lua_xport *xp;
+  int xp_ref;
   /* ws:frame(): kind of the fragmented message in progress (0: none), a
    * data chunk held back while a pong seen by the same read goes first */
   int fmop;
@@ -436,7 +441,18 @@ static double deadline_of(const struct lstream *w) {
   return w->timeout < 0 ? -1.0 : now_mono() + w->timeout;
 }
 
+/* Ends a transport of another module (TLS: close_notify after a clean
+ * close handshake, waiting at most `timeout` s) before the descriptor
+ * closes; the stream does no I/O afterwards. */
+static void xp_finish(struct lstream *w, double timeout) {
+  const struct lightws_lua_xport *xp = w->xp;
+  if (xp == NULL) return;
+  w->xp = NULL;
+  xp->finish(xp->ctx, &w->s, timeout);
+}
+
 static void close_fd_of(struct lstream *w) {
+  xp_finish(w, w->timeout >= 0 && w->timeout < 1.0 ? w->timeout : 1.0);
   if (w->fd >= 0 && w->own_fd) close(w->fd);
   w->fd = CLOSED_FD;
 }
@@ -490,7 +506,12 @@ static int wait_io(struct lstream *w, short ev, double deadline) {
         at_tick = 1;
       }
     }
-    r = wait_fd(w->fd, ev, until);
+    if (w->xp != NULL) {        /* e.g. TLS: the direction TLS needs */
+      short xev = w->xp->events(w->xp->ctx, &w->s, ev);
+      r = xev == 0 ? 1 : wait_fd(w->fd, xev, until);
+    } else {
+      r = wait_fd(w->fd, ev, until);
+    }
     if (r != 0 || !at_tick) return r;
     if (tick_now(w) < 0) return WAIT_TICK;
     /* a ping the transport did not take: be woken when it can */
@@ -543,6 +564,10 @@ static int push_stream_error(lua_State *L, struct lstream *w, int err) {
   }
   if (err == LIGHTWS_ERR_SYSTEM) {
     int e = errno;
+    if (w->xp != NULL) {         /* a transport error it can name */
+      int n = w->xp->push_error(L, w->xp->ctx, err);
+      if (n != 0) return n;
+    }
     push_errno(L, e);
     lua_pushstring(L, name);
     return 4;
@@ -804,7 +829,14 @@ static int server_wait_error(lua_State *L, struct lstream *w, int r) {
         w->tick_err == LIGHTWS_ERR_HANDSHAKE_TIMEOUT) {
       uint8_t out[256];
       ssize_t n = lightws_handshake_build_error(out, sizeof out, 408, NULL, 0);
-      if (n > 0) (void)send(w->fd, out, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0 && w->xp != NULL) {              /* through TLS */
+        struct iovec v;
+        v.iov_base = out;
+        v.iov_len = (size_t)n;
+        (void)w->xp->io->writev(w->xp->io->ctx, &v, 1);
+      } else if (n > 0) {
+        (void)send(w->fd, out, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+      }
     }
     w->hs = HS_FAILED;
     w->reject_err = w->tick_err;
@@ -1312,7 +1344,12 @@ static int m_gc(lua_State *L) {
     w->req_ref = LUA_NOREF;
   }
   msg_free(w);
+  xp_finish(w, 0);
   close_fd_of(w);
+  if (w->xp_ref > 0) {
+    luaL_unref(L, LUA_REGISTRYINDEX, w->xp_ref);
+    w->xp_ref = 0;
+  }
   if (w->in_ref != LUA_NOREF) {
     luaL_unref(L, LUA_REGISTRYINDEX, w->in_ref);
     w->in_ref = LUA_NOREF;
@@ -1506,8 +1543,39 @@ static int m_output(lua_State *L) {
 static int m_buffered(lua_State *L) {
   struct lstream *w = check_stream(L, 1);
   lua_pushinteger(L, (lua_Integer)(lightws_stream_buffered(&w->s) +
-                                   (w->in_len - w->in_off)));
+                                   (w->in_len - w->in_off) +
+                                   (w->xp ? w->xp->buffered(w->xp->ctx) : 0)));
   return 1;
+}
+
+/* ws:_xport(xport, anchor) -> stream pointer, fd: puts a new descriptor
+ * stream (before its handshake) over the transport of another C module
+ * (lightws_xport.h; lightws.tls_core), whose state `anchor` lives as long
+ * as the stream. ws:_xport() -> that anchor, or nil. */
+static int m_xport(lua_State *L) {
+  struct lstream *w = (struct lstream *)luaL_checkudata(L, 1, STREAM_MT);
+  const struct lightws_lua_xport *xp;
+  if (lua_isnoneornil(L, 2)) {
+    if (w->xp_ref > 0) lua_rawgeti(L, LUA_REGISTRYINDEX, w->xp_ref);
+    else lua_pushnil(L);
+    return 1;
+  }
+  check_stream(L, 1);
+  luaL_checktype(L, 2, LUA_TLIGHTUSERDATA);
+  luaL_checkany(L, 3);
+  xp = (const struct lightws_lua_xport *)lua_touserdata(L, 2);
+  if (xp->magic != LIGHTWS_LUA_XPORT_MAGIC ||
+      xp->stream_size != (unsigned)sizeof(struct lightws_stream))
+    return luaL_error(L, "transport module from another lightws build");
+  if (w->mem || w->xp_ref > 0 || w->hs != HS_NONE)
+    return luaL_error(L, "a transport is set once, on a new descriptor stream");
+  lightws_stream_set_io(&w->s, xp->io);
+  lua_pushvalue(L, 3);
+  w->xp_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  w->xp = xp;
+  lua_pushlightuserdata(L, &w->s);
+  lua_pushinteger(L, w->fd);
+  return 2;
 }
 
 /* Pushes a whole frame of ws:frame(): data, kind, fin. */
@@ -2153,6 +2221,7 @@ static const luaL_Reg stream_methods[] = {
     {"output", m_output},
     {"frame", m_frame},
     {"buffered", m_buffered},
+    {"_xport", m_xport},
     {NULL, NULL}};
 
 static const luaL_Reg stream_meta[] = {
