@@ -1,4 +1,4 @@
-# Interop tests: lightws-echo / lightws-cat against real peers (python3-websockets, node ws), both roles.
+# Interop tests: lightws-echo / lightws-cat against real peers (python3-websockets, node ws), both roles, with and without permessage-deflate (tests/interop/deflate.py, node_deflate.js).
 
 TEST_TARGETS += test-interop
 .PHONY: test-interop
