@@ -1,15 +1,27 @@
 # Command-line tools (lightws-echo, lightws-cat), the C demo client and `make demo`.
+# With TLS (the default; mk/tls.mk) the tools link liblightws-tls and speak
+# wss:// (client URLs, --tls-cert/--tls-key servers); `make TLS=0` builds
+# them without, and they say "wss:// needs a build with TLS".
 
 TOOL_CFLAGS := -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -Ilib/include -Itools $(CFLAGS)
 TOOL_COMMON := tools/common.c tools/common.h
 
+ifneq ($(TLS),0)
+TOOL_TLS_CFLAGS = -DLIGHTWS_TOOLS_TLS $(SSL_CFLAGS)
+TOOL_TLS_DEPS := $(BUILD)/liblightws-tls.a lib/include/lightws_tls.h
+TOOL_TLS_LIBS = $(BUILD)/liblightws-tls.a
+TOOL_SSL_LIBS = $(SSL_LIBS)
+# the interop and browser suites' wss cases use the test certificates
+test-interop test-browser: $(BUILD)/tls/certs/.done
+endif
+
 tools: $(BUILD)/lightws-echo $(BUILD)/lightws-cat $(BUILD)/demo_client
 
-$(BUILD)/lightws-echo: tools/lightws-echo.c $(TOOL_COMMON) lib/include/lightws.h $(BUILD)/liblightws.a
-	$(CC) $(TOOL_CFLAGS) tools/lightws-echo.c tools/common.c $(BUILD)/liblightws.a $(ZLIB_LIBS) -o $@
+$(BUILD)/lightws-echo: tools/lightws-echo.c $(TOOL_COMMON) lib/include/lightws.h $(BUILD)/liblightws.a $(TOOL_TLS_DEPS)
+	$(CC) $(TOOL_CFLAGS) $(TOOL_TLS_CFLAGS) tools/lightws-echo.c tools/common.c $(TOOL_TLS_LIBS) $(BUILD)/liblightws.a $(TOOL_SSL_LIBS) $(ZLIB_LIBS) -o $@
 
-$(BUILD)/lightws-cat: tools/lightws-cat.c $(TOOL_COMMON) lib/include/lightws.h $(BUILD)/liblightws.a
-	$(CC) $(TOOL_CFLAGS) tools/lightws-cat.c tools/common.c $(BUILD)/liblightws.a $(ZLIB_LIBS) -o $@
+$(BUILD)/lightws-cat: tools/lightws-cat.c $(TOOL_COMMON) lib/include/lightws.h $(BUILD)/liblightws.a $(TOOL_TLS_DEPS)
+	$(CC) $(TOOL_CFLAGS) $(TOOL_TLS_CFLAGS) tools/lightws-cat.c tools/common.c $(TOOL_TLS_LIBS) $(BUILD)/liblightws.a $(TOOL_SSL_LIBS) $(ZLIB_LIBS) -o $@
 
 $(BUILD)/demo_client: examples/demo_client.c $(TOOL_COMMON) lib/include/lightws.h $(BUILD)/liblightws.a
 	$(CC) $(TOOL_CFLAGS) examples/demo_client.c tools/common.c $(BUILD)/liblightws.a $(ZLIB_LIBS) -o $@

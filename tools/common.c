@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Shared helpers of the command-line tools: ws:// URL parsing and TCP sockets. */
+/* Shared helpers of the command-line tools: ws:// and wss:// URL parsing and TCP sockets. */
 #include "common.h"
 
 #include <arpa/inet.h>
@@ -20,13 +20,19 @@ int tool_parse_url(const char *url, struct tool_url *u, char *err, size_t size)
   size_t n;
 
   memset(u, 0, sizeof(*u));
-  if (strncmp(url, "ws://", 5) != 0) {
-    snprintf(err, size, "%s", strncmp(url, "wss://", 6) == 0
-             ? "wss:// is not supported (no TLS in the tools)"
-             : "URL must start with ws://");
+  if (strncmp(url, "wss://", 6) == 0) {
+    if (!TOOL_HAVE_TLS) {
+      snprintf(err, size, "%s", TOOL_NO_TLS_MSG);
+      return -1;
+    }
+    u->tls = 1;
+    p = url + 6;
+  } else if (strncmp(url, "ws://", 5) == 0) {
+    p = url + 5;
+  } else {
+    snprintf(err, size, "URL must start with ws:// or wss://");
     return -1;
   }
-  p = url + 5;
   /* The authority ends at the path or the query (§3: no fragment). */
   auth_end = p + strcspn(p, "/?#");
   if (*auth_end == '#') {
@@ -58,7 +64,7 @@ int tool_parse_url(const char *url, struct tool_url *u, char *err, size_t size)
     if (n == 0 || n >= sizeof(u->host)) goto bad_host;
     memcpy(u->host, p, n);
   }
-  u->port = 80;
+  u->port = u->tls ? 443 : 80;
   if (port_start) {
     long v = 0;
     const char *q;

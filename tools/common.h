@@ -1,20 +1,30 @@
 /* SPDX-License-Identifier: MIT */
-/* Shared helpers of the command-line tools: ws:// URL parsing and TCP sockets. */
+/* Shared helpers of the command-line tools: ws:// and wss:// URL parsing and TCP sockets. */
 #ifndef LIGHTWS_TOOLS_COMMON_H
 #define LIGHTWS_TOOLS_COMMON_H
 
 #include <stddef.h>
 
-/* A parsed ws://host[:port][/path][?query] URL (RFC 6455 §3). */
+/* Built with liblightws-tls (mk/tools.mk defines LIGHTWS_TOOLS_TLS unless
+ * TLS=0): wss:// and the --tls-* options work. */
+#ifdef LIGHTWS_TOOLS_TLS
+#define TOOL_HAVE_TLS 1
+#else
+#define TOOL_HAVE_TLS 0
+#endif
+#define TOOL_NO_TLS_MSG "wss:// needs a build with TLS (this one was made with TLS=0)"
+
+/* A parsed ws[s]://host[:port][/path][?query] URL (RFC 6455 §3). */
 struct tool_url {
   char host[256];      /* without brackets for IPv6 literals */
   char authority[300]; /* host[:port] as written: the Host header (§4.1) */
   char path[4096];     /* path and query as written, "/" when empty */
-  int port;            /* 80 when absent */
+  int port;            /* 80 (ws) or 443 (wss) when absent */
+  int tls;             /* 1: wss:// */
 };
 
-/* Parses `url`. Returns 0, or -1 with a message in `err[0..size)`. Only
- * ws:// is accepted: the tools do not speak TLS. */
+/* Parses `url` (ws:// or wss://; wss:// only in a build with TLS, else
+ * TOOL_NO_TLS_MSG). Returns 0, or -1 with a message in `err[0..size)`. */
 int tool_parse_url(const char *url, struct tool_url *u, char *err, size_t size);
 
 /* Blocking TCP connection to host:port with TCP_NODELAY; -1 on failure

@@ -2,6 +2,9 @@
 /* lightws-cat: stdin to websocket messages and received payload to stdout (client or one-shot server). */
 #include "common.h"
 #include "lightws.h"
+#ifdef LIGHTWS_TOOLS_TLS
+#include "lightws_tls.h"
+#endif
 
 #include <errno.h>
 #include <poll.h>
@@ -38,13 +41,53 @@ struct cat {
   int close_sent;
   int closed;              /* peer's close arrived */
   int status;              /* exit status once closed */
+#ifdef LIGHTWS_TOOLS_TLS
+  struct lightws_tls *tls; /* wss: the TLS layer under s (NULL: plain) */
+#endif
 };
+
+/* What to poll the socket for after a WOULDBLOCK: over TLS the layer's
+ * answer (it may need the other direction), else the stream's. */
+static int cat_want(const struct cat *c)
+{
+#ifdef LIGHTWS_TOOLS_TLS
+  if (c->tls) return lightws_tls_want(c->tls, &c->s);
+#endif
+  return lightws_stream_want(&c->s);
+}
+
+/* The name and message of `err`; over TLS a LIGHTWS_ERR_SYSTEM caused by
+ * TLS (errno EPROTO) becomes the layer's named error, with OpenSSL's
+ * reason in *reason ("" if none). */
+static int cat_err(const struct cat *c, int err, const char **name,
+                   const char **msg, const char **reason)
+{
+  *reason = "";
+#ifdef LIGHTWS_TOOLS_TLS
+  if (c->tls) {
+    if (err == LIGHTWS_ERR_SYSTEM && lightws_tls_error(c->tls))
+      err = lightws_tls_error(c->tls);
+    if (err <= LIGHTWS_ERR_TLS_CTX && err > LIGHTWS__TLS_ERR_MIN)
+      *reason = lightws_tls_reason(c->tls);
+    *name = lightws_tls_errname(err);
+    *msg = lightws_tls_strerror(err);
+    return err;
+  }
+#else
+  (void)c;
+#endif
+  *name = lightws_errname(err);
+  *msg = lightws_strerror(err);
+  return err;
+}
 
 static void usage(FILE *f)
 {
   fprintf(f,
-          "usage: %s [--text] [--timeout S] [--no-deflate] ws://HOST:PORT/PATH\n"
+          "usage: %s [--text] [--timeout S] [--no-deflate]\n"
+          "          [--cafile F] [--insecure] ws[s]://HOST:PORT/PATH\n"
           "       %s [--text] [--timeout S] [--no-deflate] --listen PORT [--host ADDR]\n"
+          "          [--tls-cert F --tls-key F]\n"
           "--timeout: the opening handshake must end within S seconds\n"
           "(default 10; fractions allowed; 0 waits forever).\n"
           "Sends stdin as binary messages (--text: one text message per line)\n"
@@ -53,14 +96,25 @@ static void usage(FILE *f)
           "--listen accepts one connection; port 0 picks a free one and prints\n"
           "\"listening on HOST:PORT\" to stderr.\n"
           "permessage-deflate (RFC 7692) is negotiated in both modes (window\n"
-          "12 bits, memLevel 5); --no-deflate turns it off.\n",
-          prog, prog);
+          "12 bits, memLevel 5); --no-deflate turns it off.\n"
+          "wss:// (TLS; %s): the server certificate is verified against\n"
+          "the system CAs, or the PEM CAs of --cafile, and the URL's host;\n"
+          "--insecure skips both (tests only). A rejected certificate prints\n"
+          "its error (TLS_CERT_EXPIRED, TLS_CERT_HOSTNAME, TLS_CERT_UNTRUSTED,\n"
+          "...) and exits 1. --listen with --tls-cert F (PEM chain) and\n"
+          "--tls-key F (PEM key; default: in F) serves wss://; the TLS\n"
+          "handshake counts in --timeout. close_notify follows a clean close.\n",
+          prog, prog, TOOL_HAVE_TLS ? "this build has it" : TOOL_NO_TLS_MSG);
 }
+
+static struct cat cat;
 
 static void die_err(const char *what, int err)
 {
-  fprintf(stderr, "%s: %s: %s (%s)\n", prog, what, lightws_errname(err),
-          lightws_strerror(err));
+  const char *name, *msg, *reason;
+  cat_err(&cat, err, &name, &msg, &reason);
+  fprintf(stderr, "%s: %s: %s (%s)%s%s\n", prog, what, name, msg,
+          reason[0] ? ": " : "", reason);
   exit(1);
 }
 
@@ -212,10 +266,26 @@ static void finish(struct cat *c)
   uint64_t until = lightws_now() + 2000; /* fixed: input does not extend it */
 
   while (lightws_stream_flush(&c->s) == LIGHTWS_ERR_WOULDBLOCK) {
-    struct pollfd pf = { c->fd, POLLOUT, 0 };
+    struct pollfd pf = { c->fd, 0, 0 };
     uint64_t now = lightws_now();
+    int want = cat_want(c);
+    pf.events = (short)((want & LIGHTWS_WANT_READ ? POLLIN : 0) |
+                        (want & LIGHTWS_WANT_WRITE || !want ? POLLOUT : 0));
     if (now >= until || poll(&pf, 1, (int)(until - now)) <= 0) break;
   }
+#ifdef LIGHTWS_TOOLS_TLS
+  /* close_notify after a clean close handshake (docs/tls.md) */
+  if (c->tls && lightws_stream_closing(&c->s) == 2) {
+    while (lightws_tls_shutdown(c->tls) == LIGHTWS_ERR_WOULDBLOCK) {
+      struct pollfd pf = { c->fd, 0, 0 };
+      uint64_t now = lightws_now();
+      int want = lightws_tls_want(c->tls, NULL);
+      pf.events = (short)((want & LIGHTWS_WANT_READ ? POLLIN : 0) |
+                          (want & LIGHTWS_WANT_WRITE || !want ? POLLOUT : 0));
+      if (now >= until || poll(&pf, 1, (int)(until - now)) <= 0) break;
+    }
+  }
+#endif
   if (c->listen_mode) shutdown(c->fd, SHUT_WR);
   for (;;) {
     struct pollfd pf = { c->fd, POLLIN, 0 };
@@ -226,6 +296,9 @@ static void finish(struct cat *c)
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n <= 0) break;
   }
+#ifdef LIGHTWS_TOOLS_TLS
+  if (c->tls) lightws_tls_free(c->tls);
+#endif
   close(c->fd);
 }
 
@@ -234,8 +307,13 @@ int main(int argc, char **argv)
   static uint8_t rbuf[RBUF_SIZE];
   static uint8_t pmd_mem[PMD_MEM] __attribute__((aligned(64)));
   static const struct lightws_pmd_config pmd_cfg; /* the defaults */
-  static struct cat cat;
   struct cat *c = &cat;
+  const char *tls_cert = NULL, *tls_key = NULL, *cafile = NULL;
+  int insecure = 0;
+#ifdef LIGHTWS_TOOLS_TLS
+  static struct lightws_tls tls; /* one connection: static, ~37 KiB */
+  struct ssl_ctx_st *ctx = NULL;
+#endif
   const char *url = NULL, *host = "127.0.0.1";
   long long port = -1, timeout_ms = TIMEOUT_MS;
   uint64_t close_until = 0;
@@ -270,6 +348,17 @@ int main(int argc, char **argv)
     } else if (!strcmp(a, "--host") && v) {
       host = v;
       i++;
+    } else if (!strcmp(a, "--tls-cert") && v) {
+      tls_cert = v;
+      i++;
+    } else if (!strcmp(a, "--tls-key") && v) {
+      tls_key = v;
+      i++;
+    } else if (!strcmp(a, "--cafile") && v) {
+      cafile = v;
+      i++;
+    } else if (!strcmp(a, "--insecure") || !strcmp(a, "-k")) {
+      insecure = 1;
     } else if (a[0] != '-' && !url) {
       url = a;
     } else {
@@ -280,6 +369,20 @@ int main(int argc, char **argv)
   }
   if (!!url == !!c->listen_mode) {
     usage(stderr);
+    return 2;
+  }
+  if (!TOOL_HAVE_TLS && (tls_cert || tls_key || cafile || insecure)) {
+    fprintf(stderr, "%s: %s\n", prog, TOOL_NO_TLS_MSG);
+    return 2;
+  }
+  if (url ? (tls_cert || tls_key) : (cafile || insecure)) {
+    fprintf(stderr, "%s: %s\n", prog, url
+            ? "--tls-cert/--tls-key are for --listen (a wss:// server)"
+            : "--cafile/--insecure are for a wss:// client");
+    return 2;
+  }
+  if (tls_key && !tls_cert) {
+    fprintf(stderr, "%s: --tls-key needs --tls-cert\n", prog);
     return 2;
   }
   signal(SIGPIPE, SIG_IGN);
@@ -296,6 +399,27 @@ int main(int argc, char **argv)
       fprintf(stderr, "%s: %s: %s\n", prog, url, err);
       return 2;
     }
+    if (!u.tls && (cafile || insecure)) {
+      fprintf(stderr, "%s: --cafile/--insecure need a wss:// URL\n", prog);
+      return 2;
+    }
+#ifdef LIGHTWS_TOOLS_TLS
+    if (u.tls) {
+      struct lightws_tls_config cfg;
+      char why[256] = "";
+      int e = 0;
+      memset(&cfg, 0, sizeof(cfg));
+      cfg.cafile = cafile;
+      cfg.insecure = insecure;
+      ctx = lightws_tls_ctx(LIGHTWS_CLIENT, &cfg, &e, why, sizeof(why));
+      if (!ctx) {
+        fprintf(stderr, "%s: %s: %s (%s)%s%s\n", prog, cafile ? cafile : "TLS",
+                lightws_tls_errname(e), lightws_tls_strerror(e),
+                why[0] ? ": " : "", why);
+        return 1;
+      }
+    }
+#endif
     c->fd = tool_tcp_connect(prog, u.host, u.port);
     if (c->fd < 0) return 1;
     struct lightws_client_options opt;
@@ -306,6 +430,13 @@ int main(int argc, char **argv)
       opt.deflate_mem = pmd_mem;
       opt.deflate_mem_size = sizeof(pmd_mem);
     }
+#ifdef LIGHTWS_TOOLS_TLS
+    if (ctx) {
+      c->tls = &tls;
+      r = lightws_tls_connect(c->tls, ctx, &c->s, c->fd, rbuf, sizeof(rbuf),
+                              u.authority, u.path, &opt);
+    } else
+#endif
     r = lightws_connect(&c->s, c->fd, rbuf, sizeof(rbuf), u.authority,
                         u.path, &opt);
     if (r == LIGHTWS_ERR_HANDSHAKE_TIMEOUT) {
@@ -315,7 +446,25 @@ int main(int argc, char **argv)
     }
     if (r < 0) die_err("handshake", r);
   } else {
-    int bound, lfd = tool_tcp_listen(prog, host, (int)port, &bound);
+    int bound, lfd;
+#ifdef LIGHTWS_TOOLS_TLS
+    if (tls_cert) {
+      struct lightws_tls_config cfg;
+      char why[256] = "";
+      int e = 0;
+      memset(&cfg, 0, sizeof(cfg));
+      cfg.cert_file = tls_cert;
+      cfg.key_file = tls_key ? tls_key : tls_cert;
+      ctx = lightws_tls_ctx(LIGHTWS_SERVER, &cfg, &e, why, sizeof(why));
+      if (!ctx) {
+        fprintf(stderr, "%s: %s: %s (%s)%s%s\n", prog, tls_cert,
+                lightws_tls_errname(e), lightws_tls_strerror(e),
+                why[0] ? ": " : "", why);
+        return 1;
+      }
+    }
+#endif
+    lfd = tool_tcp_listen(prog, host, (int)port, &bound);
     if (lfd < 0) return 1;
     fprintf(stderr, strchr(host, ':') ? "listening on [%s]:%d\n"
                                       : "listening on %s:%d\n", host, bound);
@@ -338,6 +487,13 @@ int main(int argc, char **argv)
         sopt.deflate_mem = pmd_mem;
         sopt.deflate_mem_size = sizeof(pmd_mem);
       }
+#ifdef LIGHTWS_TOOLS_TLS
+      if (ctx) {
+        c->tls = &tls;
+        r = lightws_tls_accept(c->tls, ctx, &c->s, c->fd, rbuf, sizeof(rbuf),
+                               NULL, &sopt);
+      } else
+#endif
       r = lightws_accept(&c->s, c->fd, rbuf, sizeof(rbuf), NULL, &sopt);
     }
     if (r < 0) die_err("handshake", r);
@@ -354,7 +510,7 @@ int main(int argc, char **argv)
 
   for (;;) {
     struct pollfd pf[2];
-    int nfds = 1, want, timeout = -1;
+    int nfds = 1, want, timeout = -1, buffered = 0;
 
     /* Frames that came with the handshake, or after a write, may already
      * sit in rbuf: read before sleeping. */
@@ -365,7 +521,7 @@ int main(int argc, char **argv)
     pf[0].fd = c->fd;
     pf[0].events = POLLIN;
     pf[0].revents = 0;
-    want = lightws_stream_want(&c->s);
+    want = cat_want(c);
     if (c->msg_active || (want & LIGHTWS_WANT_WRITE)) pf[0].events |= POLLOUT;
     /* Read stdin only when no message is waiting to go out. */
     if (!c->stdin_eof && !c->msg_active) {
@@ -379,12 +535,17 @@ int main(int argc, char **argv)
       if (!close_until) close_until = now + CLOSE_WAIT_MS;
       timeout = close_until > now ? (int)(close_until - now) : 0;
     }
+#ifdef LIGHTWS_TOOLS_TLS
+    /* decrypted bytes inside OpenSSL: read them before sleeping */
+    if (c->tls && lightws_tls_buffered(c->tls)) timeout = 0, buffered = 1;
+#endif
     r = poll(pf, (nfds_t)nfds, timeout);
     if (r < 0) {
       if (errno == EINTR) continue;
       fprintf(stderr, "%s: poll: %s\n", prog, strerror(errno));
       return 1;
     }
+    if (r == 0 && buffered) continue;
     if (r == 0) {
       fprintf(stderr, "%s: timed out waiting for the peer's close\n", prog);
       return 1;
@@ -394,5 +555,8 @@ int main(int argc, char **argv)
   }
   finish(c);
   free(c->inbuf);
+#ifdef LIGHTWS_TOOLS_TLS
+  lightws_tls_ctx_free(ctx);
+#endif
   return c->status;
 }
