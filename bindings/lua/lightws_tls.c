@@ -414,44 +414,46 @@ static void host_name(const char *host, char *out, size_t size) {
   out[n] = 0;
 }
 
-/* The TLS handshake, by `deadline` (< 0: none) and the stream's own
- * deadline (its handshake_timeout: the stream is ticked there). */
-static int do_handshake(lua_State *L, struct lconn *c, double deadline) {
+/* The TLS handshake by `deadline` (the call's timeout: nil, "timeout")
+ * and `hs_deadline` (handshake_timeout: HANDSHAKE_TIMEOUT); < 0: none.
+ * The stream's own timers do not run before its handshake's first step
+ * (lightws.h), so they are not asked here. */
+static int do_handshake(lua_State *L, struct lconn *c, double deadline,
+                        double hs_deadline) {
   for (;;) {
     struct pollfd p;
-    uint64_t sd;
-    double until = deadline;
+    double until = deadline, left;
     int r = lightws_tls_handshake(&c->t), ms;
     if (r == 0) return 0;
     if (r != LIGHTWS_ERR_WOULDBLOCK) return push_error(L, c, r);
-    sd = lightws_stream_deadline(c->s);
-    if (sd != LIGHTWS_NO_DEADLINE) {
-      double sdd = (double)sd / 1000.0; /* lightws_now(): CLOCK_MONOTONIC */
-      if (until < 0 || sdd < until) until = sdd;
+    if (hs_deadline >= 0 && (until < 0 || hs_deadline < until))
+      until = hs_deadline;
+    left = until < 0 ? -1 : until - now_mono();
+    if (until >= 0 && left <= 0) {
+      if (hs_deadline >= 0 && now_mono() >= hs_deadline)
+        return push_error(L, c, LIGHTWS_ERR_HANDSHAKE_TIMEOUT);
+      lua_pushnil(L);
+      lua_pushliteral(L, "timeout");
+      return 2;
     }
-    for (;;) {
-      double left = until < 0 ? -1 : until - now_mono();
-      if (until >= 0 && left <= 0) {
-        if (sd != LIGHTWS_NO_DEADLINE && lightws_now() >= sd) {
-          int e = lightws_stream_tick(c->s, lightws_now());
-          if (e < 0) return push_error(L, c, e);
-        }
-        if (deadline >= 0 && now_mono() >= deadline) {
-          lua_pushnil(L);
-          lua_pushliteral(L, "timeout");
-          return 2;
-        }
-        break; /* recompute the deadlines */
-      }
-      ms = left < 0 ? -1 : left > 1e6 ? 1000000000 : (int)(left * 1000.0 + 0.999);
-      p.fd = c->fd;
-      p.events = poll_events(lightws_tls_want(&c->t, NULL));
-      p.revents = 0;
-      r = poll(&p, 1, ms);
-      if (r > 0) break;
-      if (r < 0 && errno != EINTR) return push_error(L, c, LIGHTWS_ERR_SYSTEM);
-    }
+    ms = left < 0 ? -1 : left > 1e6 ? 1000000000 : (int)(left * 1000.0 + 0.999);
+    p.fd = c->fd;
+    p.events = poll_events(lightws_tls_want(&c->t, NULL));
+    p.revents = 0;
+    r = poll(&p, 1, ms);
+    if (r < 0 && errno != EINTR) return push_error(L, c, LIGHTWS_ERR_SYSTEM);
   }
+}
+
+/* handshake_timeout of the options at `t` as lightws.core reads it
+ * (seconds; nil: 10; false or 0: none) -> a deadline, or -1. */
+static double hs_deadline_of(lua_State *L, int t) {
+  double v = 10.0;
+  lua_getfield(L, t, "handshake_timeout");
+  if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1)) v = 0;
+  else if (lua_type(L, -1) == LUA_TNUMBER) v = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  return v > 0 ? now_mono() + v : -1;
 }
 
 /* tls_core.start(ws, role, tls, opts, host, timeout) -> true
@@ -537,7 +539,8 @@ static int l_start(lua_State *L) {
   c->s = (struct lightws_stream *)lua_touserdata(L, -1);
   lua_pop(L, 1);
   if (c->s == NULL) return luaL_error(L, "lightws.core without a TLS hook");
-  n = do_handshake(L, c, timeout < 0 ? -1 : now_mono() + timeout);
+  n = do_handshake(L, c, timeout < 0 ? -1 : now_mono() + timeout,
+                   hs_deadline_of(L, 4));
   if (n != 0) return n;
   {
     const char *v = lightws_tls_version(&c->t), *ci = lightws_tls_cipher(&c->t);
