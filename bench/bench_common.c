@@ -16,13 +16,14 @@
 int bench_parse(int argc, char **argv, struct bench_args *a) {
   memset(a, 0, sizeof(*a));
   if (argc != 6 || (strcmp(argv[1], "server") && strcmp(argv[1], "client")) ||
-      (strcmp(argv[2], "bulk") && strcmp(argv[2], "pingpong"))) {
-    fprintf(stderr, "usage: %s server|client bulk|pingpong PORT TOTAL SIZE\n"
+      (strcmp(argv[2], "bulk") && strcmp(argv[2], "pingpong") && strcmp(argv[2], "zbulk"))) {
+    fprintf(stderr, "usage: %s server|client bulk|pingpong|zbulk PORT TOTAL SIZE\n"
                     "       %s micro\n", argv[0], argv[0]);
     return -1;
   }
   a->server = strcmp(argv[1], "server") == 0;
   a->pingpong = strcmp(argv[2], "pingpong") == 0;
+  a->deflate = strcmp(argv[2], "zbulk") == 0;
   a->port = atoi(argv[3]);
   a->total = strtoull(argv[4], NULL, 10);
   a->size = (size_t)strtoull(argv[5], NULL, 10);
@@ -32,6 +33,27 @@ int bench_parse(int argc, char **argv, struct bench_args *a) {
   }
   a->frames = a->pingpong ? a->total : a->total / a->size;
   return 0;
+}
+
+uint8_t *bench_corpus_load(size_t size, size_t *count) {
+  const char *path = getenv("BENCH_CORPUS");
+  FILE *f = path ? fopen(path, "rb") : NULL;
+  uint8_t *buf;
+  long len;
+  if (!f) {
+    fprintf(stderr, "bench: zbulk needs BENCH_CORPUS (a corpus file written by run.py)\n");
+    return NULL;
+  }
+  if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) <= 0 || fseek(f, 0, SEEK_SET) != 0 ||
+      (size_t)len % size != 0 || !(buf = malloc((size_t)len)) ||
+      fread(buf, 1, (size_t)len, f) != (size_t)len) {
+    fprintf(stderr, "bench: %s: unreadable or not a multiple of %zu bytes\n", path, size);
+    fclose(f);
+    return NULL;
+  }
+  fclose(f);
+  *count = (size_t)len / size;
+  return buf;
 }
 
 static void nodelay(int fd) {

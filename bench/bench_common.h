@@ -7,10 +7,14 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* `PROG server|client bulk|pingpong PORT TOTAL SIZE` or `PROG micro`. */
+/* `PROG server|client bulk|pingpong|zbulk PORT TOTAL SIZE` or `PROG micro`.
+ * zbulk (W5) is bulk with permessage-deflate: the client sends the text
+ * messages of the corpus file $BENCH_CORPUS (SIZE bytes each) in order,
+ * cycling, until TOTAL bytes. */
 struct bench_args {
   int server;          /* 1: server, 0: client */
-  int pingpong;        /* 1: pingpong, 0: bulk */
+  int pingpong;        /* 1: pingpong, 0: bulk or zbulk */
+  int deflate;         /* 1: zbulk */
   int port;
   uint64_t total;      /* bulk: bytes; pingpong: round trips */
   size_t size;         /* frame / message size */
@@ -19,6 +23,10 @@ struct bench_args {
 
 /* Parses argv; prints usage and returns -1 when it does not fit. */
 int bench_parse(int argc, char **argv, struct bench_args *a);
+
+/* zbulk: reads $BENCH_CORPUS whole (a multiple of `size` bytes) into a new
+ * buffer; *count gets the number of messages. NULL (with a message) on error. */
+uint8_t *bench_corpus_load(size_t size, size_t *count);
 
 /* Server: listens on 127.0.0.1:port, accepts one connection (TCP_NODELAY). */
 int bench_accept(int port);

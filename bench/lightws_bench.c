@@ -78,6 +78,107 @@ static void drain_to_close(struct lightws_stream *s) {
   }
 }
 
+/* ---- zbulk (W5): permessage-deflate -------------------------------------- */
+
+/* Our compression settings: lightws's defaults (window 12, memLevel 5, level
+ * 6, threshold 32, 4 KiB work buffers) unless LIGHTWS_BENCH_WBITS,
+ * _MEMLEVEL, _LEVEL, _WORK say otherwise. */
+static void pmd_config(struct lightws_pmd_config *cfg) {
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->window_bits = (uint8_t)atoi(env_or("LIGHTWS_BENCH_WBITS", "0"));
+  cfg->mem_level = (uint8_t)atoi(env_or("LIGHTWS_BENCH_MEMLEVEL", "0"));
+  cfg->level = (int8_t)atoi(env_or("LIGHTWS_BENCH_LEVEL", "0"));
+  cfg->work_size = (uint32_t)atoi(env_or("LIGHTWS_BENCH_WORK", "0"));
+}
+
+static void *pmd_block(const struct lightws_pmd_config *cfg, size_t *size) {
+  void *mem;
+  *size = lightws_pmd_mem_size(cfg);
+  if (*size == 0) fail("lightws built without zlib", 0);
+  mem = malloc(*size);
+  if (!mem) fail("malloc", 0);
+  return mem;
+}
+
+/* Server: reads every message with lightws_stream_read (inflated straight
+ * into our buffer), counting inflated bytes and messages. */
+static int zserver(const struct bench_args *a) {
+  size_t rsize = bench_rbuf_size(a->size), usize = 65536, msize;
+  uint8_t *rbuf = malloc(rsize), *ubuf = malloc(usize);
+  struct lightws_pmd_config cfg;
+  struct lightws_server_options opt;
+  struct lightws_stream s;
+  struct lightws_chunk c;
+  uint64_t bytes = 0, frames = 0;
+  int r, fd = bench_accept(a->port);
+  if (fd < 0 || !rbuf || !ubuf) return 1;
+  pmd_config(&cfg);
+  memset(&opt, 0, sizeof(opt));
+  opt.deflate = &cfg;
+  opt.deflate_mem = pmd_block(&cfg, &msize);
+  opt.deflate_mem_size = msize;
+  memset(&s, 0, sizeof(s));
+  if ((r = lightws_accept(&s, fd, rbuf, rsize, NULL, &opt)) != 0) fail("accept", r);
+  for (;;) {
+    ssize_t n = lightws_stream_read(&s, ubuf, usize, &c);
+    if (n == LIGHTWS_ERR_CLOSED) break;
+    if (n < 0) fail("read", (long)n);
+    if (c.message_end) frames++;
+    bytes += (uint64_t)n;
+  }
+  close(fd);
+  printf("SERVER bytes=%llu frames=%llu deflate=%d\n", (unsigned long long)bytes,
+         (unsigned long long)frames, lightws_stream_deflate(&s));
+  fflush(stdout);
+  free(rbuf);
+  free(ubuf);
+  free((void *)opt.deflate_mem);
+  return 0;
+}
+
+/* Client: the corpus messages in order, cycling, one lightws_stream_send
+ * (compressing) per message as text. */
+static int zclient(const struct bench_args *a) {
+  size_t rsize = 65536, count = 0, msize;
+  uint8_t *rbuf = malloc(rsize), *corpus = bench_corpus_load(a->size, &count);
+  struct lightws_pmd_config cfg;
+  struct lightws_client_options opt;
+  struct lightws_stream s;
+  uint64_t i;
+  double t0;
+  int r, fd;
+  if (!rbuf || !corpus) return 1;
+  fd = bench_connect(a->port);
+  if (fd < 0) return 1;
+  pmd_config(&cfg);
+  memset(&opt, 0, sizeof(opt));
+  opt.deflate = &cfg;
+  opt.deflate_mem = pmd_block(&cfg, &msize);
+  opt.deflate_mem_size = msize;
+  memset(&s, 0, sizeof(s));
+  if ((r = lightws_connect(&s, fd, rbuf, rsize, "127.0.0.1", "/", &opt)) != 0)
+    fail("connect", r);
+  if (!lightws_stream_deflate(&s)) fail("permessage-deflate not agreed", 0);
+  t0 = bench_now();
+  for (i = 0; i < a->frames; i++) {
+    const uint8_t *m = corpus + (size_t)(i % count) * a->size;
+    size_t off = 0;
+    do {
+      ssize_t n = lightws_stream_send(&s, LIGHTWS_OPCODE_TEXT, m + off, a->size - off, 0);
+      if (n < 0) fail("send", (long)n);
+      off += (size_t)n;
+    } while (off < a->size);
+  }
+  if ((r = lightws_stream_close(&s, LIGHTWS_CLOSE_NORMAL, NULL, 0)) != 0) fail("close", r);
+  drain_to_close(&s);
+  bench_print_bulk(bench_now() - t0, a->frames * a->size, a->frames);
+  close(fd);
+  free(rbuf);
+  free(corpus);
+  free((void *)opt.deflate_mem);
+  return 0;
+}
+
 static int server(const struct bench_args *a) {
   size_t rsize = bench_rbuf_size(a->size);
   size_t usize = 65536;
@@ -505,5 +606,6 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (argc == 2 && strcmp(argv[1], "micro") == 0) return micro();
   if (bench_parse(argc, argv, &a) < 0) return 2;
+  if (a.deflate) return a.server ? zserver(&a) : zclient(&a);
   return a.server ? server(&a) : client(&a);
 }

@@ -8,9 +8,10 @@ local core = lightws.core
 
 local role, mode = arg[1], arg[2]
 local port, total, size = tonumber(arg[3]), tonumber(arg[4]), tonumber(arg[5])
-if role ~= "micro" and ((role ~= "server" and role ~= "client") or (mode ~= "bulk" and mode ~= "pingpong")
+if role ~= "micro" and ((role ~= "server" and role ~= "client")
+    or (mode ~= "bulk" and mode ~= "pingpong" and mode ~= "zbulk")
     or not port or not total or not size) then
-  io.stderr:write("usage: lightws_bench.lua server|client bulk|pingpong PORT TOTAL SIZE\n"
+  io.stderr:write("usage: lightws_bench.lua server|client bulk|pingpong|zbulk PORT TOTAL SIZE\n"
     .. "       lightws_bench.lua micro\n")
   os.exit(2)
 end
@@ -44,13 +45,34 @@ local function rbuf_size()
   return size >= 8192 and 65536 or 262144
 end
 
+-- zbulk (W5): permessage-deflate with lightws's defaults (window 12, memLevel
+-- 5, level 6) unless BENCH_WBITS / BENCH_MEMLEVEL / BENCH_LEVEL say otherwise;
+-- W1-W3 without it.
+local function with_deflate(opts)
+  opts.deflate = mode == "zbulk"
+  if mode == "zbulk" then
+    opts.window_bits = tonumber(os.getenv("BENCH_WBITS") or "")
+    opts.mem_level = tonumber(os.getenv("BENCH_MEMLEVEL") or "")
+    opts.level = tonumber(os.getenv("BENCH_LEVEL") or "")
+  end
+  return opts
+end
+
+local function agreed(ws)
+  if mode == "zbulk" and not (ws.extensions and ws:extensions()) then
+    io.stderr:write("lightws_bench.lua: permessage-deflate not agreed\n")
+    os.exit(1)
+  end
+end
+
 local function server()
   local lfd = assert(core.tcp_listen("127.0.0.1", port, 1))
   local fd = assert(core.tcp_accept(lfd))
   core.close_fd(lfd)
-  local ws = assert(lightws.accept(fd, { rbuf_size = rbuf_size() }))
+  local ws = assert(lightws.accept(fd, with_deflate({ rbuf_size = rbuf_size() })))
+  agreed(ws)
   local bytes, frames = 0, 0
-  if mode == "bulk" then
+  if mode == "bulk" or mode == "zbulk" then
     local recv = ws.receive_chunk
     while true do
       local data, kind, last = recv(ws)
@@ -82,7 +104,7 @@ end
 local function client()
   local ws, err
   for _ = 1, 2000 do
-    ws, err = lightws.connect(("ws://127.0.0.1:%d/"):format(port))
+    ws, err = lightws.connect(("ws://127.0.0.1:%d/"):format(port), with_deflate({}))
     if ws then break end
     core.poll({}, 0.01)
   end
@@ -90,8 +112,26 @@ local function client()
   local chars = {}
   for i = 1, size do chars[i] = string.char((i * 131) % 256) end
   local buf = table.concat(chars)
+  agreed(ws)
   local send = ws.send
-  if mode == "bulk" then
+  if mode == "zbulk" then
+    -- the corpus messages in order, cycling, one ws:send (compressed) each, as text
+    local f = assert(io.open(assert(os.getenv("BENCH_CORPUS"), "BENCH_CORPUS"), "rb"))
+    local data = f:read("a")
+    f:close()
+    local msgs = {}
+    for i = 1, #data, size do msgs[#msgs + 1] = data:sub(i, i + size - 1) end
+    local frames, count = math.floor(total / size), #msgs
+    local t0 = now()
+    for i = 0, frames - 1 do
+      local n, e = send(ws, msgs[i % count + 1], "text")
+      if not n then error("send: " .. tostring(e)) end
+    end
+    ws:close()
+    local secs = now() - t0
+    io.write(("RESULT secs=%.6f bytes=%d frames=%d MBps=%.1f fps=%.0f\n"):format(
+      secs, frames * size, frames, frames * size / secs / 1e6, frames / secs))
+  elseif mode == "bulk" then
     local frames = math.floor(total / size)
     local t0 = now()
     for _ = 1, frames do

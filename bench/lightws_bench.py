@@ -31,7 +31,43 @@ def rbuf_size(size):
     return 65536 if size >= 8192 else 262144
 
 
+def deflate():
+    """zbulk (W5) and the echo server: lightws's defaults (window 12, memLevel 5,
+    level 6) unless BENCH_WBITS / BENCH_MEMLEVEL / BENCH_LEVEL say otherwise."""
+    kw = {}
+    for env, name in (("BENCH_WBITS", "window_bits"), ("BENCH_MEMLEVEL", "mem_level"),
+                      ("BENCH_LEVEL", "level")):
+        if os.environ.get(env):
+            kw[name] = int(os.environ[env])
+    return lightws.Deflate(**kw)
+
+
+def echo_server(port):
+    """`server echo PORT 0 0`: an asyncio echo server with compression until
+    SIGTERM (idle memory per connection)."""
+    import asyncio
+    import lightws.asyncio as lwa
+
+    async def handler(ws):
+        try:
+            async for msg in ws:
+                await ws.send(msg)
+        except lightws.ConnectionClosed:
+            pass
+
+    async def main():
+        server = await lwa.serve(handler, "127.0.0.1", port, compression=deflate(),
+                                 ping_interval=None, max_size=None)
+        print("READY", flush=True)
+        async with server:
+            await asyncio.Future()
+
+    asyncio.run(main())
+
+
 def server(mode, port, total, size):
+    if mode == "echo":
+        return echo_server(port)
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", port))
@@ -40,9 +76,12 @@ def server(mode, port, total, size):
     ls.close()
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     rsize = rbuf_size(size)
-    ws = lightws.accept(conn, rbuf_size=rsize)
+    ws = lightws.accept(conn, rbuf_size=rsize,
+                        compression=deflate() if mode == "zbulk" else None)
+    if mode == "zbulk" and ws.compression is None:
+        sys.exit("lightws_bench.py: permessage-deflate not agreed")
     nbytes = frames = 0
-    if mode == "bulk":
+    if mode in ("bulk", "zbulk"):
         buf = bytearray(rsize)
         readinto = ws.readinto
         while True:
@@ -114,14 +153,31 @@ def send_direct(ws, buf, frames, in_place):
 def client(mode, port, total, size):
     for _ in range(2000):
         try:
-            ws = lightws.connect("ws://127.0.0.1:%d/" % port)
+            ws = lightws.connect("ws://127.0.0.1:%d/" % port,
+                                 compression=deflate() if mode == "zbulk" else None)
             break
         except ConnectionRefusedError:
             time.sleep(0.01)
     else:
         sys.exit("lightws_bench.py: cannot connect")
     buf = bytearray(os.urandom(size))
-    if mode == "bulk":
+    if mode == "zbulk":
+        # the corpus messages in order, cycling, one ws.send (compressed) each, as text
+        if ws.compression is None:
+            sys.exit("lightws_bench.py: permessage-deflate not agreed")
+        with open(os.environ["BENCH_CORPUS"], "rb") as f:
+            data = f.read()
+        msgs = [data[i:i + size] for i in range(0, len(data), size)]
+        frames, count, text = total // size, len(msgs), lightws.Opcode.TEXT
+        t0 = time.perf_counter()
+        send = ws.send
+        for i in range(frames):
+            send(msgs[i % count], text)
+        ws.close()
+        secs = time.perf_counter() - t0
+        print("RESULT secs=%.6f bytes=%d frames=%d MBps=%.1f fps=%.0f"
+              % (secs, frames * size, frames, frames * size / secs / 1e6, frames / secs), flush=True)
+    elif mode == "bulk":
         frames = total // size
         t0 = time.perf_counter()
         if os.environ.get("LIGHTWS_PY_SENDV") == "1":
@@ -241,8 +297,9 @@ def main():
         micro()
         return
     if len(sys.argv) != 6 or sys.argv[1] not in ("server", "client") \
-            or sys.argv[2] not in ("bulk", "pingpong"):
-        sys.exit("usage: lightws_bench.py server|client bulk|pingpong PORT TOTAL SIZE\n"
+            or sys.argv[2] not in ("bulk", "pingpong", "zbulk", "echo"):
+        sys.exit("usage: lightws_bench.py server|client bulk|pingpong|zbulk PORT TOTAL SIZE\n"
+                 "       lightws_bench.py server echo PORT 0 0\n"
                  "       lightws_bench.py micro")
     role, mode = sys.argv[1], sys.argv[2]
     port, total, size = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])

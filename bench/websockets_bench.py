@@ -33,19 +33,59 @@ assert framing.apply_mask.__module__ != "websockets.utils" or "websockets.speedu
 OPTS = dict(compression=None, max_size=None, ping_interval=None)
 
 
+def zopts(server):
+    """zbulk (W5) and the idle echo server: permessage-deflate with window
+    BENCH_WBITS (12), memLevel BENCH_MEMLEVEL (5) and level BENCH_LEVEL (6)
+    both ways: websockets 10.4's own defaults (12/5, zlib's level), stated."""
+    from websockets.extensions import permessage_deflate as pmd
+    wb = int(os.environ.get("BENCH_WBITS", "12"))
+    settings = {"memLevel": int(os.environ.get("BENCH_MEMLEVEL", "5")),
+                "level": int(os.environ.get("BENCH_LEVEL", "6"))}
+    if server:
+        f = pmd.ServerPerMessageDeflateFactory(server_max_window_bits=wb, client_max_window_bits=wb,
+                                               compress_settings=settings)
+    else:
+        f = pmd.ClientPerMessageDeflateFactory(server_max_window_bits=wb, client_max_window_bits=wb,
+                                               compress_settings=settings)
+    return dict(compression=None, extensions=[f], max_size=None, ping_interval=None)
+
+
+def load_corpus(size):
+    with open(os.environ["BENCH_CORPUS"], "rb") as f:
+        data = f.read()
+    return [data[i:i + size].decode() for i in range(0, len(data), size)]
+
+
+async def echo_server(port):
+    """`server echo PORT 0 0`: an echo server with compression until SIGTERM (idle memory)."""
+    async def handler(ws):
+        try:
+            async for msg in ws:
+                await ws.send(msg)
+        except websockets.ConnectionClosed:
+            pass
+
+    async with websockets.serve(handler, "127.0.0.1", port, **zopts(True)):
+        print("READY", flush=True)
+        await asyncio.Future()
+
+
 def usage():
-    sys.exit("usage: websockets_bench.py server|client bulk|pingpong PORT TOTAL SIZE\n"
+    sys.exit("usage: websockets_bench.py server|client bulk|pingpong|zbulk PORT TOTAL SIZE\n"
+             "       websockets_bench.py server echo PORT 0 0\n"
              "       websockets_bench.py micro")
 
 
 async def server(mode, port, total, size):
+    if mode == "echo":
+        return await echo_server(port)
     loop = asyncio.get_running_loop()
     done = loop.create_future()
     stats = [0, 0]
 
     async def handler(ws):
         try:
-            if mode == "bulk":
+            if mode in ("bulk", "zbulk"):
                 async for msg in ws:
                     stats[0] += len(msg)
                     stats[1] += 1
@@ -60,7 +100,8 @@ async def server(mode, port, total, size):
             if not done.done():
                 done.set_result(None)
 
-    async with websockets.serve(handler, "127.0.0.1", port, **OPTS):
+    opts = zopts(True) if mode == "zbulk" else OPTS
+    async with websockets.serve(handler, "127.0.0.1", port, **opts):
         await done
     print("SERVER bytes=%d frames=%d" % tuple(stats), flush=True)
 
@@ -69,14 +110,27 @@ async def client(mode, port, total, size):
     uri = "ws://127.0.0.1:%d/" % port
     for _ in range(2000):
         try:
-            ws = await websockets.connect(uri, **OPTS)
+            ws = await websockets.connect(uri, **(zopts(False) if mode == "zbulk" else OPTS))
             break
         except OSError:
             await asyncio.sleep(0.01)
     else:
         sys.exit("websockets_bench: cannot connect")
     buf = os.urandom(size)
-    if mode == "bulk":
+    if mode == "zbulk":
+        if not ws.extensions:
+            sys.exit("websockets_bench: permessage-deflate not agreed")
+        msgs = load_corpus(size)
+        frames, count = total // size, len(msgs)
+        t0 = time.perf_counter()
+        send = ws.send
+        for i in range(frames):
+            await send(msgs[i % count])
+        await ws.close()
+        secs = time.perf_counter() - t0
+        print("RESULT secs=%.6f bytes=%d frames=%d MBps=%.1f fps=%.0f"
+              % (secs, frames * size, frames, frames * size / secs / 1e6, frames / secs), flush=True)
+    elif mode == "bulk":
         frames = total // size
         t0 = time.perf_counter()
         send = ws.send
@@ -172,7 +226,7 @@ def main():
         micro()
         return
     if len(sys.argv) != 6 or sys.argv[1] not in ("server", "client") \
-            or sys.argv[2] not in ("bulk", "pingpong"):
+            or sys.argv[2] not in ("bulk", "pingpong", "zbulk", "echo"):
         usage()
     role, mode, port, total, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), \
         int(sys.argv[4]), int(sys.argv[5])

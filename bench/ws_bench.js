@@ -96,12 +96,38 @@ if (process.argv[2] === 'micro' && process.argv.length === 3) {
 }
 
 const [role, mode, portS, totalS, sizeS] = process.argv.slice(2);
-if (!['server', 'client'].includes(role) || !['bulk', 'pingpong'].includes(mode)) {
-  console.error('usage: ws_bench.js server|client bulk|pingpong PORT TOTAL SIZE');
+if (!['server', 'client'].includes(role) || !['bulk', 'pingpong', 'zbulk', 'echo'].includes(mode)) {
+  console.error('usage: ws_bench.js server|client bulk|pingpong|zbulk PORT TOTAL SIZE\n' +
+    '       ws_bench.js server echo PORT 0 0');
   process.exit(2);
 }
 const port = Number(portS), total = Number(totalS), size = Number(sizeS);
-const OPTS = { perMessageDeflate: false, maxPayload: 1 << 30 };
+// zbulk (W5) and the idle echo server: permessage-deflate. By default set to
+// lightws's settings: window BENCH_WBITS (12) both ways, memLevel
+// BENCH_MEMLEVEL (5), level BENCH_LEVEL (6), threshold 32 bytes.
+// BENCH_PMD=defaults: ws's own defaults (perMessageDeflate: true: window 15,
+// memLevel 8, zlib's level, threshold 1024).
+function pmdOptions() {
+  if (process.env.BENCH_PMD === 'defaults') return true;
+  const wb = Number(process.env.BENCH_WBITS || 12);
+  return {
+    zlibDeflateOptions: { level: Number(process.env.BENCH_LEVEL || 6),
+      memLevel: Number(process.env.BENCH_MEMLEVEL || 5), windowBits: wb },
+    zlibInflateOptions: { windowBits: wb },
+    serverMaxWindowBits: wb, clientMaxWindowBits: wb, threshold: 32,
+  };
+}
+const OPTS = { perMessageDeflate: (mode === 'zbulk' || mode === 'echo') ? pmdOptions() : false,
+  maxPayload: 1 << 30 };
+
+function echoServer() {
+  const wss = new WebSocket.WebSocketServer({ host: '127.0.0.1', port, ...OPTS });
+  wss.on('connection', (ws) => {
+    ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+    ws.on('error', () => {});
+  });
+  wss.on('listening', () => console.log('READY'));
+}
 
 function server() {
   const wss = new WebSocket.WebSocketServer({ host: '127.0.0.1', port, ...OPTS });
@@ -109,6 +135,10 @@ function server() {
   wss.on('connection', (ws) => {
     ws._socket.setNoDelay(true);
     ws.on('message', (data, isBinary) => {
+      if (mode === 'zbulk' && frames === 0 && !ws.extensions.includes('permessage-deflate')) {
+        console.error('ws_bench.js: permessage-deflate not agreed');
+        process.exit(1);
+      }
       bytes += data.length;
       frames++;
       if (mode === 'pingpong') ws.send(data, { binary: isBinary });
@@ -135,7 +165,41 @@ function client() {
     ws._socket.setNoDelay(true);
     const t0 = process.hrtime.bigint();
     const secs = () => Number(process.hrtime.bigint() - t0) / 1e9;
-    if (mode === 'bulk') {
+    if (mode === 'zbulk') {
+      if (!ws.extensions.includes('permessage-deflate')) {
+        console.error('ws_bench.js: permessage-deflate not agreed');
+        process.exit(1);
+      }
+      const corpus = require('fs').readFileSync(process.env.BENCH_CORPUS);
+      const count = corpus.length / size, msgs = [];
+      for (let i = 0; i < count; i++) msgs.push(corpus.toString('latin1', i * size, (i + 1) * size));
+      const frames = Math.floor(total / size);
+      // Compression runs on libuv's threads: at most about 1 MiB of messages
+      // in flight (sent, callback not yet called), refilled at half.
+      const limit = Math.max(4, Math.floor((1 << 20) / size));
+      let sent = 0, done = 0, pumping = false;
+      const onSent = (err) => {
+        if (err) { console.error(err); process.exit(1); }
+        done++;
+        if (done === frames) ws.close(1000);
+        else if (!pumping && sent - done < limit / 2) pump();
+      };
+      const pump = () => {
+        pumping = true;
+        while (sent < frames && sent - done < limit) {
+          ws.send(msgs[sent % count], { binary: false }, onSent);
+          sent++;
+        }
+        pumping = false;
+      };
+      ws.on('close', () => {
+        const s = secs();
+        console.log(`RESULT secs=${s.toFixed(6)} bytes=${frames * size} frames=${frames} ` +
+          `MBps=${(frames * size / s / 1e6).toFixed(1)} fps=${(frames / s).toFixed(0)}`);
+        process.exit(0);
+      });
+      pump();
+    } else if (mode === 'bulk') {
       const frames = Math.floor(total / size);
       let sent = 0;
       // Back-pressure: stop queueing at 1 MiB buffered, resume on the socket's drain.
@@ -175,4 +239,4 @@ function client() {
   connect(2000);
 }
 
-if (role === 'server') server(); else client();
+if (role === 'server') (mode === 'echo' ? echoServer : server)(); else client();
