@@ -2,6 +2,9 @@
 /* lightws-echo: an epoll echo server (and a blocking echo client) over lightws. */
 #include "common.h"
 #include "lightws.h"
+#ifdef LIGHTWS_TOOLS_TLS
+#include "lightws_tls.h"
+#endif
 
 #include <errno.h>
 #include <poll.h>
@@ -10,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <stddef.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +31,8 @@
                                 at once (one block each); more are served
                                 uncompressed */
 #define PMD_CLIENT_MEM (512 * 1024) /* the client's one block */
+#define TLS_SLOTS_MAX 65536  /* TLS connections at once: the descriptor
+                                limit, at most this (one slot each) */
 
 static const char *prog = "lightws-echo";
 static volatile sig_atomic_t stop_flag;
@@ -56,8 +63,10 @@ static void usage(FILE *f)
           "usage: %s --port N [--host ADDR] [--quiet] [--max-message N]\n"
           "          [--handshake-timeout S] [--idle-timeout S]\n"
           "          [--ping-interval S] [--ping-timeout S] [--no-deflate]\n"
+          "          [--tls-cert F --tls-key F]\n"
           "       %s [--quiet] [--timeout S] [--no-deflate]\n"
-          "          --client ws://HOST:PORT/PATH?QUERY\n"
+          "          [--cafile F] [--insecure]\n"
+          "          --client ws[s]://HOST:PORT/PATH?QUERY\n"
           "Server: echoes every message with its opcode (port 0 picks a free\n"
           "port and prints \"listening on HOST:PORT\"). Messages over\n"
           "--max-message bytes (default 67108864, 64 MiB) get close 1009.\n"
@@ -73,8 +82,17 @@ static void usage(FILE *f)
           "memLevel 5) and answer a compressed message compressed, an\n"
           "uncompressed one uncompressed; --no-deflate turns it off. The\n"
           "server compresses up to %d connections at once (the others get\n"
-          "no compression).\n",
-          prog, prog, PMD_SLOTS);
+          "no compression).\n"
+          "TLS (%s): --tls-cert F (PEM chain) and --tls-key F (PEM\n"
+          "key; default: in F) make the server wss:// only; the TLS handshake\n"
+          "counts in --handshake-timeout, close_notify follows a clean close.\n"
+          "The client takes wss:// URLs: the certificate is verified against\n"
+          "the system CAs, or --cafile F (PEM), and the URL's host; a rejected\n"
+          "one prints its error (TLS_CERT_EXPIRED, TLS_CERT_HOSTNAME,\n"
+          "TLS_CERT_UNTRUSTED, ...) and exits 1; --insecure skips verification\n"
+          "(tests only).\n",
+          prog, prog, PMD_SLOTS,
+          TOOL_HAVE_TLS ? "this build has it" : TOOL_NO_TLS_MSG);
 }
 
 /* ------------------------------------------------------------------------
@@ -82,6 +100,7 @@ static void usage(FILE *f)
  * ------------------------------------------------------------------------ */
 
 enum conn_state {
+  ST_TLS_HS,       /* wss: TLS handshake (lightws_tls_handshake steps) */
   ST_HS_READ,      /* reading the upgrade request */
   ST_HS_ACCEPT,    /* sending 101 */
   ST_HS_REJECT,    /* sending an HTTP error */
@@ -127,6 +146,11 @@ struct conn {
   char peer[64];
   char path[256];
   char reason[LIGHTWS_CONTROL_MAX * 2]; /* peer's close reason, printable */
+#ifdef LIGHTWS_TOOLS_TLS
+  struct lightws_tls *tls;   /* wss: a slot of the server's TLS pool */
+  int tls_slot;              /* -1: none */
+  uint64_t tls_until;        /* ST_TLS_HS: handshake deadline (ms) */
+#endif
   uint8_t rbuf[];            /* RBUF_SIZE bytes */
 };
 
@@ -161,7 +185,47 @@ struct server {
   size_t pmd_slot_size;
   int *pmd_free;
   int pmd_nfree;
+  int tls;                   /* wss: --tls-cert given */
+#ifdef LIGHTWS_TOOLS_TLS
+  /* wss: the context, and one mapping of tls_slots struct lightws_tls
+   * (pages touched only by the connections that use them), free slots a
+   * stack as for deflate; OpenSSL's own per-connection state (SSL_new)
+   * is OpenSSL's allocation */
+  struct ssl_ctx_st *tls_ctx;
+  uint8_t *tls_pool;
+  size_t tls_slot_size, tls_slots;
+  int *tls_free;
+  size_t tls_nfree;
+#endif
 };
+
+/* What the connection's last WOULDBLOCK waits for: over TLS the layer's
+ * answer (it can need the other direction; docs/tls.md), else the
+ * stream's. */
+static int conn_want(const struct conn *c)
+{
+#ifdef LIGHTWS_TOOLS_TLS
+  if (c->tls)
+    return lightws_tls_want(c->tls, c->state == ST_TLS_HS ? NULL : &c->s);
+#endif
+  return lightws_stream_want(&c->s);
+}
+
+/* The name of error `err` of `c` (a TLS failure inside a stream call is
+ * LIGHTWS_ERR_SYSTEM with the layer's named error kept). */
+static const char *conn_errname(const struct conn *c, int err)
+{
+#ifdef LIGHTWS_TOOLS_TLS
+  if (c->tls) {
+    if (err == LIGHTWS_ERR_SYSTEM && lightws_tls_error(c->tls))
+      err = lightws_tls_error(c->tls);
+    return lightws_tls_errname(err);
+  }
+#else
+  (void)c;
+#endif
+  return lightws_errname(err);
+}
 
 /* ---- timer heap ---- */
 
@@ -248,6 +312,9 @@ static uint64_t conn_deadline(const struct conn *c)
 {
   uint64_t d = lightws_stream_deadline(&c->s);
   if (c->state == ST_DRAIN && c->drain_until < d) d = c->drain_until;
+#ifdef LIGHTWS_TOOLS_TLS
+  if (c->state == ST_TLS_HS && c->tls_until < d) d = c->tls_until;
+#endif
   return d;
 }
 
@@ -317,9 +384,18 @@ static void set_events(struct server *sv, struct conn *c, uint32_t ev)
 /* Registers for what the last WOULDBLOCK of the stream waits for. */
 static void wait_want(struct server *sv, struct conn *c)
 {
-  int want = lightws_stream_want(&c->s);
+  int want = conn_want(c);
   uint32_t ev = 0;
 
+#ifdef LIGHTWS_TOOLS_TLS
+  /* Decrypted bytes inside OpenSSL make no epoll event: a read that
+   * would wait for them runs again from the ready list instead. */
+  if (c->tls && (want & LIGHTWS_WANT_READ || !want) &&
+      lightws_tls_buffered(c->tls)) {
+    if (!c->listed) list_add(&sv->ready, c, 1);
+    return;
+  }
+#endif
   if (want & LIGHTWS_WANT_READ) ev |= EPOLLIN;
   if (want & LIGHTWS_WANT_WRITE) ev |= EPOLLOUT;
   if (!ev) ev = EPOLLIN;
@@ -343,10 +419,24 @@ static void copy_reason(const struct lightws_stream *s, char *out, size_t size)
  * c->dead after any call that can end the connection. */
 static void conn_free(struct server *sv, struct conn *c)
 {
+  char tls_reason[128] = "";
+
   if (c->dead) return;
   c->dead = 1;
+#ifdef LIGHTWS_TOOLS_TLS
+  /* OpenSSL's text of a TLS failure, for the log line */
+  if (c->tls && c->err && lightws_tls_error(c->tls))
+    snprintf(tls_reason, sizeof(tls_reason), "%s", lightws_tls_reason(c->tls));
+#endif
   if (c->pmd_slot >= 0) sv->pmd_free[sv->pmd_nfree++] = c->pmd_slot;
   c->pmd_slot = -1;
+#ifdef LIGHTWS_TOOLS_TLS
+  if (c->tls_slot >= 0) {
+    lightws_tls_free(c->tls);
+    sv->tls_free[sv->tls_nfree++] = c->tls_slot;
+    c->tls_slot = -1;
+  }
+#endif
   list_del(sv, c);
   heap_remove(sv, c);
   epoll_ctl(sv->ep, EPOLL_CTL_DEL, c->fd, NULL);
@@ -355,16 +445,17 @@ static void conn_free(struct server *sv, struct conn *c)
   listener_pause(sv, 0);
   if (!sv->quiet) {
     if (c->reject_status)
-      fprintf(stderr, "%s: %s %s rejected %d (%s)\n", prog, c->peer,
+      fprintf(stderr, "%s: %s %s rejected %d (%s)%s\n", prog, c->peer,
               c->path[0] ? c->path : "-", c->reject_status,
-              lightws_errname(c->err));
+              conn_errname(c, c->err), sv->tls ? " wss" : "");
     else
-      fprintf(stderr, "%s: %s %s messages %llu bytes %llu close %u%s%s%s%s%s%s%s\n",
+      fprintf(stderr, "%s: %s %s messages %llu bytes %llu close %u%s%s%s%s%s%s%s%s%s%s\n",
               prog, c->peer, c->path[0] ? c->path : "-", c->msgs, c->bytes,
               c->close_code, c->err ? " (" : "",
-              c->err ? lightws_errname(c->err) : "", c->err ? ")" : "",
+              c->err ? conn_errname(c, c->err) : "", c->err ? ")" : "",
               c->reason[0] ? " '" : "", c->reason, c->reason[0] ? "'" : "",
-              lightws_stream_deflate(&c->s) ? " permessage-deflate" : "");
+              lightws_stream_deflate(&c->s) ? " permessage-deflate" : "",
+              sv->tls ? " wss" : "", tls_reason[0] ? ": " : "", tls_reason);
   }
   c->dead_next = sv->dead;
   sv->dead = c;
@@ -409,9 +500,23 @@ static void finish(struct server *sv, struct conn *c)
 
   if (r == LIGHTWS_ERR_WOULDBLOCK) {
     c->state = ST_CLOSE_FLUSH;
-    set_events(sv, c, EPOLLOUT);
+    wait_want(sv, c);
     return;
   }
+#ifdef LIGHTWS_TOOLS_TLS
+  /* After a clean close handshake: close_notify (sent once; a retry only
+   * flushes it), then our FIN. */
+  if (c->tls && r == 0 && lightws_stream_closing(&c->s) == 2) {
+    r = lightws_tls_shutdown(c->tls);
+    if (r == LIGHTWS_ERR_WOULDBLOCK) {
+      int want = lightws_tls_want(c->tls, NULL);
+      c->state = ST_CLOSE_FLUSH;
+      set_events(sv, c, (want & LIGHTWS_WANT_READ ? EPOLLIN : 0) |
+                        (want & LIGHTWS_WANT_WRITE || !want ? EPOLLOUT : 0));
+      return;
+    }
+  }
+#endif
   start_drain(sv, c);
 }
 
@@ -544,6 +649,24 @@ static void conn_run(struct server *sv, struct conn *c)
   int r;
 
   switch (c->state) {
+  case ST_TLS_HS:
+#ifdef LIGHTWS_TOOLS_TLS
+    r = lightws_tls_handshake(c->tls);
+    if (r == LIGHTWS_ERR_WOULDBLOCK) {
+      wait_want(sv, c);
+      return;
+    }
+    if (r < 0) {
+      /* a named error (the client's alert: unknown CA ...), EOF, SYSTEM */
+      c->err = r;
+      c->close_code = 1006;
+      conn_free(sv, c);
+      return;
+    }
+#endif
+    /* the request may have come with the last flight: read it now */
+    c->state = ST_HS_READ;
+    /* fall through */
   case ST_HS_READ:
     memset(&req, 0, sizeof(req));
     req.headers = hdrs;
@@ -647,7 +770,12 @@ static void conn_timeout(struct server *sv, struct conn *c, int err)
 
   c->err = err;
   c->close_code = (unsigned)lightws_close_code(err);
-  if (c->state == ST_HS_READ) {
+  if (c->state == ST_TLS_HS) {
+    /* no TLS session yet: nothing to say */
+  } else if (c->state == ST_HS_READ && TOOL_HAVE_TLS && sv->tls) {
+    /* over TLS the 408 goes through the layer */
+    (void)lightws_server_reject(&c->s, 408, NULL, 0);
+  } else if (c->state == ST_HS_READ) {
     ssize_t n = send(c->fd, resp408, sizeof(resp408) - 1,
                      MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)n;
@@ -667,6 +795,12 @@ static void conn_timer(struct server *sv, struct conn *c, uint64_t now)
     conn_free(sv, c);
     return;
   }
+#ifdef LIGHTWS_TOOLS_TLS
+  if (c->state == ST_TLS_HS && now >= c->tls_until) {
+    conn_timeout(sv, c, LIGHTWS_ERR_HANDSHAKE_TIMEOUT);
+    return;
+  }
+#endif
   r = lightws_stream_tick(&c->s, now);
   if (r < 0) {
     conn_timeout(sv, c, r);
@@ -674,7 +808,7 @@ static void conn_timer(struct server *sv, struct conn *c, uint64_t now)
   }
   /* A keepalive ping that could not go out at once waits in the control
    * slot: run when writable (echo_run flushes it first). */
-  if (c->state == ST_OPEN && (lightws_stream_want(&c->s) & LIGHTWS_WANT_WRITE))
+  if (c->state == ST_OPEN && (conn_want(c) & LIGHTWS_WANT_WRITE))
     set_events(sv, c, c->events | EPOLLOUT);
   conn_schedule(sv, c, now + 1);
 }
@@ -726,6 +860,36 @@ static void accept_all(struct server *sv)
       close(fd);
       continue;
     }
+#ifdef LIGHTWS_TOOLS_TLS
+    c->tls_slot = -1;
+    if (sv->tls) {
+      if (sv->tls_nfree == 0) {
+        /* as many TLS connections as descriptors: only when the limit
+         * was raised after start */
+        if (!sv->quiet)
+          fprintf(stderr, "%s: %s: all %zu TLS slots in use\n", prog, c->peer,
+                  sv->tls_slots);
+        free(c);
+        close(fd);
+        continue;
+      }
+      c->tls_slot = sv->tls_free[sv->tls_nfree - 1];
+      c->tls = (struct lightws_tls *)(void *)(sv->tls_pool +
+                                              (size_t)c->tls_slot * sv->tls_slot_size);
+      /* zero-filled before init (lightws_tls.h); the buffers need not be */
+      memset(c->tls, 0, offsetof(struct lightws_tls, cbuf));
+      r = lightws_tls_init(c->tls, sv->tls_ctx, fd, LIGHTWS_SERVER, NULL);
+      if (r < 0) {
+        fprintf(stderr, "%s: TLS init: %s\n", prog, lightws_tls_errname(r));
+        lightws_tls_free(c->tls);
+        free(c);
+        close(fd);
+        continue;
+      }
+      sv->tls_nfree--;
+      lightws_stream_set_io(&c->s, &c->tls->io);
+    }
+#endif
     memset(&e, 0, sizeof(e));
     e.events = EPOLLIN;
     e.data.ptr = c;
@@ -740,6 +904,17 @@ static void accept_all(struct server *sv)
     c->state = ST_HS_READ;
     c->key = LIGHTWS_NO_DEADLINE;
     lightws_stream_set_timeouts(&c->s, &sv->to, lightws_now());
+#ifdef LIGHTWS_TOOLS_TLS
+    if (c->tls) {
+      /* One --handshake-timeout for both handshakes: the TLS one has its
+       * own deadline here; the stream's handshake deadline counts from
+       * set_timeouts just above, so the websocket handshake gets only
+       * what is left. */
+      c->state = ST_TLS_HS;
+      c->tls_until = sv->to.handshake ? lightws_now() + sv->to.handshake
+                                      : LIGHTWS_NO_DEADLINE;
+    }
+#endif
     /* Start step 1 now (a read that usually would block): a server stream
      * counts as handshaking only once lightws_server_read_request() ran,
      * and only then does lightws_stream_deadline() report the handshake
@@ -776,9 +951,65 @@ static int pmd_pool_init(struct server *sv)
   return 0;
 }
 
+#ifdef LIGHTWS_TOOLS_TLS
+/* wss: the server context and the pool of struct lightws_tls, one slot per
+ * descriptor the process may open (RLIMIT_NOFILE, at most TLS_SLOTS_MAX),
+ * in one MAP_NORESERVE mapping: a slot's pages are touched by the first
+ * connection that uses it, and slots are reused most recent first. */
+static int tls_init(struct server *sv, const char *cert, const char *key)
+{
+  struct lightws_tls_config cfg;
+  struct rlimit rl;
+  char why[256] = "";
+  size_t i;
+  int err = 0;
+  void *p;
+
+  memset(&cfg, 0, sizeof(cfg));
+  cfg.cert_file = cert;
+  cfg.key_file = key ? key : cert;
+  sv->tls_ctx = lightws_tls_ctx(LIGHTWS_SERVER, &cfg, &err, why, sizeof(why));
+  if (!sv->tls_ctx) {
+    fprintf(stderr, "%s: %s: %s (%s)%s%s\n", prog, cert, lightws_tls_errname(err),
+            lightws_tls_strerror(err), why[0] ? ": " : "", why);
+    return -1;
+  }
+  sv->tls_slots = 1024;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    sv->tls_slots = (size_t)rl.rlim_cur;
+  if (sv->tls_slots > TLS_SLOTS_MAX) sv->tls_slots = TLS_SLOTS_MAX;
+  sv->tls_slot_size = (sizeof(struct lightws_tls) + 63) & ~(size_t)63;
+  p = mmap(NULL, sv->tls_slot_size * sv->tls_slots, PROT_READ | PROT_WRITE,
+           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  sv->tls_free = malloc(sv->tls_slots * sizeof(*sv->tls_free));
+  if (p == MAP_FAILED || !sv->tls_free) {
+    fprintf(stderr, "%s: no memory for %zu TLS connections\n", prog,
+            sv->tls_slots);
+    if (p != MAP_FAILED) munmap(p, sv->tls_slot_size * sv->tls_slots);
+    free(sv->tls_free);
+    lightws_tls_ctx_free(sv->tls_ctx);
+    return -1;
+  }
+  sv->tls_pool = p;
+  for (i = 0; i < sv->tls_slots; i++)
+    sv->tls_free[i] = (int)(sv->tls_slots - 1 - i);
+  sv->tls_nfree = sv->tls_slots;
+  sv->tls = 1;
+  return 0;
+}
+
+static void tls_done(struct server *sv)
+{
+  if (!sv->tls) return;
+  munmap(sv->tls_pool, sv->tls_slot_size * sv->tls_slots);
+  free(sv->tls_free);
+  lightws_tls_ctx_free(sv->tls_ctx);
+}
+#endif
+
 static int run_server(const char *host, int port, int quiet,
                       uint32_t max_message, const struct lightws_timeouts *to,
-                      int deflate)
+                      int deflate, const char *tls_cert, const char *tls_key)
 {
   struct server sv;
   struct epoll_event evs[256], e;
@@ -788,6 +1019,12 @@ static int run_server(const char *host, int port, int quiet,
   sv.quiet = quiet;
   sv.max_message = max_message;
   sv.to = *to;
+#ifdef LIGHTWS_TOOLS_TLS
+  if (tls_cert && tls_init(&sv, tls_cert, tls_key) < 0) return 1;
+#else
+  (void)tls_cert;
+  (void)tls_key;
+#endif
   /* the defaults: window 12, memLevel 5 (lightws.h; python websockets') */
   sv.deflate = deflate && pmd_pool_init(&sv) == 0;
   sv.lfd = tool_tcp_listen(prog, host, port, &bound);
@@ -866,6 +1103,9 @@ static int run_server(const char *host, int port, int quiet,
   free(sv.heap);
   if (sv.pmd_pool) munmap(sv.pmd_pool, sv.pmd_slot_size * PMD_SLOTS);
   free(sv.pmd_free);
+#ifdef LIGHTWS_TOOLS_TLS
+  tls_done(&sv);
+#endif
   return 0;
 }
 
@@ -907,9 +1147,70 @@ static void client_end(struct lightws_stream *s, int fd, uint8_t *buf,
   close(fd);
 }
 
-static int run_client(const char *url, int quiet, uint32_t timeout_ms,
-                      int deflate)
+#ifdef LIGHTWS_TOOLS_TLS
+/* The client's TLS layer (one connection: static, ~37 KiB), NULL for ws://. */
+static struct lightws_tls *client_tls;
+#endif
+
+/* A client error line; over TLS the layer's named error and OpenSSL's
+ * reason for a TLS failure. */
+static void client_error(const char *what, int err)
 {
+  const char *name = lightws_errname(err), *msg = lightws_strerror(err);
+  const char *reason = "";
+#ifdef LIGHTWS_TOOLS_TLS
+  if (client_tls) {
+    if (err == LIGHTWS_ERR_SYSTEM && lightws_tls_error(client_tls))
+      err = lightws_tls_error(client_tls);
+    if (err <= LIGHTWS_ERR_TLS_CTX && err > LIGHTWS__TLS_ERR_MIN)
+      reason = lightws_tls_reason(client_tls);
+    name = lightws_tls_errname(err);
+    msg = lightws_tls_strerror(err);
+  }
+#endif
+  fprintf(stderr, "%s: %s%s%s (%s)%s%s\n", prog, what, what[0] ? ": " : "",
+          name, msg, reason[0] ? ": " : "", reason);
+}
+
+/* client_end over TLS: the queued close goes out and, once the close
+ * handshake is complete, close_notify (lightws_tls_close, bounded); then
+ * the TLS layer is freed and we wait for the server's FIN as over TCP. */
+static void client_close(struct lightws_stream *s, int fd, uint8_t *buf,
+                         size_t size)
+{
+#ifdef LIGHTWS_TOOLS_TLS
+  if (client_tls) {
+    uint64_t until = lightws_now() + CLOSE_MS;
+    (void)lightws_tls_close(client_tls, s, CLOSE_MS);
+    client_tls = NULL;
+    tool_set_nonblock(fd, 1);
+    for (;;) {
+      struct pollfd pf = { fd, POLLIN, 0 };
+      uint64_t now = lightws_now();
+      ssize_t n;
+      int r;
+      if (now >= until) break;
+      r = poll(&pf, 1, (int)(until - now));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) break;
+      n = read(fd, buf, size);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n <= 0) break;
+    }
+    close(fd);
+    return;
+  }
+#endif
+  client_end(s, fd, buf, size);
+}
+
+static int run_client(const char *url, int quiet, uint32_t timeout_ms,
+                      int deflate, const char *cafile, int insecure)
+{
+#ifdef LIGHTWS_TOOLS_TLS
+  static struct lightws_tls tls;
+  struct ssl_ctx_st *ctx = NULL;
+#endif
   static const struct lightws_pmd_config pmd_cfg; /* the defaults */
   static uint8_t pmd_mem[PMD_CLIENT_MEM] __attribute__((aligned(64)));
   struct lightws_timeouts to;
@@ -925,6 +1226,30 @@ static int run_client(const char *url, int quiet, uint32_t timeout_ms,
     fprintf(stderr, "%s: %s: %s\n", prog, url, err);
     return 2;
   }
+  if (!u.tls && (cafile || insecure)) {
+    fprintf(stderr, "%s: --cafile/--insecure need a wss:// URL\n", prog);
+    return 2;
+  }
+#ifdef LIGHTWS_TOOLS_TLS
+  if (u.tls) {
+    struct lightws_tls_config cfg;
+    char why[256] = "";
+    int e = 0;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.cafile = cafile;
+    cfg.insecure = insecure;
+    ctx = lightws_tls_ctx(LIGHTWS_CLIENT, &cfg, &e, why, sizeof(why));
+    if (!ctx) {
+      fprintf(stderr, "%s: %s: %s (%s)%s%s\n", prog, cafile ? cafile : "TLS",
+              lightws_tls_errname(e), lightws_tls_strerror(e),
+              why[0] ? ": " : "", why);
+      return 1;
+    }
+  }
+#else
+  (void)cafile;
+  (void)insecure;
+#endif
   fd = tool_tcp_connect(prog, u.host, u.port);
   if (fd < 0) return 1;
   memset(&to, 0, sizeof(to));
@@ -938,18 +1263,24 @@ static int run_client(const char *url, int quiet, uint32_t timeout_ms,
     opt.deflate_mem = pmd_mem;
     opt.deflate_mem_size = sizeof(pmd_mem);
   }
+#ifdef LIGHTWS_TOOLS_TLS
+  if (ctx) {
+    client_tls = &tls;
+    r = lightws_tls_connect(&tls, ctx, &s, fd, rbuf, sizeof(rbuf), u.authority,
+                            u.path, &opt);
+  } else
+#endif
   r = lightws_connect(&s, fd, rbuf, sizeof(rbuf), u.authority, u.path, &opt);
   if (r == LIGHTWS_ERR_HANDSHAKE_TIMEOUT) {
     fprintf(stderr, "%s: %s: no websocket handshake within %.3g s (%s)\n",
             prog, url, timeout_ms / 1000.0, lightws_errname(r));
-    close(fd);
-    return 1;
+    r = 1;
+    goto out;
   }
   if (r < 0) {
-    fprintf(stderr, "%s: handshake: %s (%s)\n", prog, lightws_errname(r),
-            lightws_strerror(r));
-    close(fd);
-    return 1;
+    client_error("handshake", r);
+    r = 1;
+    goto out;
   }
   for (;;) {
     struct lightws_chunk ch;
@@ -961,11 +1292,15 @@ static int run_client(const char *url, int quiet, uint32_t timeout_ms,
     if (n < 0) {
       /* EOF, a system error, or the server broke the protocol (then the
        * library has queued the close with lightws_close_code(n)). */
-      fprintf(stderr, "%s: %s (%s)\n", prog, lightws_errname((int)n),
-              lightws_strerror((int)n));
-      if (n == LIGHTWS_ERR_EOF) close(fd);
-      else client_end(&s, fd, rbuf, sizeof(rbuf));
-      return 1;
+      client_error("", (int)n);
+      if (n == LIGHTWS_ERR_EOF || n == LIGHTWS_ERR_SYSTEM) {
+        r = 1;
+        goto out;
+      }
+      client_close(&s, fd, rbuf, sizeof(rbuf));
+      fd = -1;
+      r = 1;
+      goto out;
     }
     if (!in_msg) {
       in_msg = 1;
@@ -986,10 +1321,9 @@ static int run_client(const char *url, int quiet, uint32_t timeout_ms,
       if (left == 0 && final) fl = 0;
       w = lightws_stream_send(&s, ch.opcode, p, left, fl);
       if (w < 0) {
-        fprintf(stderr, "%s: send: %s (%s)\n", prog, lightws_errname((int)w),
-                lightws_strerror((int)w));
-        close(fd);
-        return 1;
+        client_error("send", (int)w);
+        r = 1;
+        goto out;
       }
       if (left == 0 && fl == 0) break;
       p += w;
@@ -1005,8 +1339,17 @@ static int run_client(const char *url, int quiet, uint32_t timeout_ms,
             lightws_stream_close_code(&s), (int)rl, reason,
             lightws_stream_deflate(&s) ? " permessage-deflate" : "");
   }
-  client_end(&s, fd, rbuf, sizeof(rbuf));
-  return 0;
+  client_close(&s, fd, rbuf, sizeof(rbuf));
+  fd = -1;
+  r = 0;
+out:
+#ifdef LIGHTWS_TOOLS_TLS
+  if (client_tls) lightws_tls_free(client_tls);
+  client_tls = NULL;
+  lightws_tls_ctx_free(ctx);
+#endif
+  if (fd >= 0) close(fd);
+  return r;
 }
 
 int main(int argc, char **argv)
@@ -1016,7 +1359,8 @@ int main(int argc, char **argv)
   long long hs_ms = HANDSHAKE_MS, idle_ms = 0, ping_ms = 0, pong_ms = -1;
   long long client_ms = CLIENT_TIMEOUT_MS;
   struct lightws_timeouts to;
-  int quiet = 0, deflate = 1, i, ok;
+  const char *tls_cert = NULL, *tls_key = NULL, *cafile = NULL;
+  int quiet = 0, deflate = 1, insecure = 0, i, ok;
 
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -1062,14 +1406,41 @@ int main(int argc, char **argv)
     } else if (!strcmp(a, "--client") && v) {
       client = v;
       i++;
+    } else if (!strcmp(a, "--tls-cert") && v) {
+      tls_cert = v;
+      i++;
+    } else if (!strcmp(a, "--tls-key") && v) {
+      tls_key = v;
+      i++;
+    } else if (!strcmp(a, "--cafile") && v) {
+      cafile = v;
+      i++;
+    } else if (!strcmp(a, "--insecure") || !strcmp(a, "-k")) {
+      insecure = 1;
     } else {
       fprintf(stderr, "%s: unknown or incomplete option '%s'\n", prog, a);
       usage(stderr);
       return 2;
     }
   }
+  if (!TOOL_HAVE_TLS && (tls_cert || tls_key || cafile || insecure)) {
+    fprintf(stderr, "%s: %s\n", prog, TOOL_NO_TLS_MSG);
+    return 2;
+  }
+  if (client ? (tls_cert || tls_key) : (cafile || insecure)) {
+    fprintf(stderr, "%s: %s\n", prog, client
+            ? "--tls-cert/--tls-key are for the server"
+            : "--cafile/--insecure are for --client wss://");
+    return 2;
+  }
+  if (tls_key && !tls_cert) {
+    fprintf(stderr, "%s: --tls-key needs --tls-cert\n", prog);
+    return 2;
+  }
   install_signals();
-  if (client) return run_client(client, quiet, (uint32_t)client_ms, deflate);
+  if (client)
+    return run_client(client, quiet, (uint32_t)client_ms, deflate, cafile,
+                      insecure);
   if (port < 0) {
     fprintf(stderr, "%s: --port is required\n", prog);
     usage(stderr);
@@ -1081,5 +1452,6 @@ int main(int argc, char **argv)
   to.ping_interval = (uint32_t)ping_ms;
   to.ping_timeout = (uint32_t)(pong_ms < 0 ? ping_ms : pong_ms);
   to.close = CLOSE_MS;
-  return run_server(host, (int)port, quiet, (uint32_t)maxmsg, &to, deflate);
+  return run_server(host, (int)port, quiet, (uint32_t)maxmsg, &to, deflate,
+                    tls_cert, tls_key);
 }
