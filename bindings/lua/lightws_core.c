@@ -93,6 +93,21 @@ struct lstream {
   char *obuf;
   size_t olen, ocap;
   size_t rsize;
+  /* permessage-deflate: the block lent to the C stream (a second userdata
+   * held in the registry, made once per connection: before the offer
+   * (client), once an offer is accepted (server), or by ws:set_deflate),
+   * the local choices and what was agreed */
+  int pmd_ref;        /* LUA_NOREF: no block */
+  uint8_t *pmd_mem;
+  size_t pmd_size;
+  int pmd_want, pmd_on;
+  int mcomp;          /* receive(): the message being assembled came compressed */
+  int last_comp;      /* ws:compressed(): so did the last one handed out */
+  int send_rest;      /* a send returned "timeout" with all its data taken:
+                         its frames (compressed output, a control frame)
+                         are not all out; an empty send finishes them */
+  struct lightws_pmd_config pmd_cfg;
+  struct lightws_pmd_params pmd_agreed;
   uint8_t rbuf[];     /* C99 flexible array member: rsize bytes */
 };
 
@@ -636,6 +651,211 @@ static const char *opt_str(lua_State *L, int t, const char *k) {
   return s;
 }
 
+/* ------------------------------------------------- permessage-deflate */
+
+static int opt_bool(lua_State *L, int t, const char *k) {
+  int v;
+  lua_getfield(L, t, k);
+  v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static uint8_t opt_range(lua_State *L, int t, const char *k, lua_Integer lo,
+                         lua_Integer hi) {
+  lua_Integer v = opt_int(L, t, k, 0);
+  if (v != 0 && (v < lo || v > hi))
+    luaL_error(L, "option '%s' out of range (%d to %d)", k, (int)lo, (int)hi);
+  return (uint8_t)v;
+}
+
+/* The permessage-deflate options of table `t` (0: none) into *cfg:
+ * window_bits (9..15, default 12), peer_window_bits (8..15, default 15),
+ * mem_level (1..9, default 5), level (0..9, default 6), no_context_takeover,
+ * peer_no_context_takeover, deflate_threshold (bytes; messages sent in one
+ * call shorter than it go uncompressed; default 32, 0: all but empty ones
+ * compressed), deflate_required (client: a server that declines fails the
+ * handshake, 1010), deflate_work_size (256..65536, default 4096). Returns 1
+ * when permessage-deflate is wanted: opts.deflate true, or nil and `def`
+ * and zlib in the build (deflate = true without zlib raises). */
+static int pmd_cfg_arg(lua_State *L, int t, struct lightws_pmd_config *cfg,
+                       int def) {
+  int want = def && lightws_pmd_available();
+  lua_Integer v;
+  char offer[256];
+  memset(cfg, 0, sizeof *cfg);
+  if (t == 0) return want;
+  lua_getfield(L, t, "deflate");
+  if (!lua_isnil(L, -1)) want = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  cfg->window_bits = opt_range(L, t, "window_bits", 9, 15);
+  cfg->peer_window_bits = opt_range(L, t, "peer_window_bits", 8, 15);
+  cfg->mem_level = opt_range(L, t, "mem_level", 1, 9);
+  lua_getfield(L, t, "level");
+  if (!lua_isnil(L, -1)) {
+    v = opt_int(L, t, "level", 0);
+    if (v < 0 || v > 9) luaL_error(L, "option 'level' out of range (0 to 9)");
+    cfg->level = (int8_t)(v == 0 ? -1 : v);
+  }
+  lua_pop(L, 1);
+  cfg->no_context_takeover = (uint8_t)opt_bool(L, t, "no_context_takeover");
+  cfg->peer_no_context_takeover =
+      (uint8_t)opt_bool(L, t, "peer_no_context_takeover");
+  cfg->required = (uint8_t)opt_bool(L, t, "deflate_required");
+  lua_getfield(L, t, "deflate_threshold");
+  if (!lua_isnil(L, -1)) {
+    v = opt_int(L, t, "deflate_threshold", 0);
+    if (v < 0 || v > (lua_Integer)UINT32_MAX)
+      luaL_error(L, "option 'deflate_threshold' out of range");
+    cfg->threshold = v == 0 ? 1u : (uint32_t)v;
+  }
+  lua_pop(L, 1);
+  v = opt_int(L, t, "deflate_work_size", 0);
+  if (v != 0 && (v < 256 || v > 65536))
+    luaL_error(L, "option 'deflate_work_size' out of range (256 to 65536)");
+  cfg->work_size = (uint32_t)v;
+  if (want && !lightws_pmd_available())
+    luaL_error(L, "permessage-deflate is not available (lightws built without zlib)");
+  if (lightws_pmd_available() &&
+      lightws_pmd_offer(offer, sizeof offer, cfg) == LIGHTWS_ERR_INVALID)
+    luaL_error(L, "invalid permessage-deflate options");
+  return want;
+}
+
+static void pmd_drop(lua_State *L, struct lstream *w) {
+  if (w->pmd_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, w->pmd_ref);
+  w->pmd_ref = LUA_NOREF;
+  w->pmd_mem = NULL;
+  w->pmd_size = 0;
+}
+
+/* The block for w->pmd_cfg: lightws_pmd_mem_size bytes (and room to
+ * align), a userdata that lives as long as the stream. */
+static void pmd_block(lua_State *L, struct lstream *w) {
+  size_t size = lightws_pmd_mem_size(&w->pmd_cfg) + 16;
+  void *p;
+  pmd_drop(L, w);
+  p = lua_newuserdata(L, size);
+  w->pmd_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  w->pmd_mem = (uint8_t *)p;
+  w->pmd_size = size;
+}
+
+/* What was agreed, as a table: name, server_no_context_takeover,
+ * client_no_context_takeover (booleans), server_max_window_bits,
+ * client_max_window_bits (8..15, absent when the RFC default 15 holds;
+ * true for the bare parameter of an offer). */
+static void push_params(lua_State *L, const struct lightws_pmd_params *a) {
+  lua_createtable(L, 0, 5);
+  lua_pushliteral(L, LIGHTWS_PMD_NAME);
+  lua_setfield(L, -2, "name");
+  lua_pushboolean(L, a->server_no_context_takeover);
+  lua_setfield(L, -2, "server_no_context_takeover");
+  lua_pushboolean(L, a->client_no_context_takeover);
+  lua_setfield(L, -2, "client_no_context_takeover");
+  if (a->server_max_window_bits) {
+    lua_pushinteger(L, a->server_max_window_bits);
+    lua_setfield(L, -2, "server_max_window_bits");
+  }
+  if (a->client_max_window_bits == LIGHTWS_PMD_BITS_BARE) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "client_max_window_bits");
+  } else if (a->client_max_window_bits) {
+    lua_pushinteger(L, a->client_max_window_bits);
+    lua_setfield(L, -2, "client_max_window_bits");
+  }
+}
+
+static void params_arg(lua_State *L, int t, struct lightws_pmd_params *a) {
+  luaL_checktype(L, t, LUA_TTABLE);
+  memset(a, 0, sizeof *a);
+  a->server_no_context_takeover =
+      (uint8_t)opt_bool(L, t, "server_no_context_takeover");
+  a->client_no_context_takeover =
+      (uint8_t)opt_bool(L, t, "client_no_context_takeover");
+  a->server_max_window_bits = opt_range(L, t, "server_max_window_bits", 8, 15);
+  lua_getfield(L, t, "client_max_window_bits");
+  if (lua_type(L, -1) == LUA_TBOOLEAN) {
+    a->client_max_window_bits = lua_toboolean(L, -1) ? LIGHTWS_PMD_BITS_BARE : 0;
+  } else {
+    a->client_max_window_bits =
+        opt_range(L, t, "client_max_window_bits", 8, 15);
+  }
+  lua_pop(L, 1);
+}
+
+/* 1 if chunk `c` holds inflated bytes (the block's inflate work buffer). */
+static int chunk_compressed(const struct lstream *w,
+                            const struct lightws_chunk *c) {
+  return w->pmd_mem != NULL && c->data != NULL &&
+         c->data >= w->pmd_mem && c->data < w->pmd_mem + w->pmd_size;
+}
+
+/* The Sec-WebSocket-Extensions headers of a response, joined by ", "
+ * into out (NUL-terminated). Returns the length. */
+static int is_ext_header(const struct lightws_header *h) {
+  static const char name[] = "sec-websocket-extensions";
+  size_t j;
+  if (h->name_len != sizeof name - 1) return 0;
+  for (j = 0; j < h->name_len; j++) {
+    char c = h->name[j];
+    if ((char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c) != name[j]) return 0;
+  }
+  return 1;
+}
+
+static size_t ext_values(const struct lightws_header *h, size_t n,
+                         char *out, size_t size) {
+  size_t i, len = 0;
+  out[0] = '\0';
+  for (i = 0; i < n; i++) {
+    if (!is_ext_header(&h[i])) continue;
+    if (len > 0 && len + 2 < size) {
+      memcpy(out + len, ", ", 2);
+      len += 2;
+    }
+    if (len + h[i].value_len >= size) break;
+    memcpy(out + len, h[i].value, h[i].value_len);
+    len += h[i].value_len;
+    out[len] = '\0';
+  }
+  return len;
+}
+
+/* Server, request read: accepts the first acceptable offer of its
+ * Sec-WebSocket-Extensions headers (the block is made only then). */
+static void pmd_server(lua_State *L, struct lstream *w,
+                       const struct lightws_request *req) {
+  size_t i;
+  int r = 0;
+  for (i = 0; i < req->num_headers && r == 0; i++) {
+    const struct lightws_header *h = &req->headers[i];
+    if (!is_ext_header(h)) continue;
+    r = lightws_pmd_accept(h->value, h->value_len, &w->pmd_cfg, &w->pmd_agreed);
+  }
+  if (r != 1) return;
+  pmd_block(L, w);
+  r = lightws_server_deflate(&w->s, req, &w->pmd_cfg, w->pmd_mem, w->pmd_size);
+  if (r == 1) w->pmd_on = 1;
+  else pmd_drop(L, w);
+}
+
+/* Client, stream open: what the server agreed to (the block goes if it
+ * declined). */
+static void pmd_client(lua_State *L, struct lstream *w,
+                       const struct lightws_response *resp) {
+  char val[1024];
+  size_t n;
+  if (!w->pmd_want) return;
+  if (!lightws_stream_deflate(&w->s)) {
+    pmd_drop(L, w);
+    return;
+  }
+  n = ext_values(resp->headers, resp->num_headers, val, sizeof val);
+  if (lightws_pmd_check_response(val, n, &w->pmd_cfg, &w->pmd_agreed) == 0)
+    w->pmd_on = 1;
+}
+
 /* core.stream(fd, role, [opts]) -> ws: a stream over descriptor `fd`, before
  * the handshake (or open at once with opts.open = true). The descriptor is
  * made nonblocking; the timeout is applied with poll(2). opts: rbuf_size,
@@ -690,6 +910,7 @@ static int l_stream(lua_State *L) {
   w->timeout = -1;
   w->req_ref = LUA_NOREF;
   w->in_ref = LUA_NOREF;
+  w->pmd_ref = LUA_NOREF;
   rc = lightws_stream_init(&w->s, role ? LIGHTWS_CLIENT : LIGHTWS_SERVER, fd,
                            w->rbuf, w->rsize, opts);
   if (rc != 0) return push_codec_error(L, rc, 0);
@@ -761,6 +982,13 @@ static int m_client_handshake(lua_State *L) {
       o.num_headers = headers_arg(L, lua_gettop(L), hdrs, MAX_HEADERS);
       o.headers = hdrs;
     }
+    w->pmd_want = pmd_cfg_arg(L, lua_istable(L, 4) ? 4 : 0, &w->pmd_cfg, 1);
+    if (w->pmd_want) {            /* offered: the block lives from here */
+      pmd_block(L, w);
+      o.deflate = &w->pmd_cfg;
+      o.deflate_mem = w->pmd_mem;
+      o.deflate_mem_size = w->pmd_size;
+    }
     rc = lightws_client_start(&w->s, host, path, &o);
     if (rc != 0 && rc != LIGHTWS_ERR_WOULDBLOCK)
       return push_stream_error(L, w, rc);
@@ -785,6 +1013,7 @@ static int m_client_handshake(lua_State *L) {
     if (r != 1) return push_wait_error(L, w, r);
   }
   w->hs = HS_DONE;
+  pmd_client(L, w, &resp);
   push_response(L, &resp);
   return 1;
 }
@@ -865,6 +1094,8 @@ static int m_server_handshake(lua_State *L) {
     protocols = opt_str(L, 2, "protocols");
     max_head = (size_t)opt_int(L, 2, "max_head", 0);
   }
+  if (w->hs == HS_NONE)
+    w->pmd_want = pmd_cfg_arg(L, lua_istable(L, 2) ? 2 : 0, &w->pmd_cfg, 1);
   if (w->hs == HS_NONE) w->hs = HS_SERVER_READ;
   while (w->hs == HS_SERVER_READ) {
     memset(&req, 0, sizeof req);
@@ -883,6 +1114,7 @@ static int m_server_handshake(lua_State *L) {
         lua_setfield(L, -2, "chosen_protocol");
       }
       w->req_ref = luaL_ref(L, LUA_REGISTRYINDEX);  /* ... */
+      if (w->pmd_want) pmd_server(L, w, &req);
       rc = lightws_server_accept(&w->s, chosen, NULL, 0);
       w->hs = rc == 0 ? HS_DONE : HS_SERVER_ACCEPT;
       if (rc != 0 && rc != LIGHTWS_ERR_WOULDBLOCK)
@@ -1057,13 +1289,18 @@ static int m_receive(lua_State *L) {
       if (c.message_end && w->mop == 0) {          /* all in one piece */
         lua_pushlstring(L, (const char *)c.data, c.len);
         lua_pushstring(L, opcode_name(c.opcode));
+        w->last_comp = chunk_compressed(w, &c);
         return 2;
       }
-      if (w->mop == 0) w->mop = c.opcode;
+      if (w->mop == 0) {
+        w->mop = c.opcode;
+        w->mcomp = chunk_compressed(w, &c);
+      }
       if (c.len) msg_append(L, w, c.data, c.len);
       if (c.message_end) {
         lua_pushlstring(L, w->mbuf ? w->mbuf : "", w->mlen);
         lua_pushstring(L, opcode_name(w->mop));
+        w->last_comp = w->mcomp;
         msg_done(w);
         return 2;
       }
@@ -1107,6 +1344,7 @@ static int m_receive_chunk(lua_State *L) {
       lua_pushlstring(L, (const char *)c.data, c.len);
       lua_pushstring(L, opcode_name(c.opcode));
       lua_pushboolean(L, c.message_end);
+      if (c.opcode != LIGHTWS_OPCODE_PING) w->last_comp = chunk_compressed(w, &c);
       return 3;
     }
   }
@@ -1127,20 +1365,47 @@ static int finish_send(struct lstream *w, double deadline) {
   }
 }
 
-/* ws:send(data, [kind="binary"], [more]) -> #data
+/* ws:send(data, [kind="binary"], [more | {more=, compress=}]) -> #data
  *   | nil, "timeout", sent | nil, msg, code, errname.
  * One frame; `more` = true sends a fragment (fin = 0) of a message whose
- * next fragments are sent with the same kind. After "timeout" the frame is
- * in progress: call send again with data:sub(sent + 1). */
+ * next fragments are sent with the same kind; {compress = false} sends the
+ * message uncompressed under permessage-deflate (read on its first frame).
+ * After "timeout" the frame is in progress: call send again with
+ * data:sub(sent + 1) (with permessage-deflate `sent` counts bytes taken by
+ * the compressor; when it is #data, an empty send finishes writing the
+ * message's frames, and starts no new message). */
 static int m_send(lua_State *L) {
   struct lstream *w = check_stream(L, 1);
   size_t len, off = 0;
   const char *data = luaL_checklstring(L, 2, &len);
   int op = opcode_arg(L, 3, LIGHTWS_OPCODE_BINARY);
-  unsigned flags = lua_toboolean(L, 4) ? LIGHTWS_SEND_FRAGMENT : 0;
+  unsigned flags = 0;
   double deadline = deadline_of(w);
   int rc;
+  if (lua_istable(L, 4)) {       /* {more = bool, compress = bool} */
+    if (opt_bool(L, 4, "more")) flags |= LIGHTWS_SEND_FRAGMENT;
+    lua_getfield(L, 4, "compress");
+    if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+      flags |= LIGHTWS_SEND_NO_COMPRESS;
+    lua_pop(L, 1);
+  } else if (lua_toboolean(L, 4)) {
+    flags |= LIGHTWS_SEND_FRAGMENT;
+  }
   check_open(L, w);
+  if (w->send_rest) {            /* the rest of a send that timed out */
+    rc = finish_send(w, deadline);
+    if (rc == 1) {
+      push_timeout(L);
+      lua_pushinteger(L, 0);
+      return 3;
+    }
+    if (rc < 0) return push_stream_error(L, w, rc);
+    w->send_rest = 0;
+    if (len == 0) {
+      lua_pushinteger(L, 0);
+      return 1;
+    }
+  }
   luaL_argcheck(L, op == LIGHTWS_OPCODE_TEXT || op == LIGHTWS_OPCODE_BINARY,
                 3, "kind must be \"text\" or \"binary\"");
   for (;;) {
@@ -1164,6 +1429,7 @@ static int m_send(lua_State *L) {
   }
   rc = finish_send(w, deadline);
   if (rc == 1) {
+    w->send_rest = 1;
     push_timeout(L);
     lua_pushinteger(L, (lua_Integer)off);
     return 3;
@@ -1357,6 +1623,7 @@ static int m_gc(lua_State *L) {
   free(w->obuf);
   w->obuf = NULL;
   w->olen = w->ocap = 0;
+  pmd_drop(L, w);   /* the C stream is closed: nothing reaches the block */
   return 0;
 }
 
@@ -1634,6 +1901,9 @@ static int m_frame(lua_State *L) {
     }
     kind = w->fmop ? "continuation" : opcode_name(c.opcode);
     w->fmop = c.message_end ? 0 : c.opcode;
+    /* a compressed message comes as one frame: its inflated bytes (frames
+     * are not visible in them; max_message bounds it) */
+    w->last_comp = chunk_compressed(w, &c);
     if (w->mlen == 0) return push_frame(L, (const char *)c.data, c.len, kind,
                                         c.message_end);
     if (c.len) msg_append(L, w, c.data, c.len);
@@ -1641,6 +1911,140 @@ static int m_frame(lua_State *L) {
     msg_done(w);
     return 3;
   }
+}
+
+/* ws:set_deflate(agreed, [opts]) -> true | nil, msg, code, errname: turns
+ * permessage-deflate on for an open stream whose handshake happened
+ * elsewhere (lightws.wrap, memory streams): `agreed` as ws:extensions()
+ * gives it (or core.pmd_accept / core.pmd_check_response), opts the
+ * deflate options of lightws.connect (their deflate key is ignored).
+ * Before the first read or write. The block is made here, once. */
+static int m_set_deflate(lua_State *L) {
+  struct lstream *w = check_stream(L, 1);
+  struct lightws_pmd_params a;
+  int rc;
+  check_open(L, w);
+  params_arg(L, 2, &a);
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  if (w->pmd_on) return push_stream_error(L, w, LIGHTWS_ERR_INVALID);
+  if (!lightws_pmd_available()) return push_stream_error(L, w, LIGHTWS_ERR_UNSUPPORTED);
+  (void)pmd_cfg_arg(L, lua_istable(L, 3) ? 3 : 0, &w->pmd_cfg, 0);
+  pmd_block(L, w);
+  rc = lightws_stream_set_deflate(&w->s, &a, &w->pmd_cfg, w->pmd_mem,
+                                  w->pmd_size);
+  if (rc != 0) {
+    pmd_drop(L, w);
+    return push_stream_error(L, w, rc);
+  }
+  w->pmd_on = 1;
+  w->pmd_agreed = a;
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* ws:compressed() -> boolean: the last message ws:receive() returned (the
+ * last chunk of ws:receive_chunk(), the last frame of ws:frame()) came
+ * compressed (RSV1, permessage-deflate). */
+static int m_compressed(lua_State *L) {
+  struct lstream *w = (struct lstream *)luaL_checkudata(L, 1, STREAM_MT);
+  lua_pushboolean(L, w->last_comp);
+  return 1;
+}
+
+/* ws:extensions() -> {permessage-deflate parameters} | nil: what the
+ * opening handshake agreed (nil: no compression). */
+static int m_extensions(lua_State *L) {
+  struct lstream *w = (struct lstream *)luaL_checkudata(L, 1, STREAM_MT);
+  if (!w->pmd_on) {
+    lua_pushnil(L);
+    return 1;
+  }
+  push_params(L, &w->pmd_agreed);
+  return 1;
+}
+
+/* core.pmd_available() -> boolean (built with zlib). */
+static int l_pmd_available(lua_State *L) {
+  lua_pushboolean(L, lightws_pmd_available());
+  return 1;
+}
+
+static void pmd_opts(lua_State *L, int i, struct lightws_pmd_config *cfg) {
+  if (!lua_isnoneornil(L, i)) luaL_checktype(L, i, LUA_TTABLE);
+  (void)pmd_cfg_arg(L, lua_istable(L, i) ? i : 0, cfg, 0);
+}
+
+/* core.pmd_mem_size([opts]) -> bytes of a connection's block. */
+static int l_pmd_mem_size(lua_State *L) {
+  struct lightws_pmd_config cfg;
+  pmd_opts(L, 1, &cfg);
+  lua_pushinteger(L, (lua_Integer)lightws_pmd_mem_size(&cfg));
+  return 1;
+}
+
+/* core.pmd_offer([opts]) -> Sec-WebSocket-Extensions value | nil, errname. */
+static int l_pmd_offer(lua_State *L) {
+  struct lightws_pmd_config cfg;
+  char out[256];
+  ssize_t n;
+  pmd_opts(L, 1, &cfg);
+  n = lightws_pmd_offer(out, sizeof out, &cfg);
+  if (n < 0) return push_codec_error(L, (int)n, 0);
+  lua_pushlstring(L, out, (size_t)n);
+  return 1;
+}
+
+/* core.pmd_accept(value, [opts]) -> agreed, response value | false
+ * (declined) | nil, errname. */
+static int l_pmd_accept(lua_State *L) {
+  size_t len;
+  const char *v = luaL_checklstring(L, 1, &len);
+  struct lightws_pmd_config cfg;
+  struct lightws_pmd_params a;
+  char out[256];
+  int r;
+  ssize_t n;
+  pmd_opts(L, 2, &cfg);
+  memset(&a, 0, sizeof a);
+  r = lightws_pmd_accept(v, len, &cfg, &a);
+  if (r < 0) return push_codec_error(L, r, 0);
+  if (r == 0) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  push_params(L, &a);
+  n = lightws_pmd_response(out, sizeof out, &a);
+  if (n < 0) return push_codec_error(L, (int)n, 0);
+  lua_pushlstring(L, out, (size_t)n);
+  return 2;
+}
+
+/* core.pmd_response(agreed) -> Sec-WebSocket-Extensions value. */
+static int l_pmd_response(lua_State *L) {
+  struct lightws_pmd_params a;
+  char out[256];
+  ssize_t n;
+  params_arg(L, 1, &a);
+  n = lightws_pmd_response(out, sizeof out, &a);
+  if (n < 0) return push_codec_error(L, (int)n, 0);
+  lua_pushlstring(L, out, (size_t)n);
+  return 1;
+}
+
+/* core.pmd_check_response(value, [opts]) -> agreed | nil, errname: the
+ * server's answer to core.pmd_offer(opts). */
+static int l_pmd_check_response(lua_State *L) {
+  size_t len;
+  const char *v = luaL_checklstring(L, 1, &len);
+  struct lightws_pmd_config cfg;
+  struct lightws_pmd_params a;
+  int r;
+  pmd_opts(L, 2, &cfg);
+  memset(&a, 0, sizeof a);
+  r = lightws_pmd_check_response(v, len, &cfg, &a);
+  if (r < 0) return push_codec_error(L, r, 0);
+  push_params(L, &a);
+  return 1;
 }
 
 /* ------------------------------------------------------------ the codec */
@@ -1874,8 +2278,10 @@ static int l_parse_request(lua_State *L) {
   return 1;
 }
 
-/* core.parse_response(s, [key], [protocols], [max_head]) -> response table
- * | nil, errname, status. */
+/* core.parse_response(s, [key], [protocols], [max_head], [deflate_opts])
+ * -> response table | nil, errname, status. With deflate_opts (the options
+ * of core.pmd_offer that were offered) a permessage-deflate answer is
+ * checked and put in response.deflate (absent: declined). */
 static int l_parse_response(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
@@ -1884,14 +2290,24 @@ static int l_parse_response(lua_State *L) {
   size_t max_head = (size_t)luaL_optinteger(L, 4, 0);
   struct lightws_header h[MAX_HEADERS];
   struct lightws_response resp;
+  struct lightws_pmd_config cfg;
+  struct lightws_pmd_params a;
+  int offered = !lua_isnoneornil(L, 5);
   ssize_t n;
+  if (offered) pmd_opts(L, 5, &cfg);
+  memset(&a, 0, sizeof a);
   memset(&resp, 0, sizeof resp);
   resp.headers = h;
   resp.max_headers = MAX_HEADERS;
-  n = lightws_handshake_parse_response(&resp, (const uint8_t *)s, len,
-                                       max_head, key, protocols);
+  n = lightws_handshake_parse_response_ext(&resp, (const uint8_t *)s, len,
+                                           max_head, key, protocols,
+                                           offered ? &cfg : NULL, &a);
   if (n < 0) return push_codec_error(L, (int)n, resp.status);
   push_response(L, &resp);
+  if (offered && resp.extensions != NULL) {
+    push_params(L, &a);
+    lua_setfield(L, -2, "deflate");
+  }
   return 1;
 }
 
@@ -2222,6 +2638,9 @@ static const luaL_Reg stream_methods[] = {
     {"frame", m_frame},
     {"buffered", m_buffered},
     {"_xport", m_xport},
+    {"set_deflate", m_set_deflate},
+    {"extensions", m_extensions},
+    {"compressed", m_compressed},
     {NULL, NULL}};
 
 static const luaL_Reg stream_meta[] = {
@@ -2264,6 +2683,12 @@ static const luaL_Reg funcs[] = {
     {"fork", l_fork},
     {"poll", l_poll},
     {"now", l_now},
+    {"pmd_available", l_pmd_available},
+    {"pmd_mem_size", l_pmd_mem_size},
+    {"pmd_offer", l_pmd_offer},
+    {"pmd_accept", l_pmd_accept},
+    {"pmd_response", l_pmd_response},
+    {"pmd_check_response", l_pmd_check_response},
     {NULL, NULL}};
 
 static void new_meta(lua_State *L, const char *name, const luaL_Reg *meta,
