@@ -229,7 +229,8 @@ def main():
     ap.add_argument("--scale", type=float, default=1.0)
     ap.add_argument("--only", default="", help="comma-separated implementation names")
     ap.add_argument("--workloads", default="",
-                    help="comma-separated, e.g. W1,W3; W4 is the codec micro of every program")
+                    help="comma-separated, e.g. W1,W3; W4 is the codec micro of every program; "
+                         "W5 (or W5a, W5b: permessage-deflate) only when named")
     ap.add_argument("--timeout", type=int, default=600, help="seconds per client run")
     ap.add_argument("--record", default="", help="append the table with the date to this file")
     ap.add_argument("--json", default=os.path.join(BUILD, "bench", "results.json"))
@@ -241,6 +242,7 @@ def main():
     chosen = [i for i in all_impls
               if i["name"] == "raw" or (i["name"] in only if only else i.get("default", True))]
     workloads = [w for w in WORKLOADS if not a.workloads or w[0] in a.workloads.split(",")]
+    w5_names = [x for x in a.workloads.split(",") if x.startswith("W5")]
     do_micro = not a.no_micro and (not a.workloads or "W4" in a.workloads.split(","))
     skipped = {}
     for impl in chosen:
@@ -357,8 +359,15 @@ def main():
                 except Exception as e:  # noqa: BLE001
                     print("  allocs %s %s FAILED: %s" % (impl["name"], name, e), flush=True)
 
-    lines = render(a, runnable, skipped, workloads, results, errors, micro_rounds, idle, allocs,
-                   time.time() - t_start, micro_all)
+    if workloads or do_micro or not w5_names:
+        lines = render(a, runnable, skipped, workloads, results, errors, micro_rounds, idle, allocs,
+                       time.time() - t_start, micro_all)
+    else:
+        lines = ["lightws bench, %s, %s CPUs, load average %s" % (
+            datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), os.cpu_count(),
+            " ".join("%.1f" % x for x in os.getloadavg()))]
+    if w5_names:
+        lines += run_w5(a, w5_names, only)
     print()
     print("\n".join(lines))
     os.makedirs(os.path.dirname(a.json), exist_ok=True)
@@ -371,6 +380,537 @@ def main():
             f.write("\n## %s\n\n```\n%s\n```\n" % (
                 datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"), "\n".join(lines)))
     return 0
+
+
+# ---- W5: permessage-deflate (issue 11) ----------------------------------------
+#
+# `--workloads W5` (or W5a, W5b; not in the default set: it is long). Every
+# implementation with compression runs `PROG server|client zbulk PORT TOTAL
+# SIZE`: the client sends the text messages of a corpus file (written here,
+# deterministic: the same bytes for every program) in order, cycling, with
+# permessage-deflate; the server inflates and counts. Rounds interleave
+# lightws C with every other implementation (lightws-c X1 lightws-c X2 ...)
+# and each is compared with the lightws C runs right before and after it.
+# Once per implementation and workload a shorter run goes through a counting
+# proxy here (bytes on the wire, client to server, after the handshake),
+# compared with zlib's own output for the same messages at the same
+# settings. Then idle compressed connections against each echo server: RSS.
+
+W5_WORKLOADS = [
+    ("W5a", "zbulk", 256 * MiB, 1024, "256 MiB of 1 KiB JSON-like text messages, permessage-deflate, MB/s"),
+    ("W5b", "zbulk", 256 * MiB, 16384, "256 MiB of 16 KiB JSON-like text messages, permessage-deflate, MB/s"),
+]
+W5_CORPUS_BYTES = 4 * MiB  # per message size: 4096 messages of 1 KiB, 256 of 16 KiB
+W5_WIRE_BYTES = 16 * MiB   # payload of the counted (proxy) run
+W5_IDLE_CONNS = 200
+# (window bits, memLevel, level) each row uses; the zlib reference is made for each.
+W5_LIGHTWS = (12, 5, 6)
+W5_TARGETS = {"node-ws": 1.5, "websockets": 3.0}  # lightws C's throughput over theirs
+W5_RATIO_TOL = 0.02  # wire bytes within 2 % of zlib's at the same settings
+
+
+def w5_impls():
+    """Rows of W5: (impl dict from impls(), settings, echo server command or None)."""
+    by = {i["name"]: i for i in impls()}
+    node = by["node-ws"]
+    lua_env = by["lightws-lua54"]["env"]
+    lj_env = by["lightws-luajit"]["env"]
+    rows = [
+        dict(by["lightws-c"], settings=W5_LIGHTWS,
+             echo=[os.path.join(BUILD, "lightws-echo"), "--quiet", "--port", "{port}"]),
+        dict(by["websockets"], settings=W5_LIGHTWS,
+             what="python3-websockets 10.4 (its defaults: window 12, memLevel 5, zlib's level 6)",
+             echo=by["websockets"]["cmd"] + ["server", "echo", "{port}", "0", "0"]),
+        dict(node, settings=W5_LIGHTWS, what="node ws 8, set to lightws's settings (threshold 32)",
+             echo=node["cmd"] + ["server", "echo", "{port}", "0", "0"]),
+        dict(node, name="node-ws-defaults", settings=(15, 8, 6), env={"BENCH_PMD": "defaults"},
+             what="node ws 8 at its defaults (perMessageDeflate: true: window 15, memLevel 8, threshold 1024)",
+             echo=node["cmd"] + ["server", "echo", "{port}", "0", "0"]),
+        dict(by["lightws-c"], name="lightws-c-15", settings=(15, 8, 6),
+             env={"LIGHTWS_BENCH_WBITS": "15", "LIGHTWS_BENCH_MEMLEVEL": "8"},
+             what="lightws C at node ws's defaults (window 15, memLevel 8)", echo=None),
+        dict(by["lightws-py"], settings=W5_LIGHTWS,
+             echo=by["lightws-py"]["cmd"] + ["server", "echo", "{port}", "0", "0"]),
+        dict(by["lightws-lua54"], settings=W5_LIGHTWS, env=lua_env, echo=None),
+        dict(by["lightws-luajit"], settings=W5_LIGHTWS, env=lj_env, echo=None),
+    ]
+    return rows
+
+
+def w5_corpus_messages(size, count, seed=11):
+    """`count` JSON-like text messages of exactly `size` bytes (ASCII): arrays
+    of records shaped like a small API's (ids, names, e-mail addresses, tags
+    from a vocabulary, timestamps, numbers, booleans, short sentences of
+    made-up words), padded with spaces before the closing bracket (still
+    JSON). Deterministic for (size, count, seed) with Python's random."""
+    import random
+    rnd = random.Random(seed * 1000003 + size)
+    syll = ["ka", "lo", "mi", "ne", "su", "ta", "ri", "po", "an", "el", "or", "us", "ve", "di", "zo", "qu"]
+    vocab = ["".join(rnd.choice(syll) for _ in range(rnd.randint(1, 4))) for _ in range(400)]
+    names = [w.capitalize() + " " + rnd.choice(vocab).capitalize() for w in vocab[:120]]
+    status = ["active", "pending", "suspended", "deleted", "archived"]
+    out = []
+    rid = 100000
+    for _ in range(count):
+        recs, length = [], 2
+        while True:
+            rid += rnd.randint(1, 50)
+            rec = ('{"id":%d,"user":{"name":"%s","email":"%s@example.%s","age":%d},'
+                   '"status":"%s","tags":[%s],"created":"2026-%02d-%02dT%02d:%02d:%02dZ",'
+                   '"score":%.3f,"verified":%s,"text":"%s"}') % (
+                rid, rnd.choice(names), rnd.choice(vocab), rnd.choice(["com", "org", "net"]),
+                rnd.randint(18, 90), rnd.choice(status),
+                ",".join('"%s"' % rnd.choice(vocab[:60]) for _ in range(rnd.randint(0, 4))),
+                rnd.randint(1, 12), rnd.randint(1, 28), rnd.randint(0, 23), rnd.randint(0, 59),
+                rnd.randint(0, 59), rnd.random() * 100, rnd.choice(["true", "false"]),
+                " ".join(rnd.choice(vocab) for _ in range(rnd.randint(3, 14))))
+            add = len(rec) + (1 if recs else 0)
+            if length + add > size:
+                break
+            recs.append(rec)
+            length += add
+        msg = "[" + ",".join(recs) + " " * (size - length) + "]"
+        out.append(msg.encode("ascii"))
+    return out
+
+
+def w5_corpus(size):
+    """Writes build/bench/corpus-SIZE.bin (once) and returns (path, messages)."""
+    path = os.path.join(BUILD, "bench", "corpus-%d.bin" % size)
+    msgs = w5_corpus_messages(size, W5_CORPUS_BYTES // size)
+    data = b"".join(msgs)
+    if not os.path.exists(path) or open(path, "rb").read() != data:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(path + ".tmp", path)
+    return path, msgs
+
+
+def w5_zlib_wire(msgs, n, settings):
+    """zlib's own output for messages 0..n (cycling) at `settings`: one raw
+    deflate stream with context takeover, Z_SYNC_FLUSH per message, the
+    00 00 ff ff tail removed (RFC 7692 §7.2.1). Returns (compressed payload
+    bytes, + client frame heads of one frame per message)."""
+    import zlib
+    wbits, mem, level = settings
+    c = zlib.compressobj(level, zlib.DEFLATED, -wbits, mem)
+    payload = heads = 0
+    for i in range(n):
+        out = c.compress(msgs[i % len(msgs)]) + c.flush(zlib.Z_SYNC_FLUSH)
+        k = len(out) - 4
+        payload += k
+        heads += (2 if k < 126 else 4 if k < 65536 else 10) + 4
+    return payload, payload + heads
+
+
+class CountingProxy:
+    """One connection: accepts on `front`, connects to 127.0.0.1:`back`, copies
+    both ways and counts bytes after each side's HTTP head."""
+
+    def __init__(self, back):
+        import threading
+        self.back = back
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(1)
+        self.ls.settimeout(60)
+        self.front = self.ls.getsockname()[1]
+        self.counts = [0, 0]  # client->server, server->client (after the heads)
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def pump(self, src, dst, k):
+        head, buf = True, b""
+        try:
+            while True:
+                d = src.recv(262144)
+                if not d:
+                    break
+                dst.sendall(d)
+                if head:
+                    buf += d
+                    i = buf.find(b"\r\n\r\n")
+                    if i >= 0:
+                        head = False
+                        self.counts[k] += len(buf) - i - 4
+                        buf = b""
+                else:
+                    self.counts[k] += len(d)
+        except OSError:
+            pass
+        for s in (dst, src):
+            try:
+                s.shutdown(socket.SHUT_WR if s is dst else socket.SHUT_RD)
+            except OSError:
+                pass
+
+    def run(self):
+        import threading
+        try:
+            c, _ = self.ls.accept()
+        except OSError:
+            return
+        self.ls.close()
+        for _ in range(2000):
+            try:
+                s = socket.create_connection(("127.0.0.1", self.back))
+                break
+            except OSError:
+                time.sleep(0.01)
+        else:
+            c.close()
+            return
+        for x in (c, s):
+            x.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        t = threading.Thread(target=self.pump, args=(s, c, 1), daemon=True)
+        t.start()
+        self.pump(c, s, 0)
+        t.join(60)
+        c.close()
+        s.close()
+
+
+def w5_run_pair(impl, total, size, corpus, timeout, proxy=False):
+    """As run_pair for zbulk, optionally through a CountingProxy: returns the
+    client's RESULT dict (with cpu, and wire = client->server bytes)."""
+    port = free_port()
+    env = env_for(impl, {"BENCH_CORPUS": corpus})
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    args = lambda p: ["zbulk", str(p), str(total), str(size)]  # noqa: E731
+    srv = subprocess.Popen(impl["cmd"] + ["server"] + args(port), env=env, cwd=ROOT,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    px = CountingProxy(port) if proxy else None
+    cli = subprocess.Popen(impl["cmd"] + ["client"] + args(px.front if px else port), env=env,
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        cout, cerr = cli.communicate(timeout=timeout)
+        sout, serr = srv.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        for p in (cli, srv):
+            p.kill()
+        for p in (cli, srv):
+            p.communicate()
+        raise RuntimeError("timeout after %ds" % timeout)
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res = [parse_kv(l) for l in cout.splitlines() if l.startswith("RESULT")]
+    sres = [parse_kv(l) for l in sout.splitlines() if l.startswith("SERVER")]
+    if cli.returncode != 0 or srv.returncode != 0 or not res:
+        msg = (cerr + serr).strip().splitlines()
+        raise RuntimeError("exit %s/%s: %s" % (cli.returncode, srv.returncode,
+                                                (msg[-1] if msg else "no RESULT")[:120]))
+    if not sres or int(sres[0].get("bytes", -1)) != total:
+        raise RuntimeError("server got %s bytes of %d" % (sres[0].get("bytes") if sres else "?", total))
+    r = res[0]
+    r["cpu"] = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+    if px:
+        px.thread.join(30)
+        r["wire"] = px.counts[0]
+        r["wire_back"] = px.counts[1]
+    return r
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+def ws_frame(payload, opcode=1, rsv1=False):
+    """A masked client frame (key 0: masking is the identity)."""
+    n = len(payload)
+    b0 = 0x80 | (0x40 if rsv1 else 0) | opcode
+    if n < 126:
+        head = bytes([b0, 0x80 | n])
+    elif n < 65536:
+        head = bytes([b0, 0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([b0, 0x80 | 127]) + n.to_bytes(8, "big")
+    return head + b"\0\0\0\0" + payload
+
+
+def read_frame(s, buf):
+    """Reads one whole server frame from s (buf: bytes already read); returns the rest."""
+    while True:
+        if len(buf) >= 2:
+            n = buf[1] & 0x7f
+            h = 2 + (2 if n == 126 else 8 if n == 127 else 0)
+            if len(buf) >= h:
+                if n == 126:
+                    n = int.from_bytes(buf[2:4], "big")
+                elif n == 127:
+                    n = int.from_bytes(buf[2:10], "big")
+                if len(buf) >= h + n:
+                    return buf[h + n:]
+        d = s.recv(65536)
+        if not d:
+            raise RuntimeError("EOF before the echo")
+        buf += d
+
+
+def w5_idle(row, n, msg, compress):
+    """Starts the row's echo server, opens one warm-up connection, then `n`
+    connections that each offer permessage-deflate (or not), send one
+    message (compressed if agreed) and read its echo; returns (RSS growth in
+    KiB, connections that agreed on compression)."""
+    import base64
+    import zlib
+    port = free_port()
+    cmd = [x.replace("{port}", str(port)) for x in row["echo"]]
+    srv = subprocess.Popen(cmd, env=env_for(row), cwd=ROOT, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    socks = []
+
+    def one():
+        for _ in range(2000):
+            try:
+                s = socket.create_connection(("127.0.0.1", port))
+                break
+            except OSError:
+                time.sleep(0.01)
+        else:
+            raise RuntimeError("cannot connect to the echo server")
+        s.settimeout(30)
+        key = base64.b64encode(os.urandom(16)).decode()
+        ext = "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" if compress else ""
+        s.sendall(("GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n" % (port, key, ext)).encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = s.recv(4096)
+            if not d:
+                raise RuntimeError("EOF in the handshake")
+            buf += d
+        head, rest = buf.split(b"\r\n\r\n", 1)
+        if b" 101 " not in head.split(b"\r\n")[0]:
+            raise RuntimeError("handshake: " + head.split(b"\r\n")[0].decode())
+        agreed = b"permessage-deflate" in head.lower()
+        if agreed:
+            c = zlib.compressobj(6, zlib.DEFLATED, -9, 1)  # a window any server allows
+            s.sendall(ws_frame((c.compress(msg) + c.flush(zlib.Z_SYNC_FLUSH))[:-4], rsv1=True))
+        else:
+            s.sendall(ws_frame(msg))
+        read_frame(s, rest)
+        socks.append(s)
+        return agreed
+
+    try:
+        one()  # warm-up: imports, first-connection setup
+        socks.pop().close()
+        time.sleep(0.5)
+        before = rss_kib(srv.pid)
+        agreed = sum(1 for _ in range(n) if one())
+        time.sleep(0.5)
+        after = rss_kib(srv.pid)
+        return after - before, agreed
+    finally:
+        for s in socks:
+            s.close()
+        srv.terminate()
+        try:
+            srv.wait(10)
+        except subprocess.TimeoutExpired:
+            srv.kill()
+            srv.wait()
+
+
+def run_w5(a, names, only):
+    """Runs W5 and returns the lines of its table."""
+    rows = [r for r in w5_impls() if not only or r["name"] in only or r["name"] == "lightws-c"]
+    works = [w for w in W5_WORKLOADS if "W5" in names or w[0] in names]
+    skipped = {}
+    for r in rows:
+        why = available(r)
+        if why:
+            skipped[r["name"]] = why
+            print("  W5 skipped %s: %s" % (r["name"], why), flush=True)
+    rows = [r for r in rows if r["name"] not in skipped]
+    if not rows or rows[0]["name"] != "lightws-c":
+        return ["", "W5: lightws C (build/lightws-bench) missing: not run"]
+    corpora = {w[0]: w5_corpus(w[3]) for w in works}
+    a.w5_load0 = os.getloadavg()
+    res = {r["name"]: {w[0]: [] for w in works} for r in rows}
+    errors = {}
+    t0 = time.time()
+
+    def one(r, w, total):
+        key = (r["name"], w[0])
+        if errors.get(key, 0) >= 2:
+            return None
+        try:
+            x = w5_run_pair(r, total, w[3], corpora[w[0]][0], a.timeout)
+        except Exception as e:  # noqa: BLE001
+            errors[key] = errors.get(key, 0) + 1
+            print("  W5 %s %s: FAILED %s" % (w[0], r["name"], e), flush=True)
+            return None
+        return float(x["MBps"]), x["cpu"] / (total / float(GiB))
+
+    for rnd in range(a.rounds):
+        for w in works:
+            total = max(1, int(w[2] * a.scale) // w[3]) * w[3]
+            base = rows[0]
+            prev = one(base, w, total)
+            if prev:
+                res[base["name"]][w[0]].append((prev[0], 1.0, prev[1], 1.0))
+            for r in rows[1:]:
+                run = one(r, w, total)
+                nxt = one(base, w, total)
+                if nxt:
+                    res[base["name"]][w[0]].append((nxt[0], 1.0, nxt[1], 1.0))
+                if run:
+                    bs = [x for x in (prev, nxt) if x]
+                    if bs:
+                        bf = math.exp(sum(math.log(x[0]) for x in bs) / len(bs))
+                        bc = math.exp(sum(math.log(x[1]) for x in bs) / len(bs))
+                        res[r["name"]][w[0]].append((run[0], run[0] / bf, run[1], run[1] / bc))
+                        print("  round %d %s %-17s %8.1f MB/s  x%.3f of lightws-c   cpu %.2f s/GiB x%.2f" % (
+                            rnd + 1, w[0], r["name"], run[0], run[0] / bf, run[1], run[1] / bc), flush=True)
+                prev = nxt or prev
+    # bytes on the wire, once, and zlib's own output for the same messages
+    wire = {}
+    for w in works:
+        total = max(1, min(W5_WIRE_BYTES, int(w[2] * a.scale)) // w[3]) * w[3]
+        n = total // w[3]
+        msgs = corpora[w[0]][1]
+        refs = {}
+        for r in rows:
+            st = r["settings"]
+            if st not in refs:
+                refs[st] = w5_zlib_wire(msgs, n, st)
+            try:
+                x = w5_run_pair(r, total, w[3], corpora[w[0]][0], a.timeout, proxy=True)
+            except Exception as e:  # noqa: BLE001
+                print("  W5 wire %s %s: FAILED %s" % (w[0], r["name"], e), flush=True)
+                continue
+            # the client's close frame (code 1000: 2 + 4 + 2 bytes) is not payload
+            got = x["wire"] - 8
+            wire[(r["name"], w[0])] = (got, refs[st][1], refs[st][0], total)
+            print("  W5 wire %s %-17s %d bytes for %d (%.3f), zlib %d: x%.4f" % (
+                w[0], r["name"], got, total, got / total, refs[st][1], got / refs[st][1]), flush=True)
+    # idle compressed connections
+    idle = {}
+    if works:
+        msg = corpora[works[0][0]][1][0]
+        for r in rows:
+            if not r.get("echo"):
+                continue
+            if os.path.sep in r["echo"][0] and not os.path.exists(r["echo"][0]):
+                print("  W5 idle %s: missing %s" % (r["name"], r["echo"][0]), flush=True)
+                continue
+            try:
+                kib_c, agreed = w5_idle(r, W5_IDLE_CONNS, msg, True)
+                kib_p, _ = w5_idle(r, W5_IDLE_CONNS, msg, False)
+            except Exception as e:  # noqa: BLE001
+                print("  W5 idle %s: FAILED %s" % (r["name"], e), flush=True)
+                continue
+            idle[r["name"]] = (kib_c * 1024.0 / W5_IDLE_CONNS, kib_p * 1024.0 / W5_IDLE_CONNS, agreed)
+            print("  W5 idle %-17s %d compressed: %.0f B/conn, plain: %.0f B/conn" % (
+                r["name"], agreed, *idle[r["name"]][:2]), flush=True)
+    return render_w5(a, rows, skipped, works, res, errors, wire, idle, time.time() - t0)
+
+
+def render_w5(a, rows, skipped, works, res, errors, wire, idle, secs):
+    L = ["", "W5 permessage-deflate (issue 11), %d rounds, scale %.3g (%s of payload per run), %.0f s:" % (
+        a.rounds, a.scale, ", ".join("%s %.0f MiB" % (w[0], int(w[2] * a.scale) / MiB) for w in works), secs)]
+    for w in works:
+        L.append("  %s: %s" % (w[0], w[4]))
+    L.append("  load average (1/5/15 min) at the start %s, at the end %s, on %d CPUs" % (
+        "/".join("%.0f" % x for x in getattr(a, "w5_load0", (0, 0, 0))),
+        "/".join("%.0f" % x for x in os.getloadavg()), os.cpu_count()))
+    L.append("  corpus: build/bench/corpus-SIZE.bin, %d MiB of messages written by run.py (seeded), read by "
+             "every program; text frames, one message per send" % (W5_CORPUS_BYTES // MiB))
+    L.append("  x = ratio to lightws C in the same round (its runs right before and after; medians of "
+             "per-round ratios). settings = window bits/memLevel/level, both directions")
+    head = "%-17s | %-8s" % ("implementation", "settings")
+    for w in works:
+        head += " | %-18s" % (w[0] + " MB/s")
+    for w in works:
+        head += " | %-16s" % (w[0] + " CPU s/GiB")
+    L.append("")
+    L.append(head)
+    L.append("-" * len(head))
+    for r in rows:
+        n = r["name"]
+        row = "%-17s | %-8s" % (n, "%d/%d/%d" % r["settings"])
+        for k in (0, 2):
+            for w in works:
+                runs = res[n][w[0]]
+                if not runs:
+                    cell = "FAILED" if errors.get((n, w[0])) else "-"
+                else:
+                    fig = med([x[k] for x in runs])
+                    ratio = med([x[k + 1] for x in runs])
+                    cell = ("%s x%.2f" % (fmt_num(fig), ratio)) if n != "lightws-c" else fmt_num(fig)
+                    if len(runs) < a.rounds:
+                        cell += " (%d)" % len(runs)
+                row += (" | %-18s" if k == 0 else " | %-16s") % cell
+        L.append(row)
+    for n, why in skipped.items():
+        L.append("%-17s | not run: %s" % (n, why))
+    if wire:
+        L.append("")
+        L.append("Bytes on the wire, client to server after the handshake (compressed payload + frame heads, "
+                 "counted by a proxy in run.py; the close frame left out), one run of %d MiB per workload," % (
+                     W5_WIRE_BYTES // MiB))
+        L.append("against zlib at the same settings (Python zlib.compressobj(level, DEFLATED, -wbits, memLevel), "
+                 "Z_SYNC_FLUSH per message, context takeover, tail stripped, one frame head per message):")
+        for r in rows:
+            cells = []
+            for w in works:
+                x = wire.get((r["name"], w[0]))
+                if x:
+                    cells.append("%s %d B = %.2f%% of payload, zlib %d B (payload %d): x%.4f" % (
+                        w[0], x[0], 100.0 * x[0] / x[3], x[1], x[2], x[0] / float(x[1])))
+                else:
+                    cells.append("%s -" % w[0])
+            L.append("  %-17s %s" % (r["name"], "; ".join(cells)))
+    if idle:
+        L.append("")
+        L.append("Idle connections: %d per server, each with one message echoed (compressed when agreed), "
+                 "server RSS growth / %d (after one warm-up connection):" % (W5_IDLE_CONNS, W5_IDLE_CONNS))
+        for r in rows:
+            x = idle.get(r["name"])
+            if x:
+                L.append("  %-17s %-34s compressed %6.0f B/conn (%d agreed), plain %6.0f B/conn, "
+                         "compression +%.0f B" % (r["name"], " ".join(
+                             os.path.basename(c) for c in r["echo"][:3] if "{port}" not in c)[:34],
+                             x[0], x[2], x[1], x[0] - x[1]))
+        L.append("  lightws Lua: no multi-connection echo server of its own here (not measured)")
+    L.append("")
+    L.append("W5 targets:")
+
+    def ratio_of(n, w, k):
+        runs = res.get(n, {}).get(w[0]) or []
+        return med([x[k] for x in runs])
+
+    for other, want in W5_TARGETS.items():
+        parts = []
+        for w in works:
+            t = ratio_of(other, w, 1)
+            c = ratio_of(other, w, 3)
+            if t is None:
+                parts.append("%s -" % w[0])
+                continue
+            parts.append("%s throughput x%.2f %s, CPU x%.2f %s" % (
+                w[0], 1.0 / t, "ok" if 1.0 / t >= want else "MISS", c, "ok" if c >= want else "MISS"))
+        L.append("  lightws-c vs %-10s >= %.1f: %s" % (other, want, "; ".join(parts)))
+    parts = []
+    for w in works:
+        x = wire.get(("lightws-c", w[0]))
+        if x:
+            q = x[0] / float(x[1])
+            parts.append("%s x%.4f %s" % (w[0], q, "ok" if abs(q - 1.0) <= W5_RATIO_TOL or q < 1.0 else "MISS"))
+    L.append("  lightws-c wire bytes within 2%% of zlib's: %s" % ("; ".join(parts) or "-"))
+    if "lightws-c" in idle:
+        mine = idle["lightws-c"][0]
+        ref = idle.get("websockets")
+        L.append("  lightws-c idle compressed connection %.0f B <= websockets' %s (and <= 64 KiB): %s" % (
+            mine, "%.0f B" % ref[0] if ref else "-",
+            "ok" if mine <= 65536 and (not ref or mine <= ref[0]) else "MISS"))
+    return L
 
 
 def med(xs):
