@@ -55,7 +55,7 @@ rocks() {  # rocks LUAVERSION TREE [VAR=VALUE]: luarocks make from a clean copy,
     local ver=$1 tree=$2; shift 2
     local src="$ROOT/build/rock-src-$ver"
     rm -rf "$src" "$tree"; mkdir -p "$src"
-    cp -r lightws-scm-1.rockspec lib bindings "$src/"
+    cp -r lightws-scm-1.rockspec lightws-tls-scm-1.rockspec lib bindings "$src/"
     find "$src" -name '*.o' -o -name '*.so' | xargs -r rm -f
     # the rockspec lists lib/*.c by name: it must match the tree
     local listed actual
@@ -74,7 +74,18 @@ rocks() {  # rocks LUAVERSION TREE [VAR=VALUE]: luarocks make from a clean copy,
         c:send("rock", "text")
         local d, k = s:receive()
         assert(d == "rock" and k == "text", "roundtrip failed")
-        print("installed lightws " .. lightws._VERSION .. " works under " .. (jit and jit.version or _VERSION))'
+        print("installed lightws " .. lightws._VERSION .. " works under " .. (jit and jit.version or _VERSION))' || return 1
+    [ "${LIGHTWS_LUA_TLS:-1}" = 0 ] && return 0
+    # the TLS module's rock (lightws-tls-scm-1.rockspec) into the same tree
+    listed=$(grep -o '"lib/[a-z0-9_]*\.c"' lightws-tls-scm-1.rockspec | tr -d '"' | sort)
+    if [ "$listed" != "$actual" ]; then echo "lightws-tls rockspec sources differ from lib/*.c:"; diff <(echo "$listed") <(echo "$actual"); return 1; fi
+    (cd "$src" && luarocks --lua-version "$ver" --tree "$tree" make lightws-tls-scm-1.rockspec "$@") || return 1
+    LUA_PATH="$tree/share/lua/$lver/?.lua;$tree/share/lua/$lver/?/init.lua" LUA_CPATH="$tree/lib/lua/$lver/?.so" "$lua" -e '
+        local lightws = require "lightws"
+        assert(lightws.tls_available())
+        assert(package.searchpath == nil or package.searchpath("lightws.tls_core", package.cpath):find("'"$tree"'", 1, true))
+        assert(lightws.tls_context { role = "client" }:role() == "client")
+        print("installed lightws-tls works under " .. (jit and jit.version or _VERSION) .. " with " .. require("lightws.tls_core").openssl)'
 }
 
 for t in busted lua5.4 luajit luarocks nginx /usr/bin/python3; do
