@@ -394,6 +394,7 @@ static ssize_t take_payload(struct lightws_stream *s, uint8_t *dst,
   out->opcode = s->msg_opcode;
   out->frame_end = s->r_left == 0;
   out->message_end = 0;
+  out->compressed = 0;
   if (s->r_left == 0) {
     s->flags &= ~F_IN_FRAME;
     if (s->flags & F_R_FIN) {
@@ -427,6 +428,7 @@ static ssize_t on_control(struct lightws_stream *s,
       out->len = len;
       out->opcode = LIGHTWS_OPCODE_PING;
       out->frame_end = out->message_end = 1;
+      out->compressed = 0;
       return 1;
     }
     /* After our close no pong is due (§5.5.1: the peer expects only our
@@ -623,6 +625,7 @@ static ssize_t inflate_chunk(struct lightws_stream *s,
     out->len = made;
     out->opcode = s->msg_opcode;
     out->frame_end = out->message_end = (uint8_t)end;
+    out->compressed = 1;
     if (end) inflate_end(s);
     return (ssize_t)made;
   }
@@ -849,6 +852,7 @@ static ssize_t gather(struct lightws_stream *s, uint8_t *buf, size_t size,
       out->opcode = c.opcode;
       out->frame_end = c.frame_end;
       out->message_end = c.message_end;
+      out->compressed = c.compressed;
     }
     if (!bytes && c.message_end) break;
     if (got == size) break;

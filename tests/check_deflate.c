@@ -213,6 +213,7 @@ struct got {
   struct bytes data;
   size_t len[64];
   int op[64];
+  int comp[64]; /* chunk->compressed of the message's last chunk */
   size_t n;
   int end;
   int pongs;
@@ -258,6 +259,7 @@ static void drain(struct lightws_stream *s, enum api api, size_t bufsize,
       FAST(g->n < 64);
       g->len[g->n] = cur;
       g->op[g->n] = c.opcode;
+      g->comp[g->n] = c.compressed;
       g->n++;
       cur = 0;
     }
@@ -1521,6 +1523,14 @@ static void plan_bufs_free(uint8_t **b) {
   free(b);
 }
 
+/* Whether a plan's message goes compressed: not NO_COMPRESS, and sent
+ * in fragments or at least the default threshold (32) long. */
+static int plan_compressed(const struct plan *pl) {
+  return !(pl->flags & LIGHTWS_SEND_NO_COMPRESS) &&
+         ((pl->piece && pl->piece < pl->len) || (pl->piece && pl->len == 0) ||
+          pl->len >= 32);
+}
+
 /* Checks what was written against the plans with zlib as the reader. */
 static void check_plans(const struct bytes *out, int masked, int bits,
                         int reset, uint8_t **bufs, size_t work) {
@@ -1532,9 +1542,7 @@ static void check_plans(const struct bytes *out, int masked, int bits,
   ck_assert_uint_eq(w.n, NUM_PLANS);
   for (i = 0; i < NUM_PLANS; i++) {
     const struct plan *pl = &plans[i];
-    int want_comp = !(pl->flags & LIGHTWS_SEND_NO_COMPRESS) &&
-                    ((pl->piece && pl->piece < pl->len) ||
-                     (pl->piece && pl->len == 0) || pl->len >= 32);
+    int want_comp = plan_compressed(pl);
     ck_assert_int_eq(w.m[i].op, pl->op);
     ck_assert_msg(w.m[i].compressed == want_comp, "plan %zu", i);
     ck_assert_uint_eq(w.m[i].data.len, pl->len);
@@ -1579,7 +1587,10 @@ START_TEST(test_send_windows_round_trip) {
       ck_assert_int_eq(g.end, LIGHTWS_ERR_CLOSED);
       ck_assert_uint_eq(g.n, NUM_PLANS);
       for (i = 0; i < NUM_PLANS; i++) {
+        int want_comp = plan_compressed(&plans[i]);
         ck_assert_uint_eq(g.len[i], plans[i].len);
+        /* the reader tells which messages came compressed */
+        ck_assert_msg(g.comp[i] == want_comp, "plan %zu", i);
         ck_assert(!plans[i].len ||
                   memcmp(g.data.p + at, bufs[i], plans[i].len) == 0);
         at += plans[i].len;

@@ -883,6 +883,10 @@ struct lightws_chunk {
                            LIGHTWS_OPT_NO_AUTO_PONG */
   uint8_t frame_end;    /* 1 if this chunk ends a frame */
   uint8_t message_end;  /* 1 if this chunk ends the message (fin frame) */
+  uint8_t compressed;   /* 1 if the message came compressed
+                           (permessage-deflate, RSV1 on its first frame):
+                           data is inflated output, e.g. for an echo that
+                           answers compressed with compressed */
 };
 
 /*
@@ -942,7 +946,7 @@ void lightws_stream_set_limits(struct lightws_stream *s, uint32_t max_frame,
  *    holds); lightws_stream_read() and _read_bytes() inflate straight into
  *    the caller's buffer. For a compressed message chunk->frame_end is 1
  *    only together with message_end (frames are not visible in inflated
- *    data). max_frame bounds each frame as received (compressed);
+ *    data), and chunk->compressed is 1. max_frame bounds each frame as received (compressed);
  *    max_message bounds the inflated message and is enforced inside the
  *    inflate loop: MESSAGE_TOO_BIG (1009) as soon as one byte more would
  *    pass it. Text is validated on the inflated bytes (1007). RSV1 on a
