@@ -150,6 +150,7 @@ struct conn {
   struct lightws_tls *tls;   /* wss: a slot of the server's TLS pool */
   int tls_slot;              /* -1: none */
   uint64_t tls_until;        /* ST_TLS_HS: handshake deadline (ms) */
+  uint64_t accepted;         /* lightws_now() at accept */
 #endif
   uint8_t rbuf[];            /* RBUF_SIZE bytes */
 };
@@ -310,11 +311,13 @@ static int heap_place(struct server *sv, struct conn *c, uint64_t key)
  * drain deadline. */
 static uint64_t conn_deadline(const struct conn *c)
 {
-  uint64_t d = lightws_stream_deadline(&c->s);
-  if (c->state == ST_DRAIN && c->drain_until < d) d = c->drain_until;
+  uint64_t d;
 #ifdef LIGHTWS_TOOLS_TLS
-  if (c->state == ST_TLS_HS && c->tls_until < d) d = c->tls_until;
+  /* the stream's timers start when the TLS handshake is done */
+  if (c->state == ST_TLS_HS) return c->tls_until;
 #endif
+  d = lightws_stream_deadline(&c->s);
+  if (c->state == ST_DRAIN && c->drain_until < d) d = c->drain_until;
   return d;
 }
 
@@ -387,15 +390,12 @@ static void wait_want(struct server *sv, struct conn *c)
   int want = conn_want(c);
   uint32_t ev = 0;
 
-#ifdef LIGHTWS_TOOLS_TLS
-  /* Decrypted bytes inside OpenSSL make no epoll event: a read that
-   * would wait for them runs again from the ready list instead. */
-  if (c->tls && (want & LIGHTWS_WANT_READ || !want) &&
-      lightws_tls_buffered(c->tls)) {
-    if (!c->listed) list_add(&sv->ready, c, 1);
-    return;
-  }
-#endif
+  /* Over TLS, bytes buffered inside OpenSSL make no epoll event. None
+   * are left when we get here after a read: the stream says WOULDBLOCK
+   * only once SSL_read said WANT_READ (no whole record buffered), and a
+   * connection that stops reading earlier (CHUNKS_PER_TURN) is on the
+   * ready list. (lightws_tls_buffered() is SSL_has_pending(), true for a
+   * partial record too: polling on it would spin until the rest came.) */
   if (want & LIGHTWS_WANT_READ) ev |= EPOLLIN;
   if (want & LIGHTWS_WANT_WRITE) ev |= EPOLLOUT;
   if (!ev) ev = EPOLLIN;
@@ -663,6 +663,11 @@ static void conn_run(struct server *sv, struct conn *c)
       conn_free(sv, c);
       return;
     }
+    /* The stream's timers from the accept: the websocket handshake gets
+     * what the TLS one left of --handshake-timeout; keepalive and idle
+     * timers (which must not run during the TLS handshake: a ping then
+     * would only time out) start now too. */
+    lightws_stream_set_timeouts(&c->s, &sv->to, c->accepted);
 #endif
     /* the request may have come with the last flight: read it now */
     c->state = ST_HS_READ;
@@ -796,8 +801,9 @@ static void conn_timer(struct server *sv, struct conn *c, uint64_t now)
     return;
   }
 #ifdef LIGHTWS_TOOLS_TLS
-  if (c->state == ST_TLS_HS && now >= c->tls_until) {
-    conn_timeout(sv, c, LIGHTWS_ERR_HANDSHAKE_TIMEOUT);
+  if (c->state == ST_TLS_HS) {
+    if (now >= c->tls_until) conn_timeout(sv, c, LIGHTWS_ERR_HANDSHAKE_TIMEOUT);
+    else conn_schedule(sv, c, now + 1);
     return;
   }
 #endif
@@ -903,18 +909,19 @@ static void accept_all(struct server *sv)
     sv->nconns++;
     c->state = ST_HS_READ;
     c->key = LIGHTWS_NO_DEADLINE;
-    lightws_stream_set_timeouts(&c->s, &sv->to, lightws_now());
 #ifdef LIGHTWS_TOOLS_TLS
     if (c->tls) {
       /* One --handshake-timeout for both handshakes: the TLS one has its
-       * own deadline here; the stream's handshake deadline counts from
-       * set_timeouts just above, so the websocket handshake gets only
-       * what is left. */
+       * own deadline here; the stream's timers are set from the accept
+       * time once it is done (conn_run), so the websocket handshake gets
+       * only what is left. */
       c->state = ST_TLS_HS;
-      c->tls_until = sv->to.handshake ? lightws_now() + sv->to.handshake
+      c->accepted = lightws_now();
+      c->tls_until = sv->to.handshake ? c->accepted + sv->to.handshake
                                       : LIGHTWS_NO_DEADLINE;
-    }
+    } else
 #endif
+    lightws_stream_set_timeouts(&c->s, &sv->to, lightws_now());
     /* Start step 1 now (a read that usually would block): a server stream
      * counts as handshaking only once lightws_server_read_request() ran,
      * and only then does lightws_stream_deadline() report the handshake

@@ -19,6 +19,7 @@ import websockets
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import deflate as pmd  # noqa: E402  (the permessage-deflate cases)
+import wss  # noqa: E402  (the wss cases)
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.join(ROOT, "build")
@@ -49,6 +50,9 @@ async def run_case(name, coro):
         report(name, False, f"{type(e).__name__}: {e}")
     else:
         report(name, True)
+
+
+in_thread = pmd.in_thread
 
 
 def check(cond, what):
@@ -422,9 +426,9 @@ async def node_client(url):
 
 # --- lightws-echo --client against real servers ---------------------------
 
-async def echo_client_run(url):
+async def echo_client_run(url, *args):
     proc = await asyncio.create_subprocess_exec(
-        ECHO, "--client", url, stderr=asyncio.subprocess.PIPE)
+        ECHO, *args, "--client", url, stderr=asyncio.subprocess.PIPE)
     try:
         _, err = await asyncio.wait_for(proc.communicate(), CASE_TIMEOUT)
     except asyncio.TimeoutError:
@@ -1132,6 +1136,7 @@ async def main():
     await run_case("cat --listen <- python client: binary", cat_listen_binary())
     await run_case("cat --listen <- python client: text lines", cat_listen_text())
     await deflate_cases()
+    await wss.wss_cases(sys.modules[__name__])
 
     print(f"{passed} passed, {failed} failed", flush=True)
     return 1 if failed else 0
