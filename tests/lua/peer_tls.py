@@ -11,6 +11,9 @@
   peer_tls.py client URL CAFILE
       checks an echo server over TLS: text, binary, 1 MiB, fragments, ping,
       close 1000; exit 0 if all pass.
+  peer_tls.py silent PORT CAFILE
+      completes the TLS handshake, sends nothing, prints the first line the
+      server sends ("first HTTP/1.1 408 ...") or "first EOF".
   peer_tls.py rawclient PORT CAFILE
       a websocket client on a bare ssl socket: "hi" echoed, close 1000, then
       prints how the TLS stream ended: "end close_notify" or "end truncated"."""
@@ -124,11 +127,26 @@ def rawclient(port, cafile):
         print("end truncated", flush=True)
 
 
+def silent(port, cafile):
+    ctx = ssl.create_default_context(cafile=cafile)
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    data = b""
+    while b"\r\n" not in data:
+        d = s.recv(4096)
+        if not d:
+            break
+        data += d
+    print("first " + (data.split(b"\r\n")[0].decode() if data else "EOF"), flush=True)
+
+
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "servers":
         asyncio.run(servers(sys.argv[2]))
     elif mode == "client":
         sys.exit(1 if asyncio.run(client(sys.argv[2], sys.argv[3])) else 0)
+    elif mode == "silent":
+        silent(int(sys.argv[2]), sys.argv[3])
     else:
         rawclient(int(sys.argv[2]), sys.argv[3])

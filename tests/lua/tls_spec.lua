@@ -260,7 +260,7 @@ describe("wss", function()
       lightws.close_fd(lfd)
     end)
 
-    it("takes tls = {cert, key} (a cached context) and names TLS failures of clients", function()
+    it("takes tls = {cert, key} (a cached context), names TLS failures of clients, sends a 408 through TLS", function()
       local lfd, port = assert(lightws.tcp_listen("127.0.0.1", 0))
       local tls = { cert = certs .. "/server.pem", key = certs .. "/server.key" }
       -- a plain-text client: the TLS handshake fails
@@ -277,10 +277,18 @@ describe("wss", function()
       lightws.close_fd(c)
       assert.is_nil(ws)
       assert.equal("handshake_timeout", name, msg)
-      -- python websockets, 1 MiB both ways through the same cached context
-      local p = assert(io.popen(PY .. " client wss://127.0.0.1:" .. port .. "/again " .. CA .. " 2>&1; echo rc=$?"))
-      ws = serve_one(lfd, { tls = tls, timeout = 10 })
+      -- TLS done, then no request within handshake_timeout: the 408 goes out through TLS
+      local p = assert(io.popen(PY .. " silent " .. port .. " " .. CA .. " 2>&1; echo rc=$?"))
+      ws, msg, code, name = serve_one(lfd, { tls = tls, handshake_timeout = 0.5 })
       local out = p:read("*a")
+      p:close()
+      assert.is_nil(ws)
+      assert.equal("handshake_timeout", name, msg)
+      assert.matches("first HTTP/1.1 408", out)
+      -- python websockets, 1 MiB both ways through the same cached context
+      p = assert(io.popen(PY .. " client wss://127.0.0.1:" .. port .. "/again " .. CA .. " 2>&1; echo rc=$?"))
+      ws = serve_one(lfd, { tls = tls, timeout = 10 })
+      out = p:read("*a")
       p:close()
       assert(ws, out)
       assert.matches("rc=0", out)
