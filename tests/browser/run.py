@@ -8,8 +8,17 @@ server-initiated ping must come back as a pong with the same payload).
 The page POSTs its results to this driver's HTTP server; we print one line
 per check and "N passed, M failed", and exit 1 on any failure.
 
-  run.py [--echo build/lightws-echo] [--chromium chromium] [--timeout 60]"""
+The same echo checks run over wss:// against `lightws-echo --tls-cert` (the
+test CA's localhost certificate, tests/tls/make_certs.sh) when the tools
+have TLS. Chromium trusts that certificate through
+--ignore-certificate-errors-spki-list=<SHA-256 of its public key> (only
+that key is accepted, not any certificate: no NSS tools here to add the
+test CA to a profile's database).
+
+  run.py [--echo build/lightws-echo] [--chromium chromium] [--timeout 60] [--certs DIR]"""
 import argparse
+import base64
+import hashlib
 import http.server
 import json
 import os
@@ -114,8 +123,29 @@ def ping_server(result):
     return ls.getsockname()[1]
 
 
-def start_echo(path):
-    proc = subprocess.Popen([path, "--host", "127.0.0.1", "--port", "0"], stdout=subprocess.PIPE,
+def spki_hash(pem):
+    """base64 SHA-256 of the certificate's SubjectPublicKeyInfo (Chromium's
+    --ignore-certificate-errors-spki-list format)."""
+    pub = subprocess.run(["openssl", "x509", "-pubkey", "-noout", "-in", pem], check=True,
+                         capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub, check=True,
+                         capture_output=True).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def wss_ready(echo, certs):
+    """The cert directory if the echo has TLS (made if missing), else None."""
+    r = subprocess.run([echo, "--client", "wss://127.0.0.1:1/"], capture_output=True, timeout=10)
+    if b"needs a build with TLS" in r.stderr:
+        return None
+    if not os.path.exists(os.path.join(certs, "server.pem")):
+        subprocess.run(["bash", os.path.join(ROOT, "tests", "tls", "make_certs.sh"), certs],
+                       check=True, stdout=subprocess.DEVNULL)
+    return certs
+
+
+def start_echo(path, *args):
+    proc = subprocess.Popen([path, "--host", "127.0.0.1", "--port", "0", *args], stdout=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     line = proc.stdout.readline().decode()
     m = re.search(r"listening on [^:]+:(\d+)", line)
@@ -143,6 +173,8 @@ def main():
     ap.add_argument("--echo", default=os.path.join(ROOT, "build", "lightws-echo"))
     ap.add_argument("--chromium", default="chromium")
     ap.add_argument("--timeout", type=float, default=60)
+    ap.add_argument("--certs", default=os.environ.get("LIGHTWS_TLS_CERTS")
+                    or os.path.join(ROOT, "build", "tls", "certs"))
     a = ap.parse_args()
 
     if not shutil.which(a.chromium):
@@ -152,11 +184,20 @@ def main():
     report = Report()
     srv = http_server(report)
     echo, echo_port = start_echo(a.echo)
+    certs = wss_ready(a.echo, a.certs)
+    tls_flags = []
+    wss_echo, wss_port = None, 0
+    if certs:
+        server_pem = os.path.join(certs, "server.pem")
+        wss_echo, wss_port = start_echo(a.echo, "--tls-cert", server_pem,
+                                        "--tls-key", os.path.join(certs, "server.key"))
+        tls_flags = ["--ignore-certificate-errors-spki-list=" + spki_hash(server_pem)]
     ping_result = {}
     ping_port = ping_server(ping_result)
-    url = "http://127.0.0.1:%d/index.html?ws=%d&ping=%d" % (srv.server_address[1], echo_port, ping_port or 0)
+    url = "http://127.0.0.1:%d/index.html?ws=%d&ping=%d&wss=%d" % (srv.server_address[1], echo_port,
+                                                                  ping_port or 0, wss_port)
     profile = tempfile.mkdtemp(prefix="lightws-chromium-")
-    chrome = subprocess.Popen([a.chromium] + FLAGS + ["--user-data-dir=" + profile, url],
+    chrome = subprocess.Popen([a.chromium] + FLAGS + tls_flags + ["--user-data-dir=" + profile, url],
                               stdout=subprocess.DEVNULL, stderr=open(os.path.join(profile, "chromium.log"), "wb"),
                               stdin=subprocess.DEVNULL, start_new_session=True)
     passed = failed = 0
@@ -189,9 +230,16 @@ def main():
         if echo.poll() is not None:
             print("FAIL lightws-echo exited (status %s)" % echo.returncode)
             failed += 1
+        if wss_echo is None:
+            print("SKIP wss: the tools were built with TLS=0")
+        elif wss_echo.poll() is not None:
+            print("FAIL lightws-echo --tls-cert exited (status %s)" % wss_echo.returncode)
+            failed += 1
     finally:
         stop(chrome)
         stop(echo)
+        if wss_echo is not None:
+            stop(wss_echo)
         srv.shutdown()
         shutil.rmtree(profile, ignore_errors=True)
     print("%d passed, %d failed" % (passed, failed))
