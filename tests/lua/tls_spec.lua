@@ -114,7 +114,7 @@ describe("wss", function()
       assert.is_true(ws:tls_info().close_notify_sent)
     end)
 
-    it("receives a 1 MiB message sent in fragments", function()
+    it("receives a 1 MiB message sent in fragments, and 1 MiB through a 512-byte receive buffer", function()
       local ws = assert(lightws.connect(url("server"), { cafile = CA, timeout = 10 }))
       ws:settimeout(20)
       local part = lightws.random(4096):rep(16)         -- 64 KiB
@@ -123,6 +123,15 @@ describe("wss", function()
       local got = ws:receive()
       assert.equal(16 * #part, #got)
       assert.is_true(got == part:rep(16))
+      ws:close()
+      -- a receive buffer far smaller than a TLS record: OpenSSL holds the rest
+      -- of each record, which must be read before polling
+      ws = assert(lightws.connect(url("server"), { cafile = CA, timeout = 10, rbuf_size = 512 }))
+      ws:settimeout(20)
+      local big = lightws.random(4096):rep(256)
+      assert.equal(#big, ws:send(big))
+      got = ws:receive()
+      assert.is_true(got == big)
       ws:close()
     end)
 
