@@ -16,7 +16,8 @@
 int bench_parse(int argc, char **argv, struct bench_args *a) {
   memset(a, 0, sizeof(*a));
   if (argc != 6 || (strcmp(argv[1], "server") && strcmp(argv[1], "client")) ||
-      (strcmp(argv[2], "bulk") && strcmp(argv[2], "pingpong") && strcmp(argv[2], "zbulk"))) {
+      (strcmp(argv[2], "bulk") && strcmp(argv[2], "pingpong") && strcmp(argv[2], "zbulk") &&
+       strcmp(argv[2], "echo"))) {
     fprintf(stderr, "usage: %s server|client bulk|pingpong|zbulk PORT TOTAL SIZE\n"
                     "       %s micro\n", argv[0], argv[0]);
     return -1;
@@ -24,9 +25,11 @@ int bench_parse(int argc, char **argv, struct bench_args *a) {
   a->server = strcmp(argv[1], "server") == 0;
   a->pingpong = strcmp(argv[2], "pingpong") == 0;
   a->deflate = strcmp(argv[2], "zbulk") == 0;
+  a->echo = strcmp(argv[2], "echo") == 0;
   a->port = atoi(argv[3]);
   a->total = strtoull(argv[4], NULL, 10);
   a->size = (size_t)strtoull(argv[5], NULL, 10);
+  if (a->echo) a->size = 1; /* unused */
   if (a->size == 0 || a->port <= 0) {
     fprintf(stderr, "%s: bad PORT or SIZE\n", argv[0]);
     return -1;

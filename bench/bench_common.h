@@ -15,6 +15,7 @@ struct bench_args {
   int server;          /* 1: server, 0: client */
   int pingpong;        /* 1: pingpong, 0: bulk or zbulk */
   int deflate;         /* 1: zbulk */
+  int echo;            /* 1: `server echo PORT 0 0` (idle connections, W5) */
   int port;
   uint64_t total;      /* bulk: bytes; pingpong: round trips */
   size_t size;         /* frame / message size */

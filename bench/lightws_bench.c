@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +160,12 @@ static int zclient(const struct bench_args *a) {
   if ((r = lightws_connect(&s, fd, rbuf, rsize, "127.0.0.1", "/", &opt)) != 0)
     fail("connect", r);
   if (!lightws_stream_deflate(&s)) fail("permessage-deflate not agreed", 0);
+  if (atoi(env_or("LIGHTWS_BENCH_CORK", "0"))) {
+    /* experiment (not the W5 default): TCP_CORK on the client, so the
+     * kernel sends full segments instead of one per small compressed message */
+    int on = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof(on));
+  }
   t0 = bench_now();
   for (i = 0; i < a->frames; i++) {
     const uint8_t *m = corpus + (size_t)(i % count) * a->size;
@@ -177,6 +184,70 @@ static int zclient(const struct bench_args *a) {
   free(corpus);
   free((void *)opt.deflate_mem);
   return 0;
+}
+
+/* `server echo PORT 0 0` (W5 idle memory): accepts connections one after the
+ * other (blocking handshake, permessage-deflate with pmd_config() and
+ * LIGHTWS_BENCH_PEER_WBITS as the client's largest window), echoes each
+ * one's first message (compressed when agreed) and keeps it open, idle,
+ * until SIGTERM. Per connection: one allocation of the stream and a
+ * BENCH_IDLE_RBUF (4 KiB) receive buffer, and the deflate block when agreed. */
+static int echo_server(const struct bench_args *a) {
+  size_t rsize = (size_t)atol(env_or("BENCH_IDLE_RBUF", "4096")), msize;
+  static uint8_t ubuf[65536];
+  struct sockaddr_in sa;
+  struct lightws_pmd_config cfg;
+  int one = 1, lfd = socket(AF_INET, SOCK_STREAM, 0);
+  pmd_config(&cfg);
+  cfg.peer_window_bits = (uint8_t)atoi(env_or("LIGHTWS_BENCH_PEER_WBITS", "0"));
+  msize = lightws_pmd_mem_size(&cfg);
+  memset(&sa, 0, sizeof(sa));
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)a->port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 128) < 0) {
+    perror("echo: bind/listen");
+    return 1;
+  }
+  printf("READY pmd_mem_size=%zu\n", msize);
+  fflush(stdout);
+  for (;;) {
+    struct lightws_server_options opt;
+    struct lightws_stream *s;
+    struct lightws_chunk c;
+    size_t got = 0, off = 0;
+    int r, fd = accept(lfd, NULL, NULL);
+    if (fd < 0) continue;
+    s = malloc(sizeof(*s) + rsize);
+    memset(&opt, 0, sizeof(opt));
+    opt.deflate = &cfg;
+    opt.deflate_mem = malloc(msize);
+    opt.deflate_mem_size = msize;
+    if (!s || !opt.deflate_mem) fail("malloc", 0);
+    memset(s, 0, sizeof(*s));
+    if ((r = lightws_accept(s, fd, (uint8_t *)(s + 1), rsize, NULL, &opt)) != 0) {
+      close(fd);
+      free(s);
+      free((void *)opt.deflate_mem);
+      continue;
+    }
+    if (!lightws_stream_deflate(s)) {
+      free((void *)opt.deflate_mem);
+      opt.deflate_mem = NULL;
+    }
+    do {
+      ssize_t n = lightws_stream_read(s, ubuf + got, sizeof(ubuf) - got, &c);
+      if (n < 0) break;
+      got += (size_t)n;
+    } while (!c.message_end && got < sizeof(ubuf));
+    while (off < got) {
+      ssize_t n = lightws_stream_send(s, c.opcode, ubuf + off, got - off, 0);
+      if (n < 0) break;
+      off += (size_t)n;
+    }
+    /* kept: s, its block and fd stay until the process ends */
+  }
 }
 
 static int server(const struct bench_args *a) {
@@ -606,6 +677,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (argc == 2 && strcmp(argv[1], "micro") == 0) return micro();
   if (bench_parse(argc, argv, &a) < 0) return 2;
+  if (a.echo) return a.server ? echo_server(&a) : 2;
   if (a.deflate) return a.server ? zserver(&a) : zclient(&a);
   return a.server ? server(&a) : client(&a);
 }

@@ -36,7 +36,7 @@ def deflate():
     level 6) unless BENCH_WBITS / BENCH_MEMLEVEL / BENCH_LEVEL say otherwise."""
     kw = {}
     for env, name in (("BENCH_WBITS", "window_bits"), ("BENCH_MEMLEVEL", "mem_level"),
-                      ("BENCH_LEVEL", "level")):
+                      ("BENCH_LEVEL", "level"), ("BENCH_PEER_WBITS", "peer_window_bits")):
         if os.environ.get(env):
             kw[name] = int(os.environ[env])
     return lightws.Deflate(**kw)

@@ -235,6 +235,8 @@ def main():
     ap.add_argument("--record", default="", help="append the table with the date to this file")
     ap.add_argument("--json", default=os.path.join(BUILD, "bench", "results.json"))
     ap.add_argument("--no-micro", action="store_true", help="leave out W4")
+    ap.add_argument("--w5-parts", default="run,wire,idle",
+                    help="W5: which parts (run: the timed rounds, wire: bytes on the wire, idle: memory)")
     a = ap.parse_args()
 
     all_impls = impls()
@@ -433,6 +435,18 @@ def w5_impls():
              echo=by["lightws-py"]["cmd"] + ["server", "echo", "{port}", "0", "0"]),
         dict(by["lightws-lua54"], settings=W5_LIGHTWS, env=lua_env, echo=None),
         dict(by["lightws-luajit"], settings=W5_LIGHTWS, env=lj_env, echo=None),
+        # idle memory only: the library without the echo tool's buffers
+        # (`lightws-bench server echo`: stream + 4 KiB rbuf + deflate block per
+        # connection), and with the client's window limited to 12 bits as
+        # websockets' server does (lightws's default lets the client use 15)
+        dict(by["lightws-c"], name="lightws-c-lib", settings=W5_LIGHTWS, idle_only=True,
+             echo=by["lightws-c"]["cmd"] + ["server", "echo", "{port}", "0", "0"]),
+        dict(by["lightws-c"], name="lightws-c-lib-p12", settings=W5_LIGHTWS, idle_only=True,
+             env={"LIGHTWS_BENCH_PEER_WBITS": "12"},
+             echo=by["lightws-c"]["cmd"] + ["server", "echo", "{port}", "0", "0"]),
+        dict(by["lightws-py"], name="lightws-py-p12", settings=W5_LIGHTWS, idle_only=True,
+             env=dict(by["lightws-py"]["env"], BENCH_PEER_WBITS="12"),
+             echo=by["lightws-py"]["cmd"] + ["server", "echo", "{port}", "0", "0"]),
     ]
     return rows
 
@@ -728,6 +742,9 @@ def run_w5(a, names, only):
             skipped[r["name"]] = why
             print("  W5 skipped %s: %s" % (r["name"], why), flush=True)
     rows = [r for r in rows if r["name"] not in skipped]
+    idle_rows = rows
+    rows = [r for r in rows if not r.get("idle_only")]
+    parts = a.w5_parts.split(",")
     if not rows or rows[0]["name"] != "lightws-c":
         return ["", "W5: lightws C (build/lightws-bench) missing: not run"]
     corpora = {w[0]: w5_corpus(w[3]) for w in works}
@@ -748,7 +765,7 @@ def run_w5(a, names, only):
             return None
         return float(x["MBps"]), x["cpu"] / (total / float(GiB))
 
-    for rnd in range(a.rounds):
+    for rnd in range(a.rounds if "run" in parts else 0):
         for w in works:
             total = max(1, int(w[2] * a.scale) // w[3]) * w[3]
             base = rows[0]
@@ -771,7 +788,11 @@ def run_w5(a, names, only):
                 prev = nxt or prev
     # bytes on the wire, once, and zlib's own output for the same messages
     wire = {}
-    for w in works:
+    zcpu = {}
+    for w in works if "wire" in parts else []:
+        zcpu[w[0]] = w5_zlib_cpu(corpora[w[0]][1], W5_LIGHTWS)
+        print("  W5 zlib %s: compress %.2f s/GiB, decompress %.2f s/GiB (this process, Python zlib)" % (
+            w[0], *zcpu[w[0]]), flush=True)
         total = max(1, min(W5_WIRE_BYTES, int(w[2] * a.scale)) // w[3]) * w[3]
         n = total // w[3]
         msgs = corpora[w[0]][1]
@@ -792,9 +813,9 @@ def run_w5(a, names, only):
                 w[0], r["name"], got, total, got / total, refs[st][1], got / refs[st][1]), flush=True)
     # idle compressed connections
     idle = {}
-    if works:
+    if works and "idle" in parts:
         msg = corpora[works[0][0]][1][0]
-        for r in rows:
+        for r in idle_rows:
             if not r.get("echo"):
                 continue
             if os.path.sep in r["echo"][0] and not os.path.exists(r["echo"][0]):
@@ -809,10 +830,28 @@ def run_w5(a, names, only):
             idle[r["name"]] = (kib_c * 1024.0 / W5_IDLE_CONNS, kib_p * 1024.0 / W5_IDLE_CONNS, agreed)
             print("  W5 idle %-17s %d compressed: %.0f B/conn, plain: %.0f B/conn" % (
                 r["name"], agreed, *idle[r["name"]][:2]), flush=True)
-    return render_w5(a, rows, skipped, works, res, errors, wire, idle, time.time() - t0)
+    return render_w5(a, rows, skipped, works, res, errors, wire, idle, time.time() - t0, zcpu, idle_rows)
 
 
-def render_w5(a, rows, skipped, works, res, errors, wire, idle, secs):
+def w5_zlib_cpu(msgs, settings):
+    """CPU seconds per GiB of payload of zlib alone (Python's zlib, in this
+    process) compressing the corpus once as the programs do (context takeover,
+    Z_SYNC_FLUSH per message) and inflating it back: the floor under every row."""
+    import zlib
+    wbits, mem, level = settings
+    c = zlib.compressobj(level, zlib.DEFLATED, -wbits, mem)
+    t0 = time.process_time()
+    outs = [c.compress(m) + c.flush(zlib.Z_SYNC_FLUSH) for m in msgs]
+    t1 = time.process_time()
+    d = zlib.decompressobj(-wbits)
+    for o in outs:
+        d.decompress(o)
+    t2 = time.process_time()
+    gib = sum(len(m) for m in msgs) / float(GiB)
+    return (t1 - t0) / gib, (t2 - t1) / gib
+
+
+def render_w5(a, rows, skipped, works, res, errors, wire, idle, secs, zcpu=None, idle_rows=None):
     L = ["", "W5 permessage-deflate (issue 11), %d rounds, scale %.3g (%s of payload per run), %.0f s:" % (
         a.rounds, a.scale, ", ".join("%s %.0f MiB" % (w[0], int(w[2] * a.scale) / MiB) for w in works), secs)]
     for w in works:
@@ -850,6 +889,9 @@ def render_w5(a, rows, skipped, works, res, errors, wire, idle, secs):
         L.append(row)
     for n, why in skipped.items():
         L.append("%-17s | not run: %s" % (n, why))
+    if zcpu:
+        L.append("  zlib alone at 12/5/6 on the same messages (Python zlib in run.py, CPU): " + "; ".join(
+            "%s compress %.1f + inflate %.1f = %.1f s/GiB" % (k, v[0], v[1], v[0] + v[1]) for k, v in zcpu.items()))
     if wire:
         L.append("")
         L.append("Bytes on the wire, client to server after the handshake (compressed payload + frame heads, "
@@ -871,7 +913,7 @@ def render_w5(a, rows, skipped, works, res, errors, wire, idle, secs):
         L.append("")
         L.append("Idle connections: %d per server, each with one message echoed (compressed when agreed), "
                  "server RSS growth / %d (after one warm-up connection):" % (W5_IDLE_CONNS, W5_IDLE_CONNS))
-        for r in rows:
+        for r in idle_rows or rows:
             x = idle.get(r["name"])
             if x:
                 L.append("  %-17s %-34s compressed %6.0f B/conn (%d agreed), plain %6.0f B/conn, "

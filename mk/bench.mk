@@ -3,6 +3,10 @@
 # runs bench/run.py, which prints one table. Not part of `make test`.
 #   make bench BENCH_ROUNDS=5 BENCH_SCALE=1.0 [BENCH_ONLY=raw,lightws-c] [BENCH_WORKLOADS=W1,W3]
 #              [BENCH_RECORD=bench/RESULTS.md]  (appends the table with the date)
+# W5 (permessage-deflate, issue 11) runs only when named: it is long (512 MiB of
+# compression per implementation per round at scale 1):
+#   make bench BENCH_WORKLOADS=W5 BENCH_ROUNDS=3 BENCH_SCALE=0.25   (or W5a / W5b)
+# It also uses build/lightws-echo (mk/tools.mk) for the idle-connection memory.
 
 BENCH_ROUNDS ?= 5
 BENCH_SCALE ?= 1.0
@@ -42,7 +46,7 @@ $(BUILD)/pyws/speedups.so: /usr/lib/python3/dist-packages/websockets/speedups.c
 
 # The bindings are built when their fragments exist; a binding that fails to
 # build shows up as missing in the table instead of stopping the run.
-bench-build: $(BENCH_BINS)
+bench-build: $(BENCH_BINS) $(if $(wildcard mk/tools.mk),$(BUILD)/lightws-echo)
 	-$(if $(wildcard mk/python.mk),$(MAKE) python)
 	-$(if $(wildcard mk/lua.mk),$(MAKE) lua)
 
