@@ -2,7 +2,7 @@
 -- Echo peer in Lua (5.4 or LuaJIT), behaving like build/lightws-echo:
 --   lua5.4 examples/echo.lua --host ADDR --port N [--max-message N]
 --          [--handshake-timeout S] [--idle-timeout S]
---          [--ping-interval S] [--ping-timeout S]
+--          [--ping-interval S] [--ping-timeout S] [--no-deflate]
 --     server: echoes every message with its opcode; one process per
 --     connection (fork), so many connections run at once; port 0 picks a
 --     free port and prints "listening on HOST:PORT". Messages over
@@ -13,6 +13,9 @@
 --     (default 0: off); keepalive: a connection quiet for --ping-interval
 --     (default 20) is pinged and closed (1011) when the pong does not come
 --     within --ping-timeout (default: the interval).
+--     permessage-deflate (RFC 7692) is negotiated in both roles unless
+--     --no-deflate: a message that came compressed is answered compressed
+--     (whatever its size), one that came uncompressed uncompressed.
 --   lua5.4 examples/echo.lua [--timeout S] --client ws://HOST:PORT/PATH?QUERY
 --     client: echoes every message the server sends until the server
 --     closes, then exits 0; gives up when the handshake is not done
@@ -67,10 +70,13 @@ while arg[i] do
   elseif a == "--ping-timeout" then opts.ping_timeout = secs_arg(a, v)
   elseif a == "--timeout" then opts.timeout = secs_arg(a, v)
   elseif a == "--quiet" then opts.quiet = true; i = i - 1
+  elseif a == "--no-deflate" then opts.no_deflate = true; i = i - 1
   elseif a == "-h" or a == "--help" then
-    print("usage: echo.lua --port N [--host ADDR] [--quiet] [--max-message N]\n" ..
+    print("usage: echo.lua --port N [--host ADDR] [--quiet] [--max-message N] [--no-deflate]\n" ..
           "          [--handshake-timeout S] [--idle-timeout S] [--ping-interval S] [--ping-timeout S]\n" ..
-          "       echo.lua [--max-message N] [--timeout S] --client ws://HOST:PORT/PATH?QUERY\n" ..
+          "       echo.lua [--max-message N] [--timeout S] [--no-deflate] --client ws://HOST:PORT/PATH?QUERY\n" ..
+          "permessage-deflate is negotiated unless --no-deflate; compressed messages are\n" ..
+          "answered compressed, uncompressed ones uncompressed.\n" ..
           "Messages over --max-message bytes (default 67108864, 64 MiB) get close 1009.\n" ..
           "Timeouts in seconds (0 turns one off): handshake (default 10), idle (default off),\n" ..
           "keepalive ping after --ping-interval quiet seconds (default 20), closed with 1011\n" ..
@@ -81,21 +87,31 @@ while arg[i] do
   i = i + 2
 end
 
--- Echoes every message back with its kind until the peer closes.
+-- Echoes every message back with its kind until the peer closes; a
+-- compressed one compressed (as a fragment into the compressor and an
+-- empty final call, so the threshold does not apply), others uncompressed.
 local function echo_loop(ws)
+  local plain = { compress = false }
   while true do
     local data, kind, code, reason = ws:receive()
     if not data then
       if kind == "closed" then return true, code, reason end
       return nil, kind, code
     end
-    local ok, err = ws:send(data, kind)
+    local ok, err
+    if ws:compressed() then
+      ok, err = ws:send(data, kind, true)
+      if ok then ok, err = ws:send("", kind) end
+    else
+      ok, err = ws:send(data, kind, plain)
+    end
     if not ok then return nil, err end
   end
 end
 
 -- One frame may be as large as a whole message.
 local limits = { max_message = opts.max_message, max_frame = opts.max_message }
+local deflate = not opts.no_deflate and lightws.pmd_available()
 
 -- Stream options of the server side: limits and timeouts (driven by the
 -- C core while echo_loop waits in ws:receive()).
@@ -104,12 +120,13 @@ local server_opts = {
   handshake_timeout = opts.handshake_timeout, idle_timeout = opts.idle_timeout,
   ping_interval = opts.ping_interval,
   ping_timeout = opts.ping_timeout or opts.ping_interval,
-  close_timeout = 10,
+  close_timeout = 10, deflate = deflate,
 }
 
 if opts.client then
   local ws, err, code = lightws.connect(opts.client, { max_message = limits.max_message, max_frame = limits.max_frame,
-                                                       handshake_timeout = opts.timeout, close_timeout = 10 })
+                                                       handshake_timeout = opts.timeout, close_timeout = 10,
+                                                       deflate = deflate })
   if not ws then die("connect:", tostring(err), tostring(code)) end
   local ok, e2, c2 = echo_loop(ws)
   ws:close()

@@ -90,6 +90,11 @@ end
 -- off): handshake_timeout (default 10), idle_timeout, ping_interval,
 -- ping_timeout, close_timeout (see core.stream). The handshake also gives
 -- up after opts.timeout (the per-call timeout, "timeout"), if set.
+-- permessage-deflate is offered unless deflate = false (on by default
+-- when lightws is built with zlib), with window_bits, peer_window_bits,
+-- mem_level, level, no_context_takeover, peer_no_context_takeover,
+-- deflate_threshold, deflate_required, deflate_work_size (docs/lua.md);
+-- ws:extensions() tells what was agreed.
 function M.connect(target, host, path, opts)
   local fd, own, hosthdr, tls, tlshost
   if type(target) == "string" then
@@ -128,7 +133,9 @@ end
 
 -- lightws.accept(fd | sock, [opts]) -> ws, request | nil, msg, http_status.
 -- Reads the upgrade request and answers it (101, or the error status).
--- opts: protocols ("a, b"), max_head, timeout, and stream options,
+-- opts: protocols ("a, b"), max_head, timeout, the permessage-deflate
+-- options of lightws.connect (an offer is accepted unless deflate =
+-- false), and stream options,
 -- the timeouts of lightws.connect included (handshake_timeout: 10 s by
 -- default; a client too slow for it gets a 408).
 function M.accept(target, opts)
@@ -151,6 +158,75 @@ function M.accept(target, opts)
   end
   ws:settimeout(nil)
   return ws, req
+end
+
+-- permessage-deflate (RFC 7692) for sans-IO users: a compressor and a
+-- decompressor of whole message payloads, each a C stream over memory
+-- with compression on, so the §7.2 rules (the 00 00 ff ff tail, context
+-- takeover, window limits, the output bound) are the C core's.
+
+local function frames_payload(wire)
+  local parts, pos = {}, 1
+  while pos <= #wire do
+    local _, _, _, len, _, hlen = core.decode_head(wire, pos, nil, true)
+    parts[#parts + 1] = wire:sub(pos + hlen, pos + hlen + len - 1)
+    pos = pos + hlen + len
+  end
+  return table.concat(parts)
+end
+
+-- lightws.compressor([opts]) -> c | nil, msg. c:compress(data) -> the
+-- payload of one compressed message (for frames whose first has RSV1; the
+-- final 00 00 ff ff removed; never empty: "" gives "\0"). Context is kept
+-- across messages unless opts.no_context_takeover. opts: window_bits
+-- (9..15, default 12; not above what the peer allowed), mem_level
+-- (default 5), level (0..9, default 6), no_context_takeover,
+-- deflate_work_size.
+function M.compressor(opts)
+  opts = opts or {}
+  local s = core.stream(nil, "server", { open = true })
+  local ok, err, code = s:set_deflate({ server_no_context_takeover = opts.no_context_takeover and true or false,
+                                        server_max_window_bits = opts.window_bits }, opts)
+  if not ok then return nil, err, code end
+  local c = {}
+  function c.compress(_, data)
+    assert(type(data) == "string", "string expected")
+    -- a fragment, then an empty final call: compressed whatever its size
+    local n, e, k = s:send(data, "binary", true)
+    if n then n, e, k = s:send("", "binary") end
+    if not n then return nil, e, k end
+    return frames_payload(s:output() or "")
+  end
+  return c
+end
+
+-- lightws.decompressor([opts]) -> d | nil, msg. d:decompress(payload,
+-- [kind="binary"]) -> data | nil, msg, code, errname: the 00 00 ff ff
+-- tail appended and inflated, bounded by opts.max_size (default 64 MiB)
+-- inside the inflate loop (a bomb fails with 1009 after at most max_size
+-- + 1 bytes), invalid deflate data 1007, kind "text" checks UTF-8 (1007).
+-- opts: window_bits (the peer compressor's window limit, 8..15, default
+-- 15), no_context_takeover (the peer resets after each message),
+-- deflate_work_size. After an error it stays failed: make a new one.
+function M.decompressor(opts)
+  opts = opts or {}
+  local s = core.stream(nil, "client", { open = true, max_message = opts.max_size or 0,
+                                         max_frame = 4294967295 })
+  local ok, err, code = s:set_deflate({ server_no_context_takeover = opts.no_context_takeover and true or false,
+                                        server_max_window_bits = opts.window_bits },
+                                      { peer_window_bits = opts.window_bits,
+                                        deflate_work_size = opts.deflate_work_size })
+  if not ok then return nil, err, code end
+  local d = {}
+  function d.decompress(_, payload, kind)
+    assert(type(payload) == "string", "string expected")
+    local op = kind == "text" and 1 or 2
+    s:input(core.encode_head(true, op, #payload, nil, 0x40) .. payload)
+    local data, e, k, name = s:receive()
+    if not data then return nil, e, k, name end
+    return data
+  end
+  return d
 end
 
 -- ws:receive() is in C (lightws_core.c): it assembles a fragmented message

@@ -784,11 +784,11 @@ static void params_arg(lua_State *L, int t, struct lightws_pmd_params *a) {
   lua_pop(L, 1);
 }
 
-/* 1 if chunk `c` holds inflated bytes (the block's inflate work buffer). */
+/* 1 if chunk `c` belongs to a message that came compressed. */
 static int chunk_compressed(const struct lstream *w,
                             const struct lightws_chunk *c) {
-  return w->pmd_mem != NULL && c->data != NULL &&
-         c->data >= w->pmd_mem && c->data < w->pmd_mem + w->pmd_size;
+  (void)w;
+  return c->compressed != 0;
 }
 
 /* The Sec-WebSocket-Extensions headers of a response, joined by ", "
@@ -2076,9 +2076,10 @@ static int l_encode_head(lua_State *L) {
   return 1;
 }
 
-/* core.decode_head(s, [init=1], [expect]) -> fin, opcode, masked, length,
- * key|nil, header_len, rsv | nil, "incomplete", needed | nil, errname,
- * close_code. `expect` is "masked" (server), "unmasked" (client) or nil;
+/* core.decode_head(s, [init=1], [expect], [allow_rsv1]) -> fin, opcode,
+ * masked, length, key|nil, header_len, rsv | nil, "incomplete", needed |
+ * nil, errname, close_code. `expect` is "masked" (server), "unmasked"
+ * (client) or nil; allow_rsv1: RSV1 is an extension's (permessage-deflate);
  * `needed` is how many more bytes the head needs (as far as known). */
 static int l_decode_head(lua_State *L) {
   size_t len;
@@ -2089,6 +2090,7 @@ static int l_decode_head(lua_State *L) {
   unsigned flags = e == 1 ? LIGHTWS_DECODE_EXPECT_MASKED
                    : e == 2 ? LIGHTWS_DECODE_EXPECT_UNMASKED : 0;
   struct lightws_frame f;
+  if (lua_toboolean(L, 4)) flags |= LIGHTWS_DECODE_ALLOW_RSV1;
   ssize_t n;
   luaL_argcheck(L, init >= 1 && (size_t)init <= len + 1, 2, "out of range");
   memset(&f, 0, sizeof f);
