@@ -305,7 +305,8 @@ describe("wss", function()
     end)
 
     it("Lua client and Lua server (another process): sends that time out resume over TLS, both directions wait", function()
-      -- the server does not read for 1 s, then echoes (messages over 4 MiB: their length);
+      -- the server reads nothing until "go" on a second connection, then echoes (messages
+      -- over 4 MiB: their length);
       -- 24 MiB fill both socket buffers, 3 MiB come back
       local f = os.tmpname()
       local h = assert(io.open(f, "w"))
@@ -315,7 +316,8 @@ describe("wss", function()
         print("listening on 127.0.0.1:" .. port); io.stdout:flush()
         local fd = assert(lightws.tcp_accept(lfd, 10))
         local ws = assert(lightws.accept(fd, { tls = { cert = %q, key = %q }, timeout = 10 }))
-        lightws.poll({}, 1)
+        local ctl = assert(lightws.tcp_accept(lfd, 10))  -- reads nothing before "go" comes here
+        assert(lightws.read_fd(ctl, 16, 20) == "go")
         ws:settimeout(20)
         for msg, kind in ws:messages() do assert(ws:send(#msg > 4194304 and "got " .. #msg or msg, kind)) end
         ws:close()
@@ -327,9 +329,12 @@ describe("wss", function()
         local ws = assert(lightws.connect("wss://localhost:" .. port .. "/", { cafile = CA, timeout = 10 }))
         local big = lightws.random(4096):rep(6144)          -- 24 MiB: more than loopback buffers hold
         ws:settimeout(0.2)
+        local ctl = assert(lightws.tcp_connect("127.0.0.1", port))
         local n, msg, sent = ws:send(big)
         assert.same({ nil, "timeout" }, { n, msg })
         assert.is_true(sent > 0 and sent < #big)
+        lightws.write_fd(ctl, "go")
+        lightws.close_fd(ctl)
         ws:settimeout(20)
         assert.equal(#big - sent, ws:send(big:sub(sent + 1)))
         assert.same({ "got " .. #big, "binary" }, { ws:receive() })
