@@ -1165,6 +1165,7 @@ static void client_error(const char *what, int err)
 {
   const char *name = lightws_errname(err), *msg = lightws_strerror(err);
   const char *reason = "";
+  int saved = errno;
 #ifdef LIGHTWS_TOOLS_TLS
   if (client_tls) {
     if (err == LIGHTWS_ERR_SYSTEM && lightws_tls_error(client_tls))
@@ -1175,6 +1176,7 @@ static void client_error(const char *what, int err)
     msg = lightws_tls_strerror(err);
   }
 #endif
+  if (err == LIGHTWS_ERR_SYSTEM) reason = strerror(saved);
   fprintf(stderr, "%s: %s%s%s (%s)%s%s\n", prog, what, what[0] ? ": " : "",
           name, msg, reason[0] ? ": " : "", reason);
 }

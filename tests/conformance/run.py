@@ -8,7 +8,10 @@ cases_hs.py) against echo peers in both roles.
 CMD is a command prefix taking the shared echo command line: CMD --host
 127.0.0.1 --port 0 starts an echo server that prints "listening on
 HOST:PORT"; CMD --client ws://HOST:PORT/PATH?QUERY starts an echo client.
-"NAME=CMD" names a peer. Prints "PASS id title" / "FAIL id title: reason"
+"NAME=CMD" names a peer. --tls CERTDIR runs every case over TLS (wss): the
+server gets --tls-cert/--tls-key (CERTDIR/server.pem, .key of
+tests/tls/make_certs.sh), the client --cafile CERTDIR/ca.pem and a
+wss://localhost URL; the suite's sockets are wrapped in Python's ssl. Prints "PASS id title" / "FAIL id title: reason"
 per case and a final "C cases, ... skipped ...; N passed, M failed" line (what
 a -k pattern left out is named there); exits 1 on any failure."""
 import argparse
@@ -20,6 +23,7 @@ import signal
 import socket
 import subprocess
 import sys
+import ssl
 import tempfile
 import time
 import traceback
@@ -30,6 +34,28 @@ import cases  # noqa: E402
 import cases_hs  # noqa: E402,F401  (registers its cases)
 import cases_pmd  # noqa: E402,F401  (registers its cases)
 from wsproto_min import Conn, Fail, PeerEOF, Skip  # noqa: E402
+
+
+TLS = {}  # --tls: {"client": SSLContext, "server": SSLContext, "dir": CERTDIR}
+
+
+def tls_setup(certdir):
+    """Wraps the suite's sockets in TLS: the one place that connects
+    (cases_hs.connect, through socket.create_connection) and Ctx.accept."""
+    cctx = ssl.create_default_context(cafile=os.path.join(certdir, "ca.pem"))
+    sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    sctx.load_cert_chain(os.path.join(certdir, "server.pem"), os.path.join(certdir, "server.key"))
+    TLS.update(client=cctx, server=sctx, dir=certdir)
+    plain = socket.create_connection
+
+    def create_connection(addr, *a, **kw):
+        s = plain(addr, *a, **kw)
+        try:
+            return cctx.wrap_socket(s, server_hostname="localhost")
+        except Exception:
+            s.close()
+            raise
+    cases_hs.socket.create_connection = create_connection
 
 
 class Ctx:
@@ -62,12 +88,22 @@ class Ctx:
                 if time.monotonic() > deadline:
                     raise Fail("the client did not connect within 10 s")
         s.settimeout(None)
+        if TLS:
+            s.settimeout(10)
+            try:
+                s = TLS["server"].wrap_socket(s, server_side=True)
+            except (ssl.SSLError, OSError) as e:
+                s.close()
+                raise Fail("TLS handshake with the client failed: %s" % e)
+            s.settimeout(None)
         return s
 
 
 def start_server(cmd, log):
     try:
-        proc = subprocess.Popen(cmd + ["--host", "127.0.0.1", "--port", "0"], stdout=subprocess.PIPE,
+        tls = ["--tls-cert", os.path.join(TLS["dir"], "server.pem"),
+               "--tls-key", os.path.join(TLS["dir"], "server.key")] if TLS else []
+        proc = subprocess.Popen(cmd + tls + ["--host", "127.0.0.1", "--port", "0"], stdout=subprocess.PIPE,
                                 stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
     except OSError as e:
         raise RuntimeError("cannot start server %r: %s" % (cmd, e))
@@ -146,9 +182,13 @@ def run_case_client(peer, state, cid, title, timeout, raw, fn):
     t.port = state["port"]
     t.path = "/case/%s?agent=lightws&n=1" % cid
     url = "ws://127.0.0.1:%d%s" % (t.port, t.path)
+    tls = []
+    if TLS:
+        url = "wss://127.0.0.1:%d%s" % (t.port, t.path)  # the certificate names 127.0.0.1
+        tls = ["--cafile", os.path.join(TLS["dir"], "ca.pem")]
     log = state["log"]
     try:
-        proc = subprocess.Popen(peer["cmd"] + ["--client", url], stdout=log, stderr=log,
+        proc = subprocess.Popen(peer["cmd"] + tls + ["--client", url], stdout=log, stderr=log,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     except OSError as e:
         return "cannot start client %r: %s" % (peer["cmd"], e)
@@ -223,7 +263,11 @@ def main():
     ap.add_argument("--logdir", default=None, help="peer stderr logs (default: a temp dir)")
     ap.add_argument("--no-exit-status", action="store_true",
                     help="do not require exit status 0/non-zero of echo clients (only that they exit)")
+    ap.add_argument("--tls", metavar="CERTDIR", default=None,
+                    help="run over TLS (wss) with the certificates of tests/tls/make_certs.sh")
     args = ap.parse_args()
+    if args.tls:
+        tls_setup(args.tls)
 
     logdir = args.logdir or tempfile.mkdtemp(prefix="lightws-conf-")
     os.makedirs(logdir, exist_ok=True)
