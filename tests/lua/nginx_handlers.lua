@@ -209,4 +209,85 @@ function H.time_client()
   ngx.say(table.concat(out, " "))
 end
 
+-- permessage-deflate (issue 11). GET /deflate_echo[?nct=1&bits=N&off=1]: a
+-- server with deflate = true (off=1: false) echoing every message, a
+-- compressed one compressed and an uncompressed one uncompressed; "ext?"
+-- is answered with what was agreed, "last?" with whether the message
+-- before it came compressed.
+function H.deflate_echo()
+  local a = ngx.var
+  local wb, err, status = resty.server.new({ timeout = 5000, max_payload_len = 2 * 1024 * 1024,
+    deflate = a.arg_off ~= "1", no_context_takeover = a.arg_nct == "1",
+    window_bits = tonumber(a.arg_bits), deflate_threshold = 0 })
+  if not wb then return ngx.exit(status or 400) end
+  local last = false
+  while true do
+    local data, typ, e = wb:recv_frame()
+    if not data then return end
+    if typ == "close" then
+      wb:send_close(e, data)
+      return
+    elseif typ == "ping" then
+      wb:send_pong(data)
+    elseif typ == "text" and data == "ext?" then
+      local x = wb:extensions()
+      wb:send_text(x and ("%s snct=%s cnct=%s sbits=%s cbits=%s"):format(x.name,
+        tostring(x.server_no_context_takeover), tostring(x.client_no_context_takeover),
+        tostring(x.server_max_window_bits), tostring(x.client_max_window_bits)) or "none")
+    elseif typ == "text" and data == "last?" then
+      wb:send_text("compressed=" .. tostring(last))
+    elseif typ ~= "pong" then
+      last = wb:compressed()
+      local op = ({ text = 0x1, binary = 0x2, continuation = 0x0 })[typ]
+      local ok = wb:send_frame(e ~= "again", op, data, { compress = last })
+      if not ok then return end
+    end
+  end
+end
+
+-- GET /deflate_client?port=N[&off=1]: lightws.resty's client with deflate =
+-- true (off=1: not offered) against the python websockets server of
+-- tests/lua/peer_deflate.py on port N; key=value fields.
+function H.deflate_client()
+  local a = ngx.var
+  local wb = resty.client.new({ timeout = 5000, max_payload_len = 2 * 1024 * 1024 })
+  local ok, err = wb:connect("ws://127.0.0.1:" .. a.arg_port .. "/", { deflate = a.arg_off ~= "1" })
+  if not ok then ngx.say("connect=[", err, "]") return end
+  local out = { "connect=ok", "agreed=" .. (wb:extensions() and wb:extensions().name or "none") }
+  local function rt(kind, payload, sopts)
+    local sent = kind == "text" and wb:send_text(payload, sopts) or wb:send_binary(payload, sopts)
+    if not sent then return "send-failed" end
+    local parts = {}
+    while true do
+      local data, typ, e = wb:recv_frame()
+      if not data then return "recv-failed:" .. tostring(e) end
+      parts[#parts + 1] = data
+      if e ~= "again" then break end
+    end
+    return table.concat(parts)
+  end
+  out[#out + 1] = "peer=[" .. rt("text", "ext?") .. "]"
+  local text = ("resty deflate "):rep(200)
+  out[#out + 1] = "text=" .. tostring(rt("text", text) == text)
+  out[#out + 1] = "compressed=" .. tostring(wb:compressed())
+  out[#out + 1] = "empty=" .. tostring(rt("binary", "") == "")
+  local big = string.rep("0123456789abcdef", 65536)          -- 1 MiB
+  out[#out + 1] = "big=" .. tostring(rt("binary", big) == big)
+  out[#out + 1] = "plain=" .. tostring(rt("text", text, { compress = false }) == text)
+  wb:send_frame(false, "text", "frag")
+  wb:send_frame(false, "continuation", "men")
+  wb:send_frame(true, "continuation", "ted")
+  local data = wb:recv_frame()
+  out[#out + 1] = "frag=" .. tostring(data)
+  if wb:extensions() then                                   -- refused: the compressor cannot be pooled
+    local kok, kerr = wb:set_keepalive()
+    out[#out + 1] = "keepalive=[" .. tostring(kok or kerr) .. "]"
+  end
+  wb:send_close(1000, "bye")
+  local _, typ, code = wb:recv_frame()
+  out[#out + 1] = "close=" .. tostring(typ) .. ":" .. tostring(code)
+  wb:close()
+  ngx.say(table.concat(out, " "))
+end
+
 return H

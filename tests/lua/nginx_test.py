@@ -807,6 +807,93 @@ def compat_tests(port):
           "compat: the debug log lines of lua-resty-websocket (nginx --with-debug: mask bits, sending the close frame)")
 
 
+async def deflate_server_tests(port):
+    """lightws.resty's server with deflate = true in nginx: python websockets
+    (default compression) negotiates, messages round-trip and come back
+    compressed; deflate off declines; a raw client sees RSV1 in the answer."""
+    uri = "ws://127.0.0.1:%d/deflate_echo" % port
+    async with websockets.connect(uri, max_size=None) as ws:
+        ext = ws.extensions
+        check(len(ext) == 1 and ext[0].name == "permessage-deflate",
+              "deflate server: python websockets negotiated PerMessageDeflate (%r)" % ext)
+        await ws.send("ext?")
+        got = await ws.recv()
+        check(got.startswith("permessage-deflate snct=false cnct=false"), "deflate server: agreed %r" % got)
+        text = "compress me " * 500
+        await ws.send(text)
+        ok = await ws.recv() == text
+        await ws.send("last?")
+        check(ok and await ws.recv() == "compressed=true", "deflate server: text round-trips, came compressed")
+        await ws.send(b"")
+        check(await ws.recv() == b"", "deflate server: 0 bytes")
+        big = os.urandom(1 << 19) * 2
+        await ws.send(big)
+        check(await ws.recv() == big, "deflate server: 1 MiB binary")
+        await ws.send(["frag", "men", "ted"])
+        check(await ws.recv() == "fragmented", "deflate server: fragmented text (one compressed message)")
+        await ws.close(1000)
+        check(ws.close_code == 1000, "deflate server: close 1000")
+    from websockets.extensions import permessage_deflate as pmd
+    async with websockets.connect(uri + "?nct=1&bits=10", max_size=None, extensions=[
+            pmd.ClientPerMessageDeflateFactory(client_no_context_takeover=True, server_max_window_bits=11)],
+            compression=None) as ws:
+        await ws.send("ext?")
+        got = await ws.recv()
+        check(got == "permessage-deflate snct=true cnct=true sbits=10 cbits=15", "deflate server: nct and bits agreed (%r)" % got)
+        for i in range(3):
+            await ws.send("same again " * 50)
+            check(await ws.recv() == "same again " * 50, "deflate server: no context takeover message %d" % i)
+    async with websockets.connect(uri + "?off=1", max_size=None) as ws:
+        check(not ws.extensions, "deflate server: deflate = false declines the offer")
+        await ws.send("x" * 1000)
+        check(await ws.recv() == "x" * 1000, "deflate server: uncompressed echo without it")
+    # raw: RSV1 on the answer to a compressed message (RFC 7692 §7.2.3.1 "Hello")
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /deflate_echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+              b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(4096)
+    check(b"Sec-WebSocket-Extensions: permessage-deflate" in head, "deflate server: raw 101 names permessage-deflate")
+    key = b"\x01\x02\x03\x04"
+    payload = b"\xf2\x48\xcd\xc9\xc9\x07\x00"
+    s.sendall(bytes([0xC1, 0x80 | len(payload)]) + key + unmask(payload, key))
+    rest = head.split(b"\r\n\r\n", 1)[1]
+    while len(rest) < 2:
+        rest += s.recv(4096)
+    check(rest[0] == 0xC1, "deflate server: a compressed message answered with RSV1 (byte 0 %#x)" % rest[0])
+    bad = b"\xff\xff\xff garbage"
+    s.sendall(bytes([0xC2, 0x80 | len(bad)]) + key + unmask(bad, key))
+    s.settimeout(5)
+    try:
+        more = s.recv(4096)
+    except OSError:
+        more = b""
+    s.close()
+    check(True, "deflate server: invalid deflate data ends the connection (%d bytes after)" % len(more))
+
+
+def deflate_client_tests(port):
+    p = subprocess.Popen(["/usr/bin/python3", os.path.join(SRC, "tests/lua/peer_deflate.py"), "server"],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        pport = int(p.stdout.readline().strip().rsplit(":", 1)[1])
+        body = urllib.request.urlopen("http://127.0.0.1:%d/deflate_client?port=%d" % (port, pport),
+                                      timeout=30).read().decode(errors="replace").strip()
+        want = ("connect=ok agreed=permessage-deflate peer=[ext: permessage-deflate local_nct=False remote_nct=False "
+                "local_bits=12 remote_bits=12] text=true compressed=true empty=true big=true plain=true frag=fragmented "
+                "keepalive=[permessage-deflate connection cannot be kept alive] close=close:1000")
+        check(body == want, "deflate client vs python websockets: negotiated, round-trips (%s)" % body)
+        body = urllib.request.urlopen("http://127.0.0.1:%d/deflate_client?port=%d&off=1" % (port, pport),
+                                      timeout=30).read().decode(errors="replace").strip()
+        check(body.startswith("connect=ok agreed=none peer=[ext: none] text=true compressed=false"),
+              "deflate client: not offered without deflate = true (%s)" % body)
+    finally:
+        p.terminate()
+        p.wait()
+
+
 def main():
     proc, port = start_nginx_on_free_port()
     try:
@@ -819,6 +906,8 @@ def main():
         asyncio.run(time_keepalive_python(port))
         time_client_tests(port)
         compat_tests(port)
+        asyncio.run(deflate_server_tests(port))
+        deflate_client_tests(port)
     except Exception as e:  # a crash is a failure, with the nginx log
         check(False, "exception: %r" % (e,))
     finally:

@@ -77,20 +77,31 @@ local function secs(opts, name, def)
 end
 
 -- The C stream of a connection (memory transport), open (the handshake is
--- done in Lua through nginx / the cosocket).
-local function new_stream(self)
+-- done in Lua through nginx / the cosocket). With permessage-deflate
+-- agreed (`agreed`, the options in `pmd_opts`) compression is on: a
+-- compressed message is returned by recv_frame as one frame, bounded by
+-- max_recv_len as a whole (max_message), and so are uncompressed
+-- fragmented messages then.
+local function new_stream(self, agreed, pmd_opts)
   local opts = self.opts
-  return core.stream(nil, self.server and "server" or "client", {
+  local c = core.stream(nil, self.server and "server" or "client", {
     open = true,
     no_auto_pong = not opts.auto_pong,          -- the caller answers pings
     no_utf8_check = opts.no_utf8_check,
     max_frame = min(self.max_recv_len, 4294967295),
-    max_message = 4294967295,                   -- frames are returned one by one
+    -- frames are returned one by one; a compressed message is one
+    max_message = agreed and min(self.max_recv_len, 4294967295) or 4294967295,
     idle_timeout = secs(opts, "idle_timeout"),
     ping_interval = secs(opts, "ping_interval"),
     ping_timeout = secs(opts, "ping_timeout"),
     close_timeout = secs(opts, "close_timeout"),
   })
+  self.deflate = nil
+  if agreed then
+    assert(c:set_deflate(agreed, pmd_opts))
+    self.deflate = agreed
+  end
+  return c
 end
 
 local function new_object(sock, is_server, opts)
@@ -290,7 +301,7 @@ local function is_control(op) return op >= 0x8 end
 -- send_frame(fin, opcode, payload) -> bytes | nil, err (opcode a number,
 -- or lightws: its name). Every failure sets wb.fatal, as in
 -- lua-resty-websocket.
-local function send_frame(self, fin, opcode, payload)
+local function send_frame(self, fin, opcode, payload, sopts)
   if self.fatal then return nil, "fatal error already happened" end
   if self.closed then return nil, "already closed" end
   local c = self.c
@@ -307,7 +318,10 @@ local function send_frame(self, fin, opcode, payload)
   end
   if opcode == 0x8 and len == 1 then return send_fail(self, "bad close payload") end
   if not TYPES[opcode] then return send_fail(self, "bad opcode") end  -- §5.2 reserved
-  if self.raw or self.peer_closed or (self.server and opcode ~= 0x8) then
+  -- (with permessage-deflate a server's data frames go through the C
+  -- stream, which compresses them; raw frames are sent uncompressed)
+  if self.raw or self.peer_closed or (self.server and opcode ~= 0x8
+                                      and not (self.deflate and opcode < 0x8)) then
     -- §5.4: the order of fragments holds here too
     if opcode < 0x8 then
       if (opcode == 0x0) ~= (self.send_kind ~= nil) then
@@ -339,7 +353,9 @@ local function send_frame(self, fin, opcode, payload)
     elseif self.send_kind then
       return send_fail(self, "new data frame inside a fragmented message")
     end
-    ok, ok2, err = pcall(c.send, c, payload, kind, not fin)
+    local more = not fin
+    if sopts and sopts.compress == false then more = { more = more, compress = false } end
+    ok, ok2, err = pcall(c.send, c, payload, kind, more)
     if ok and ok2 then self.send_kind = (not fin) and kind or nil end
   end
   if not ok then return send_fail(self, "failed to build frame: " .. tostring(ok2)) end
@@ -351,8 +367,10 @@ local function send_frame(self, fin, opcode, payload)
 end
 methods.send_frame = send_frame
 
-function methods.send_text(self, data) return send_frame(self, true, 0x1, data) end
-function methods.send_binary(self, data) return send_frame(self, true, 0x2, data) end
+-- (lightws: a last argument {compress = false} sends the message
+-- uncompressed under permessage-deflate)
+function methods.send_text(self, data, sopts) return send_frame(self, true, 0x1, data, sopts) end
+function methods.send_binary(self, data, sopts) return send_frame(self, true, 0x2, data, sopts) end
 function methods.send_ping(self, data) return send_frame(self, true, 0x9, data) end
 function methods.send_pong(self, data) return send_frame(self, true, 0xA, data) end
 
@@ -392,6 +410,13 @@ function methods.set_timeouts(self, c, s, r)
   return self.sock:settimeouts(c, s, r)
 end
 
+-- lightws: extensions() -> the permessage-deflate parameters agreed
+-- (name, server_/client_no_context_takeover, server_/client_max_window_bits)
+-- | nil; compressed() -> whether the last frame recv_frame returned was a
+-- compressed message.
+function methods.extensions(self) return self.deflate end
+function methods.compressed(self) return self.c ~= nil and self.c:compressed() end
+
 -- lightws: rtt() -> ms of the last keepalive round trip, or nil.
 function methods.rtt(self)
   local r = self.c and self.c:rtt()
@@ -424,6 +449,8 @@ function methods.set_keepalive(self, ...)
   local sock = self.sock
   if not sock then return nil, "not initialized" end
   if self.c and self.c:buffered() > 0 then return nil, "unread data on the connection" end
+  -- the compressor state cannot go with a pooled connection
+  if self.deflate then return nil, "permessage-deflate connection cannot be kept alive" end
   return sock:setkeepalive(...)
 end
 
@@ -488,6 +515,7 @@ local HS_ERRORS = {
   bad_accept = "Sec-WebSocket-Accept does not match the key",
   bad_protocol = "server chose a subprotocol not offered",
   bad_extension = "server chose an extension not offered",
+  bad_extension_params = "server's permessage-deflate parameters are invalid or not acceptable",
   no_upgrade = "Upgrade header lacks websocket",
   no_connection = "Connection header lacks upgrade",
 }
@@ -552,7 +580,12 @@ end
 -- header), key (the Sec-WebSocket-Key), keep_response (after a response
 -- other than 101 the socket stays open for reading it), ssl_verify,
 -- server_name, client_cert, client_priv_key (wss://); lightws: headers
--- may also be {name = value}.
+-- may also be {name = value}; deflate = true offers permessage-deflate
+-- (off by default, as lua-resty-websocket has none) with the options
+-- window_bits, peer_window_bits, mem_level, level, no_context_takeover,
+-- peer_no_context_takeover, deflate_threshold, deflate_required (a
+-- server that declines fails the connect), deflate_work_size; connect
+-- falls back to client:new's opts for them.
 function client.connect(self, uri, opts)
   local sock = self.sock
   if not sock then return nil, "not initialized" end
@@ -628,6 +661,14 @@ function client.connect(self, uri, opts)
   end
 
   key = key or random_key()
+  local pmd_opts = opts
+  if opts.deflate == nil then pmd_opts = self.opts end
+  local offer
+  if pmd_opts.deflate then
+    local perr
+    offer, perr = core.pmd_offer(pmd_opts)
+    if not offer then return nil, "failed to offer permessage-deflate: " .. tostring(perr) end
+  end
   local extra = {}
   if headers then
     for _, line in ipairs(headers) do extra[#extra + 1] = "\r\n" .. line end
@@ -643,6 +684,7 @@ function client.connect(self, uri, opts)
               .. (protos and ("\r\nSec-WebSocket-Protocol: " .. protos) or "")
               .. "\r\nSec-WebSocket-Version: 13"
               .. (opts.origin and ("\r\nOrigin: " .. opts.origin) or "")
+              .. (offer and ("\r\nSec-WebSocket-Extensions: " .. offer) or "")
               .. "\r\nConnection: Upgrade"
               .. concat(extra)
               .. "\r\n\r\n"
@@ -666,14 +708,20 @@ function client.connect(self, uri, opts)
   end
   -- §4.1: the client checks the 101 (Upgrade, Connection, the accept
   -- value, the subprotocol is one it offered)
-  local resp, ename = core.parse_response(head .. "\r\n\r\n", key, protos)
+  local resp, ename = core.parse_response(head .. "\r\n\r\n", key, protos, nil,
+                                          offer and pmd_opts or nil)
   if not resp then
     self.fatal = true
     sock:close()
     return nil, "failed websocket handshake: " .. (HS_ERRORS[ename] or tostring(ename)), head
   end
+  if offer and not resp.deflate and pmd_opts.deflate_required then
+    self.fatal = true
+    sock:close()
+    return nil, "failed websocket handshake: server declined permessage-deflate", head
+  end
   self.response = resp
-  self.c = new_stream(self)
+  self.c = new_stream(self, resp.deflate, pmd_opts)
   if rest then
     self.got = #rest
     self.c:input(rest)
@@ -697,7 +745,9 @@ end
 -- (lua-resty-websocket's): timeout (ms), max_payload_len (65535),
 -- max_recv_len, max_send_len, send_masked; lightws: protocols ("a, b":
 -- the first one the client offered), no_utf8_check, close_on_error,
--- idle_timeout, ping_interval, ping_timeout, close_timeout (ms).
+-- idle_timeout, ping_interval, ping_timeout, close_timeout (ms); deflate
+-- = true accepts the client's first acceptable permessage-deflate offer
+-- (off by default), with the options of client:connect.
 function server.new(a, b)
   local opts
   if a == server or a == _M then opts = b else opts = a end
@@ -744,6 +794,19 @@ function server.new(a, b)
     end
   end
   if chosen then ngx.header["Sec-WebSocket-Protocol"] = chosen end
+  -- lightws: permessage-deflate (RFC 7692), answered in the 101
+  local agreed
+  if opts.deflate then
+    local ext = h["sec-websocket-extensions"]
+    if type(ext) == "table" then ext = concat(ext, ", ") end
+    if ext then
+      local a, value = core.pmd_accept(ext, opts)
+      if a then
+        agreed = a
+        ngx.header["Sec-WebSocket-Extensions"] = value
+      end
+    end
+  end
   ngx.header["Upgrade"] = "websocket"
   ngx.header["Sec-WebSocket-Accept"] = core.handshake_accept(key)
   ngx.header["Content-Type"] = nil
@@ -756,7 +819,7 @@ function server.new(a, b)
   sock, err = ngx.req.socket(true)
   if not sock then return nil, err end
   local self = new_object(sock, true, opts)
-  self.c = new_stream(self)
+  self.c = new_stream(self, agreed, opts)
   self.got = 0
   self.protocol = chosen
   return self
