@@ -466,8 +466,8 @@ static int l_start(lua_State *L) {
   static const char *const roles[] = {"server", "client", NULL};
   int role = luaL_checkoption(L, 2, NULL, roles) ? LIGHTWS_CLIENT
                                                  : LIGHTWS_SERVER;
-  const char *host = luaL_optstring(L, 5, NULL);
-  double timeout = luaL_optnumber(L, 6, -1);
+  const char *host;
+  double timeout;
   struct lctx *x;
   struct lconn *c;
   const char *sn = NULL;
@@ -475,12 +475,14 @@ static int l_start(lua_State *L) {
   struct stat st;
   int fd, rc, n;
   luaL_checkany(L, 1);
-  if (lua_isnoneornil(L, 4)) {
-    lua_settop(L, 3);
+  lua_settop(L, 6);
+  if (lua_isnil(L, 4)) {
     lua_newtable(L);
+    lua_replace(L, 4);
   }
   luaL_checktype(L, 4, LUA_TTABLE);
-  lua_settop(L, 6);
+  host = luaL_optstring(L, 5, NULL);
+  timeout = luaL_optnumber(L, 6, -1);
   /* the context: 7 */
   if (test_udata(L, 3, CTX_MT)) {
     lua_pushvalue(L, 3);
