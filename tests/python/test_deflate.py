@@ -441,8 +441,11 @@ class TestClientReads(unittest.TestCase):
             n, got = 0, None
             while got is None or not got.message_end:
                 got = ws.recv_chunk_into(memoryview(buf)[n:])
+                self.assertTrue(got.compressed)
                 n += got.nbytes
             self.assertEqual(bytes(buf[:n]), b"x" * 5000)
+            raw.sendall(frame(2, b"plain"))
+            self.assertEqual(ws.recv_chunk_into(buf), lightws.Chunk(5, 2, True, True, False))
             raw.sendall(frame(2, codec.compress(b"y" * 300), rsv=0x40))
             self.assertEqual(ws.read(300), b"y" * 300)
         finally:

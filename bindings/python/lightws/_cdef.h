@@ -245,6 +245,7 @@ struct lightws_chunk {
   uint8_t opcode;
   uint8_t frame_end;
   uint8_t message_end;
+  uint8_t compressed;
   ...;
 };
 struct lightws_msg {

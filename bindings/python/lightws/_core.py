@@ -298,6 +298,7 @@ class Chunk(NamedTuple):
     opcode: int        # Opcode.TEXT or Opcode.BINARY (of the message)
     frame_end: bool    # this chunk ends a frame
     message_end: bool  # this chunk ends the message
+    compressed: bool = False   # its message came compressed (permessage-deflate)
 
 
 # -- permessage-deflate (RFC 7692) ---------------------------------------------
@@ -585,25 +586,21 @@ class CStream:
                 if n < 0:
                     raise self._fail(n)
                 c = self._chunk
-                return Chunk(n, c.opcode, bool(c.frame_end), bool(c.message_end))
+                return Chunk(n, c.opcode, bool(c.frame_end), bool(c.message_end),
+                             bool(c.compressed))
 
     def recv_chunk(self) -> Tuple[bytes, int, bool, bool, bool]:
-        """lightws_stream_recv: the next piece, copied out of rbuf, and
-        whether its message came compressed: lightws.h hands inflated
-        bytes out of the deflate block's work buffer, other payload out of
-        rbuf, so the view's address tells."""
+        """lightws_stream_recv: the next piece, copied out of rbuf (or,
+        inflated, out of the deflate block's work buffer), and whether its
+        message came compressed (chunk->compressed)."""
         with self.lock:
             n = lib.lightws_stream_recv(self._s, self._chunk)
             self._note_pong()
             if n < 0:
                 raise self._fail(n)
             c = self._chunk
-            comp = False
-            if self._pmd_mem is not None:
-                d = c.data
-                comp = d != ffi.NULL and self._pmd_mem <= d < self._pmd_mem + self._pmd_size
             return (ffi.buffer(c.data, n)[:] if n else b"", c.opcode,
-                    bool(c.frame_end), bool(c.message_end), comp)
+                    bool(c.frame_end), bool(c.message_end), bool(c.compressed))
 
     def recv_msg(self):
         """lightws_stream_recv for WebSocket.recv() through one glue call:

@@ -369,9 +369,9 @@ class WebSocket(BaseWebSocket):
         if n < len(data):
             self._ahead[0] = (data[n:], op, frame_end, message_end, comp)
             self._ahead_bytes -= n
-            return Chunk(n, op, False, False)
+            return Chunk(n, op, False, False, comp)
         self._take(n)
-        return Chunk(n, op, frame_end, message_end)
+        return Chunk(n, op, frame_end, message_end, comp)
 
     def _ahead_bytes_into(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")

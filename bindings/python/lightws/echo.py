@@ -26,9 +26,8 @@ exits 0; it gives up when the handshake is not done within --timeout
 
 Both roles negotiate permessage-deflate (RFC 7692; window 12 bits,
 memLevel 5, as build/lightws-echo) and answer a compressed message
-compressed, an uncompressed one uncompressed (the C stream hands
-inflated bytes out of the deflate block, which is how a piece tells);
---no-deflate turns compression off.
+compressed, an uncompressed one uncompressed (the C read says which:
+chunk->compressed); --no-deflate turns compression off.
 """
 
 from __future__ import annotations
@@ -53,68 +52,38 @@ SHUTDOWN_GRACE = 1.0                      #: seconds for clients to answer 1001
 
 def echo_stream(ws: WebSocket, bufsize: int = 65536) -> None:
     """Echoes until the peer closes: each chunk read goes back as a
-    fragment of the same message, so memory stays at ``bufsize``."""
-    if ws.compression:
-        _echo_pieces(ws)
-        return
+    fragment of the same message, so memory stays at ``bufsize``. With
+    compression, a compressed message goes back into the compressor as
+    fragments ended by an empty final call (compressed whatever its size)
+    and an uncompressed one goes back uncompressed."""
     buf = bytearray(bufsize)
     view = memoryview(buf)
     while True:
         ch = ws.recv_chunk_into(buf)
         if ch.nbytes == 0 and not ch.message_end:
             continue
-        ws.send(view[:ch.nbytes], ch.opcode, fin=ch.message_end)
-
-
-def _echo_pieces(ws: WebSocket) -> None:
-    """echo_stream() with compression: a compressed message goes back into
-    the compressor as fragments ended by an empty final call (compressed
-    whatever its size), an uncompressed one goes back uncompressed."""
-    comp: Optional[bool] = None
-    while True:
-        p = ws.recv_piece()
-        if comp is None:
-            comp = p.compressed
-        if p.data or p.message_end:
-            if comp:
-                ws.send(p.data, p.opcode, fin=False)
-                if p.message_end:
-                    ws.send(b"", p.opcode, fin=True)
-            else:
-                ws.send(p.data, p.opcode, fin=p.message_end, compress=False)
-        if p.message_end:
-            comp = None
-
-
-async def _echo_pieces_async(ws: lwa.WebSocket) -> None:
-    comp: Optional[bool] = None
-    while True:
-        p = await ws.recv_piece()
-        if comp is None:
-            comp = p.compressed
-        if p.data or p.message_end:
-            if comp:
-                await ws.send(p.data, p.opcode, fin=False)
-                if p.message_end:
-                    await ws.send(b"", p.opcode, fin=True)
-            else:
-                await ws.send(p.data, p.opcode, fin=p.message_end, compress=False)
-        if p.message_end:
-            comp = None
+        if ch.compressed:
+            ws.send(view[:ch.nbytes], ch.opcode, fin=False)
+            if ch.message_end:
+                ws.send(b"", ch.opcode)
+        else:
+            ws.send(view[:ch.nbytes], ch.opcode, fin=ch.message_end, compress=False)
 
 
 async def echo_stream_async(ws: lwa.WebSocket, bufsize: int = CHUNK) -> None:
     """echo_stream() over lightws.asyncio."""
-    if ws.compression:
-        await _echo_pieces_async(ws)
-        return
     buf = bytearray(bufsize)
     view = memoryview(buf)
     while True:
         ch = await ws.recv_chunk_into(buf)
         if ch.nbytes == 0 and not ch.message_end:
             continue
-        await ws.send(view[:ch.nbytes], ch.opcode, fin=ch.message_end)
+        if ch.compressed:
+            await ws.send(view[:ch.nbytes], ch.opcode, fin=False)
+            if ch.message_end:
+                await ws.send(b"", ch.opcode)
+        else:
+            await ws.send(view[:ch.nbytes], ch.opcode, fin=ch.message_end, compress=False)
 
 
 def _peer(ws: Any) -> str:
