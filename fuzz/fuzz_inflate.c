@@ -161,6 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&fc, 0, sizeof fc);
     FUZZ_CHECK(lightws_stream_init(&c, LIGHTWS_CLIENT, -1, rbuf_c,
                                    sizeof rbuf_c, 0) == 0);
+    memset(&cio, 0, sizeof cio); /* the optional hooks stay NULL */
     cio.read = fake_read;
     cio.writev = fake_writev;
     cio.ctx = &fc;
@@ -204,6 +205,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   f.eagain = (int)(data[3] >> 2 & 1);
   FUZZ_CHECK(lightws_stream_init(&s, LIGHTWS_SERVER, -1, rbuf_s, rsize,
                                  data[3] & 8 ? LIGHTWS_OPT_DIRECT : 0) == 0);
+  memset(&io, 0, sizeof io); /* the optional hooks stay NULL */
   io.read = fake_read;
   io.writev = fake_writev;
   io.ctx = &f;

@@ -189,6 +189,7 @@ static void run(const uint8_t *in, size_t len, int role, unsigned options,
   *did_close = 0;
 
   FUZZ_CHECK(lightws_stream_init(&s, role, -1, rbuf, rsize, options) == 0);
+  memset(&io, 0, sizeof io); /* the optional hooks stay NULL */
   io.read = fake_read;
   io.writev = fake_writev;
   io.ctx = f;

@@ -40,6 +40,10 @@ typedef char lightws__stream_size_check[sizeof(struct lightws_stream) <= 384
 #define F_KA_WAIT      0x01000000u /* keepalive ping due, waiting for the
                                       control slot (ctl_flush builds it) */
 
+typedef char lightws__want_bits_check[(F_WANT_READ == LIGHTWS_WANT_READ << 8 &&
+                                       F_WANT_WRITE == LIGHTWS_WANT_WRITE << 8)
+                                      ? 1 : -1];
+
 #define STATE_OPEN LIGHTWS__ST_OPEN
 
 #define CHUNK 16384  /* stack chunk for masking a const buffer */
@@ -47,6 +51,28 @@ typedef char lightws__stream_size_check[sizeof(struct lightws_stream) <= 384
 #define SENDV_MAX 32
 
 /* ---- transport -------------------------------------------------------- */
+
+/* F_WANT_* bits for a would-block of the transport: what the io's `want`
+ * hook says (a TLS read may need to write first), else `own`, the
+ * direction of the call. Only on the EAGAIN path. */
+static uint32_t want_bits(const struct lightws_stream *s, uint32_t own) {
+  if (s->io && s->io->want) {
+    int w = s->io->want(s->io->ctx) &
+            (LIGHTWS_WANT_READ | LIGHTWS_WANT_WRITE);
+    if (w) return (uint32_t)w << 8; /* F_WANT_READ/WRITE are WANT_* << 8 */
+  }
+  return own;
+}
+
+/* The io's `flush` hook: output the transport holds. 0 when none is left
+ * (or no hook), WOULDBLOCK (want bits set), or the hook's error. */
+static int io_flush(struct lightws_stream *s) {
+  int r;
+  if (!s->io || !s->io->flush) return 0;
+  r = s->io->flush(s->io->ctx);
+  if (r == LIGHTWS_ERR_WOULDBLOCK) s->flags |= want_bits(s, F_WANT_WRITE);
+  return r;
+}
 
 /* Like read(2), EINTR retried: bytes read, 0 at EOF, or WOULDBLOCK (want
  * READ set) / SYSTEM. */
@@ -80,7 +106,7 @@ ssize_t lightws__stream_io_read(struct lightws_stream *s, void *buf,
         if (w < 0) return w;
         continue;
       }
-      s->flags |= F_WANT_READ;
+      s->flags |= want_bits(s, F_WANT_READ);
       return LIGHTWS_ERR_WOULDBLOCK;
     }
     return LIGHTWS_ERR_SYSTEM;
@@ -137,7 +163,7 @@ ssize_t lightws__stream_io_writev(struct lightws_stream *s,
         if (w < 0) return w;
         continue;
       }
-      s->flags |= F_WANT_WRITE;
+      s->flags |= want_bits(s, F_WANT_WRITE);
       return LIGHTWS_ERR_WOULDBLOCK;
     }
     return LIGHTWS_ERR_SYSTEM;
@@ -761,8 +787,13 @@ static ssize_t engine(struct lightws_stream *s, struct lightws_chunk *out,
 
 /* Common entry of the read calls: sticky states first. */
 static ssize_t read_begin(struct lightws_stream *s) {
+  uint32_t was = s->flags;
   if (s->state != STATE_OPEN) return LIGHTWS_ERR_INVALID;
   s->flags &= ~(F_WANT_READ | F_WANT_WRITE | F_PONG_VALID);
+  /* the last call would block for writing: output the transport holds (a
+   * TLS KeyUpdate answer) goes first if it can; a read may go on anyway */
+  if ((was & F_WANT_WRITE) && s->io && s->io->flush)
+    (void)io_flush(s);
   if (s->last_err) {
     ctl_try(s);
     return -(ssize_t)s->last_err;
@@ -917,7 +948,10 @@ static ssize_t frame_write(struct lightws_stream *s, const uint8_t *buf,
         plen = n - done;
       } else {
         if (cend == done) {
-          plen = n - done < CHUNK ? n - done : CHUNK;
+          /* head + chunk fill one 16 KiB TLS record: the first chunk of
+           * a frame leaves room for the rest of its head */
+          size_t room = CHUNK - hrest;
+          plen = n - done < room ? n - done : room;
           lightws_mask_copy(chunk, buf + done, plen, s->w_mask,
                             s->w_mask_off);
           cbeg = 0;
@@ -1501,8 +1535,11 @@ int lightws_stream_flush(struct lightws_stream *s) {
     ssize_t w = frame_write(s, NULL, 0, 0);
     if (w < 0) return (int)w;
   }
-  if (!s->ctl_len) return 0;
-  return ctl_flush(s);
+  if (s->ctl_len) {
+    int r = ctl_flush(s);
+    if (r < 0) return r;
+  }
+  return io_flush(s); /* then what the transport holds */
 }
 
 /* ---- setup and queries ------------------------------------------------ */
@@ -1575,6 +1612,7 @@ int lightws_stream_feed(struct lightws_stream *s, const uint8_t *in,
 
 size_t lightws_stream_buffered(const struct lightws_stream *s) {
   size_t n = s->state == STATE_OPEN ? (size_t)(s->rend - s->rpos) : 0;
+  if (s->io && s->io->pending) n += s->io->pending(s->io->ctx);
 #if LIGHTWS_HAVE_ZLIB
   /* inflated output held in zlib, or the §7.2.2 tail still to feed: a
    * read has something without reading the transport */
@@ -1593,6 +1631,9 @@ int lightws_stream_want(const struct lightws_stream *s) {
 #if LIGHTWS_HAVE_ZLIB
   if (w_pending(s)) w |= LIGHTWS_WANT_WRITE;
 #endif
+  /* output the transport holds (a TLS KeyUpdate answer): flush sends it */
+  if (!(w & LIGHTWS_WANT_WRITE) && s->io && s->io->want)
+    w |= s->io->want(s->io->ctx) & LIGHTWS_WANT_WRITE;
   return w;
 }
 

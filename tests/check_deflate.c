@@ -160,6 +160,7 @@ static ssize_t zio_writev(void *ctx, const struct iovec *iov, int cnt) {
 
 static struct lightws_io zio_ops(struct zio *z) {
   struct lightws_io io;
+  memset(&io, 0, sizeof io); /* the optional hooks stay NULL */
   io.read = zio_read;
   io.writev = zio_writev;
   io.ctx = z;

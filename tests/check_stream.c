@@ -409,6 +409,7 @@ static void run_script(int role, size_t rsize, size_t rmax, int rrand,
   f->rrand = rrand;
   f->reagain = reagain;
   f->rng = seed;
+  memset(&io, 0, sizeof io); /* the optional hooks stay NULL */
   io.read = fake_read;
   io.writev = fake_writev;
   io.ctx = f;
@@ -502,7 +503,7 @@ START_TEST(test_recv_every_split) {
   for (split = 1; split <= sc.wire.len; split += step) {
     struct lightws_stream s;
     struct fake *f = fake_new(4096);
-    struct lightws_io io = {fake_read, fake_writev, NULL};
+    struct lightws_io io = {fake_read, fake_writev, NULL, NULL, NULL, NULL};
     struct result res;
     uint8_t rbuf[256];
     io.ctx = f;
@@ -1745,7 +1746,7 @@ END_TEST
 START_TEST(test_pong_data_survives_compaction) {
   struct lightws_stream st;
   struct fake *f = fake_new(4096);
-  struct lightws_io io = {fake_read, fake_writev, NULL};
+  struct lightws_io io = {fake_read, fake_writev, NULL, NULL, NULL, NULL};
   struct buf in = {0};
   uint8_t rbuf[256], a[238], b[100];
   struct lightws_chunk c;
@@ -1776,6 +1777,274 @@ START_TEST(test_pong_data_survives_compaction) {
   ck_assert_ptr_null(lightws_stream_pong_data(&st, &pl));
   free(in.p);
   fake_free(f);
+}
+END_TEST
+
+
+/* ---- optional lightws_io hooks (want, flush, pending) ------------------- */
+
+/* A transport with state of its own, as TLS has: reads and writes say
+ * EAGAIN when told to, `need` is what its want hook reports, `held` bytes
+ * of output wait for its flush hook, `pend` bytes for the next read. */
+struct hookio {
+  const uint8_t *in;
+  size_t in_len, in_pos;
+  int rblock, wblock;   /* EAGAIN from read / writev */
+  int need;             /* want hook: LIGHTWS_WANT_* */
+  size_t held;          /* output held: want adds WRITE, flush sends it */
+  int flush_block;      /* flush says WOULDBLOCK */
+  size_t pend;          /* pending hook */
+  unsigned wants, flushes, pendings;
+  size_t wrote;
+};
+
+static ssize_t hook_read(void *ctx, void *buf, size_t len) {
+  struct hookio *h = (struct hookio *)ctx;
+  size_t n = h->in_len - h->in_pos;
+  if (h->rblock || n == 0) {
+    errno = EAGAIN;
+    return -1;
+  }
+  if (n > len) n = len;
+  memcpy(buf, h->in + h->in_pos, n);
+  h->in_pos += n;
+  return (ssize_t)n;
+}
+
+static ssize_t hook_writev(void *ctx, const struct iovec *iov, int cnt) {
+  struct hookio *h = (struct hookio *)ctx;
+  size_t n = 0;
+  int i;
+  if (h->wblock) {
+    errno = EAGAIN;
+    return -1;
+  }
+  for (i = 0; i < cnt; i++) n += iov[i].iov_len;
+  h->wrote += n;
+  return (ssize_t)n;
+}
+
+static int hook_want(void *ctx) {
+  struct hookio *h = (struct hookio *)ctx;
+  h->wants++;
+  return h->need | (h->held ? LIGHTWS_WANT_WRITE : 0);
+}
+
+static int hook_flush(void *ctx) {
+  struct hookio *h = (struct hookio *)ctx;
+  h->flushes++;
+  if (h->held && h->flush_block) return LIGHTWS_ERR_WOULDBLOCK;
+  h->held = 0;
+  return 0;
+}
+
+static size_t hook_pending(void *ctx) {
+  struct hookio *h = (struct hookio *)ctx;
+  h->pendings++;
+  return h->pend;
+}
+
+static void hook_stream(struct lightws_stream *st, uint8_t *rbuf, size_t rsize,
+                        struct lightws_io *io, struct hookio *h, int role) {
+  struct lightws_io z = {hook_read, hook_writev, NULL, NULL, NULL, NULL};
+  *io = z; /* the hooks NULL, as {read, writev, ctx} leaves them */
+  io->ctx = h;
+  ck_assert_int_eq(lightws_stream_init(st, role, -1, rbuf, rsize, 0), 0);
+  lightws_stream_set_io(st, io);
+}
+
+START_TEST(test_io_hooks_want_from_read_and_write) {
+  /* a read that would block reports what the want hook says (a TLS read
+   * that must write first: WRITE), and a write likewise (READ) */
+  struct lightws_stream st;
+  struct lightws_io io;
+  struct hookio h;
+  struct lightws_chunk c;
+  uint8_t rbuf[512], payload[10] = "0123456789";
+  memset(&h, 0, sizeof h);
+  hook_stream(&st, rbuf, sizeof rbuf, &io, &h, LIGHTWS_SERVER);
+  io.want = hook_want;
+  h.need = LIGHTWS_WANT_WRITE;
+  ck_assert_int_eq((int)lightws_stream_recv(&st, &c), LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_int_eq(lightws_stream_want(&st), LIGHTWS_WANT_WRITE);
+  ck_assert_uint_ge(h.wants, 1);
+  /* the hook saying 0: the call's own direction */
+  h.need = 0;
+  ck_assert_int_eq((int)lightws_stream_recv(&st, &c), LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_int_eq(lightws_stream_want(&st), LIGHTWS_WANT_READ);
+  h.need = LIGHTWS_WANT_READ | LIGHTWS_WANT_WRITE;
+  ck_assert_int_eq((int)lightws_stream_recv(&st, &c), LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_int_eq(lightws_stream_want(&st),
+                   LIGHTWS_WANT_READ | LIGHTWS_WANT_WRITE);
+  /* a write that would block until the transport reads */
+  h.wblock = 1;
+  h.need = LIGHTWS_WANT_READ;
+  ck_assert_int_eq((int)lightws_stream_send(&st, LIGHTWS_OPCODE_BINARY,
+                                            payload, sizeof payload, 0),
+                   LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_int_eq(lightws_stream_want(&st), LIGHTWS_WANT_READ);
+  h.wblock = 0;
+  ck_assert_int_eq((int)lightws_stream_send(&st, LIGHTWS_OPCODE_BINARY,
+                                            payload, sizeof payload, 0), 10);
+  ck_assert_uint_eq(h.wrote, 12);
+  /* nothing blocked: the hook's own WRITE (output held) still shows */
+  h.need = 0;
+  ck_assert_int_eq(lightws_stream_want(&st), 0);
+  h.held = 5;
+  ck_assert_int_eq(lightws_stream_want(&st), LIGHTWS_WANT_WRITE);
+}
+END_TEST
+
+START_TEST(test_io_hooks_null_keep_old_behaviour) {
+  /* {read, writev, ctx}: want from the call's direction, nothing pending,
+   * flush with nothing queued is 0 */
+  struct lightws_stream st;
+  struct lightws_io io;
+  struct hookio h;
+  struct lightws_chunk c;
+  uint8_t rbuf[512], payload[3] = "abc";
+  static const uint8_t frame[] = {0x82, 0x83, 1, 2, 3, 4, 'a' ^ 1, 'b' ^ 2,
+                                  'c' ^ 3};
+  memset(&h, 0, sizeof h);
+  hook_stream(&st, rbuf, sizeof rbuf, &io, &h, LIGHTWS_SERVER);
+  ck_assert(io.want == NULL);
+  ck_assert(io.flush == NULL);
+  ck_assert(io.pending == NULL);
+  h.need = LIGHTWS_WANT_WRITE; /* ignored: no hook */
+  ck_assert_int_eq((int)lightws_stream_recv(&st, &c), LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_int_eq(lightws_stream_want(&st), LIGHTWS_WANT_READ);
+  ck_assert_uint_eq(lightws_stream_buffered(&st), 0);
+  h.wblock = 1;
+  ck_assert_int_eq((int)lightws_stream_send(&st, LIGHTWS_OPCODE_BINARY,
+                                            payload, 3, 0),
+                   LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_int_eq(lightws_stream_want(&st), LIGHTWS_WANT_WRITE);
+  h.wblock = 0;
+  ck_assert_int_eq(lightws_stream_flush(&st), 0);
+  ck_assert_int_eq(lightws_stream_want(&st), 0);
+  h.in = frame;
+  h.in_len = sizeof frame;
+  ck_assert_int_eq((int)lightws_stream_recv(&st, &c), 3);
+  ck_assert(memcmp(c.data, "abc", 3) == 0);
+  ck_assert_uint_eq(h.wants + h.flushes + h.pendings, 0);
+}
+END_TEST
+
+START_TEST(test_io_hooks_pending_counts_in_buffered) {
+  struct lightws_stream st;
+  struct lightws_io io;
+  struct hookio h;
+  struct lightws_chunk c;
+  uint8_t rbuf[512];
+  /* two frames in one read: the second waits in rbuf */
+  static const uint8_t frames[] = {0x82, 0x81, 0, 0, 0, 0, 'x',
+                                   0x82, 0x81, 0, 0, 0, 0, 'y'};
+  memset(&h, 0, sizeof h);
+  hook_stream(&st, rbuf, sizeof rbuf, &io, &h, LIGHTWS_SERVER);
+  io.pending = hook_pending;
+  ck_assert_uint_eq(lightws_stream_buffered(&st), 0);
+  h.pend = 7; /* e.g. decrypted bytes inside OpenSSL */
+  ck_assert_uint_eq(lightws_stream_buffered(&st), 7);
+  h.in = frames;
+  h.in_len = sizeof frames;
+  ck_assert_int_eq((int)lightws_stream_recv(&st, &c), 1);
+  ck_assert_uint_eq(lightws_stream_buffered(&st), 7 + 7);
+  h.pend = 0;
+  ck_assert_uint_eq(lightws_stream_buffered(&st), 7);
+  ck_assert_int_eq((int)lightws_stream_recv(&st, &c), 1);
+  ck_assert_uint_eq(lightws_stream_buffered(&st), 0);
+  ck_assert_uint_ge(h.pendings, 4);
+}
+END_TEST
+
+START_TEST(test_io_hooks_flush) {
+  /* flush() sends what the transport holds (a KeyUpdate answer written
+   * during a read), after the stream's own frames; a read after a
+   * write-block tries it first */
+  struct lightws_stream st;
+  struct lightws_io io;
+  struct hookio h;
+  struct lightws_chunk c;
+  uint8_t rbuf[512];
+  memset(&h, 0, sizeof h);
+  hook_stream(&st, rbuf, sizeof rbuf, &io, &h, LIGHTWS_SERVER);
+  io.want = hook_want;
+  io.flush = hook_flush;
+  ck_assert_int_eq(lightws_stream_flush(&st), 0);
+  ck_assert_uint_eq(h.flushes, 1);
+  h.held = 9;
+  h.flush_block = 1;
+  ck_assert_int_eq(lightws_stream_want(&st), LIGHTWS_WANT_WRITE);
+  ck_assert_int_eq(lightws_stream_flush(&st), LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_int_eq(lightws_stream_want(&st), LIGHTWS_WANT_WRITE);
+  /* a read blocked on reading, with output held: READ | WRITE */
+  h.need = LIGHTWS_WANT_READ;
+  ck_assert_int_eq((int)lightws_stream_recv(&st, &c), LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_int_eq(lightws_stream_want(&st),
+                   LIGHTWS_WANT_READ | LIGHTWS_WANT_WRITE);
+  /* that read tried the flush first (the last call waited to write) */
+  ck_assert_uint_eq(h.flushes, 3);
+  h.flush_block = 0;
+  ck_assert_int_eq((int)lightws_stream_recv(&st, &c), LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_uint_eq(h.flushes, 4);
+  ck_assert_uint_eq(h.held, 0);
+  ck_assert_int_eq(lightws_stream_want(&st), LIGHTWS_WANT_READ);
+  /* no write-block before: a read does not call the hook */
+  ck_assert_int_eq((int)lightws_stream_recv(&st, &c), LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_uint_eq(h.flushes, 4);
+  /* a queued pong goes first, then the transport's output */
+  h.held = 3;
+  h.wblock = 1;
+  ck_assert_int_eq(lightws_stream_pong(&st, "p", 1), 0); /* queued */
+  ck_assert_int_eq(lightws_stream_flush(&st), LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_uint_eq(h.flushes, 4);
+  h.wblock = 0;
+  ck_assert_int_eq(lightws_stream_flush(&st), 0);
+  ck_assert_uint_eq(h.flushes, 5);
+  ck_assert_uint_eq(h.wrote, 3);
+  ck_assert_int_eq(lightws_stream_want(&st), 0);
+}
+END_TEST
+
+/* Client frames from a const buffer: the first masked chunk leaves room
+ * for the head, so head + chunk are 16 KiB (one full TLS record). */
+struct sizes_io {
+  size_t w[16];
+  int n;
+};
+
+static ssize_t sizes_writev(void *ctx, const struct iovec *iov, int cnt) {
+  struct sizes_io *z = (struct sizes_io *)ctx;
+  size_t n = 0;
+  int i;
+  for (i = 0; i < cnt; i++) n += iov[i].iov_len;
+  if (z->n < 16) z->w[z->n++] = n;
+  return (ssize_t)n;
+}
+
+START_TEST(test_client_const_chunks_fill_records) {
+  struct lightws_stream st;
+  struct sizes_io z;
+  struct lightws_io io = {hook_read, sizes_writev, NULL, NULL, NULL, NULL};
+  uint8_t rbuf[512];
+  static uint8_t data[40000];
+  io.ctx = &z;
+  memset(&z, 0, sizeof z);
+  ck_assert_int_eq(
+      lightws_stream_init(&st, LIGHTWS_CLIENT, -1, rbuf, sizeof rbuf, 0), 0);
+  lightws_stream_set_io(&st, &io);
+  ck_assert_int_eq((int)lightws_stream_send(&st, LIGHTWS_OPCODE_BINARY, data,
+                                            20000, 0), 20000);
+  ck_assert_int_eq(z.n, 2);
+  ck_assert_uint_eq(z.w[0], 16384); /* 8-byte head + 16376 */
+  ck_assert_uint_eq(z.w[1], 20000 - 16376);
+  memset(&z, 0, sizeof z);
+  ck_assert_int_eq((int)lightws_stream_send(&st, LIGHTWS_OPCODE_BINARY, data,
+                                            40000, 0), 40000);
+  ck_assert_int_eq(z.n, 3);
+  ck_assert_uint_eq(z.w[0], 16384);
+  ck_assert_uint_eq(z.w[1], 16384);
+  ck_assert_uint_eq(z.w[2], 40000 + 8 - 2 * 16384);
 }
 END_TEST
 
@@ -1834,6 +2103,14 @@ Suite *stream_suite(void) {
   tcase_add_test(t, test_socketpair_blocking_1mib_both_roles);
   tcase_add_test(t, test_socketpair_nonblocking_10000_frames_no_malloc);
   tcase_add_test(t, test_pipe_transport);
+  suite_add_tcase(s, t);
+
+  t = tcase_create("io_hooks");
+  tcase_add_test(t, test_io_hooks_want_from_read_and_write);
+  tcase_add_test(t, test_io_hooks_null_keep_old_behaviour);
+  tcase_add_test(t, test_io_hooks_pending_counts_in_buffered);
+  tcase_add_test(t, test_io_hooks_flush);
+  tcase_add_test(t, test_client_const_chunks_fill_records);
   suite_add_tcase(s, t);
   return s;
 }

@@ -742,11 +742,48 @@ int lightws_pmd_check_response(const char *value, size_t len,
  * with another transport (TLS, a test harness) supplies callbacks that
  * behave like read(2) and writev(2): return bytes moved, 0 for EOF (read
  * only), or -1 with errno set (EAGAIN/EWOULDBLOCK for would-block).
+ *
+ * A transport with state of its own (TLS: a read that must first write the
+ * answer to a KeyUpdate, ciphertext waiting to go out, decrypted bytes
+ * held back) fills the optional hooks after `ctx`, so that
+ * lightws_stream_want(), lightws_stream_flush() and
+ * lightws_stream_buffered() tell the truth on their own. Each may be NULL
+ * (today's behaviour: want-read from `read`, want-write from `writev`,
+ * nothing held). Fields not set must be NULL: initialize the struct with
+ * braces ({read, writev, ctx} zeroes the rest), memset or static storage,
+ * never field by field on an uninitialized one. A descriptor stream, or
+ * an io without hooks, pays nothing for them but one NULL check when a
+ * call would block.
  * ------------------------------------------------------------------------ */
 struct lightws_io {
   ssize_t (*read)(void *ctx, void *buf, size_t len);
   ssize_t (*writev)(void *ctx, const struct iovec *iov, int iovcnt);
   void *ctx;
+  /* optional hooks (NULL: none): */
+  int (*want)(void *ctx);
+    /* The LIGHTWS_WANT_* set the transport waits for: what its last read
+     * or writev that failed with EAGAIN needs (a TLS read may need WRITE,
+     * a write READ), plus LIGHTWS_WANT_WRITE while it holds output that
+     * `flush` would send. 0: nothing (then the core assumes the direction
+     * of the call). Called by the core right after read or writev failed
+     * with EAGAIN (the result is what lightws_stream_want() reports for
+     * that WOULDBLOCK), after `flush` returned LIGHTWS_ERR_WOULDBLOCK, and
+     * by lightws_stream_want() (its WRITE bit only). Must not block or
+     * do IO. */
+  int (*flush)(void *ctx);
+    /* Sends output the transport holds on its own (written during a read:
+     * a KeyUpdate answer, an alert; or ciphertext behind an earlier
+     * writev). Returns 0 when none is left, LIGHTWS_ERR_WOULDBLOCK (the
+     * rest stays; lightws_stream_want() then has WRITE), or
+     * LIGHTWS_ERR_SYSTEM (errno set). Called by lightws_stream_flush()
+     * after the stream's own pending frames, and at the start of a read
+     * call when the previous call of the stream would block for writing
+     * (the ctl_try of a read). Must not block on a nonblocking transport. */
+  size_t (*pending)(void *ctx);
+    /* Bytes the transport received and holds for the next `read` (which
+     * then returns them without waiting), e.g. decrypted TLS records; a
+     * nonzero value only promises that `read` makes progress. Added to
+     * lightws_stream_buffered(). Must not do IO. */
 };
 
 /* ------------------------------------------------------------------------
@@ -1174,7 +1211,9 @@ int lightws_stream_close(struct lightws_stream *s, unsigned code,
 
 /*
  * Writes a pending control frame (auto pong, queued ping or close), and
- * first the rest of the head of an empty data frame cut short.
+ * first the rest of the head of an empty data frame cut short; then, over
+ * a lightws_io with a `flush` hook, the output the transport holds (a TLS
+ * KeyUpdate answer, buffered ciphertext).
  * Returns 0 when nothing is pending any more, LIGHTWS_ERR_WOULDBLOCK,
  * LIGHTWS_ERR_BUSY if a data frame is partly written (finish it first),
  * or LIGHTWS_ERR_SYSTEM.
@@ -1184,14 +1223,19 @@ int lightws_stream_flush(struct lightws_stream *s);
 #define LIGHTWS_WANT_READ 1
 #define LIGHTWS_WANT_WRITE 2
 /* What the last LIGHTWS_ERR_WOULDBLOCK waits for: a set of LIGHTWS_WANT_*.
- * LIGHTWS_WANT_WRITE is also set while a control frame is pending. */
+ * LIGHTWS_WANT_WRITE is also set while a control frame is pending. Over a
+ * lightws_io with a `want` hook, a would-block of the transport reports
+ * what the hook says (a TLS read that must write first: WRITE), and WRITE
+ * is also set while the hook says the transport holds output. */
 int lightws_stream_want(const struct lightws_stream *s);
 
 /* Bytes received and not yet handed out (frames waiting in rbuf). When 0,
  * the next read call starts with a read from the transport, so an event
  * loop may wait for readability first; when not 0, read without waiting.
  * (With permessage-deflate, at least 1 while inflated bytes of a message
- * wait in zlib with rbuf empty.) */
+ * wait in zlib with rbuf empty. Over a lightws_io with a `pending` hook,
+ * plus what the transport holds for the next read, e.g. decrypted TLS
+ * bytes inside OpenSSL.) */
 size_t lightws_stream_buffered(const struct lightws_stream *s);
 
 /* Close code the peer sent (1005 if its close had no code, 1006 after EOF
