@@ -10,8 +10,9 @@ description = {
   detailed = [[
     lightws.core binds the lightws C library: websocket streams over file
     descriptors (blocking or with timeouts), the frame head and handshake
-    codec, masking and incremental UTF-8 validation. lightws adds connect,
-    accept, whole-message receive and iteration. lightws.resty is a
+    codec, masking and incremental UTF-8 validation, permessage-deflate
+    (RFC 7692, zlib). lightws adds connect, accept, whole-message receive
+    and iteration, and a sans-IO compressor. lightws.resty is a
     client/server over OpenResty cosockets whose recv_frame resumes after a
     timeout in the middle of a frame.
   ]],

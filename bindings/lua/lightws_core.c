@@ -1325,6 +1325,7 @@ static int m_receive_chunk(lua_State *L) {
     lua_pushlstring(L, w->mbuf, w->mlen);
     lua_pushstring(L, opcode_name(w->mop));
     lua_pushboolean(L, 0);
+    w->last_comp = w->mcomp;
     w->mlen = 0;                 /* mop stays: the message goes on */
     return 3;
   }

@@ -74,6 +74,12 @@ rocks() {  # rocks LUAVERSION TREE [VAR=VALUE]: luarocks make from a clean copy,
         c:send("rock", "text")
         local d, k = s:receive()
         assert(d == "rock" and k == "text", "roundtrip failed")
+        -- built with zlib: permessage-deflate works from the rock
+        assert(lightws.pmd_available(), "no permessage-deflate in the rock")
+        assert(s:set_deflate({}) and c:set_deflate({}))
+        c:send(("rock "):rep(100), "text")
+        d = s:receive()
+        assert(d == ("rock "):rep(100) and s:compressed(), "compressed roundtrip failed")
         print("installed lightws " .. lightws._VERSION .. " works under " .. (jit and jit.version or _VERSION))' || return 1
     [ "${LIGHTWS_LUA_TLS:-1}" = 0 ] && return 0
     # the TLS module's rock (lightws-tls-scm-1.rockspec) into the same tree
