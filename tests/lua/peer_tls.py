@@ -3,12 +3,13 @@
 """TLS peers for tests/lua/tls_spec.lua (python websockets 10.4 + ssl).
   peer_tls.py servers CERTDIR
       echo servers over TLS, one per certificate (server, expired, wronghost,
-      unknown); prints "listening server=P expired=P wronghost=P unknown=P".
+      unknown) and mtls (server.pem, client certificates of ca.pem required);
+      prints "listening server=P expired=P wronghost=P unknown=P mtls=P".
       Paths: /echo (default); /truncate: after the first message, the TCP
       connection ends without close_notify or close frame; /notify: after the
       first message, close_notify and TCP end, no close frame; /quiet: reads,
       never answers.
-  peer_tls.py client URL CAFILE
+  peer_tls.py client URL CAFILE [CERT KEY]
       checks an echo server over TLS: text, binary, 1 MiB, fragments, ping,
       close 1000; exit 0 if all pass.
   peer_tls.py silent PORT CAFILE
@@ -42,16 +43,20 @@ async def handler(ws, path):
 
 async def servers(certdir):
     ports = []
-    for name in ("server", "expired", "wronghost", "unknown"):
+    for name in ("server", "expired", "wronghost", "unknown", "mtls"):
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(os.path.join(certdir, name + ".pem"), os.path.join(certdir, name + ".key"))
+        cert = "server" if name == "mtls" else name
+        ctx.load_cert_chain(os.path.join(certdir, cert + ".pem"), os.path.join(certdir, cert + ".key"))
+        if name == "mtls":              # client certificates of the test CA required
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(os.path.join(certdir, "ca.pem"))
         srv = await websockets.serve(handler, "127.0.0.1", 0, ssl=ctx, max_size=None)
         ports.append("%s=%d" % (name, srv.sockets[0].getsockname()[1]))
     print("listening " + " ".join(ports), flush=True)
     await asyncio.Future()
 
 
-async def client(url, cafile):
+async def client(url, cafile, cert=None, key=None):
     fails = 0
 
     def check(cond, what):
@@ -60,6 +65,8 @@ async def client(url, cafile):
         fails += 0 if cond else 1
 
     ctx = ssl.create_default_context(cafile=cafile)
+    if cert:
+        ctx.load_cert_chain(cert, key)
     async with websockets.connect(url, ssl=ctx, max_size=None) as ws:
         await ws.send("hello")
         check(await ws.recv() == "hello", "text")
@@ -145,7 +152,7 @@ if __name__ == "__main__":
     if mode == "servers":
         asyncio.run(servers(sys.argv[2]))
     elif mode == "client":
-        sys.exit(1 if asyncio.run(client(sys.argv[2], sys.argv[3])) else 0)
+        sys.exit(1 if asyncio.run(client(*sys.argv[2:6])) else 0)
     elif mode == "silent":
         silent(int(sys.argv[2]), sys.argv[3])
     else:

@@ -159,6 +159,20 @@ describe("wss", function()
       ws:close()
     end)
 
+    it("client certificates: cert/key given to a server that requires them", function()
+      local ws = assert(lightws.connect(url("mtls"), { cafile = CA, cert = certs .. "/client.pem",
+                                                      key = certs .. "/client.key", timeout = 10 }))
+      ws:settimeout(10)
+      ws:send_text("mtls")
+      assert.same({ "mtls", "text" }, { ws:receive() })
+      ws:close()
+      -- without one: refused after our TLS handshake (TLS 1.3), in the websocket handshake; python's
+      -- asyncio drops the connection without flushing its alert, so this is an EOF (1006)
+      local r = { lightws.connect(url("mtls"), { cafile = CA, timeout = 10 }) }
+      assert.is_nil(r[1])
+      assert.is_true(r[2] == "closed" and r[3] == 1006 or tostring(r[4]):match("^tls_") ~= nil, tostring(r[2]))
+    end)
+
     it("reuses a client context given as opts.tls, and wss over a given descriptor", function()
       local ctx = assert(lightws.tls_context { role = "client", cafile = CA })
       assert.equal("client", ctx:role())
@@ -350,6 +364,26 @@ describe("wss", function()
       stop()
       os.remove(f)
       assert(ok, err)
+    end)
+
+    it("verify_client: a client certificate is required and checked", function()
+      local ctx = assert(lightws.tls_context { cert = certs .. "/server.pem", key = certs .. "/server.key",
+                                               cafile = CA, verify_client = true })
+      local lfd, port = assert(lightws.tcp_listen("127.0.0.1", 0))
+      local p = assert(io.popen(PY .. " client wss://localhost:" .. port .. "/m " .. CA .. " " .. certs
+                                .. "/client.pem " .. certs .. "/client.key 2>&1; echo rc=$?"))
+      local ws, req = serve_one(lfd, { tls = ctx, timeout = 10 })
+      local out = p:read("*a")
+      p:close()
+      assert(ws, req)
+      assert.matches("rc=0", out)
+      p = assert(io.popen(PY .. " client wss://localhost:" .. port .. "/m " .. CA .. " 2>&1; echo rc=$?"))
+      local r = { serve_one(lfd, { tls = ctx, timeout = 10 }) }
+      p:read("*a")
+      p:close()
+      assert.is_nil(r[1])
+      assert.equal("tls_no_cert", r[4], r[2])
+      lightws.close_fd(lfd)
     end)
 
     it("context errors are named", function()
