@@ -291,14 +291,31 @@ def _response_out(resp) -> Response:
         _headers_out(resp.headers, resp.num_headers), resp.head_len)
 
 
-class Chunk(NamedTuple):
-    """What one message-aware read delivered."""
-
+class _ChunkFields(NamedTuple):
     nbytes: int        # payload bytes stored
     opcode: int        # Opcode.TEXT or Opcode.BINARY (of the message)
     frame_end: bool    # this chunk ends a frame
     message_end: bool  # this chunk ends the message
-    compressed: bool = False   # its message came compressed (permessage-deflate)
+
+
+class Chunk(_ChunkFields):
+    """What one message-aware read delivered: (nbytes, opcode, frame_end,
+    message_end), plus the attribute ``compressed`` (its message came
+    compressed, permessage-deflate), which is not a tuple field: a Chunk
+    still unpacks and compares as the 4-tuple it always was."""
+
+    compressed = False      # set on the instance only when True (no dict otherwise)
+
+    def __new__(cls, nbytes: int, opcode: int, frame_end: bool, message_end: bool,
+                compressed: bool = False) -> "Chunk":
+        self = _ChunkFields.__new__(cls, nbytes, opcode, frame_end, message_end)
+        if compressed:
+            self.compressed = True
+        return self
+
+    def __repr__(self) -> str:
+        return (f"Chunk(nbytes={self.nbytes}, opcode={self.opcode}, frame_end={self.frame_end}, "
+                f"message_end={self.message_end}, compressed={self.compressed})")
 
 
 # -- permessage-deflate (RFC 7692) ---------------------------------------------
@@ -497,6 +514,17 @@ class Piece(NamedTuple):
     compressed: bool   # its message came compressed (RSV1, permessage-deflate)
 
 
+_new_tuple = tuple.__new__
+
+
+def make_chunk(n: int, opcode: int, frame_end: Any, message_end: Any, compressed: Any) -> Chunk:
+    """Chunk(...) for the read paths, without Python-level __new__."""
+    ch = _new_tuple(Chunk, (n, opcode, bool(frame_end), bool(message_end)))
+    if compressed:
+        ch.compressed = True
+    return ch
+
+
 class CStream:
     """One struct lightws_stream plus its receive buffer, owned by Python.
 
@@ -586,8 +614,7 @@ class CStream:
                 if n < 0:
                     raise self._fail(n)
                 c = self._chunk
-                return Chunk(n, c.opcode, bool(c.frame_end), bool(c.message_end),
-                             bool(c.compressed))
+                return make_chunk(n, c.opcode, c.frame_end, c.message_end, c.compressed)
 
     def recv_chunk(self) -> Tuple[bytes, int, bool, bool, bool]:
         """lightws_stream_recv: the next piece, copied out of rbuf (or,

@@ -50,7 +50,7 @@ from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_OPEN_TIMEOU
                     DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_RBUF_SIZE,
                     WANT_READ, WANT_WRITE, BaseWebSocket, Data, _choose_subprotocol,
                     _close_args, _control_payload, _open_left, _SendJob, _timeout_arg)
-from ._core import Chunk, Headers, Piece, Request, header_list
+from ._core import Chunk, Headers, Piece, Request, header_list, make_chunk
 from .server import _ACCEPT_BACKOFF, _ACCEPT_PAUSE, _ACCEPT_TRANSIENT
 from .errors import (ConnectionClosed, ConnectionClosedOK, HandshakeError,
                      HandshakeTimeout, InvalidUsage, Opcode, ProtocolError,
@@ -369,9 +369,9 @@ class WebSocket(BaseWebSocket):
         if n < len(data):
             self._ahead[0] = (data[n:], op, frame_end, message_end, comp)
             self._ahead_bytes -= n
-            return Chunk(n, op, False, False, comp)
+            return make_chunk(n, op, False, False, comp)
         self._take(n)
-        return Chunk(n, op, frame_end, message_end, comp)
+        return make_chunk(n, op, frame_end, message_end, comp)
 
     def _ahead_bytes_into(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
