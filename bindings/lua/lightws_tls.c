@@ -534,6 +534,9 @@ static int l_start(lua_State *L) {
   c->xp.finish = x_finish;
   /* ws:_xport(xp, conn) -> stream pointer */
   lua_getfield(L, 1, "_xport");
+  if (!lua_isfunction(L, -1))
+    return luaL_error(L, "lightws.core without the transport hook (ws:_xport): "
+                         "lightws.core and lightws.tls_core from different builds");
   lua_pushvalue(L, 1);
   lua_pushlightuserdata(L, &c->xp);
   lua_pushvalue(L, 8);
