@@ -179,6 +179,9 @@ struct lightws_tls {
   uint8_t lower_err;           /* lower transport failed (errno kept) */
   uint8_t batch;               /* inside a writev: small records wait in
                                   cbuf and leave with the next one */
+  uint8_t last_need;           /* LIGHTWS_WANT_* of the last read or writev
+                                  callback that blocked, 0 after one that
+                                  did not (t->io.want reports it) */
   int sys_errno;               /* errno of the lower transport failure */
   int err;                     /* last TLS error (LIGHTWS_ERR_TLS_*) */
   long verify;                 /* X509 verify result of the handshake */

@@ -488,6 +488,9 @@ static int ssl_fail(struct lightws_tls *t, int ret, uint8_t *need) {
 
 static ssize_t cb_read(void *ctx, void *buf, size_t len);
 static ssize_t cb_writev(void *ctx, const struct iovec *iov, int iovcnt);
+static int cb_want(void *ctx);
+static int cb_flush(void *ctx);
+static size_t cb_pending(void *ctx);
 
 static int is_ip(const char *name, unsigned char *addr) {
   return inet_pton(AF_INET, name, addr) == 1 ||
@@ -531,6 +534,9 @@ static int init_common(struct lightws_tls *t, struct ssl_ctx_st *ctx,
   t->io.read = cb_read;
   t->io.writev = cb_writev;
   t->io.ctx = t;
+  t->io.want = cb_want;       /* the stream's want/flush/buffered see TLS */
+  t->io.flush = cb_flush;
+  t->io.pending = cb_pending;
   t->state = ST_HS;
   return 0;
 fail:
@@ -626,14 +632,16 @@ static ssize_t cb_read(void *ctx, void *buf, size_t len) {
   }
   r = SSL_read_ex(t->ssl, buf, len, &n);
   if (r == 1) {
-    t->rd_need = 0;
+    t->rd_need = t->last_need = 0;
     return (ssize_t)n;
   }
   r = ssl_fail(t, r, &t->rd_need);
   if (r == LIGHTWS_ERR_WOULDBLOCK) {
+    t->last_need = t->rd_need;
     errno = EAGAIN;
     return -1;
   }
+  t->last_need = 0;
   if (r == LIGHTWS_ERR_EOF) return 0;
   if (r == LIGHTWS_ERR_SYSTEM) return -1;
   errno = EPROTO;
@@ -641,6 +649,7 @@ static ssize_t cb_read(void *ctx, void *buf, size_t len) {
 fail_hs:
   if (r == LIGHTWS_ERR_WOULDBLOCK) {
     t->rd_need = t->hs_want ? t->hs_want : LIGHTWS_WANT_READ;
+    t->last_need = t->rd_need;
     errno = EAGAIN;
     return -1;
   }
@@ -665,8 +674,83 @@ static void cur_skip_empty(struct cursor *c) {
 
 /* The stream's writev: each call encrypts records while the transport
  * takes them; see the header for the held-back last byte. */
+static ssize_t writev_records(struct lightws_tls *t, const struct iovec *iov,
+                              int iovcnt);
+
 static ssize_t cb_writev(void *ctx, const struct iovec *iov, int iovcnt) {
   struct lightws_tls *t = (struct lightws_tls *)ctx;
+  ssize_t r = writev_records(t, iov, iovcnt);
+  if (r >= 0) t->last_need = 0;
+  else if (errno == EAGAIN) t->last_need = t->wr_need ? t->wr_need
+                                                      : LIGHTWS_WANT_WRITE;
+  else t->last_need = 0;
+  return r;
+}
+
+/* The stream's want hook: what the last blocked callback needs (a read
+ * that must write first says WRITE), plus WRITE while ciphertext waits. */
+/* A KeyUpdate OpenSSL owes (the answer to the peer's "update requested",
+ * or one asked for with SSL_key_update): OpenSSL 3 sends it only with the
+ * next SSL_write or SSL_do_handshake. */
+static int key_update_owed(const struct lightws_tls *t) {
+  return t->ssl && t->state == ST_OPEN && !t->wpend &&
+         SSL_get_key_update_type(t->ssl) != SSL_KEY_UPDATE_NONE;
+}
+
+static int cb_want(void *ctx) {
+  const struct lightws_tls *t = (const struct lightws_tls *)ctx;
+  int w = t->last_need;
+  if (t->coff < t->clen || t->wpend || key_update_owed(t))
+    w |= LIGHTWS_WANT_WRITE;
+  return w;
+}
+
+/* The stream's flush hook: buffered ciphertext (the rest of an earlier
+ * writev), and a KeyUpdate OpenSSL owes, which it would otherwise send
+ * only before our next data. */
+static int cb_flush(void *ctx) {
+  struct lightws_tls *t = (struct lightws_tls *)ctx;
+  int r = 0;
+  if (!t->ssl) return 0;
+  if (t->coff < t->clen) r = flush_c(t);
+  if (r == 0 && key_update_owed(t)) {
+    int type = SSL_get_key_update_type(t->ssl);
+    ERR_clear_error();
+    /* ours (SSL_key_update) has put OpenSSL in init already; the answer
+     * to the peer's is scheduled the same way SSL_write would */
+    if (SSL_in_init(t->ssl) || SSL_key_update(t->ssl, type) == 1) {
+      r = SSL_do_handshake(t->ssl);
+      if (r != 1) {
+        uint8_t need = 0;
+        r = ssl_fail(t, r, &need);
+        if (r == LIGHTWS_ERR_WOULDBLOCK) t->last_need = need;
+        else if (r != LIGHTWS_ERR_SYSTEM) errno = EPROTO;
+        return r;
+      }
+    } else {
+      ERR_clear_error();
+    }
+    r = flush_c(t);
+  }
+  if (r == 0) t->last_need = 0; /* nothing held: no old block stands */
+  else if (r == LIGHTWS_ERR_WOULDBLOCK) t->last_need = LIGHTWS_WANT_WRITE;
+  else if (r == LIGHTWS_ERR_SYSTEM) errno = t->sys_errno;
+  return r;
+}
+
+/* The stream's pending hook: decrypted bytes OpenSSL holds (SSL_pending),
+ * or 1 for unprocessed bytes of a record read ahead (SSL_has_pending). */
+static size_t cb_pending(void *ctx) {
+  const struct lightws_tls *t = (const struct lightws_tls *)ctx;
+  int n;
+  if (!t->ssl) return 0;
+  n = SSL_pending(t->ssl);
+  if (n > 0) return (size_t)n;
+  return SSL_has_pending(t->ssl) ? 1 : 0;
+}
+
+static ssize_t writev_records(struct lightws_tls *t, const struct iovec *iov,
+                              int iovcnt) {
   struct cursor c;
   size_t count = 0, total;
   uint8_t last = 0;
@@ -841,7 +925,11 @@ int lightws_tls_buffered(const struct lightws_tls *t) {
 int lightws_tls_want(const struct lightws_tls *t,
                      const struct lightws_stream *s) {
   int w = 0;
-  if (s) {
+  if (s && s->io == &t->io) {
+    /* the stream asked the layer itself (t->io.want) at each block */
+    w = lightws_stream_want(s);
+  } else if (s) {
+    /* a stream over another io that wraps t->io: map its directions */
     int sw = lightws_stream_want(s);
     if (sw & LIGHTWS_WANT_READ) w |= t->rd_need ? t->rd_need : LIGHTWS_WANT_READ;
     if (sw & LIGHTWS_WANT_WRITE)

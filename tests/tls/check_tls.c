@@ -45,6 +45,7 @@ struct fake {
   int mode;          /* 0 pass through, 1 one byte, 2 EAGAIN then one byte */
   unsigned rtick, wtick;
   int last_block;    /* LIGHTWS_WANT_* of the last EAGAIN */
+  int wblock;        /* every write says EAGAIN (a peer not reading) */
   int real;          /* ... and it was the socket's, not ours */
   unsigned long reads, writes;
 };
@@ -74,6 +75,11 @@ static ssize_t fake_writev(void *ctx, const struct iovec *iov, int cnt) {
   struct iovec one;
   ssize_t r;
   f->real = 0;
+  if (f->wblock) {
+    f->last_block = LIGHTWS_WANT_WRITE;
+    errno = EAGAIN;
+    return -1;
+  }
   if (f->mode == 2 && (f->wtick++ & 1) == 0) {
     f->last_block = LIGHTWS_WANT_WRITE;
     errno = EAGAIN;
@@ -304,10 +310,11 @@ struct nb {
   uint8_t rbuf[4096];
   unsigned long blocks;
   unsigned long cross; /* blocked reads for which TLS wanted to write */
+  int reading;         /* the blocked call is a read */
 };
 
 /* The socket really would block: wait as an event loop would, for what
- * lightws_tls_want() said (a wrong answer stalls the test). */
+ * lightws_stream_want() said (a wrong answer stalls the test). */
 static void wait_for(int fd, int w) {
   struct pollfd p;
   p.fd = fd;
@@ -317,15 +324,16 @@ static void wait_for(int fd, int w) {
   ck_assert_msg(poll(&p, 1, 10000) == 1, "stalled waiting for %d", w);
 }
 
-/* After WOULDBLOCK: what lightws_tls_want() says covers what blocked. */
+/* After WOULDBLOCK: what lightws_stream_want() itself says (the layer's
+ * want hook) covers what blocked, and the compatibility wrapper
+ * lightws_tls_want() agrees with it. */
 static void nb_blocked(struct nb *e) {
-  int w = lightws_tls_want(&e->t, &e->s);
+  int w = lightws_stream_want(&e->s);
   e->blocks++;
-  if (!(lightws_stream_want(&e->s) & LIGHTWS_WANT_WRITE) &&
-      (w & LIGHTWS_WANT_WRITE))
-    e->cross++;
-  ck_assert_msg(w & e->f.last_block, "want %d, blocked on %d", w,
+  if (e->reading && (w & LIGHTWS_WANT_WRITE)) e->cross++;
+  ck_assert_msg(w & e->f.last_block, "stream want %d, blocked on %d", w,
                 e->f.last_block);
+  ck_assert_int_eq(lightws_tls_want(&e->t, &e->s), w);
   if (e->f.real) wait_for(e->f.fd, w);
 }
 
@@ -386,15 +394,18 @@ static int nb_send(struct nb *e, const uint8_t *d, size_t len, int own_ku) {
     off += (size_t)n;
     if (len == 0) break;
   }
-  /* the last byte may still be in our ciphertext buffer */
-  while (lightws_tls_pending(&e->t)) {
-    int r = lightws_tls_flush(&e->t);
+  /* the stream's flush sends what the layer still holds */
+  for (;;) {
+    int r = lightws_stream_flush(&e->s);
     if (r == LIGHTWS_ERR_WOULDBLOCK) {
-      if (e->f.real) wait_for(e->f.fd, LIGHTWS_WANT_WRITE);
+      nb_blocked(e);
       continue;
     }
     if (r < 0) return r;
+    break;
   }
+  ck_assert_uint_eq(lightws_tls_pending(&e->t), 0);
+  ck_assert_int_eq(lightws_stream_want(&e->s) & LIGHTWS_WANT_WRITE, 0);
   return 0;
 }
 
@@ -404,7 +415,9 @@ static int nb_recv(struct nb *e, uint8_t *buf, size_t cap, size_t *got) {
     struct lightws_chunk ch;
     ssize_t n = lightws_stream_read(&e->s, buf + *got, cap - *got, &ch);
     if (n == LIGHTWS_ERR_WOULDBLOCK) {
+      e->reading = 1;
       nb_blocked(e);
+      e->reading = 0;
       continue;
     }
     if (n < 0) return (int)n;
@@ -1029,6 +1042,191 @@ START_TEST(test_ctx_errors) {
 }
 END_TEST
 
+/* lightws_stream_buffered() counts the decrypted bytes OpenSSL holds: a
+ * 10,000-byte echo is one record, of which one read into a 4 KiB rbuf
+ * takes 4096 bytes. */
+START_TEST(test_buffered_counts_openssl_bytes) {
+  int sv[2];
+  struct peer p;
+  static struct nb e;
+  SSL_CTX *sctx = server_ctx("server"), *cctx = client_ctx(0);
+  size_t len = 10000, got = 0;
+  uint8_t *d = pattern(len, 5);
+  int seen = 0;
+  pair(sv);
+  memset(&p, 0, sizeof p);
+  p.fd = sv[1];
+  p.role = LIGHTWS_SERVER;
+  p.ctx = sctx;
+  peer_start(&p);
+  memset(&e, 0, sizeof e);
+  ck_assert_int_eq(nb_connect(&e, cctx, sv[0], 0, LIGHTWS_CLIENT, 0), 0);
+  ck_assert_uint_eq(lightws_stream_buffered(&e.s), 0);
+  ck_assert_int_eq(nb_send(&e, d, len, 0), 0);
+  for (;;) {
+    struct lightws_chunk ch;
+    ssize_t n = lightws_stream_recv(&e.s, &ch);
+    size_t held;
+    if (n == LIGHTWS_ERR_WOULDBLOCK) {
+      e.reading = 1;
+      nb_blocked(&e);
+      e.reading = 0;
+      continue;
+    }
+    ck_assert_int_ge((int)n, 0);
+    ck_assert(memcmp(ch.data, d + got, (size_t)n) == 0);
+    got += (size_t)n;
+    held = (size_t)SSL_pending(lightws_tls_ssl(&e.t));
+    if (held) {
+      /* rbuf is used up: all of it is OpenSSL's */
+      ck_assert_uint_eq(lightws_stream_buffered(&e.s),
+                        e.s.rend - e.s.rpos + held);
+      ck_assert_uint_gt(lightws_stream_buffered(&e.s), 0);
+      ck_assert_int_eq(lightws_tls_buffered(&e.t), 1);
+      seen++;
+    }
+    if (ch.message_end) break;
+  }
+  ck_assert_uint_eq(got, len);
+  ck_assert_int_gt(seen, 0);
+  ck_assert_uint_eq(lightws_stream_buffered(&e.s), 0);
+  nb_close_client(&e);
+  lightws_tls_free(&e.t);
+  peer_join(&p);
+  ck_assert_int_eq(p.result, 0);
+  free(d);
+  close(sv[0]);
+  close(sv[1]);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+END_TEST
+
+/* The peer's KeyUpdate (update requested) comes inside a frame we read
+ * while the socket takes no writes: OpenSSL's answer waits in the layer,
+ * lightws_stream_want() has WRITE though no call blocked on writing, and
+ * lightws_stream_flush() sends it. */
+START_TEST(test_flush_pushes_keyupdate_answer) {
+  int sv[2];
+  struct peer p;
+  static struct nb e;
+  static uint8_t in[4000];
+  SSL_CTX *sctx = server_ctx("server"), *cctx = client_ctx(0);
+  size_t len = 3000, got = 0;
+  uint8_t *d = pattern(len, 9);
+  int round;
+  pair(sv);
+  memset(&p, 0, sizeof p);
+  p.fd = sv[1];
+  p.role = LIGHTWS_SERVER;
+  p.ctx = sctx;
+  p.key_update = 1;
+  peer_start(&p);
+  memset(&e, 0, sizeof e);
+  ck_assert_int_eq(nb_connect(&e, cctx, sv[0], 0, LIGHTWS_CLIENT, 0), 0);
+  for (round = 0; round < 2; round++) {
+    ck_assert_int_eq(nb_send(&e, d, len, 0), 0);
+    e.f.wblock = 1;
+    got = 0;
+    for (;;) {
+      struct lightws_chunk ch;
+      ssize_t n = lightws_stream_read(&e.s, in + got, sizeof in - got, &ch);
+      if (n == LIGHTWS_ERR_WOULDBLOCK) {
+        int w = lightws_stream_want(&e.s);
+        ck_assert(w & LIGHTWS_WANT_READ);
+        /* the answer is held once the KeyUpdate was read */
+        if (lightws_tls_pending(&e.t)) ck_assert(w & LIGHTWS_WANT_WRITE);
+        wait_for(e.f.fd, LIGHTWS_WANT_READ); /* writes are blocked */
+        continue;
+      }
+      ck_assert_int_ge((int)n, 0);
+      got += (size_t)n;
+      if (ch.message_end) break;
+    }
+    ck_assert_uint_eq(got, len);
+    ck_assert(memcmp(in, d, len) == 0);
+    /* nothing of the stream's own is pending: only the answer OpenSSL
+     * owes (it would send it only before our next data) */
+    ck_assert_int_eq(SSL_get_key_update_type(lightws_tls_ssl(&e.t)),
+                     SSL_KEY_UPDATE_NOT_REQUESTED);
+    ck_assert_int_eq(lightws_stream_want(&e.s), LIGHTWS_WANT_WRITE);
+    ck_assert_int_eq(lightws_stream_flush(&e.s), LIGHTWS_ERR_WOULDBLOCK);
+    /* written now, but held by the layer: still WRITE */
+    ck_assert_int_eq(SSL_get_key_update_type(lightws_tls_ssl(&e.t)),
+                     SSL_KEY_UPDATE_NONE);
+    ck_assert_uint_gt(lightws_tls_pending(&e.t), 0);
+    ck_assert_int_eq(lightws_stream_want(&e.s), LIGHTWS_WANT_WRITE);
+    e.f.wblock = 0;
+    ck_assert_int_eq(lightws_stream_flush(&e.s), 0);
+    ck_assert_uint_eq(lightws_tls_pending(&e.t), 0);
+    ck_assert_int_eq(lightws_stream_want(&e.s), 0);
+  }
+  nb_close_client(&e);
+  lightws_tls_free(&e.t);
+  peer_join(&p);
+  ck_assert_int_eq(p.result, 0);
+  free(d);
+  close(sv[0]);
+  close(sv[1]);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+END_TEST
+
+/* A client frame from a const buffer (masked through the core's 16 KiB
+ * chunk) costs no more records than one masked in place: 20,000 bytes are
+ * 2 records (head + 16,376 bytes, then the rest), not 3. */
+START_TEST(test_client_const_buffer_records) {
+  static const size_t lens[] = {20000, 16376, 16377, 40000, 70000};
+  int sv[2];
+  struct peer p;
+  static struct lightws_tls t;
+  struct lightws_stream s;
+  static uint8_t rbuf[65536], in[100000];
+  SSL_CTX *sctx = server_ctx("server"), *cctx = client_ctx(0);
+  size_t i;
+  pair(sv);
+  memset(&p, 0, sizeof p);
+  p.fd = sv[1];
+  p.role = LIGHTWS_SERVER;
+  p.ctx = sctx;
+  peer_start(&p);
+  memset(&s, 0, sizeof s);
+  ck_assert_int_eq(lightws_tls_connect(&t, cctx, &s, sv[0], rbuf, sizeof rbuf,
+                                       "localhost", "/", NULL), 0);
+  for (i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+    const uint8_t *d = pattern(lens[i], (unsigned)i);
+    size_t head = lightws_frame_header_size(lens[i], 1), got = 0;
+    uint64_t before = lightws_tls_records(&t);
+    struct lightws_chunk ch;
+    ck_assert_int_eq((int)lightws_stream_send(&s, LIGHTWS_OPCODE_BINARY, d,
+                                              lens[i], 0), (int)lens[i]);
+    ck_assert_uint_eq(lightws_tls_records(&t) - before,
+                      (lens[i] + head + 16383) / 16384);
+    if (lens[i] == 20000) ck_assert_uint_eq(lightws_tls_records(&t) - before, 2);
+    for (;;) {
+      ssize_t n = lightws_stream_read(&s, in + got, sizeof in - got, &ch);
+      ck_assert_int_ge((int)n, 0);
+      got += (size_t)n;
+      if (ch.message_end) break;
+    }
+    ck_assert_uint_eq(got, lens[i]);
+    ck_assert(memcmp(in, d, got) == 0);
+    free((void *)d);
+  }
+  ck_assert_int_eq(lightws_stream_close(&s, 1000, NULL, 0), 0);
+  ck_assert_int_eq((int)lightws_stream_read(&s, in, sizeof in, NULL),
+                   LIGHTWS_ERR_CLOSED);
+  ck_assert_int_eq(lightws_tls_close(&t, &s, 5000), 0);
+  peer_join(&p);
+  ck_assert_int_eq(p.result, 0);
+  close(sv[0]);
+  close(sv[1]);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+END_TEST
+
 /* One case per test, so CK_RUN_CASE=name runs one. */
 static void add(Suite *s, const char *name, const TTest *test) {
   TCase *tc = tcase_create(name);
@@ -1059,6 +1257,9 @@ static Suite *tls_suite(void) {
   add(s, "nb_client_bytewise_tls12", test_nb_client_bytewise_tls12);
   add(s, "accept_handshake_timeout", test_accept_handshake_timeout);
   add(s, "keepalive_wait", test_keepalive_wait);
+  add(s, "buffered_counts_openssl_bytes", test_buffered_counts_openssl_bytes);
+  add(s, "flush_pushes_keyupdate_answer", test_flush_pushes_keyupdate_answer);
+  add(s, "client_const_buffer_records", test_client_const_buffer_records);
   return s;
 }
 
