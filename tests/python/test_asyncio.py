@@ -4,6 +4,7 @@ build/lightws-echo, and against python3-websockets in the same loop."""
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 import unittest
@@ -45,6 +46,23 @@ class TestAsyncio(unittest.IsolatedAsyncioTestCase):
                 await ws.close(4002, "bye")
                 self.assertEqual(ws.close_code, 4002)
             self.assertTrue(ws.closed)
+
+    async def test_served_sockets_have_nodelay(self):
+        # an echo with several small messages in flight must not wait for
+        # the client's delayed ACK (Nagle)
+        seen = []
+
+        async def handler(ws):
+            seen.append(ws._sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            await ws.close()
+
+        server = await lwa.serve(handler, "127.0.0.1", 0)
+        async with server:
+            async with await lwa.connect(f"ws://127.0.0.1:{server.port}/") as ws:
+                with self.assertRaises(lightws.ConnectionClosed):
+                    await asyncio.wait_for(ws.recv(), 10)
+        self.assertEqual(len(seen), 1)
+        self.assertNotEqual(seen[0], 0)
 
     async def test_async_iteration_and_concurrent_tasks(self):
         n = 200

@@ -852,6 +852,11 @@ class Server:
             if paused:
                 log.warning("lightws: accepting again")
                 paused = False
+            if conn.family in (socket.AF_INET, socket.AF_INET6):
+                # as connect() and the threaded server: no Nagle delay on
+                # small frames (with several in flight, an echo would wait
+                # for the peer's delayed ACK)
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             task = loop.create_task(self._serve_one(conn))
             self._conns.add(task)
             task.add_done_callback(self._conns.discard)
