@@ -796,7 +796,9 @@ struct lightws_io {
  * due, lightws_stream_read() reads it straight into the caller's buffer.
  * Writes send head + payload in one writev and never copy payload, except
  * that a client masking a const buffer masks it through a 16 KiB stack
- * chunk (one extra pass; pass LIGHTWS_SEND_MASK_IN_PLACE to avoid it).
+ * chunk (one extra pass; pass LIGHTWS_SEND_MASK_IN_PLACE to avoid it):
+ * one writev per chunk, the first chunk of a frame 16 KiB less its head,
+ * so that head + chunk fill one TLS record.
  *
  * Modes: guarded (the default) loops until it makes progress or the
  * descriptor would block; direct (LIGHTWS_OPT_DIRECT) does at most one
@@ -1286,7 +1288,8 @@ int lightws_stream_error(const struct lightws_stream *s);
  * in poll(2) up to the next deadline and tick there, so a blocking read
  * sends keepalive pings while it waits and fails with a timeout error
  * instead of waiting forever. A stream over lightws_io callbacks cannot be
- * waited on: its caller drives tick() (the callbacks should not block).
+ * waited on: its caller drives tick() (the callbacks should not block);
+ * with the io's `want` hook, lightws_stream_want() tells what to poll for.
  * ------------------------------------------------------------------------ */
 
 /* Timeouts in milliseconds; 0 disables each. */

@@ -19,12 +19,16 @@
  * Blocking and nonblocking: on a blocking descriptor every call blocks in
  * recv/send as a plain socket would. On a nonblocking one a call that
  * would block returns LIGHTWS_ERR_WOULDBLOCK (the stream's calls too: the
- * callbacks return -1/EAGAIN); lightws_tls_want() then says whether to
+ * callbacks return -1/EAGAIN); lightws_stream_want() then says whether to
  * wait for readable or writable. TLS may need the other direction (a read
- * that must first send, e.g. the answer to a KeyUpdate, or a write stuck
- * behind ciphertext): lightws_tls_want() knows, lightws_stream_want() does
- * not. When it says WRITE, call lightws_tls_flush() (or simply the stream
- * call again) once writable.
+ * stuck behind ciphertext that must go out first, a write that waits for
+ * a read, the answer to the peer's KeyUpdate that OpenSSL owes): t->io
+ * has the lightws_io hooks (want, flush, pending), so the stream's own
+ * lightws_stream_want(), lightws_stream_flush() and
+ * lightws_stream_buffered() see the layer. When want() says WRITE, call
+ * lightws_stream_flush() (or simply the stream call again) once writable.
+ * lightws_tls_want(), lightws_tls_flush() and lightws_tls_buffered() are
+ * kept for compatibility (and for the TLS handshake, before a stream).
  *
  * Writes: one writev of the stream (a frame's head + payload) becomes as
  * few TLS records as its size allows, ceil(bytes / 16 KiB): up to 16 KiB
@@ -224,19 +228,25 @@ int lightws_tls_handshake(struct lightws_tls *t);
 /* LIGHTWS_WANT_* to wait for before the call that returned WOULDBLOCK is
  * retried: what TLS needs for the stream's last would-block (s may be
  * NULL: the handshake's, shutdown's, flush's), plus WRITE while
- * ciphertext waits to go out. */
+ * ciphertext waits to go out; never 0 (READ when nothing else). For a
+ * stream over t->io this is lightws_stream_want(s) (which asks the layer
+ * through t->io.want), kept for compatibility; s over another io that
+ * wraps t->io gets the stream's directions mapped through the layer. */
 int lightws_tls_want(const struct lightws_tls *t,
                      const struct lightws_stream *s);
 
 /* Sends ciphertext still buffered. 0 when none is left, WOULDBLOCK,
- * SYSTEM. */
+ * SYSTEM. (Kept for compatibility: lightws_stream_flush() does this
+ * through t->io.flush, and also sends a KeyUpdate answer OpenSSL owes.) */
 int lightws_tls_flush(struct lightws_tls *t);
 
 /* Bytes of ciphertext waiting to go out. */
 size_t lightws_tls_pending(const struct lightws_tls *t);
 
 /* 1 if the TLS layer holds decrypted bytes not yet read by the stream
- * (so an event loop must not wait for readability before reading). */
+ * (so an event loop must not wait for readability before reading). (Kept
+ * for compatibility: lightws_stream_buffered() counts them through
+ * t->io.pending.) */
 int lightws_tls_buffered(const struct lightws_tls *t);
 
 /*
