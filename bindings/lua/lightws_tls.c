@@ -362,9 +362,13 @@ static int x_push_error(lua_State *L, void *ctx, int err) {
   return push_tls_error(L, te, lightws_tls_reason(&c->t));
 }
 
+/* Decrypted bytes inside OpenSSL, for ws:buffered(); 0 when the layer's
+ * own io hook (t->io.pending) already adds them to
+ * lightws_stream_buffered(). */
 static size_t x_buffered(void *ctx) {
   struct lconn *c = (struct lconn *)ctx;
-  return c->t.ssl ? (size_t)SSL_pending(c->t.ssl) : 0;
+  if (c->t.io.pending != NULL || c->t.ssl == NULL) return 0;
+  return (size_t)SSL_pending(c->t.ssl);
 }
 
 /* Before the descriptor closes: close_notify after a complete close
