@@ -29,3 +29,14 @@ $(BUILD)/demo_client: examples/demo_client.c $(TOOL_COMMON) lib/include/lightws.
 # The bindings' demos run when their fragments exist.
 demo: all $(if $(wildcard mk/lua.mk),lua) $(if $(wildcard mk/python.mk),python)
 	bash scripts/demo.sh
+
+ifneq ($(TLS),0)
+# The RFC 6455 case matrix over wss against lightws-echo in both roles
+# (--tls-cert server, --client wss:// --cafile), each connection relayed
+# through Python's ssl (tests/conformance/run.py --tls).
+.PHONY: test-conformance-wss
+test-conformance-wss: $(BUILD)/lightws-echo $(BUILD)/tls/certs/.done
+	/usr/bin/python3 tests/conformance/run.py --tls $(BUILD)/tls/certs --logdir $(BUILD)/conformance-wss \
+	  --peer 'lightws-echo-wss=$(BUILD)/lightws-echo'
+TEST_TARGETS += test-conformance-wss
+endif

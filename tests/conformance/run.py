@@ -11,7 +11,8 @@ HOST:PORT"; CMD --client ws://HOST:PORT/PATH?QUERY starts an echo client.
 "NAME=CMD" names a peer. --tls CERTDIR runs every case over TLS (wss): the
 server gets --tls-cert/--tls-key (CERTDIR/server.pem, .key of
 tests/tls/make_certs.sh), the client --cafile CERTDIR/ca.pem and a
-wss://localhost URL; the suite's sockets are wrapped in Python's ssl. Prints "PASS id title" / "FAIL id title: reason"
+wss://127.0.0.1 URL; each connection is relayed between a plain socket the case uses and
+Python's ssl in one thread (an SSLSocket must not be used by two threads). Prints "PASS id title" / "FAIL id title: reason"
 per case and a final "C cases, ... skipped ...; N passed, M failed" line (what
 a -k pattern left out is named there); exits 1 on any failure."""
 import argparse
@@ -23,8 +24,11 @@ import signal
 import socket
 import subprocess
 import sys
+import selectors
 import ssl
+import struct
 import tempfile
+import threading
 import time
 import traceback
 
@@ -37,24 +41,133 @@ from wsproto_min import Conn, Fail, PeerEOF, Skip  # noqa: E402
 
 
 TLS = {}  # --tls: {"client": SSLContext, "server": SSLContext, "dir": CERTDIR}
+PLAIN_CONNECT = socket.create_connection  # before tls_setup() patches it
+
+
+def tcp_pair():
+    """Two connected loopback TCP sockets (the cases set TCP options)."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+    a = PLAIN_CONNECT(ls.getsockname())
+    b, _ = ls.accept()
+    ls.close()
+    return a, b
+
+
+def rst_close(s):
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    s.close()
+
+
+def tls_pipe(plain, tls):
+    """Relays bytes between `plain` (the case's socket's other end) and
+    `tls` (an SSLSocket, handshake done) in one thread, so that OpenSSL's
+    object is never used by two threads (the cases' Conn sends from its own
+    thread). An EOF is passed on as a FIN (on the TLS side: a TCP FIN
+    without close_notify, as for a plain socket), an error as a reset."""
+    plain.setblocking(False)
+    tls.setblocking(False)
+    sel = selectors.DefaultSelector()
+    to_tls, to_plain = bytearray(), bytearray()
+    plain_eof = tls_eof = fin_tls = fin_plain = False
+    try:
+        while True:
+            if plain_eof and not to_tls and not fin_tls:
+                raw = socket.socket(fileno=os.dup(tls.fileno()))
+                try:
+                    raw.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                raw.close()
+                fin_tls = True
+            if tls_eof and not to_plain and not fin_plain:
+                try:
+                    plain.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                fin_plain = True
+            if fin_tls and fin_plain:
+                break
+            ev_p = (0 if plain_eof else selectors.EVENT_READ) | (selectors.EVENT_WRITE if to_plain else 0)
+            ev_t = (0 if tls_eof else selectors.EVENT_READ) | (selectors.EVENT_WRITE if to_tls else 0)
+            sel_map = {}
+            for sk, ev in ((plain, ev_p), (tls, ev_t)):
+                if ev:
+                    sel.register(sk, ev)
+                    sel_map[sk] = ev
+            ready = sel.select(0 if tls.pending() else 30) if sel_map else []
+            for sk in sel_map:
+                sel.unregister(sk)
+            if not ready and not tls.pending() and sel_map:
+                break  # 30 s without traffic: the case is long over
+            if not plain_eof:
+                try:
+                    d = plain.recv(65536)
+                    if d:
+                        to_tls += d
+                    else:
+                        plain_eof = True
+                except BlockingIOError:
+                    pass
+            if to_tls:
+                try:
+                    n = tls.send(to_tls)
+                    del to_tls[:n]
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                    pass
+            if not tls_eof:
+                while True:
+                    try:
+                        d = tls.recv(65536)
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                        break
+                    if not d:
+                        tls_eof = True
+                        break
+                    to_plain += d
+            if to_plain:
+                try:
+                    n = plain.send(to_plain)
+                    del to_plain[:n]
+                except BlockingIOError:
+                    pass
+        plain.close()
+        tls.close()
+    except (OSError, ValueError):  # a reset on one side resets the other
+        rst_close(plain)
+        rst_close(tls)
+    finally:
+        sel.close()
+
+
+def tls_relay(tls):
+    """The plain socket a case uses for the TLS connection `tls`."""
+    a, b = tcp_pair()
+    threading.Thread(target=tls_pipe, args=(b, tls), daemon=True).start()
+    return a
 
 
 def tls_setup(certdir):
-    """Wraps the suite's sockets in TLS: the one place that connects
-    (cases_hs.connect, through socket.create_connection) and Ctx.accept."""
+    """Runs the cases over TLS through a relay per connection: the one
+    place that connects (cases_hs.connect, through socket.create_connection)
+    and Ctx.accept hand the cases a plain socket relayed to the peer."""
     cctx = ssl.create_default_context(cafile=os.path.join(certdir, "ca.pem"))
     sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     sctx.load_cert_chain(os.path.join(certdir, "server.pem"), os.path.join(certdir, "server.key"))
     TLS.update(client=cctx, server=sctx, dir=certdir)
-    plain = socket.create_connection
-
     def create_connection(addr, *a, **kw):
-        s = plain(addr, *a, **kw)
+        s = PLAIN_CONNECT(addr, *a, **kw)
         try:
-            return cctx.wrap_socket(s, server_hostname="localhost")
+            s.settimeout(10)
+            t = cctx.wrap_socket(s, server_hostname="localhost")
         except Exception:
             s.close()
             raise
+        return tls_relay(t)
     cases_hs.socket.create_connection = create_connection
 
 
@@ -91,11 +204,10 @@ class Ctx:
         if TLS:
             s.settimeout(10)
             try:
-                s = TLS["server"].wrap_socket(s, server_side=True)
+                s = tls_relay(TLS["server"].wrap_socket(s, server_side=True))
             except (ssl.SSLError, OSError) as e:
                 s.close()
                 raise Fail("TLS handshake with the client failed: %s" % e)
-            s.settimeout(None)
         return s
 
 
