@@ -58,11 +58,13 @@ enum {
 /* CLOCK_MONOTONIC in microseconds (keepalive round trips). */
 uint64_t lightws__now_us(void);
 
-/* Waits in poll(2) until the stream's descriptor is ready for `want`
- * (LIGHTWS_WANT_*; 0: either), acting on each deadline that passes
- * meanwhile with lightws_stream_tick(). 0 when ready, the timeout error
- * that failed the stream, LIGHTWS_ERR_WOULDBLOCK for a stream over
- * lightws_io (nothing to poll), or LIGHTWS_ERR_SYSTEM. */
+/* Waits in poll(2) until the stream's descriptor (over lightws_io: the
+ * one of its wait_fd hook) is ready for `want` (LIGHTWS_WANT_*; 0:
+ * either), acting on each deadline that passes meanwhile with
+ * lightws_stream_tick(). 0 when ready, the timeout error that failed the
+ * stream, LIGHTWS_ERR_WOULDBLOCK for a stream over lightws_io without a
+ * blocking descriptor to wait on (wait_fd hook, timeouts set while it was
+ * blocking, still blocking), or LIGHTWS_ERR_SYSTEM. */
 int lightws__stream_wait(struct lightws_stream *s, int want);
 
 /* ---- frame head decoding (frame.c) ----------------------------------- */

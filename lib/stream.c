@@ -101,10 +101,12 @@ ssize_t lightws__stream_io_read(struct lightws_stream *s, void *buf,
     if (r >= 0) return r;
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      if ((s->flags & F_FDWAIT) && !s->io) {
-        int w = lightws__stream_wait(s, LIGHTWS_WANT_READ);
-        if (w < 0) return w;
-        continue;
+      if (s->flags & F_FDWAIT) {
+        int w = lightws__stream_wait(
+            s, s->io ? (int)(want_bits(s, F_WANT_READ) >> 8)
+                     : LIGHTWS_WANT_READ);
+        if (w == 0) continue;
+        if (w != LIGHTWS_ERR_WOULDBLOCK) return w; /* (io made nonblocking) */
       }
       s->flags |= want_bits(s, F_WANT_READ);
       return LIGHTWS_ERR_WOULDBLOCK;
@@ -158,10 +160,12 @@ ssize_t lightws__stream_io_writev(struct lightws_stream *s,
     if (r >= 0) return r;
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      if ((s->flags & F_FDWAIT) && !s->io) {
-        int w = lightws__stream_wait(s, LIGHTWS_WANT_WRITE);
-        if (w < 0) return w;
-        continue;
+      if (s->flags & F_FDWAIT) {
+        int w = lightws__stream_wait(
+            s, s->io ? (int)(want_bits(s, F_WANT_WRITE) >> 8)
+                     : LIGHTWS_WANT_WRITE);
+        if (w == 0) continue;
+        if (w != LIGHTWS_ERR_WOULDBLOCK) return w;
       }
       s->flags |= want_bits(s, F_WANT_WRITE);
       return LIGHTWS_ERR_WOULDBLOCK;
@@ -1691,7 +1695,9 @@ static int handshaking(const struct lightws_stream *s) {
 int lightws_stream_set_timeouts(struct lightws_stream *s,
                                 const struct lightws_timeouts *t,
                                 uint64_t now) {
+  int io_waited;
   if (!s) return LIGHTWS_ERR_INVALID;
+  io_waited = s->io && (s->flags & F_FDWAIT);
   s->to_handshake = t ? t->handshake : 0;
   s->to_idle = t ? t->idle : 0;
   s->to_ping = t ? t->ping_interval : 0;
@@ -1706,6 +1712,15 @@ int lightws_stream_set_timeouts(struct lightws_stream *s,
   if ((s->flags & F_TIMED) && !s->io && s->fd >= 0) {
     int fl = fcntl(s->fd, F_GETFL);
     if (fl >= 0 && !(fl & O_NONBLOCK)) s->flags |= F_FDWAIT;
+  } else if ((s->flags & F_TIMED) && s->io && s->io->wait_fd) {
+    /* a transport over a descriptor: a blocking one is waited on here,
+     * and its callbacks stop blocking */
+    int fd = s->io->wait_fd(s->io->ctx, 1);
+    int fl = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
+    if (fl >= 0 && !(fl & O_NONBLOCK)) s->flags |= F_FDWAIT;
+    else if (fd >= 0) (void)s->io->wait_fd(s->io->ctx, 0);
+  } else if (io_waited && s->io->wait_fd) {
+    (void)s->io->wait_fd(s->io->ctx, 0); /* timeouts off: blocking again */
   }
   return 0;
 }
@@ -1795,11 +1810,20 @@ uint32_t lightws_stream_rtt(const struct lightws_stream *s) {
 }
 
 int lightws__stream_wait(struct lightws_stream *s, int want) {
+  int fd = s->fd;
+  if (s->io) {
+    /* only with the io's wait_fd hook, on a descriptor still blocking */
+    int fl;
+    if (!(s->flags & F_FDWAIT) || !s->io->wait_fd)
+      return LIGHTWS_ERR_WOULDBLOCK;
+    fd = s->io->wait_fd(s->io->ctx, 1);
+    fl = fd >= 0 ? fcntl(fd, F_GETFL) : -1;
+    if (fl < 0 || (fl & O_NONBLOCK)) return LIGHTWS_ERR_WOULDBLOCK;
+  }
   for (;;) {
     struct pollfd p;
     uint64_t now, d;
     int ms, r;
-    if (s->io) return LIGHTWS_ERR_WOULDBLOCK;
     if (s->last_err) return -(int)s->last_err;
     d = lightws_stream_deadline(s);
     ms = -1;
@@ -1814,7 +1838,7 @@ int lightws__stream_wait(struct lightws_stream *s, int want) {
       if (d != LIGHTWS_NO_DEADLINE)
         ms = d - now > INT_MAX ? INT_MAX : (int)(d - now);
     }
-    p.fd = s->fd;
+    p.fd = fd;
     p.events = (short)(((want & LIGHTWS_WANT_READ) ? POLLIN : 0) |
                        ((want & LIGHTWS_WANT_WRITE) ? POLLOUT : 0));
     if (!p.events) p.events = POLLIN | POLLOUT;

@@ -121,7 +121,7 @@ static int retry(int r, int *spins) {
 
 static void server_steps(int onebyte, int eagain) {
   static struct fio f;
-  struct lightws_io io = {fio_read, fio_writev, &f, NULL, NULL, NULL};
+  struct lightws_io io = {fio_read, fio_writev, &f, NULL, NULL, NULL, NULL};
   struct lightws_stream s;
   struct lightws_request req;
   struct lightws_response resp;
@@ -265,7 +265,7 @@ END_TEST
 
 START_TEST(test_client_bad_status) {
   static struct fio f;
-  struct lightws_io io = {fio_read, fio_writev, &f, NULL, NULL, NULL};
+  struct lightws_io io = {fio_read, fio_writev, &f, NULL, NULL, NULL, NULL};
   struct lightws_stream s;
   struct lightws_response resp;
   uint8_t rb[1024];
@@ -285,7 +285,7 @@ END_TEST
 
 START_TEST(test_server_head_too_large) {
   static struct fio f;
-  struct lightws_io io = {fio_read, fio_writev, &f, NULL, NULL, NULL};
+  struct lightws_io io = {fio_read, fio_writev, &f, NULL, NULL, NULL, NULL};
   struct lightws_stream s;
   struct lightws_request req;
   uint8_t rb[256];

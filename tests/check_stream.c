@@ -503,7 +503,8 @@ START_TEST(test_recv_every_split) {
   for (split = 1; split <= sc.wire.len; split += step) {
     struct lightws_stream s;
     struct fake *f = fake_new(4096);
-    struct lightws_io io = {fake_read, fake_writev, NULL, NULL, NULL, NULL};
+    struct lightws_io io = {fake_read, fake_writev, NULL, NULL, NULL, NULL,
+                            NULL};
     struct result res;
     uint8_t rbuf[256];
     io.ctx = f;
@@ -1746,7 +1747,8 @@ END_TEST
 START_TEST(test_pong_data_survives_compaction) {
   struct lightws_stream st;
   struct fake *f = fake_new(4096);
-  struct lightws_io io = {fake_read, fake_writev, NULL, NULL, NULL, NULL};
+  struct lightws_io io = {fake_read, fake_writev, NULL, NULL, NULL, NULL,
+                          NULL};
   struct buf in = {0};
   uint8_t rbuf[256], a[238], b[100];
   struct lightws_chunk c;
@@ -1846,7 +1848,8 @@ static size_t hook_pending(void *ctx) {
 
 static void hook_stream(struct lightws_stream *st, uint8_t *rbuf, size_t rsize,
                         struct lightws_io *io, struct hookio *h, int role) {
-  struct lightws_io z = {hook_read, hook_writev, NULL, NULL, NULL, NULL};
+  struct lightws_io z = {hook_read, hook_writev, NULL, NULL, NULL, NULL,
+                        NULL};
   *io = z; /* the hooks NULL, as {read, writev, ctx} leaves them */
   io->ctx = h;
   ck_assert_int_eq(lightws_stream_init(st, role, -1, rbuf, rsize, 0), 0);
@@ -2025,7 +2028,8 @@ static ssize_t sizes_writev(void *ctx, const struct iovec *iov, int cnt) {
 START_TEST(test_client_const_chunks_fill_records) {
   struct lightws_stream st;
   struct sizes_io z;
-  struct lightws_io io = {hook_read, sizes_writev, NULL, NULL, NULL, NULL};
+  struct lightws_io io = {hook_read, sizes_writev, NULL, NULL, NULL, NULL,
+                          NULL};
   uint8_t rbuf[512];
   static uint8_t data[40000];
   io.ctx = &z;
@@ -2045,6 +2049,110 @@ START_TEST(test_client_const_chunks_fill_records) {
   ck_assert_uint_eq(z.w[0], 16384);
   ck_assert_uint_eq(z.w[1], 16384);
   ck_assert_uint_eq(z.w[2], 40000 + 8 - 2 * 16384);
+}
+END_TEST
+
+
+/* The wait_fd hook: a stream with timeouts over an io on a blocking
+ * descriptor waits in poll(2) itself (here: up to the idle deadline), the
+ * io's callbacks told not to block; timeouts off tells them again. */
+struct fdio {
+  int fd, on, calls;
+};
+
+static ssize_t fdio_read(void *ctx, void *buf, size_t len) {
+  struct fdio *z = (struct fdio *)ctx;
+  return recv(z->fd, buf, len, z->on ? MSG_DONTWAIT : 0);
+}
+
+static ssize_t fdio_writev(void *ctx, const struct iovec *iov, int cnt) {
+  struct fdio *z = (struct fdio *)ctx;
+  struct msghdr m;
+  memset(&m, 0, sizeof m);
+  m.msg_iov = (struct iovec *)iov;
+  m.msg_iovlen = (size_t)cnt;
+  return sendmsg(z->fd, &m, MSG_NOSIGNAL | (z->on ? MSG_DONTWAIT : 0));
+}
+
+static int fdio_wait_fd(void *ctx, int on) {
+  struct fdio *z = (struct fdio *)ctx;
+  z->calls++;
+  z->on = on;
+  return z->fd;
+}
+
+START_TEST(test_io_wait_fd_blocking_idle_timeout) {
+  struct lightws_stream st;
+  struct lightws_io io = {fdio_read, fdio_writev, NULL, NULL, NULL, NULL,
+                          fdio_wait_fd};
+  struct lightws_timeouts to;
+  struct fdio z;
+  struct lightws_chunk c;
+  uint8_t rbuf[512], close_frame[64];
+  uint64_t t0, dt;
+  int sv[2];
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  memset(&z, 0, sizeof z);
+  z.fd = sv[0];
+  io.ctx = &z;
+  ck_assert_int_eq(
+      lightws_stream_init(&st, LIGHTWS_SERVER, -1, rbuf, sizeof rbuf, 0), 0);
+  lightws_stream_set_io(&st, &io);
+  memset(&to, 0, sizeof to);
+  to.idle = 200;
+  ck_assert_int_eq(lightws_stream_set_timeouts(&st, &to, lightws_now()), 0);
+  ck_assert_int_eq(z.on, 1);
+  t0 = lightws_now();
+  ck_assert_int_eq((int)lightws_stream_recv(&st, &c),
+                   LIGHTWS_ERR_IDLE_TIMEOUT);
+  dt = lightws_now() - t0;
+  ck_assert_uint_ge(dt, 190);
+  ck_assert_uint_lt(dt, 3000);
+  /* the 1001 close went out through the io */
+  ck_assert_int_eq((int)recv(sv[1], close_frame, sizeof close_frame,
+                             MSG_DONTWAIT), 4 + 12); /* "idle timeout" */
+  ck_assert_uint_eq(close_frame[0], 0x88);
+  ck_assert_uint_eq(((unsigned)close_frame[2] << 8) | close_frame[3], 1001);
+  ck_assert_int_eq(lightws_stream_set_timeouts(&st, NULL, lightws_now()), 0);
+  ck_assert_int_eq(z.on, 0);
+  close(sv[0]);
+  close(sv[1]);
+}
+END_TEST
+
+START_TEST(test_io_wait_fd_nonblocking_or_none) {
+  /* a nonblocking descriptor, or no hook: WOULDBLOCK as before */
+  struct lightws_stream st;
+  struct lightws_io io = {fdio_read, fdio_writev, NULL, NULL, NULL, NULL,
+                          fdio_wait_fd};
+  struct lightws_timeouts to;
+  struct fdio z;
+  struct lightws_chunk c;
+  uint8_t rbuf[512];
+  int sv[2];
+  ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  ck_assert_int_eq(fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK),
+                   0);
+  memset(&z, 0, sizeof z);
+  z.fd = sv[0];
+  io.ctx = &z;
+  ck_assert_int_eq(
+      lightws_stream_init(&st, LIGHTWS_SERVER, -1, rbuf, sizeof rbuf, 0), 0);
+  lightws_stream_set_io(&st, &io);
+  memset(&to, 0, sizeof to);
+  to.idle = 10000;
+  ck_assert_int_eq(lightws_stream_set_timeouts(&st, &to, lightws_now()), 0);
+  ck_assert_int_eq(z.on, 0); /* told, then untold: the caller polls */
+  ck_assert_int_eq((int)lightws_stream_recv(&st, &c), LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_int_eq(lightws_stream_want(&st), LIGHTWS_WANT_READ);
+  /* no hook: never waited on (the descriptor is not even known) */
+  io.wait_fd = NULL;
+  z.calls = 0;
+  ck_assert_int_eq(lightws_stream_set_timeouts(&st, &to, lightws_now()), 0);
+  ck_assert_int_eq((int)lightws_stream_recv(&st, &c), LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_int_eq(z.calls, 0);
+  close(sv[0]);
+  close(sv[1]);
 }
 END_TEST
 
@@ -2111,6 +2219,8 @@ Suite *stream_suite(void) {
   tcase_add_test(t, test_io_hooks_pending_counts_in_buffered);
   tcase_add_test(t, test_io_hooks_flush);
   tcase_add_test(t, test_client_const_chunks_fill_records);
+  tcase_add_test(t, test_io_wait_fd_blocking_idle_timeout);
+  tcase_add_test(t, test_io_wait_fd_nonblocking_or_none);
   suite_add_tcase(s, t);
   return s;
 }

@@ -784,6 +784,18 @@ struct lightws_io {
      * then returns them without waiting), e.g. decrypted TLS records; a
      * nonzero value only promises that `read` makes progress. Added to
      * lightws_stream_buffered(). Must not do IO. */
+  int (*wait_fd)(void *ctx, int on);
+    /* The descriptor under the transport, so that a stream with timeouts
+     * over a blocking one waits in poll(2) up to its deadline and ticks,
+     * as a descriptor stream does (see Time); -1: none (the caller ticks).
+     * Called by lightws_stream_set_timeouts() with on = 1 when a timeout
+     * is set: if the descriptor is blocking then, the stream waits itself
+     * from then on, and `read` and `writev` must no longer block (fail
+     * with EAGAIN instead, e.g. recv/send with MSG_DONTWAIT) until a call
+     * with on = 0 (timeouts turned off); also at each such wait (on = 1,
+     * the same descriptor; if it was made nonblocking since, the call
+     * returns LIGHTWS_ERR_WOULDBLOCK as on a nonblocking transport). With
+     * timeouts, call set_timeouts after lightws_stream_set_io(). */
 };
 
 /* ------------------------------------------------------------------------
@@ -1290,6 +1302,8 @@ int lightws_stream_error(const struct lightws_stream *s);
  * instead of waiting forever. A stream over lightws_io callbacks cannot be
  * waited on: its caller drives tick() (the callbacks should not block);
  * with the io's `want` hook, lightws_stream_want() tells what to poll for.
+ * An io with a `wait_fd` hook (lightws-tls over a descriptor) is waited on
+ * like a descriptor: blocking reads and writes tick while they wait.
  * ------------------------------------------------------------------------ */
 
 /* Timeouts in milliseconds; 0 disables each. */

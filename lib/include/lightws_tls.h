@@ -30,6 +30,14 @@
  * lightws_tls_want(), lightws_tls_flush() and lightws_tls_buffered() are
  * kept for compatibility (and for the TLS handshake, before a stream).
  *
+ * Timeouts on a blocking descriptor: t->io also has the wait_fd hook, so a
+ * stream with timeouts (lightws_stream_set_timeouts after set_io, while
+ * the descriptor is blocking) waits in poll(2) up to its deadline as a
+ * descriptor stream does: a blocking read sends keepalive pings and fails
+ * with IDLE_TIMEOUT/PING_TIMEOUT instead of waiting forever. The layer
+ * then uses MSG_DONTWAIT. lightws_tls_connect/accept apply the timeouts of
+ * their options again once the descriptor is blocking again.
+ *
  * Writes: one writev of the stream (a frame's head + payload) becomes as
  * few TLS records as its size allows, ceil(bytes / 16 KiB): up to 16 KiB
  * in one record (the iovecs gathered into one buffer), larger frames as
@@ -186,6 +194,8 @@ struct lightws_tls {
   uint8_t last_need;           /* LIGHTWS_WANT_* of the last read or writev
                                   callback that blocked, 0 after one that
                                   did not (t->io.want reports it) */
+  uint8_t dontwait;            /* the stream waits in poll(2) itself
+                                  (t->io.wait_fd): recv/send never block */
   int sys_errno;               /* errno of the lower transport failure */
   int err;                     /* last TLS error (LIGHTWS_ERR_TLS_*) */
   long verify;                 /* X509 verify result of the handshake */

@@ -221,7 +221,8 @@ void lightws_tls_ctx_free(struct ssl_ctx_st *ctx) {
 static ssize_t raw_recv(struct lightws_tls *t, void *buf, size_t len) {
   for (;;) {
     ssize_t r = t->lower ? t->lower->read(t->lower->ctx, buf, len)
-                         : recv(t->fd, buf, len, 0);
+                         : recv(t->fd, buf, len,
+                                t->dontwait ? MSG_DONTWAIT : 0);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 && errno == ENOTSOCK && !t->lower) {
       r = read(t->fd, buf, len);
@@ -242,7 +243,8 @@ static ssize_t raw_sendv(struct lightws_tls *t, const struct iovec *v,
       memset(&m, 0, sizeof m);
       m.msg_iov = (struct iovec *)v;
       m.msg_iovlen = (size_t)cnt;
-      r = sendmsg(t->fd, &m, MSG_NOSIGNAL);
+      r = sendmsg(t->fd, &m,
+                  MSG_NOSIGNAL | (t->dontwait ? MSG_DONTWAIT : 0));
       if (r < 0 && errno == ENOTSOCK) r = writev(t->fd, v, cnt);
     }
     if (r < 0 && errno == EINTR) continue;
@@ -491,6 +493,7 @@ static ssize_t cb_writev(void *ctx, const struct iovec *iov, int iovcnt);
 static int cb_want(void *ctx);
 static int cb_flush(void *ctx);
 static size_t cb_pending(void *ctx);
+static int cb_wait_fd(void *ctx, int on);
 
 static int is_ip(const char *name, unsigned char *addr) {
   return inet_pton(AF_INET, name, addr) == 1 ||
@@ -537,6 +540,7 @@ static int init_common(struct lightws_tls *t, struct ssl_ctx_st *ctx,
   t->io.want = cb_want;       /* the stream's want/flush/buffered see TLS */
   t->io.flush = cb_flush;
   t->io.pending = cb_pending;
+  t->io.wait_fd = cb_wait_fd;
   t->state = ST_HS;
   return 0;
 fail:
@@ -747,6 +751,15 @@ static size_t cb_pending(void *ctx) {
   n = SSL_pending(t->ssl);
   if (n > 0) return (size_t)n;
   return SSL_has_pending(t->ssl) ? 1 : 0;
+}
+
+/* The stream's wait_fd hook: our descriptor (none over a lower io); while
+ * the stream waits in poll(2) itself, recv/send do not block. */
+static int cb_wait_fd(void *ctx, int on) {
+  struct lightws_tls *t = (struct lightws_tls *)ctx;
+  if (t->lower || t->fd < 0) return -1;
+  t->dontwait = (uint8_t)(on ? 1 : 0);
+  return t->fd;
 }
 
 static ssize_t writev_records(struct lightws_tls *t, const struct iovec *iov,
@@ -1159,6 +1172,8 @@ int lightws_tls_connect(struct lightws_tls *t, struct ssl_ctx_st *ctx,
     }
   }
   nb_end(fd, fl);
+  /* blocking again: the stream may now wait on it itself */
+  if (r == 0 && fl >= 0) lightws_stream_set_timeouts(s, to, lightws_now());
   if (r == LIGHTWS_ERR_SYSTEM && errno == EPROTO && t->err) r = t->err;
   return r;
 }
@@ -1246,6 +1261,7 @@ int lightws_tls_accept(struct lightws_tls *t, struct ssl_ctx_st *ctx,
   }
 out:
   nb_end(fd, fl);
+  if (r == 0 && fl >= 0) lightws_stream_set_timeouts(s, to, lightws_now());
   if (r == LIGHTWS_ERR_SYSTEM && errno == EPROTO && t->err) r = t->err;
   return r;
 }

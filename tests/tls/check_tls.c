@@ -1227,6 +1227,62 @@ START_TEST(test_client_const_buffer_records) {
 }
 END_TEST
 
+/* Timeouts on a blocking descriptor over TLS (the io's wait_fd hook): a
+ * blocking read waits in poll(2) up to the idle deadline and fails with
+ * IDLE_TIMEOUT (close 1001 sent) instead of blocking forever; the
+ * descriptor stays blocking. With a handshake timeout too, the wrapper
+ * makes the descriptor nonblocking for the handshakes and applies the
+ * timeouts again after. */
+static void blocking_idle_case(int hs_timeout) {
+  int sv[2];
+  struct peer p;
+  static struct lightws_tls t;
+  struct lightws_stream s;
+  static uint8_t rbuf[4096], in[256];
+  struct lightws_timeouts to;
+  struct lightws_client_options opt;
+  uint64_t t0, dt;
+  ssize_t n;
+  SSL_CTX *sctx = server_ctx("server"), *cctx = client_ctx(0);
+  pair(sv);
+  memset(&p, 0, sizeof p);
+  p.fd = sv[1];
+  p.role = LIGHTWS_SERVER;
+  p.ctx = sctx;
+  peer_start(&p);
+  memset(&to, 0, sizeof to);
+  to.idle = 300;
+  to.handshake = hs_timeout ? 5000 : 0;
+  memset(&opt, 0, sizeof opt);
+  opt.timeouts = &to;
+  memset(&s, 0, sizeof s);
+  ck_assert_int_eq(lightws_tls_connect(&t, cctx, &s, sv[0], rbuf, sizeof rbuf,
+                                       "localhost", "/", &opt), 0);
+  ck_assert_int_eq(fcntl(sv[0], F_GETFL) & O_NONBLOCK, 0);
+  t0 = lightws_now();
+  n = lightws_stream_read(&s, in, sizeof in, NULL);
+  dt = lightws_now() - t0;
+  ck_assert_int_eq((int)n, LIGHTWS_ERR_IDLE_TIMEOUT);
+  ck_assert_uint_ge(dt, 280);
+  ck_assert_uint_lt(dt, 3000);
+  ck_assert_int_eq(fcntl(sv[0], F_GETFL) & O_NONBLOCK, 0);
+  lightws_tls_free(&t);
+  shutdown(sv[0], SHUT_RDWR);
+  peer_join(&p);
+  ck_assert_uint_eq(p.close_code, 1001); /* our failure close arrived */
+  close(sv[0]);
+  close(sv[1]);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+
+START_TEST(test_blocking_idle_timeout) { blocking_idle_case(0); }
+END_TEST
+START_TEST(test_blocking_idle_timeout_after_hs_timeout) {
+  blocking_idle_case(1);
+}
+END_TEST
+
 /* One case per test, so CK_RUN_CASE=name runs one. */
 static void add(Suite *s, const char *name, const TTest *test) {
   TCase *tc = tcase_create(name);
@@ -1260,6 +1316,9 @@ static Suite *tls_suite(void) {
   add(s, "buffered_counts_openssl_bytes", test_buffered_counts_openssl_bytes);
   add(s, "flush_pushes_keyupdate_answer", test_flush_pushes_keyupdate_answer);
   add(s, "client_const_buffer_records", test_client_const_buffer_records);
+  add(s, "blocking_idle_timeout", test_blocking_idle_timeout);
+  add(s, "blocking_idle_timeout_after_hs_timeout",
+      test_blocking_idle_timeout_after_hs_timeout);
   return s;
 }
 
