@@ -34,9 +34,11 @@
  * stream with timeouts (lightws_stream_set_timeouts after set_io, while
  * the descriptor is blocking) waits in poll(2) up to its deadline as a
  * descriptor stream does: a blocking read sends keepalive pings and fails
- * with IDLE_TIMEOUT/PING_TIMEOUT instead of waiting forever. The layer
- * then uses MSG_DONTWAIT. lightws_tls_connect/accept apply the timeouts of
- * their options again once the descriptor is blocking again.
+ * with IDLE_TIMEOUT/PING_TIMEOUT instead of waiting forever. The layer's
+ * callbacks (t->io) then use MSG_DONTWAIT; its own calls
+ * (lightws_tls_shutdown, lightws_tls_handshake) still block.
+ * lightws_tls_connect/accept apply the timeouts of their options again
+ * once the descriptor is blocking again.
  *
  * Writes: one writev of the stream (a frame's head + payload) becomes as
  * few TLS records as its size allows, ceil(bytes / 16 KiB): up to 16 KiB
@@ -194,8 +196,9 @@ struct lightws_tls {
   uint8_t last_need;           /* LIGHTWS_WANT_* of the last read or writev
                                   callback that blocked, 0 after one that
                                   did not (t->io.want reports it) */
-  uint8_t dontwait;            /* the stream waits in poll(2) itself
-                                  (t->io.wait_fd): recv/send never block */
+  uint8_t dontwait;            /* 1: the stream waits in poll(2) itself
+                                  (t->io.wait_fd); | 2 inside its
+                                  callbacks: recv/send do not block */
   int sys_errno;               /* errno of the lower transport failure */
   int err;                     /* last TLS error (LIGHTWS_ERR_TLS_*) */
   long verify;                 /* X509 verify result of the handshake */

@@ -222,7 +222,7 @@ static ssize_t raw_recv(struct lightws_tls *t, void *buf, size_t len) {
   for (;;) {
     ssize_t r = t->lower ? t->lower->read(t->lower->ctx, buf, len)
                          : recv(t->fd, buf, len,
-                                t->dontwait ? MSG_DONTWAIT : 0);
+                                (t->dontwait & 2) ? MSG_DONTWAIT : 0);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 && errno == ENOTSOCK && !t->lower) {
       r = read(t->fd, buf, len);
@@ -244,7 +244,7 @@ static ssize_t raw_sendv(struct lightws_tls *t, const struct iovec *v,
       m.msg_iov = (struct iovec *)v;
       m.msg_iovlen = (size_t)cnt;
       r = sendmsg(t->fd, &m,
-                  MSG_NOSIGNAL | (t->dontwait ? MSG_DONTWAIT : 0));
+                  MSG_NOSIGNAL | ((t->dontwait & 2) ? MSG_DONTWAIT : 0));
       if (r < 0 && errno == ENOTSOCK) r = writev(t->fd, v, cnt);
     }
     if (r < 0 && errno == EINTR) continue;
@@ -621,9 +621,21 @@ int lightws_tls_handshake(struct lightws_tls *t) {
   return 0;
 }
 
-/* The stream's read: plaintext, like read(2). */
+static ssize_t read_plain(struct lightws_tls *t, void *buf, size_t len);
+
+/* The stream's read: plaintext, like read(2). While the stream waits in
+ * poll(2) itself (wait_fd), its callbacks do not block (dontwait bit 2);
+ * the layer's own calls (shutdown, handshake) still do. */
 static ssize_t cb_read(void *ctx, void *buf, size_t len) {
   struct lightws_tls *t = (struct lightws_tls *)ctx;
+  ssize_t r;
+  t->dontwait = (uint8_t)(t->dontwait ? 3 : 0);
+  r = read_plain(t, buf, len);
+  t->dontwait &= 1;
+  return r;
+}
+
+static ssize_t read_plain(struct lightws_tls *t, void *buf, size_t len) {
   size_t n = 0;
   int r;
   if (t->state != ST_OPEN && t->state != ST_SHUT) {
@@ -683,7 +695,10 @@ static ssize_t writev_records(struct lightws_tls *t, const struct iovec *iov,
 
 static ssize_t cb_writev(void *ctx, const struct iovec *iov, int iovcnt) {
   struct lightws_tls *t = (struct lightws_tls *)ctx;
-  ssize_t r = writev_records(t, iov, iovcnt);
+  ssize_t r;
+  t->dontwait = (uint8_t)(t->dontwait ? 3 : 0);
+  r = writev_records(t, iov, iovcnt);
+  t->dontwait &= 1;
   if (r >= 0) t->last_need = 0;
   else if (errno == EAGAIN) t->last_need = t->wr_need ? t->wr_need
                                                       : LIGHTWS_WANT_WRITE;
@@ -712,8 +727,18 @@ static int cb_want(void *ctx) {
 /* The stream's flush hook: buffered ciphertext (the rest of an earlier
  * writev), and a KeyUpdate OpenSSL owes, which it would otherwise send
  * only before our next data. */
+static int flush_held(struct lightws_tls *t);
+
 static int cb_flush(void *ctx) {
   struct lightws_tls *t = (struct lightws_tls *)ctx;
+  int r;
+  t->dontwait = (uint8_t)(t->dontwait ? 3 : 0);
+  r = flush_held(t);
+  t->dontwait &= 1;
+  return r;
+}
+
+static int flush_held(struct lightws_tls *t) {
   int r = 0;
   if (!t->ssl) return 0;
   if (t->coff < t->clen) r = flush_c(t);
@@ -758,7 +783,7 @@ static size_t cb_pending(void *ctx) {
 static int cb_wait_fd(void *ctx, int on) {
   struct lightws_tls *t = (struct lightws_tls *)ctx;
   if (t->lower || t->fd < 0) return -1;
-  t->dontwait = (uint8_t)(on ? 1 : 0);
+  t->dontwait = (uint8_t)(on ? 1 : 0); /* bit 2: inside a callback */
   return t->fd;
 }
 
