@@ -40,3 +40,19 @@ test-conformance-wss: $(BUILD)/lightws-echo $(BUILD)/tls/certs/.done
 	  --peer 'lightws-echo-wss=$(BUILD)/lightws-echo'
 TEST_TARGETS += test-conformance-wss
 endif
+
+ifneq ($(TLS),0)
+# lightws-echo with TLS under ASan+UBSan (library, TLS layer and tool built
+# together), driven by the wss case matrix in both roles.
+$(BUILD)/asan/lightws-echo-tls: tools/lightws-echo.c $(TOOL_COMMON) $(LIB_SRCS) $(LIB_HDRS) lib/tls/tls_openssl.c lib/include/lightws_tls.h
+	@mkdir -p $(@D)
+	$(CC) $(SAN_TOOL_CFLAGS) -DLIGHTWS_TOOLS_TLS $(SSL_CFLAGS) tools/lightws-echo.c tools/common.c $(LIB_SRCS) \
+	  $(wildcard lib/tls/*.c) $(SSL_LIBS) $(ZLIB_LIBS) -o $@
+
+.PHONY: test-tools-wss-asan
+test-tools-wss-asan: $(BUILD)/asan/lightws-echo-tls $(BUILD)/tls/certs/.done
+	ASAN_OPTIONS=abort_on_error=1:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  /usr/bin/python3 tests/conformance/run.py --tls $(BUILD)/tls/certs --logdir $(BUILD)/conformance-wss-asan \
+	  --peer 'lightws-echo-wss-asan=$(BUILD)/asan/lightws-echo-tls'
+TEST_TARGETS += test-tools-wss-asan
+endif
