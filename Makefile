@@ -136,9 +136,18 @@ deps:
 include $(wildcard mk/*.mk)
 
 # Every suite, after dependencies; the order runs the fast C suites first.
+# Each suite runs even when an earlier one failed (as make -k); a line per
+# suite gives its time, so the whole run's budget stays visible.
 test: deps
 	$(MAKE) all
-	$(MAKE) -k $(TEST_TARGETS)
+	@failed=""; t0=$$(date +%s); \
+	for t in $(TEST_TARGETS); do \
+	  s=$$(date +%s); \
+	  if $(MAKE) --no-print-directory $$t; then r=ok; else r=FAILED; failed="$$failed $$t"; fi; \
+	  echo "test: $$t $$r in $$(( $$(date +%s) - s )) s"; \
+	done; \
+	echo "test: all suites in $$(( $$(date +%s) - t0 )) s$${failed:+; FAILED:$$failed}"; \
+	[ -z "$$failed" ]
 
 clean:
 	rm -rf $(BUILD) bindings/python/lightws/*.so bindings/python/lightws/_lightws.c bindings/lua/*.so bindings/lua/*.o
