@@ -712,8 +712,11 @@ static ssize_t cb_writev(void *ctx, const struct iovec *iov, int iovcnt) {
  * or one asked for with SSL_key_update): OpenSSL 3 sends it only with the
  * next SSL_write or SSL_do_handshake. */
 static int key_update_owed(const struct lightws_tls *t) {
+  /* only between messages (not inside a post-handshake message being
+   * read), where SSL_do_handshake just writes it */
   return t->ssl && t->state == ST_OPEN && !t->wpend &&
-         SSL_get_key_update_type(t->ssl) != SSL_KEY_UPDATE_NONE;
+         SSL_get_key_update_type(t->ssl) != SSL_KEY_UPDATE_NONE &&
+         SSL_get_state(t->ssl) == TLS_ST_OK;
 }
 
 static int cb_want(void *ctx) {
