@@ -17,6 +17,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -777,9 +778,16 @@ static void conn_timeout(struct server *sv, struct conn *c, int err)
   c->close_code = (unsigned)lightws_close_code(err);
   if (c->state == ST_TLS_HS) {
     /* no TLS session yet: nothing to say */
-  } else if (c->state == ST_HS_READ && TOOL_HAVE_TLS && sv->tls) {
-    /* over TLS the 408 goes through the layer */
-    (void)lightws_server_reject(&c->s, 408, NULL, 0);
+#ifdef LIGHTWS_TOOLS_TLS
+  } else if (c->state == ST_HS_READ && c->tls) {
+    /* over TLS the 408 goes through the layer (its transport callback:
+     * the failed stream sends nothing more), as far as the socket takes it */
+    struct iovec iov;
+    iov.iov_base = (void *)resp408;
+    iov.iov_len = sizeof(resp408) - 1;
+    (void)c->tls->io.writev(c->tls->io.ctx, &iov, 1);
+    (void)lightws_tls_flush(c->tls);
+#endif
   } else if (c->state == ST_HS_READ) {
     ssize_t n = send(c->fd, resp408, sizeof(resp408) - 1,
                      MSG_NOSIGNAL | MSG_DONTWAIT);
