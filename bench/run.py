@@ -949,11 +949,13 @@ def render_w5(a, rows, skipped, works, res, errors, wire, idle, secs, zcpu=None,
             q = x[0] / float(x[1])
             parts.append("%s x%.4f %s" % (w[0], q, "ok" if abs(q - 1.0) <= W5_RATIO_TOL or q < 1.0 else "MISS"))
     L.append("  lightws-c wire bytes within 2%% of zlib's: %s" % ("; ".join(parts) or "-"))
-    if "lightws-c" in idle:
-        mine = idle["lightws-c"][0]
-        ref = idle.get("websockets")
-        L.append("  lightws-c idle compressed connection %.0f B <= websockets' %s (and <= 64 KiB): %s" % (
-            mine, "%.0f B" % ref[0] if ref else "-",
+    ref = idle.get("websockets")
+    for n, what in (("lightws-c", "lightws-echo"), ("lightws-c-lib", "the library alone")):
+        if n not in idle:
+            continue
+        mine = idle[n][0]
+        L.append("  %s idle compressed connection (%s) %.0f B <= websockets' %s (and <= 64 KiB): %s" % (
+            n, what, mine, "%.0f B" % ref[0] if ref else "-",
             "ok" if mine <= 65536 and (not ref or mine <= ref[0]) else "MISS"))
     return L
 
