@@ -45,7 +45,8 @@ static ssize_t lightws_py_gone_writev(void *ctx, const struct iovec *iov,
   return -1;
 }
 static const struct lightws_io lightws_py_gone = {
-    lightws_py_gone_read, lightws_py_gone_writev, NULL};
+    lightws_py_gone_read, lightws_py_gone_writev, NULL, NULL, NULL, NULL,
+    NULL};
 static void lightws_py_detach(struct lightws_stream *s) {
   lightws_stream_set_io(s, &lightws_py_gone);
 }
@@ -114,6 +115,7 @@ static ssize_t lightws_py_mem_writev(void *ctx, const struct iovec *iov,
 }
 static void lightws_py_mem_attach(struct lightws_stream *s,
                                   struct lightws_py_mem *m) {
+  memset(&m->io, 0, sizeof m->io); /* the optional hooks stay NULL */
   m->io.read = lightws_py_mem_read;
   m->io.writev = lightws_py_mem_writev;
   m->io.ctx = m;
