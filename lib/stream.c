@@ -569,7 +569,7 @@ static ssize_t inflate_chunk(struct lightws_stream *s,
                              struct lightws_chunk *out, size_t max,
                              int *reads, uint8_t *dst) {
   struct lightws__pmd *p = s->pmd;
-  size_t room = max;
+  size_t room = max, got = 0; /* got: output of this call so far */
   if (!dst) {
     dst = p->ibuf;
     if (room > p->work_size) room = p->work_size;
@@ -613,11 +613,11 @@ static ssize_t inflate_chunk(struct lightws_stream *s,
     allow = (uint64_t)s->max_message - p->r_out + 1;
     p->zi.next_in = (Bytef *)(uintptr_t)in;
     p->zi.avail_in = (uInt)in_len;
-    p->zi.next_out = dst;
-    p->zi.avail_out = (uInt)(allow < room ? allow : room);
+    p->zi.next_out = dst + got;
+    p->zi.avail_out = (uInt)(allow < room - got ? allow : room - got);
     zr = p->inflate(&p->zi, Z_SYNC_FLUSH);
     took = in_len - p->zi.avail_in;
-    made = (size_t)(p->zi.next_out - dst);
+    made = (size_t)(p->zi.next_out - (dst + got));
     if (tail) {
       p->r_tail = (uint8_t)(p->r_tail + took);
     } else {
@@ -645,19 +645,27 @@ static ssize_t inflate_chunk(struct lightws_stream *s,
       struct lightws_utf8 st;
       int u;
       st.state = s->utf8;
-      u = lightws_utf8_feed(&st, dst, made);
+      u = lightws_utf8_feed(&st, dst + got, made);
       s->utf8 = st.state;
       if (u < 0 || (end && u == LIGHTWS_UTF8_INCOMPLETE))
         return fail(s, LIGHTWS_ERR_UTF8);
     }
-    if (!made && !end) continue;
+    got += made;
+    if (!end) {
+      if (!got) continue;
+      /* the final frame's payload is all in: feed the tail in this call,
+       * so a message whose frames came whole ends in one read */
+      if (made && s->r_left == 0 && (s->flags & F_R_FIN) && p->r_tail < 4 &&
+          got < room)
+        continue;
+    }
     out->data = dst;
-    out->len = made;
+    out->len = got;
     out->opcode = s->msg_opcode;
     out->frame_end = out->message_end = (uint8_t)end;
     out->compressed = 1;
     if (end) inflate_end(s);
-    return (ssize_t)made;
+    return (ssize_t)got;
   }
 }
 #else

@@ -746,6 +746,37 @@ START_TEST(test_rfc7692_examples_receive) {
 }
 END_TEST
 
+/* A compressed message whose frame is whole in rbuf ends in one call:
+ * the §7.2.2 tail is fed in the same read (no extra empty chunk), for
+ * recv and read. */
+START_TEST(test_whole_compressed_message_one_call) {
+  static const uint8_t hello[] = {0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00};
+  int api;
+  for (api = 0; api <= 1; api++) {
+    struct zside x;
+    struct lightws_pmd_params ag;
+    struct lightws_chunk c;
+    struct bytes wire = {0};
+    uint8_t buf[64];
+    ssize_t r;
+    memset(&ag, 0, sizeof ag);
+    side_init(&x, LIGHTWS_CLIENT, 1024, 0, &ag, NULL);
+    put_frame(&wire, 1, 1, 1, hello, sizeof hello, 0, 0);
+    x.z.in = wire.p;
+    x.z.in_len = wire.len;
+    r = api ? lightws_stream_read(&x.s, buf, sizeof buf, &c)
+            : lightws_stream_recv(&x.s, &c);
+    ck_assert_int_eq(r, 5);
+    ck_assert(memcmp(c.data, "Hello", 5) == 0);
+    ck_assert_int_eq(c.message_end, 1);
+    ck_assert_int_eq(c.compressed, 1);
+    ck_assert_int_eq(c.opcode, LIGHTWS_OPCODE_TEXT);
+    bytes_free(&wire);
+    side_free(&x);
+  }
+}
+END_TEST
+
 /* Messages compressed by zlib (the peer), read at every split of the
  * wire: big and small, text and binary, fragmented at random places, with
  * pings between fragments; context takeover on and off. */
@@ -2055,6 +2086,7 @@ Suite *deflate_suite(void) {
   tc = tcase_create("read");
   tcase_set_timeout(tc, 300);
   tcase_add_loop_test(tc, test_rfc7692_examples_receive, 0, NUM_RFC);
+  tcase_add_test(tc, test_whole_compressed_message_one_call);
   tcase_add_loop_test(tc, test_read_peer_zlib_windows, 0, 7);
   tcase_add_loop_test(tc, test_read_one_byte_reads_eagain, 0, 4);
   tcase_add_test(tc, test_read_window_8);
