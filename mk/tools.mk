@@ -56,3 +56,12 @@ test-tools-wss-asan: $(BUILD)/asan/lightws-echo-tls $(BUILD)/tls/certs/.done
 	  --peer 'lightws-echo-wss-asan=$(BUILD)/asan/lightws-echo-tls'
 TEST_TARGETS += test-tools-wss-asan
 endif
+
+ifneq ($(TLS),0)
+# The same under valgrind (not in TEST_TARGETS: about 9 minutes, OpenSSL
+# under valgrind; category 8 left out as in test-tools-valgrind).
+.PHONY: test-tools-wss-valgrind
+test-tools-wss-valgrind: $(BUILD)/lightws-echo $(BUILD)/tls/certs/.done
+	/usr/bin/python3 tests/conformance/run.py --tls $(BUILD)/tls/certs --logdir $(BUILD)/conformance-wss-valgrind \
+	  -k '[!8]*.*' --peer 'lightws-echo-wss-valgrind=valgrind -q --error-exitcode=99 --exit-on-first-error=yes --leak-check=full $(BUILD)/lightws-echo'
+endif
