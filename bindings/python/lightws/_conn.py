@@ -376,10 +376,10 @@ class BaseWebSocket:
         if end:
             return data.decode("utf-8") if op == _TEXT else data
         if self._deflate:
-            # A compressed message whose frame is all in the receive
-            # buffer comes as its inflated bytes, then an empty chunk that
-            # ends it (the C core feeds the 00 00 ff ff tail on the next
-            # call): take that one here rather than through the buffers.
+            # A compressed message that did not end in this chunk (its
+            # inflated bytes filled the work buffer, or the transport cut
+            # it) often ends in the very next one: try it here rather than
+            # through the buffers.
             try:
                 more, op2, _, end2, _ = self._c.recv_chunk()
             except WouldBlock:
