@@ -2,6 +2,11 @@
 /* Shared helpers of the command-line tools: ws:// and wss:// URL parsing and TCP sockets. */
 #include "common.h"
 
+#ifdef LIGHTWS_TOOLS_TLS
+#include "lightws.h"
+#include "lightws_tls.h"
+#endif
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -241,4 +246,37 @@ long long tool_parse_seconds(const char *s, int *ok)
   if (ms == 0 && v > 0) ms = 1;
   *ok = 1;
   return ms;
+}
+
+int tool_client_target(const char *prog, const char *url, struct tool_url *u,
+                       const char *cafile, int insecure,
+                       struct ssl_ctx_st **ctx) {
+  char err[256];
+  *ctx = NULL;
+  if (tool_parse_url(url, u, err, sizeof(err)) < 0) {
+    fprintf(stderr, "%s: %s: %s\n", prog, url, err);
+    return 2;
+  }
+  if (!u->tls && (cafile || insecure)) {
+    fprintf(stderr, "%s: --cafile/--insecure need a wss:// URL\n", prog);
+    return 2;
+  }
+#ifdef LIGHTWS_TOOLS_TLS
+  if (u->tls) {
+    struct lightws_tls_config cfg;
+    char why[256] = "";
+    int e = 0;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.cafile = cafile;
+    cfg.insecure = insecure;
+    *ctx = lightws_tls_ctx(LIGHTWS_CLIENT, &cfg, &e, why, sizeof(why));
+    if (!*ctx) {
+      fprintf(stderr, "%s: %s: %s (%s)%s%s\n", prog, cafile ? cafile : "TLS",
+              lightws_tls_errname(e), lightws_tls_strerror(e),
+              why[0] ? ": " : "", why);
+      return 1;
+    }
+  }
+#endif
+  return 0;
 }

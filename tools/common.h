@@ -27,6 +27,16 @@ struct tool_url {
  * TOOL_NO_TLS_MSG). Returns 0, or -1 with a message in `err[0..size)`. */
 int tool_parse_url(const char *url, struct tool_url *u, char *err, size_t size);
 
+/* A client's target: parses `url` into `u` (errors as tool_parse_url)
+ * and, for wss://, makes the TLS client context into *ctx (system store,
+ * or `cafile`; `insecure` skips verification). --cafile/--insecure without
+ * wss:// is a usage error. Returns 0, or the exit status after printing
+ * why with the prefix `prog`: 2 usage, 1 TLS context. */
+struct ssl_ctx_st;
+int tool_client_target(const char *prog, const char *url, struct tool_url *u,
+                       const char *cafile, int insecure,
+                       struct ssl_ctx_st **ctx);
+
 /* Blocking TCP connection to host:port with TCP_NODELAY; -1 on failure
  * (message printed to stderr with the prefix `who`). */
 int tool_tcp_connect(const char *who, const char *host, int port);

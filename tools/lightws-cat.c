@@ -384,8 +384,8 @@ int main(int argc, char **argv)
   int insecure = 0;
 #ifdef LIGHTWS_TOOLS_TLS
   static struct lightws_tls tls; /* one connection: static, ~37 KiB */
-  struct ssl_ctx_st *ctx = NULL;
 #endif
+  struct ssl_ctx_st *ctx = NULL;
   const char *url = NULL, *host = "127.0.0.1";
   long long port = -1, timeout_ms = TIMEOUT_MS;
   uint64_t close_until = 0;
@@ -466,32 +466,8 @@ int main(int argc, char **argv)
 
   if (url) {
     struct tool_url u;
-    char err[128];
-    if (tool_parse_url(url, &u, err, sizeof(err)) < 0) {
-      fprintf(stderr, "%s: %s: %s\n", prog, url, err);
-      return 2;
-    }
-    if (!u.tls && (cafile || insecure)) {
-      fprintf(stderr, "%s: --cafile/--insecure need a wss:// URL\n", prog);
-      return 2;
-    }
-#ifdef LIGHTWS_TOOLS_TLS
-    if (u.tls) {
-      struct lightws_tls_config cfg;
-      char why[256] = "";
-      int e = 0;
-      memset(&cfg, 0, sizeof(cfg));
-      cfg.cafile = cafile;
-      cfg.insecure = insecure;
-      ctx = lightws_tls_ctx(LIGHTWS_CLIENT, &cfg, &e, why, sizeof(why));
-      if (!ctx) {
-        fprintf(stderr, "%s: %s: %s (%s)%s%s\n", prog, cafile ? cafile : "TLS",
-                lightws_tls_errname(e), lightws_tls_strerror(e),
-                why[0] ? ": " : "", why);
-        return 1;
-      }
-    }
-#endif
+    r = tool_client_target(prog, url, &u, cafile, insecure, &ctx);
+    if (r) return r;
     c->fd = tool_tcp_connect(prog, u.host, u.port);
     if (c->fd < 0) return 1;
     struct lightws_client_options opt;

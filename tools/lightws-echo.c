@@ -1226,8 +1226,8 @@ static int run_client(const char *url, int quiet, uint32_t timeout_ms,
 {
 #ifdef LIGHTWS_TOOLS_TLS
   static struct lightws_tls tls;
-  struct ssl_ctx_st *ctx = NULL;
 #endif
+  struct ssl_ctx_st *ctx = NULL;
   static const struct lightws_pmd_config pmd_cfg; /* the defaults */
   static uint8_t pmd_mem[PMD_CLIENT_MEM] __attribute__((aligned(64)));
   struct lightws_timeouts to;
@@ -1236,37 +1236,10 @@ static int run_client(const char *url, int quiet, uint32_t timeout_ms,
   int in_msg = 0, msg_deflated = 0, final;
   struct lightws_stream s;
   struct tool_url u;
-  char err[128];
   int fd, r;
 
-  if (tool_parse_url(url, &u, err, sizeof(err)) < 0) {
-    fprintf(stderr, "%s: %s: %s\n", prog, url, err);
-    return 2;
-  }
-  if (!u.tls && (cafile || insecure)) {
-    fprintf(stderr, "%s: --cafile/--insecure need a wss:// URL\n", prog);
-    return 2;
-  }
-#ifdef LIGHTWS_TOOLS_TLS
-  if (u.tls) {
-    struct lightws_tls_config cfg;
-    char why[256] = "";
-    int e = 0;
-    memset(&cfg, 0, sizeof(cfg));
-    cfg.cafile = cafile;
-    cfg.insecure = insecure;
-    ctx = lightws_tls_ctx(LIGHTWS_CLIENT, &cfg, &e, why, sizeof(why));
-    if (!ctx) {
-      fprintf(stderr, "%s: %s: %s (%s)%s%s\n", prog, cafile ? cafile : "TLS",
-              lightws_tls_errname(e), lightws_tls_strerror(e),
-              why[0] ? ": " : "", why);
-      return 1;
-    }
-  }
-#else
-  (void)cafile;
-  (void)insecure;
-#endif
+  r = tool_client_target(prog, url, &u, cafile, insecure, &ctx);
+  if (r) return r;
   fd = tool_tcp_connect(prog, u.host, u.port);
   if (fd < 0) return 1;
   memset(&to, 0, sizeof(to));
