@@ -589,11 +589,15 @@ static int send_close(struct conn *c);
 
 static void flush(struct conn *c)
 {
+  /* nothing follows our close frame (RFC 6455 §5.5.1): a ping that came
+   * after it goes unanswered, or the server, closing at once, resets */
+  if (c->close_sent && c->pong_off == 0) c->pong_len = 0;
   while (c->pong_len && c->soff == 0) {
     ssize_t n = send(c->fd, c->pong + c->pong_off, c->pong_len - c->pong_off, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) { want_out(c, 1); return; }
+      if (c->state == ST_CLOSING) { c->state = ST_DONE; return; }
       cdie(c, "send (pong): %s", strerror(errno));
     }
     c->pong_off = (uint8_t)(c->pong_off + n);
@@ -614,6 +618,7 @@ static void flush(struct conn *c)
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) { want_out(c, 1); return; }
+      if (c->state == ST_CLOSING) { c->state = ST_DONE; return; }
       cdie(c, "writev: %s", strerror(errno));
     }
     while (n > 0) {
