@@ -23,13 +23,15 @@ from . import _core, codec
 from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_OPEN_TIMEOUT,
                     DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_RBUF_SIZE,
                     RawStream, WebSocket, _UNSET, _timeout_arg)
-from ._core import (Chunk, Deflate, Headers, PerMessageDeflate, Piece, Request, Response,
-                    deflate_available, header_list)
+from ._core import (Chunk, Deflate, HeaderList, Headers, PerMessageDeflate, Piece, Request,
+                    Response, State, deflate_available, header_list)
 from .errors import (WANT_READ, WANT_WRITE, CloseCode, CloseTimeout,
                      ConnectionClosed, ConnectionClosedError, ConnectionClosedOK,
                      HandshakeError, HandshakeTimeout, IdleTimeout, InvalidUsage,
                      Opcode, PingTimeout, ProtocolError, WebSocketError,
-                     WouldBlock)
+                     WouldBlock, Close, InvalidHandshake, InvalidStatus, InvalidMessage,
+                     InvalidURI, SecurityError, InvalidState, InvalidOrigin,
+                     WebSocketException)
 
 __all__ = [
     "connect", "accept", "serve", "Server", "parse_url", "codec", "WebSocket",
@@ -40,7 +42,9 @@ __all__ = [
     "WANT_READ", "WANT_WRITE", "OPT_NO_UTF8_CHECK", "OPT_NO_AUTO_PONG",
     "OPT_NO_MASK_CHECK", "__version__", "c_version", "HandshakeTimeout",
     "PingTimeout", "IdleTimeout", "CloseTimeout", "Deflate", "PerMessageDeflate",
-    "Piece", "deflate_available",
+    "Piece", "deflate_available", "Close", "InvalidHandshake", "InvalidStatus",
+    "InvalidMessage", "InvalidURI", "SecurityError", "InvalidState", "InvalidOrigin",
+    "WebSocketException", "HeaderList", "broadcast", "State",
 ]
 
 __version__ = "0.1.0"
@@ -65,13 +69,13 @@ def parse_url(url: str) -> Tuple[str, int, str, str]:
         u = urlsplit(url)
         uport = u.port          # ValueError: not a number, or over 65535
     except ValueError as e:
-        raise InvalidUsage(f"bad URL {url!r}: {e}") from None
+        raise InvalidURI(url, f"bad URL: {e}") from None
     if u.scheme not in ("ws", "wss"):
-        raise InvalidUsage(f"not a ws:// or wss:// URL: {url!r}")
+        raise InvalidURI(url, "scheme isn't ws or wss")
     if not u.hostname:
-        raise InvalidUsage(f"no host in {url!r}")
+        raise InvalidURI(url, "no host")
     if uport == 0:
-        raise InvalidUsage(f"port 0 in {url!r}: nothing listens there")
+        raise InvalidURI(url, "port 0: nothing listens there")
     host = u.hostname
     default = 443 if u.scheme == "wss" else 80
     port = uport if uport is not None else default

@@ -9,16 +9,18 @@ stream while this one waits for readiness outside the lock.
 
 from __future__ import annotations
 
+import enum
 import errno
 import os
 import threading
-from typing import (Any, Iterable, List, Mapping, NamedTuple, Optional, Sequence,
-                    Tuple, Union)
+from typing import (Any, Callable, Iterable, Iterator, List, Mapping, NamedTuple, Optional,
+                    Sequence, Tuple, Union, overload)
 
 from ._lightws import ffi, lib
 from .errors import (WANT_READ, WANT_WRITE, CloseTimeout, ConnectionClosedError,
-                     HandshakeError, HandshakeTimeout, IdleTimeout, InvalidUsage,
-                     PingTimeout, ProtocolError, WebSocketError, WouldBlock, closed_error)
+                     HandshakeError, HandshakeTimeout, IdleTimeout, InvalidMessage,
+                     InvalidStatus, InvalidUsage, PingTimeout, ProtocolError,
+                     WebSocketError, WouldBlock, closed_error)
 
 #: extra handshake headers: a mapping, an iterable of (name, value) pairs,
 #: or an object with raw_items() / items() (http.client.HTTPMessage)
@@ -133,6 +135,8 @@ def error_for(rc: int, sys_errno: int = 0, status: int = 0) -> BaseException:
     code = lib.lightws_close_code(rc)
     if code:
         return ProtocolError(msg, code, name, rc)
+    if rc in (lib.LIGHTWS_ERR_HTTP_MALFORMED, lib.LIGHTWS_ERR_HTTP_VERSION):
+        return InvalidMessage(msg, name, rc, status or lib.lightws_http_status(rc))
     if -99 <= rc <= -60 or lib.lightws_http_status(rc):     # BUFFER_TOO_SMALL: 431
         return HandshakeError(msg, name, rc, status or lib.lightws_http_status(rc))
     if rc in (lib.LIGHTWS_ERR_INVALID, lib.LIGHTWS_ERR_NOSPACE, ERR_BUSY,
@@ -218,9 +222,75 @@ def _header_array(headers: Optional[Headers]):
     return arr, len(headers), keep
 
 
-def _headers_out(arr, n: int) -> List[Tuple[str, str]]:
-    return [(_s(arr[i].name, arr[i].name_len), _s(arr[i].value, arr[i].value_len))
-            for i in range(n)]
+class HeaderList(List[Tuple[str, str]]):
+    """Handshake headers in wire order: a list of (name, value) pairs of str
+    that also answers lookups by name, case-insensitively, as python
+    websockets' Headers does: ``headers["Origin"]`` (KeyError when absent,
+    KeyError too when the name is repeated: use get_all), ``get(name,
+    default)``, ``get_all(name)``, ``"origin" in headers``, ``raw_items()``,
+    ``keys()``, ``items()`` (first value per name). Iterating, indexing by
+    int and len() are the list's: pairs, as lightws always gave them."""
+
+    @overload  # type: ignore[override]
+    def __getitem__(self, key: str) -> str: ...
+    @overload
+    def __getitem__(self, key: int) -> Tuple[str, str]: ...
+    @overload
+    def __getitem__(self, key: slice) -> List[Tuple[str, str]]: ...
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            values = self.get_all(key)
+            if len(values) != 1:
+                raise KeyError(key if not values else f"{key} (repeated: use get_all)")
+            return values[0]
+        return list.__getitem__(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            low = key.lower()
+            return any(n.lower() == low for n, _ in list.__iter__(self))
+        return list.__contains__(self, key)
+
+    def get(self, key: str, default: Optional[str] = None) -> Optional[str]:
+        """The first value of ``key``, or ``default``."""
+        low = key.lower()
+        for n, v in list.__iter__(self):
+            if n.lower() == low:
+                return v
+        return default
+
+    def get_all(self, key: str) -> List[str]:
+        """Every value of ``key``, in order (empty when absent)."""
+        low = key.lower()
+        return [v for n, v in list.__iter__(self) if n.lower() == low]
+
+    def raw_items(self) -> Iterator[Tuple[str, str]]:
+        return iter(list(list.__iter__(self)))
+
+    def keys(self) -> List[str]:
+        seen: List[str] = []
+        for n, _ in list.__iter__(self):
+            if n.lower() not in (k.lower() for k in seen):
+                seen.append(n)
+        return seen
+
+    def items(self) -> List[Tuple[str, str]]:
+        return [(k, self.get(k) or "") for k in self.keys()]
+
+
+def _headers_out(arr, n: int) -> HeaderList:
+    return HeaderList((_s(arr[i].name, arr[i].name_len), _s(arr[i].value, arr[i].value_len))
+                      for i in range(n))
+
+
+class State(enum.IntEnum):
+    """A connection's state, as python websockets' protocol.State."""
+
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
 
 
 class Request(NamedTuple):
@@ -234,7 +304,7 @@ class Request(NamedTuple):
     protocol: Optional[str]       # first Sec-WebSocket-Protocol value
     extensions: Optional[str]
     version: int
-    headers: List[Tuple[str, str]]
+    headers: HeaderList
     head_len: int
 
     @property
@@ -263,8 +333,19 @@ class Response(NamedTuple):
     accept: Optional[str]
     protocol: Optional[str]
     extensions: Optional[str]
-    headers: List[Tuple[str, str]]
+    headers: HeaderList
     head_len: int
+    body: bytes = b""
+
+    @property
+    def status_code(self) -> int:
+        """python websockets' name of ``status``."""
+        return self.status
+
+    @property
+    def reason_phrase(self) -> str:
+        """python websockets' name of ``reason``."""
+        return self.reason
 
     def header(self, name: str) -> Optional[str]:
         low = name.lower()
@@ -559,6 +640,8 @@ class CStream:
         self.fd = fd
         self.role = role
         self.last_pong: Optional[bytes] = None
+        #: called with each pong's payload as a read call records it
+        self.on_pong: Optional[Callable[[bytes], None]] = None
         self.tls: Optional["TlsIO"] = None
         rc = lib.lightws_stream_init(self._s, role, fd, self._rbuf, rbuf_size,
                                      options)
@@ -585,6 +668,8 @@ class CStream:
         p = lib.lightws_stream_pong_data(self._s, self._lenp)
         if p != ffi.NULL:
             self.last_pong = ffi.unpack(ffi.cast("char *", p), self._lenp[0])
+            if self.on_pong is not None:
+                self.on_pong(self.last_pong)    # under the lock: no C call in it
 
     # -- configuration -----------------------------------------------------
     def set_limits(self, max_frame: int, max_message: int) -> None:
@@ -854,6 +939,8 @@ class CStream:
         resp.headers, resp.max_headers = self._hdrs, HANDSHAKE_HEADERS_MAX
         with self.lock:
             rc = lib.lightws_client_handshake(self._s, resp)
+            if rc == lib.LIGHTWS_ERR_BAD_STATUS:      # *resp is filled then
+                raise InvalidStatus(_response_out(resp))
             if rc < 0:
                 raise self._handshake_fail(rc, resp.status)
             return _response_out(resp)
@@ -944,7 +1031,7 @@ class CStream:
         if rc == ERR_WOULDBLOCK:
             return WouldBlock(lib.lightws_stream_want(self._s))
         if rc == ERR_EOF:
-            return HandshakeError("connection closed during the opening handshake",
+            return InvalidMessage("connection closed during the opening handshake",
                                   "EOF", rc)
         return error_for(rc, ffi.errno, status)
 

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import enum
 import errno
-from typing import Optional
+from typing import Any, Optional, Union
 
 __all__ = [
     "Opcode", "CloseCode", "WebSocketError", "ProtocolError",
     "ConnectionClosed", "ConnectionClosedOK", "ConnectionClosedError",
     "HandshakeError", "InvalidUsage", "WouldBlock", "WANT_READ", "WANT_WRITE",
     "HandshakeTimeout", "PingTimeout", "IdleTimeout", "CloseTimeout",
+    "Close", "InvalidHandshake", "InvalidStatus", "InvalidMessage", "InvalidURI",
+    "SecurityError", "InvalidState", "InvalidOrigin", "WebSocketException",
 ]
 
 WANT_READ = 1   #: WouldBlock.want bit: wait until the socket is readable
@@ -82,6 +84,10 @@ class WebSocketError(Exception):
     errcode: int = 0
 
 
+#: python websockets' name of the base class
+WebSocketException = WebSocketError
+
+
 class InvalidUsage(WebSocketError, ValueError):
     """The API was misused (LIGHTWS_ERR_INVALID, NOSPACE, BUSY...)."""
 
@@ -110,15 +116,58 @@ class ProtocolError(WebSocketError):
         return f"{self.args[0]} ({self.errname}, close code {self.close_code})"
 
 
+class Close:
+    """A close frame: ``code`` and ``reason`` (python websockets' Close)."""
+
+    __slots__ = ("code", "reason")
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        self.code = code
+        self.reason = reason
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Close) and other.code == self.code
+                and other.reason == self.reason)
+
+    def __hash__(self) -> int:
+        return hash((self.code, self.reason))
+
+    def __repr__(self) -> str:
+        return f"Close(code={self.code}, reason={self.reason!r})"
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.reason}".rstrip()
+
+
 class ConnectionClosed(WebSocketError):
     """The connection is closed: ``code`` and ``reason`` are those the peer
     sent (1005 if its close had no code, 1006 if the transport ended
-    without a close frame)."""
+    without a close frame).
 
-    def __init__(self, code: int, reason: str = "") -> None:
-        super().__init__(code, reason)
-        self.code = code
-        self.reason = reason
+    As python websockets: ``rcvd`` is the peer's Close (None when none
+    came: code 1006), ``sent`` ours (None when lightws sent none), and
+    ``rcvd_then_sent`` tells which came first when both did (None
+    otherwise). ``ConnectionClosed(rcvd, sent)`` with Close objects also
+    works, as in websockets."""
+
+    def __init__(self, code: Union[int, Close, None], reason: Union[str, Close, None] = "",
+                 rcvd_then_sent: Optional[bool] = None, *,
+                 sent: Optional[Close] = None) -> None:
+        if isinstance(code, Close) or code is None:
+            # websockets' signature: (rcvd, sent, rcvd_then_sent)
+            rcvd: Optional[Close] = code
+            if isinstance(reason, Close):
+                sent = reason
+            c, r = (rcvd.code, rcvd.reason) if rcvd is not None else (1006, "")
+        else:
+            c, r = int(code), reason if isinstance(reason, str) else ""
+            rcvd = None if c == 1006 else Close(c, r)
+        super().__init__(c, r)
+        self.code = c
+        self.reason = r
+        self.rcvd: Optional[Close] = rcvd
+        self.sent: Optional[Close] = sent
+        self.rcvd_then_sent: Optional[bool] = rcvd_then_sent
 
     def __str__(self) -> str:
         if self.reason:
@@ -177,7 +226,11 @@ def closed_error(code: int, reason: str = "") -> ConnectionClosed:
     return ConnectionClosedError(code, reason)
 
 
-class HandshakeError(WebSocketError):
+class InvalidHandshake(WebSocketError):
+    """Base of the opening handshake failures (python websockets' name)."""
+
+
+class HandshakeError(InvalidHandshake):
     """The opening handshake failed (RFC 6455 §4).
 
     ``status`` is the HTTP status: on a client, what the server answered
@@ -195,6 +248,63 @@ class HandshakeError(WebSocketError):
     def __str__(self) -> str:
         s = f"{self.args[0]} ({self.errname})"
         return f"{s}, HTTP status {self.status}" if self.status else s
+
+
+class InvalidStatus(HandshakeError):
+    """The server answered the upgrade with another status than 101
+    (BAD_STATUS), as python websockets' InvalidStatus: ``response`` is the
+    server's Response (``status_code``, ``reason_phrase``, ``headers``,
+    ``body`` empty: lightws reads the head only), ``status`` its code and
+    ``location`` its Location header (None without one), for a redirect
+    that was not followed."""
+
+    def __init__(self, response: Any, message: str = "", errname: str = "BAD_STATUS",
+                 errcode: int = -70) -> None:
+        status = int(getattr(response, "status_code", 0))
+        super().__init__(message or f"server rejected WebSocket connection: HTTP {status}",
+                         errname, errcode, status)
+        self.response = response
+        headers = getattr(response, "headers", None)
+        get = getattr(headers, "get", None)
+        self.location: Optional[str] = get("Location") if callable(get) else None
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class InvalidMessage(HandshakeError):
+    """The peer's handshake message was malformed or never came whole (the
+    connection closed during the opening handshake: errname EOF)."""
+
+
+class SecurityError(HandshakeError):
+    """A redirect that lightws refuses to follow: to a non-secure URI from
+    a wss:// one, or more than 10 in a row."""
+
+    def __init__(self, message: str, errname: str = "SECURITY", errcode: int = 0,
+                 status: int = 0) -> None:
+        super().__init__(message, errname, errcode, status)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class InvalidOrigin(HandshakeError):
+    """Server: the client's Origin is not in ``origins`` (answered 403)."""
+
+
+class InvalidURI(InvalidUsage):
+    """A URI that is not a valid ws:// or wss:// URI (python websockets'
+    InvalidURI; also an InvalidUsage, a ValueError): ``uri`` and ``msg``."""
+
+    def __init__(self, uri: str, msg: str) -> None:
+        super().__init__(f"{uri} isn't a valid URI: {msg}", "INVALID")
+        self.uri = uri
+        self.msg = msg
+
+
+class InvalidState(WebSocketError):
+    """An operation the connection's state does not allow."""
 
 
 class HandshakeTimeout(HandshakeError, TimeoutError):
