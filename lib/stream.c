@@ -11,8 +11,8 @@
 #include <sys/socket.h>
 #include "internal.h"
 
-/* C99 compile-time check: the contract promises at most 384 bytes. */
-typedef char lightws__stream_size_check[sizeof(struct lightws_stream) <= 384
+/* C99 compile-time check: the contract promises at most 512 bytes. */
+typedef char lightws__stream_size_check[sizeof(struct lightws_stream) <= 512
                                         ? 1 : -1];
 
 /* Bits of s->flags. The low byte holds the LIGHTWS_OPT_* options. */
@@ -39,6 +39,8 @@ typedef char lightws__stream_size_check[sizeof(struct lightws_stream) <= 384
                                       waits in poll(2) up to its deadline */
 #define F_KA_WAIT      0x01000000u /* keepalive ping due, waiting for the
                                       control slot (ctl_flush builds it) */
+#define F_SHARED       0x02000000u /* shared-buffer mode: rbuf is the stash
+                                      or a buffer the caller lent */
 
 typedef char lightws__want_bits_check[(F_WANT_READ == LIGHTWS_WANT_READ << 8 &&
                                        F_WANT_WRITE == LIGHTWS_WANT_WRITE << 8)
@@ -1028,7 +1030,7 @@ static int new_frame_checks(struct lightws_stream *s) {
 }
 
 static size_t head_encode(struct lightws_stream *s, uint8_t *out,
-                          unsigned opcode, size_t len, int fin,
+                          unsigned opcode, uint64_t len, int fin,
                           uint8_t key[4]) {
   struct lightws_frame f;
   memset(&f, 0, sizeof f);
@@ -1199,8 +1201,11 @@ static ssize_t z_pump(struct lightws_stream *s, const uint8_t *in, size_t len,
 }
 #endif
 
-ssize_t lightws_stream_send(struct lightws_stream *s, int opcode,
-                            const void *buf, size_t len, unsigned flags) {
+/* lightws_stream_send() for a frame of flen >= len payload bytes
+ * (lightws_stream_send_frame(); flen == len for send). */
+static ssize_t send_impl(struct lightws_stream *s, int opcode,
+                         const void *buf, size_t len, uint64_t flen,
+                         unsigned flags) {
   int r = send_begin(s), fin;
   unsigned op;
   uint8_t saved_opcode;
@@ -1215,7 +1220,7 @@ ssize_t lightws_stream_send(struct lightws_stream *s, int opcode,
     struct lightws__pmd *p = s->pmd;
     if (p->w_comp && !p->w_fin) {
       /* the open compressed message goes on with this call's bytes */
-      if (opcode != s->w_opcode || (len && !buf) ||
+      if (opcode != s->w_opcode || (len && !buf) || flen != len ||
           (flags & ~(LIGHTWS_SEND_FRAGMENT | LIGHTWS_SEND_MASK_IN_PLACE |
                      LIGHTWS_SEND_NO_COMPRESS)))
         return LIGHTWS_ERR_INVALID;
@@ -1259,7 +1264,7 @@ ssize_t lightws_stream_send(struct lightws_stream *s, int opcode,
   if (opcode != LIGHTWS_OPCODE_TEXT && opcode != LIGHTWS_OPCODE_BINARY)
     return LIGHTWS_ERR_INVALID;
   if (s->w_opcode && s->w_opcode != opcode) return LIGHTWS_ERR_INVALID;
-  if (len && !buf) return LIGHTWS_ERR_INVALID;
+  if ((len && !buf) || flen < len) return LIGHTWS_ERR_INVALID;
   if (flags & ~(LIGHTWS_SEND_FRAGMENT | LIGHTWS_SEND_MASK_IN_PLACE |
                 LIGHTWS_SEND_NO_COMPRESS))
     return LIGHTWS_ERR_INVALID;
@@ -1269,7 +1274,7 @@ ssize_t lightws_stream_send(struct lightws_stream *s, int opcode,
 #if LIGHTWS_HAVE_ZLIB
   /* a new message is compressed unless told not to or short and whole */
   if (s->pmd && !s->w_opcode && !(flags & LIGHTWS_SEND_NO_COMPRESS) &&
-      (!fin || len >= s->pmd->threshold)) {
+      flen == len && (!fin || len >= s->pmd->threshold)) {
     struct lightws__pmd *p = s->pmd;
     p->w_comp = 1;
     p->w_first = 1;
@@ -1286,9 +1291,9 @@ ssize_t lightws_stream_send(struct lightws_stream *s, int opcode,
   /* §5.4: later fragments are continuation frames */
   op = s->w_opcode ? LIGHTWS_OPCODE_CONTINUATION : (unsigned)opcode;
   saved_opcode = s->w_opcode;
-  s->whead_len = (uint8_t)head_encode(s, s->whead, op, len, fin, s->w_mask);
+  s->whead_len = (uint8_t)head_encode(s, s->whead, op, flen, fin, s->w_mask);
   s->whead_sent = 0;
-  s->w_left = len;
+  s->w_left = flen;
   s->w_mask_off = 0;
   s->w_opcode = fin ? 0 : (uint8_t)opcode;
   w = frame_write(s, (const uint8_t *)buf, len, in_place);
@@ -1297,12 +1302,24 @@ ssize_t lightws_stream_send(struct lightws_stream *s, int opcode,
     s->whead_len = 0;
     s->w_left = 0;
     s->w_opcode = saved_opcode;
-  } else if (w < 0 && len == 0) {
+  } else if (w < 0 && flen == 0) {
     /* an empty frame whose head went out in part counts as sent: the next
      * call finishes its head first, so a retry cannot duplicate it */
     return 0;
   }
   return w;
+}
+
+ssize_t lightws_stream_send(struct lightws_stream *s, int opcode,
+                            const void *buf, size_t len, unsigned flags) {
+  return send_impl(s, opcode, buf, len, len, flags);
+}
+
+ssize_t lightws_stream_send_frame(struct lightws_stream *s, int opcode,
+                                  const void *buf, size_t len,
+                                  uint64_t frame_len, unsigned flags) {
+  if (len > frame_len) return LIGHTWS_ERR_INVALID;
+  return send_impl(s, opcode, buf, len, frame_len, flags);
 }
 
 ssize_t lightws_stream_write(struct lightws_stream *s, const void *buf,
@@ -1560,7 +1577,9 @@ int lightws_stream_init(struct lightws_stream *s, enum lightws_role role,
                         int fd, uint8_t *rbuf, size_t rsize,
                         unsigned options) {
   uint64_t seed = 0;
-  if (!s || !rbuf || rsize < LIGHTWS_RBUF_MIN || rsize > UINT32_MAX ||
+  int shared = rbuf == NULL && rsize == 0;
+  if (!s || (!shared && (!rbuf || rsize < LIGHTWS_RBUF_MIN)) ||
+      rsize > UINT32_MAX ||
       (role != LIGHTWS_SERVER && role != LIGHTWS_CLIENT) ||
       (options & ~(LIGHTWS_OPT_DIRECT | LIGHTWS_OPT_NO_UTF8_CHECK |
                    LIGHTWS_OPT_NO_AUTO_PONG | LIGHTWS_OPT_NO_MASK_CHECK)))
@@ -1569,10 +1588,10 @@ int lightws_stream_init(struct lightws_stream *s, enum lightws_role role,
   if (lightws__random(&seed, sizeof seed) < 0) return LIGHTWS_ERR_SYSTEM;
   s->rng = seed ? seed : 0x9E3779B97F4A7C15ULL; /* xorshift needs non-zero */
   s->fd = fd;
-  s->rbuf = rbuf;
-  s->rsize = (uint32_t)rsize;
+  s->rbuf = shared ? s->stash : rbuf;
+  s->rsize = shared ? (uint32_t)sizeof s->stash : (uint32_t)rsize;
   s->role = (uint8_t)role;
-  s->flags = options & F_OPTS;
+  s->flags = (options & F_OPTS) | (shared ? F_SHARED : 0);
   s->max_frame = LIGHTWS_DEFAULT_MAX_FRAME;
   s->max_message = LIGHTWS_DEFAULT_MAX_MESSAGE;
   s->mask_mode = LIGHTWS_MASK_RANDOM;
@@ -1620,6 +1639,79 @@ int lightws_stream_feed(struct lightws_stream *s, const uint8_t *in,
   if (len) memcpy(s->rbuf + s->rend, in, len);
   s->rend += (uint32_t)len;
   return 0;
+}
+
+/* ---- shared-buffer mode ----------------------------------------------- */
+
+/* Bytes at the front of rbuf the stream needs while a handshake runs: the
+ * head read so far, and a request or response being sent from rbuf (see
+ * endpoint.c: msg_len + r_left ends it); offsets stay as they are. */
+static size_t handshake_used(const struct lightws_stream *s) {
+  uint64_t used = s->rend;
+  if (s->state == LIGHTWS__ST_C_SEND || s->state == LIGHTWS__ST_S_ACCEPT ||
+      s->state == LIGHTWS__ST_S_REJECT) {
+    if (s->msg_len + s->r_left > used) used = s->msg_len + s->r_left;
+  }
+  return used > s->rsize ? s->rsize : (size_t)used;
+}
+
+/* Bytes the stream must keep: during a handshake its head area; after the
+ * peer's close the reason (reading is over); else the unread input. */
+static size_t kept(const struct lightws_stream *s) {
+  if (s->state != STATE_OPEN) return handshake_used(s);
+  if (s->flags & F_CLOSE_RCVD) return s->ctl_in_len;
+  return (size_t)(s->rend - s->rpos);
+}
+
+/* Moves what the stream keeps into dst[0..size) and reads there from now
+ * on. Returns 0 or LIGHTWS_ERR_NOSPACE (nothing changed). */
+static int rbuf_move(struct lightws_stream *s, uint8_t *dst, size_t size) {
+  size_t n = kept(s);
+  if (n > size) return LIGHTWS_ERR_NOSPACE;
+  if (s->state != STATE_OPEN) {
+    if (n) memmove(dst, s->rbuf, n); /* offsets into rbuf stay valid */
+  } else if (s->flags & F_CLOSE_RCVD) {
+    if (n) memmove(dst, s->rbuf + s->ctl_in_off, n);
+    s->ctl_in_off = 0;
+    s->rpos = s->rend = (uint32_t)n; /* nothing unread: reading is over */
+  } else {
+    if (n) memmove(dst, s->rbuf + s->rpos, n);
+    s->rpos = 0;
+    s->rend = (uint32_t)n;
+    s->flags &= ~F_PONG_VALID; /* its bytes stay behind */
+  }
+  s->rbuf = dst;
+  s->rsize = (uint32_t)size;
+  return 0;
+}
+
+int lightws_stream_lend(struct lightws_stream *s, uint8_t *buf,
+                        size_t size) {
+  if (!(s->flags & F_SHARED) || !buf || size < LIGHTWS_RBUF_MIN ||
+      size > UINT32_MAX)
+    return LIGHTWS_ERR_INVALID;
+  if (buf == s->rbuf) { /* the same buffer again, maybe another size */
+    if (size < s->rend || size < kept(s)) return LIGHTWS_ERR_NOSPACE;
+    s->rsize = (uint32_t)size;
+    return 0;
+  }
+  return rbuf_move(s, buf, size);
+}
+
+ssize_t lightws_stream_release(struct lightws_stream *s) {
+  if (!(s->flags & F_SHARED)) return LIGHTWS_ERR_INVALID;
+  if (s->rbuf == s->stash) return 0;
+  if (rbuf_move(s, s->stash, sizeof s->stash) < 0) return (ssize_t)kept(s);
+  return 0;
+}
+
+int lightws_stream_frame_rest(const struct lightws_stream *s,
+                              uint64_t *left) {
+  if (left) *left = 0;
+  if (s->state != STATE_OPEN || !(s->flags & F_IN_FRAME) || r_compressed(s))
+    return LIGHTWS_ERR_INVALID;
+  if (left) *left = s->r_left;
+  return (s->flags & F_R_FIN) ? 1 : 0;
 }
 
 size_t lightws_stream_buffered(const struct lightws_stream *s) {

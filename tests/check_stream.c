@@ -283,6 +283,86 @@ static void script_free(struct script *sc) {
 
 enum api { API_RECV, API_READ, API_READ_BYTES };
 
+/* ---- shared-buffer mode: the event loop's side ------------------------- */
+
+/* When `on`, drain() runs its stream (started with rbuf NULL) the way an
+ * event loop with one buffer for all connections does: before each read
+ * call it takes the lent buffer back, parks what does not fit the stash in
+ * a private buffer of just that size, scribbles over the shared buffers
+ * (other streams use them) and lends the next one, alternating two of
+ * different sizes. */
+struct share {
+  int on;
+  uint8_t *buf[2];
+  size_t size[2];
+  uint8_t *priv;      /* private buffer the stream is parked on, or NULL */
+  size_t priv_size;
+  unsigned turn;
+  size_t parked;      /* turns that needed a private buffer */
+  size_t stashed;     /* turns released into the stash with bytes kept */
+};
+static struct share g_share;
+
+static void share_on(size_t a, size_t b) {
+  memset(&g_share, 0, sizeof g_share);
+  g_share.on = 1;
+  g_share.size[0] = a;
+  g_share.size[1] = b;
+  g_share.buf[0] = malloc(a);
+  g_share.buf[1] = malloc(b);
+}
+
+static void share_off(void) {
+  free(g_share.buf[0]);
+  free(g_share.buf[1]);
+  free(g_share.priv);
+  memset(&g_share, 0, sizeof g_share);
+}
+
+static void share_scribble(void) {
+  memset(g_share.buf[0], 0xA5, g_share.size[0]);
+  memset(g_share.buf[1], 0x5A, g_share.size[1]);
+}
+
+/* Takes the buffer back; 1 if the stream is on its stash afterwards. */
+static int share_release(struct lightws_stream *s) {
+  ssize_t held = lightws_stream_release(s);
+  FAST(held >= 0);
+  if (held == 0) {
+    if (s->rend > s->rpos) g_share.stashed++;
+    if (g_share.priv) {
+      memset(g_share.priv, 0xEE, g_share.priv_size);
+      free(g_share.priv);
+      g_share.priv = NULL;
+    }
+    return 1;
+  }
+  if (!g_share.priv) { /* still on a shared buffer: park the bytes */
+    size_t n = (size_t)held < LIGHTWS_RBUF_MIN ? LIGHTWS_RBUF_MIN
+                                               : (size_t)held;
+    uint8_t *p = malloc(n);
+    FAST(lightws_stream_lend(s, p, n) == 0);
+    g_share.priv = p;
+    g_share.priv_size = n;
+    g_share.parked++;
+  }
+  return 0;
+}
+
+static void share_turn(struct lightws_stream *s) {
+  unsigned k;
+  if (!g_share.on) return;
+  share_release(s);
+  share_scribble();
+  k = g_share.turn++ % 2;
+  if (lightws_stream_lend(s, g_share.buf[k], g_share.size[k]) == 0 &&
+      g_share.priv) {
+    memset(g_share.priv, 0xEE, g_share.priv_size);
+    free(g_share.priv);
+    g_share.priv = NULL;
+  }
+}
+
 struct result {
   struct buf data;
   struct msg m[64];
@@ -308,6 +388,7 @@ static void drain(struct lightws_stream *s, enum api api,
     const uint8_t *pd;
     size_t pl;
     memset(&c, 0, sizeof c);
+    share_turn(s);
     if (api == API_RECV) {
       r = lightws_stream_recv(s, &c);
     } else if (api == API_READ) {
@@ -358,6 +439,11 @@ static void drain(struct lightws_stream *s, enum api api,
       open = 0;
     }
   }
+  /* the close reason must move into the stash with the stream */
+  if (g_share.on) {
+    FAST(share_release(s));
+    share_scribble();
+  }
   free(tmp);
 }
 
@@ -399,7 +485,7 @@ static void run_script(int role, size_t rsize, size_t rmax, int rrand,
   struct fake *f = fake_new(1 << 16);
   struct lightws_io io;
   struct result res;
-  uint8_t *rbuf = malloc(rsize);
+  uint8_t *rbuf = rsize ? malloc(rsize) : NULL; /* 0: shared-buffer mode */
   const char *reason;
   size_t rl;
   script_build(&sc, role == LIGHTWS_SERVER, 1);
@@ -436,8 +522,8 @@ static void run_script(int role, size_t rsize, size_t rmax, int rrand,
 
 /* ---- read tests --------------------------------------------------------- */
 
-START_TEST(test_struct_size_at_most_384) {
-  ck_assert_uint_le(sizeof(struct lightws_stream), 384);
+START_TEST(test_struct_size_at_most_512) {
+  ck_assert_uint_le(sizeof(struct lightws_stream), 512);
 }
 END_TEST
 
@@ -2156,11 +2242,402 @@ START_TEST(test_io_wait_fd_nonblocking_or_none) {
 }
 END_TEST
 
+
+/* ---- shared-buffer mode ------------------------------------------------- */
+
+/* The reference script, read through lent buffers that change and are
+ * scribbled over between every two read calls. */
+START_TEST(test_shared_script_every_api) {
+  static const size_t sizes[][2] = {{256, 4096}, {300, 70000}, {65536, 1000}};
+  size_t i;
+  for (i = 0; i < 3; i++) {
+    share_on(sizes[i][0], sizes[i][1]);
+    run_script(LIGHTWS_SERVER, 0, 0, 0, 0, API_RECV, 0, 0, 1);
+    run_script(LIGHTWS_CLIENT, 0, 1, 0, 0, API_RECV, 0, 0, 1);
+    run_script(LIGHTWS_SERVER, 0, 1, 0, 0, API_RECV, 0, LIGHTWS_OPT_DIRECT, 1);
+    /* partial heads and control frames went through the stash */
+    ck_assert_uint_gt(g_share.stashed, 0);
+    run_script(LIGHTWS_SERVER, 0, 300, 1, 30, API_RECV, 0, 0, i + 2);
+    run_script(LIGHTWS_CLIENT, 0, 5000, 1, 20, API_READ, 7, 0, i + 3);
+    run_script(LIGHTWS_SERVER, 0, 3000, 1, 20, API_READ, 70000,
+               LIGHTWS_OPT_DIRECT, i + 4);
+    run_script(LIGHTWS_CLIENT, 0, 700, 1, 25, API_READ_BYTES, 13, 0, i + 5);
+    run_script(LIGHTWS_SERVER, 0, 0, 0, 0, API_READ_BYTES, 70000, 0, i + 6);
+    /* whole reads of several frames, read one chunk per turn: parked */
+    ck_assert_uint_gt(g_share.parked, 0);
+    share_off();
+  }
+}
+END_TEST
+
+/* Two reads, the first of exactly `split` bytes, for every split. */
+START_TEST(test_shared_every_split) {
+  struct script sc;
+  size_t split, step;
+  script_build(&sc, 1, 0);
+  step = quick() ? 7 : 1;
+  for (split = 1; split <= sc.wire.len; split += step) {
+    struct lightws_stream s;
+    struct fake *f = fake_new(4096);
+    struct lightws_io io = {fake_read, fake_writev, NULL, NULL, NULL, NULL,
+                            NULL};
+    struct result res;
+    io.ctx = f;
+    f->in = sc.wire.p;
+    f->in_len = sc.wire.len;
+    f->first = split;
+    share_on(256, 512);
+    ck_assert_int_eq(lightws_stream_init(&s, LIGHTWS_SERVER, -1, NULL, 0, 0),
+                     0);
+    lightws_stream_set_io(&s, &io);
+    drain(&s, (enum api)(split % 2 ? API_RECV : API_READ), 5, &res);
+    ck_result(&sc, &res, (enum api)(split % 2 ? API_RECV : API_READ));
+    ck_server_replies(f);
+    share_off();
+    free(res.data.p);
+    fake_free(f);
+  }
+  script_free(&sc);
+}
+END_TEST
+
+/* The idle cost: read until WOULDBLOCK at every byte of a ping with the
+ * longest payload, a text frame and a close, the stream gives the buffer
+ * back with nothing held outside its struct (release returns 0), the
+ * buffer is scribbled over, and everything goes on exactly. */
+START_TEST(test_shared_release_after_wouldblock_at_every_byte) {
+  uint8_t ping[125], text[300];
+  struct buf in;
+  uint64_t rng = 5;
+  size_t split, i;
+  memset(&in, 0, sizeof in);
+  for (i = 0; i < sizeof ping; i++) ping[i] = (uint8_t)(i + 1);
+  for (i = 0; i < sizeof text; i++) text[i] = (uint8_t)('a' + i % 26);
+  put_frame(&in, 1, 9, ping, sizeof ping, 1, &rng);
+  put_frame(&in, 1, 1, text, sizeof text, 1, &rng);
+  put_frame(&in, 1, 8, "\x03\xe9" "gone", 6, 1, &rng);
+  for (split = 0; split <= in.len; split++) {
+    struct lightws_stream s;
+    struct fake *f = fake_new(4096);
+    struct lightws_io io = {fake_read, fake_writev, NULL, NULL, NULL, NULL,
+                            NULL};
+    struct buf got;
+    struct wire *w;
+    uint8_t shared[512];
+    const char *reason;
+    size_t rl;
+    ssize_t r;
+    int round;
+    memset(&got, 0, sizeof got);
+    io.ctx = f;
+    f->in = in.p;
+    f->in_len = split;
+    f->end_eagain = 1;
+    ck_assert_int_eq(lightws_stream_init(&s, LIGHTWS_SERVER, -1, NULL, 0, 0),
+                     0);
+    lightws_stream_set_io(&s, &io);
+    for (round = 0; round < 2; round++) {
+      FAST(lightws_stream_lend(&s, shared, sizeof shared) == 0);
+      for (;;) {
+        struct lightws_chunk c;
+        r = lightws_stream_recv(&s, &c);
+        if (r < 0) break;
+        buf_put(&got, c.data, c.len);
+      }
+      if (round == 0) {
+        FAST(r == LIGHTWS_ERR_WOULDBLOCK || split == in.len);
+        if (r == LIGHTWS_ERR_WOULDBLOCK) {
+          FAST(lightws_stream_release(&s) == 0);
+          FAST(lightws_stream_buffered(&s) == s.rend - s.rpos);
+          memset(shared, 0xA5, sizeof shared);
+          f->in_len = in.len;
+          continue;
+        }
+      }
+      break;
+    }
+    FAST(r == LIGHTWS_ERR_CLOSED);
+    FAST(lightws_stream_release(&s) == 0);
+    memset(shared, 0xA5, sizeof shared);
+    reason = lightws_stream_close_reason(&s, &rl);
+    FAST(lightws_stream_close_code(&s) == 1001);
+    FAST(rl == 4 && memcmp(reason, "gone", 4) == 0);
+    FAST(got.len == sizeof text && memcmp(got.p, text, sizeof text) == 0);
+    w = wire_new();
+    wire_parse(w, f->out, f->out_len, 0);
+    FAST(w->n == 2);
+    ck_wframe(w, 0, 10, 1, ping, sizeof ping);
+    ck_wframe(w, 1, 8, 1, "\x03\xe9", 2);
+    wire_free(w);
+    free(got.p);
+    fake_free(f);
+  }
+  free(in.p);
+}
+END_TEST
+
+/* Stopping before WOULDBLOCK: release says what it holds and keeps the
+ * buffer; a private buffer too small is refused, one big enough takes
+ * the bytes; a view handed out before is the caller's to copy. */
+START_TEST(test_shared_release_holds_unread_frames) {
+  struct rig g;
+  struct lightws_stream s;
+  struct lightws_chunk c;
+  uint8_t shared[4096], small[256], priv[1024], m[600];
+  ssize_t held;
+  size_t i;
+  rig_init(&g, LIGHTWS_SERVER, 0);
+  ck_assert_int_eq(lightws_stream_init(&s, LIGHTWS_SERVER, -1, NULL, 0, 0), 0);
+  lightws_stream_set_io(&s, &g.io);
+  for (i = 0; i < sizeof m; i++) m[i] = (uint8_t)(i * 7);
+  rig_peer(&g, 1, 2, "first", 5);
+  rig_peer(&g, 1, 2, m, sizeof m);
+  g.f->end_eagain = 1;
+  ck_assert_int_eq(lightws_stream_lend(&s, shared, sizeof shared), 0);
+  ck_assert_int_eq(lightws_stream_recv(&s, &c), 5);
+  ck_assert(c.data >= shared && c.data < shared + sizeof shared);
+  ck_assert(memcmp(c.data, "first", 5) == 0);
+  held = lightws_stream_release(&s);
+  ck_assert_int_eq(held, 2 + 4 + 2 + (ssize_t)sizeof m); /* the 2nd frame */
+  ck_assert_int_eq(lightws_stream_release(&s), held); /* still held */
+  ck_assert_int_eq(lightws_stream_lend(&s, small, sizeof small),
+                   LIGHTWS_ERR_NOSPACE);
+  ck_assert_int_eq(lightws_stream_lend(&s, priv, sizeof priv), 0);
+  memset(shared, 0xA5, sizeof shared);
+  ck_assert_int_eq(lightws_stream_buffered(&s), (size_t)held);
+  ck_assert_int_eq(lightws_stream_recv(&s, &c), (ssize_t)sizeof m);
+  ck_assert(c.data >= priv && c.data < priv + sizeof priv);
+  ck_assert(memcmp(c.data, m, sizeof m) == 0 && c.message_end);
+  ck_assert_int_eq(lightws_stream_recv(&s, &c), LIGHTWS_ERR_WOULDBLOCK);
+  ck_assert_int_eq(lightws_stream_release(&s), 0);
+  memset(priv, 0xEE, sizeof priv);
+  /* without a lent buffer the stream reads into its stash */
+  rig_peer(&g, 1, 1, "tiny", 4);
+  ck_assert_int_eq(lightws_stream_recv(&s, &c), 4);
+  ck_assert(memcmp(c.data, "tiny", 4) == 0);
+  rig_free(&g);
+}
+END_TEST
+
+/* Misuse gets named errors; a stream with its own rbuf is not shared. */
+START_TEST(test_shared_misuse) {
+  struct lightws_stream s;
+  uint8_t rb[512];
+  ck_assert_int_eq(lightws_stream_init(&s, LIGHTWS_SERVER, -1, NULL, 5, 0),
+                   LIGHTWS_ERR_INVALID);
+  ck_assert_int_eq(lightws_stream_init(&s, LIGHTWS_SERVER, -1, rb, 0, 0),
+                   LIGHTWS_ERR_INVALID);
+  ck_assert_int_eq(
+      lightws_stream_init(&s, LIGHTWS_SERVER, -1, rb, sizeof rb, 0), 0);
+  ck_assert_int_eq(lightws_stream_lend(&s, rb, sizeof rb), LIGHTWS_ERR_INVALID);
+  ck_assert_int_eq(lightws_stream_release(&s), LIGHTWS_ERR_INVALID);
+  ck_assert_int_eq(lightws_stream_init(&s, LIGHTWS_CLIENT, -1, NULL, 0, 0), 0);
+  ck_assert_int_eq(lightws_stream_lend(&s, rb, LIGHTWS_RBUF_MIN - 1),
+                   LIGHTWS_ERR_INVALID);
+  ck_assert_int_eq(lightws_stream_lend(&s, NULL, sizeof rb),
+                   LIGHTWS_ERR_INVALID);
+  ck_assert_int_eq(lightws_stream_release(&s), 0); /* nothing lent */
+  /* a request does not fit the stash: lend a buffer for handshakes */
+  ck_assert_int_lt(lightws_client_start(&s, "example.com", "/", NULL), 0);
+}
+END_TEST
+
+/* The server's handshake steps one byte at a time with EAGAIN between,
+ * the buffer lent and released around every step (parked while the head
+ * is larger than the stash), then the pipelined frame. */
+START_TEST(test_shared_handshake_steps) {
+  static const char req[] =
+      "GET /chat HTTP/1.1\r\n"
+      "Host: server.example.com\r\n"
+      "Upgrade: websocket\r\n"
+      "Connection: Upgrade\r\n"
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+      "Sec-WebSocket-Version: 13\r\n"
+      "\r\n";
+  int mode;
+  for (mode = 0; mode < 3; mode++) {
+    struct rig g;
+    struct lightws_stream s;
+    struct lightws_request rq;
+    struct lightws_header hdr[16];
+    struct lightws_response resp;
+    struct lightws_chunk c;
+    struct buf got;
+    ssize_t n;
+    int r, spins = 0;
+    memset(&got, 0, sizeof got);
+    rig_init(&g, LIGHTWS_SERVER, 0);
+    rig_raw(&g, req, sizeof req - 1);
+    rig_peer(&g, 1, 1, "pipelined", 9);
+    rig_peer(&g, 1, 8, "\x03\xe8", 2);
+    g.f->rmax = mode == 0 ? 1 : 17;
+    g.f->reagain = mode == 2 ? 40 : 20;
+    g.f->wmax = mode == 1 ? 1 : 0;
+    g.f->weagain = 20;
+    share_on(1024, 4096);
+    ck_assert_int_eq(lightws_stream_init(&s, LIGHTWS_SERVER, -1, NULL, 0, 0),
+                     0);
+    lightws_stream_set_io(&s, &g.io);
+    memset(&rq, 0, sizeof rq);
+    rq.headers = hdr;
+    rq.max_headers = 16;
+    do {
+      share_turn(&s);
+      r = lightws_server_read_request(&s, &rq, 0);
+      FAST(++spins < 100000);
+    } while (r == LIGHTWS_ERR_WOULDBLOCK);
+    ck_assert_int_eq(r, 0);
+    ck_assert_uint_eq(rq.path_len, 5);
+    ck_assert(memcmp(rq.path, "/chat", 5) == 0);
+    do {
+      share_turn(&s);
+      r = lightws_server_accept(&s, NULL, NULL, 0);
+      FAST(++spins < 100000);
+    } while (r == LIGHTWS_ERR_WOULDBLOCK);
+    ck_assert_int_eq(r, 0);
+    for (;;) {
+      share_turn(&s);
+      n = lightws_stream_recv(&s, &c);
+      FAST(++spins < 100000);
+      if (n == LIGHTWS_ERR_WOULDBLOCK) continue;
+      if (n < 0) break;
+      buf_put(&got, c.data, c.len);
+    }
+    ck_assert_int_eq(n, LIGHTWS_ERR_CLOSED);
+    ck_assert_uint_eq(got.len, 9);
+    ck_assert(memcmp(got.p, "pipelined", 9) == 0);
+    if (mode == 0) ck_assert_uint_gt(g_share.parked, 0);
+    memset(&resp, 0, sizeof resp);
+    n = lightws_handshake_parse_response(&resp, g.f->out, g.f->out_len, 0,
+                                         "dGhlIHNhbXBsZSBub25jZQ==", NULL);
+    ck_assert_int_gt(n, 0);
+    ck_assert_int_eq(resp.status, 101);
+    share_off();
+    free(got.p);
+    rig_free(&g);
+  }
+}
+END_TEST
+
+/* ---- relaying a frame as it arrives -------------------------------------- */
+
+/* send_frame declares the whole frame; its payload follows in pieces of
+ * every size through any transport split; the wire has one frame. */
+START_TEST(test_send_frame_in_pieces) {
+  static uint8_t big[70000];
+  size_t wi;
+  for (wi = 0; wi < sizeof wmodes / sizeof wmodes[0]; wi++) {
+    int role;
+    for (role = 0; role < 2; role++) {
+      static const size_t totals[] = {1, 126, 5000, 65536, 70000};
+      size_t ti, nt = 5;
+      struct rig g;
+      struct wire *w;
+      uint64_t rng = wi * 2 + (uint64_t)role + 1;
+      if (wmodes[wi].wmax == 1) nt = 3; /* quadratic for a client */
+      rig_init(&g, role, 0);
+      g.f->wmax = wmodes[wi].wmax;
+      g.f->wrand = wmodes[wi].wrand;
+      g.f->weagain = wmodes[wi].weagain;
+      g.f->rng = rng;
+      for (ti = 0; ti < nt; ti++) {
+        size_t total = totals[ti], off = 0, first;
+        int spins = 0;
+        ssize_t r;
+        fill(big, total, (unsigned)ti);
+        first = (size_t)(rnd(&rng) % (total + 1));
+        do {
+          r = lightws_stream_send_frame(&g.s, ti & 1 ? 1 : 2, big, first,
+                                        total, ti == 2 ? LIGHTWS_SEND_FRAGMENT
+                                                       : 0);
+          FAST(++spins < 1000000);
+        } while (r == LIGHTWS_ERR_WOULDBLOCK);
+        FAST(r >= 0 && (size_t)r <= first);
+        off = (size_t)r;
+        while (off < total || g.s.whead_len) {
+          size_t piece = 1 + (size_t)(rnd(&rng) % 3000);
+          if (piece > total - off) piece = total - off;
+          r = lightws_stream_send(&g.s, 2, big + off, piece, 0);
+          if (r == LIGHTWS_ERR_WOULDBLOCK) {
+            FAST(++spins < 1000000);
+            continue;
+          }
+          FAST(r >= 0);
+          off += (size_t)r;
+        }
+        if (ti == 2) { /* the message of the fragment ends */
+          uint8_t bang[1] = {'!'};
+          send_all(&g.s, 2, bang, 1, 0);
+        }
+      }
+      w = rig_wire(&g);
+      ck_assert_uint_eq(w->n, nt + (nt > 2 ? 1 : 0));
+      {
+        size_t k = 0;
+        for (ti = 0; ti < nt; ti++) {
+          fill(big, totals[ti], (unsigned)ti);
+          ck_wframe(w, k++, ti & 1 ? 1 : 2, ti != 2, big, totals[ti]);
+          if (ti == 2) ck_wframe(w, k++, 0, 1, "!", 1);
+        }
+      }
+      wire_free(w);
+      /* misuse */
+      ck_assert_int_eq(lightws_stream_send_frame(&g.s, 2, big, 10, 9, 0),
+                       LIGHTWS_ERR_INVALID);
+      rig_free(&g);
+    }
+  }
+}
+END_TEST
+
+/* frame_rest tells what is left of the frame being read and its fin. */
+START_TEST(test_frame_rest) {
+  struct rig g;
+  struct lightws_chunk c;
+  uint8_t m[3000];
+  uint64_t left = 7;
+  size_t got = 0;
+  ssize_t n;
+  rig_init(&g, LIGHTWS_SERVER, 0); /* 1 KiB rbuf: chunks */
+  memset(m, 'x', sizeof m);
+  rig_peer(&g, 0, 2, m, sizeof m);
+  rig_peer(&g, 1, 0, m, 10);
+  g.f->end_eagain = 1;
+  ck_assert_int_eq(lightws_stream_frame_rest(&g.s, &left), LIGHTWS_ERR_INVALID);
+  ck_assert_uint_eq(left, 0);
+  n = lightws_stream_recv(&g.s, &c);
+  ck_assert_int_gt(n, 0);
+  ck_assert(!c.frame_end);
+  ck_assert_int_eq(lightws_stream_frame_rest(&g.s, &left), 0); /* fin 0 */
+  ck_assert_uint_eq(left, sizeof m - (size_t)n);
+  got = (size_t)n;
+  while (got < sizeof m) {
+    n = lightws_stream_recv(&g.s, &c);
+    ck_assert_int_gt(n, 0);
+    got += (size_t)n;
+  }
+  ck_assert(c.frame_end && !c.message_end);
+  ck_assert_int_eq(lightws_stream_frame_rest(&g.s, &left), LIGHTWS_ERR_INVALID);
+  n = lightws_stream_recv(&g.s, &c);
+  ck_assert_int_eq(n, 10);
+  ck_assert(c.message_end);
+  rig_free(&g);
+}
+END_TEST
+
 Suite *stream_suite(void) {
   Suite *s = suite_create("stream");
   TCase *t = tcase_create("read");
   tcase_set_timeout(t, 60);
-  tcase_add_test(t, test_struct_size_at_most_384);
+  tcase_add_test(t, test_struct_size_at_most_512);
+  tcase_add_test(t, test_shared_script_every_api);
+  tcase_add_test(t, test_shared_every_split);
+  tcase_add_test(t, test_shared_release_after_wouldblock_at_every_byte);
+  tcase_add_test(t, test_shared_release_holds_unread_frames);
+  tcase_add_test(t, test_shared_misuse);
+  tcase_add_test(t, test_shared_handshake_steps);
+  tcase_add_test(t, test_send_frame_in_pieces);
+  tcase_add_test(t, test_frame_rest);
   tcase_add_test(t, test_recv_script_whole_reads);
   tcase_add_test(t, test_recv_script_one_byte_reads);
   tcase_add_test(t, test_recv_script_random_chunks_and_eagain);

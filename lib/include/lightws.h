@@ -862,11 +862,16 @@ enum lightws_mask_mode {
 #define LIGHTWS_DEFAULT_MAX_FRAME   (64u * 1024 * 1024)
 #define LIGHTWS_DEFAULT_MAX_MESSAGE (64u * 1024 * 1024)
 #define LIGHTWS_RBUF_MIN 256 /* smallest receive buffer lightws accepts */
+#define LIGHTWS_STASH_SIZE 136 /* bytes a stream in shared-buffer mode keeps
+                                  itself: a partial frame head or control
+                                  frame (< 131), or a close reason (<= 123) */
 
 /* The connection. Zero-filled memory plus lightws_stream_init() is the only
  * valid way to start; never copy a stream that is in use. Fields after
- * "private" may change between versions. Size: at most 384 bytes (336 on
- * LP64 today), the whole per-connection state: no other memory is held. */
+ * "private" may change between versions. Size: at most 512 bytes (472 on
+ * LP64 today), the whole per-connection state: no other memory is held
+ * but the receive buffer (none while idle in shared-buffer mode) and the
+ * permessage-deflate block when that is on. */
 struct lightws_stream {
   /* private: */
   const struct lightws_io *io;   /* NULL: use fd */
@@ -923,6 +928,9 @@ struct lightws_stream {
   struct lightws__pmd *pmd;      /* permessage-deflate state, in the
                                     caller's block (lightws_stream_set_deflate),
                                     NULL when off */
+  uint8_t stash[LIGHTWS_STASH_SIZE]; /* shared-buffer mode: what the stream
+                                    keeps between lent buffers (see
+                                    lightws_stream_lend) */
 };
 
 /* What a read delivered. */
@@ -948,6 +956,9 @@ struct lightws_chunk {
  * LIGHTWS_OPT_*. Seeds the mask generator from the OS once (no syscall per
  * frame). The stream starts open (no handshake); the endpoint functions
  * below run the handshake on an initialized stream.
+ * rbuf NULL with rsize 0 starts the stream in shared-buffer mode (see
+ * lightws_stream_lend): it owns no receive buffer and reads into one the
+ * caller lends it for a while.
  * Returns 0, LIGHTWS_ERR_INVALID (rsize too small or over 4 GiB, unknown
  * role or option), or
  * LIGHTWS_ERR_SYSTEM (no OS randomness).
@@ -1036,6 +1047,64 @@ int lightws_stream_feed(struct lightws_stream *s, const uint8_t *in,
                         size_t len);
 
 /*
+ * Shared-buffer mode: many streams on one thread, one receive buffer.
+ *
+ * A stream started with rbuf NULL and rsize 0 reads into a buffer the
+ * caller lends it: lightws_stream_lend() before its reads (and handshake
+ * steps), lightws_stream_release() after them, typically once per
+ * readiness event, so one buffer per event loop serves every connection.
+ * What the stream must keep between two lent buffers (a partial frame
+ * head, a partial control frame, half a request head, the peer's close
+ * reason) is kept in the struct itself (LIGHTWS_STASH_SIZE bytes), so an
+ * idle connection costs sizeof(struct lightws_stream) and nothing else:
+ *
+ *   mode                   per idle connection
+ *   own rbuf (init rbuf)   the struct + rsize (16 KiB is typical)
+ *   shared-buffer mode     the struct (472 bytes on LP64): the stash
+ *                          holds all it needs between events
+ *
+ * Bytes are never copied on the hot path: payload is handed out as views
+ * into the lent buffer (recv) or read into the caller's buffer (read),
+ * exactly as with an own rbuf. Only the leftovers move (memcpy of at most
+ * LIGHTWS_STASH_SIZE bytes at release and lend), and only when some are
+ * left: a connection that was read until WOULDBLOCK has at most a partial
+ * frame head or control frame.
+ *
+ * When the caller stops reading before WOULDBLOCK (fairness, or an echo
+ * that cannot be written), more may be unread than the stash holds; then
+ * release says so and the stream keeps the lent buffer: the caller either
+ * leaves that buffer to this stream, or lends the stream a buffer of its
+ * own (any size >= what is held), which moves the bytes there. Without a
+ * lent buffer a stream still works, reading into its stash (small reads;
+ * a request head over LIGHTWS_STASH_SIZE bytes gives BUFFER_TOO_SMALL), so
+ * forgetting to lend is slow, never wrong.
+ *
+ * Lending or releasing ends the validity of views into the previous
+ * buffer: chunks of lightws_stream_recv(), lightws_stream_pong_data(),
+ * and a request or response parsed by a handshake step; the close reason
+ * stays readable (it moves with the stream).
+ */
+
+/* Lends `buf[0..size)` (size >= LIGHTWS_RBUF_MIN) to `s` for its next
+ * reads and handshake steps, until lightws_stream_release() or another
+ * lend; the caller must not touch the buffer meanwhile (views that calls
+ * hand out point into it). What the stream keeps (in its stash or the
+ * buffer lent before) moves to the front of `buf`. Lending the buffer
+ * already lent does nothing. Returns 0, LIGHTWS_ERR_INVALID (not in
+ * shared-buffer mode, size out of range), or LIGHTWS_ERR_NOSPACE (`buf`
+ * cannot hold what the stream keeps: nothing changed). */
+int lightws_stream_lend(struct lightws_stream *s, uint8_t *buf,
+                        size_t size);
+
+/* Gives the lent buffer back: what the stream must keep moves into its
+ * stash, and the buffer is free for other streams. Returns 0 (released;
+ * also when nothing was lent), or the number of bytes (> 0) the stream
+ * still holds in the lent buffer because they do not fit the stash (it
+ * keeps the buffer: lend it another one to move them, see above), or
+ * LIGHTWS_ERR_INVALID (not in shared-buffer mode). */
+ssize_t lightws_stream_release(struct lightws_stream *s);
+
+/*
  * Message-aware zero-copy read. Delivers the next piece of a data message
  * as a view into rbuf (`out->data`): never more than one frame's payload and
  * never past a message's end. The view stays valid until the next call that
@@ -1122,6 +1191,17 @@ ssize_t lightws_stream_read(struct lightws_stream *s, void *buf, size_t size,
 ssize_t lightws_stream_read_bytes(struct lightws_stream *s, void *buf,
                                   size_t size);
 
+/* The data frame the last read is in the middle of (after a chunk with
+ * frame_end 0): stores in *left its payload bytes not yet handed out and
+ * returns 1 if it is the final frame of its message, 0 if fragments
+ * follow. LIGHTWS_ERR_INVALID when no frame is in progress (the last
+ * chunk ended it) or the message is compressed (its frames carry deflate
+ * data, not the bytes handed out). With lightws_stream_send_frame() an
+ * echo or relay sends each frame on as one frame of the same length while
+ * its payload is still arriving. */
+int lightws_stream_frame_rest(const struct lightws_stream *s,
+                              uint64_t *left);
+
 /* Send flags. */
 #define LIGHTWS_SEND_FRAGMENT      0x01u /* fin=0: more fragments follow */
 #define LIGHTWS_SEND_MASK_IN_PLACE 0x02u /* client: mask `buf` in place
@@ -1163,6 +1243,24 @@ ssize_t lightws_stream_read_bytes(struct lightws_stream *s, void *buf,
  */
 ssize_t lightws_stream_send(struct lightws_stream *s, int opcode,
                             const void *buf, size_t len, unsigned flags);
+
+/*
+ * Like lightws_stream_send() for a frame whose payload is `frame_len`
+ * bytes of which only the first `len` (<= frame_len) are at hand: the head
+ * says frame_len, and head + buf[0..len) go out in one writev; the frame
+ * is then in progress, and later lightws_stream_send() calls pass the
+ * rest of its payload (continuation calls, as after a partial send) until
+ * frame_len bytes are sent. For relays and echoes that forward a frame as
+ * it arrives (lightws_stream_frame_rest()), one frame in, one frame out,
+ * whatever the buffers. Never compressed: with permessage-deflate on, a
+ * new message sent this way goes uncompressed (as with
+ * LIGHTWS_SEND_NO_COMPRESS), and inside a compressed message the call
+ * returns LIGHTWS_ERR_INVALID. Returns and errors as lightws_stream_send()
+ * (LIGHTWS_ERR_INVALID also for len > frame_len).
+ */
+ssize_t lightws_stream_send_frame(struct lightws_stream *s, int opcode,
+                                  const void *buf, size_t len,
+                                  uint64_t frame_len, unsigned flags);
 
 /* The seed's write: lightws_stream_send(s, LIGHTWS_OPCODE_BINARY, buf, len, 0). */
 ssize_t lightws_stream_write(struct lightws_stream *s, const void *buf,
