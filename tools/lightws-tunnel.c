@@ -257,9 +257,9 @@ static void tun_free(struct tun *t)
   if (t->dead) return;
   t->dead = 1;
   if (!cfg.quiet)
-    fprintf(stderr, "%s: %s %s: tcp>ws %llu ws>tcp %llu bytes, %llu ms: %s\n",
-            prog, t->peer, cfg.mode == TUNNEL_CLIENT ? "->" : "<-", t->n_up,
-            t->n_down, (unsigned long long)(lightws_now() - t->t_start),
+    fprintf(stderr, "%s: %s -> %s %s: tcp>ws %llu ws>tcp %llu bytes, %llu ms: %s\n",
+            prog, t->peer, cfg.mode == TUNNEL_CLIENT ? "remote" : "target",
+            peer_name, t->n_up, t->n_down, (unsigned long long)(lightws_now() - t->t_start),
             t->why[0] ? t->why : "done");
 #ifdef LIGHTWS_TOOLS_TLS
   if (t->tls) {
@@ -1376,6 +1376,19 @@ static int seconds_opt(const char *a, const char *v, uint32_t *dst)
   return 0;
 }
 
+static int takes_value(const char *a)
+{
+  static const char *const names[] = {
+    "--listen", "--remote", "--target", "--path", "--opts", "--cafile",
+    "--tls-cert", "--tls-key", "--mask", "--workers", "--handshake-timeout",
+    "--idle-timeout", "--ping-interval", "--ping-timeout", NULL
+  };
+  int i;
+  for (i = 0; names[i]; i++)
+    if (!strcmp(a, names[i])) return 1;
+  return 0;
+}
+
 /* SIP003 (shadowsocks plugin): the addresses come from the environment.
  * A client plugin listens on SS_LOCAL (where sslocal sends) and goes to
  * SS_REMOTE (the server); a server plugin listens on SS_REMOTE (the
@@ -1423,6 +1436,9 @@ int main(int argc, char **argv)
     r = from_sip003(&opts);
     if (r == 0) {
       usage(stderr);
+      fprintf(stderr, "%s: no arguments and no SIP003 environment "
+              "(SS_LOCAL_HOST, SS_LOCAL_PORT, SS_REMOTE_HOST, SS_REMOTE_PORT)\n",
+              prog);
       return 2;
     }
     if (r > 0) return r;
@@ -1449,7 +1465,7 @@ int main(int argc, char **argv)
       cfg.quiet = 1;
     } else if (!strcmp(a, "--insecure") || !strcmp(a, "-k")) {
       cfg.insecure = 1;
-    } else if (a[0] == '-' && a[1] == '-' && !v) {
+    } else if (!v && takes_value(a)) {
       return usage_error("option '%s' needs a value", a);
     } else if (!strcmp(a, "--listen")) {
       listen_s = v;
@@ -1650,9 +1666,9 @@ int main(int argc, char **argv)
     printf("listening on %s:%d\n", cfg.listen_host, bound);
   fflush(stdout);
   if (!cfg.quiet)
-    fprintf(stderr, "%s: %s %s:%d %s %s%s%s, mask %s, %d worker%s\n", prog,
+    fprintf(stderr, "%s: %s %s:%d -> %s%s%s%s, mask %s, %d worker%s\n", prog,
             cfg.mode == TUNNEL_CLIENT ? "client" : "server", cfg.listen_host,
-            bound, cfg.mode == TUNNEL_CLIENT ? "->" : "<-",
+            bound, cfg.mode == TUNNEL_CLIENT ? "" : "target ",
             cfg.mode == TUNNEL_CLIENT ? (cfg.tls ? "wss://" : "ws://") : "",
             cfg.mode == TUNNEL_CLIENT ? cfg.http_host : peer_name,
             cfg.mode == TUNNEL_CLIENT ? cfg.path : (cfg.tls ? " (wss)" : " (ws)"),
