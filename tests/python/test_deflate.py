@@ -128,7 +128,9 @@ class TestWebsocketsServer(unittest.TestCase):
 
     def test_asyncio_client(self):
         async def main():
-            async with await lwa.connect(self.srv.url) as ws:
+            # max_size=None: 1 MiB of random bytes compresses to more than
+            # the 1 MiB default (websockets refuses such a frame too)
+            async with await lwa.connect(self.srv.url, max_size=None) as ws:
                 self.assertEqual(ws.compression, "deflate")
                 self.assertIsInstance(ws.extensions[0], lightws.PerMessageDeflate)
                 for m in messages():
@@ -223,7 +225,7 @@ class TestWebsocketsClient(unittest.TestCase):
                 await ws.send(msg)
 
         async def main():
-            async with await lwa.serve(echo) as srv:
+            async with await lwa.serve(echo, max_size=None) as srv:   # as above
                 url = f"ws://127.0.0.1:{srv.port}/"
                 await asyncio.get_running_loop().run_in_executor(
                     None, self.check_server, url, exts)

@@ -31,7 +31,7 @@ from .errors import (WANT_READ, WANT_WRITE, CloseCode, CloseTimeout,
                      Opcode, PingTimeout, ProtocolError, WebSocketError,
                      WouldBlock, Close, InvalidHandshake, InvalidStatus, InvalidMessage,
                      InvalidURI, SecurityError, InvalidState, InvalidOrigin,
-                     WebSocketException)
+                     WebSocketException, ConcurrencyError)
 
 __all__ = [
     "connect", "accept", "serve", "Server", "parse_url", "codec", "WebSocket",

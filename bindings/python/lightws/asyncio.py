@@ -35,28 +35,34 @@ goes on.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import collections
 import inspect
 import logging
+import os
 import socket
 import time
-from typing import (Any, AsyncIterator, Awaitable, Callable, Deque, List,
-                    Optional, Sequence, Set, Tuple, Union)
+import uuid
+from typing import (Any, AsyncIterable, AsyncIterator, Awaitable, Callable, Deque, Dict,
+                    Generator, Iterable, List, Optional, Sequence, Set, Tuple, Union)
 from urllib.parse import urlsplit
 
 from . import parse_url, _protocols
-from . import _core
+from . import _core, _compat
 from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_OPEN_TIMEOUT,
                     DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_RBUF_SIZE,
                     WANT_READ, WANT_WRITE, BaseWebSocket, Data, _choose_subprotocol,
                     _close_args, _control_payload, _open_left, _SendJob, _timeout_arg)
-from ._core import Chunk, Headers, Piece, Request, header_list, make_chunk
+from ._core import (Chunk, HeaderList, Headers, Piece, Request, Response, State,
+                    header_list, make_chunk)
 from .server import _ACCEPT_BACKOFF, _ACCEPT_PAUSE, _ACCEPT_TRANSIENT
-from .errors import (ConnectionClosed, ConnectionClosedOK, HandshakeError,
-                     HandshakeTimeout, InvalidUsage, Opcode, ProtocolError,
-                     WebSocketError, WouldBlock)
+from .errors import (Close, ConcurrencyError, ConnectionClosed, ConnectionClosedError,
+                     ConnectionClosedOK, HandshakeError, HandshakeTimeout,
+                     InvalidHandshake, InvalidOrigin, InvalidStatus, InvalidUsage, Opcode,
+                     ProtocolError, WebSocketError, WouldBlock, closed_error)
 
-__all__ = ["WebSocket", "connect", "accept", "serve", "Server"]
+__all__ = ["WebSocket", "ClientConnection", "ServerConnection", "connect", "accept",
+           "serve", "Server", "broadcast", "State"]
 
 log = logging.getLogger("lightws")
 
@@ -84,11 +90,33 @@ class WebSocket(BaseWebSocket):
     OPT_NO_AUTO_PONG nothing is read ahead: pings are the application's.
     """
 
+    _server_header: Optional[str] = None
+
     def __init__(self, sock: Any, *, client: bool,
                  loop: Optional[asyncio.AbstractEventLoop] = None,
-                 close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT, **kw: Any) -> None:
+                 close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
+                 logger: Any = None, **kw: Any) -> None:
         close_timeout = _timeout_arg(close_timeout, "close_timeout")   # None: no bound
         super().__init__(sock, client=client, **kw)
+        #: a uuid4 naming the connection in logs, as websockets' ``id``
+        self.id: uuid.UUID = uuid.uuid4()
+        if logger is None:
+            logger = "websockets.client" if client else "websockets.server"
+        #: the logger of this connection (websockets' ``logger``)
+        self.logger: Any = logging.getLogger(logger) if isinstance(logger, str) else logger
+        self.remote_address: Any = None
+        self.local_address: Any = None
+        if self._sock is not None:
+            try:
+                self.remote_address = self._sock.getpeername()
+                self.local_address = self._sock.getsockname()
+            except OSError:
+                pass
+        # ping() waiters, in sending order: payload -> (future, time sent)
+        self._pings: Dict[bytes, Tuple["asyncio.Future[float]", float]] = {}
+        self._user_latency = (0.0, -1)      # (seconds, C rtt when measured)
+        self._c.on_pong = self._on_pong
+        self._close_sent: Optional[Close] = None     # what close() sent
         self._loop = loop or asyncio.get_running_loop()
         self.close_timeout = close_timeout
         self._rwait: List[asyncio.Future] = []
@@ -419,8 +447,9 @@ class WebSocket(BaseWebSocket):
 
     async def _server_handshake(self, protocols: Optional[Sequence[str]],
                                 headers: Optional[Headers],
-                                select_subprotocol: Optional[Callable[[Request], Optional[str]]],
-                                open_deadline: Optional[float] = None) -> None:
+                                select_subprotocol: Optional[Callable[..., Optional[str]]],
+                                open_deadline: Optional[float] = None,
+                                hooks: Optional[Dict[str, Any]] = None) -> None:
         self._handshaking = True
         self._phase_handshake(None)
         if self._tls is not None:
@@ -440,28 +469,144 @@ class WebSocket(BaseWebSocket):
                 except (OSError, WebSocketError):
                     pass
             raise
-        chosen = _choose_subprotocol(self.request, protocols, select_subprotocol)
+        h = hooks or {}
+        server_header = h.get("server_header")
+        extra = list(headers or [])
+        if server_header:
+            extra.append(("Server", server_header))
+        origins = h.get("origins")
+        if origins is not None and not _compat.origin_ok(self.request.origin, origins):
+            await self._reject(self.respond(403, "Failed to open a WebSocket connection: "
+                                                 "invalid Origin header.\n"))
+            raise InvalidOrigin(f"invalid Origin header: {self.request.origin}",
+                                "BAD_ORIGIN", 0, 403)
+        hook = h.get("process_request")
+        if hook is not None:
+            try:
+                resp = hook(self, self.request)
+                if inspect.isawaitable(resp):
+                    resp = await resp
+            except Exception:
+                self.logger.error("opening handshake failed", exc_info=True)
+                await self._reject(self.respond(500, "Failed to open a WebSocket connection.\n"
+                                                     "See server log for more information.\n"))
+                raise
+            if resp is not None:
+                await self._reject(resp)
+                raise _Rejected(resp)
+        select = _compat.select_adapter(select_subprotocol, self)
+        chosen = _choose_subprotocol(self.request, protocols, select)
         if self._pmd_cfg is not None:
             self._agreed(self._c.server_deflate(self._pmd_cfg))
-        await self._run(lambda: self._c.server_accept(chosen, headers), False)
+        hook = h.get("process_response")
+        if hook is not None:
+            resp101 = _compat.response_101(self.request.key, chosen,
+                                           str(self.extensions[0]) if self.extensions else None,
+                                           extra)
+            try:
+                out = hook(self, self.request, resp101)
+                if inspect.isawaitable(out):
+                    out = await out
+            except Exception:
+                self.logger.error("opening handshake failed", exc_info=True)
+                await self._reject(self.respond(500, "Failed to open a WebSocket connection.\n"
+                                                     "See server log for more information.\n"))
+                raise
+            if out is not None and out.status_code != 101:
+                await self._reject(out)
+                raise _Rejected(out)
+            self._resp101 = out if out is not None else resp101
+            extra = _compat.extra_of_101(self._resp101)
+        await self._run(lambda: self._c.server_accept(chosen, extra), False)
+        self._extra101 = extra
         self.subprotocol = chosen
         self._opened()
 
+    def respond(self, status: int, text: str) -> Response:
+        """An HTTP response with a plain text body, for process_request to
+        return (websockets' ServerConnection.respond)."""
+        return _compat.make_response(int(status), text, self._server_header)
+
+    async def _reject(self, resp: Any) -> None:
+        """Writes an HTTP response instead of the 101 (process_request,
+        origins), then the caller drops the connection."""
+        self.response = resp     # as websockets: the response sent
+        data = _compat.serialize(resp)
+        if self._tls is not None:
+            tls = self._tls
+
+            def step() -> None:
+                with self._c.lock:
+                    tls.obj.write(data)
+            step()
+            while self._tls_output():
+                await self._ready(WANT_WRITE)
+            return
+        view = memoryview(data)
+        assert self._sock is not None
+        while view:
+            try:
+                n = self._sock.send(view)
+                view = view[n:]
+            except (BlockingIOError, InterruptedError):
+                await self._ready(WANT_WRITE)
+            except OSError:
+                return
+
     # -- messages -------------------------------------------------------------
-    async def recv(self) -> Union[str, bytes]:
+    async def recv(self, decode: Optional[bool] = None) -> Union[str, bytes]:
         """The next whole message (str for text, bytes for binary); raises
         ConnectionClosed / ProtocolError as the blocking recv(), and
         PingTimeout once the keepalive failed (after the messages read
-        before it)."""
+        before it). ``decode`` as websockets: True returns binary
+        messages as str (UTF-8), False text ones as bytes."""
         try:
             async with self._recv_lock:
+                msg = None
                 if self._ahead:
                     msg = self._ahead_message()
-                    if msg is not None:
-                        return msg
-                return await self._run(self._step_recv, True)
+                if msg is None:
+                    msg = await self._run(self._step_recv, True)
+        except ConnectionClosed as e:
+            raise self._closed(e)
         finally:
             self._pump_soon()
+        if decode is None:
+            return msg
+        if decode and msg.__class__ is not str:
+            return bytes(msg).decode("utf-8")
+        if not decode and msg.__class__ is str:
+            return msg.encode("utf-8")      # type: ignore[union-attr]
+        return msg
+
+    async def recv_streaming(self, decode: Optional[bool] = None
+                             ) -> AsyncIterator[Union[str, bytes]]:
+        """The next message in pieces as they arrive (websockets'
+        recv_streaming): str pieces for text (decoded incrementally, a
+        character split across frames waits for its end), bytes for
+        binary; ``decode`` as for recv(). The pieces are lightws' chunks
+        (one frame or part of one), not always whole frames."""
+        dec = None
+        first = True
+        while True:
+            try:
+                piece = await self.recv_piece()
+            except ConnectionClosed as e:
+                raise self._closed(e)
+            if first:
+                text = piece.opcode == _TEXT
+                want_str = text if decode is None else decode
+                if want_str:
+                    dec = codecs.getincrementaldecoder("utf-8")()
+                first = False
+            if dec is not None:
+                out: Union[str, bytes] = dec.decode(piece.data, piece.message_end)
+            else:
+                out = piece.data
+            if out or piece.message_end:
+                yield out
+            if piece.message_end:
+                return
 
     def __aiter__(self) -> AsyncIterator[Union[str, bytes]]:
         return self._messages()
@@ -501,15 +646,86 @@ class WebSocket(BaseWebSocket):
         finally:
             self._pump_soon()
 
-    async def send(self, data: Data, opcode: Optional[int] = None, *, fin: bool = True,
-                   compress: bool = True) -> None:
+    async def send(self, data: Union[Data, Iterable[Data], AsyncIterable[Data]],
+                   opcode: Optional[int] = None, *, fin: bool = True,
+                   compress: bool = True, text: Optional[bool] = None) -> None:
         """Sends a message (str: text, bytes-like: binary); ``fin=False``
         sends a fragment, continued by the next send() calls. With
         permessage-deflate agreed, ``compress=False`` sends this message
-        uncompressed (read on its first fragment)."""
-        job = self._new_job(data, opcode, fin, compress)
+        uncompressed (read on its first fragment).
+
+        As websockets: an iterable or async iterable of str (or of
+        bytes-like) sends one fragmented message, one frame per item (the
+        last item's frame ends it; an empty iterable sends nothing);
+        ``text=True`` sends bytes as a text frame, ``text=False`` str as
+        binary. A dict is TypeError. Sending into a connection the peer
+        closed raises ConnectionClosed with the peer's code, also when the
+        socket broke under the send (EPIPE, ECONNRESET)."""
+        if text is not None and opcode is None:
+            opcode = Opcode.TEXT if text else Opcode.BINARY
+        if isinstance(data, (str, bytes, bytearray, memoryview)):
+            job = self._new_job(data, opcode, fin, compress)
+            try:
+                async with self._send_lock:
+                    await self._submit(job)
+            except (ConnectionClosed, BrokenPipeError, ConnectionResetError) as e:
+                raise self._closed(e) from None
+            return
+        if isinstance(data, dict) or hasattr(data, "keys"):
+            raise TypeError("data is a dict-like object")
+        if hasattr(data, "__aiter__"):
+            it: Any = data.__aiter__()      # type: ignore[union-attr]
+            nxt: Callable[[], Awaitable[Any]] = it.__anext__
+            stop: Any = StopAsyncIteration
+        elif hasattr(data, "__iter__"):
+            it = iter(data)                 # type: ignore[arg-type]
+
+            async def nxt() -> Any:
+                return next(it)
+            stop = StopIteration
+        else:
+            try:
+                memoryview(data)            # type: ignore[arg-type]
+            except TypeError:
+                raise TypeError(f"data must be str, bytes-like or an iterable, "
+                                f"not {type(data).__name__}") from None
+            return await self.send(memoryview(data), opcode, fin=fin,  # type: ignore[arg-type]
+                                   compress=compress)
+        await self._send_fragments(nxt, stop, opcode, compress)
+
+    async def _send_fragments(self, nxt: Callable[[], Awaitable[Any]], stop: Any,
+                              opcode: Optional[int], compress: bool) -> None:
+        try:
+            cur = await nxt()
+        except stop:
+            return
+        kind = str if isinstance(cur, str) else bytes
         async with self._send_lock:
-            await self._submit(job)
+            started = False
+            try:
+                while True:
+                    try:
+                        following = await nxt()
+                    except stop:
+                        following = None
+                        last = True
+                    else:
+                        last = False
+                        if isinstance(following, str) != (kind is str):
+                            raise TypeError("iterable must contain only str or only bytes-like")
+                    await self._submit(self._new_job(cur, opcode, last, compress))
+                    started = True
+                    if last:
+                        return
+                    cur = following
+            except (ConnectionClosed, BrokenPipeError, ConnectionResetError) as e:
+                raise self._closed(e) from None
+            except BaseException:
+                if started and self._frag_opcode:
+                    # a message cut in the middle cannot be finished:
+                    # websockets closes with 1011 too
+                    self._loop.create_task(self.close(1011, "error in fragmented message"))
+                raise
 
     async def _submit(self, job: _SendJob) -> None:
         await self._run(self._step_pending, False)
@@ -540,10 +756,113 @@ class WebSocket(BaseWebSocket):
             if self._deflate:
                 await self._run(self._c.flush, False)
 
-    async def ping(self, data: Union[bytes, str] = b"") -> None:
-        """A ping: bytes-like, or str sent as UTF-8 (TypeError otherwise)."""
-        payload = _control_payload(data)
-        await self._control(lambda: self._c.ping(payload))
+    async def ping(self, data: Union[bytes, str, None] = None) -> "asyncio.Future[float]":
+        """Sends a ping: bytes-like, or str sent as UTF-8 (TypeError
+        otherwise); None (default) sends 4 random bytes. Returns, as
+        websockets, a future that resolves to the latency in seconds
+        once the matching pong came (a pong also answers every earlier
+        ping); ``await ws.ping()`` sends, ``await (await ws.ping())``
+        waits for the pong. ConcurrencyError while a ping with the same
+        payload waits; the future fails with ConnectionClosed if the
+        connection closes first."""
+        if data is None:
+            payload = os.urandom(4)
+            while payload in self._pings:
+                payload = os.urandom(4)
+        else:
+            payload = _control_payload(data)
+            if payload in self._pings:
+                raise ConcurrencyError("already waiting for a pong with the same data")
+        fut: "asyncio.Future[float]" = self._loop.create_future()
+        self._pings[payload] = (fut, time.monotonic())
+        try:
+            await self._control(lambda: self._c.ping(payload))
+        except BaseException as e:
+            self._pings.pop(payload, None)
+            if isinstance(e, (ConnectionClosed, BrokenPipeError, ConnectionResetError)):
+                raise self._closed(e) from None
+            raise
+        return fut
+
+    def _on_pong(self, data: bytes) -> None:
+        """A pong came (called by CStream under its lock: no C call here):
+        it answers its ping and every one sent before it."""
+        if data not in self._pings:
+            return
+        now = time.monotonic()
+        for key in list(self._pings):
+            fut, sent = self._pings.pop(key)
+            if not fut.done():
+                fut.set_result(now - sent)
+            if key == data:
+                self._user_latency = (now - sent, self._c.rtt())
+                break
+
+    @property
+    def latency(self) -> float:
+        """Round trip of the last ping answered (a keepalive one or one of
+        ping()), in seconds; 0.0 before the first, as websockets'."""
+        value, rtt_then = self._user_latency
+        rtt = self._c.rtt()
+        if rtt_then >= 0 and rtt == rtt_then:
+            return value
+        return rtt / 1e6
+
+    @property
+    def state(self) -> State:
+        """CONNECTING, OPEN, CLOSING or CLOSED (websockets' State)."""
+        if self._handshaking:
+            return State.CONNECTING
+        c = self._c
+        if self._fd_closed or c.closing() == 2 or c.error() != 0:
+            return State.CLOSED
+        if c.closing() or c.close_code() or self._close_sent is not None:
+            return State.CLOSING
+        return State.OPEN
+
+    def _closed(self, err: BaseException) -> ConnectionClosed:
+        """The ConnectionClosed to raise for ``err`` (a ConnectionClosed,
+        or a socket broken under a send), with the peer's close read if it
+        was already in the socket, and rcvd/sent filled as websockets."""
+        if not isinstance(err, ConnectionClosed):
+            self._read_close_now()
+            code = self._c.close_code() or 1006
+            e = closed_error(code, self._c.close_reason() if code != 1006 else "")
+        else:
+            e = err
+        if e.sent is None:
+            e.sent = self._close_sent or self._echo_sent()
+        if e.rcvd is not None and e.sent is not None and e.rcvd_then_sent is None:
+            e.rcvd_then_sent = self._close_sent is None
+        return e
+
+    def _echo_sent(self) -> Optional[Close]:
+        """The close lightws sent on its own: the echo of the peer's, or
+        the code of the error that failed the stream."""
+        c = self._c
+        err = c.error()
+        if err:
+            code = _core.close_code_for(err)
+            return Close(code, "") if code and code != 1006 else None
+        if c.closing() == 2:
+            code = c.close_code()
+            return Close(code if code not in (1005, 1006) else 1000, "")
+        return None
+
+    def _read_close_now(self) -> None:
+        """A send met a broken socket: the peer's close (1009 for a message
+        too big...) may wait unread in the socket; read it now, keeping
+        data for recv()."""
+        if self._recv_lock.locked() or self._fd_closed:
+            return
+        for _ in range(64):
+            try:
+                chunk = self._c.recv_chunk()
+            except (WouldBlock, OSError, WebSocketError):
+                return
+            if chunk[0] or chunk[2]:
+                self._ahead.append(chunk)
+                self._ahead_bytes += len(chunk[0]) + _AHEAD_ENTRY
 
     async def pong(self, data: Union[bytes, str] = b"") -> None:
         payload = _control_payload(data)
@@ -601,6 +920,8 @@ class WebSocket(BaseWebSocket):
         rb = _close_args(code, reason)
         if self._fd_closed:
             return
+        if self._close_sent is None and self._need_close_frame():
+            self._close_sent = Close(code, reason)
         if self._c.error() == 0:
             self._pump_ok = False           # from now on only close() reads
             self._phase_close(self.close_timeout)
@@ -662,6 +983,13 @@ class WebSocket(BaseWebSocket):
         self._pump_ok = False
         super()._release()
         self._released.set()
+        if self._pings:
+            pings, self._pings = self._pings, {}
+            code = self._c.close_code() or 1006
+            for fut, _ in pings.values():
+                if not fut.done():
+                    fut.set_exception(closed_error(code, ""))
+                    fut.exception()     # retrieved: no "never retrieved" log
 
     async def wait_closed(self) -> None:
         """Returns once the socket is released."""
@@ -696,35 +1024,76 @@ async def _open_tcp(host: str, port: int) -> socket.socket:
     raise err if err else OSError(f"cannot resolve {host}")
 
 
-async def connect(target: Any, *, host: Optional[str] = None, path: Optional[str] = None,
-                  protocols: Union[None, str, Sequence[str]] = None,
-                  origin: Optional[str] = None, headers: Optional[Headers] = None,
-                  max_size: Optional[int] = DEFAULT_MAX_SIZE,
-                  rbuf_size: int = DEFAULT_RBUF_SIZE, mask: str = "random",
-                  options: int = 0,
-                  close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
-                  ssl: Any = None, server_hostname: Optional[str] = None,
-                  open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
-                  ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
-                  ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
-                  idle_timeout: Optional[float] = None,
-                  compression: Any = "deflate",
-                  compression_threshold: Optional[int] = None) -> WebSocket:
-    """Client: a ws:// or wss:// URL, or a connected socket (then
-    ``host``/``path``), through the opening handshake (TLS first with
-    ``ssl``, an ssl.SSLContext). ``async with await connect(url) as ws``.
+class _Rejected(InvalidHandshake):
+    """Server: process_request (or process_response) answered with an HTTP
+    response instead of the 101; ``response`` is what was sent."""
 
-    Time, with python websockets' names and defaults (seconds, None: off):
-    ``open_timeout`` bounds TCP connect, TLS and handshake together
-    (HandshakeTimeout, a TimeoutError); ``ping_interval`` /
-    ``ping_timeout`` are keepalive (PingTimeout, code 1011, after close
-    1011 went out), run by the loop even while no task awaits the
-    WebSocket; ``close_timeout`` bounds close(). ``ws.latency`` is the
-    last keepalive round trip. ``idle_timeout`` (None: off; lightws' own)
-    closes with 1001 (IdleTimeout) when nothing came for that long.
-    ``compression`` ("deflate" default, a lightws.Deflate, None) and
-    ``compression_threshold`` as for lightws.connect()."""
+    def __init__(self, response: Any) -> None:
+        super().__init__(f"rejected with HTTP {response.status_code}")
+        self.response = response
+
+
+class ClientConnection(WebSocket):
+    """A client connection (websockets' ClientConnection): what connect()
+    gives. ``request`` is the upgrade request as sent (without the key,
+    which the C core makes), ``response`` the server's 101."""
+
+    _sent_request: Optional[Request] = None
+
+    @property
+    def request(self) -> Optional[Request]:      # type: ignore[override]
+        return self._sent_request
+
+    @request.setter
+    def request(self, value: Optional[Request]) -> None:
+        self._sent_request = value
+
+
+class ServerConnection(WebSocket):
+    """A server connection (websockets' ServerConnection): what serve()
+    hands to the handler. ``request`` is the client's upgrade request,
+    ``response`` the 101 sent (or the rejection process_request chose),
+    ``respond(status, text)`` makes a response for process_request."""
+
+    _response: Any = None
+    _resp101: Any = None
+    _extra101: List[Tuple[str, str]] = []
+
+    @property
+    def response(self) -> Any:                   # type: ignore[override]
+        if (self._response is None and self._resp101 is None and self.request is not None
+                and not self._handshaking and not self._fd_closed):
+            self._resp101 = _compat.response_101(
+                self.request.key, self.subprotocol,
+                str(self.extensions[0]) if self.extensions else None, self._extra101)
+        return self._response if self._response is not None else self._resp101
+
+    @response.setter
+    def response(self, value: Any) -> None:
+        self._response = value
+
+
+async def _open_client(target: Any, *, cls: Any = None, host: Optional[str] = None,
+                       path: Optional[str] = None,
+                       protocols: Union[None, str, Sequence[str]] = None,
+                       origin: Optional[str] = None, headers: Optional[Headers] = None,
+                       max_size: Optional[int] = DEFAULT_MAX_SIZE,
+                       rbuf_size: int = DEFAULT_RBUF_SIZE, mask: str = "random",
+                       options: int = 0,
+                       close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
+                       ssl: Any = None, server_hostname: Optional[str] = None,
+                       open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
+                       ping_interval: Optional[float] = DEFAULT_PING_INTERVAL,
+                       ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
+                       idle_timeout: Optional[float] = None,
+                       compression: Any = "deflate",
+                       compression_threshold: Optional[int] = None,
+                       user_agent_header: Optional[str] = None,
+                       logger: Any = None, max_queue: Optional[int] = None) -> WebSocket:
+    """One connection attempt (connect() adds redirects and reconnects)."""
     headers = header_list(headers)        # TypeError before any connection
+    if user_agent_header:
+        headers.append(("User-Agent", user_agent_header))
     _core.deflate_config(compression, compression_threshold)   # and bad compression
     _timeout_arg(close_timeout, "close_timeout")
     open_timeout = _timeout_arg(open_timeout, "open_timeout")
@@ -747,25 +1116,155 @@ async def connect(target: Any, *, host: Optional[str] = None, path: Optional[str
             server_hostname = server_hostname or thost
     if ssl is not None and server_hostname is None and host:
         server_hostname = urlsplit("//" + host).hostname   # Host minus port
-    ws = WebSocket(target, client=True, max_size=max_size, rbuf_size=rbuf_size,
-                   mask=mask, options=options, close_timeout=close_timeout,
-                   ssl=ssl, server_hostname=server_hostname,
-                   ping_interval=ping_interval, ping_timeout=ping_timeout,
-                   idle_timeout=idle_timeout, compression=compression,
-                   compression_threshold=compression_threshold)
+    ws = (cls or ClientConnection)(
+        target, client=True, max_size=max_size, rbuf_size=rbuf_size,
+        mask=mask, options=options, close_timeout=close_timeout,
+        ssl=ssl, server_hostname=server_hostname,
+        ping_interval=ping_interval, ping_timeout=ping_timeout,
+        idle_timeout=idle_timeout, compression=compression,
+        compression_threshold=compression_threshold, logger=logger)
+    _apply_max_queue(ws, max_queue)
+    h, p = host or "localhost", path or "/"
     try:
-        await ws._client_handshake(host or "localhost", path or "/",
-                                   _protocols(protocols), origin, headers, open_deadline)
+        await ws._client_handshake(h, p, _protocols(protocols), origin, headers, open_deadline)
     except BaseException:
         ws._unregister()
         ws._release()
         raise
+    if isinstance(ws, ClientConnection):
+        sent = HeaderList([("Host", h), ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                           ("Sec-WebSocket-Version", "13")])
+        if origin:
+            sent.append(("Origin", origin))
+        offered = _protocols(protocols)
+        if offered:
+            sent.append(("Sec-WebSocket-Protocol", offered))
+        sent.extend(headers)
+        ws.request = Request("GET", p, h, "", origin, offered, None, 13, sent, 0)
     return ws
+
+
+def _apply_max_queue(ws: WebSocket, max_queue: Optional[int]) -> None:
+    """websockets' max_queue counts messages; lightws bounds its read-ahead
+    in bytes: at least the receive buffer, and max_queue messages of 4 KiB
+    when that is more (None: no bound but max_size)."""
+    if max_queue is None:
+        ws.read_ahead_limit = max(ws.read_ahead_limit, ws.max_size)
+    elif max_queue > 0:
+        ws.read_ahead_limit = max(ws.read_ahead_limit, max_queue * 4096)
+
+
+_CLIENT_KW = frozenset(inspect.signature(_open_client).parameters) - {"target", "cls"}
+
+
+class connect:
+    """Opens a client connection, as websockets' connect(): ``await
+    connect(uri)``, ``async with connect(uri) as ws``, and ``async for ws
+    in connect(uri)`` (reconnects with websockets' back-off after a
+    connection ends with an error or an attempt fails with a network
+    error, a timeout or a 5xx status).
+
+    ``uri`` is a ws:// or wss:// URI, or a connected socket (also as
+    ``sock=``; then ``host``/``path`` give the request). Keywords with
+    websockets' names and defaults: ``additional_headers`` (also
+    ``extra_headers``, lightws' ``headers``), ``subprotocols`` (lightws'
+    ``protocols``), ``origin``, ``compression`` ("deflate"),
+    ``open_timeout`` (10), ``ping_interval`` (20), ``ping_timeout`` (20),
+    ``close_timeout`` (10), ``max_size`` (1 MiB), ``max_queue`` (16),
+    ``write_limit`` (accepted), ``user_agent_header`` ("Python/x.y
+    lightws/v"; None: none), ``process_exception``, ``logger``, ``ssl``,
+    ``server_hostname``; and lightws' own (``rbuf_size``, ``mask``,
+    ``options``, ``idle_timeout``, ``compression_threshold``).
+
+    A 3xx answer with a Location is followed (up to 10 times, never from
+    wss:// to ws://: SecurityError); one that is not followed raises
+    InvalidStatus, whose ``response.headers["Location"]`` (also
+    ``location``) tells where it pointed."""
+
+    def __init__(self, uri: Any = None, **kw: Any) -> None:
+        if "sock" in kw:
+            if uri is not None and not isinstance(uri, str):
+                raise TypeError("pass a socket as uri or as sock=, not both")
+            sock = kw.pop("sock")
+            if isinstance(uri, str) and sock is not None:
+                u = urlsplit(uri)
+                kw.setdefault("host", u.netloc)
+                kw.setdefault("path", (u.path or "/") + (f"?{u.query}" if u.query else ""))
+            uri = sock
+        if uri is None:
+            raise TypeError("connect() needs a URI or a socket")
+        kw = _compat.normalize(kw)
+        self._process_exception = kw.pop("process_exception", _compat.process_exception)
+        kw.setdefault("max_size", _compat.WS_MAX_SIZE)
+        kw.setdefault("user_agent_header", _compat.default_agent())
+        unknown = set(kw) - _CLIENT_KW
+        if unknown:
+            raise TypeError(f"connect() got unexpected keyword arguments {sorted(unknown)}")
+        header_list(kw.get("headers"))          # TypeError now, not at the await
+        self.uri = uri
+        self._kw = kw
+        self.connection: Optional[ClientConnection] = None
+
+    async def _open(self) -> ClientConnection:
+        uri = self.uri
+        for _ in range(_compat.MAX_REDIRECTS + 1):
+            try:
+                ws = await _open_client(uri, **self._kw)
+            except InvalidStatus as e:
+                if not isinstance(uri, str):
+                    raise               # a socket given: nowhere else to go
+                new = _compat.redirect_target(uri, e)
+                if new is None:
+                    raise
+                uri = new
+                continue
+            assert isinstance(ws, ClientConnection)
+            self.connection = ws
+            return ws
+        raise _compat.too_many_redirects()
+
+    def __await__(self) -> Generator[Any, None, ClientConnection]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> ClientConnection:
+        return await self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+
+    def __aiter__(self) -> AsyncIterator[ClientConnection]:
+        return self._reconnecting()
+
+    async def _reconnecting(self) -> AsyncIterator[ClientConnection]:
+        delays: Optional[Any] = None
+        while True:
+            try:
+                ws = await self
+            except Exception as e:
+                out = self._process_exception(e)
+                if out is not None:
+                    if out is e:
+                        raise
+                    raise out from e
+                if delays is None:
+                    delays = _compat.backoff()
+                delay = next(delays)
+                log.info("connect failed; reconnecting in %.1f seconds: %s", delay, e)
+                await asyncio.sleep(delay)
+                continue
+            delays = None
+            try:
+                yield ws
+            except GeneratorExit:
+                await ws.close()
+                raise
+            await ws.close()
 
 
 async def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
                  headers: Optional[Headers] = None,
-                 select_subprotocol: Optional[Callable[[Request], Optional[str]]] = None,
+                 select_subprotocol: Optional[Callable[..., Optional[str]]] = None,
                  max_size: Optional[int] = DEFAULT_MAX_SIZE,
                  rbuf_size: int = DEFAULT_RBUF_SIZE, options: int = 0,
                  close_timeout: Optional[float] = DEFAULT_CLOSE_TIMEOUT,
@@ -775,24 +1274,43 @@ async def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
                  ping_timeout: Optional[float] = DEFAULT_PING_TIMEOUT,
                  idle_timeout: Optional[float] = None,
                  compression: Any = "deflate",
-                 compression_threshold: Optional[int] = None) -> WebSocket:
+                 compression_threshold: Optional[int] = None,
+                 origins: Optional[Sequence[Any]] = None,
+                 process_request: Optional[Callable[..., Any]] = None,
+                 process_response: Optional[Callable[..., Any]] = None,
+                 server_header: Optional[str] = None,
+                 logger: Any = None, max_queue: Optional[int] = 16,
+                 cls: Any = None) -> WebSocket:
     """Server: the opening handshake on an accepted socket (an invalid
     request is answered with its HTTP status; HandshakeError); TLS first
     with ``ssl`` (a server-side ssl.SSLContext). Timeouts as for
     connect(); a client too slow for ``open_timeout`` (a request dribbled
     byte by byte included) gets one attempt at 408 and HandshakeTimeout
     is raised. ``compression`` / ``compression_threshold`` as for
-    lightws.accept()."""
+    lightws.accept(). websockets' hooks: ``origins`` (403 for an Origin
+    not in it), ``process_request(connection, request)`` (a Response
+    returned is sent instead of the 101 and InvalidHandshake raised),
+    ``process_response(connection, request, response)``,
+    ``select_subprotocol(connection, subprotocols)`` (or lightws'
+    ``select_subprotocol(request)``), ``server_header`` (None: none)."""
     headers = header_list(headers)
     open_timeout = _timeout_arg(open_timeout, "open_timeout")
     open_deadline = None if not open_timeout else time.monotonic() + open_timeout
-    ws = WebSocket(sock, client=False, max_size=max_size, rbuf_size=rbuf_size,
-                   options=options, close_timeout=close_timeout, ssl=ssl,
-                   ping_interval=ping_interval, ping_timeout=ping_timeout,
-                   idle_timeout=idle_timeout, compression=compression,
-                   compression_threshold=compression_threshold)
+    ws = (cls or ServerConnection)(
+        sock, client=False, max_size=max_size, rbuf_size=rbuf_size,
+        options=options, close_timeout=close_timeout, ssl=ssl,
+        ping_interval=ping_interval, ping_timeout=ping_timeout,
+        idle_timeout=idle_timeout, compression=compression,
+        compression_threshold=compression_threshold, logger=logger)
+    _apply_max_queue(ws, max_queue)
+    ws._server_header = server_header
+    hooks = None
+    if origins is not None or process_request or process_response or server_header:
+        hooks = {"origins": origins, "process_request": process_request,
+                 "process_response": process_response, "server_header": server_header}
     try:
-        await ws._server_handshake(protocols, headers, select_subprotocol, open_deadline)
+        await ws._server_handshake(protocols, headers, select_subprotocol, open_deadline,
+                                   hooks)
     except BaseException:
         ws._unregister()
         ws._release()
@@ -801,28 +1319,48 @@ async def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
 
 
 class Server:
-    """What serve() returns: accepts connections until close()."""
+    """What serve() gives (websockets' Server): accepts connections until
+    close(). ``connections`` is the set of open ServerConnections
+    (len() for how many), ``sockets`` the listening sockets, ``port``
+    the bound port."""
 
-    def __init__(self, sock: socket.socket, handler: Callable[[WebSocket], Awaitable[Any]],
-                 accept_kw: dict, open_timeout: Optional[float] = None) -> None:
+    def __init__(self, sock: socket.socket, handler: Callable[[Any], Awaitable[Any]],
+                 accept_kw: Dict[str, Any], open_timeout: Optional[float] = None,
+                 start: bool = True) -> None:
         self.sockets = [sock]
         self._sock = sock
         self._handler = handler
         self._kw = accept_kw
         self._open_timeout = open_timeout
         self._conns: Set["asyncio.Task[None]"] = set()
+        #: the connections being served (handshake done), as websockets'
+        self.connections: Set[ServerConnection] = set()
         self._closing = False
-        self._task = asyncio.get_running_loop().create_task(self._accept_loop())
+        self._loop = asyncio.get_running_loop()
+        self._task: Optional["asyncio.Task[None]"] = None
+        self._closed_ev = asyncio.Event()
+        self.logger = logging.getLogger("websockets.server")
+        if start:
+            self._start()
+
+    def _start(self) -> None:
+        if self._task is None and not self._closing:
+            self._task = self._loop.create_task(self._accept_loop())
+
+    async def start_serving(self) -> None:
+        """Starts accepting (serve() already did, unless start_serving=False)."""
+        self._start()
+
+    def is_serving(self) -> bool:
+        return self._task is not None and not self._closing
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
 
     @property
     def port(self) -> int:
         """The bound port (useful with port 0)."""
-        return self._sock.getsockname()[1]
-
-    @property
-    def connections(self) -> int:
-        """How many connections are being served (handshake included)."""
-        return len(self._conns)
+        return int(self._sock.getsockname()[1])
 
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -871,6 +1409,8 @@ class Server:
         except BaseException:
             conn.close()
             raise
+        assert isinstance(ws, ServerConnection)
+        self.connections.add(ws)
         try:
             await self._handler(ws)
         except ConnectionClosed:
@@ -881,34 +1421,44 @@ class Server:
         except ProtocolError as e:
             log.debug("lightws: protocol error: %s", e)
         except Exception:
-            log.exception("lightws: connection handler failed")
+            ws.logger.error("connection handler failed", exc_info=True)
             await ws.close(1011, "internal error")
         finally:
+            self.connections.discard(ws)
             await ws.close()
 
-    def close(self) -> None:
-        """Stops accepting and closes every connection (close code 1001)."""
+    def close(self, close_connections: bool = True) -> None:
+        """Stops accepting and, unless ``close_connections`` is False,
+        closes every connection (close code 1001)."""
         if self._closing:
             return
         self._closing = True
-        self._task.cancel()
+        if self._task is not None:
+            self._task.cancel()
         try:
             self._sock.close()
         except OSError:
             pass
-        for t in list(self._conns):
-            t.cancel()
+        if close_connections:
+            for t in list(self._conns):
+                t.cancel()
+        self._closed_ev.set()
 
     async def wait_closed(self) -> None:
         """Waits until the listener and all connections are done."""
-        tasks = [self._task, *self._conns]
+        await self._closed_ev.wait()
+        tasks = [t for t in (self._task, *self._conns) if t is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def serve_forever(self) -> None:
+        """Accepts until close() (or cancellation, which closes)."""
+        self._start()
         try:
-            await self._task
+            await self._closed_ev.wait()
         except asyncio.CancelledError:
-            pass
+            self.close()
+            await self.wait_closed()
+            raise
 
     async def __aenter__(self) -> "Server":
         return self
@@ -918,31 +1468,75 @@ class Server:
         await self.wait_closed()
 
 
-async def serve(handler: Callable[[WebSocket], Awaitable[Any]], host: Optional[str] = "127.0.0.1",
-                port: int = 0, *, backlog: int = 128,
-                open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
-                **accept_kw: Any) -> Server:
-    """Listens on (host, port) and runs ``await handler(ws)`` for every
-    websocket connection (the socket closes when the handler returns).
-    ``accept_kw`` go to accept() (protocols, headers, max_size...) and are
-    checked here, as are the headers: a bad one fails serve(), not every
-    handshake. ``open_timeout`` bounds each opening handshake (None:
-    no bound), so silent clients cannot hold descriptors for good (a
-    client dribbling its request gets 408 at the deadline);
-    ``ping_interval``, ``ping_timeout`` (keepalive) and ``close_timeout``
-    go to accept() with websockets' defaults (20, 20, 10). When
-    accept() runs out of descriptors (EMFILE) the server pauses
-    accepting briefly instead of failing; live connections go on."""
-    if not callable(handler):
-        raise TypeError(f"handler must be callable, not {type(handler).__name__}")
-    open_timeout = _timeout_arg(open_timeout, "open_timeout")
-    if open_timeout == 0:
-        raise ValueError("open_timeout must be None or > 0")
-    if "headers" in accept_kw:
-        accept_kw["headers"] = header_list(accept_kw["headers"], check=True)
-    # A misspelt option fails here, not later in every connection's task.
-    inspect.signature(accept).bind(None, open_timeout=None, **accept_kw)
-    family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
-    sock = socket.create_server((host or "", port), family=family, backlog=backlog)
-    sock.setblocking(False)
-    return Server(sock, handler, accept_kw, open_timeout)
+_ACCEPT_KW = frozenset(inspect.signature(accept).parameters) - {"sock", "open_timeout", "cls"}
+
+
+class serve:
+    """Listens on (host, port) and runs ``await handler(connection)`` for
+    each websocket connection, as websockets' serve(): ``server = await
+    serve(...)`` or ``async with serve(...) as server: await
+    server.serve_forever()``. The connection closes (1000) when the
+    handler returns, with 1011 when it raises.
+
+    Keywords with websockets' names and defaults: ``origins``,
+    ``subprotocols`` (lightws' ``protocols``), ``select_subprotocol``,
+    ``compression`` ("deflate"), ``process_request``, ``process_response``,
+    ``server_header`` ("Python/x.y lightws/v"; None: none),
+    ``open_timeout`` (10), ``ping_interval`` (20), ``ping_timeout`` (20),
+    ``close_timeout`` (10), ``max_size`` (1 MiB), ``max_queue`` (16),
+    ``write_limit`` (accepted), ``logger``, ``ssl``, ``sock`` (a
+    listening socket), ``backlog``, ``start_serving``; lightws' own
+    (``headers``, also websockets' ``additional_headers``, ``rbuf_size``,
+    ``options``, ``idle_timeout``, ``compression_threshold``). They are
+    checked here: a misspelt one fails serve(), not every handshake.
+    When accept() runs out of descriptors (EMFILE) the server pauses
+    accepting briefly; live connections go on."""
+
+    def __init__(self, handler: Callable[[Any], Awaitable[Any]],
+                 host: Optional[str] = "127.0.0.1", port: Optional[int] = 0, *,
+                 sock: Optional[socket.socket] = None, backlog: int = 128,
+                 open_timeout: Optional[float] = DEFAULT_OPEN_TIMEOUT,
+                 start_serving: bool = True, **kw: Any) -> None:
+        if not callable(handler):
+            raise TypeError(f"handler must be callable, not {type(handler).__name__}")
+        open_timeout = _timeout_arg(open_timeout, "open_timeout")
+        if open_timeout == 0:
+            raise ValueError("open_timeout must be None or > 0")
+        kw = _compat.normalize(kw)
+        kw.setdefault("max_size", _compat.WS_MAX_SIZE)
+        kw.setdefault("server_header", _compat.default_agent())
+        unknown = set(kw) - _ACCEPT_KW
+        if unknown:
+            raise TypeError(f"serve() got unexpected keyword arguments {sorted(unknown)}")
+        if "headers" in kw:
+            kw["headers"] = header_list(kw["headers"], check=True)
+        self._args = (handler, host, port, sock, backlog, open_timeout, start_serving, kw)
+        self.server: Optional[Server] = None
+
+    async def _start(self) -> Server:
+        handler, host, port, sock, backlog, open_timeout, start, kw = self._args
+        if sock is None:
+            family = socket.AF_INET6 if host and ":" in host else socket.AF_INET
+            sock = socket.create_server((host or "", port or 0), family=family,
+                                        backlog=backlog)
+        sock.setblocking(False)
+        self.server = Server(sock, handler, kw, open_timeout, start)
+        return self.server
+
+    def __await__(self) -> Generator[Any, None, Server]:
+        return self._start().__await__()
+
+    async def __aenter__(self) -> Server:
+        return await self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+def broadcast(connections: Iterable[WebSocket], message: Data,
+              raise_exceptions: bool = False) -> None:
+    """lightws.broadcast (asyncio connections): see lightws.broadcast."""
+    from ._broadcast import broadcast as _b
+    _b(connections, message, raise_exceptions)

@@ -21,6 +21,7 @@ __all__ = [
     "HandshakeTimeout", "PingTimeout", "IdleTimeout", "CloseTimeout",
     "Close", "InvalidHandshake", "InvalidStatus", "InvalidMessage", "InvalidURI",
     "SecurityError", "InvalidState", "InvalidOrigin", "WebSocketException",
+    "ConcurrencyError",
 ]
 
 WANT_READ = 1   #: WouldBlock.want bit: wait until the socket is readable
@@ -305,6 +306,11 @@ class InvalidURI(InvalidUsage):
 
 class InvalidState(WebSocketError):
     """An operation the connection's state does not allow."""
+
+
+class ConcurrencyError(WebSocketError, RuntimeError):
+    """Two operations that cannot overlap did (websockets 14's name): a
+    second ping() with the payload of one still waiting for its pong."""
 
 
 class HandshakeTimeout(HandshakeError, TimeoutError):
