@@ -120,6 +120,8 @@ struct tun {
   unsigned long long n_up, n_down;
   uint64_t t_start, t_data, until;
   int reject_status;
+  uint64_t key;              /* timer heap key, LIGHTWS_NO_DEADLINE: not in it */
+  size_t hidx;               /* index in the heap */
   struct tun *prev, *next;   /* all tunnels */
   struct tun *rnext;         /* ready list */
   struct tun *dnext;         /* dead list */
@@ -137,7 +139,14 @@ static socklen_t peer_addrlen;
 static char peer_name[300];          /* for messages: host:port */
 static struct tun *all, *ready, *dead;
 static unsigned long ntuns;
-static uint64_t next_scan = LIGHTWS_NO_DEADLINE;
+/* One timer for all tunnels: a binary min-heap keyed by each tunnel's
+ * next deadline (lightws_stream_deadline, its connect/TLS/drain deadline,
+ * the idle deadline). After every event the key is compared with the
+ * deadline (no syscall) and moved only when it changed; epoll_wait sleeps
+ * until the top key. */
+static struct tun **heap;
+static size_t hlen, hcap;
+static void heap_remove(struct tun *t);
 static struct lightws_timeouts stream_to;
 static uint8_t scratch[16384];       /* bytes read only to be discarded */
 #ifdef LIGHTWS_TOOLS_TLS
@@ -274,6 +283,7 @@ static void tun_free(struct tun *t)
   buf_put(t->up);
   buf_put(t->down);
   t->up = t->down = NULL;
+  heap_remove(t);
   if (t->prev) t->prev->next = t->next;
   else all = t->next;
   if (t->next) t->next->prev = t->prev;
@@ -934,6 +944,80 @@ static void ready_add(struct tun *t)
   ready = t;
 }
 
+static void heap_set(size_t i, struct tun *t)
+{
+  heap[i] = t;
+  t->hidx = i;
+}
+
+static void heap_up(size_t i)
+{
+  struct tun *t = heap[i];
+  while (i > 0) {
+    size_t p = (i - 1) / 2;
+    if (heap[p]->key <= t->key) break;
+    heap_set(i, heap[p]);
+    i = p;
+  }
+  heap_set(i, t);
+}
+
+static void heap_down(size_t i)
+{
+  struct tun *t = heap[i];
+  for (;;) {
+    size_t l = 2 * i + 1, m;
+    if (l >= hlen) break;
+    m = l + 1 < hlen && heap[l + 1]->key < heap[l]->key ? l + 1 : l;
+    if (heap[m]->key >= t->key) break;
+    heap_set(i, heap[m]);
+    i = m;
+  }
+  heap_set(i, t);
+}
+
+static void heap_remove(struct tun *t)
+{
+  size_t i = t->hidx;
+  struct tun *last;
+  if (t->key == LIGHTWS_NO_DEADLINE) return;
+  t->key = LIGHTWS_NO_DEADLINE;
+  last = heap[--hlen];
+  if (last == t) return;
+  heap_set(i, last);
+  heap_up(i);
+  heap_down(last->hidx);
+}
+
+/* Puts `t` in the heap at `key`, or moves it there. Returns -1 when the
+ * heap cannot grow. */
+static int heap_place(struct tun *t, uint64_t key)
+{
+  if (key == LIGHTWS_NO_DEADLINE) {
+    heap_remove(t);
+    return 0;
+  }
+  if (t->key == LIGHTWS_NO_DEADLINE) {
+    if (hlen == hcap) {
+      size_t cap = hcap ? hcap * 2 : 1024;
+      struct tun **h = realloc(heap, cap * sizeof(*h));
+      if (!h) return -1;
+      heap = h;
+      hcap = cap;
+    }
+    t->key = key;
+    heap_set(hlen++, t);
+    heap_up(t->hidx);
+  } else if (key < t->key) {
+    t->key = key;
+    heap_up(t->hidx);
+  } else if (key > t->key) {
+    t->key = key;
+    heap_down(t->hidx);
+  }
+  return 0;
+}
+
 static uint64_t tun_deadline(const struct tun *t)
 {
   uint64_t d = LIGHTWS_NO_DEADLINE, s;
@@ -949,12 +1033,18 @@ static uint64_t tun_deadline(const struct tun *t)
   return d;
 }
 
-static void note_deadline(const struct tun *t)
+/* After an event or a tick on `t`: its heap key follows its deadline;
+ * `floor` keeps a key that is still due after a tick out of this turn. */
+static void note_deadline(struct tun *t, uint64_t floor)
 {
   uint64_t d;
   if (t->dead) return;
   d = tun_deadline(t);
-  if (d < next_scan) next_scan = d;
+  if (d < floor) d = floor;
+  if (d != t->key && heap_place(t, d) < 0) {
+    set_why(t, "out of memory (timer heap)");
+    tun_abort(t, LIGHTWS_CLOSE_INTERNAL_ERROR, 0);
+  }
 }
 
 static void tun_run(struct tun *t)
@@ -1012,18 +1102,11 @@ static void tun_timer(struct tun *t, uint64_t now)
 static void run_timers(void)
 {
   uint64_t now = lightws_now();
-  struct tun *t, *nx;
 
-  if (now < next_scan) return;
-  next_scan = LIGHTWS_NO_DEADLINE;
-  for (t = all; t; t = nx) {
-    nx = t->next;
-    if (tun_deadline(t) <= now) tun_timer(t, now);
-    if (!t->dead) {
-      uint64_t d = tun_deadline(t);
-      if (d <= now) d = now + 1; /* never spin on a deadline that stays due */
-      if (d < next_scan) next_scan = d;
-    }
+  while (hlen && heap[0]->key <= now) {
+    struct tun *t = heap[0];
+    tun_timer(t, now);
+    note_deadline(t, now + 1); /* never spin on a deadline that stays due */
   }
 }
 
@@ -1034,6 +1117,7 @@ static struct tun *tun_new(int fd)
   t->wfd = t->tfd = -1;
   t->t_start = lightws_now();
   t->until = cfg.handshake_ms ? t->t_start + cfg.handshake_ms : LIGHTWS_NO_DEADLINE;
+  t->key = LIGHTWS_NO_DEADLINE;
   tool_peer_name(fd, t->peer, sizeof(t->peer));
   t->next = all;
   if (all) all->prev = t;
@@ -1106,7 +1190,7 @@ static void accept_all(void)
         lightws_stream_set_timeouts(&t->s, &stream_to, t->t_start);
     }
     tun_step(t);
-    note_deadline(t);
+    note_deadline(t, 0);
   }
 }
 
@@ -1187,10 +1271,9 @@ static int run_loop(void)
     int i, n, timeout = -1;
     if (ready) {
       timeout = 0;
-    } else if (next_scan != LIGHTWS_NO_DEADLINE) {
-      uint64_t now = lightws_now();
-      timeout = next_scan <= now ? 0
-              : next_scan - now > 1000000 ? 1000000 : (int)(next_scan - now);
+    } else if (hlen) {
+      uint64_t now = lightws_now(), top = heap[0]->key;
+      timeout = top <= now ? 0 : top - now > 1000000 ? 1000000 : (int)(top - now);
     }
     n = epoll_wait(ep, evs, (int)(sizeof(evs) / sizeof(evs[0])), timeout);
     if (n < 0) {
@@ -1215,7 +1298,7 @@ static int run_loop(void)
         if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) t->w_out_gen++;
       }
       tun_run(t);
-      note_deadline(t);
+      note_deadline(t, 0);
     }
     /* connections that used up their turn */
     {
@@ -1226,7 +1309,7 @@ static int run_loop(void)
         t->listed = 0;
         if (t->dead) continue;
         tun_run(t);
-        note_deadline(t);
+        note_deadline(t, 0);
       }
     }
     run_timers();
@@ -1238,6 +1321,7 @@ static int run_loop(void)
     tun_free(all);
   }
   free_dead();
+  free(heap);
   while (buf_free_list) {
     struct buf *b = buf_free_list;
     buf_free_list = b->next;

@@ -83,6 +83,10 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.p.kill()
                 self.p.wait()
+            # after SIGTERM the tool exits 0; a sanitizer report makes it 1
+            if sig == signal.SIGTERM and self.p.returncode != 0:
+                check("%s exits 0 after SIGTERM" % " ".join(self.args[1:3]), False,
+                      "status %s\n%s" % (self.p.returncode, self.text()[-3000:]))
         return self.p.returncode
 
 
@@ -479,6 +483,57 @@ async def t_idle():
     await with_tunnel(body, cargs=["--idle-timeout", "0.4", "--ping-interval", "0.1"])
 
 
+async def silent_ws_server(answer):
+    """Accepts TCP; with `answer` completes the upgrade, then says nothing
+    more (never a pong); without, never answers the request."""
+    import base64
+    conns = []
+
+    async def handle(r, w):
+        conns.append(w)
+        head = await r.readuntil(b"\r\n\r\n")
+        if not answer:
+            await asyncio.sleep(30)
+            return
+        key = [l.split(b":", 1)[1].strip() for l in head.split(b"\r\n")
+               if l.lower().startswith(b"sec-websocket-key:")][0]
+        acc = base64.b64encode(hashlib.sha1(
+            key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        w.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + acc + b"\r\n\r\n")
+        await w.drain()
+        await asyncio.sleep(30)
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return srv, srv.sockets[0].getsockname()[1], conns
+
+
+async def t_timeouts():
+    for answer, args, needle, label in (
+            (False, ["--handshake-timeout", "0.3"], "HANDSHAKE_TIMEOUT",
+             "--handshake-timeout 0.3: a remote that never answers"),
+            (True, ["--ping-interval", "0.2", "--ping-timeout", "0.3"], "PING_TIMEOUT",
+             "--ping-interval 0.2 --ping-timeout 0.3: a remote that never pongs")):
+        srv, port, conns = await silent_ws_server(answer)
+        c = Proc(["client", "--listen", "127.0.0.1:0", "--remote",
+                  "ws://127.0.0.1:%d/" % port] + args)
+        try:
+            r, w = await asyncio.open_connection("127.0.0.1", c.port)
+            t0 = time.monotonic()
+            try:
+                d = await asyncio.wait_for(r.read(10), 5)
+            except ConnectionResetError:
+                d = b""
+            dt = time.monotonic() - t0
+            w.close()
+            check("%s ends the tunnel (%.2f s), log names %s" % (label, dt, needle),
+                  d == b"" and dt < 3 and c.wait_log(needle), c.text()[-400:])
+        finally:
+            c.stop()
+            for x in conns:
+                x.close()
+            srv.close()
+
+
 def t_bad_cli():
     cases = [
         ([], "no SIP003 environment"),
@@ -544,6 +599,7 @@ async def main_async():
             await with_tunnel(body, cargs=["--mask", "zero"])
         await mask_zero()
     await t_idle()
+    await t_timeouts()
 
 
 def main():
