@@ -241,5 +241,7 @@ def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
     return ws
 
 
+from ._broadcast import broadcast  # noqa: E402
+
 # Last: server.py uses accept() from this module.
 from .server import Server, serve  # noqa: E402

@@ -246,6 +246,22 @@ class HeaderList(List[Tuple[str, str]]):
             return values[0]
         return list.__getitem__(self, key)
 
+    def __setitem__(self, key: Any, value: Any) -> None:
+        """``headers["Location"] = "/x"`` appends a header (websockets'
+        Headers adds a value too); an int or slice key is the list's."""
+        if isinstance(key, str):
+            self.append((key, value))
+        else:
+            list.__setitem__(self, key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        """``del headers["Server"]`` removes every value of the name."""
+        if isinstance(key, str):
+            low = key.lower()
+            self[:] = [(n, v) for n, v in list.__iter__(self) if n.lower() != low]
+        else:
+            list.__delitem__(self, key)
+
     def __contains__(self, key: object) -> bool:
         if isinstance(key, str):
             low = key.lower()
@@ -783,6 +799,26 @@ class CStream:
             self._release()
         data = None     # release the buffer before the traceback holds it
         raise err
+
+    def send_encoded(self, frame: bytes) -> int:
+        """Writes a whole frame encoded elsewhere (broadcast: one server
+        frame for many connections) straight to the descriptor, only
+        between frames: lightws_stream_flush() first says the stream has
+        no frame partly written. Returns the bytes written (a short count
+        leaves the connection mid-frame: the caller drops it), or -1 when
+        nothing may be written now (a frame of ours partly out, or would
+        block)."""
+        self._acquire()
+        try:
+            rc = lib.lightws_stream_flush(self._s)
+            if rc < 0:
+                return -1
+            try:
+                return os.write(self.fd, frame)
+            except BlockingIOError:
+                return -1
+        finally:
+            self._release()
 
     def read_idle(self) -> bool:
         """True when a read would start with read(2) on the descriptor: the

@@ -71,6 +71,10 @@ log = logging.getLogger("lightws")
 #: empty frames is bounded too
 _AHEAD_ENTRY = 64
 _TEXT = int(Opcode.TEXT)
+_END = object()     # end of an iterable sent as fragments
+#: request errors of a complete GET head that is no upgrade: process_request
+#: sees those requests (a health check on the websocket port)
+_NOT_UPGRADE = frozenset(("NO_UPGRADE", "NO_CONNECTION", "BAD_KEY", "BAD_VERSION"))
 
 
 class WebSocket(BaseWebSocket):
@@ -462,6 +466,16 @@ class WebSocket(BaseWebSocket):
                 self._arm()                 # the deadline runs from the first step
                 self.request = await self._run(self._c.server_read_request, False)
         except HandshakeError as e:
+            hook = (hooks or {}).get("process_request")
+            req = getattr(e, "request", None)
+            if hook is not None and req is not None and e.errname in _NOT_UPGRADE:
+                # a plain HTTP GET (GET /healthz): process_request may
+                # answer it, as in websockets, before the upgrade checks
+                self.request = req
+                resp = await self._call_hook(hook, self, req)
+                if resp is not None:
+                    await self._reject(resp)
+                    raise _Rejected(resp) from None
             status = e.status
             if status and not isinstance(e, HandshakeTimeout):   # 408: sent at the timeout
                 try:
@@ -482,15 +496,7 @@ class WebSocket(BaseWebSocket):
                                 "BAD_ORIGIN", 0, 403)
         hook = h.get("process_request")
         if hook is not None:
-            try:
-                resp = hook(self, self.request)
-                if inspect.isawaitable(resp):
-                    resp = await resp
-            except Exception:
-                self.logger.error("opening handshake failed", exc_info=True)
-                await self._reject(self.respond(500, "Failed to open a WebSocket connection.\n"
-                                                     "See server log for more information.\n"))
-                raise
+            resp = await self._call_hook(hook, self, self.request)
             if resp is not None:
                 await self._reject(resp)
                 raise _Rejected(resp)
@@ -503,15 +509,7 @@ class WebSocket(BaseWebSocket):
             resp101 = _compat.response_101(self.request.key, chosen,
                                            str(self.extensions[0]) if self.extensions else None,
                                            extra)
-            try:
-                out = hook(self, self.request, resp101)
-                if inspect.isawaitable(out):
-                    out = await out
-            except Exception:
-                self.logger.error("opening handshake failed", exc_info=True)
-                await self._reject(self.respond(500, "Failed to open a WebSocket connection.\n"
-                                                     "See server log for more information.\n"))
-                raise
+            out = await self._call_hook(hook, self, self.request, resp101)
             if out is not None and out.status_code != 101:
                 await self._reject(out)
                 raise _Rejected(out)
@@ -521,6 +519,20 @@ class WebSocket(BaseWebSocket):
         self._extra101 = extra
         self.subprotocol = chosen
         self._opened()
+
+    async def _call_hook(self, hook: Callable[..., Any], *args: Any) -> Any:
+        """process_request / process_response, plain or coroutine; one that
+        raises gets 500 sent, as in websockets, and the error goes on."""
+        try:
+            out = hook(*args)
+            if inspect.isawaitable(out):
+                out = await out
+            return out
+        except Exception:
+            self.logger.error("opening handshake failed", exc_info=True)
+            await self._reject(self.respond(500, "Failed to open a WebSocket connection.\n"
+                                                 "See server log for more information.\n"))
+            raise
 
     def respond(self, status: int, text: str) -> Response:
         """An HTTP response with a plain text body, for process_request to
@@ -674,15 +686,18 @@ class WebSocket(BaseWebSocket):
         if isinstance(data, dict) or hasattr(data, "keys"):
             raise TypeError("data is a dict-like object")
         if hasattr(data, "__aiter__"):
-            it: Any = data.__aiter__()      # type: ignore[union-attr]
-            nxt: Callable[[], Awaitable[Any]] = it.__anext__
-            stop: Any = StopAsyncIteration
+            ait: Any = data.__aiter__()     # type: ignore[union-attr]
+
+            async def nxt() -> Any:
+                try:
+                    return await ait.__anext__()
+                except StopAsyncIteration:
+                    return _END
         elif hasattr(data, "__iter__"):
             it = iter(data)                 # type: ignore[arg-type]
 
             async def nxt() -> Any:
-                return next(it)
-            stop = StopIteration
+                return next(it, _END)
         else:
             try:
                 memoryview(data)            # type: ignore[arg-type]
@@ -691,26 +706,21 @@ class WebSocket(BaseWebSocket):
                                 f"not {type(data).__name__}") from None
             return await self.send(memoryview(data), opcode, fin=fin,  # type: ignore[arg-type]
                                    compress=compress)
-        await self._send_fragments(nxt, stop, opcode, compress)
+        await self._send_fragments(nxt, opcode, compress)
 
-    async def _send_fragments(self, nxt: Callable[[], Awaitable[Any]], stop: Any,
+    async def _send_fragments(self, nxt: Callable[[], Awaitable[Any]],
                               opcode: Optional[int], compress: bool) -> None:
-        try:
-            cur = await nxt()
-        except stop:
+        cur = await nxt()
+        if cur is _END:
             return
         kind = str if isinstance(cur, str) else bytes
         async with self._send_lock:
             started = False
             try:
                 while True:
-                    try:
-                        following = await nxt()
-                    except stop:
-                        following = None
-                        last = True
-                    else:
-                        last = False
+                    following = await nxt()
+                    last = following is _END
+                    if not last:
                         if isinstance(following, str) != (kind is str):
                             raise TypeError("iterable must contain only str or only bytes-like")
                     await self._submit(self._new_job(cur, opcode, last, compress))
@@ -1535,8 +1545,4 @@ class serve:
             await self.server.wait_closed()
 
 
-def broadcast(connections: Iterable[WebSocket], message: Data,
-              raise_exceptions: bool = False) -> None:
-    """lightws.broadcast (asyncio connections): see lightws.broadcast."""
-    from ._broadcast import broadcast as _b
-    _b(connections, message, raise_exceptions)
+from ._broadcast import broadcast  # noqa: E402  (websockets.asyncio.server.broadcast)
