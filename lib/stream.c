@@ -677,6 +677,14 @@ static int r_compressed(const struct lightws_stream *s) {
 }
 #endif
 
+/* LIGHTWS_OPT_WHOLE_TEXT applies to the text frame being read: it fits
+ * rbuf, so more() can bring all of it (§8.1 is then checked on the whole
+ * frame before any byte of it is handed out). */
+static int whole_text(const struct lightws_stream *s) {
+  return (s->flags & LIGHTWS_OPT_WHOLE_TEXT) &&
+         s->msg_opcode == LIGHTWS_OPCODE_TEXT && s->r_left <= s->rsize;
+}
+
 /*
  * The read engine: delivers the next piece of data payload, at most `max`
  * bytes, as a view into rbuf. `*reads` is the read(2) budget (-1 unlimited);
@@ -706,6 +714,12 @@ static ssize_t engine(struct lightws_stream *s, struct lightws_chunk *out,
 #endif
       if (s->r_left > 0 && avail == 0) {
         r = more(s, reads, 0);
+        if (r < 0) return r;
+        continue;
+      }
+      if (n < s->r_left && whole_text(s)) {
+        /* LIGHTWS_OPT_WHOLE_TEXT: the rest of the frame first */
+        r = more(s, reads, (size_t)s->r_left);
         if (r < 0) return r;
         continue;
       }
@@ -871,7 +885,8 @@ static ssize_t gather(struct lightws_stream *s, uint8_t *buf, size_t size,
   for (;;) {
     size_t room = size - got;
     if ((s->flags & F_IN_FRAME) && s->rpos == s->rend && reads != 0 &&
-        room >= BYPASS_MIN && s->r_left >= BYPASS_MIN && !r_compressed(s)) {
+        room >= BYPASS_MIN && s->r_left >= BYPASS_MIN && !r_compressed(s) &&
+        !whole_text(s)) {
       r = bypass(s, buf + got, room, &reads, &c);
     } else {
       /* data payload is unmasked straight into buf (one pass) */
@@ -1582,7 +1597,8 @@ int lightws_stream_init(struct lightws_stream *s, enum lightws_role role,
       rsize > UINT32_MAX ||
       (role != LIGHTWS_SERVER && role != LIGHTWS_CLIENT) ||
       (options & ~(LIGHTWS_OPT_DIRECT | LIGHTWS_OPT_NO_UTF8_CHECK |
-                   LIGHTWS_OPT_NO_AUTO_PONG | LIGHTWS_OPT_NO_MASK_CHECK)))
+                   LIGHTWS_OPT_NO_AUTO_PONG | LIGHTWS_OPT_NO_MASK_CHECK |
+                   LIGHTWS_OPT_WHOLE_TEXT)))
     return LIGHTWS_ERR_INVALID;
   memset(s, 0, sizeof *s);
   if (lightws__random(&seed, sizeof seed) < 0) return LIGHTWS_ERR_SYSTEM;

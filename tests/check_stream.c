@@ -2625,6 +2625,74 @@ START_TEST(test_frame_rest) {
 }
 END_TEST
 
+
+/* LIGHTWS_OPT_WHOLE_TEXT: a text frame that fits rbuf comes whole, however
+ * it arrives; one that turns out invalid hands out nothing; binary and
+ * larger text frames still come in chunks. */
+START_TEST(test_whole_text_option) {
+  uint8_t t[300];
+  int bad;
+  memset(t, 'q', sizeof t);
+  for (bad = 0; bad < 2; bad++) {
+    struct rig g;
+    struct lightws_chunk c;
+    struct buf got;
+    ssize_t r;
+    int calls = 0;
+    memset(&got, 0, sizeof got);
+    rig_init(&g, LIGHTWS_SERVER, LIGHTWS_OPT_WHOLE_TEXT); /* rbuf 1 KiB */
+    if (bad) t[290] = 0xFF; else t[290] = 'q';
+    rig_peer(&g, 1, 1, t, sizeof t);
+    rig_peer(&g, 1, 2, t, 700);         /* binary: chunks as they come */
+    rig_peer(&g, 1, 1, "\xce\xba\xce", 3); /* ends mid-character: 1007 */
+    g.f->rmax = 1;
+    g.f->reagain = 30;
+    for (;;) {
+      r = lightws_stream_recv(&g.s, &c);
+      if (r == LIGHTWS_ERR_WOULDBLOCK) continue;
+      if (r < 0) break;
+      if (c.opcode == 1 && r > 0) {
+        FAST(calls == 0 && r == (ssize_t)sizeof t && c.frame_end);
+        calls++;
+      }
+      buf_put(&got, c.data, c.len);
+    }
+    ck_assert_int_eq(r, LIGHTWS_ERR_UTF8);
+    if (bad) {
+      ck_assert_uint_eq(got.len, 0); /* nothing of the bad frame */
+    } else {
+      ck_assert_int_eq(calls, 1);
+      ck_assert_uint_eq(got.len, sizeof t + 700); /* not the bad 3rd */
+    }
+    free(got.p);
+    rig_free(&g);
+  }
+  {
+    /* a text frame larger than rbuf: chunks */
+    static uint8_t big[3000];
+    struct rig g;
+    struct lightws_chunk c;
+    size_t n = 0, chunks = 0;
+    memset(big, 'z', sizeof big);
+    rig_init(&g, LIGHTWS_SERVER, LIGHTWS_OPT_WHOLE_TEXT);
+    rig_peer(&g, 1, 1, big, sizeof big);
+    g.f->end_eagain = 1;
+    while (n < sizeof big) {
+      ssize_t r = lightws_stream_recv(&g.s, &c);
+      ck_assert_int_gt(r, 0);
+      n += (size_t)r;
+      chunks++;
+    }
+    ck_assert_uint_gt(chunks, 2);
+    rig_free(&g);
+  }
+  run_script(LIGHTWS_SERVER, 256, 1, 0, 0, API_RECV, 0, LIGHTWS_OPT_WHOLE_TEXT,
+             1);
+  run_script(LIGHTWS_CLIENT, 4096, 300, 1, 30, API_READ, 70000,
+             LIGHTWS_OPT_WHOLE_TEXT, 2);
+}
+END_TEST
+
 Suite *stream_suite(void) {
   Suite *s = suite_create("stream");
   TCase *t = tcase_create("read");
@@ -2638,6 +2706,7 @@ Suite *stream_suite(void) {
   tcase_add_test(t, test_shared_handshake_steps);
   tcase_add_test(t, test_send_frame_in_pieces);
   tcase_add_test(t, test_frame_rest);
+  tcase_add_test(t, test_whole_text_option);
   tcase_add_test(t, test_recv_script_whole_reads);
   tcase_add_test(t, test_recv_script_one_byte_reads);
   tcase_add_test(t, test_recv_script_random_chunks_and_eagain);

@@ -145,6 +145,17 @@ static int tcp_open(const char *who, const char *host, int port, int listening)
     }
     if (listening) {
       (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+#ifdef SO_REUSEPORT
+      /* 2: one of several listeners on the port, the kernel spreads the
+       * connections over them (one event loop per process) */
+      if (listening == 2 &&
+          setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+        saved = errno;
+        close(fd);
+        fd = -1;
+        continue;
+      }
+#endif
       if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
         break;
     } else if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
@@ -169,11 +180,12 @@ int tool_tcp_connect(const char *who, const char *host, int port)
   return fd;
 }
 
-int tool_tcp_listen(const char *who, const char *host, int port, int *bound)
+static int tcp_listen(const char *who, const char *host, int port, int *bound,
+                      int mode)
 {
   struct sockaddr_storage ss;
   socklen_t sl = sizeof(ss);
-  int fd = tcp_open(who, host, port, 1);
+  int fd = tcp_open(who, host, port, mode);
   if (fd < 0) return -1;
   *bound = port;
   if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
@@ -183,6 +195,17 @@ int tool_tcp_listen(const char *who, const char *host, int port, int *bound)
       *bound = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
   }
   return fd;
+}
+
+int tool_tcp_listen(const char *who, const char *host, int port, int *bound)
+{
+  return tcp_listen(who, host, port, bound, 1);
+}
+
+int tool_tcp_listen_shared(const char *who, const char *host, int port,
+                           int *bound)
+{
+  return tcp_listen(who, host, port, bound, 2);
 }
 
 int tool_set_nonblock(int fd, int on)

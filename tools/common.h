@@ -45,6 +45,11 @@ int tool_tcp_connect(const char *who, const char *host, int port);
  * stores the bound port in *bound. -1 on failure (message printed). */
 int tool_tcp_listen(const char *who, const char *host, int port, int *bound);
 
+/* The same with SO_REUSEPORT, for one listener per worker process on
+ * the same port (pass the port the first one bound). */
+int tool_tcp_listen_shared(const char *who, const char *host, int port,
+                           int *bound);
+
 /* Sets O_NONBLOCK; 0 or -1. */
 int tool_set_nonblock(int fd, int on);
 

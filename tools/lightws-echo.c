@@ -18,10 +18,12 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define RBUF_SIZE (16 * 1024)
+#define SHARED_SIZE (64 * 1024) /* the receive buffer all connections share
+                                  (lightws.h, shared-buffer mode) */
 #define CHUNKS_PER_TURN 64   /* fairness: chunks echoed before yielding */
 #define DRAIN_MS 2000        /* how long to wait for the peer's FIN */
 #define CLOSE_MS 2000        /* core close timeout: our close, or the peer's,
@@ -36,12 +38,12 @@
                                 limit, at most this (one slot each) */
 
 static const char *prog = "lightws-echo";
-static volatile sig_atomic_t stop_flag;
+static volatile sig_atomic_t stop_flag, stats_flag;
 
 static void on_signal(int sig)
 {
-  (void)sig;
-  stop_flag = 1;
+  if (sig == SIGUSR1) stats_flag = 1;
+  else stop_flag = 1;
 }
 
 static void install_signals(void)
@@ -56,6 +58,7 @@ static void install_signals(void)
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGUSR1, &sa, NULL); /* --stats: a line now */
 }
 
 static void usage(FILE *f)
@@ -64,7 +67,7 @@ static void usage(FILE *f)
           "usage: %s --port N [--host ADDR] [--quiet] [--max-message N]\n"
           "          [--handshake-timeout S] [--idle-timeout S]\n"
           "          [--ping-interval S] [--ping-timeout S] [--no-deflate]\n"
-          "          [--tls-cert F --tls-key F]\n"
+          "          [--tls-cert F --tls-key F] [--workers N] [--stats]\n"
           "       %s [--quiet] [--timeout S] [--no-deflate]\n"
           "          [--cafile F] [--insecure]\n"
           "          --client ws[s]://HOST:PORT/PATH?QUERY\n"
@@ -79,6 +82,11 @@ static void usage(FILE *f)
           "interval). Client: connects and echoes every message the server\n"
           "sends until the server closes; gives up when the handshake is not\n"
           "done within --timeout (default 10).\n"
+          "Every connection reads into one 64 KiB buffer of the event loop\n"
+          "(an idle connection holds no buffer); every frame is echoed as one\n"
+          "frame of the same length. --workers N runs N event loops (processes\n"
+          "on one port, SO_REUSEPORT); --stats prints connections, messages\n"
+          "and bytes on SIGUSR1 and at exit.\n"
           "Both roles negotiate permessage-deflate (RFC 7692; window 12 bits,\n"
           "memLevel 5) and answer a compressed message compressed, an\n"
           "uncompressed one uncompressed; --no-deflate turns it off. The\n"
@@ -124,11 +132,22 @@ struct conn {
    * across a read call: recv is called again only once the echo is out. */
   const uint8_t *pend;
   size_t pend_len;
+  uint64_t pend_total;       /* frame length declared with the first call
+                                (lightws_stream_send_frame: the incoming
+                                frame's, so one frame in, one frame out) */
   int pend_op;
   unsigned pend_flags;
   int pend_active;
+  uint8_t *pend_copy;        /* the unsent rest of the echo when it could
+                                not go out before the shared buffer went
+                                back (malloc'd, freed once out) */
+  uint8_t *park;             /* unread input that did not fit the stream's
+                                stash (lightws_stream_release() > 0):
+                                malloc'd, freed at the next lend */
   int pend_final;            /* an empty final call ends a compressed echo */
   int in_msg;                /* a message is being echoed */
+  uint64_t out_left;         /* payload of the echo frame still to come
+                                from later chunks of the incoming frame */
   int msg_deflated;          /* ... and it came compressed: so goes the echo */
   int pmd_slot;              /* deflate block in the server's pool, -1: none */
   uint8_t *pmd_mem;          /* that block (NULL: none) */
@@ -144,21 +163,24 @@ struct conn {
   int listed;                /* 0 none, 1 ready */
   int dead;                  /* freed at the end of the loop turn */
   struct conn *dead_next;
-  char peer[64];
-  char path[256];
-  char reason[LIGHTWS_CONTROL_MAX * 2]; /* peer's close reason, printable */
+  char peer[48];             /* "[v6 address]:port" at most 47 */
+  char path[64];             /* for the log line (truncated) */
 #ifdef LIGHTWS_TOOLS_TLS
   struct lightws_tls *tls;   /* wss: a slot of the server's TLS pool */
   int tls_slot;              /* -1: none */
   uint64_t tls_until;        /* ST_TLS_HS: handshake deadline (ms) */
   uint64_t accepted;         /* lightws_now() at accept */
 #endif
-  uint8_t rbuf[];            /* RBUF_SIZE bytes */
 };
 
 struct server {
   int ep, lfd;
   int quiet;
+  uint8_t *sbuf;             /* SHARED_SIZE bytes: lent to the connection
+                                being run, given back after (conn_enter,
+                                conn_leave), so an idle connection holds
+                                no buffer (about 0.7 KiB with struct conn) */
+  unsigned long long accepted, msgs, bytes; /* --stats */
   uint32_t max_message;
   struct lightws_timeouts to;
   struct conn *ready;        /* conns with input left in rbuf */
@@ -421,6 +443,7 @@ static void copy_reason(const struct lightws_stream *s, char *out, size_t size)
 static void conn_free(struct server *sv, struct conn *c)
 {
   char tls_reason[128] = "";
+  char reason[LIGHTWS_CONTROL_MAX * 2] = ""; /* the peer's, printable */
 
   if (c->dead) return;
   c->dead = 1;
@@ -445,6 +468,8 @@ static void conn_free(struct server *sv, struct conn *c)
   sv->nconns--;
   listener_pause(sv, 0);
   if (!sv->quiet) {
+    /* the stream keeps the close reason whatever buffer it is on */
+    copy_reason(&c->s, reason, sizeof(reason));
     if (c->reject_status)
       fprintf(stderr, "%s: %s %s rejected %d (%s)%s\n", prog, c->peer,
               c->path[0] ? c->path : "-", c->reject_status,
@@ -454,7 +479,7 @@ static void conn_free(struct server *sv, struct conn *c)
               prog, c->peer, c->path[0] ? c->path : "-", c->msgs, c->bytes,
               c->close_code, c->err ? " (" : "",
               c->err ? conn_errname(c, c->err) : "", c->err ? ")" : "",
-              c->reason[0] ? " '" : "", c->reason, c->reason[0] ? "'" : "",
+              reason[0] ? " '" : "", reason, reason[0] ? "'" : "",
               lightws_stream_deflate(&c->s) ? " permessage-deflate" : "",
               sv->tls ? " wss" : "", tls_reason[0] ? ": " : "", tls_reason);
   }
@@ -467,6 +492,8 @@ static void free_dead(struct server *sv)
   while (sv->dead) {
     struct conn *c = sv->dead;
     sv->dead = c->dead_next;
+    free(c->park);
+    free(c->pend_copy);
     free(c);
   }
 }
@@ -485,7 +512,7 @@ static void start_drain(struct server *sv, struct conn *c)
 static void drain(struct server *sv, struct conn *c)
 {
   for (;;) {
-    ssize_t n = read(c->fd, c->rbuf, RBUF_SIZE);
+    ssize_t n = read(c->fd, sv->sbuf, SHARED_SIZE); /* discarded */
     if (n > 0) continue;
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
@@ -538,11 +565,31 @@ static int chunk_inflated(const uint8_t *mem, size_t size,
 static void echo_flags(struct conn *c, const struct lightws_chunk *ch)
 {
   c->pend_final = 0;
+  c->pend_total = ch->len;
   if (c->msg_deflated) {
     c->pend_flags = LIGHTWS_SEND_FRAGMENT;
     c->pend_final = ch->message_end;
+  } else if (c->out_left) {
+    /* the rest of a frame already declared: a continuation call */
+    c->out_left -= ch->len;
+    c->pend_flags = 0;
   } else {
-    c->pend_flags = ch->message_end ? 0 : LIGHTWS_SEND_FRAGMENT;
+    /* A binary chunk that starts a frame without ending it: the echo frame
+     * is declared with the incoming frame's whole length and the rest of
+     * its payload follows as it arrives (lightws_stream_send_frame), so
+     * every binary frame is echoed as one frame, whatever the buffer. Text
+     * frames come whole when they fit the shared buffer
+     * (LIGHTWS_OPT_WHOLE_TEXT: validated before any byte is echoed, so a
+     * 1007 close can always go out); a larger one is echoed as fragments,
+     * each a whole frame, for the same reason. */
+    uint64_t left = 0;
+    int fin = ch->message_end;
+    if (!ch->frame_end && ch->opcode == LIGHTWS_OPCODE_BINARY) {
+      fin = lightws_stream_frame_rest(&c->s, &left) == 1;
+      c->pend_total = ch->len + left;
+      c->out_left = left;
+    }
+    c->pend_flags = fin ? 0 : LIGHTWS_SEND_FRAGMENT;
     if (c->pmd_mem) c->pend_flags |= LIGHTWS_SEND_NO_COMPRESS;
   }
   if (ch->message_end) c->in_msg = 0;
@@ -570,8 +617,12 @@ static void echo_run(struct server *sv, struct conn *c)
       /* Echo the chunk as a fragment of the same opcode: a message
        * streams through without being buffered (§5.4 allows any
        * fragmentation by an endpoint). */
-      n = lightws_stream_send(&c->s, c->pend_op, c->pend, c->pend_len,
-                              c->pend_flags);
+      n = c->msg_deflated
+              ? lightws_stream_send(&c->s, c->pend_op, c->pend, c->pend_len,
+                                    c->pend_flags)
+              : lightws_stream_send_frame(&c->s, c->pend_op, c->pend,
+                                          c->pend_len, c->pend_total,
+                                          c->pend_flags);
       if (n == LIGHTWS_ERR_WOULDBLOCK) {
         wait_want(sv, c);
         return;
@@ -598,6 +649,8 @@ static void echo_run(struct server *sv, struct conn *c)
        * waited behind this frame goes out now, between frames (§5.4). */
       (void)lightws_stream_flush(&c->s);
       c->pend_active = 0;
+      free(c->pend_copy);
+      c->pend_copy = NULL;
     }
     if (++turns > CHUNKS_PER_TURN) {
       /* Let other connections run; come back without waiting for the
@@ -608,7 +661,11 @@ static void echo_run(struct server *sv, struct conn *c)
     n = lightws_stream_recv(&c->s, &ch);
     if (n >= 0) {
       c->bytes += (unsigned long long)n;
-      if (ch.message_end) c->msgs++;
+      sv->bytes += (unsigned long long)n;
+      if (ch.message_end) {
+        c->msgs++;
+        sv->msgs++;
+      }
       if (!c->in_msg) {
         c->in_msg = 1;
         c->msg_deflated = chunk_inflated(c->pmd_mem, c->pmd_size, &ch);
@@ -627,7 +684,6 @@ static void echo_run(struct server *sv, struct conn *c)
     }
     if (n == LIGHTWS_ERR_CLOSED) {
       c->close_code = lightws_stream_close_code(&c->s);
-      copy_reason(&c->s, c->reason, sizeof(c->reason));
     } else if (n == LIGHTWS_ERR_EOF || n == LIGHTWS_ERR_SYSTEM) {
       c->close_code = 1006;
       if (n == LIGHTWS_ERR_SYSTEM) c->err = (int)n;
@@ -643,7 +699,7 @@ static void echo_run(struct server *sv, struct conn *c)
   }
 }
 
-static void conn_run(struct server *sv, struct conn *c)
+static void conn_step(struct server *sv, struct conn *c)
 {
   struct lightws_header hdrs[LIGHTWS_HANDSHAKE_HEADERS_MAX];
   struct lightws_request req;
@@ -700,7 +756,7 @@ static void conn_run(struct server *sv, struct conn *c)
       c->reject_status = lightws_http_status(r);
       if (!c->reject_status) c->reject_status = 400;
       c->state = ST_HS_REJECT;
-      conn_run(sv, c);
+      conn_step(sv, c);
       return;
     }
     if (sv->max_message)
@@ -762,6 +818,63 @@ static void conn_run(struct server *sv, struct conn *c)
     drain(sv, c);
     return;
   }
+}
+
+/* The shared receive buffer goes to `c` for one run (what it kept moves
+ * in from its stash or its parking buffer) ... */
+static void conn_enter(struct server *sv, struct conn *c)
+{
+  if (lightws_stream_lend(&c->s, sv->sbuf, SHARED_SIZE) == 0 && c->park) {
+    free(c->park);
+    c->park = NULL;
+  }
+}
+
+/* ... and comes back after it. An idle connection (read until WOULDBLOCK)
+ * keeps at most a partial frame head or control frame, in its stash;
+ * only a connection stopped earlier (its echo cannot be written, or its
+ * turn ended with input left) needs memory of its own: the unsent rest of
+ * the echo and the unread input are copied out (malloc), to be lent back
+ * at the next run. */
+static void conn_leave(struct server *sv, struct conn *c)
+{
+  ssize_t held;
+
+  if (c->dead) return;
+  if (c->pend_active && c->pend >= sv->sbuf && c->pend < sv->sbuf + SHARED_SIZE) {
+    uint8_t *copy = malloc(c->pend_len ? c->pend_len : 1);
+    if (!copy) goto oom;
+    memcpy(copy, c->pend, c->pend_len);
+    free(c->pend_copy);
+    c->pend = c->pend_copy = copy;
+  }
+  held = lightws_stream_release(&c->s);
+  if (held > 0) {
+    size_t size = (size_t)held < LIGHTWS_RBUF_MIN ? LIGHTWS_RBUF_MIN : (size_t)held;
+    uint8_t *p = c->park ? NULL : malloc(size);
+    if (!c->park && (!p || lightws_stream_lend(&c->s, p, size) < 0)) {
+      free(p);
+      goto oom;
+    }
+    if (p) c->park = p;
+  }
+  return;
+oom:
+  fprintf(stderr, "%s: %s: out of memory\n", prog, c->peer);
+  c->err = LIGHTWS_ERR_SYSTEM;
+  c->close_code = 1006;
+  conn_free(sv, c);
+}
+
+static void conn_run(struct server *sv, struct conn *c)
+{
+  if (c->state == ST_DRAIN) { /* reads raw into the shared buffer */
+    conn_step(sv, c);
+    return;
+  }
+  conn_enter(sv, c);
+  conn_step(sv, c);
+  conn_leave(sv, c);
 }
 
 /* A timeout failed the stream (lightws_stream_tick): send what the core
@@ -856,7 +969,7 @@ static void accept_all(struct server *sv)
         listener_pause(sv, 1);
       return;
     }
-    c = calloc(1, sizeof(*c) + RBUF_SIZE);
+    c = calloc(1, sizeof(*c));
     if (!c || tool_set_nonblock(fd, 1) < 0) {
       fprintf(stderr, "%s: out of memory\n", prog);
       free(c);
@@ -867,7 +980,8 @@ static void accept_all(struct server *sv)
     c->fd = fd;
     c->pmd_slot = -1;
     tool_peer_name(fd, c->peer, sizeof(c->peer));
-    r = lightws_stream_init(&c->s, LIGHTWS_SERVER, fd, c->rbuf, RBUF_SIZE, 0);
+    r = lightws_stream_init(&c->s, LIGHTWS_SERVER, fd, NULL, 0,
+                            LIGHTWS_OPT_WHOLE_TEXT);
     if (r < 0) {
       fprintf(stderr, "%s: stream init: %s\n", prog, lightws_strerror(r));
       free(c);
@@ -915,6 +1029,7 @@ static void accept_all(struct server *sv)
     }
     c->events = EPOLLIN;
     sv->nconns++;
+    sv->accepted++;
     c->state = ST_HS_READ;
     c->key = LIGHTWS_NO_DEADLINE;
 #ifdef LIGHTWS_TOOLS_TLS
@@ -1022,16 +1137,33 @@ static void tls_done(struct server *sv)
 }
 #endif
 
-static int run_server(const char *host, int port, int quiet,
+/* The --stats line (SIGUSR1, and at exit): connections open now and
+ * accepted so far, messages and payload bytes echoed. */
+static void print_stats(const struct server *sv, int workers)
+{
+  char who[32] = "";
+
+  if (workers > 1) snprintf(who, sizeof(who), " (worker %ld)", (long)getpid());
+  fprintf(stderr, "%s: stats%s: connections %lu open, %llu accepted; "
+          "messages %llu; bytes %llu\n", prog, who, sv->nconns, sv->accepted,
+          sv->msgs, sv->bytes);
+}
+
+/* One event loop on listening socket `lfd` until SIGTERM/SIGINT. */
+static int run_server(int lfd, int quiet, int stats, int workers,
                       uint32_t max_message, const struct lightws_timeouts *to,
                       int deflate, const char *tls_cert, const char *tls_key)
 {
   struct server sv;
   struct epoll_event evs[256], e;
-  int bound;
 
   memset(&sv, 0, sizeof(sv));
   sv.quiet = quiet;
+  sv.sbuf = malloc(SHARED_SIZE);
+  if (!sv.sbuf) {
+    fprintf(stderr, "%s: out of memory\n", prog);
+    return 1;
+  }
   sv.max_message = max_message;
   sv.to = *to;
 #ifdef LIGHTWS_TOOLS_TLS
@@ -1042,8 +1174,7 @@ static int run_server(const char *host, int port, int quiet,
 #endif
   /* the defaults: window 12, memLevel 5 (lightws.h; python websockets') */
   sv.deflate = deflate && pmd_pool_init(&sv) == 0;
-  sv.lfd = tool_tcp_listen(prog, host, port, &bound);
-  if (sv.lfd < 0) return 1;
+  sv.lfd = lfd;
   tool_set_nonblock(sv.lfd, 1);
   sv.ep = epoll_create1(0);
   if (sv.ep < 0) {
@@ -1054,13 +1185,14 @@ static int run_server(const char *host, int port, int quiet,
   e.events = EPOLLIN;
   e.data.ptr = NULL; /* NULL marks the listener */
   epoll_ctl(sv.ep, EPOLL_CTL_ADD, sv.lfd, &e);
-  if (strchr(host, ':')) printf("listening on [%s]:%d\n", host, bound);
-  else printf("listening on %s:%d\n", host, bound);
-  fflush(stdout);
 
   while (!stop_flag) {
     int i, n, timeout = -1;
 
+    if (stats_flag) {
+      stats_flag = 0;
+      print_stats(&sv, workers);
+    }
     /* The one timer: sleep until the earliest deadline. */
     if (sv.ready) {
       timeout = 0;
@@ -1110,18 +1242,100 @@ static int run_server(const char *host, int port, int quiet,
   if (!quiet)
     fprintf(stderr, "%s: timer: %lu wake-ups, %lu ticks\n", prog, sv.wakeups,
             sv.ticks);
+  if (stats) print_stats(&sv, workers);
   /* Connections with a deadline are in the heap: free them (and it) so a
    * leak checker sees a clean exit. */
   sv.quiet = 1;
   while (sv.hlen) conn_free(&sv, sv.heap[0]);
   free_dead(&sv);
   free(sv.heap);
+  free(sv.sbuf);
+  close(sv.lfd);
+  close(sv.ep);
   if (sv.pmd_pool) munmap(sv.pmd_pool, sv.pmd_slot_size * PMD_SLOTS);
   free(sv.pmd_free);
 #ifdef LIGHTWS_TOOLS_TLS
   tls_done(&sv);
 #endif
   return 0;
+}
+
+/* --workers N: N listeners on one port (SO_REUSEPORT: the kernel spreads
+ * connections over them), one forked event loop each; the parent only
+ * waits, passing SIGTERM/SIGINT/SIGUSR1 on. Exit status: 0 when every
+ * worker exited 0, else 1. */
+static int run_workers(const char *host, int port, int workers, int quiet,
+                       int stats, uint32_t max_message,
+                       const struct lightws_timeouts *to, int deflate,
+                       const char *tls_cert, const char *tls_key)
+{
+  pid_t pids[64];
+  int fds[64], i, bound = port, alive = 0, failed = 0;
+
+  for (i = 0; i < workers; i++) {
+    fds[i] = tool_tcp_listen_shared(prog, host, bound, &bound);
+    if (fds[i] < 0) {
+      while (i-- > 0) close(fds[i]);
+      return 1;
+    }
+  }
+  if (strchr(host, ':')) printf("listening on [%s]:%d\n", host, bound);
+  else printf("listening on %s:%d\n", host, bound);
+  fflush(stdout);
+  for (i = 0; i < workers; i++) {
+    pids[i] = fork();
+    if (pids[i] == 0) {
+      int j, rc;
+      for (j = 0; j < workers; j++)
+        if (j != i) close(fds[j]);
+      rc = run_server(fds[i], quiet, stats, workers, max_message, to, deflate,
+                      tls_cert, tls_key);
+      fflush(NULL);
+      _exit(rc);
+    }
+    if (pids[i] < 0) {
+      fprintf(stderr, "%s: fork: %s\n", prog, strerror(errno));
+      failed = 1;
+      stop_flag = 1;
+      break;
+    }
+    alive++;
+  }
+  for (i = 0; i < workers; i++) close(fds[i]);
+  while (alive > 0) {
+    int st, k;
+    pid_t pid;
+    if (stop_flag == 1) {
+      for (k = 0; k < workers; k++)
+        if (pids[k] > 0) kill(pids[k], SIGTERM);
+      stop_flag = 2; /* passed on once */
+    }
+    if (stats_flag) {
+      stats_flag = 0;
+      for (k = 0; k < workers; k++)
+        if (pids[k] > 0) kill(pids[k], SIGUSR1);
+    }
+    pid = waitpid(-1, &st, 0);
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    for (k = 0; k < workers; k++) {
+      if (pids[k] != pid) continue;
+      pids[k] = 0;
+      alive--;
+      if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        failed = 1;
+        if (!stop_flag) {
+          fprintf(stderr, "%s: worker %ld ended (%s %d); stopping the others\n",
+                  prog, (long)pid, WIFEXITED(st) ? "status" : "signal",
+                  WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+          stop_flag = 1;
+        }
+      }
+    }
+  }
+  return failed;
 }
 
 /* ------------------------------------------------------------------------
@@ -1350,7 +1564,8 @@ int main(int argc, char **argv)
   long long client_ms = CLIENT_TIMEOUT_MS;
   struct lightws_timeouts to;
   const char *tls_cert = NULL, *tls_key = NULL, *cafile = NULL;
-  int quiet = 0, deflate = 1, insecure = 0, i, ok;
+  int quiet = 0, deflate = 1, insecure = 0, stats = 0, i, ok;
+  long long workers = 1;
 
   for (i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -1362,6 +1577,15 @@ int main(int argc, char **argv)
       quiet = 1;
     } else if (!strcmp(a, "--no-deflate")) {
       deflate = 0;
+    } else if (!strcmp(a, "--stats")) {
+      stats = 1;
+    } else if (!strcmp(a, "--workers") && v) {
+      workers = tool_parse_num(v, 1, 64, &ok);
+      if (!ok) {
+        fprintf(stderr, "%s: bad --workers '%s' (1..64)\n", prog, v);
+        return 2;
+      }
+      i++;
     } else if (!strcmp(a, "--host") && v) {
       host = v;
       i++;
@@ -1442,6 +1666,16 @@ int main(int argc, char **argv)
   to.ping_interval = (uint32_t)ping_ms;
   to.ping_timeout = (uint32_t)(pong_ms < 0 ? ping_ms : pong_ms);
   to.close = CLOSE_MS;
-  return run_server(host, (int)port, quiet, (uint32_t)maxmsg, &to, deflate,
-                    tls_cert, tls_key);
+  if (workers > 1)
+    return run_workers(host, (int)port, (int)workers, quiet, stats,
+                       (uint32_t)maxmsg, &to, deflate, tls_cert, tls_key);
+  {
+    int bound, lfd = tool_tcp_listen(prog, host, (int)port, &bound);
+    if (lfd < 0) return 1;
+    if (strchr(host, ':')) printf("listening on [%s]:%d\n", host, bound);
+    else printf("listening on %s:%d\n", host, bound);
+    fflush(stdout);
+    return run_server(lfd, quiet, stats, 1, (uint32_t)maxmsg, &to, deflate,
+                      tls_cert, tls_key);
+  }
 }

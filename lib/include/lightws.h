@@ -858,6 +858,14 @@ enum lightws_mask_mode {
 #define LIGHTWS_OPT_NO_UTF8_CHECK 0x02u /* do not validate text */
 #define LIGHTWS_OPT_NO_AUTO_PONG  0x04u /* pings are reported, not answered */
 #define LIGHTWS_OPT_NO_MASK_CHECK 0x08u /* accept frames whatever the mask bit */
+#define LIGHTWS_OPT_WHOLE_TEXT    0x10u /* a text frame that fits rbuf is
+                                           handed out only once all of it
+                                           is in and valid UTF-8 so far:
+                                           nothing of a frame that fails
+                                           with 1007 reaches the caller (an
+                                           echo or relay never forwards it);
+                                           larger text frames still come in
+                                           chunks. Uncompressed text only. */
 
 #define LIGHTWS_DEFAULT_MAX_FRAME   (64u * 1024 * 1024)
 #define LIGHTWS_DEFAULT_MAX_MESSAGE (64u * 1024 * 1024)
