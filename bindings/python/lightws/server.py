@@ -81,6 +81,9 @@ class Server:
     that do not keep the process alive).
     """
 
+    #: the handshake of each connection (lightws.sync.Server: websockets' hooks)
+    _accept: Callable[..., WebSocket] = staticmethod(accept)
+
     def __init__(self, sock: socket.socket, handler: Handler, accept_kw: Dict[str, Any],
                  open_timeout: Optional[float], timeout: Optional[float],
                  close_timeout: float) -> None:
@@ -284,7 +287,7 @@ class Server:
         except OSError:
             pass                        # not TCP (AF_UNIX)
         try:
-            ws = accept(sock, open_timeout=self._open_timeout, **self._kw)
+            ws = self._accept(sock, open_timeout=self._open_timeout, **self._kw)
         except (HandshakeError, ProtocolError) as e:
             # accept() answered the HTTP error (400, 405, 426, 431) and
             # closed the socket.
