@@ -510,29 +510,42 @@ static int relay(struct tun *t)
       }
       /* Large payloads are read straight into the buffer we then write
        * to TCP (rbuf only holds heads and what came with them), and the
-       * server unmasks there in place. */
-      n = lightws_stream_read(&t->s, t->down->data, BUF_SIZE, &ch);
-      reads++;
-      if (n >= 0) {
-        t->wr.blocked = 0;
-        progress = 1;
-        if (n == 0 && ch.message_end && ch.opcode == LIGHTWS_OPCODE_TEXT &&
-            t->msg_bytes == 0) {
-          t->w_eof = 1; /* the peer's end-of-data marker */
+       * server unmasks there in place. The buffer fills before it is
+       * written: the rest of a frame (its start came with the head
+       * through rbuf), and further frames already in rbuf, so one TCP
+       * write carries what one read(2) of the websocket brought. */
+      t->down_off = 0;
+      t->down_len = 0;
+      for (;;) {
+        n = lightws_stream_read(&t->s, t->down->data + t->down_len,
+                                BUF_SIZE - t->down_len, &ch);
+        reads++;
+        if (n >= 0) {
+          t->wr.blocked = 0;
+          progress = 1;
+          if (n == 0 && ch.message_end && ch.opcode == LIGHTWS_OPCODE_TEXT &&
+              t->msg_bytes == 0)
+            t->w_eof = 1; /* the peer's end-of-data marker */
+          t->msg_bytes = ch.message_end ? 0 : t->msg_bytes + (uint64_t)n;
+          t->down_len += (uint32_t)n;
+          if (t->w_eof || BUF_SIZE - t->down_len < 1024) break;
+          if (ch.frame_end && !lightws_stream_buffered(&t->s)) break;
+          continue;
         }
-        t->msg_bytes = ch.message_end ? 0 : t->msg_bytes + (uint64_t)n;
-        t->down_off = 0;
-        t->down_len = (uint32_t)n;
-      } else if (n == LIGHTWS_ERR_WOULDBLOCK) {
-        wop_block(t, &t->wr, ws_want(t));
-      } else if (n == LIGHTWS_ERR_CLOSED) {
-        peer_close_arrived(t);
-        progress = 1;
-      } else {
-        buf_put(t->down);
-        t->down = NULL;
-        ws_failed(t, (int)n, "read");
-        return 0;
+        if (n == LIGHTWS_ERR_WOULDBLOCK) {
+          wop_block(t, &t->wr, ws_want(t));
+        } else if (n == LIGHTWS_ERR_CLOSED) {
+          peer_close_arrived(t);
+          progress = 1;
+        } else if (!t->down_len) {
+          buf_put(t->down);
+          t->down = NULL;
+          ws_failed(t, (int)n, "read");
+          return 0;
+        }
+        /* an error after some bytes: they go out first, the error comes
+         * back on the next read (the stream keeps it) */
+        break;
       }
       if (!t->down_len) {
         buf_put(t->down);

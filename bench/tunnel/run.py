@@ -11,7 +11,7 @@ the CPU time of the two middle processes per GiB moved (utime + stime from
 /proc). Then the memory of idle tunnelled connections: RSS growth of the
 client and the server per connection, N connections open.
 
-usage: run.py --build build [--seconds 3] [--idle 2000]
+usage: run.py --build build [--seconds 3] [--rounds 3] [--idle 2000]
 """
 import argparse
 import os
@@ -89,6 +89,9 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--idle", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="runs per cell; the median is shown (a shared 2-core "
+                         "box is noisy)")
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
@@ -102,11 +105,15 @@ def main():
             for mode in ("U", "D"):
                 for kind, mask in (("direct", None), ("relay", None),
                                    ("tunnel", "random"), ("tunnel", "zero")):
-                    procs, port = path(kind, a.build, sport, mask or "random")
-                    try:
-                        gbps, cpg = measure(load, port, conns, a.seconds, mode, procs)
-                    finally:
-                        stop(procs)
+                    runs = []
+                    for _ in range(a.rounds):
+                        procs, port = path(kind, a.build, sport, mask or "random")
+                        try:
+                            runs.append(measure(load, port, conns, a.seconds, mode, procs))
+                        finally:
+                            stop(procs)
+                    gbps = sorted(r[0] for r in runs)[len(runs) // 2]
+                    cpg = sorted(r[1] for r in runs)[len(runs) // 2]
                     name = kind if not mask else "tunnel-%s" % mask
                     rows[(name, conns, mode)] = (gbps, cpg)
                     print("%-16s %5d %4s %10.2f %12.3f" % (
