@@ -369,18 +369,31 @@ static void copy_reason(const struct lightws_stream *s, char *out, size_t size)
   out[n] = '\0';
 }
 
-static void peer_close_arrived(struct tun *t)
+/* The peer's close arrived (and the library answered it). 1000 (or no
+ * code) ends the stream: what came before it is delivered, then our FIN.
+ * Any other code means its end broke (a reset, a timeout, an error):
+ * the TCP side is reset as for our own failures. Returns 1 if the tunnel
+ * was ended here. */
+static int peer_close_arrived(struct tun *t)
 {
   char reason[128];
+  unsigned code = lightws_stream_close_code(&t->s);
   t->peer_closed = 1;
   t->w_eof = 1;
   copy_reason(&t->s, reason, sizeof(reason));
+  if (code != LIGHTWS_CLOSE_NORMAL && code != LIGHTWS_CLOSE_NO_STATUS) {
+    set_why(t, "remote closed %u%s%s%s", code, reason[0] ? " '" : "", reason,
+            reason[0] ? "'" : "");
+    tun_abort(t, 0, 0);
+    return 1;
+  }
   if (t->fin_sent)
     set_why(t, "done (close %u)", lightws_stream_close_code(&t->s));
   else
     set_why(t, "remote closed %u%s%s%s%s", lightws_stream_close_code(&t->s),
             reason[0] ? " '" : "", reason, reason[0] ? "'" : "",
             t->up_len || !t->t_eof ? " before our end of data" : "");
+  return 0;
 }
 
 /* Moves bytes both ways until both would block or the turn is used up.
@@ -403,7 +416,7 @@ static int relay(struct tun *t)
       if (n == LIGHTWS_ERR_WOULDBLOCK) {
         wop_block(t, &t->ww, ws_want(t));
       } else if (n == LIGHTWS_ERR_CLOSED) {
-        peer_close_arrived(t);
+        if (peer_close_arrived(t)) return 0;
       } else if (n < 0) {
         ws_failed(t, (int)n, "send");
         return 0;
@@ -429,7 +442,7 @@ static int relay(struct tun *t)
       if (n == LIGHTWS_ERR_WOULDBLOCK) {
         wop_block(t, &t->ww, ws_want(t));
       } else if (n == LIGHTWS_ERR_CLOSED) {
-        peer_close_arrived(t);
+        if (peer_close_arrived(t)) return 0;
       } else if (n < 0) {
         ws_failed(t, (int)n, "send");
         return 0;
@@ -535,7 +548,13 @@ static int relay(struct tun *t)
         if (n == LIGHTWS_ERR_WOULDBLOCK) {
           wop_block(t, &t->wr, ws_want(t));
         } else if (n == LIGHTWS_ERR_CLOSED) {
-          peer_close_arrived(t);
+          if (peer_close_arrived(t)) {
+            if (!t->dead) {
+              buf_put(t->down); /* its bytes go nowhere now */
+              t->down = NULL;
+            }
+            return 0;
+          }
           progress = 1;
         } else if (!t->down_len) {
           buf_put(t->down);

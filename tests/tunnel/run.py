@@ -327,6 +327,38 @@ async def t_remote_disappears():
         srv.close()
 
 
+async def t_local_reset():
+    """The application resets its connection: the target sees a reset too,
+    never a clean end of a stream that was cut."""
+    ended = asyncio.get_running_loop().create_future()
+
+    async def handle(r, w):
+        try:
+            while await r.read(65536):
+                pass
+            how = "eof"
+        except ConnectionResetError:
+            how = "reset"
+        if not ended.done():
+            ended.set_result(how)
+        w.close()
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+
+    async def body(s, c, tport):
+        sk = socket.create_connection(("127.0.0.1", c.port))
+        sk.sendall(b"z" * 5000)
+        await asyncio.sleep(0.2)
+        sk.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
+        sk.close()
+        how = await asyncio.wait_for(ended, 5)
+        check("local reset: the target's connection is reset too (%s)" % how,
+              how == "reset")
+        check("local reset: logged on both ends",
+              c.wait_log("local read: Connection reset by peer") and
+              s.wait_log("remote closed 1001"), c.text()[-300:] + s.text()[-300:])
+    await with_tunnel(body, target=(srv, srv.sockets[0].getsockname()[1]))
+
+
 async def t_wss():
     if not ARGS.certs or not os.path.exists(os.path.join(ARGS.certs, "ca.pem")):
         print("  skip wss (no certificates / TLS=0 build)")
@@ -585,6 +617,7 @@ async def main_async():
     await t_half_close_target_first()
     await t_refused()
     await t_remote_disappears()
+    await t_local_reset()
     await t_wss()
     await t_kaminari_form()
     await t_sip003()
