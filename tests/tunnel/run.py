@@ -219,6 +219,69 @@ async def t_large():
     await with_tunnel(body)
 
 
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for l in f:
+            if l.startswith("VmRSS:"):
+                return int(l.split()[1])
+    return 0
+
+
+async def t_backpressure():
+    """A target that stops reading stops the application's writes: the
+    tunnel buffers at most a relay buffer per direction, the kernels' socket
+    buffers hold the rest, and nothing is lost when reading resumes."""
+    total = 48 << 20
+    release = asyncio.Event()
+    got = asyncio.get_running_loop().create_future()
+
+    async def handle(r, w):
+        await release.wait()
+        h, n = hashlib.sha256(), 0
+        while True:
+            d = await r.read(1 << 20)
+            if not d:
+                break
+            h.update(d)
+            n += len(d)
+        got.set_result((n, h.digest()))
+        w.close()
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+
+    async def body(s, c, tport):
+        r0 = rss_kib(c.p.pid) + rss_kib(s.p.pid)
+        r, w = await asyncio.open_connection("127.0.0.1", c.port)
+        chunk = os.urandom(1 << 20)
+        h, sent = hashlib.sha256(), 0
+        t_end = time.monotonic() + 1.5
+        while sent < total and time.monotonic() < t_end:
+            w.write(chunk)
+            h.update(chunk)
+            sent += len(chunk)
+            try:
+                await asyncio.wait_for(w.drain(), max(0.01, t_end - time.monotonic()))
+            except asyncio.TimeoutError:
+                break
+        stalled = sent < total
+        r1 = rss_kib(c.p.pid) + rss_kib(s.p.pid)
+        check("back-pressure: a target that does not read stops the writer "
+              "(%d MiB accepted of %d)" % (sent >> 20, total >> 20), stalled)
+        check("back-pressure: tunnel memory stays flat while stalled (+%d KiB)"
+              % (r1 - r0), r1 - r0 < 2048)
+        release.set()
+        while sent < total:
+            w.write(chunk)
+            h.update(chunk)
+            sent += len(chunk)
+            await asyncio.wait_for(w.drain(), 10)
+        w.write_eof()
+        n, dig = await asyncio.wait_for(got, 15)
+        w.close()
+        check("back-pressure: every byte arrives once reading resumes",
+              n == total and dig == h.digest(), "%d of %d" % (n, total))
+    await with_tunnel(body, target=(srv, srv.sockets[0].getsockname()[1]))
+
+
 async def t_half_close_client_first():
     """Client shuts down its write side first, then still receives all."""
     payload = os.urandom(200000)
@@ -613,6 +676,7 @@ async def main_async():
     n = 200 if ARGS.quick else 1000
     await t_many(n)
     await t_large()
+    await t_backpressure()
     await t_half_close_client_first()
     await t_half_close_target_first()
     await t_refused()
