@@ -275,10 +275,29 @@ int lightws_client_handshake(struct lightws_stream *s,
   }
 }
 
-/* Waits until `s` can go on after LIGHTWS_ERR_WOULDBLOCK (a nonblocking
- * descriptor given to a blocking wrapper), up to the stream's deadlines. */
-static int wait_fd(struct lightws_stream *s) {
+/* Waits until `s` can go on after LIGHTWS_ERR_WOULDBLOCK, in the stream's
+ * own wait: poll(2) on its descriptor (over a lightws_io: the one of the
+ * io's wait_fd hook), ticking it at each deadline, so its handshake
+ * timeout bounds the wait. WOULDBLOCK when there is nothing to wait on
+ * (an io without a blocking descriptor): the caller returns it. */
+static int hs_wait(struct lightws_stream *s) {
   return lightws__stream_wait(s, lightws_stream_want(s));
+}
+
+int lightws_connect_stream(struct lightws_stream *s, const char *host,
+                           const char *path,
+                           const struct lightws_client_options *opt) {
+  int r = lightws_client_start(s, host, path, opt);
+  for (;;) {
+    if (r == LIGHTWS_ERR_WOULDBLOCK) {
+      r = hs_wait(s);
+      if (r < 0) return r;
+    } else if (r < 0) {
+      return r;
+    }
+    r = lightws_client_handshake(s, NULL);
+    if (r == 0) return 0;
+  }
 }
 
 int lightws_connect(struct lightws_stream *s, int fd, uint8_t *rbuf,
@@ -288,17 +307,7 @@ int lightws_connect(struct lightws_stream *s, int fd, uint8_t *rbuf,
   if (r < 0) return r;
   if (opt && opt->timeouts)
     lightws_stream_set_timeouts(s, opt->timeouts, lightws_now());
-  r = lightws_client_start(s, host, path, opt);
-  for (;;) {
-    if (r == LIGHTWS_ERR_WOULDBLOCK) {
-      r = wait_fd(s);
-      if (r < 0) return r;
-    } else if (r < 0) {
-      return r;
-    }
-    r = lightws_client_handshake(s, NULL);
-    if (r == 0) return 0;
-  }
+  return lightws_connect_stream(s, host, path, opt);
 }
 
 /* ---- server ----------------------------------------------------------- */
@@ -504,26 +513,46 @@ static int pick_protocol(const char *offered, size_t olen, const char *ours,
   return 0;
 }
 
-/* A client too slow for the handshake timeout: one nonblocking attempt at
- * a 408 (RFC 7231 §6.5.7), then the caller closes. */
+/* A client too slow for the handshake timeout: one attempt at a 408
+ * (RFC 7231 §6.5.7) that must not block, then the caller closes. Over a
+ * lightws_io only through one with a descriptor (wait_fd hook), told first
+ * that its callbacks must not block (a TLS layer: the 408 as a record). */
 static void answer_408(struct lightws_stream *s) {
+  struct iovec iov;
   ssize_t n;
-  if (s->io || s->fd < 0) return;
+  if (s->io ? !s->io->wait_fd || s->io->wait_fd(s->io->ctx, 1) < 0
+            : s->fd < 0)
+    return;
   n = lightws_handshake_build_error(s->rbuf, s->rsize, 408, NULL, 0);
-  if (n > 0) (void)send(s->fd, s->rbuf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+  if (n <= 0) return;
+  if (s->io) {
+    iov.iov_base = s->rbuf;
+    iov.iov_len = (size_t)n;
+    (void)s->io->writev(s->io->ctx, &iov, 1);
+  } else {
+    (void)send(s->fd, s->rbuf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL);
+  }
 }
 
-int lightws_accept(struct lightws_stream *s, int fd, uint8_t *rbuf,
-                   size_t rsize, struct lightws_request *req,
-                   const struct lightws_server_options *opt) {
+/* Sends an error response with `status` (waiting as hs_wait) and returns
+ * `err`, the failure it answers, or the failure of sending it. */
+static int reject_with(struct lightws_stream *s, int status, int err) {
+  int r;
+  while ((r = lightws_server_reject(s, status, NULL, 0)) ==
+         LIGHTWS_ERR_WOULDBLOCK) {
+    if ((r = hs_wait(s)) < 0) return r;
+  }
+  return err;
+}
+
+int lightws_accept_stream(struct lightws_stream *s,
+                          struct lightws_request *req,
+                          const struct lightws_server_options *opt) {
   struct lightws_request local;
   struct lightws_header hdrs[LIGHTWS_HANDSHAKE_HEADERS_MAX];
   char chosen[256];
   const char *protocols = opt ? opt->protocols : NULL;
-  int r = lightws_stream_init(s, LIGHTWS_SERVER, fd, rbuf, rsize, 0), have;
-  if (r < 0) return r;
-  if (opt && opt->timeouts)
-    lightws_stream_set_timeouts(s, opt->timeouts, lightws_now());
+  int r, have;
   if (!req) {
     memset(&local, 0, sizeof local);
     if (opt && opt->deflate) {
@@ -535,40 +564,39 @@ int lightws_accept(struct lightws_stream *s, int fd, uint8_t *rbuf,
   }
   while ((r = lightws_server_read_request(s, req, opt ? opt->max_head : 0)) ==
          LIGHTWS_ERR_WOULDBLOCK) {
-    if ((r = wait_fd(s)) < 0) break;
+    if ((r = hs_wait(s)) < 0) break;
   }
   if (r == LIGHTWS_ERR_HANDSHAKE_TIMEOUT) {
     answer_408(s);
     return r;
   }
   if (r < 0) {
-    int status = lightws_http_status(r), e = r;
+    int status = lightws_http_status(r);
     if (!status) return r; /* EOF or SYSTEM: nobody to answer */
-    while ((r = lightws_server_reject(s, status, NULL, 0)) ==
-           LIGHTWS_ERR_WOULDBLOCK) {
-      if ((r = wait_fd(s)) < 0) return r;
-    }
-    return e;
+    return reject_with(s, status, r);
   }
   if (opt && opt->deflate) {
     r = lightws_server_deflate(s, req, opt->deflate, opt->deflate_mem,
                                opt->deflate_mem_size);
     /* without zlib the offer is declined; a bad config or block is ours */
-    if (r < 0 && r != LIGHTWS_ERR_UNSUPPORTED) {
-      int e = r;
-      while ((r = lightws_server_reject(s, 500, NULL, 0)) ==
-             LIGHTWS_ERR_WOULDBLOCK) {
-        if ((r = wait_fd(s)) < 0) return r;
-      }
-      return e;
-    }
+    if (r < 0 && r != LIGHTWS_ERR_UNSUPPORTED) return reject_with(s, 500, r);
   }
   have = protocols && req->protocol &&
          pick_protocol(req->protocol, req->protocol_len, protocols, chosen,
                        sizeof chosen);
   while ((r = lightws_server_accept(s, have ? chosen : NULL, NULL, 0)) ==
          LIGHTWS_ERR_WOULDBLOCK) {
-    if ((r = wait_fd(s)) < 0) return r;
+    if ((r = hs_wait(s)) < 0) return r;
   }
   return r;
+}
+
+int lightws_accept(struct lightws_stream *s, int fd, uint8_t *rbuf,
+                   size_t rsize, struct lightws_request *req,
+                   const struct lightws_server_options *opt) {
+  int r = lightws_stream_init(s, LIGHTWS_SERVER, fd, rbuf, rsize, 0);
+  if (r < 0) return r;
+  if (opt && opt->timeouts)
+    lightws_stream_set_timeouts(s, opt->timeouts, lightws_now());
+  return lightws_accept_stream(s, req, opt);
 }

@@ -1555,11 +1555,31 @@ int lightws_client_handshake(struct lightws_stream *s,
                              struct lightws_response *resp);
 
 /*
+ * Blocking client handshake on a stream already initialized (CLIENT role,
+ * over a descriptor or a lightws_io, e.g. a TLS layer's, with its timeouts
+ * set by the caller if any): lightws_client_start() + _handshake() until
+ * done (opt->deflate offered as there), waiting after each WOULDBLOCK in
+ * the stream's own wait: poll(2) on its descriptor, over a lightws_io the
+ * descriptor of its wait_fd hook, ticking the stream at its deadlines, so
+ * its handshake timeout bounds the whole call. opt->timeouts is not
+ * applied here (lightws_connect() applies it at init). `host`, `path` and
+ * `opt` are copied as lightws_client_start() says; the stream and rbuf
+ * stay the caller's. Returns 0 (the stream is open), an error of the two
+ * steps, LIGHTWS_ERR_HANDSHAKE_TIMEOUT, or LIGHTWS_ERR_WOULDBLOCK when
+ * there is nothing to wait on (a lightws_io without a wait_fd hook, or
+ * without timeouts set while its descriptor was blocking, that would
+ * block); the handshake then goes on with lightws_client_handshake().
+ */
+int lightws_connect_stream(struct lightws_stream *s, const char *host,
+                           const char *path,
+                           const struct lightws_client_options *opt);
+
+/*
  * Blocking client handshake: lightws_stream_init(CLIENT) on `fd`, the
- * timeouts of `opt` (lightws_stream_set_timeouts), then start + handshake
- * until done, waiting no longer than the handshake timeout. Returns 0 or an
- * error as above, or LIGHTWS_ERR_HANDSHAKE_TIMEOUT. The timeouts stay set
- * on the open stream.
+ * timeouts of `opt` (lightws_stream_set_timeouts), then
+ * lightws_connect_stream(), waiting no longer than the handshake timeout.
+ * Returns 0 or an error as above, or LIGHTWS_ERR_HANDSHAKE_TIMEOUT. The
+ * timeouts stay set on the open stream.
  */
 int lightws_connect(struct lightws_stream *s, int fd, uint8_t *rbuf,
                     size_t rsize, const char *host, const char *path,
@@ -1618,9 +1638,30 @@ int lightws_server_reject(struct lightws_stream *s, int status,
                           size_t num_extra);
 
 /*
+ * Blocking server handshake on a stream already initialized (SERVER role,
+ * over a descriptor or a lightws_io, e.g. a TLS layer's, with its timeouts
+ * set by the caller if any), as lightws_accept() below describes:
+ * lightws_server_read_request() into `req` (may be NULL; with opt->deflate
+ * a NULL `req` still sees every Sec-WebSocket-Extensions header), then
+ * lightws_server_deflate() when opt->deflate is set (RFC 7692 §5: the
+ * offer accepted with opt->deflate_mem, lent for the stream's life; a bad
+ * config or block is answered 500 and its error returned; without zlib the
+ * offer is declined), the subprotocol chosen, lightws_server_accept().
+ * Waits as lightws_connect_stream() (opt->timeouts is not applied here;
+ * lightws_accept() applies it at init). `req` points into rbuf as
+ * lightws_server_read_request() says. Returns 0 (the stream is open), the
+ * errors of lightws_accept(), or LIGHTWS_ERR_WOULDBLOCK when there is
+ * nothing to wait on (see lightws_connect_stream); the 408 of a timeout
+ * goes over a lightws_io only when it has a wait_fd hook.
+ */
+int lightws_accept_stream(struct lightws_stream *s,
+                          struct lightws_request *req,
+                          const struct lightws_server_options *opt);
+
+/*
  * Blocking server handshake: lightws_stream_init(SERVER) on `fd`, the
- * timeouts of `opt`, reads the request into `req` (may be NULL), and
- * accepts it, choosing the first client-offered subprotocol found in
+ * timeouts of `opt`, then lightws_accept_stream(): reads the request into
+ * `req` (may be NULL), and accepts it, choosing the first client-offered subprotocol found in
  * opt->protocols ("a, b"; NULL for none; tokens compared exactly, as listed
  * in the first Sec-WebSocket-Protocol header). `opt` may be NULL. An
  * invalid request is rejected with its HTTP status (lightws_http_status():

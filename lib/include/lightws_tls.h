@@ -37,8 +37,9 @@
  * with IDLE_TIMEOUT/PING_TIMEOUT instead of waiting forever. The layer's
  * callbacks (t->io) then use MSG_DONTWAIT; its own calls
  * (lightws_tls_shutdown, lightws_tls_handshake) still block.
- * lightws_tls_connect/accept apply the timeouts of their options again
- * once the descriptor is blocking again.
+ * lightws_tls_connect/accept run the websocket handshake that way (the
+ * core's lightws_connect_stream/lightws_accept_stream) and apply the
+ * timeouts of their options again for the caller's descriptor flags.
  *
  * Writes: one writev of the stream (a frame's head + payload) becomes as
  * few TLS records as its size allows, ceil(bytes / 16 KiB): up to 16 KiB
@@ -313,12 +314,18 @@ int lightws_tls_wait(struct lightws_tls *t, struct lightws_stream *s,
 /* ---- blocking wrappers (lightws_connect / lightws_accept over TLS) ------ */
 
 /*
- * Client: TLS handshake on `fd` (host as server name), then the websocket
- * handshake (lightws_client_start/handshake) with `host`, `path`, `opt` as
- * lightws_connect(); the stream is initialized here, over t->io. With a
- * handshake timeout in opt->timeouts it bounds both handshakes (the
- * descriptor is made nonblocking meanwhile and restored). Returns 0 or an
- * error of either handshake.
+ * Client: TLS handshake on `fd` (host as server name), then the stream is
+ * initialized here over t->io (rbuf lent to it; t, s and rbuf stay the
+ * caller's) and lightws_connect_stream() runs the websocket handshake
+ * with `host`, `path`, `opt` as lightws_connect() (opt->deflate offered).
+ * With a handshake timeout in opt->timeouts it bounds both handshakes:
+ * the descriptor is made nonblocking for the TLS handshake, the stream
+ * gets what is left of the timeout, and the websocket handshake waits in
+ * the stream's own poll(2) (t->io's wait_fd hook) on the descriptor made
+ * blocking; the caller's descriptor flags are restored at the end and the
+ * timeouts of opt applied again for them. Returns 0 or an error of either
+ * handshake (a TLS failure by its LIGHTWS_ERR_TLS_* name), or
+ * LIGHTWS_ERR_HANDSHAKE_TIMEOUT.
  */
 int lightws_tls_connect(struct lightws_tls *t, struct ssl_ctx_st *ctx,
                         struct lightws_stream *s, int fd, uint8_t *rbuf,
@@ -326,10 +333,14 @@ int lightws_tls_connect(struct lightws_tls *t, struct ssl_ctx_st *ctx,
                         const struct lightws_client_options *opt);
 
 /*
- * Server: TLS handshake on an accepted `fd`, then lightws_accept()'s work
- * over t->io (request read into `req`, may be NULL; subprotocol chosen from
- * opt->protocols; a bad request rejected with its HTTP status and its
- * error returned). Timeouts as for lightws_tls_connect().
+ * Server: TLS handshake on an accepted `fd`, then lightws_accept_stream()
+ * over t->io, i.e. exactly lightws_accept()'s work: the request read into
+ * `req` (may be NULL), permessage-deflate accepted from opt->deflate (with
+ * opt->deflate_mem, lent for the stream's life), the subprotocol chosen
+ * from opt->protocols, a bad request rejected with its HTTP status and its
+ * error returned, a client too slow for the handshake timeout sent a 408
+ * through the TLS layer. Descriptor and timeouts as for
+ * lightws_tls_connect().
  */
 int lightws_tls_accept(struct lightws_tls *t, struct ssl_ctx_st *ctx,
                        struct lightws_stream *s, int fd, uint8_t *rbuf,

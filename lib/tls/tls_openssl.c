@@ -1117,19 +1117,17 @@ static void host_name(const char *host, char *out, size_t size) {
   out[n] = 0;
 }
 
-/* Makes fd nonblocking while a handshake timeout runs; returns old flags
- * (-1: unchanged). */
-static int nb_begin(int fd, const struct lightws_timeouts *to) {
-  int fl;
-  if (!to || !to->handshake) return -1;
-  fl = fcntl(fd, F_GETFL);
-  if (fl < 0 || (fl & O_NONBLOCK)) return -1;
-  if (fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -1;
-  return fl;
-}
-
-static void nb_end(int fd, int fl) {
-  if (fl >= 0) (void)fcntl(fd, F_SETFL, fl);
+/* The flags of `fd` to set while one phase of the blocking wrappers runs:
+ * `nonblock` 1 for the TLS handshake under a handshake timeout (the
+ * layer's own calls block on a blocking descriptor), 0 for the websocket
+ * handshake (on a blocking descriptor the stream itself waits in poll(2)
+ * through the wait_fd hook, bounded by its timeouts). Returns 0, or -1
+ * when the flags cannot be read (the descriptor is left as it is). */
+static int fd_mode(int fd, int user_fl, int nonblock) {
+  int want;
+  if (user_fl < 0) return -1;
+  want = nonblock ? (user_fl | O_NONBLOCK) : (user_fl & ~O_NONBLOCK);
+  return fcntl(fd, F_SETFL, want) < 0 ? -1 : 0;
 }
 
 /* TLS handshake within `end` (LIGHTWS_NO_DEADLINE: none). */
@@ -1149,149 +1147,78 @@ static int tls_hs_until(struct lightws_tls *t, uint64_t end) {
   return r;
 }
 
-/* Starts the stream over t->io with the handshake budget left. */
-static int stream_start(struct lightws_tls *t, struct lightws_stream *s,
-                        enum lightws_role role, int fd, uint8_t *rbuf,
-                        size_t rsize, const struct lightws_timeouts *to,
-                        uint64_t end) {
-  int r = lightws_stream_init(s, role, fd, rbuf, rsize, 0);
-  if (r < 0) return r;
-  lightws_stream_set_io(s, &t->io);
-  if (to) {
-    struct lightws_timeouts left = *to;
-    if (end != LIGHTWS_NO_DEADLINE) {
-      uint64_t now = lightws_now();
-      left.handshake = now >= end ? 1 : (uint32_t)(end - now);
-    }
-    lightws_stream_set_timeouts(s, &left, lightws_now());
-  }
-  return 0;
-}
-
 static uint64_t hs_end(const struct lightws_timeouts *to) {
   return to && to->handshake ? lightws_now() + to->handshake
                              : LIGHTWS_NO_DEADLINE;
+}
+
+/*
+ * What lightws_tls_connect and _accept share: TLS on `fd` (t initialized by
+ * the caller), then the stream over t->io and the websocket handshake of
+ * `role` (lightws_connect_stream / lightws_accept_stream, which wait in the
+ * stream's own poll through t->io.wait_fd). One handshake timeout bounds
+ * both: the stream gets what is left of it. The descriptor is blocking
+ * during the websocket handshake and gets the caller's flags back at the
+ * end, with the timeouts applied again for them.
+ */
+static int tls_open(struct lightws_tls *t, struct lightws_stream *s, int fd,
+                    enum lightws_role role, uint8_t *rbuf, size_t rsize,
+                    const struct lightws_timeouts *to, const char *host,
+                    const char *path, struct lightws_request *req,
+                    const struct lightws_client_options *copt,
+                    const struct lightws_server_options *sopt) {
+  uint64_t end = hs_end(to);
+  int fl = fcntl(fd, F_GETFL), r;
+  if (end != LIGHTWS_NO_DEADLINE) (void)fd_mode(fd, fl, 1);
+  r = tls_hs_until(t, end);
+  if (r == 0) {
+    (void)fd_mode(fd, fl, 0);
+    r = lightws_stream_init(s, role, fd, rbuf, rsize, 0);
+  }
+  if (r == 0) {
+    lightws_stream_set_io(s, &t->io);
+    if (to) {
+      struct lightws_timeouts left = *to;
+      if (end != LIGHTWS_NO_DEADLINE) {
+        uint64_t now = lightws_now();
+        left.handshake = now >= end ? 1 : (uint32_t)(end - now);
+      }
+      lightws_stream_set_timeouts(s, &left, lightws_now());
+    }
+    r = role == LIGHTWS_CLIENT ? lightws_connect_stream(s, host, path, copt)
+                               : lightws_accept_stream(s, req, sopt);
+  }
+  if (fl >= 0) (void)fcntl(fd, F_SETFL, fl);
+  /* the caller's flags again: the stream waits itself only if blocking */
+  if (r == 0 && to) lightws_stream_set_timeouts(s, to, lightws_now());
+  if (r == LIGHTWS_ERR_SYSTEM && errno == EPROTO && t->err) r = t->err;
+  return r;
 }
 
 int lightws_tls_connect(struct lightws_tls *t, struct ssl_ctx_st *ctx,
                         struct lightws_stream *s, int fd, uint8_t *rbuf,
                         size_t rsize, const char *host, const char *path,
                         const struct lightws_client_options *opt) {
-  const struct lightws_timeouts *to = opt ? opt->timeouts : NULL;
-  uint64_t end = hs_end(to);
   char name[256];
-  int fl, r;
+  int r;
   if (!t || !s) return LIGHTWS_ERR_INVALID;
   host_name(host, name, sizeof name);
   r = lightws_tls_init(t, ctx, fd, LIGHTWS_CLIENT, name[0] ? name : NULL);
   if (r < 0) return r;
-  fl = nb_begin(fd, to);
-  r = tls_hs_until(t, end);
-  if (r == 0) r = stream_start(t, s, LIGHTWS_CLIENT, fd, rbuf, rsize, to, end);
-  if (r == 0) {
-    r = lightws_client_start(s, host, path, opt);
-    while (r == LIGHTWS_ERR_WOULDBLOCK || r == 0) {
-      if (r == LIGHTWS_ERR_WOULDBLOCK) {
-        r = lightws_tls_wait(t, s, -1);
-        if (r < 0) break;
-      }
-      r = lightws_client_handshake(s, NULL);
-      if (r == 0) break;
-    }
-  }
-  nb_end(fd, fl);
-  /* blocking again: the stream may now wait on it itself */
-  if (r == 0 && fl >= 0) lightws_stream_set_timeouts(s, to, lightws_now());
-  if (r == LIGHTWS_ERR_SYSTEM && errno == EPROTO && t->err) r = t->err;
-  return r;
-}
-
-/* The first client-offered subprotocol that is in `ours` ("a, b"). */
-static int pick(const char *offered, size_t olen, const char *ours,
-                char *out, size_t size) {
-  size_t i = 0;
-  while (i < olen) {
-    size_t b, e;
-    const char *p;
-    while (i < olen && (offered[i] == ' ' || offered[i] == '\t' ||
-                        offered[i] == ','))
-      i++;
-    b = i;
-    while (i < olen && offered[i] != ',' && offered[i] != ' ' &&
-           offered[i] != '\t')
-      i++;
-    e = i;
-    if (e == b) continue;
-    p = ours;
-    while (*p) {
-      const char *q;
-      while (*p == ' ' || *p == '\t' || *p == ',') p++;
-      q = p;
-      while (*q && *q != ',' && *q != ' ' && *q != '\t') q++;
-      if ((size_t)(q - p) == e - b && memcmp(p, offered + b, e - b) == 0 &&
-          e - b < size) {
-        memcpy(out, offered + b, e - b);
-        out[e - b] = 0;
-        return 1;
-      }
-      p = q;
-    }
-  }
-  return 0;
-}
-
-static int s_wait(struct lightws_tls *t, struct lightws_stream *s) {
-  return lightws_tls_wait(t, s, -1);
+  return tls_open(t, s, fd, LIGHTWS_CLIENT, rbuf, rsize,
+                  opt ? opt->timeouts : NULL, host, path, NULL, opt, NULL);
 }
 
 int lightws_tls_accept(struct lightws_tls *t, struct ssl_ctx_st *ctx,
                        struct lightws_stream *s, int fd, uint8_t *rbuf,
                        size_t rsize, struct lightws_request *req,
                        const struct lightws_server_options *opt) {
-  const struct lightws_timeouts *to = opt ? opt->timeouts : NULL;
-  const char *protocols = opt ? opt->protocols : NULL;
-  uint64_t end = hs_end(to);
-  struct lightws_request local;
-  char chosen[256];
-  int fl, r, have;
+  int r;
   if (!t || !s) return LIGHTWS_ERR_INVALID;
   r = lightws_tls_init(t, ctx, fd, LIGHTWS_SERVER, NULL);
   if (r < 0) return r;
-  if (!req) {
-    memset(&local, 0, sizeof local);
-    req = &local;
-  }
-  fl = nb_begin(fd, to);
-  r = tls_hs_until(t, end);
-  if (r == 0) r = stream_start(t, s, LIGHTWS_SERVER, fd, rbuf, rsize, to, end);
-  if (r < 0) goto out;
-  while ((r = lightws_server_read_request(s, req, opt ? opt->max_head : 0)) ==
-         LIGHTWS_ERR_WOULDBLOCK) {
-    if ((r = s_wait(t, s)) < 0) goto out;
-  }
-  if (r < 0) {
-    int status = lightws_http_status(r), e = r;
-    if (status && r != LIGHTWS_ERR_HANDSHAKE_TIMEOUT) {
-      while ((r = lightws_server_reject(s, status, NULL, 0)) ==
-             LIGHTWS_ERR_WOULDBLOCK) {
-        if ((r = s_wait(t, s)) < 0) break;
-      }
-    }
-    r = e;
-    goto out;
-  }
-  have = protocols && req->protocol &&
-         pick(req->protocol, req->protocol_len, protocols, chosen,
-              sizeof chosen);
-  while ((r = lightws_server_accept(s, have ? chosen : NULL, NULL, 0)) ==
-         LIGHTWS_ERR_WOULDBLOCK) {
-    if ((r = s_wait(t, s)) < 0) break;
-  }
-out:
-  nb_end(fd, fl);
-  if (r == 0 && fl >= 0) lightws_stream_set_timeouts(s, to, lightws_now());
-  if (r == LIGHTWS_ERR_SYSTEM && errno == EPROTO && t->err) r = t->err;
-  return r;
+  return tls_open(t, s, fd, LIGHTWS_SERVER, rbuf, rsize,
+                  opt ? opt->timeouts : NULL, NULL, NULL, req, NULL, opt);
 }
 
 int lightws_tls_close(struct lightws_tls *t, struct lightws_stream *s,

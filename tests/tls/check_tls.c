@@ -151,8 +151,12 @@ struct peer {
   int truncate;        /* server: send one message, end without close_notify */
   int nmsg;            /* client: messages to send (sizes[]) */
   const size_t *sizes;
+  const struct lightws_server_options *sopt; /* server: lightws_tls_accept's */
+  int steps;           /* server: TLS handshake by hand, then
+                          lightws_accept_stream() over t->io */
   int result;          /* 0 or an error */
   int tls_eof;
+  int deflate;         /* lightws_stream_deflate() once open */
   unsigned close_code;
 };
 
@@ -215,12 +219,22 @@ static void *peer_main(void *arg) {
   int r;
   memset(&s, 0, sizeof s);
   memset(tp, 0, sizeof *tp);
-  if (p->role == LIGHTWS_SERVER)
-    r = lightws_tls_accept(tp, p->ctx, &s, p->fd, rbuf, 65536, NULL, NULL);
+  if (p->role == LIGHTWS_SERVER && p->steps) {
+    /* what an event loop does, on a blocking descriptor */
+    r = lightws_tls_init(tp, p->ctx, p->fd, LIGHTWS_SERVER, NULL);
+    if (r == 0) r = lightws_tls_handshake(tp);
+    if (r == 0) r = lightws_stream_init(&s, LIGHTWS_SERVER, p->fd, rbuf, 65536, 0);
+    if (r == 0) {
+      lightws_stream_set_io(&s, &tp->io);
+      r = lightws_accept_stream(&s, NULL, p->sopt);
+    }
+  } else if (p->role == LIGHTWS_SERVER)
+    r = lightws_tls_accept(tp, p->ctx, &s, p->fd, rbuf, 65536, NULL, p->sopt);
   else
     r = lightws_tls_connect(tp, p->ctx, &s, p->fd, rbuf, 65536,
                             "localhost", "/", NULL);
   if (r < 0) goto out;
+  p->deflate = lightws_stream_deflate(&s);
   if (p->truncate) {
     r = (int)lightws_stream_send(&s, LIGHTWS_OPCODE_TEXT, "bye", 3, 0);
     shutdown(p->fd, SHUT_RDWR);
@@ -1227,6 +1241,127 @@ START_TEST(test_client_const_buffer_records) {
 }
 END_TEST
 
+/* permessage-deflate (RFC 7692) over TLS: lightws_tls_accept() honours
+ * opt->deflate as lightws_accept() does (it used to ignore it), and so
+ * does lightws_accept_stream() over t->io after a TLS handshake done by
+ * hand. The echo of a compressible message comes back compressed. */
+static void deflate_case(int steps) {
+  int sv[2];
+  struct peer p;
+  static struct lightws_tls t;
+  struct lightws_stream s;
+  static uint8_t rbuf[65536], in[70000], msg[60000];
+  struct lightws_pmd_config cfg;
+  struct lightws_server_options so;
+  struct lightws_client_options co;
+  struct lightws_chunk ch;
+  size_t i, got = 0, msize;
+  void *smem, *cmem;
+  SSL_CTX *sctx = server_ctx("server"), *cctx = client_ctx(0);
+  memset(&cfg, 0, sizeof cfg);
+  msize = lightws_pmd_mem_size(&cfg);
+  if (msize == 0) return; /* built without zlib: nothing to negotiate */
+  smem = malloc(msize);
+  cmem = malloc(msize);
+  memset(&so, 0, sizeof so);
+  so.deflate = &cfg;
+  so.deflate_mem = smem;
+  so.deflate_mem_size = msize;
+  memset(&co, 0, sizeof co);
+  co.deflate = &cfg;
+  co.deflate_mem = cmem;
+  co.deflate_mem_size = msize;
+  pair(sv);
+  memset(&p, 0, sizeof p);
+  p.fd = sv[1];
+  p.role = LIGHTWS_SERVER;
+  p.ctx = sctx;
+  p.sopt = &so;
+  p.steps = steps;
+  peer_start(&p);
+  memset(&s, 0, sizeof s);
+  ck_assert_int_eq(lightws_tls_connect(&t, cctx, &s, sv[0], rbuf, sizeof rbuf,
+                                       "localhost", "/", &co), 0);
+  ck_assert_int_eq(lightws_stream_deflate(&s), 1);
+  for (i = 0; i < sizeof msg; i++) msg[i] = (uint8_t)"websocket "[i % 10];
+  ck_assert_int_eq((int)lightws_stream_send(&s, LIGHTWS_OPCODE_BINARY, msg,
+                                            sizeof msg, 0),
+                   (int)sizeof msg);
+  for (;;) {
+    ssize_t n = lightws_stream_read(&s, in + got, sizeof in - got, &ch);
+    ck_assert_int_ge((int)n, 0);
+    ck_assert_int_eq(ch.compressed, 1); /* the server compressed it */
+    got += (size_t)n;
+    if (ch.message_end) break;
+  }
+  ck_assert_uint_eq(got, sizeof msg);
+  ck_assert(memcmp(in, msg, got) == 0);
+  ck_assert_int_eq(lightws_stream_close(&s, 1000, NULL, 0), 0);
+  ck_assert_int_eq((int)lightws_stream_read(&s, in, sizeof in, NULL),
+                   LIGHTWS_ERR_CLOSED);
+  ck_assert_int_eq(lightws_tls_close(&t, &s, 2000), 0);
+  peer_join(&p);
+  ck_assert_int_eq(p.result, 0);
+  ck_assert_int_eq(p.deflate, 1);
+  close(sv[0]);
+  close(sv[1]);
+  free(smem);
+  free(cmem);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+
+START_TEST(test_accept_deflate) { deflate_case(0); }
+END_TEST
+START_TEST(test_accept_stream_deflate) { deflate_case(1); }
+END_TEST
+
+/* A client that does the TLS handshake and then sends no request: the
+ * server's handshake timeout fails it with HANDSHAKE_TIMEOUT, and the
+ * client gets the 408 (RFC 7231 §6.5.7) as a TLS record, as over a plain
+ * descriptor. */
+START_TEST(test_accept_408_over_tls) {
+  int sv[2], r;
+  struct peer p;
+  static struct lightws_tls t;
+  struct lightws_timeouts to;
+  struct lightws_server_options so;
+  char head[512];
+  size_t got = 0;
+  SSL_CTX *sctx = server_ctx("server"), *cctx = client_ctx(0);
+  pair(sv);
+  memset(&to, 0, sizeof to);
+  to.handshake = 300;
+  memset(&so, 0, sizeof so);
+  so.timeouts = &to;
+  memset(&p, 0, sizeof p);
+  p.fd = sv[1];
+  p.role = LIGHTWS_SERVER;
+  p.ctx = sctx;
+  p.sopt = &so;
+  peer_start(&p);
+  ck_assert_int_eq(lightws_tls_init(&t, cctx, sv[0], LIGHTWS_CLIENT,
+                                    "localhost"), 0);
+  ck_assert_int_eq(lightws_tls_handshake(&t), 0);
+  while (got < sizeof head - 1 && !memchr(head, '\n', got)) {
+    ssize_t n = t.io.read(t.io.ctx, head + got, sizeof head - 1 - got);
+    ck_assert_int_gt((int)n, 0);
+    got += (size_t)n;
+  }
+  head[got] = 0;
+  ck_assert_msg(strncmp(head, "HTTP/1.1 408", 12) == 0, "got %s", head);
+  peer_join(&p);
+  ck_assert_int_eq(p.result, LIGHTWS_ERR_HANDSHAKE_TIMEOUT);
+  r = fcntl(sv[1], F_GETFL);
+  ck_assert_int_eq(r & O_NONBLOCK, 0); /* the descriptor's flags restored */
+  lightws_tls_free(&t);
+  close(sv[0]);
+  close(sv[1]);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+END_TEST
+
 /* Timeouts on a blocking descriptor over TLS (the io's wait_fd hook): a
  * blocking read waits in poll(2) up to the idle deadline and fails with
  * IDLE_TIMEOUT (close 1001 sent) instead of blocking forever; the
@@ -1316,6 +1451,9 @@ static Suite *tls_suite(void) {
   add(s, "buffered_counts_openssl_bytes", test_buffered_counts_openssl_bytes);
   add(s, "flush_pushes_keyupdate_answer", test_flush_pushes_keyupdate_answer);
   add(s, "client_const_buffer_records", test_client_const_buffer_records);
+  add(s, "accept_deflate", test_accept_deflate);
+  add(s, "accept_stream_deflate", test_accept_stream_deflate);
+  add(s, "accept_408_over_tls", test_accept_408_over_tls);
   add(s, "blocking_idle_timeout", test_blocking_idle_timeout);
   add(s, "blocking_idle_timeout_after_hs_timeout",
       test_blocking_idle_timeout_after_hs_timeout);
