@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h> /* strncasecmp */
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -80,6 +81,7 @@ static void buf_put(struct buf *b)
  * ------------------------------------------------------------------------ */
 enum tun_state {
   T_CONNECT,    /* a TCP connect in progress (client: remote; server: target) */
+  T_PROXY,      /* client, --proxy: CONNECT out, its response in */
   T_TLS,        /* wss: TLS handshake */
   T_WS_HS,      /* client: request out, response in; server: reading the request */
   T_WS_ACCEPT,  /* server: sending 101 */
@@ -120,6 +122,7 @@ struct tun {
   unsigned long long n_up, n_down;
   uint64_t t_start, t_data, until;
   int reject_status;
+  uint16_t px_len, px_done;  /* T_PROXY: request length / bytes sent or read */
   uint64_t key;              /* timer heap key, LIGHTWS_NO_DEADLINE: not in it */
   size_t hidx;               /* index in the heap */
   struct tun *prev, *next;   /* all tunnels */
@@ -137,6 +140,7 @@ static int ep = -1, lfd = -1;
 static struct sockaddr_storage peer_addr;
 static socklen_t peer_addrlen;
 static char peer_name[300];          /* for messages: host:port */
+static char proxy_name[300];         /* --proxy host:port */
 static struct tun *all, *ready, *dead;
 static unsigned long ntuns;
 /* One timer for all tunnels: a binary min-heap keyed by each tunnel's
@@ -739,6 +743,135 @@ static void server_reject(struct tun *t, int status)
   t->wr.blocked = t->ww.blocked = 0;
 }
 
+static void tun_step(struct tun *t);
+static void proxy_step(struct tun *t);
+
+/* Client: the TCP connection to the remote (or through the proxy) is up:
+ * TLS for wss, then the upgrade request. */
+static void client_connected(struct tun *t)
+{
+  int r;
+#ifdef LIGHTWS_TOOLS_TLS
+  if (cfg.tls) {
+    t->tls = calloc(1, sizeof(*t->tls));
+    r = t->tls ? lightws_tls_init(t->tls, tls_ctx, t->wfd, LIGHTWS_CLIENT,
+                                  cfg.sni[0] ? cfg.sni : cfg.peer_host)
+               : LIGHTWS_ERR_TLS_CTX;
+    if (r < 0) {
+      set_why(t, "TLS init: %s", lightws_tls_errname(r));
+      tun_abort(t, 0, 1);
+      return;
+    }
+    t->st = T_TLS;
+    t->ww.blocked = 0;
+    tun_step(t);
+    return;
+  }
+#endif
+  r = stream_setup(t, LIGHTWS_CLIENT);
+  if (r < 0) {
+    set_why(t, "stream init: %s", lightws_errname(r));
+    tun_abort(t, 0, 1);
+    return;
+  }
+  t->st = T_WS_HS;
+  r = lightws_client_start(&t->s, cfg.http_host, cfg.path, NULL);
+  if (r < 0 && r != LIGHTWS_ERR_WOULDBLOCK) {
+    ws_failed(t, r, "handshake");
+    return;
+  }
+  tun_step(t);
+}
+
+/* Client, --proxy: asks the proxy for a tunnel to the remote (RFC 7231
+ * §4.3.6, CONNECT host:port). The request is built and the response read
+ * in rbuf, which the stream does not use yet. */
+static void proxy_start(struct tun *t)
+{
+  int n = snprintf((char *)t->rbuf, RBUF_SIZE,
+                   "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", peer_name, peer_name);
+  t->px_len = (uint16_t)n;
+  t->px_done = 0;
+  t->st = T_PROXY;
+  t->ww.blocked = t->wr.blocked = 0;
+  proxy_step(t);
+}
+
+static void proxy_step(struct tun *t)
+{
+  for (;;) {
+    ssize_t n;
+    if (t->px_len) { /* sending the request */
+      if (!wop_ready(t, &t->ww)) return;
+      n = send(t->wfd, t->rbuf + t->px_done, t->px_len - t->px_done, MSG_NOSIGNAL);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        wop_block(t, &t->ww, LIGHTWS_WANT_WRITE);
+        return;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        set_why(t, "proxy %s: send: %s", proxy_name, strerror(errno));
+        tun_abort(t, 0, 1);
+        return;
+      }
+      t->px_done = (uint16_t)(t->px_done + n);
+      if (t->px_done == t->px_len) t->px_len = t->px_done = 0;
+      continue;
+    }
+    if (!wop_ready(t, &t->wr)) return;
+    n = recv(t->wfd, t->rbuf + t->px_done, RBUF_SIZE - 1 - t->px_done, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      wop_block(t, &t->wr, LIGHTWS_WANT_READ);
+      return;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      set_why(t, "proxy %s: %s before its response", proxy_name,
+              n == 0 ? "connection closed" : strerror(errno));
+      tun_abort(t, 0, 1);
+      return;
+    }
+    t->px_done = (uint16_t)(t->px_done + n);
+    t->rbuf[t->px_done] = '\0';
+    {
+      char *end = strstr((char *)t->rbuf, "\r\n\r\n");
+      int status = 0;
+      if (!end) {
+        if (t->px_done >= RBUF_SIZE - 1) {
+          set_why(t, "proxy %s: response head over %d bytes", proxy_name, RBUF_SIZE - 1);
+          tun_abort(t, 0, 1);
+          return;
+        }
+        continue;
+      }
+      if (sscanf((char *)t->rbuf, "HTTP/1.%*1[01] %3d", &status) != 1 || status < 100) {
+        set_why(t, "proxy %s: not an HTTP response", proxy_name);
+        tun_abort(t, 0, 1);
+        return;
+      }
+      if (status / 100 != 2) {
+        char *eol = strstr((char *)t->rbuf, "\r\n");
+        *eol = '\0';
+        set_why(t, "proxy %s refused CONNECT %s: %.80s", proxy_name, peer_name,
+                (char *)t->rbuf);
+        tun_abort(t, 0, 1);
+        return;
+      }
+      /* The remote speaks only after our ClientHello or request, so
+       * nothing may follow the head (RFC 7231 §4.3.6: after 2xx the
+       * connection is the tunnel). */
+      if ((size_t)(end + 4 - (char *)t->rbuf) != t->px_done) {
+        set_why(t, "proxy %s: bytes after its 2xx response", proxy_name);
+        tun_abort(t, 0, 1);
+        return;
+      }
+      t->ww.blocked = t->wr.blocked = 0;
+      client_connected(t);
+      return;
+    }
+  }
+}
+
 static void tun_step(struct tun *t)
 {
   int r;
@@ -762,7 +895,10 @@ static void tun_step(struct tun *t)
     }
     if (err) {
       if (cfg.mode == TUNNEL_CLIENT) {
-        set_why(t, "remote %s: connect: %s", peer_name, strerror(err));
+        if (cfg.proxy_port)
+          set_why(t, "proxy %s: connect: %s", proxy_name, strerror(err));
+        else
+          set_why(t, "remote %s: connect: %s", peer_name, strerror(err));
         tun_abort(t, 0, 1);
       } else {
         /* the client learns why from the status: 502 Bad Gateway
@@ -781,38 +917,16 @@ static void tun_step(struct tun *t)
       tun_step(t);
       return;
     }
-#ifdef LIGHTWS_TOOLS_TLS
-    if (cfg.tls) {
-      t->tls = calloc(1, sizeof(*t->tls));
-      r = t->tls ? lightws_tls_init(t->tls, tls_ctx, t->wfd, LIGHTWS_CLIENT,
-                                    cfg.sni[0] ? cfg.sni : cfg.peer_host)
-                 : LIGHTWS_ERR_TLS_CTX;
-      if (r < 0) {
-        set_why(t, "TLS init: %s", lightws_tls_errname(r));
-        tun_abort(t, 0, 1);
-        return;
-      }
-      t->st = T_TLS;
-      t->ww.blocked = 0;
-      tun_step(t);
+    if (cfg.proxy_port) {
+      proxy_start(t);
       return;
     }
-#endif
-    r = stream_setup(t, LIGHTWS_CLIENT);
-    if (r < 0) {
-      set_why(t, "stream init: %s", lightws_errname(r));
-      tun_abort(t, 0, 1);
-      return;
-    }
-    t->st = T_WS_HS;
-    r = lightws_client_start(&t->s, cfg.http_host, cfg.path, NULL);
-    if (r < 0 && r != LIGHTWS_ERR_WOULDBLOCK) {
-      ws_failed(t, r, "handshake");
-      return;
-    }
-    tun_step(t);
+    client_connected(t);
     return;
   }
+  case T_PROXY:
+    proxy_step(t);
+    return;
   case T_TLS:
 #ifdef LIGHTWS_TOOLS_TLS
     if (!wop_ready(t, &t->ww)) return;
@@ -1158,6 +1272,22 @@ static struct tun *tun_new(int fd)
   return t;
 }
 
+/* Out of descriptors, a level-triggered listener would wake us forever:
+ * it sleeps until a tunnel ends or LISTEN_PAUSE_MS pass. */
+#define LISTEN_PAUSE_MS 200
+static uint64_t listen_paused_until;
+
+static void listener_pause(int pause)
+{
+  struct epoll_event e;
+  if (!!listen_paused_until == pause) return;
+  memset(&e, 0, sizeof(e));
+  e.events = pause ? 0 : EPOLLIN;
+  e.data.u64 = 0;
+  epoll_ctl(ep, EPOLL_CTL_MOD, lfd, &e);
+  listen_paused_until = pause ? lightws_now() + LISTEN_PAUSE_MS : 0;
+}
+
 static void accept_all(void)
 {
   for (;;) {
@@ -1169,6 +1299,9 @@ static void accept_all(void)
       if (errno != EAGAIN && errno != EWOULDBLOCK && !cfg.quiet)
         fprintf(stderr, "%s: accept: %s (%lu connections)\n", prog,
                 strerror(errno), ntuns);
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+          errno == ENOMEM)
+        listener_pause(1);
       return;
     }
     tool_set_nodelay(fd);
@@ -1307,6 +1440,8 @@ static int run_loop(void)
       uint64_t now = lightws_now(), top = heap[0]->key;
       timeout = top <= now ? 0 : top - now > 1000000 ? 1000000 : (int)(top - now);
     }
+    if (listen_paused_until && (timeout < 0 || timeout > LISTEN_PAUSE_MS))
+      timeout = LISTEN_PAUSE_MS;
     n = epoll_wait(ep, evs, (int)(sizeof(evs) / sizeof(evs[0])), timeout);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -1345,7 +1480,10 @@ static int run_loop(void)
       }
     }
     run_timers();
+    if (dead && listen_paused_until) listener_pause(0); /* a descriptor is free */
     free_dead();
+    if (listen_paused_until && lightws_now() >= listen_paused_until)
+      listener_pause(0);
   }
   /* shutting down: every connection ends here (and its line is logged) */
   while (all) {
@@ -1446,6 +1584,7 @@ static void usage(FILE *f)
   fprintf(f,
     "usage: %s client --listen ADDR:PORT --remote ws[s]://HOST:PORT/PATH\n"
     "          [--cafile F] [--insecure] [--mask random|fixed|zero] [--opts S]\n"
+    "          [--proxy http://HOST:PORT|none]\n"
     "       %s server --listen ADDR:PORT --target HOST:PORT [--path /PATH]\n"
     "          [--tls-cert F [--tls-key F]] [--opts S]\n"
     "       %s client|server LISTEN REMOTE 'OPTIONS'   (kaminari's form)\n"
@@ -1466,7 +1605,10 @@ static void usage(FILE *f)
     "only). --opts takes kaminari's option string, e.g.\n"
     "'ws;host=example.com;path=/ws;tls;sni=example.com;insecure;mask=fixed'.\n"
     "SIP003: SS_LOCAL_HOST/PORT, SS_REMOTE_HOST/PORT and SS_PLUGIN_OPTIONS\n"
-    "(client unless the options say 'server'). TLS: %s.\n"
+    "(client unless the options say 'server'). --proxy: the client reaches\n"
+    "the remote through an HTTP CONNECT proxy; without it https_proxy (wss)\n"
+    "or http_proxy (ws) is used unless no_proxy names the remote.\n"
+    "TLS: %s.\n"
     "Exit status: 0 after SIGTERM/SIGINT, 1 runtime failure, 2 usage.\n",
     prog, prog, prog, prog, TOOL_HAVE_TLS ? "built in" : TOOL_NO_TLS_MSG);
 }
@@ -1495,7 +1637,7 @@ static int seconds_opt(const char *a, const char *v, uint32_t *dst)
 static int takes_value(const char *a)
 {
   static const char *const names[] = {
-    "--listen", "--remote", "--target", "--path", "--opts", "--cafile",
+    "--listen", "--remote", "--target", "--proxy", "--path", "--opts", "--cafile",
     "--tls-cert", "--tls-key", "--mask", "--workers", "--handshake-timeout",
     "--idle-timeout", "--ping-interval", "--ping-timeout", NULL
   };
@@ -1534,10 +1676,68 @@ static int from_sip003(const char **opts)
   return -1; /* configured */
 }
 
+/* 1 if `host` matches the no_proxy list `list` ("a.example,.b.example,*":
+ * an entry matches the name itself and its subdomains; a leading dot or
+ * "*." is optional). */
+static int no_proxy_match(const char *list, const char *host)
+{
+  size_t hl = strlen(host);
+  while (list && *list) {
+    size_t n = strcspn(list, ", ");
+    const char *e = list;
+    if (n == 1 && *e == '*') return 1;
+    if (n >= 2 && e[0] == '*' && e[1] == '.') e++, n--;
+    if (n && *e == '.') e++, n--;
+    if (n && n <= hl && !strncasecmp(host + hl - n, e, n) &&
+        (hl == n || host[hl - n - 1] == '.'))
+      return 1;
+    list += strcspn(list, ", ");
+    list += strspn(list, ", ");
+  }
+  return 0;
+}
+
+/* --proxy http://HOST:PORT (or HOST:PORT; "none" ignores the environment),
+ * else https_proxy (wss) / http_proxy (ws), upper case too, unless the
+ * remote is in no_proxy. Returns 0 or the exit status. */
+static int proxy_config(const char *arg)
+{
+  const char *v = arg, *np;
+  char err[300], hp[300];
+  int from_env = 0;
+
+  if (!v) {
+    v = cfg.tls ? getenv("https_proxy") : getenv("http_proxy");
+    if (!v) v = cfg.tls ? getenv("HTTPS_PROXY") : getenv("HTTP_PROXY");
+    if (!v || !*v) return 0;
+    np = getenv("no_proxy");
+    if (!np) np = getenv("NO_PROXY");
+    if (np && no_proxy_match(np, cfg.peer_host)) return 0;
+    from_env = 1;
+  }
+  if (!strcmp(v, "none")) return 0;
+  if (!strncmp(v, "http://", 7)) v += 7;
+  else if (strstr(v, "://"))
+    return usage_error("%s%s: only http:// proxies (CONNECT) are supported",
+                       from_env ? "proxy environment " : "--proxy ", v);
+  snprintf(hp, sizeof(hp), "%s", v);
+  hp[strcspn(hp, "/")] = '\0'; /* "http://proxy:3128/" */
+  if (strchr(hp, '@'))
+    return usage_error("proxy %s: credentials are not supported", hp);
+  if (tunnel_parse_hostport(hp, cfg.proxy_host, sizeof(cfg.proxy_host),
+                            &cfg.proxy_port, 0, err, sizeof(err)) < 0)
+    return usage_error("%s%s", from_env ? "proxy environment: " : "--proxy ", err);
+  if (strchr(cfg.proxy_host, ':'))
+    snprintf(proxy_name, sizeof(proxy_name), "[%s]:%d", cfg.proxy_host, cfg.proxy_port);
+  else
+    snprintf(proxy_name, sizeof(proxy_name), "%s:%d", cfg.proxy_host, cfg.proxy_port);
+  return 0;
+}
+
 int main(int argc, char **argv)
 {
   const char *remote_url = NULL, *target = NULL, *listen_s = NULL;
-  const char *opts = NULL;
+  const char *opts = NULL, *proxy_s = NULL;
   char err[300];
   int i, r, pos = 0, bound;
   const char *posv[3];
@@ -1596,6 +1796,9 @@ int main(int argc, char **argv)
       if (v[0] != '/' || strlen(v) >= sizeof(cfg.path))
         return usage_error("--path must start with '/' (got '%s')", v);
       strcpy(cfg.path, v);
+      i++;
+    } else if (!strcmp(a, "--proxy")) {
+      proxy_s = v;
       i++;
     } else if (!strcmp(a, "--opts")) {
       opts = v;
@@ -1719,6 +1922,12 @@ int main(int argc, char **argv)
       cfg.have_peer = 1;
     }
   }
+  if (cfg.mode == TUNNEL_CLIENT) {
+    int r2 = proxy_config(proxy_s);
+    if (r2) return r2;
+  } else if (proxy_s) {
+    return usage_error("--proxy is for the client");
+  }
   if (!cfg.pong_set) cfg.pong_ms = cfg.ping_ms;
   if (strchr(cfg.peer_host, ':'))
     snprintf(peer_name, sizeof(peer_name), "[%s]:%d", cfg.peer_host, cfg.peer_port);
@@ -1757,7 +1966,10 @@ int main(int argc, char **argv)
   stream_to.ping_timeout = cfg.pong_ms;
   stream_to.close = CLOSE_MS;
 
-  if (resolve(cfg.peer_host, cfg.peer_port, &peer_addr, &peer_addrlen, 0) < 0)
+  /* through a proxy, the proxy resolves the remote's name */
+  if (cfg.proxy_port
+          ? resolve(cfg.proxy_host, cfg.proxy_port, &peer_addr, &peer_addrlen, 0) < 0
+          : resolve(cfg.peer_host, cfg.peer_port, &peer_addr, &peer_addrlen, 0) < 0)
     return 1;
   install_signals();
   {

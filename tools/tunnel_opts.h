@@ -29,6 +29,8 @@ struct tunnel_config {
   /* time, milliseconds (0 = off) */
   uint32_t handshake_ms, idle_ms, ping_ms, pong_ms;
   int pong_set;
+  char proxy_host[256];   /* client: HTTP CONNECT proxy; port 0: none */
+  int proxy_port;
   int workers;
   int quiet;
   int sip003;             /* configured from the SS_* environment */

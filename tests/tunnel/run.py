@@ -555,6 +555,92 @@ async def t_websockets_client():
         srv.close()
 
 
+async def connect_proxy(refuse=False):
+    """A minimal HTTP CONNECT proxy (RFC 7231 §4.3.6); records requests."""
+    seen = []
+
+    async def pipe(r, w):
+        try:
+            while True:
+                d = await r.read(65536)
+                if not d:
+                    break
+                w.write(d)
+                await w.drain()
+            w.write_eof()
+        except (ConnectionError, OSError):
+            w.close()
+
+    async def handle(r, w):
+        head = await r.readuntil(b"\r\n\r\n")
+        line = head.split(b"\r\n")[0].decode()
+        seen.append(line)
+        method, target, _ = line.split(" ")
+        if refuse or method != "CONNECT":
+            w.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+            await w.drain()
+            w.close()
+            return
+        host, port = target.rsplit(":", 1)
+        ur, uw = await asyncio.open_connection(host, int(port))
+        w.write(b"HTTP/1.1 200 Connection established\r\nProxy-Agent: test\r\n\r\n")
+        await w.drain()
+        await asyncio.gather(pipe(r, uw), pipe(ur, w))
+        w.close()
+        uw.close()
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return srv, srv.sockets[0].getsockname()[1], seen
+
+
+async def t_proxy():
+    psrv, pport, seen = await connect_proxy()
+
+    async def body(s, c, tport):
+        res = await asyncio.wait_for(asyncio.gather(
+            *[one_echo(c.port, 3000 + i, i) for i in range(20)]), 10)
+        check("--proxy http://HOST:PORT: 20 connections through CONNECT",
+              all(res) and len(seen) == 20 and
+              seen[0] == "CONNECT 127.0.0.1:%d HTTP/1.1" % s.port, repr(seen[:2]))
+    await with_tunnel(body, cargs=["--proxy", "http://127.0.0.1:%d" % pport])
+
+    # the environment: http_proxy for ws://, no_proxy exempts the remote
+    srv, tport = await echo_target()
+    s = Proc(["server", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:%d" % tport])
+    env = dict(os.environ, http_proxy="http://127.0.0.1:%d/" % pport)
+    c = Proc(["client", "--listen", "127.0.0.1:0", "--remote",
+              "ws://127.0.0.1:%d/" % s.port], env=env)
+    env2 = dict(env, no_proxy="localhost,127.0.0.1")
+    c2 = Proc(["client", "--listen", "127.0.0.1:0", "--remote",
+               "ws://127.0.0.1:%d/" % s.port], env=env2)
+    try:
+        n0 = len(seen)
+        ok = await asyncio.wait_for(one_echo(c.port, 10000, 1), 10)
+        check("http_proxy in the environment is used", ok and len(seen) == n0 + 1)
+        ok = await asyncio.wait_for(one_echo(c2.port, 10000, 2), 10)
+        check("no_proxy naming the remote bypasses the proxy", ok and len(seen) == n0 + 1)
+    finally:
+        c.stop()
+        c2.stop()
+        s.stop()
+        srv.close()
+    psrv.close()
+
+    psrv, pport, seen = await connect_proxy(refuse=True)
+
+    async def body2(s, c, tport):
+        r, w = await asyncio.open_connection("127.0.0.1", c.port)
+        try:
+            d = await asyncio.wait_for(r.read(10), 5)
+        except ConnectionResetError:
+            d = b""
+        w.close()
+        check("a proxy that refuses: connection closed, log quotes its status",
+              d == b"" and c.wait_log("refused CONNECT 127.0.0.1:%d: HTTP/1.1 403 Forbidden"
+                                      % s.port), c.text()[-300:])
+    await with_tunnel(body2, cargs=["--proxy", "127.0.0.1:%d" % pport])
+    psrv.close()
+
+
 async def t_workers():
     async def body(s, c, tport):
         res = await asyncio.wait_for(asyncio.gather(
@@ -652,6 +738,9 @@ def t_bad_cli():
         (["server", "--listen", "127.0.0.1:0", "--target", "x:1", "--workers", "0"], "--workers must be"),
         (["server", "127.0.0.1:0", "x:1", "ws;servername=a"], "not supported"),
         (["server", "127.0.0.1:0", "x:1"], "kaminari's form takes"),
+        (["client", "--listen", "127.0.0.1:0", "--remote", "ws://x:1/", "--proxy", "socks5://p:1"], "only http:// proxies"),
+        (["client", "--listen", "127.0.0.1:0", "--remote", "ws://x:1/", "--proxy", "http://u:p@p:1"], "credentials"),
+        (["server", "--listen", "127.0.0.1:0", "--target", "x:1", "--proxy", "p:1"], "--proxy is for the client"),
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SS_")}
     bad = []
@@ -687,6 +776,7 @@ async def main_async():
     await t_sip003()
     await t_websockets_remote()
     await t_websockets_client()
+    await t_proxy()
     if not ARGS.quick:
         await t_workers()
         async def mask_zero():
@@ -707,6 +797,9 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ARGS = ap.parse_args()
     raise_fd_limit()
+    for k in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY",
+              "no_proxy", "NO_PROXY"):
+        os.environ.pop(k, None)
     t0 = time.monotonic()
     print("tunnel tests: %s%s (logs in %s)" % (ARGS.tool, " quick" if ARGS.quick else "", LOGDIR))
     t_bad_cli()
