@@ -305,6 +305,8 @@ static void free_dead(void)
   }
 }
 
+static void drain(struct tun *t);
+
 /* Sends our FIN on the websocket's TCP and waits (bounded) for the
  * peer's, so that unread input does not turn our close into a reset that
  * destroys the close frame (§7.1.1: the server closes first; the client
@@ -318,6 +320,8 @@ static void start_drain(struct tun *t)
   shutdown(t->wfd, SHUT_WR);
   t->st = T_DRAIN;
   t->until = lightws_now() + DRAIN_MS;
+  /* the peer's FIN may be here already (its edge consumed): look now */
+  drain(t);
 }
 
 /* The tunnel broke (`why` says how): the TCP side is reset; on an open

@@ -362,6 +362,22 @@ async def t_refused():
         s.stop()
 
 
+async def t_remote_refused():
+    c = Proc(["client", "--listen", "127.0.0.1:0", "--remote",
+              "ws://127.0.0.1:%d/" % free_port()])
+    try:
+        r, w = await asyncio.open_connection("127.0.0.1", c.port)
+        try:
+            d = await asyncio.wait_for(r.read(10), 5)
+        except ConnectionResetError:
+            d = b""
+        w.close()
+        check("remote refuses TCP: local connection closed, log says why",
+              d == b"" and c.wait_log("connect: Connection refused"), c.text()[-300:])
+    finally:
+        c.stop()
+
+
 async def t_remote_disappears():
     srv, tport = await echo_target()
     s = Proc(["server", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:%d" % tport])
@@ -769,6 +785,7 @@ async def main_async():
     await t_half_close_client_first()
     await t_half_close_target_first()
     await t_refused()
+    await t_remote_refused()
     await t_remote_disappears()
     await t_local_reset()
     await t_wss()
