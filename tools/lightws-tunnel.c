@@ -1998,14 +1998,16 @@ int main(int argc, char **argv)
     printf("listening on %s:%d\n", cfg.listen_host, bound);
   fflush(stdout);
   if (!cfg.quiet)
-    fprintf(stderr, "%s: %s %s:%d -> %s%s%s%s, mask %s, %d worker%s\n", prog,
-            cfg.mode == TUNNEL_CLIENT ? "client" : "server", cfg.listen_host,
-            bound, cfg.mode == TUNNEL_CLIENT ? "" : "target ",
+    fprintf(stderr, "%s: %s %s%s%s:%d -> %s%s%s%s, mask %s, %d worker%s%s%s\n", prog,
+            cfg.mode == TUNNEL_CLIENT ? "client" : "server",
+            strchr(cfg.listen_host, ':') ? "[" : "", cfg.listen_host,
+            strchr(cfg.listen_host, ':') ? "]" : "", bound, cfg.mode == TUNNEL_CLIENT ? "" : "target ",
             cfg.mode == TUNNEL_CLIENT ? (cfg.tls ? "wss://" : "ws://") : "",
             cfg.mode == TUNNEL_CLIENT ? cfg.http_host : peer_name,
             cfg.mode == TUNNEL_CLIENT ? cfg.path : (cfg.tls ? " (wss)" : " (ws)"),
             cfg.mask == LIGHTWS_MASK_ZERO ? "zero" : cfg.mask == LIGHTWS_MASK_FIXED ? "fixed" : "random",
-            cfg.workers, cfg.workers > 1 ? "s" : "");
+            cfg.workers, cfg.workers > 1 ? "s" : "",
+            cfg.proxy_port ? ", via proxy " : "", cfg.proxy_port ? proxy_name : "");
   if (cfg.workers > 1) r = wait_workers();
   else r = run_loop();
 #ifdef LIGHTWS_TOOLS_TLS
