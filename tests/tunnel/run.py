@@ -741,6 +741,10 @@ def t_bad_cli():
         (["client", "--listen", "127.0.0.1:0", "--remote", "http://x/"], "must start with ws://"),
         (["client", "--listen", "127.0.0.1:0", "--remote", "ws://x:0/"], "bad port in URL"),
         (["client", "--listen", "127.0.0.1:0", "--remote", "ws://x/#f"], "fragment"),
+        (["client", "--listen", "127.0.0.1:0", "--remote", "ws:///p"], "URL has no host"),
+        (["client", "--listen", "127.0.0.1:0", "--remote", "ws://[::1/"], "unterminated ["),
+        (["client", "--listen", "127.0.0.1:0", "--remote", "ws://h:12ab/"], "bad port in URL"),
+        (["client", "--listen", "::1:5", "--remote", "ws://h:1/"], "write IPv6 addresses as [ADDR]:PORT"),
         (["client", "--listen", "127.0.0.1:0"], "--remote ws[s]://HOST:PORT/PATH is required"),
         (["client", "--listen", "127.0.0.1:0", "--remote", "ws://x:1/", "--mask", "odd"], "--mask must be"),
         (["client", "--listen", "127.0.0.1:0", "--remote", "ws://x:1/", "--cafile", "f"], "need wss://"),
@@ -767,6 +771,15 @@ def t_bad_cli():
             bad.append((args, p.returncode, p.stderr.strip()[-200:]))
     check("bad command lines exit 2 with a message (%d cases)" % len(cases),
           not bad, repr(bad))
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    p = subprocess.run([ARGS.tool, "server", "--listen", "127.0.0.1:%d" % busy.getsockname()[1],
+                        "--target", "127.0.0.1:1"], capture_output=True, text=True, timeout=5,
+                       env=env)
+    busy.close()
+    check("listen address in use: exit 1 with a message",
+          p.returncode == 1 and "Address already in use" in p.stderr, p.stderr)
     p = subprocess.run([ARGS.tool, "--help"], capture_output=True, text=True, timeout=5)
     check("--help exits 0", p.returncode == 0 and "usage:" in p.stdout)
     p = subprocess.run([ARGS.tool, "server", "--listen", "127.0.0.1:0", "--target",
