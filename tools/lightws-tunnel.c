@@ -1743,7 +1743,7 @@ int main(int argc, char **argv)
   const char *remote_url = NULL, *target = NULL, *listen_s = NULL;
   const char *opts = NULL, *proxy_s = NULL;
   char err[300];
-  int i, r, pos = 0, bound;
+  int i, r, pos = 0, bound, mask_given = 0;
   const char *posv[3];
 
   memset(&cfg, 0, sizeof(cfg));
@@ -1821,6 +1821,7 @@ int main(int argc, char **argv)
       else if (!strcmp(v, "fixed")) cfg.mask = LIGHTWS_MASK_FIXED;
       else if (!strcmp(v, "zero")) cfg.mask = LIGHTWS_MASK_ZERO;
       else return usage_error("--mask must be random, fixed or zero (got '%s')", v);
+      mask_given = 1;
       i++;
     } else if (!strcmp(a, "--workers")) {
       int ok;
@@ -1912,6 +1913,7 @@ int main(int argc, char **argv)
       return usage_error("--cafile/--insecure/sni need wss:// (or 'tls')");
   } else {
     if (remote_url) return usage_error("--remote is for the client");
+    if (mask_given) return usage_error("--mask is for the client (a server never masks, RFC 6455 §5.1)");
     if (cfg.cafile || cfg.insecure) return usage_error("--cafile/--insecure are for the client");
     if (cfg.tls_key && !cfg.tls_cert) return usage_error("--tls-key needs --tls-cert");
     if (cfg.tls_cert) cfg.tls = 1;

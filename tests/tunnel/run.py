@@ -761,6 +761,7 @@ def t_bad_cli():
         (["client", "--listen", "127.0.0.1:0", "--remote", "ws://x:1/", "--proxy", "socks5://p:1"], "only http:// proxies"),
         (["client", "--listen", "127.0.0.1:0", "--remote", "ws://x:1/", "--proxy", "http://u:p@p:1"], "credentials"),
         (["server", "--listen", "127.0.0.1:0", "--target", "x:1", "--proxy", "p:1"], "--proxy is for the client"),
+        (["server", "--listen", "127.0.0.1:0", "--target", "x:1", "--mask", "zero"], "--mask is for the client"),
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SS_")}
     bad = []
