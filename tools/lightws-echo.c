@@ -1651,10 +1651,15 @@ int main(int argc, char **argv)
     fprintf(stderr, "%s: --tls-key needs --tls-cert\n", prog);
     return 2;
   }
-  install_signals();
-  if (client)
+  if (client) {
+    /* The client blocks in the library's reads, which retry EINTR: a
+     * handler would only be noted, never acted on, so SIGTERM and SIGINT
+     * keep their default action (the client ends at once). */
+    signal(SIGPIPE, SIG_IGN);
     return run_client(client, quiet, (uint32_t)client_ms, deflate, cafile,
                       insecure);
+  }
+  install_signals();
   if (port < 0) {
     fprintf(stderr, "%s: --port is required\n", prog);
     usage(stderr);
