@@ -96,6 +96,27 @@ $(BUILD)/tls/bench_tls: tests/tls/bench_tls.c $(BUILD)/liblightws-tls.a $(BUILD)
 bench-tls: $(BUILD)/tls/bench_tls $(TLS_CERTS)
 	$(BUILD)/tls/bench_tls $(BUILD)/tls/certs $(or $(BENCH_ROUNDS),5)
 
+# W1/W3 over TLS 1.3 (AES-128-GCM): lightws C against node ws and python
+# websockets in the same round (bench/tls/run.py; not in TEST_TARGETS:
+# timing). BENCH_TLS_ROUNDS, BENCH_TLS_SCALE (of bench/run.py's W1 1 GiB
+# and W3 100,000 round trips), BENCH_TLS_RECORD=bench/tls/RESULTS.md.
+BENCH_TLS_ROUNDS ?= 3
+BENCH_TLS_SCALE ?= 0.25
+BENCH_TLS_RECORD ?=
+
+$(BUILD)/tls/lightws-tls-bench: bench/tls/lightws_tls_bench.c bench/bench_common.c bench/bench_common.h \
+  $(BUILD)/liblightws-tls.a $(BUILD)/liblightws.a $(TLS_HDRS)
+	@mkdir -p $(@D)
+	$(CC) -std=c99 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE $(WARN) -O2 -Ilib/include -Ibench $(SSL_CFLAGS) \
+	  $(CFLAGS) bench/tls/lightws_tls_bench.c bench/bench_common.c $(BUILD)/liblightws-tls.a $(BUILD)/liblightws.a \
+	  $(SSL_LIBS) $(ZLIB_LIBS) -o $@
+
+.PHONY: bench-tls-peers
+bench-tls-peers: $(BUILD)/tls/lightws-tls-bench $(TLS_CERTS) $(BUILD)/pyws/speedups.so
+	BENCH_TLS_CERTS=$(BUILD)/tls/certs NODE_PATH=$(CURDIR)/$(BUILD)/node/node_modules \
+	  /usr/bin/python3 bench/tls/run.py --rounds $(BENCH_TLS_ROUNDS) --scale $(BENCH_TLS_SCALE) \
+	  $(if $(BENCH_TLS_RECORD),--record $(BENCH_TLS_RECORD))
+
 test-tls: test-tls-check test-tls-interop
 
 test-tls-check: $(BUILD)/tls/check_tls $(TLS_CERTS)
