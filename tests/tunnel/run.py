@@ -486,6 +486,18 @@ async def t_kaminari_form():
     finally:
         c.stop()
         s.stop()
+    # escapes: '\;' '\=' '\\' are literal (kaminari's README); spaces trimmed
+    s = Proc(["server", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:%d" % tport,
+              "--path", "/a;b=c\\d"])
+    c = Proc(["client", "--listen", "127.0.0.1:0", "--remote", "ws://127.0.0.1:%d/" % s.port,
+              "--opts", " ws ; host = example.com ; path=/a\\;b\\=c\\\\d;mask=fixed;"])
+    try:
+        ok = await asyncio.wait_for(one_echo(c.port, 1000, 4), 10)
+        check("kaminari option escapes (path=/a\\;b\\=c\\\\d) and trimmed spaces", ok,
+              c.text()[-300:] + s.text()[-300:])
+    finally:
+        c.stop()
+        s.stop()
         srv.close()
 
 
