@@ -10,6 +10,7 @@ import asyncio
 import os
 import re
 import resource
+import signal
 import socket
 import struct
 import sys
@@ -888,6 +889,140 @@ async def time_cases():
                    time_echo_client_close_while_flooded())
 
 
+# --- many connections (issue 18): shared buffer, frames, workers, stats ----
+
+def read_frames(s, rest, want):
+    """Reads `want` whole frames; returns [(fin, op, payload)], the rest."""
+    buf, frames = rest, []
+    deadline = time.monotonic() + 10
+    while len(frames) < want:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(frames)} of {want} frames in 10 s")
+        if len(buf) >= 2:
+            n, off = buf[1] & 0x7F, 2
+            if n == 126 and len(buf) >= 4:
+                n, off = struct.unpack("!H", buf[2:4])[0], 4
+            elif n == 127 and len(buf) >= 10:
+                n, off = struct.unpack("!Q", buf[2:10])[0], 10
+            if n < 126 or off > 2:
+                if len(buf) >= off + n:
+                    frames.append((buf[0] >> 7, buf[0] & 0x0F, buf[off:off + n]))
+                    buf = buf[off + n:]
+                    continue
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            raise AssertionError("EOF")
+        buf += chunk
+    return frames, buf
+
+
+async def many_frames_whole():
+    """A binary frame is echoed as one frame of the same length however it
+    arrives (sent in 1000-byte pieces), up to 1 MiB; a text frame that fits
+    the 64 KiB shared buffer comes back whole; a larger one as fragments of
+    whole frames; the concatenation is always the message."""
+    def go(port):
+        s, rest = raw_handshake(port, "/frames")
+        for size in (16384, 65536 + 100, 1 << 20):
+            msg = os.urandom(size)
+            f = masked_frame(0x2, msg)
+            for i in range(0, len(f), 1000):
+                s.sendall(f[i:i + 1000])
+            frames, rest = read_frames(s, rest, 1)
+            check(frames == [(1, 0x2, msg)], f"binary {size}: {[(a, b, len(c)) for a, b, c in frames]}")
+        text = ("\u00e9" * 20000).encode()  # 40,000 bytes, fits
+        f = masked_frame(0x1, text)
+        for i in range(0, len(f), 777):
+            s.sendall(f[i:i + 777])
+        frames, rest = read_frames(s, rest, 1)
+        check(frames == [(1, 0x1, text)], "text 40,000 B in one frame")
+        big = ("x" * 200000).encode()
+        s.sendall(masked_frame(0x1, big))
+        got, frames = b"", []
+        while not frames or not frames[-1][0]:
+            fr, rest = read_frames(s, rest, 1)
+            frames += fr
+            got += fr[0][2]
+        check(got == big and len(frames) > 1, f"text 200,000 B in {len(frames)} frames")
+        s.sendall(masked_frame(0x8, struct.pack("!H", 1000)))
+        s.close()
+    await echo_blocking_case((), go, "/frames messages 5 bytes")
+
+
+def pss_kib(pid):
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+async def many_idle_memory():
+    """2,000 idle connections (handshake done, a partial frame head each)
+    cost lightws-echo under 2 KiB each (17 KiB before the shared buffer;
+    bench/many measures 0.8 KiB at 10,000)."""
+    proc, port = await start_echo("--quiet")
+    try:
+        def go():
+            socks = []
+            before = pss_kib(proc.pid)
+            for i in range(2000):
+                s, rest = raw_handshake(port, "/idle")
+                check(rest == b"", "nothing after the 101")
+                s.sendall(b"\x82\xfe")  # half a head: kept in the stream
+                socks.append(s)
+            s, rest = raw_handshake(port, "/probe")  # the server is live
+            s.sendall(masked_frame(0x2, b"ping"))
+            frames, _ = read_frames(s, rest, 1)
+            check(frames == [(1, 0x2, b"ping")], "probe echo")
+            per = (pss_kib(proc.pid) - before) / 2001
+            for x in socks + [s]:
+                x.close()
+            check(per < 2.0, f"{per:.2f} KiB per idle connection")
+            return per
+        per = await asyncio.get_running_loop().run_in_executor(None, go)
+        print(f"      ({per:.2f} KiB per idle connection)", flush=True)
+    finally:
+        await stop(proc)
+
+
+async def many_workers_stats():
+    """--workers 2: both loops serve one port; SIGUSR1 and the exit print a
+    --stats line per worker; the counts add up; SIGTERM ends all, exit 0."""
+    proc, port = await start_echo("--workers", "2", "--stats", "--quiet")
+    try:
+        async def one(i):
+            async with connect(f"ws://127.0.0.1:{port}/w{i}") as ws:
+                for j in range(5):
+                    await ws.send(f"m{i}.{j}")
+                    check(await ws.recv() == f"m{i}.{j}", "echo")
+        await asyncio.gather(*(one(i) for i in range(40)))
+        proc.send_signal(signal.SIGUSR1)
+        await asyncio.sleep(0.5)
+    finally:
+        await stop(proc)
+    log = (await proc.stderr.read()).decode(errors="replace")
+    check(proc.returncode == 0, f"exit {proc.returncode}")
+    lines = [l for l in log.splitlines() if "stats (worker" in l]
+    workers = {l.split("(worker ")[1].split(")")[0] for l in lines}
+    check(len(lines) == 4 and len(workers) == 2, f"stats lines {lines!r}")
+    final = lines[-2:]
+    acc = sum(int(l.split(" accepted")[0].split()[-1]) for l in final)
+    msgs = sum(int(l.split("messages ")[1].split(";")[0]) for l in final)
+    check(acc == 40 and msgs == 200, f"accepted {acc}, messages {msgs}: {final!r}")
+    check(all(int(l.split(" accepted")[0].split()[-1]) > 0 for l in final),
+          f"one worker served nothing: {final!r}")
+
+
+async def many_cases():
+    await run_case("many: every binary frame echoed as one frame, text whole when it fits",
+                   many_frames_whole())
+    await run_case("many: 2,000 idle connections under 2 KiB each (shared receive buffer)",
+                   many_idle_memory())
+    await run_case("many: --workers 2 --stats, SIGUSR1 and exit lines add up",
+                   many_workers_stats())
+
+
 # --- permessage-deflate (RFC 7692), cases in deflate.py ---------------------
 
 async def node_lines(argv, name_prefix, timeout=CASE_TIMEOUT * 4, on_ready=None):
@@ -1131,6 +1266,7 @@ async def main():
     await run_case("echo-client -> python server sending invalid UTF-8 -> 1007, exit 1",
                    echo_client_invalid_utf8())
     await time_cases()
+    await many_cases()
     await run_case("cat client -> python server: binary", cat_client_binary())
     await run_case("cat client -> python server: text lines", cat_client_text())
     await run_case("cat --listen <- python client: binary", cat_listen_binary())
