@@ -121,6 +121,7 @@ class WebSocket(BaseWebSocket):
         self._user_latency = (0.0, -1)      # (seconds, C rtt when measured)
         self._c.on_pong = self._on_pong
         self._close_sent: Optional[Close] = None     # what close() sent
+        self._closer: Optional["asyncio.Task[None]"] = None   # ends it after the peer's close
         self._loop = loop or asyncio.get_running_loop()
         self.close_timeout = close_timeout
         self._rwait: List[asyncio.Future] = []
@@ -337,8 +338,12 @@ class WebSocket(BaseWebSocket):
             except (OSError, WebSocketError):
                 # The peer closed (answered), broke the RFC or vanished:
                 # the C stream keeps that state, and the next read call
-                # reports it once the chunks read ahead are taken.
+                # reports it once the chunks read ahead are taken. The
+                # connection ends itself as in websockets (a server
+                # closes TCP now; wait_closed() returns).
                 self._pump_ok = False
+                if self._closer is None:
+                    self._closer = self._loop.create_task(self.close())
                 return
             if not chunk[0] and not chunk[2]:
                 continue            # direct mode: a call without progress
