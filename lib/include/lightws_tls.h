@@ -206,6 +206,15 @@ struct lightws_tls {
   uint32_t wpend;              /* pbuf bytes of an SSL_write to retry */
   uint32_t clen, coff;         /* ciphertext in cbuf[coff, clen) */
   uint64_t records;            /* application records written (stats) */
+  uint64_t rec_in;             /* whole TLS records handed to OpenSSL */
+  uint64_t rec_seen;           /* record headers OpenSSL has parsed (its
+                                  msg callback, SSL3_RT_HEADER) */
+  uint32_t rec_left;           /* bytes of the record being handed over
+                                  still to come (after its header) */
+  uint16_t rec_len;            /* its length field, as far as read */
+  uint8_t rec_hdr;             /* bytes of its 5-byte header seen */
+  uint8_t rec_lost;            /* 1: not TLS records as parsed (an SSLv2
+                                  hello): buffered() falls back */
   char reason[128];            /* OpenSSL's text for the last error */
   uint8_t cbuf[LIGHTWS_TLS_CBUF];
   uint8_t pbuf[LIGHTWS_TLS_RECORD];
@@ -257,10 +266,15 @@ int lightws_tls_flush(struct lightws_tls *t);
 /* Bytes of ciphertext waiting to go out. */
 size_t lightws_tls_pending(const struct lightws_tls *t);
 
-/* 1 if the TLS layer holds decrypted bytes not yet read by the stream
- * (so an event loop must not wait for readability before reading). (Kept
- * for compatibility: lightws_stream_buffered() counts them through
- * t->io.pending.) */
+/* 1 if the next read of t->io returns bytes without the transport: the
+ * layer holds decrypted bytes not yet read by the stream (SSL_pending), or
+ * a whole record that OpenSSL read ahead and has not decrypted yet; 0 for
+ * a partial record alone (its rest must come from the transport, so an
+ * event loop may wait for readability). Exact: the layer counts the
+ * records it hands to OpenSSL against the headers OpenSSL parsed (through
+ * the SSL's message callback, which the layer owns: do not replace it with
+ * SSL_set_msg_callback on lightws_tls_ssl()). (Kept for compatibility:
+ * lightws_stream_buffered() counts the same through t->io.pending.) */
 int lightws_tls_buffered(const struct lightws_tls *t);
 
 /*

@@ -352,13 +352,63 @@ static int bio_write(BIO *b, const char *data, int len) {
   return (int)(done + room);
 }
 
+/* Walks the TLS record framing (RFC 8446 §5.1: type, legacy version, a
+ * 2-byte length, then that many bytes) of what goes to OpenSSL, counting
+ * the whole records: with read-ahead OpenSSL may hold records it has not
+ * parsed yet, and only this count tells a whole one from a partial one. */
+static void count_records(struct lightws_tls *t, const uint8_t *p, size_t n) {
+  while (n && !t->rec_lost) {
+    if (t->rec_left) {
+      size_t k = n < t->rec_left ? n : t->rec_left;
+      t->rec_left -= (uint32_t)k;
+      p += k;
+      n -= k;
+      if (!t->rec_left) t->rec_in++;
+      continue;
+    }
+    /* content types 20..24 (§5.1, RFC 6347/9147 use more; not TLS), major
+     * version 3: anything else is not a record header (an SSLv2-format
+     * hello, which OpenSSL parses otherwise) */
+    if ((t->rec_hdr == 0 && (*p < 20 || *p > 24)) ||
+        (t->rec_hdr == 1 && *p != 3)) {
+      t->rec_lost = 1;
+      return;
+    }
+    if (t->rec_hdr >= 3)
+      t->rec_len = (uint16_t)((t->rec_len << 8) | *p);
+    p++;
+    n--;
+    if (++t->rec_hdr == 5) {
+      t->rec_hdr = 0;
+      t->rec_left = t->rec_len;
+      t->rec_len = 0;
+      if (!t->rec_left) t->rec_in++;
+    }
+  }
+}
+
+/* OpenSSL parses each record header it reads (RFC 8446 §5.1) before the
+ * body, and reports it here once: the records it has started. */
+static void msg_seen(int write_p, int version, int content_type,
+                     const void *buf, size_t len, SSL *ssl, void *arg) {
+  (void)version;
+  (void)buf;
+  (void)len;
+  (void)ssl;
+  if (!write_p && content_type == SSL3_RT_HEADER)
+    ((struct lightws_tls *)arg)->rec_seen++;
+}
+
 static int bio_read(BIO *b, char *buf, int len) {
   struct lightws_tls *t = (struct lightws_tls *)BIO_get_data(b);
   ssize_t r;
   BIO_clear_retry_flags(b);
   if (len <= 0) return 0;
   r = raw_recv(t, buf, (size_t)len);
-  if (r > 0) return (int)r;
+  if (r > 0) {
+    count_records(t, (const uint8_t *)buf, (size_t)r);
+    return (int)r;
+  }
   if (r == 0) {
     t->lower_eof = 1;
     return 0;
@@ -515,6 +565,8 @@ static int init_common(struct lightws_tls *t, struct ssl_ctx_st *ctx,
   BIO_set_data(t->bio, t);
   SSL_set_bio(t->ssl, t->bio, t->bio); /* one reference for both */
   SSL_set_read_ahead(t->ssl, 1);
+  SSL_set_msg_callback(t->ssl, msg_seen); /* lightws_tls_buffered() */
+  SSL_set_msg_callback_arg(t->ssl, t);
   t->role = (uint8_t)role;
   if (role == LIGHTWS_CLIENT) {
     SSL_set_connect_state(t->ssl);
@@ -770,15 +822,26 @@ static int flush_held(struct lightws_tls *t) {
   return r;
 }
 
+/* A whole record waits in OpenSSL's read-ahead buffer, not parsed yet:
+ * the records handed over outnumber the headers OpenSSL parsed (a record
+ * it has started but not finished is a partial one, the last handed
+ * over: then the two counts are equal or that one is not whole). */
+static int record_waits(const struct lightws_tls *t) {
+  if (t->rec_lost) return SSL_has_pending(t->ssl);
+  return t->rec_in > t->rec_seen;
+}
+
 /* The stream's pending hook: decrypted bytes OpenSSL holds (SSL_pending),
- * or 1 for unprocessed bytes of a record read ahead (SSL_has_pending). */
+ * or 1 for a whole record read ahead and not decrypted yet (its bytes are
+ * not known before it is; a partial record counts 0: its rest is the
+ * transport's to give). */
 static size_t cb_pending(void *ctx) {
   const struct lightws_tls *t = (const struct lightws_tls *)ctx;
   int n;
   if (!t->ssl) return 0;
   n = SSL_pending(t->ssl);
   if (n > 0) return (size_t)n;
-  return SSL_has_pending(t->ssl) ? 1 : 0;
+  return record_waits(t) ? 1 : 0;
 }
 
 /* The stream's wait_fd hook: our descriptor (none over a lower io); while
@@ -960,7 +1023,7 @@ size_t lightws_tls_pending(const struct lightws_tls *t) {
 }
 
 int lightws_tls_buffered(const struct lightws_tls *t) {
-  return t->ssl && SSL_has_pending(t->ssl) ? 1 : 0;
+  return t->ssl && (SSL_pending(t->ssl) > 0 || record_waits(t)) ? 1 : 0;
 }
 
 int lightws_tls_want(const struct lightws_tls *t,

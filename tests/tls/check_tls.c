@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <openssl/ssl.h>
 #include "lightws_tls.h"
@@ -1116,6 +1117,147 @@ START_TEST(test_buffered_counts_openssl_bytes) {
 }
 END_TEST
 
+/* A lower io that takes at most `allow` bytes from the socket, then says
+ * EAGAIN: the test decides how much of a record OpenSSL gets. */
+struct budget {
+  struct lightws_io io;
+  int fd;
+  size_t allow;
+};
+
+static ssize_t budget_read(void *ctx, void *buf, size_t len) {
+  struct budget *b = (struct budget *)ctx;
+  ssize_t r;
+  if (b->allow == 0) {
+    errno = EAGAIN;
+    return -1;
+  }
+  if (len > b->allow) len = b->allow;
+  r = recv(b->fd, buf, len, MSG_DONTWAIT);
+  if (r > 0) b->allow -= (size_t)r;
+  return r;
+}
+
+static ssize_t budget_writev(void *ctx, const struct iovec *iov, int cnt) {
+  struct budget *b = (struct budget *)ctx;
+  struct msghdr m;
+  memset(&m, 0, sizeof m);
+  m.msg_iov = (struct iovec *)iov;
+  m.msg_iovlen = (size_t)cnt;
+  return sendmsg(b->fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/* Until the socket holds at least `n` bytes (the peer's echoes). */
+static void wait_queued(int fd, int n) {
+  uint64_t end = lightws_now() + 5000;
+  int q = 0;
+  while (lightws_now() < end) {
+    ck_assert_int_eq(ioctl(fd, FIONREAD, &q), 0);
+    if (q >= n) return;
+    poll(NULL, 0, 5);
+  }
+  ck_abort_msg("only %d of %d bytes came", q, n);
+}
+
+/* Reads exactly `len` plaintext bytes through t->io (the budget allowing). */
+static void io_read_exact(struct lightws_tls *t, uint8_t *buf, size_t len) {
+  size_t got = 0;
+  while (got < len) {
+    ssize_t n = t->io.read(t->io.ctx, buf + got, len - got);
+    ck_assert_int_gt((int)n, 0);
+    got += (size_t)n;
+  }
+}
+
+/* lightws_tls_buffered() and the pending hook are exact: 1 for decrypted
+ * bytes and for a whole record read ahead but not decrypted yet, 0 for a
+ * partial record (SSL_has_pending() is 1 there: an event loop that
+ * trusted it would spin until the rest came). Each echo of a 100-byte
+ * message is one record of 5 + 102 + 1 + 16 = 124 bytes (RFC 8446 §5.2). */
+START_TEST(test_buffered_exact_partial_record) {
+  enum { REC = 124 };
+  int sv[2], r;
+  struct peer p;
+  static struct lightws_tls t;
+  static struct budget b;
+  struct lightws_stream s;
+  static uint8_t rbuf[4096], msg[100], in[256];
+  SSL_CTX *sctx = server_ctx("server"), *cctx = client_ctx(0);
+  SSL_CTX_set_num_tickets(sctx, 0); /* nothing but the echoes to read */
+  pair(sv);
+  memset(&p, 0, sizeof p);
+  p.fd = sv[1];
+  p.role = LIGHTWS_SERVER;
+  p.ctx = sctx;
+  peer_start(&p);
+  memset(&b, 0, sizeof b);
+  b.io.read = budget_read;
+  b.io.writev = budget_writev;
+  b.io.ctx = &b;
+  b.fd = sv[0];
+  b.allow = (size_t)-1;
+  ck_assert_int_eq(lightws_tls_init_io(&t, cctx, &b.io, LIGHTWS_CLIENT,
+                                       "localhost"), 0);
+  while ((r = lightws_tls_handshake(&t)) == LIGHTWS_ERR_WOULDBLOCK)
+    wait_for(sv[0], lightws_tls_want(&t, NULL));
+  ck_assert_int_eq(r, 0);
+  ck_assert_int_eq(lightws_stream_init(&s, LIGHTWS_CLIENT, -1, rbuf,
+                                       sizeof rbuf, 0), 0);
+  lightws_stream_set_io(&s, &t.io);
+  r = lightws_client_start(&s, "localhost", "/", NULL);
+  while (r == LIGHTWS_ERR_WOULDBLOCK || r == 0) {
+    if (r == LIGHTWS_ERR_WOULDBLOCK) wait_for(sv[0], lightws_stream_want(&s));
+    if ((r = lightws_client_handshake(&s, NULL)) == 0) break;
+  }
+  ck_assert_int_eq(r, 0);
+  ck_assert_uint_eq(lightws_stream_buffered(&s), 0);
+  memset(msg, 'a', sizeof msg);
+  ck_assert_int_eq((int)lightws_stream_send(&s, LIGHTWS_OPCODE_BINARY, msg,
+                                            sizeof msg, 0), 100);
+  ck_assert_int_eq((int)lightws_stream_send(&s, LIGHTWS_OPCODE_BINARY, msg,
+                                            sizeof msg, 0), 100);
+  wait_queued(sv[0], 2 * REC);
+  /* both records read ahead at once, the first decrypted */
+  io_read_exact(&t, in, 10);
+  ck_assert_int_eq(SSL_pending(lightws_tls_ssl(&t)), 92);
+  ck_assert_int_eq(lightws_tls_buffered(&t), 1);
+  ck_assert_uint_eq(t.io.pending(t.io.ctx), 92);
+  /* the first one read: the second waits whole, not decrypted */
+  io_read_exact(&t, in, 92);
+  ck_assert_int_eq(SSL_pending(lightws_tls_ssl(&t)), 0);
+  ck_assert_int_eq(lightws_tls_buffered(&t), 1);
+  ck_assert_uint_eq(t.io.pending(t.io.ctx), 1);
+  io_read_exact(&t, in, 102);
+  ck_assert_int_eq(lightws_tls_buffered(&t), 0);
+  ck_assert_uint_eq(t.io.pending(t.io.ctx), 0);
+  /* a third echo, of which OpenSSL gets the header and 5 bytes */
+  ck_assert_int_eq((int)lightws_stream_send(&s, LIGHTWS_OPCODE_BINARY, msg,
+                                            sizeof msg, 0), 100);
+  wait_queued(sv[0], REC);
+  b.allow = 10;
+  ck_assert_int_eq((int)t.io.read(t.io.ctx, in, sizeof in), -1);
+  ck_assert_int_eq(errno, EAGAIN);
+  ck_assert_int_eq(SSL_has_pending(lightws_tls_ssl(&t)), 1); /* the old answer */
+  ck_assert_int_eq(lightws_tls_buffered(&t), 0);
+  ck_assert_uint_eq(lightws_stream_buffered(&s), 0);
+  /* and the rest but one byte: still partial */
+  b.allow = REC - 10 - 1;
+  ck_assert_int_eq((int)t.io.read(t.io.ctx, in, sizeof in), -1);
+  ck_assert_int_eq(lightws_tls_buffered(&t), 0);
+  b.allow = (size_t)-1;
+  io_read_exact(&t, in, 102);
+  ck_assert_int_eq(in[2], 'a');
+  ck_assert_int_eq(lightws_tls_buffered(&t), 0);
+  lightws_tls_free(&t);
+  shutdown(sv[0], SHUT_RDWR);
+  peer_join(&p);
+  close(sv[0]);
+  close(sv[1]);
+  SSL_CTX_free(sctx);
+  SSL_CTX_free(cctx);
+}
+END_TEST
+
 /* The peer's KeyUpdate (update requested) comes inside a frame we read
  * while the socket takes no writes: OpenSSL's answer waits in the layer,
  * lightws_stream_want() has WRITE though no call blocked on writing, and
@@ -1449,6 +1591,7 @@ static Suite *tls_suite(void) {
   add(s, "accept_handshake_timeout", test_accept_handshake_timeout);
   add(s, "keepalive_wait", test_keepalive_wait);
   add(s, "buffered_counts_openssl_bytes", test_buffered_counts_openssl_bytes);
+  add(s, "buffered_exact_partial_record", test_buffered_exact_partial_record);
   add(s, "flush_pushes_keyupdate_answer", test_flush_pushes_keyupdate_answer);
   add(s, "client_const_buffer_records", test_client_const_buffer_records);
   add(s, "accept_deflate", test_accept_deflate);
