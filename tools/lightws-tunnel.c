@@ -22,6 +22,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1240,6 +1241,31 @@ static void tun_timer(struct tun *t, uint64_t now)
     return;
   }
   r = lightws_stream_tick(&t->s, now);
+  if (r == LIGHTWS_ERR_HANDSHAKE_TIMEOUT && cfg.mode == TUNNEL_SERVER &&
+      t->st == T_CONNECT) {
+    /* The target did not answer in time: the client still gets a status
+     * (504 Gateway Timeout, RFC 7231 §6.6.5), best effort, written past
+     * the failed stream as lightws-echo writes its 408. */
+    static const char resp504[] = "HTTP/1.1 504 Gateway Timeout\r\n"
+                                  "Connection: close\r\nContent-Length: 0\r\n\r\n";
+    struct iovec iov;
+    iov.iov_base = (void *)resp504;
+    iov.iov_len = sizeof(resp504) - 1;
+#ifdef LIGHTWS_TOOLS_TLS
+    if (t->tls) {
+      (void)t->tls->io.writev(t->tls->io.ctx, &iov, 1);
+      (void)lightws_tls_flush(t->tls);
+    } else
+#endif
+    {
+      ssize_t n = writev(t->wfd, &iov, 1);
+      (void)n;
+    }
+    set_why(t, "target %s: connect: no answer within %.3g s (HTTP 504 sent)",
+            peer_name, cfg.handshake_ms / 1000.0);
+    tun_abort(t, 0, 1);
+    return;
+  }
   if (r < 0) {
     ws_failed(t, r, t->ws_open ? "timer" : "handshake");
     return;

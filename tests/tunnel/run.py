@@ -362,6 +362,47 @@ async def t_refused():
         s.stop()
 
 
+async def t_target_silent():
+    """A target whose SYNs go unanswered (its accept queue is full): the
+    client gets 504 within the server's handshake timeout."""
+    full = socket.socket()
+    full.bind(("127.0.0.1", 0))
+    full.listen(0)
+    fport = full.getsockname()[1]
+    fillers = []
+    for _ in range(3):           # the queue holds backlog + 1; then SYNs drop
+        f = socket.socket()
+        f.setblocking(False)
+        try:
+            f.connect(("127.0.0.1", fport))
+        except BlockingIOError:
+            pass
+        fillers.append(f)
+    await asyncio.sleep(0.1)
+    s = Proc(["server", "--listen", "127.0.0.1:0", "--target", "127.0.0.1:%d" % fport,
+              "--handshake-timeout", "0.5"])
+    c = Proc(["client", "--listen", "127.0.0.1:0", "--remote", "ws://127.0.0.1:%d/" % s.port])
+    try:
+        r, w = await asyncio.open_connection("127.0.0.1", c.port)
+        t0 = time.monotonic()
+        try:
+            d = await asyncio.wait_for(r.read(10), 5)
+        except ConnectionResetError:
+            d = b""
+        dt = time.monotonic() - t0
+        w.close()
+        check("silent target: client gets 504 after the server's handshake "
+              "timeout (%.2f s)" % dt,
+              d == b"" and c.wait_log("HTTP 504") and s.wait_log("(HTTP 504 sent)"),
+              c.text()[-300:] + s.text()[-300:])
+    finally:
+        c.stop()
+        s.stop()
+        for f in fillers:
+            f.close()
+        full.close()
+
+
 async def t_remote_refused():
     c = Proc(["client", "--listen", "127.0.0.1:0", "--remote",
               "ws://127.0.0.1:%d/" % free_port()])
@@ -812,6 +853,7 @@ async def main_async():
     await t_half_close_target_first()
     await t_refused()
     await t_remote_refused()
+    await t_target_silent()
     await t_remote_disappears()
     await t_local_reset()
     await t_wss()
