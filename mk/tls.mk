@@ -99,10 +99,12 @@ bench-tls: $(BUILD)/tls/bench_tls $(TLS_CERTS)
 # W1/W3 over TLS 1.3 (AES-128-GCM): lightws C against node ws and python
 # websockets in the same round (bench/tls/run.py; not in TEST_TARGETS:
 # timing). BENCH_TLS_ROUNDS, BENCH_TLS_SCALE (of bench/run.py's W1 1 GiB
-# and W3 100,000 round trips), BENCH_TLS_RECORD=bench/tls/RESULTS.md.
+# and W3 100,000 round trips), BENCH_TLS_RECORD=bench/tls/RESULTS.md,
+# BENCH_TLS_PIN=0 (server and client on CPU 0; see bench/tls/RESULTS.md).
 BENCH_TLS_ROUNDS ?= 3
 BENCH_TLS_SCALE ?= 0.25
 BENCH_TLS_RECORD ?=
+BENCH_TLS_PIN ?=
 
 $(BUILD)/tls/lightws-tls-bench: bench/tls/lightws_tls_bench.c bench/bench_common.c bench/bench_common.h \
   $(BUILD)/liblightws-tls.a $(BUILD)/liblightws.a $(TLS_HDRS)
@@ -115,7 +117,7 @@ $(BUILD)/tls/lightws-tls-bench: bench/tls/lightws_tls_bench.c bench/bench_common
 bench-tls-peers: $(BUILD)/tls/lightws-tls-bench $(TLS_CERTS) $(BUILD)/pyws/speedups.so
 	BENCH_TLS_CERTS=$(BUILD)/tls/certs NODE_PATH=$(CURDIR)/$(BUILD)/node/node_modules \
 	  /usr/bin/python3 bench/tls/run.py --rounds $(BENCH_TLS_ROUNDS) --scale $(BENCH_TLS_SCALE) \
-	  $(if $(BENCH_TLS_RECORD),--record $(BENCH_TLS_RECORD))
+	  $(if $(BENCH_TLS_RECORD),--record $(BENCH_TLS_RECORD)) $(if $(BENCH_TLS_PIN),--pin $(BENCH_TLS_PIN))
 
 test-tls: test-tls-check test-tls-interop
 

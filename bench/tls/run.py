@@ -58,6 +58,10 @@ def main():
     ap.add_argument("--scale", type=float, default=0.25)
     ap.add_argument("--timeout", type=int, default=600, help="seconds per client run")
     ap.add_argument("--record", default="", help="append the summary with the date to this file")
+    ap.add_argument("--pin", default="", metavar="CPU",
+                    help="run server and client of every pair on this one CPU (taskset): on a VM a "
+                         "round trip between two CPUs costs an inter-processor wake-up that dwarfs "
+                         "the websocket work, and the scheduler picks one or two CPUs run by run")
     a = ap.parse_args()
 
     rows = impls()
@@ -65,10 +69,13 @@ def main():
         why = bench.available(impl)
         if why:
             sys.exit("bench-tls-peers: %s: %s" % (impl["name"], why))
+        if a.pin:
+            impl["cmd"] = ["taskset", "-c", a.pin] + impl["cmd"]
     works = [w for w in bench.WORKLOADS if w[0] in ("W1", "W3")]
-    head = "bench-tls-peers: %d rounds, scale %.3g, %s, %d CPUs, %s" % (
+    head = "bench-tls-peers: %d rounds, scale %.3g, %s, %d CPUs, %s, %s" % (
         a.rounds, a.scale, platform.node(), os.cpu_count(),
-        datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"))
+        datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
+        "both processes on CPU %s" % a.pin if a.pin else "processes where the scheduler puts them")
     print(head, flush=True)
     # runs[impl][workload] = [(figure, cpu per unit)], one per round
     runs = {i["name"]: {w[0]: [] for w in works} for i in rows}
