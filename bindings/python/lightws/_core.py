@@ -930,6 +930,16 @@ class CStream:
         with self.lock:
             return self._close_reason()
 
+    def is_open(self) -> bool:
+        """No close frame sent or received and the stream not failed."""
+        self._acquire()
+        try:
+            return (lib.lightws_stream_closing(self._s) == 0
+                    and lib.lightws_stream_close_code(self._s) == 0
+                    and lib.lightws_stream_error(self._s) == 0)
+        finally:
+            self._release()
+
     def closing(self) -> int:
         with self.lock:
             return lib.lightws_stream_closing(self._s)

@@ -41,6 +41,7 @@ import inspect
 import logging
 import os
 import socket
+import sys
 import time
 import uuid
 from typing import (Any, AsyncIterable, AsyncIterator, Awaitable, Callable, Deque, Dict,
@@ -51,7 +52,7 @@ from . import parse_url, _protocols
 from . import _core, _compat
 from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_OPEN_TIMEOUT,
                     DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, DEFAULT_RBUF_SIZE,
-                    WANT_READ, WANT_WRITE, BaseWebSocket, Data, _choose_subprotocol,
+                    WANT_READ, WANT_WRITE, BaseWebSocket, Data, _Batch, _choose_subprotocol,
                     _close_args, _control_payload, _open_left, _SendJob, _timeout_arg)
 from ._core import (Chunk, HeaderList, Headers, Piece, Request, Response, State,
                     header_list, make_chunk)
@@ -71,7 +72,10 @@ log = logging.getLogger("lightws")
 #: empty frames is bounded too
 _AHEAD_ENTRY = 64
 _TEXT = int(Opcode.TEXT)
+_PING = int(Opcode.PING)
 _END = object()     # end of an iterable sent as fragments
+DEFAULT_WRITE_LIMIT = 2 ** 15   # websockets' write_limit default
+_BINARY = int(Opcode.BINARY)
 #: request errors of a complete GET head that is no upgrade: process_request
 #: sees those requests (a health check on the websocket port)
 _NOT_UPGRADE = frozenset(("NO_UPGRADE", "NO_CONNECTION", "BAD_KEY", "BAD_VERSION"))
@@ -122,6 +126,16 @@ class WebSocket(BaseWebSocket):
         self._c.on_pong = self._on_pong
         self._close_sent: Optional[Close] = None     # what close() sent
         self._closer: Optional["asyncio.Task[None]"] = None   # ends it after the peer's close
+        # send() of whole messages on a plain, uncompressed connection
+        # queues here and returns (websockets' write buffer): one
+        # lightws_stream_sendv per loop iteration writes them all
+        self._wq: List[Tuple[int, Any]] = []
+        self._wq_bytes = 0
+        self._wq_armed = False
+        self._wq_error: Optional[BaseException] = None
+        #: bytes send() may leave queued before it waits (websockets'
+        #: write_limit; 0: every send() waits until its frame is written)
+        self.write_limit: int = DEFAULT_WRITE_LIMIT
         self._loop = loop or asyncio.get_running_loop()
         self.close_timeout = close_timeout
         self._rwait: List[asyncio.Future] = []
@@ -137,6 +151,7 @@ class WebSocket(BaseWebSocket):
         #: read ahead at most this many bytes (then TCP back-pressures the peer)
         self.read_ahead_limit: int = kw.get("rbuf_size", DEFAULT_RBUF_SIZE)
         self._pump_ok = False           # open, and reading ahead allowed
+        self._pump_later = False        # a read-ahead waits for the loop's next turn
         self._pump_armed = False        # waiting for writability
         self._pump_read = False         # waiting for readability (no future:
                                         # _on_readable runs the pump)
@@ -311,6 +326,24 @@ class WebSocket(BaseWebSocket):
             return
         if self._tls is None and self._c.read_idle():
             self._pump_wait(WANT_READ)      # nothing buffered: wait for the socket
+        elif not self._pump_later:
+            # Bytes wait in the receive buffer: read them ahead at the end
+            # of this loop iteration, not now; a handler that calls recv()
+            # again at once (an echo) takes its next message straight
+            # from the buffer (recv's fast path), without the queue.
+            self._pump_later = True
+            self._loop.call_soon(self._pump_deferred)
+
+    def _pump_deferred(self) -> None:
+        self._pump_later = False
+        self._pump_soon_now()
+
+    def _pump_soon_now(self) -> None:
+        if (not self._pump_ok or self._pump_read or self._pump_armed
+                or self._fd_closed or self._recv_lock.locked()):
+            return
+        if self._tls is None and self._c.read_idle():
+            self._pump_wait(WANT_READ)
         else:
             self._pump()
 
@@ -578,12 +611,27 @@ class WebSocket(BaseWebSocket):
         before it). ``decode`` as websockets: True returns binary
         messages as str (UTF-8), False text ones as bytes."""
         try:
-            async with self._recv_lock:
-                msg = None
-                if self._ahead:
-                    msg = self._ahead_message()
-                if msg is None:
-                    msg = await self._run(self._step_recv, True)
+            msg = None
+            if (not self._ahead and self._rmsg is None and self._tls is None
+                    and not self._recv_lock.locked()):
+                # fast path: a whole message already in the receive
+                # buffer, taken without the lock or a task switch
+                r = self._c.recv_msg()
+                if r is not None:
+                    data, op, end = r
+                    if end and op != _PING:
+                        msg = data.decode("utf-8") if op == _TEXT else data
+                    else:
+                        try:
+                            msg = self._recv_first(data, op, end)
+                        except WouldBlock:
+                            pass
+            if msg is None:
+                async with self._recv_lock:
+                    if self._ahead:
+                        msg = self._ahead_message()
+                    if msg is None:
+                        msg = await self._run(self._step_recv, True)
         except ConnectionClosed as e:
             raise self._closed(e)
         finally:
@@ -680,6 +728,30 @@ class WebSocket(BaseWebSocket):
         socket broke under the send (EPIPE, ECONNRESET)."""
         if text is not None and opcode is None:
             opcode = Opcode.TEXT if text else Opcode.BINARY
+        cls = data.__class__
+        if (cls is bytes or cls is str) and fin and opcode is None and not self._frag_opcode \
+                and self._wq_ok:
+            # queued, written by one sendv with the others of this loop
+            # iteration (websockets' write buffer, up to write_limit)
+            if self._wq_error is not None:
+                raise self._closed(self._wq_error) from None
+            if self._fd_closed or self._close_sent is not None or not self._c.is_open():
+                raise self._closed(ConnectionClosed(self._c.close_code() or 1006, ""))
+            if cls is str:
+                self._wq.append((_TEXT, data.encode("utf-8")))  # type: ignore[union-attr]
+            else:
+                self._wq.append((_BINARY, data))
+            self._wq_bytes += len(data)
+            if not self._wq_armed:
+                self._wq_armed = True
+                self._loop.call_soon(self._flush_wq)
+            if self._wq_bytes > self.write_limit:
+                try:
+                    async with self._send_lock:
+                        await self._run(self._step_pending, False)
+                except (ConnectionClosed, BrokenPipeError, ConnectionResetError) as e:
+                    raise self._closed(e) from None
+            return
         if isinstance(data, (str, bytes, bytearray, memoryview)):
             job = self._new_job(data, opcode, fin, compress)
             try:
@@ -741,6 +813,49 @@ class WebSocket(BaseWebSocket):
                     # websockets closes with 1011 too
                     self._loop.create_task(self.close(1011, "error in fragmented message"))
                 raise
+
+    @property
+    def _wq_ok(self) -> bool:
+        """send() may queue: a plain uncompressed connection, write_limit on."""
+        return self.write_limit > 0 and not self._deflate and self._tls is None
+
+    def _step_pending(self) -> None:
+        """Writes the send() queue (in order, before anything else of
+        ours), then what an interrupted send left."""
+        if self._wq:
+            if self._pending is not None:
+                BaseWebSocket._step_pending(self)
+            q = self._wq
+            self._wq, self._wq_bytes = [], 0
+            b = _Batch(q)
+            try:
+                self._step_batch(b)
+            except BaseException:
+                self._keep_batch(b)     # the rest, in order, before anything else
+                raise
+            return BaseWebSocket._step_pending(self)
+        BaseWebSocket._step_pending(self)
+
+    def _flush_wq(self) -> None:
+        """Loop callback: writes what send() queued this iteration."""
+        self._wq_armed = False
+        if self._send_lock.locked() or self._fd_closed:
+            return          # a sending task writes the queue first
+        if not self._wq and self._pending is None:
+            return
+        try:
+            self._step_pending()
+        except WouldBlock:
+            self._wq_armed = True
+            fut = self._ready(WANT_WRITE)
+            fut.add_done_callback(self._wq_ready)
+        except (OSError, WebSocketError) as e:
+            self._wq_error = e
+
+    def _wq_ready(self, fut: "asyncio.Future[None]") -> None:
+        self._wq_armed = False
+        if not fut.cancelled() and fut.exception() is None:
+            self._flush_wq()
 
     async def _submit(self, job: _SendJob) -> None:
         await self._run(self._step_pending, False)
