@@ -231,6 +231,40 @@ class TestMessages(unittest.IsolatedAsyncioTestCase):
             pass
 
 
+class TestWriteQueue(unittest.IsolatedAsyncioTestCase):
+    async def test_queued_sends_keep_order_under_backpressure(self):
+        got = []
+        release = asyncio.Event()
+
+        async def slow(ws):
+            await release.wait()            # the socket buffers fill meanwhile
+            async for m in ws:
+                got.append(m)
+                if len(got) == 6000:
+                    await ws.close()
+
+        async with lwa.serve(slow, "127.0.0.1", 0, max_size=None) as server:
+            for limit in (2 ** 15, 0):
+                got.clear()
+                release.clear()
+                async with lwa.connect(f"ws://127.0.0.1:{server.port}/", compression=None,
+                                       write_limit=limit) as ws:
+                    self.assertEqual(ws.write_limit, limit)
+
+                    async def produce():
+                        for i in range(6000):   # 24 MB: more than the socket buffers
+                            await ws.send(b"%d " % i + b"x" * 4000)
+                    producer = asyncio.create_task(produce())
+                    await asyncio.sleep(0.2)
+                    self.assertFalse(producer.done())   # held back: bounded queue
+                    self.assertLessEqual(ws._wq_bytes, limit + 4100)
+                    release.set()
+                    await asyncio.wait_for(producer, T)
+                    await asyncio.wait_for(ws.wait_closed(), T)
+                self.assertEqual([m.split(b" ")[0] for m in got],
+                                 [b"%d" % i for i in range(6000)])
+
+
 class TestClose(unittest.IsolatedAsyncioTestCase):
     async def test_ok_and_error_with_rcvd_and_sent(self):
         async def closer(ws):

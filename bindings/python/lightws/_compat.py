@@ -48,8 +48,6 @@ def default_agent() -> str:
 #: python websockets' keyword -> lightws' (both accepted; one at a time)
 _ALIASES = {"additional_headers": "headers", "extra_headers": "headers",
             "subprotocols": "protocols"}
-#: accepted for compatibility; their job is done otherwise in lightws
-_ACCEPTED = ("write_limit",)
 
 
 def normalize(kw: Dict[str, Any]) -> Dict[str, Any]:
@@ -63,11 +61,11 @@ def normalize(kw: Dict[str, Any]) -> Dict[str, Any]:
             if own in kw:
                 raise TypeError(f"{ws_name}= and {own}= name the same option: pass one")
             kw[own] = kw.pop(ws_name)
-    for name in _ACCEPTED:
-        if name in kw:
-            v = kw.pop(name)
-            if v is not None and not isinstance(v, (int, tuple)):
-                raise TypeError(f"{name} must be an int, a (high, low) tuple or None")
+    if "write_limit" in kw:
+        v = kw["write_limit"]
+        if not isinstance(v, (int, tuple)):
+            raise TypeError("write_limit must be an int or a (high, low) tuple")
+        kw["write_limit"] = int(v[0] if isinstance(v, tuple) else v)
     ext = kw.pop("extensions", None)
     if ext:
         raise TypeError("lightws negotiates permessage-deflate only: use compression=")

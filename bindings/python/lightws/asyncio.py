@@ -1219,7 +1219,8 @@ async def _open_client(target: Any, *, cls: Any = None, host: Optional[str] = No
                        compression: Any = "deflate",
                        compression_threshold: Optional[int] = None,
                        user_agent_header: Optional[str] = None,
-                       logger: Any = None, max_queue: Optional[int] = None) -> WebSocket:
+                       logger: Any = None, max_queue: Optional[int] = None,
+                       write_limit: int = DEFAULT_WRITE_LIMIT) -> WebSocket:
     """One connection attempt (connect() adds redirects and reconnects)."""
     headers = header_list(headers)        # TypeError before any connection
     if user_agent_header:
@@ -1254,6 +1255,7 @@ async def _open_client(target: Any, *, cls: Any = None, host: Optional[str] = No
         idle_timeout=idle_timeout, compression=compression,
         compression_threshold=compression_threshold, logger=logger)
     _apply_max_queue(ws, max_queue)
+    ws.write_limit = write_limit
     h, p = host or "localhost", path or "/"
     try:
         await ws._client_handshake(h, p, _protocols(protocols), origin, headers, open_deadline)
@@ -1410,7 +1412,7 @@ async def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
                  process_response: Optional[Callable[..., Any]] = None,
                  server_header: Optional[str] = None,
                  logger: Any = None, max_queue: Optional[int] = 16,
-                 cls: Any = None) -> WebSocket:
+                 write_limit: int = DEFAULT_WRITE_LIMIT, cls: Any = None) -> WebSocket:
     """Server: the opening handshake on an accepted socket (an invalid
     request is answered with its HTTP status; HandshakeError); TLS first
     with ``ssl`` (a server-side ssl.SSLContext). Timeouts as for
@@ -1433,6 +1435,7 @@ async def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None,
         idle_timeout=idle_timeout, compression=compression,
         compression_threshold=compression_threshold, logger=logger)
     _apply_max_queue(ws, max_queue)
+    ws.write_limit = write_limit
     ws._server_header = server_header
     hooks = None
     if origins is not None or process_request or process_response or server_header:

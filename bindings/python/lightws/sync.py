@@ -400,6 +400,7 @@ def connect(uri: Optional[str] = None, **kw: Any) -> ClientConnection:
     sock = kw.pop("sock", None)
     kw = _compat.normalize(kw)
     kw.pop("max_queue", None)
+    kw.pop("write_limit", None)     # blocking sends return once written
     logger = kw.pop("logger", None)
     kw.setdefault("max_size", _compat.WS_MAX_SIZE)
     agent = kw.pop("user_agent_header", _compat.default_agent())
@@ -509,6 +510,7 @@ def serve(handler: Callable[[ServerConnection], Any], host: Optional[str] = "127
         raise ValueError("open_timeout must be None or > 0")
     kw = _compat.normalize(kw)
     kw.pop("max_queue", None)
+    kw.pop("write_limit", None)     # blocking sends return once written
     kw.setdefault("max_size", _compat.WS_MAX_SIZE)
     kw.setdefault("server_header", _compat.default_agent())
     kw.setdefault("ping_interval", DEFAULT_PING_INTERVAL)
