@@ -23,9 +23,18 @@ import time
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def start(args):
+PIN = {}   # role -> CPU set (--pin): the middle processes on one core,
+           # the load generator and the sink on the other
+
+
+def pinned(role):
+    cpus = PIN.get(role)
+    return (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+
+
+def start(args, role="middle"):
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                         stdin=subprocess.PIPE, text=True)
+                         stdin=subprocess.PIPE, text=True, preexec_fn=pinned(role))
     line = p.stdout.readline().strip()
     if not line.startswith("listening on"):
         p.kill()
@@ -76,7 +85,8 @@ def path(kind, build, sink_port, mask="random"):
 def measure(load, port, conns, secs, mode, procs):
     c0 = sum(cpu(p.pid) for p in procs)
     out = subprocess.run([load, "run", str(port), str(conns), str(secs), mode],
-                         capture_output=True, text=True, timeout=secs + 60).stdout
+                         capture_output=True, text=True, timeout=secs + 60,
+                         preexec_fn=pinned("load")).stdout
     c1 = sum(cpu(p.pid) for p in procs)
     f = out.split()
     nbytes, t = int(f[1]), float(f[3])
@@ -89,6 +99,8 @@ def main():
     ap.add_argument("--build", default="build")
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--idle", type=int, default=2000)
+    ap.add_argument("--pin", type=int, default=1,
+                    help="1: the two middle processes share CPU 1, load and sink CPU 0")
     ap.add_argument("--rounds", type=int, default=3,
                     help="runs per cell; the median is shown (a shared 2-core "
                          "box is noisy)")
@@ -96,8 +108,13 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     load = os.path.join(a.build, "bench", "tunnel_load")
-    sink, sport = start([load, "sink"])
-    print("load average before: %s" % open("/proc/loadavg").read().split()[:3])
+    if a.pin and os.cpu_count() >= 2:
+        # throughput then says what the middle pair can do on one core
+        PIN["middle"], PIN["load"] = {1}, {0}
+    sink, sport = start([load, "sink"], "load")
+    print("load average before: %s; pinning: %s" % (
+        open("/proc/loadavg").read().split()[:3],
+        "middle processes on CPU 1, load and sink on CPU 0" if PIN else "none"))
     print("%-16s %5s %4s %10s %12s" % ("path", "conns", "dir", "Gbit/s", "CPU s/GiB"))
     rows = {}
     try:
