@@ -231,7 +231,14 @@ async def t_backpressure():
     """A target that stops reading stops the application's writes: the
     tunnel buffers at most a relay buffer per direction, the kernels' socket
     buffers hold the rest, and nothing is lost when reading resumes."""
-    total = 48 << 20
+    # more than the three TCP connections on the path can buffer
+    # (tcp_rmem + tcp_wmem maxima each), so the writer must stall
+    try:
+        mx = sum(int(open("/proc/sys/net/ipv4/tcp_%s" % k).read().split()[2])
+                 for k in ("rmem", "wmem"))
+    except (OSError, ValueError, IndexError):
+        mx = 10 << 20
+    total = min(3 * mx + (16 << 20), 256 << 20)
     release = asyncio.Event()
     got = asyncio.get_running_loop().create_future()
 
