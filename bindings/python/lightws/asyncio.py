@@ -126,6 +126,7 @@ class WebSocket(BaseWebSocket):
         self._c.on_pong = self._on_pong
         self._close_sent: Optional[Close] = None     # what close() sent
         self._closer: Optional["asyncio.Task[None]"] = None   # ends it after the peer's close
+        self._ended = False         # a call met the end of the connection
         # send() of whole messages on a plain, uncompressed connection
         # queues here and returns (websockets' write buffer): one
         # lightws_stream_sendv per loop iteration writes them all
@@ -133,9 +134,7 @@ class WebSocket(BaseWebSocket):
         self._wq_bytes = 0
         self._wq_armed = False
         self._wq_error: Optional[BaseException] = None
-        #: bytes send() may leave queued before it waits (websockets'
-        #: write_limit; 0: every send() waits until its frame is written)
-        self.write_limit: int = DEFAULT_WRITE_LIMIT
+        self.write_limit = DEFAULT_WRITE_LIMIT
         self._loop = loop or asyncio.get_running_loop()
         self.close_timeout = close_timeout
         self._rwait: List[asyncio.Future] = []
@@ -320,19 +319,15 @@ class WebSocket(BaseWebSocket):
         self._pump_soon()
 
     def _pump_soon(self) -> None:
-        """Reads ahead if no read call runs (after every read call)."""
-        if (not self._pump_ok or self._pump_read or self._pump_armed
-                or self._fd_closed or self._recv_lock.locked()):
+        """Reads ahead if no read call runs (after every read call): at
+        the end of this loop iteration, not now, so that a handler that
+        calls recv() again at once (an echo) takes its next message
+        straight from the receive buffer (recv's fast path)."""
+        if (self._pump_later or not self._pump_ok or self._pump_read or self._pump_armed
+                or self._fd_closed):
             return
-        if self._tls is None and self._c.read_idle():
-            self._pump_wait(WANT_READ)      # nothing buffered: wait for the socket
-        elif not self._pump_later:
-            # Bytes wait in the receive buffer: read them ahead at the end
-            # of this loop iteration, not now; a handler that calls recv()
-            # again at once (an echo) takes its next message straight
-            # from the buffer (recv's fast path), without the queue.
-            self._pump_later = True
-            self._loop.call_soon(self._pump_deferred)
+        self._pump_later = True
+        self._loop.call_soon(self._pump_deferred)
 
     def _pump_deferred(self) -> None:
         self._pump_later = False
@@ -634,6 +629,9 @@ class WebSocket(BaseWebSocket):
                         msg = await self._run(self._step_recv, True)
         except ConnectionClosed as e:
             raise self._closed(e)
+        except ProtocolError:
+            self._ended = True      # lightws sent the close: sends fail now
+            raise
         finally:
             self._pump_soon()
         if decode is None:
@@ -735,7 +733,7 @@ class WebSocket(BaseWebSocket):
             # iteration (websockets' write buffer, up to write_limit)
             if self._wq_error is not None:
                 raise self._closed(self._wq_error) from None
-            if self._fd_closed or self._close_sent is not None or not self._c.is_open():
+            if self._ended or self._closer is not None or self._close_sent is not None:
                 raise self._closed(ConnectionClosed(self._c.close_code() or 1006, ""))
             if cls is str:
                 self._wq.append((_TEXT, data.encode("utf-8")))  # type: ignore[union-attr]
@@ -815,9 +813,19 @@ class WebSocket(BaseWebSocket):
                 raise
 
     @property
-    def _wq_ok(self) -> bool:
-        """send() may queue: a plain uncompressed connection, write_limit on."""
-        return self.write_limit > 0 and not self._deflate and self._tls is None
+    def write_limit(self) -> int:
+        """Bytes send() may leave queued before it waits (websockets'
+        write_limit; 0: every send() waits until its frame is written)."""
+        return self._write_limit
+
+    @write_limit.setter
+    def write_limit(self, value: int) -> None:
+        self._write_limit = int(value)
+        self._wq_ok = self._write_limit > 0 and not self._deflate and self._tls is None
+
+    def _agreed(self, params: Any) -> None:
+        BaseWebSocket._agreed(self, params)
+        self.write_limit = self._write_limit       # compressed: no queue
 
     def _step_pending(self) -> None:
         """Writes the send() queue (in order, before anything else of
@@ -954,6 +962,7 @@ class WebSocket(BaseWebSocket):
         """The ConnectionClosed to raise for ``err`` (a ConnectionClosed,
         or a socket broken under a send), with the peer's close read if it
         was already in the socket, and rcvd/sent filled as websockets."""
+        self._ended = True
         if not isinstance(err, ConnectionClosed):
             self._read_close_now()
             code = self._c.close_code() or 1006
@@ -1111,6 +1120,7 @@ class WebSocket(BaseWebSocket):
             self._timer.cancel()
             self._timer = None
         self._pump_ok = False
+        self._ended = True
         super()._release()
         self._released.set()
         if self._pings:
