@@ -220,6 +220,30 @@ class TestSync(unittest.TestCase):
                                       timeout=T).read()
         self.assertEqual(body, b"OK\n")
 
+    def test_keywords_and_failures(self):
+        with self.assertRaises(TypeError):
+            lws_sync.connect(self.uri, headers={}, additional_headers={})
+        with self.assertRaises(TypeError):
+            lws_sync.connect(self.uri, no_such_option=1)
+        with self.assertRaises(TypeError):
+            lws_sync.serve(sync_echo, "127.0.0.1", 0, no_such_option=1)
+        with self.assertRaises(lightws.InvalidURI):
+            lws_sync.connect("http://127.0.0.1/")
+        with self.assertRaises(ConnectionRefusedError):
+            lws_sync.connect("ws://127.0.0.1:1/")
+        self.assertIsInstance(self.server.port, int)
+        with lws_sync.connect(self.uri, max_size=None) as ws:
+            ws.ping(b"same")
+            with self.assertRaises(lightws.ConcurrencyError):
+                ws.ping(b"same")
+            ws.send(b"x" * (2 ** 20 + 1))       # over the server's 1 MiB default
+            with self.assertRaises(lightws.ConnectionClosedError) as cm:
+                for _ in range(1000):
+                    ws.recv(timeout=T)
+            self.assertEqual(cm.exception.code, 1009)
+            with self.assertRaises(lightws.ConnectionClosed):
+                ws.send("after")
+
     def test_sync_client_against_websockets_server(self):
         loop = asyncio.new_event_loop()
         ready = threading.Event()

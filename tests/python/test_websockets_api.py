@@ -503,6 +503,14 @@ class TestServer(unittest.IsolatedAsyncioTestCase):
             for c in clients:
                 self.assertEqual(await asyncio.wait_for(c.recv(), T), "to all")
                 self.assertEqual(await asyncio.wait_for(c.recv(), T), b"\x00bin")
+            # queued sends of a connection go first, the broadcast after them
+            first = next(c for c in server.connections
+                         if c.remote_address == clients[3].local_address)
+            await first.send("own")
+            lightws.broadcast(server.connections, "after")
+            self.assertEqual(await asyncio.wait_for(clients[3].recv(), T), "own")
+            for c in clients:
+                self.assertEqual(await asyncio.wait_for(c.recv(), T), "after")
             # closed ones are skipped silently, a busy one with a warning
             await clients[0].close()
             busy = next(c for c in server.connections if c.remote_address

@@ -48,12 +48,15 @@ def broadcast(connections: Iterable[Any], message: Data,
     connection of ``connections`` without waiting (asyncio or blocking
     lightws connections). Like websockets: connections that are not open
     are skipped silently, one busy sending another message (a fragmented
-    one included) is skipped with a warning; ``raise_exceptions=True``
+    one included) is skipped with a warning (one whose own send()s still
+    wait in its queue gets the message queued after them, in order);
+    ``raise_exceptions=True``
     raises an ExceptionGroup of the failures instead (ConcurrencyError for
     a busy one, the socket's error...). Unlike websockets, there is no
     unbounded write buffer: a connection whose socket cannot take the
-    frame now is skipped (its send queue is over a quarter of its send
-    buffer) or, when the socket took only part of it, dropped (1006)."""
+    frame now is skipped (the write would block; for a frame over 4 KiB,
+    its send queue is over a quarter of its send buffer) or, when the
+    socket took only part of it, dropped (1006)."""
     if isinstance(message, str):
         op, payload = int(Opcode.TEXT), message.encode("utf-8")
     elif isinstance(message, (bytes, bytearray, memoryview)):
@@ -61,13 +64,33 @@ def broadcast(connections: Iterable[Any], message: Data,
     else:
         raise TypeError("data must be str or bytes-like")
     frame: Optional[bytes] = None
+    flen = 0
+    check_queue = False
     errors: List[BaseException] = []
     sndbuf = 0
     for ws in connections:
-        if ws._fd_closed or ws._c.closing() or ws._c.error():
-            continue                        # not open: skipped silently
-        if (ws._pending is not None or ws._frag_opcode
-                or getattr(ws, "_send_busy", _busy)(ws)):
+        loop = getattr(ws, "_loop", None)
+        if loop is not None:                # asyncio: the Python state says it
+            if ws._fd_closed or ws._ended or ws._closer is not None \
+                    or ws._close_sent is not None:
+                continue                    # not open: skipped silently
+            busy = ws._send_lock.locked() or ws._frag_opcode
+            if not busy and (ws._wq or ws._pending is not None) and ws._wq_ok:
+                # its own sends wait in its queue: the message goes after
+                # them, in order, with the same write
+                ws._wq.append((op, payload))
+                ws._wq_bytes += len(payload)
+                if not ws._wq_armed:
+                    ws._wq_armed = True
+                    loop.call_soon(ws._flush_wq)
+                continue
+        else:
+            if ws._fd_closed or not ws._c.is_open():
+                continue
+            busy = not ws._wlock.acquire(blocking=False)
+            if not busy:
+                ws._wlock.release()
+        if busy or ws._pending is not None or ws._frag_opcode:
             if raise_exceptions:
                 errors.append(ConcurrencyError("sending another message"))
             else:
@@ -79,24 +102,32 @@ def broadcast(connections: Iterable[Any], message: Data,
         if frame is None:
             head = _core.encode_frame_header(_core.Frame(op, len(payload)))
             frame = head + payload
-        fd = ws._fd
-        if not sndbuf:
-            try:
-                sndbuf = ws._sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
-            except (OSError, AttributeError):
-                sndbuf = 1 << 16
-        if _queued(fd) + len(frame) > sndbuf // 4:
-            _skipped(ws, errors, raise_exceptions)
-            continue
+            flen = len(frame)
+            # a small frame is taken whole or not at all but for a socket
+            # with less room than the frame; a large one is written only
+            # well below the send buffer (a partial write drops the
+            # connection)
+            check_queue = flen > 4096
+        if check_queue:
+            if not sndbuf:
+                try:
+                    sndbuf = ws._sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+                except (OSError, AttributeError):
+                    sndbuf = 1 << 16
+            if _queued(ws._fd) + flen > sndbuf // 4:
+                _skipped(ws, errors, raise_exceptions)
+                continue
         try:
             n = ws._c.send_encoded(frame)
         except OSError as e:
             if raise_exceptions:
                 errors.append(e)
             continue
+        if n == flen:
+            continue
         if n < 0:
             _skipped(ws, errors, raise_exceptions)
-        elif n < len(frame):
+        else:
             log.warning("dropped a slow connection: its socket took part of a frame")
             _drop(ws)
             if raise_exceptions:
@@ -106,13 +137,6 @@ def broadcast(connections: Iterable[Any], message: Data,
         if group is None:
             raise errors[0]
         raise group("skipped broadcast", errors)
-
-
-def _busy(ws: Any) -> bool:
-    lock = getattr(ws, "_send_lock", None)
-    if lock is not None and hasattr(lock, "locked"):
-        return bool(lock.locked())
-    return False
 
 
 def _skipped(ws: Any, errors: List[BaseException], raise_exceptions: bool) -> None:

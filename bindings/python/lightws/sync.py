@@ -482,6 +482,14 @@ class Server(_BlockingServer):
 
     _accept = staticmethod(accept)
 
+    @property
+    def port(self) -> int:      # type: ignore[override]
+        """The bound TCP port (the one chosen with port=0)."""
+        name = self._name
+        if not isinstance(name, tuple):
+            raise TypeError("an AF_UNIX server has no port: see address")
+        return int(name[1])
+
 
 _ACCEPT_KW = (frozenset(inspect.signature(accept).parameters)
               | frozenset(inspect.signature(WebSocket.__init__).parameters)
