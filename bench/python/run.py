@@ -4,7 +4,7 @@
 websockets (asyncio) in the same rounds (issue 16):
 
 - many: build/loadgen's 100 x 20 B echo (bench/many's C1: inflight 8,
-  refill 4) against bench/python/aio_echo.py and bench/many/websockets_echo.py,
+  refill 4) and 200 x 16 KiB (C2) against bench/python/aio_echo.py and bench/many/websockets_echo.py,
   through bench/many/run.py's run_one() (server on CPU 0, generator on CPU 1);
 - W1: 1 GiB in 16 KiB binary messages, client and server of the same
   library in two processes (server CPU 0, client CPU 1):
@@ -185,6 +185,7 @@ def main():
     a = ap.parse_args()
     many = load_many()
     case = ("C1", "100 x 20 B", dict(conns=100, size=20, inflight=8, batch=4))
+    case2 = ("C2", "200 x 16 KiB", dict(conns=200, size=16384, inflight=1, batch=1))
 
     class Args:
         idle = None
@@ -194,6 +195,7 @@ def main():
 
     mps = {s["name"]: [] for s in MANY_SERVERS}
     cpu = {s["name"]: [] for s in MANY_SERVERS}
+    mps2 = {s["name"]: [] for s in MANY_SERVERS}
     mbps = {n: [] for n, _ in W1_PROGRAMS}
     for r in range(a.rounds):
         order = MANY_SERVERS[r % 2:] + MANY_SERVERS[:r % 2]
@@ -205,6 +207,10 @@ def main():
             cpu[s["name"]].append(d["msgs_per_server_cpu_s"])
             print("round %d many %s: %.0f msgs/s" % (r + 1, s["name"], d["msgs_per_s"]),
                   file=sys.stderr)
+            d = many.run_one(s, case2, Args)
+            if "error" in d:
+                sys.exit("%s: %s" % (s["name"], d["error"]))
+            mps2[s["name"]].append(d["msgs_per_s"])
         progs = W1_PROGRAMS[r % 2:] + W1_PROGRAMS[:r % 2]
         for name, prog in progs:
             mbps[name].append(w1(prog, a.total))
@@ -232,6 +238,8 @@ def main():
              _f(med(mps["lightws.asyncio"])), _f(med(mps["websockets"])), ratio(mps)),
          "| the same, msgs per server CPU-second | %s | %s | x%.2f | |" % (
              _f(med(cpu["lightws.asyncio"])), _f(med(cpu["websockets"])), ratio(cpu)),
+         "| many-connection echo, 200 x 16 KiB, msgs/s | %s | %s | x%.2f | |" % (
+             _f(med(mps2["lightws.asyncio"])), _f(med(mps2["websockets"])), ratio(mps2)),
          "| W1: 1 GiB in 16 KiB messages, MB/s | %.1f | %.1f | x%.2f | x2 |" % (
              med(mbps["lightws.asyncio"]), med(mbps["websockets"]), ratio(mbps)),
          "", "broadcast() of 20 B to 100 connections, frames written per second of time "

@@ -126,7 +126,7 @@ async def _serve(host: str, port: int, quiet: bool, max_message: int,
     ping_timeout = times.ping_interval if times.ping_timeout is None else times.ping_timeout
     try:
         server = await lwa.serve(_handler(quiet), host, port, backlog=128,
-                                 max_size=max_message,
+                                 max_size=max_message, server_header=None,
                                  open_timeout=_secs(times.handshake_timeout),
                                  idle_timeout=_secs(times.idle_timeout),
                                  ping_interval=_secs(times.ping_interval),
