@@ -44,7 +44,7 @@ __all__ = [
     "PingTimeout", "IdleTimeout", "CloseTimeout", "Deflate", "PerMessageDeflate",
     "Piece", "deflate_available", "Close", "InvalidHandshake", "InvalidStatus",
     "InvalidMessage", "InvalidURI", "SecurityError", "InvalidState", "InvalidOrigin",
-    "WebSocketException", "HeaderList", "broadcast", "State",
+    "WebSocketException", "HeaderList", "broadcast", "State", "ConcurrencyError",
 ]
 
 __version__ = "0.1.0"

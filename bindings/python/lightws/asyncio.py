@@ -41,7 +41,6 @@ import inspect
 import logging
 import os
 import socket
-import sys
 import time
 import uuid
 from typing import (Any, AsyncIterable, AsyncIterator, Awaitable, Callable, Deque, Dict,
@@ -57,7 +56,7 @@ from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_OPEN_TIMEOU
 from ._core import (Chunk, HeaderList, Headers, Piece, Request, Response, State,
                     header_list, make_chunk)
 from .server import _ACCEPT_BACKOFF, _ACCEPT_PAUSE, _ACCEPT_TRANSIENT
-from .errors import (Close, ConcurrencyError, ConnectionClosed, ConnectionClosedError,
+from .errors import (Close, ConcurrencyError, ConnectionClosed,
                      ConnectionClosedOK, HandshakeError, HandshakeTimeout,
                      InvalidHandshake, InvalidOrigin, InvalidStatus, InvalidUsage, Opcode,
                      ProtocolError, WebSocketError, WouldBlock, closed_error)

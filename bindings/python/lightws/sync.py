@@ -32,12 +32,12 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import _compat, _protocols, parse_url
 from . import connect as _connect_blocking
 from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_OPEN_TIMEOUT, DEFAULT_PING_INTERVAL,
-                    DEFAULT_PING_TIMEOUT, DEFAULT_RBUF_SIZE, Data, WebSocket, _choose_subprotocol,
+                    DEFAULT_PING_TIMEOUT, DEFAULT_RBUF_SIZE, WebSocket, _choose_subprotocol,
                     _control_payload)
 from ._core import HeaderList, Request, Response, State, header_list
 from .errors import (Close, ConcurrencyError, ConnectionClosed, HandshakeError,
