@@ -303,75 +303,6 @@ static void finish(struct cat *c)
 }
 
 #ifdef LIGHTWS_TOOLS_TLS
-/* Waits for what `t` (and `s`, NULL during the TLS handshake) wants, until
- * `end`; 0, or HANDSHAKE_TIMEOUT / SYSTEM. */
-static int tls_wait_until(struct cat *c, const struct lightws_stream *s,
-                          uint64_t end)
-{
-  for (;;) {
-    int want = lightws_tls_want(c->tls, s), r;
-    struct pollfd pf = { c->fd, 0, 0 };
-    uint64_t now = lightws_now();
-    if (now >= end) return LIGHTWS_ERR_HANDSHAKE_TIMEOUT;
-    pf.events = (short)((want & LIGHTWS_WANT_READ ? POLLIN : 0) |
-                        (want & LIGHTWS_WANT_WRITE ? POLLOUT : 0));
-    r = poll(&pf, 1, end == LIGHTWS_NO_DEADLINE ? -1 : (int)(end - now));
-    if (r > 0) return 0;
-    if (r < 0 && errno != EINTR) return LIGHTWS_ERR_SYSTEM;
-  }
-}
-
-/* Server side over TLS, on the nonblocking descriptor: the TLS handshake
- * (lightws_tls_handshake steps), then lightws_accept()'s steps over the
- * layer, with permessage-deflate as in plain mode (`mem` NULL: off); both
- * handshakes within the one --timeout. (lightws_tls_accept() does not
- * negotiate permessage-deflate, so the steps are here.) */
-static int tls_accept_steps(struct cat *c, struct ssl_ctx_st *ctx,
-                            uint8_t *rbuf, size_t rsize,
-                            const struct lightws_timeouts *to,
-                            const struct lightws_pmd_config *pmd, uint8_t *mem,
-                            size_t mem_size)
-{
-  struct lightws_header hdrs[LIGHTWS_HANDSHAKE_HEADERS_MAX];
-  struct lightws_request req;
-  uint64_t start = lightws_now();
-  uint64_t end = to->handshake ? start + to->handshake : LIGHTWS_NO_DEADLINE;
-  int r;
-
-  tool_set_nonblock(c->fd, 1);
-  r = lightws_tls_init(c->tls, ctx, c->fd, LIGHTWS_SERVER, NULL);
-  if (r < 0) return r;
-  while ((r = lightws_tls_handshake(c->tls)) == LIGHTWS_ERR_WOULDBLOCK)
-    if ((r = tls_wait_until(c, NULL, end)) < 0) return r;
-  if (r < 0) return r;
-  r = lightws_stream_init(&c->s, LIGHTWS_SERVER, c->fd, rbuf, rsize, 0);
-  if (r < 0) return r;
-  lightws_stream_set_io(&c->s, &c->tls->io);
-  lightws_stream_set_timeouts(&c->s, to, start);
-  memset(&req, 0, sizeof(req));
-  req.headers = hdrs;
-  req.max_headers = LIGHTWS_HANDSHAKE_HEADERS_MAX;
-  while ((r = lightws_server_read_request(&c->s, &req, 0)) ==
-         LIGHTWS_ERR_WOULDBLOCK)
-    if ((r = tls_wait_until(c, &c->s, end)) < 0) return r;
-  if (r < 0) {
-    int status = lightws_http_status(r), e = r;
-    if (status) /* an HTTP error instead of a 101 (§4.2.1) */
-      while (lightws_server_reject(&c->s, status, NULL, 0) ==
-             LIGHTWS_ERR_WOULDBLOCK)
-        if (tls_wait_until(c, &c->s, end) < 0) break;
-    return e;
-  }
-  if (mem && req.extensions) {
-    r = lightws_server_deflate(&c->s, &req, pmd, mem, mem_size);
-    if (r < 0)
-      fprintf(stderr, "%s: permessage-deflate: %s\n", prog, lightws_errname(r));
-  }
-  while ((r = lightws_server_accept(&c->s, NULL, NULL, 0)) ==
-         LIGHTWS_ERR_WOULDBLOCK)
-    if ((r = tls_wait_until(c, &c->s, end)) < 0) return r;
-  return r;
-}
 #endif
 
 int main(int argc, char **argv)
@@ -538,8 +469,10 @@ int main(int argc, char **argv)
 #ifdef LIGHTWS_TOOLS_TLS
       if (ctx) {
         c->tls = &tls;
-        r = tls_accept_steps(c, ctx, rbuf, sizeof(rbuf), &to, &pmd_cfg,
-                             deflate ? pmd_mem : NULL, sizeof(pmd_mem));
+        /* TLS and websocket handshakes within the one --timeout,
+         * permessage-deflate as in plain mode */
+        r = lightws_tls_accept(c->tls, ctx, &c->s, c->fd, rbuf, sizeof(rbuf),
+                               NULL, &sopt);
       } else
 #endif
       r = lightws_accept(&c->s, c->fd, rbuf, sizeof(rbuf), NULL, &sopt);
@@ -585,8 +518,7 @@ int main(int argc, char **argv)
     }
     /* Over TLS nothing decrypted waits inside OpenSSL here: pump_recv
      * read until WOULDBLOCK, which the stream says only once SSL_read
-     * said WANT_READ (lightws_tls_buffered() is SSL_has_pending(), true
-     * for a partial record too: not a reason to skip the poll). */
+     * said WANT_READ (no whole record left: lightws_tls_buffered() 0). */
     r = poll(pf, (nfds_t)nfds, timeout);
     if (r < 0) {
       if (errno == EINTR) continue;

@@ -417,8 +417,8 @@ static void wait_want(struct server *sv, struct conn *c)
    * are left when we get here after a read: the stream says WOULDBLOCK
    * only once SSL_read said WANT_READ (no whole record buffered), and a
    * connection that stops reading earlier (CHUNKS_PER_TURN) is on the
-   * ready list. (lightws_tls_buffered() is SSL_has_pending(), true for a
-   * partial record too: polling on it would spin until the rest came.) */
+   * ready list (lightws_tls_buffered() is 0 then: at most a partial
+   * record is held). */
   if (want & LIGHTWS_WANT_READ) ev |= EPOLLIN;
   if (want & LIGHTWS_WANT_WRITE) ev |= EPOLLOUT;
   if (!ev) ev = EPOLLIN;
