@@ -1178,7 +1178,9 @@ class WebSocket(BaseWebSocket):
             try:
                 return self._read_call(self._c.read_bytes_into, self._step_read_bytes,
                                        buffer)
-            except ConnectionClosed:
+            except ConnectionClosed as e:
+                if isinstance(e, ProtocolError):
+                    raise           # a broken stream is no end of stream
                 return 0
 
     def write(self, data: Any) -> int:

@@ -626,11 +626,8 @@ class WebSocket(BaseWebSocket):
                         msg = self._ahead_message()
                     if msg is None:
                         msg = await self._run(self._step_recv, True)
-        except ConnectionClosed as e:
+        except ConnectionClosed as e:      # ProtocolError included (lightws sent the close)
             raise self._closed(e)
-        except ProtocolError:
-            self._ended = True      # lightws sent the close: sends fail now
-            raise
         finally:
             self._pump_soon()
         if decode is None:
@@ -1036,7 +1033,9 @@ class WebSocket(BaseWebSocket):
                         return n
                 try:
                     return await self._run(lambda: self._step_read_bytes(buffer), True)
-                except ConnectionClosed:
+                except ConnectionClosed as e:
+                    if isinstance(e, ProtocolError):
+                        raise       # a broken stream is no end of stream
                     return 0
         finally:
             self._pump_soon()
@@ -1555,13 +1554,13 @@ class Server:
         self.connections.add(ws)
         try:
             await self._handler(ws)
+        except ProtocolError as e:
+            log.debug("lightws: protocol error: %s", e)
         except ConnectionClosed:
             pass
         except asyncio.CancelledError:
             await ws.close(1001, "server shutting down")
             raise
-        except ProtocolError as e:
-            log.debug("lightws: protocol error: %s", e)
         except Exception:
             ws.logger.error("connection handler failed", exc_info=True)
             await ws.close(1011, "internal error")

@@ -36,7 +36,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any, List, Optional
 
-from . import ConnectionClosed, WebSocket, WebSocketError, connect
+from . import ConnectionClosed, ProtocolError, WebSocket, WebSocketError, connect
 
 if TYPE_CHECKING:
     from . import asyncio as lwa
@@ -101,6 +101,9 @@ def _handler(quiet: bool) -> Any:
         code: Any = None
         try:
             await echo_stream_async(ws)
+        except ProtocolError as e:      # lightws sent the close (a ConnectionClosed too)
+            if not quiet:
+                print(f"{PROG}: {peer} {ws.path}: {e}", file=sys.stderr)
         except ConnectionClosed as e:
             code = e.code
             if e.errname:       # a timeout of ours: PING_TIMEOUT, IDLE_TIMEOUT
@@ -179,6 +182,9 @@ def run_client(url: str, max_message: int = DEFAULT_MAX_MESSAGE,
     with ws:
         try:
             echo_stream(ws)
+        except ProtocolError as e:      # a ConnectionClosed too: the error it is
+            print(f"{PROG}: {e}", file=sys.stderr)
+            return 1
         except ConnectionClosed as e:
             if e.code != 1006:      # the server closed with a close frame
                 return 0

@@ -99,24 +99,6 @@ class InvalidUsage(WebSocketError, ValueError):
         self.errcode = errcode
 
 
-class ProtocolError(WebSocketError):
-    """The peer broke RFC 6455.
-
-    lightws already sent a close frame with ``close_code`` (1002 protocol
-    error, 1007 invalid UTF-8, 1009 too big) and the stream is failed.
-    """
-
-    def __init__(self, message: str, close_code: int, errname: str,
-                 errcode: int = 0) -> None:
-        super().__init__(message)
-        self.close_code = close_code
-        self.errname = errname
-        self.errcode = errcode
-
-    def __str__(self) -> str:
-        return f"{self.args[0]} ({self.errname}, close code {self.close_code})"
-
-
 class Close:
     """A close frame: ``code`` and ``reason`` (python websockets' Close)."""
 
@@ -182,6 +164,27 @@ class ConnectionClosedOK(ConnectionClosed):
 
 class ConnectionClosedError(ConnectionClosed):
     """Closed with an error code, or without a close frame (1006)."""
+
+
+class ProtocolError(ConnectionClosedError):
+    """The peer broke RFC 6455.
+
+    lightws already sent a close frame with ``close_code`` (1002 protocol
+    error, 1007 invalid UTF-8, 1009 too big) and the stream is failed.
+    Also a ConnectionClosedError, as python websockets reports a protocol
+    error of the peer: ``sent`` is our Close(close_code), ``rcvd`` None
+    and ``code`` 1006 (no close frame came from the peer)."""
+
+    def __init__(self, message: str, close_code: int, errname: str,
+                 errcode: int = 0) -> None:
+        super().__init__(1006, "", sent=Close(close_code, message))
+        self.args = (message,)
+        self.close_code = close_code
+        self.errname = errname
+        self.errcode = errcode
+
+    def __str__(self) -> str:
+        return f"{self.args[0]} ({self.errname}, close code {self.close_code})"
 
 
 class _TimedOut(ConnectionClosedError):

@@ -316,10 +316,10 @@ class Server:
         code = 1000
         try:
             self._handler(ws)
-        except ConnectionClosed as e:
-            log.debug("closed by the client: %s", e)     # its close was answered
         except ProtocolError as e:
             log.debug("protocol error: %s", e)   # lightws sent 1002/1007/1009
+        except ConnectionClosed as e:
+            log.debug("closed by the client: %s", e)     # its close was answered
         except Exception as e:
             if isinstance(e, OSError) and _connection_lost(ws):
                 # The connection itself failed (reset, broken pipe): the
