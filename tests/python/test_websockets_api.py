@@ -6,6 +6,7 @@ origins, redirects; broadcast()."""
 
 import asyncio
 import http
+import logging
 import re
 import socket
 import unittest
@@ -152,6 +153,39 @@ class TestOpen(unittest.IsolatedAsyncioTestCase):
             for c in accepted:
                 c.close()
             lsock.close()
+
+
+class TestKeywords(unittest.IsolatedAsyncioTestCase):
+    async def test_timeouts_queue_logger_and_headers_reach_the_connection(self):
+        seen = {}
+        log = logging.getLogger("test.lightws.server")
+
+        async def handler(ws):
+            seen.update(logger=ws.logger, ping=(ws.ping_interval, ws.ping_timeout),
+                        close=ws.close_timeout, limit=ws.read_ahead_limit,
+                        max_size=ws.max_size, wl=ws.write_limit)
+            await echo(ws)
+
+        async with lwa.serve(handler, "127.0.0.1", 0, logger=log, ping_interval=5,
+                             ping_timeout=3, close_timeout=2, max_queue=64, max_size=4096,
+                             write_limit=(1000, 10), compression=None,
+                             server_header="lightws-test") as server:
+            async with lwa.connect(f"ws://127.0.0.1:{server.port}/", logger="test.client",
+                                   ping_interval=None, close_timeout=None, max_queue=None,
+                                   compression=None, user_agent_header="agent/1",
+                                   origin="https://o.example") as ws:
+                self.assertEqual(ws.logger.name, "test.client")
+                self.assertIsNone(ws.ping_interval)
+                self.assertIsNone(ws.close_timeout)
+                self.assertIsNone(ws.compression)
+                self.assertEqual(ws.response.headers["Server"], "lightws-test")
+                self.assertEqual(ws.request.headers["User-Agent"], "agent/1")
+                self.assertEqual(ws.request.headers["Origin"], "https://o.example")
+                await ws.send("x")
+                await asyncio.wait_for(ws.recv(), T)
+        self.assertIs(seen["logger"], log)
+        self.assertEqual((seen["ping"], seen["close"]), ((5, 3), 2))
+        self.assertEqual((seen["limit"], seen["max_size"], seen["wl"]), (64 * 4096, 4096, 1000))
 
 
 class TestMessages(unittest.IsolatedAsyncioTestCase):

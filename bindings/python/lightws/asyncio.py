@@ -629,7 +629,8 @@ class WebSocket(BaseWebSocket):
         except ConnectionClosed as e:      # ProtocolError included (lightws sent the close)
             raise self._closed(e)
         finally:
-            self._pump_soon()
+            if not self._pump_later:
+                self._pump_soon()
         if decode is None:
             return msg
         if decode and msg.__class__ is not str:
@@ -739,7 +740,7 @@ class WebSocket(BaseWebSocket):
             if not self._wq_armed:
                 self._wq_armed = True
                 self._loop.call_soon(self._flush_wq)
-            if self._wq_bytes > self.write_limit:
+            if self._wq_bytes > self._write_limit:
                 try:
                     async with self._send_lock:
                         await self._run(self._step_pending, False)
