@@ -303,3 +303,96 @@ int tool_client_target(const char *prog, const char *url, struct tool_url *u,
 #endif
   return 0;
 }
+
+/* ---- timer heap ------------------------------------------------------- */
+
+void tool_timer_init(struct tool_timer *t)
+{
+  t->key = TOOL_NO_TIMER;
+  t->idx = 0;
+}
+
+static void heap_set(struct tool_heap *h, size_t i, struct tool_timer *t)
+{
+  h->v[i] = t;
+  t->idx = i;
+}
+
+static void heap_up(struct tool_heap *h, size_t i)
+{
+  struct tool_timer *t = h->v[i];
+  while (i > 0) {
+    size_t p = (i - 1) / 2;
+    if (h->v[p]->key <= t->key) break;
+    heap_set(h, i, h->v[p]);
+    i = p;
+  }
+  heap_set(h, i, t);
+}
+
+static void heap_down(struct tool_heap *h, size_t i)
+{
+  struct tool_timer *t = h->v[i];
+  for (;;) {
+    size_t l = 2 * i + 1, m;
+    if (l >= h->len) break;
+    m = l + 1 < h->len && h->v[l + 1]->key < h->v[l]->key ? l + 1 : l;
+    if (h->v[m]->key >= t->key) break;
+    heap_set(h, i, h->v[m]);
+    i = m;
+  }
+  heap_set(h, i, t);
+}
+
+void tool_heap_remove(struct tool_heap *h, struct tool_timer *t)
+{
+  struct tool_timer *last;
+  size_t i = t->idx;
+
+  if (t->key == TOOL_NO_TIMER) return;
+  t->key = TOOL_NO_TIMER;
+  last = h->v[--h->len];
+  if (last == t) return;
+  heap_set(h, i, last);
+  heap_up(h, i);
+  heap_down(h, last->idx);
+}
+
+int tool_heap_place(struct tool_heap *h, struct tool_timer *t, uint64_t key)
+{
+  if (key == TOOL_NO_TIMER) {
+    tool_heap_remove(h, t);
+    return 0;
+  }
+  if (t->key == TOOL_NO_TIMER) {
+    if (h->len == h->cap) {
+      size_t cap = h->cap ? h->cap * 2 : 1024;
+      struct tool_timer **v = realloc(h->v, cap * sizeof(*v));
+      if (!v) return -1;
+      h->v = v;
+      h->cap = cap;
+    }
+    t->key = key;
+    heap_set(h, h->len++, t);
+    heap_up(h, t->idx);
+  } else if (key < t->key) {
+    t->key = key;
+    heap_up(h, t->idx);
+  } else if (key > t->key) {
+    t->key = key;
+    heap_down(h, t->idx);
+  }
+  return 0;
+}
+
+struct tool_timer *tool_heap_top(const struct tool_heap *h)
+{
+  return h->len ? h->v[0] : NULL;
+}
+
+void tool_heap_free(struct tool_heap *h)
+{
+  free(h->v);
+  h->v = NULL;
+  h->len = h->cap = 0;
+}

@@ -4,6 +4,7 @@
 #define LIGHTWS_TOOLS_COMMON_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Built with liblightws-tls (mk/tools.mk defines LIGHTWS_TOOLS_TLS unless
  * TLS=0): wss:// and the --tls-* options work. */
@@ -49,6 +50,40 @@ int tool_tcp_listen(const char *who, const char *host, int port, int *bound);
  * the same port (pass the port the first one bound). */
 int tool_tcp_listen_shared(const char *who, const char *host, int port,
                            int *bound);
+
+/* One timer for all connections of an event loop: a binary min-heap of
+ * the tool_timer each connection embeds, keyed by its next deadline
+ * (lightws_now() ms). After each event a connection's key is compared
+ * with its deadline (no syscall) and moved only when it changed
+ * (O(log n); a busy connection's small moves are O(1) on average); one
+ * without a deadline is not in the heap. epoll_wait sleeps until the top
+ * key. The owner finds its connection from the timer by offsetof. */
+struct tool_timer {
+  uint64_t key; /* TOOL_NO_TIMER: not in the heap */
+  size_t idx;   /* its place in the heap */
+};
+#define TOOL_NO_TIMER UINT64_MAX /* = LIGHTWS_NO_DEADLINE */
+
+struct tool_heap {
+  struct tool_timer **v;
+  size_t len, cap;
+};
+
+/* A timer not in any heap (call before its first place). */
+void tool_timer_init(struct tool_timer *t);
+
+/* Puts `t` in `h` at `key`, or moves it there; TOOL_NO_TIMER takes it
+ * out. Returns 0, or -1 when the heap cannot grow (t is left out). */
+int tool_heap_place(struct tool_heap *h, struct tool_timer *t, uint64_t key);
+
+/* Takes `t` out of `h` (nothing if it is not in). */
+void tool_heap_remove(struct tool_heap *h, struct tool_timer *t);
+
+/* The earliest timer, or NULL when the heap is empty. */
+struct tool_timer *tool_heap_top(const struct tool_heap *h);
+
+/* Frees the heap's array (its timers are the owner's). */
+void tool_heap_free(struct tool_heap *h);
 
 /* Sets O_NONBLOCK; 0 or -1. */
 int tool_set_nonblock(int fd, int on);

@@ -157,8 +157,7 @@ struct conn {
   unsigned close_code;
   unsigned long long msgs, bytes;
   uint64_t drain_until;      /* ST_DRAIN: lightws_now() deadline */
-  uint64_t key;              /* heap key (ms), LIGHTWS_NO_DEADLINE if not in it */
-  size_t hidx;               /* index in the timer heap */
+  struct tool_timer timer;   /* in the server's heap while it has a deadline */
   struct conn *prev, *next;  /* ready list */
   int listed;                /* 0 none, 1 ready */
   int dead;                  /* freed at the end of the loop turn */
@@ -195,8 +194,7 @@ struct server {
    * wake-up) only reschedules, so an idle connection with keepalive costs
    * one wake-up per ping interval (its pong moves the key to the next
    * ping before the ping timeout is reached). */
-  struct conn **heap;
-  size_t hlen, hcap;
+  struct tool_heap heap;
   unsigned long nconns;
   unsigned long wakeups, ticks;   /* timer statistics (logged at exit) */
   int paused;                /* listener off: out of descriptors */
@@ -251,83 +249,11 @@ static const char *conn_errname(const struct conn *c, int err)
   return lightws_errname(err);
 }
 
-/* ---- timer heap ---- */
+/* ---- timer heap (tools/common.h) ---- */
 
-static void heap_set(struct server *sv, size_t i, struct conn *c)
+static struct conn *timer_conn(struct tool_timer *t)
 {
-  sv->heap[i] = c;
-  c->hidx = i;
-}
-
-static void heap_up(struct server *sv, size_t i)
-{
-  struct conn *c = sv->heap[i];
-  while (i > 0) {
-    size_t p = (i - 1) / 2;
-    if (sv->heap[p]->key <= c->key) break;
-    heap_set(sv, i, sv->heap[p]);
-    i = p;
-  }
-  heap_set(sv, i, c);
-}
-
-static void heap_down(struct server *sv, size_t i)
-{
-  struct conn *c = sv->heap[i];
-  for (;;) {
-    size_t l = 2 * i + 1, m;
-    if (l >= sv->hlen) break;
-    m = l + 1 < sv->hlen && sv->heap[l + 1]->key < sv->heap[l]->key ? l + 1 : l;
-    if (sv->heap[m]->key >= c->key) break;
-    heap_set(sv, i, sv->heap[m]);
-    i = m;
-  }
-  heap_set(sv, i, c);
-}
-
-static void heap_remove(struct server *sv, struct conn *c)
-{
-  size_t i = c->hidx;
-  struct conn *last;
-
-  if (c->key == LIGHTWS_NO_DEADLINE) return;
-  c->key = LIGHTWS_NO_DEADLINE;
-  last = sv->heap[--sv->hlen];
-  if (last == c) return;
-  heap_set(sv, i, last);
-  heap_up(sv, i);
-  heap_down(sv, last->hidx);
-}
-
-/* Puts `c` in the heap at `key` (or moves it there); NO_DEADLINE removes.
- * Returns -1 when the heap cannot grow (the caller drops the conn). */
-static int heap_place(struct server *sv, struct conn *c, uint64_t key)
-{
-  if (key == LIGHTWS_NO_DEADLINE) {
-    heap_remove(sv, c);
-    return 0;
-  }
-  if (c->key == LIGHTWS_NO_DEADLINE) {
-    if (sv->hlen == sv->hcap) {
-      size_t cap = sv->hcap ? sv->hcap * 2 : 1024;
-      struct conn **h = realloc(sv->heap, cap * sizeof(*h));
-      if (!h) return -1;
-      sv->heap = h;
-      sv->hcap = cap;
-    }
-    c->key = key;
-    heap_set(sv, sv->hlen++, c);
-    heap_up(sv, c->hidx);
-    return 0;
-  }
-  if (key < c->key) {
-    c->key = key;
-    heap_up(sv, c->hidx);
-  } else if (key > c->key) {
-    c->key = key;
-    heap_down(sv, c->hidx);
-  }
-  return 0;
+  return (struct conn *)(void *)((char *)t - offsetof(struct conn, timer));
 }
 
 /* When `c` next needs a tick: the stream's deadline, or in ST_DRAIN the
@@ -354,8 +280,8 @@ static void conn_schedule(struct server *sv, struct conn *c, uint64_t floor)
   uint64_t d = conn_deadline(c);
 
   if (d < floor) d = floor;
-  if (d == c->key) return;
-  if (heap_place(sv, c, d) < 0) {
+  if (d == c->timer.key) return;
+  if (tool_heap_place(&sv->heap, &c->timer, d) < 0) {
     fprintf(stderr, "%s: out of memory (timer heap)\n", prog);
     conn_free(sv, c);
   }
@@ -462,7 +388,7 @@ static void conn_free(struct server *sv, struct conn *c)
   }
 #endif
   list_del(sv, c);
-  heap_remove(sv, c);
+  tool_heap_remove(&sv->heap, &c->timer);
   epoll_ctl(sv->ep, EPOLL_CTL_DEL, c->fd, NULL);
   close(c->fd);
   sv->nconns--;
@@ -944,9 +870,10 @@ static void conn_timer(struct server *sv, struct conn *c, uint64_t now)
 static void run_timers(struct server *sv)
 {
   uint64_t now = lightws_now();
+  struct tool_timer *top;
 
-  while (sv->hlen && sv->heap[0]->key <= now) {
-    struct conn *c = sv->heap[0];
+  while ((top = tool_heap_top(&sv->heap)) && top->key <= now) {
+    struct conn *c = timer_conn(top);
     conn_timer(sv, c, now);
   }
 }
@@ -1031,7 +958,7 @@ static void accept_all(struct server *sv)
     sv->nconns++;
     sv->accepted++;
     c->state = ST_HS_READ;
-    c->key = LIGHTWS_NO_DEADLINE;
+    tool_timer_init(&c->timer);
 #ifdef LIGHTWS_TOOLS_TLS
     if (c->tls) {
       /* One --handshake-timeout for both handshakes: the TLS one has its
@@ -1196,8 +1123,8 @@ static int run_server(int lfd, int quiet, int stats, int workers,
     /* The one timer: sleep until the earliest deadline. */
     if (sv.ready) {
       timeout = 0;
-    } else if (sv.hlen) {
-      uint64_t now = lightws_now(), top = sv.heap[0]->key;
+    } else if (tool_heap_top(&sv.heap)) {
+      uint64_t now = lightws_now(), top = tool_heap_top(&sv.heap)->key;
       timeout = top <= now ? 0 : top - now > 1000000 ? 1000000 : (int)(top - now);
     }
     if (sv.paused && (timeout < 0 || timeout > 500)) timeout = 500;
@@ -1246,9 +1173,9 @@ static int run_server(int lfd, int quiet, int stats, int workers,
   /* Connections with a deadline are in the heap: free them (and it) so a
    * leak checker sees a clean exit. */
   sv.quiet = 1;
-  while (sv.hlen) conn_free(&sv, sv.heap[0]);
+  while (tool_heap_top(&sv.heap)) conn_free(&sv, timer_conn(tool_heap_top(&sv.heap)));
   free_dead(&sv);
-  free(sv.heap);
+  tool_heap_free(&sv.heap);
   free(sv.sbuf);
   close(sv.lfd);
   close(sv.ep);

@@ -124,8 +124,7 @@ struct tun {
   uint64_t t_start, t_data, until;
   int reject_status;
   uint16_t px_len, px_done;  /* T_PROXY: request length / bytes sent or read */
-  uint64_t key;              /* timer heap key, LIGHTWS_NO_DEADLINE: not in it */
-  size_t hidx;               /* index in the heap */
+  struct tool_timer timer;   /* in the heap while it has a deadline */
   struct tun *prev, *next;   /* all tunnels */
   struct tun *rnext;         /* ready list */
   struct tun *dnext;         /* dead list */
@@ -149,9 +148,7 @@ static unsigned long ntuns;
  * the idle deadline). After every event the key is compared with the
  * deadline (no syscall) and moved only when it changed; epoll_wait sleeps
  * until the top key. */
-static struct tun **heap;
-static size_t hlen, hcap;
-static void heap_remove(struct tun *t);
+static struct tool_heap heap;      /* tools/common.h */
 static struct lightws_timeouts stream_to;
 static uint8_t scratch[16384];       /* bytes read only to be discarded */
 #ifdef LIGHTWS_TOOLS_TLS
@@ -288,7 +285,7 @@ static void tun_free(struct tun *t)
   buf_put(t->up);
   buf_put(t->down);
   t->up = t->down = NULL;
-  heap_remove(t);
+  tool_heap_remove(&heap, &t->timer);
   if (t->prev) t->prev->next = t->next;
   else all = t->next;
   if (t->next) t->next->prev = t->prev;
@@ -1095,78 +1092,9 @@ static void ready_add(struct tun *t)
   ready = t;
 }
 
-static void heap_set(size_t i, struct tun *t)
+static struct tun *timer_tun(struct tool_timer *t)
 {
-  heap[i] = t;
-  t->hidx = i;
-}
-
-static void heap_up(size_t i)
-{
-  struct tun *t = heap[i];
-  while (i > 0) {
-    size_t p = (i - 1) / 2;
-    if (heap[p]->key <= t->key) break;
-    heap_set(i, heap[p]);
-    i = p;
-  }
-  heap_set(i, t);
-}
-
-static void heap_down(size_t i)
-{
-  struct tun *t = heap[i];
-  for (;;) {
-    size_t l = 2 * i + 1, m;
-    if (l >= hlen) break;
-    m = l + 1 < hlen && heap[l + 1]->key < heap[l]->key ? l + 1 : l;
-    if (heap[m]->key >= t->key) break;
-    heap_set(i, heap[m]);
-    i = m;
-  }
-  heap_set(i, t);
-}
-
-static void heap_remove(struct tun *t)
-{
-  size_t i = t->hidx;
-  struct tun *last;
-  if (t->key == LIGHTWS_NO_DEADLINE) return;
-  t->key = LIGHTWS_NO_DEADLINE;
-  last = heap[--hlen];
-  if (last == t) return;
-  heap_set(i, last);
-  heap_up(i);
-  heap_down(last->hidx);
-}
-
-/* Puts `t` in the heap at `key`, or moves it there. Returns -1 when the
- * heap cannot grow. */
-static int heap_place(struct tun *t, uint64_t key)
-{
-  if (key == LIGHTWS_NO_DEADLINE) {
-    heap_remove(t);
-    return 0;
-  }
-  if (t->key == LIGHTWS_NO_DEADLINE) {
-    if (hlen == hcap) {
-      size_t cap = hcap ? hcap * 2 : 1024;
-      struct tun **h = realloc(heap, cap * sizeof(*h));
-      if (!h) return -1;
-      heap = h;
-      hcap = cap;
-    }
-    t->key = key;
-    heap_set(hlen++, t);
-    heap_up(t->hidx);
-  } else if (key < t->key) {
-    t->key = key;
-    heap_up(t->hidx);
-  } else if (key > t->key) {
-    t->key = key;
-    heap_down(t->hidx);
-  }
-  return 0;
+  return (struct tun *)(void *)((char *)t - offsetof(struct tun, timer));
 }
 
 static uint64_t tun_deadline(const struct tun *t)
@@ -1192,7 +1120,7 @@ static void note_deadline(struct tun *t, uint64_t floor)
   if (t->dead) return;
   d = tun_deadline(t);
   if (d < floor) d = floor;
-  if (d != t->key && heap_place(t, d) < 0) {
+  if (d != t->timer.key && tool_heap_place(&heap, &t->timer, d) < 0) {
     set_why(t, "out of memory (timer heap)");
     tun_abort(t, LIGHTWS_CLOSE_INTERNAL_ERROR, 0);
   }
@@ -1278,9 +1206,10 @@ static void tun_timer(struct tun *t, uint64_t now)
 static void run_timers(void)
 {
   uint64_t now = lightws_now();
+  struct tool_timer *top;
 
-  while (hlen && heap[0]->key <= now) {
-    struct tun *t = heap[0];
+  while ((top = tool_heap_top(&heap)) && top->key <= now) {
+    struct tun *t = timer_tun(top);
     tun_timer(t, now);
     note_deadline(t, now + 1); /* never spin on a deadline that stays due */
   }
@@ -1293,7 +1222,7 @@ static struct tun *tun_new(int fd)
   t->wfd = t->tfd = -1;
   t->t_start = lightws_now();
   t->until = cfg.handshake_ms ? t->t_start + cfg.handshake_ms : LIGHTWS_NO_DEADLINE;
-  t->key = LIGHTWS_NO_DEADLINE;
+  tool_timer_init(&t->timer);
   tool_peer_name(fd, t->peer, sizeof(t->peer));
   t->next = all;
   if (all) all->prev = t;
@@ -1466,8 +1395,8 @@ static int run_loop(void)
     int i, n, timeout = -1;
     if (ready) {
       timeout = 0;
-    } else if (hlen) {
-      uint64_t now = lightws_now(), top = heap[0]->key;
+    } else if (tool_heap_top(&heap)) {
+      uint64_t now = lightws_now(), top = tool_heap_top(&heap)->key;
       timeout = top <= now ? 0 : top - now > 1000000 ? 1000000 : (int)(top - now);
     }
     if (listen_paused_until && (timeout < 0 || timeout > LISTEN_PAUSE_MS))
@@ -1521,7 +1450,7 @@ static int run_loop(void)
     tun_free(all);
   }
   free_dead();
-  free(heap);
+  tool_heap_free(&heap);
   while (buf_free_list) {
     struct buf *b = buf_free_list;
     buf_free_list = b->next;
