@@ -422,6 +422,14 @@ class TestProcessRequest(unittest.IsolatedAsyncioTestCase):
             async with lwa.connect(f"ws://127.0.0.1:{server.port}/",
                                    subprotocols=["a", "b"]) as ws:
                 self.assertEqual(ws.subprotocol, "b")
+        def broken(conn, subprotocols):
+            raise RuntimeError("bug")
+
+        async with lwa.serve(echo, "127.0.0.1", 0, select_subprotocol=broken) as server:
+            with self.assertLogs("websockets.server", "ERROR"):
+                with self.assertRaises(lightws.InvalidStatus) as cm:
+                    await lwa.connect(f"ws://127.0.0.1:{server.port}/", subprotocols=["a"])
+            self.assertEqual(cm.exception.status, 500)
         async with lwa.serve(echo, "127.0.0.1", 0,
                              select_subprotocol=lambda req: req.protocols[-1]) as server:
             async with lwa.connect(f"ws://127.0.0.1:{server.port}/",

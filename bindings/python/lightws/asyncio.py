@@ -533,7 +533,10 @@ class WebSocket(BaseWebSocket):
                 await self._reject(resp)
                 raise _Rejected(resp)
         select = _compat.select_adapter(select_subprotocol, self)
-        chosen = _choose_subprotocol(self.request, protocols, select)
+        if select is not None:
+            chosen = await self._call_hook(_choose_subprotocol, self.request, protocols, select)
+        else:
+            chosen = _choose_subprotocol(self.request, protocols, None)
         if self._pmd_cfg is not None:
             self._agreed(self._c.server_deflate(self._pmd_cfg))
         hook = h.get("process_response")
@@ -1547,6 +1550,10 @@ class Server:
         except (OSError, WebSocketError) as e:
             log.debug("lightws: handshake failed: %r", e)
             conn.close()            # accept() closed it, unless it failed first
+            return
+        except Exception as e:      # a hook's error: answered 500 and logged
+            log.debug("lightws: handshake failed: %r", e)
+            conn.close()
             return
         except BaseException:
             conn.close()

@@ -362,8 +362,9 @@ class ServerConnection(_Connection):
             if resp is not None:
                 self._reject(resp)
                 raise InvalidHandshake(f"rejected with HTTP {resp.status_code}")
-        chosen = _choose_subprotocol(self.request, protocols,
-                                     _compat.select_adapter(select_subprotocol, self))
+        select = _compat.select_adapter(select_subprotocol, self)
+        chosen = (self._hook(_choose_subprotocol, self.request, protocols, select)
+                  if select is not None else _choose_subprotocol(self.request, protocols, None))
         if self._pmd_cfg is not None:
             self._agreed(self._c.server_deflate(self._pmd_cfg))
         ext = str(self.extensions[0]) if self.extensions else None
