@@ -823,6 +823,12 @@ class WebSocket(BaseWebSocket):
         self._write_limit = int(value)
         self._wq_ok = self._write_limit > 0 and not self._deflate and self._tls is None
 
+    @property
+    def pending(self) -> bool:
+        """True while something send() accepted is not fully written: the
+        send queue included (flush() writes it)."""
+        return bool(self._wq) or BaseWebSocket.pending.fget(self)  # type: ignore[attr-defined]
+
     def _agreed(self, params: Any) -> None:
         BaseWebSocket._agreed(self, params)
         self.write_limit = self._write_limit       # compressed: no queue
