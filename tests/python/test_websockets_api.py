@@ -327,6 +327,36 @@ class TestClose(unittest.IsolatedAsyncioTestCase):
                     await ws.recv()
                 self.assertEqual(cm.exception.sent, lightws.Close(4000, "mine"))
 
+    async def test_protocol_errors_are_connection_closed_errors(self):
+        async with lwa.serve(echo, "127.0.0.1", 0) as server:
+            async with lwa.connect(f"ws://127.0.0.1:{server.port}/", max_size=10) as ws:
+                await ws.send("x" * 100)            # the echo is over our max_size
+                with self.assertRaises(lightws.PayloadTooBig) as cm:
+                    await asyncio.wait_for(ws.recv(), T)
+                e = cm.exception
+                self.assertIsInstance(e, lightws.ConnectionClosedError)
+                self.assertEqual((e.close_code, e.sent.code, e.rcvd, e.code),
+                                 (1009, 1009, None, 1006))
+                with self.assertRaises(lightws.ConnectionClosed):
+                    await ws.send("after")
+
+    async def test_finer_handshake_errors(self):
+        async def answer(reader, writer):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n")
+            await writer.drain()
+            writer.close()
+
+        srv = await asyncio.start_server(answer, "127.0.0.1", 0)
+        try:
+            port = srv.sockets[0].getsockname()[1]
+            with self.assertRaises(lightws.InvalidUpgrade) as cm:
+                await lwa.connect(f"ws://127.0.0.1:{port}/")
+            self.assertIsInstance(cm.exception, lightws.InvalidHandshake)
+        finally:
+            srv.close()
+            await srv.wait_closed()
+
     async def send_until_closed(self, ws):
         await ws.send(b"x" * 65536)
         for _ in range(1000):

@@ -31,7 +31,8 @@ from .errors import (WANT_READ, WANT_WRITE, CloseCode, CloseTimeout,
                      Opcode, PingTimeout, ProtocolError, WebSocketError,
                      WouldBlock, Close, InvalidHandshake, InvalidStatus, InvalidMessage,
                      InvalidURI, SecurityError, InvalidState, InvalidOrigin,
-                     WebSocketException, ConcurrencyError)
+                     WebSocketException, ConcurrencyError, InvalidUpgrade, InvalidHeader,
+                     NegotiationError, PayloadTooBig)
 
 __all__ = [
     "connect", "accept", "serve", "Server", "parse_url", "codec", "WebSocket",
@@ -45,6 +46,7 @@ __all__ = [
     "Piece", "deflate_available", "Close", "InvalidHandshake", "InvalidStatus",
     "InvalidMessage", "InvalidURI", "SecurityError", "InvalidState", "InvalidOrigin",
     "WebSocketException", "HeaderList", "broadcast", "State", "ConcurrencyError",
+    "InvalidUpgrade", "InvalidHeader", "NegotiationError", "PayloadTooBig",
 ]
 
 __version__ = "0.1.0"

@@ -18,8 +18,9 @@ from typing import (Any, Callable, Iterable, Iterator, List, Mapping, NamedTuple
 
 from ._lightws import ffi, lib
 from .errors import (WANT_READ, WANT_WRITE, CloseTimeout, ConnectionClosedError,
-                     HandshakeError, HandshakeTimeout, IdleTimeout, InvalidMessage,
-                     InvalidStatus, InvalidUsage, PingTimeout, ProtocolError,
+                     HandshakeError, HandshakeTimeout, IdleTimeout, InvalidHeader,
+                     InvalidMessage, InvalidStatus, InvalidUpgrade, InvalidUsage,
+                     NegotiationError, PayloadTooBig, PingTimeout, ProtocolError,
                      WebSocketError, WouldBlock, closed_error)
 
 #: extra handshake headers: a mapping, an iterable of (name, value) pairs,
@@ -134,9 +135,13 @@ def error_for(rc: int, sys_errno: int = 0, status: int = 0) -> BaseException:
         return timed_out(_TIMEOUT_REASONS.get(rc, msg))
     code = lib.lightws_close_code(rc)
     if code:
-        return ProtocolError(msg, code, name, rc)
+        cls = PayloadTooBig if name in ("FRAME_TOO_BIG", "MESSAGE_TOO_BIG") else ProtocolError
+        return cls(msg, code, name, rc)
     if rc in (lib.LIGHTWS_ERR_HTTP_MALFORMED, lib.LIGHTWS_ERR_HTTP_VERSION):
         return InvalidMessage(msg, name, rc, status or lib.lightws_http_status(rc))
+    kind = _HANDSHAKE_KINDS.get(name)
+    if kind is not None:
+        return kind(msg, name, rc, status or lib.lightws_http_status(rc))
     if -99 <= rc <= -60 or lib.lightws_http_status(rc):     # BUFFER_TOO_SMALL: 431
         return HandshakeError(msg, name, rc, status or lib.lightws_http_status(rc))
     if rc in (lib.LIGHTWS_ERR_INVALID, lib.LIGHTWS_ERR_NOSPACE, ERR_BUSY,
@@ -145,6 +150,14 @@ def error_for(rc: int, sys_errno: int = 0, status: int = 0) -> BaseException:
     err = WebSocketError(msg)
     err.errname, err.errcode = name, rc
     return err
+
+
+#: websockets' finer handshake error classes, by C error name
+_HANDSHAKE_KINDS = {"NO_UPGRADE": InvalidUpgrade, "NO_CONNECTION": InvalidUpgrade,
+                    "BAD_KEY": InvalidHeader, "BAD_VERSION": InvalidHeader,
+                    "NO_HOST": InvalidHeader, "BAD_ACCEPT": InvalidHeader,
+                    "BAD_PROTOCOL": NegotiationError, "BAD_EXTENSION": NegotiationError,
+                    "BAD_EXTENSION_PARAMS": NegotiationError}
 
 
 def _s(ptr, n: int) -> str:

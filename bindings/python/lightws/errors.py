@@ -21,7 +21,8 @@ __all__ = [
     "HandshakeTimeout", "PingTimeout", "IdleTimeout", "CloseTimeout",
     "Close", "InvalidHandshake", "InvalidStatus", "InvalidMessage", "InvalidURI",
     "SecurityError", "InvalidState", "InvalidOrigin", "WebSocketException",
-    "ConcurrencyError",
+    "ConcurrencyError", "InvalidUpgrade", "InvalidHeader", "NegotiationError",
+    "PayloadTooBig",
 ]
 
 WANT_READ = 1   #: WouldBlock.want bit: wait until the socket is readable
@@ -187,6 +188,11 @@ class ProtocolError(ConnectionClosedError):
         return f"{self.args[0]} ({self.errname}, close code {self.close_code})"
 
 
+class PayloadTooBig(ProtocolError):
+    """A frame or message over ``max_size`` (FRAME_TOO_BIG,
+    MESSAGE_TOO_BIG): lightws sent close 1009. python websockets' name."""
+
+
 class _TimedOut(ConnectionClosedError):
     """Base of the timeouts of an open connection (C: lightws_stream_tick):
     lightws ended the connection itself. ``code`` and ``close_code`` are
@@ -291,6 +297,22 @@ class SecurityError(HandshakeError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class InvalidUpgrade(HandshakeError):
+    """The Upgrade or Connection header is missing or wrong (NO_UPGRADE,
+    NO_CONNECTION), as python websockets' InvalidUpgrade."""
+
+
+class InvalidHeader(HandshakeError):
+    """A handshake header is missing or wrong (BAD_KEY, BAD_VERSION,
+    NO_HOST, BAD_ACCEPT), as python websockets' InvalidHeader."""
+
+
+class NegotiationError(HandshakeError):
+    """The subprotocol or extension the server chose was not offered or
+    is not acceptable (BAD_PROTOCOL, BAD_EXTENSION, BAD_EXTENSION_PARAMS),
+    as python websockets' NegotiationError."""
 
 
 class InvalidOrigin(HandshakeError):
