@@ -163,7 +163,7 @@ class TestKeywords(unittest.IsolatedAsyncioTestCase):
         async def handler(ws):
             seen.update(logger=ws.logger, ping=(ws.ping_interval, ws.ping_timeout),
                         close=ws.close_timeout, limit=ws.read_ahead_limit,
-                        max_size=ws.max_size, wl=ws.write_limit)
+                        max_size=ws.max_size, wl=ws.write_limit, queue=ws.max_queue)
             await echo(ws)
 
         async with lwa.serve(handler, "127.0.0.1", 0, logger=log, ping_interval=5,
@@ -184,6 +184,7 @@ class TestKeywords(unittest.IsolatedAsyncioTestCase):
                 await ws.send("x")
                 await asyncio.wait_for(ws.recv(), T)
         self.assertIs(seen["logger"], log)
+        self.assertEqual(seen["queue"], 64)
         self.assertEqual((seen["ping"], seen["close"]), ((5, 3), 2))
         self.assertEqual((seen["limit"], seen["max_size"], seen["wl"]), (64 * 4096, 4096, 1000))
 

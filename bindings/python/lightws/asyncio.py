@@ -146,6 +146,10 @@ class WebSocket(BaseWebSocket):
         # while no read call ran, in order; the read calls take them first
         self._ahead: Deque[Tuple[bytes, int, bool, bool, bool]] = collections.deque()
         self._ahead_bytes = 0
+        self._ahead_msgs = 0            # whole messages among them
+        #: read ahead at most this many whole messages (websockets'
+        #: max_queue; None: no count, only read_ahead_limit's bytes)
+        self.max_queue: Optional[int] = None
         #: read ahead at most this many bytes (then TCP back-pressures the peer)
         self.read_ahead_limit: int = kw.get("rbuf_size", DEFAULT_RBUF_SIZE)
         self._pump_ok = False           # open, and reading ahead allowed
@@ -345,7 +349,8 @@ class WebSocket(BaseWebSocket):
         if not self._pump_ok or self._fd_closed or self._recv_lock.locked():
             return
         c, q = self._c, self._ahead
-        while self._ahead_bytes < self.read_ahead_limit:
+        mq = self.max_queue
+        while self._ahead_bytes < self.read_ahead_limit and (mq is None or self._ahead_msgs < mq):
             try:
                 chunk = c.recv_chunk()
             except WouldBlock as e:
@@ -376,6 +381,8 @@ class WebSocket(BaseWebSocket):
                 continue            # direct mode: a call without progress
             q.append(chunk)
             self._ahead_bytes += len(chunk[0]) + _AHEAD_ENTRY
+            if chunk[3]:
+                self._ahead_msgs += 1
         # Full: nothing more is read until a read call takes some, so the
         # socket's buffers fill and TCP holds the peer back.
 
@@ -401,7 +408,8 @@ class WebSocket(BaseWebSocket):
 
     def _take(self, n: int) -> None:
         """Drops the first read-ahead chunk (``n``: its length)."""
-        self._ahead.popleft()
+        if self._ahead.popleft()[3]:
+            self._ahead_msgs -= 1
         self._ahead_bytes -= n + _AHEAD_ENTRY
 
     def _ahead_message(self) -> Optional[Union[str, bytes]]:
@@ -1008,6 +1016,8 @@ class WebSocket(BaseWebSocket):
             if chunk[0] or chunk[2]:
                 self._ahead.append(chunk)
                 self._ahead_bytes += len(chunk[0]) + _AHEAD_ENTRY
+                if chunk[3]:
+                    self._ahead_msgs += 1
 
     async def pong(self, data: Union[bytes, str] = b"") -> None:
         payload = _control_payload(data)
@@ -1295,12 +1305,15 @@ async def _open_client(target: Any, *, cls: Any = None, host: Optional[str] = No
 
 
 def _apply_max_queue(ws: WebSocket, max_queue: Optional[int]) -> None:
-    """websockets' max_queue counts messages; lightws bounds its read-ahead
-    in bytes: at least the receive buffer, and max_queue messages of 4 KiB
-    when that is more (None: no bound but max_size)."""
-    if max_queue is None:
-        ws.read_ahead_limit = max(ws.read_ahead_limit, ws.max_size)
-    elif max_queue > 0:
+    """websockets' max_queue: the read-ahead stops at that many whole
+    messages; its bytes stay bounded too (read_ahead_limit: the receive
+    buffer's size, or max_queue x 4 KiB when more). None: no count, and
+    up to max_size bytes."""
+    if max_queue is None or max_queue <= 0:
+        ws.max_queue = None
+        ws.read_ahead_limit = max(ws.read_ahead_limit, min(ws.max_size, 1 << 30))
+    else:
+        ws.max_queue = max_queue
         ws.read_ahead_limit = max(ws.read_ahead_limit, max_queue * 4096)
 
 
