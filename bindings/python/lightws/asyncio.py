@@ -742,7 +742,8 @@ class WebSocket(BaseWebSocket):
             if self._wq_error is not None:
                 raise self._closed(self._wq_error) from None
             if self._ended or self._closer is not None or self._close_sent is not None:
-                raise self._closed(ConnectionClosed(self._c.close_code() or 1006, ""))
+                code = self._c.close_code() or 1006
+                raise self._closed(closed_error(code, self._c.close_reason() if code != 1006 else ""))
             if cls is str:
                 self._wq.append((_TEXT, data.encode("utf-8")))  # type: ignore[union-attr]
             else:
