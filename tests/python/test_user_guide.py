@@ -244,6 +244,24 @@ class TestSync(unittest.TestCase):
             with self.assertRaises(lightws.ConnectionClosed):
                 ws.send("after")
 
+    def test_origins_and_process_response(self):
+        def stamp(connection, request, response):
+            response.headers["X-Stamp"] = "1"
+
+        with lws_sync.serve(sync_echo, "127.0.0.1", 0, origins=["https://ok.example"],
+                            process_response=stamp, server_header=None) as server:
+            t = threading.Thread(target=server.serve_forever, daemon=True)
+            t.start()
+            uri = f"ws://127.0.0.1:{server.port}/"
+            with self.assertRaises(lightws.InvalidStatus) as cm:
+                lws_sync.connect(uri, origin="https://evil.example")
+            self.assertEqual(cm.exception.status, 403)
+            with lws_sync.connect(uri, origin="https://ok.example") as ws:
+                self.assertEqual(ws.response.headers["X-Stamp"], "1")
+                self.assertNotIn("Server", ws.response.headers)
+            server.shutdown()
+        t.join(T)
+
     def test_sync_client_against_websockets_server(self):
         loop = asyncio.new_event_loop()
         ready = threading.Event()

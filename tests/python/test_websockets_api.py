@@ -7,6 +7,7 @@ origins, redirects; broadcast()."""
 import asyncio
 import http
 import logging
+import os
 import re
 import socket
 import unittest
@@ -466,6 +467,25 @@ class TestProcessRequest(unittest.IsolatedAsyncioTestCase):
             async with lwa.connect(f"ws://127.0.0.1:{server.port}/",
                                    subprotocols=["a", "b"]) as ws:
                 self.assertEqual(ws.subprotocol, "b")
+
+
+class TestOverTLS(unittest.IsolatedAsyncioTestCase):
+    async def test_wss_hooks_and_rejection(self):
+        import ssl
+        tls = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tls")
+        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        sctx.load_cert_chain(os.path.join(tls, "cert.pem"), os.path.join(tls, "key.pem"))
+        cctx = ssl.create_default_context(cafile=os.path.join(tls, "cert.pem"))
+        async with lwa.serve(echo, "127.0.0.1", 0, ssl=sctx, process_request=auth) as server:
+            uri = f"wss://127.0.0.1:{server.port}/"
+            with self.assertRaises(lightws.InvalidStatus) as cm:
+                await lwa.connect(uri, ssl=cctx)
+            self.assertEqual(cm.exception.status, 401)
+            async with lwa.connect(uri, ssl=cctx,
+                                   additional_headers={"Authorization": "Bearer secret"}) as ws:
+                await ws.send(["over ", "tls"])
+                self.assertEqual(await asyncio.wait_for(ws.recv(), T), "over tls")
+                self.assertGreater(await asyncio.wait_for(await ws.ping(), T), 0)
 
 
 def redirects(conn, request):
