@@ -483,6 +483,9 @@ class Server(_BlockingServer):
 
     _accept = staticmethod(accept)
 
+    def __enter__(self) -> "Server":
+        return self
+
     @property
     def port(self) -> int:      # type: ignore[override]
         """The bound TCP port (the one chosen with port=0)."""
