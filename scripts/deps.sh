@@ -6,7 +6,7 @@ set -eu
 PKGS="check pkg-config valgrind clang libclang-rt-14-dev zlib1g-dev libssl-dev openssl
 lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-busted lua-socket
 nginx-light libnginx-mod-http-lua
-python3 python3-cffi python3-pytest python3-websockets python3-venv python3-dev python3-wheel-whl python3-setuptools
+python3 python3-cffi python3-pytest python3-websockets python3-venv python3-dev python3-wheel-whl python3-setuptools python3-mypy
 libwslay-dev libwebsockets-dev nodejs npm chromium luarocks"
 
 missing=""
