@@ -12,9 +12,11 @@ from __future__ import annotations
 import email.utils
 import http
 import inspect
+import logging
 import random
 import re
 import sys
+import uuid
 from typing import (Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple,
                     Union)
 from urllib.parse import urljoin, urlsplit
@@ -37,6 +39,25 @@ BACKOFF_FACTOR = 1.618
 RETRY_STATUSES = (500, 502, 503, 504)
 
 _PY = f"Python/{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def adopt_identity(conn: Any, client: bool, logger: Any, sock: Any) -> None:
+    """websockets' per-connection names on `conn`: ``id`` (a uuid4 naming
+    it in logs), ``logger`` ("websockets.client"/"websockets.server" by
+    default, a name or a Logger), ``remote_address`` and
+    ``local_address`` (None when the socket cannot tell)."""
+    conn.id = uuid.uuid4()
+    if logger is None:
+        logger = "websockets.client" if client else "websockets.server"
+    conn.logger = logging.getLogger(logger) if isinstance(logger, str) else logger
+    conn.remote_address = None
+    conn.local_address = None
+    if sock is not None:
+        try:
+            conn.remote_address = sock.getpeername()
+            conn.local_address = sock.getsockname()
+        except OSError:
+            pass
 
 
 def default_agent() -> str:

@@ -105,20 +105,13 @@ class WebSocket(BaseWebSocket):
                  logger: Any = None, **kw: Any) -> None:
         close_timeout = _timeout_arg(close_timeout, "close_timeout")   # None: no bound
         super().__init__(sock, client=client, **kw)
-        #: a uuid4 naming the connection in logs, as websockets' ``id``
-        self.id: uuid.UUID = uuid.uuid4()
-        if logger is None:
-            logger = "websockets.client" if client else "websockets.server"
-        #: the logger of this connection (websockets' ``logger``)
-        self.logger: Any = logging.getLogger(logger) if isinstance(logger, str) else logger
-        self.remote_address: Any = None
-        self.local_address: Any = None
-        if self._sock is not None:
-            try:
-                self.remote_address = self._sock.getpeername()
-                self.local_address = self._sock.getsockname()
-            except OSError:
-                pass
+        #: websockets' ``id`` (a uuid4 naming the connection in logs),
+        #: ``logger``, ``remote_address`` and ``local_address``
+        self.id: uuid.UUID
+        self.logger: Any
+        self.remote_address: Any
+        self.local_address: Any
+        _compat.adopt_identity(self, client, logger, self._sock)
         # ping() waiters, in sending order: payload -> (future, time sent)
         self._pings: Dict[bytes, Tuple["asyncio.Future[float]", float]] = {}
         self._user_latency = (0.0, -1)      # (seconds, C rtt when measured)

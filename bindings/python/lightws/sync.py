@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import codecs
 import inspect
-import logging
 import os
 import socket
 import threading
@@ -55,18 +54,11 @@ class _Connection(WebSocket):
     """websockets.sync's Connection names over lightws.WebSocket."""
 
     def _adopt(self, logger: Any) -> None:
-        self.id: uuid.UUID = uuid.uuid4()
-        if logger is None:
-            logger = "websockets.client" if self.client else "websockets.server"
-        self.logger: Any = logging.getLogger(logger) if isinstance(logger, str) else logger
-        self.remote_address: Any = None
-        self.local_address: Any = None
-        if self._sock is not None:
-            try:
-                self.remote_address = self._sock.getpeername()
-                self.local_address = self._sock.getsockname()
-            except OSError:
-                pass
+        self.id: uuid.UUID
+        self.logger: Any
+        self.remote_address: Any
+        self.local_address: Any
+        _compat.adopt_identity(self, self.client, logger, self._sock)
         self._pings: Dict[bytes, Tuple[threading.Event, float]] = {}
         self._plock = threading.Lock()
         self._user_latency = (0.0, -1)
