@@ -748,13 +748,32 @@ static void server_reject(struct tun *t, int status)
 static void tun_step(struct tun *t);
 static void proxy_step(struct tun *t);
 
+/* Client: the stream over the connected (and TLS) socket, and the
+ * upgrade request on its way. 0, or -1 when the tunnel ended. */
+static int client_ws_start(struct tun *t)
+{
+  int r = stream_setup(t, LIGHTWS_CLIENT);
+  if (r < 0) {
+    set_why(t, "stream init: %s", lightws_errname(r));
+    tun_abort(t, 0, 1);
+    return -1;
+  }
+  t->st = T_WS_HS;
+  r = lightws_client_start(&t->s, cfg.http_host, cfg.path, NULL);
+  if (r < 0 && r != LIGHTWS_ERR_WOULDBLOCK) {
+    ws_failed(t, r, "handshake");
+    return -1;
+  }
+  return 0;
+}
+
 /* Client: the TCP connection to the remote (or through the proxy) is up:
  * TLS for wss, then the upgrade request. */
 static void client_connected(struct tun *t)
 {
-  int r;
 #ifdef LIGHTWS_TOOLS_TLS
   if (cfg.tls) {
+    int r;
     t->tls = calloc(1, sizeof(*t->tls));
     r = t->tls ? lightws_tls_init(t->tls, tls_ctx, t->wfd, LIGHTWS_CLIENT,
                                   cfg.sni[0] ? cfg.sni : cfg.peer_host)
@@ -770,19 +789,7 @@ static void client_connected(struct tun *t)
     return;
   }
 #endif
-  r = stream_setup(t, LIGHTWS_CLIENT);
-  if (r < 0) {
-    set_why(t, "stream init: %s", lightws_errname(r));
-    tun_abort(t, 0, 1);
-    return;
-  }
-  t->st = T_WS_HS;
-  r = lightws_client_start(&t->s, cfg.http_host, cfg.path, NULL);
-  if (r < 0 && r != LIGHTWS_ERR_WOULDBLOCK) {
-    ws_failed(t, r, "handshake");
-    return;
-  }
-  tun_step(t);
+  if (client_ws_start(t) == 0) tun_step(t);
 }
 
 /* Client, --proxy: asks the proxy for a tunnel to the remote (RFC 7231
@@ -952,19 +959,8 @@ static void tun_step(struct tun *t)
       lightws_stream_set_io(&t->s, &t->tls->io);
       lightws_stream_set_timeouts(&t->s, &stream_to, t->t_start);
       t->st = T_WS_HS;
-    } else {
-      r = stream_setup(t, LIGHTWS_CLIENT);
-      if (r < 0) {
-        set_why(t, "stream init: %s", lightws_errname(r));
-        tun_abort(t, 0, 1);
-        return;
-      }
-      t->st = T_WS_HS;
-      r = lightws_client_start(&t->s, cfg.http_host, cfg.path, NULL);
-      if (r < 0 && r != LIGHTWS_ERR_WOULDBLOCK) {
-        ws_failed(t, r, "handshake");
-        return;
-      }
+    } else if (client_ws_start(t) < 0) {
+      return;
     }
     tun_step(t);
 #endif
