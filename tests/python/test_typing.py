@@ -15,6 +15,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 class TestTyping(unittest.TestCase):
     def test_user_code_passes_mypy_strict(self):
         r = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental",
+                            "--cache-dir", os.devnull,
                             os.path.join(HERE, "typing_check", "user_code.py")],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout.decode(errors="replace"))

@@ -9,6 +9,7 @@ same for lightws.sync (websockets.sync's API) against both servers."""
 import asyncio
 import http
 import threading
+import time
 import unittest
 from contextlib import asynccontextmanager
 from urllib.parse import parse_qs, urlsplit
@@ -287,6 +288,83 @@ class TestSync(unittest.TestCase):
         finally:
             loop.call_soon_threadsafe(box["stop"].set)
             t.join(T)
+
+    def test_idle_sync_client_answers_websockets_keepalive(self):
+        """The reader thread answers the server's pings while the
+        application does not read: an idle lightws.sync client outlives
+        websockets' keepalive (ping every 0.2 s, 0.5 s to answer); its
+        messages wait in the queue, in order."""
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        box = {}
+
+        async def pinger(ws, path=None):
+            await ws.send("first")
+            await asyncio.sleep(1.5)            # ~7 pings, none unanswered
+            await ws.send("second")
+            await ws.wait_closed()
+            box["close_code"] = ws.close_code
+
+        async def main():
+            async with websockets.serve(pinger, "127.0.0.1", 0, ping_interval=0.2,
+                                        ping_timeout=0.5) as s:
+                box["port"] = s.sockets[0].getsockname()[1]
+                box["stop"] = asyncio.Event()
+                ready.set()
+                await box["stop"].wait()
+
+        t = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+        t.start()
+        self.assertTrue(ready.wait(T))
+        try:
+            with lws_sync.connect(f"ws://127.0.0.1:{box['port']}/", ping_interval=None) as ws:
+                time.sleep(1.8)                 # not reading at all
+                self.assertEqual(ws.recv(timeout=T), "first")
+                self.assertEqual(ws.recv(timeout=T), "second")
+                self.assertIs(ws.state, lightws.State.OPEN)
+            deadline = time.monotonic() + T
+            while "close_code" not in box and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertEqual(box.get("close_code"), 1000)   # not 1011
+        finally:
+            loop.call_soon_threadsafe(box["stop"].set)
+            t.join(T)
+
+    def test_idle_sync_server_keepalive_and_queue_bound(self):
+        """A lightws.sync server's handler that does not read still
+        answers pings (the websockets client's keepalive, 2 messages
+        queued meanwhile); with max_queue=2 the reader stops after two
+        queued messages (as websockets: then pings wait too), the rest
+        wait in TCP and all arrive in order once the handler reads."""
+        got = []
+
+        def slow(ws):
+            time.sleep(1.2)
+            for _ in range(int(ws.request.path.strip("/"))):
+                got.append(ws.recv(timeout=T))
+            ws.send("done")
+
+        with lws_sync.serve(slow, "127.0.0.1", 0, max_queue=2) as server:
+            t = threading.Thread(target=server.serve_forever, daemon=True)
+            t.start()
+
+            async def client(n, **kw):
+                async with websockets.connect(f"ws://127.0.0.1:{server.port}/{n}",
+                                              **kw) as ws:
+                    for i in range(n):
+                        await ws.send(f"m{i}")
+                    return await asyncio.wait_for(ws.recv(), T)
+
+            self.assertEqual(asyncio.run(client(2, ping_interval=0.2, ping_timeout=0.5)),
+                             "done")
+            self.assertEqual(got, ["m0", "m1"])
+            got.clear()
+            self.assertEqual(asyncio.run(client(20, ping_interval=None)), "done")
+            self.assertEqual(got, [f"m{i}" for i in range(20)])
+            server.shutdown()
+        t.join(T)
+        with self.assertRaises(ValueError):
+            lws_sync.serve(sync_echo, "127.0.0.1", 0, max_queue=0)
 
 
 if __name__ == "__main__":

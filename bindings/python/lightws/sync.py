@@ -14,19 +14,18 @@
     with serve(echo, "127.0.0.1", 8765) as server:
         server.serve_forever()
 
-The connections are lightws' blocking WebSocket (every lightws method is
-there too) with websockets' names on top; lightws.connect, lightws.accept
-and lightws.serve stay as they are. One difference: websockets.sync runs a
-thread per connection that reads in the background; lightws has none, so
-pings are answered, pongs seen and keepalive kept while a call (recv()
-waiting included) runs, as for lightws.WebSocket.
+The connections are lightws' blocking WebSocket with websockets' names on
+top; lightws.connect, lightws.accept and lightws.serve stay as they are.
+As websockets.sync, a thread per connection reads in the background, so
+pings are answered and keepalive kept while the application does not read
+(messages wait in a queue of max_queue, 16).
 """
 
 from __future__ import annotations
 
-import codecs
 import inspect
 import os
+import queue
 import socket
 import threading
 import time
@@ -39,7 +38,8 @@ from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_OPEN_TIMEOUT, DEFAULT_PING_IN
                     DEFAULT_PING_TIMEOUT, DEFAULT_RBUF_SIZE, WebSocket, _choose_subprotocol,
                     _control_payload)
 from ._core import HeaderList, Request, Response, State, header_list
-from .errors import (Close, ConcurrencyError, ConnectionClosed, HandshakeError,
+from .errors import (Close, ConcurrencyError, ConnectionClosed, ConnectionClosedError,
+                     ConnectionClosedOK, HandshakeError,
                      HandshakeTimeout, InvalidHandshake, InvalidOrigin, InvalidStatus, Opcode,
                      WebSocketError, WouldBlock, closed_error)
 from .server import Server as _BlockingServer
@@ -47,11 +47,47 @@ from .server import Server as _BlockingServer
 __all__ = ["connect", "serve", "ClientConnection", "ServerConnection", "Server", "State"]
 
 _TEXT = int(Opcode.TEXT)
+_MAX_QUEUE = 16     #: websockets' max_queue default (messages)
 _NOT_UPGRADE = frozenset(("NO_UPGRADE", "NO_CONNECTION", "BAD_KEY", "BAD_VERSION"))
 
 
+class _End:
+    """What the reader thread queues last: why reading ended."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _queue_size(max_queue: Any) -> int:
+    """websockets' max_queue: a count of messages, a (high, low) pair, or
+    None (no bound); queue.Queue's maxsize (0: no bound)."""
+    if isinstance(max_queue, tuple):
+        max_queue = max_queue[0]
+    if max_queue is None:
+        return 0
+    if not isinstance(max_queue, int) or isinstance(max_queue, bool) or max_queue < 1:
+        raise ValueError(f"max_queue must be None or a positive int, not {max_queue!r}")
+    return max_queue
+
+
 class _Connection(WebSocket):
-    """websockets.sync's Connection names over lightws.WebSocket."""
+    """websockets.sync's Connection names over lightws.WebSocket.
+
+    As websockets.sync, a background thread per connection reads: it
+    waits in the blocking recv() of lightws.WebSocket (so the peer's pings
+    are answered, keepalive pings sent and their pongs checked, whether or
+    not the application is reading) and queues whole messages, at most
+    ``max_queue`` (16) of them; a full queue stops it reading, so the TCP
+    window closes on the peer (back-pressure, as websockets). recv(),
+    recv_streaming() and iteration take from that queue; the lower-level
+    reads of lightws.WebSocket (recv_into, recv_piece...) are not for
+    these connections."""
+
+    _q: "queue.Queue[Any]"
+    _reader: Optional[threading.Thread] = None
+    _end: Optional[_End] = None
 
     def _adopt(self, logger: Any) -> None:
         self.id: uuid.UUID
@@ -65,6 +101,25 @@ class _Connection(WebSocket):
         self._close_sent: Optional[Close] = None
         self._c.on_pong = self._on_pong
 
+    def _start_reader(self, max_queue: Any) -> None:
+        """Starts the background reader (once the handshake is done)."""
+        self._q = queue.Queue(maxsize=_queue_size(max_queue))
+        self._reader = threading.Thread(target=self._read_loop, daemon=True,
+                                        name=f"lightws.sync reader {self.id}")
+        self._reader.start()
+
+    def _read_loop(self) -> None:
+        while True:
+            try:
+                # blocking whatever the connection's timeout mode: only
+                # this thread reads
+                with self._rlock:
+                    msg = self._run(self._step_recv, True, None)
+            except BaseException as e:  # closed, broken: recv() raises it
+                self._q.put(_End(e))
+                return
+            self._q.put(msg)
+
     # -- receiving ---------------------------------------------------------
     def recv(self, timeout: Optional[float] = None,    # type: ignore[override]
              decode: Optional[bool] = None) -> Union[str, bytes]:
@@ -72,16 +127,7 @@ class _Connection(WebSocket):
         websockets.sync: ``timeout`` in seconds (None: wait; 0: only what
         is there now) then TimeoutError; ``decode`` True returns binary as
         str, False text as bytes. ConnectionClosed once closed."""
-        try:
-            if timeout is None:
-                msg = WebSocket.recv(self)
-            else:
-                with self._rlock:
-                    msg = self._run(self._step_recv, True, max(0.0, timeout))
-        except WouldBlock:
-            raise TimeoutError("timed out") from None
-        except ConnectionClosed as e:
-            raise self._closed(e) from None
+        msg = self._next(timeout)
         if decode is None:
             return msg
         if decode and msg.__class__ is not str:
@@ -90,26 +136,36 @@ class _Connection(WebSocket):
             return msg.encode("utf-8")
         return msg
 
-    def recv_streaming(self, decode: Optional[bool] = None) -> Iterator[Union[str, bytes]]:
-        """The next message in pieces as they come (str pieces for text,
-        decoded incrementally; bytes for binary; ``decode`` as recv())."""
-        dec = None
-        first = True
-        while True:
+    def _next(self, timeout: Optional[float]) -> Union[str, bytes]:
+        """The next queued message; TimeoutError after ``timeout`` s (0:
+        only one already queued); ConnectionClosed once reading ended
+        (every message queued before comes first)."""
+        if self._reader is None:        # not open through connect()/serve()
+            raise ConnectionClosedError(1006, "connection not open")
+        end = self._end
+        if end is None:
             try:
-                piece = self.recv_piece()
-            except ConnectionClosed as e:
-                raise self._closed(e) from None
-            if first:
-                if (piece.opcode == _TEXT) if decode is None else decode:
-                    dec = codecs.getincrementaldecoder("utf-8")()
-                first = False
-            out: Union[str, bytes] = (dec.decode(piece.data, piece.message_end)
-                                      if dec is not None else piece.data)
-            if out or piece.message_end:
-                yield out
-            if piece.message_end:
-                return
+                if timeout is not None and timeout <= 0:
+                    item = self._q.get_nowait()
+                else:
+                    item = self._q.get(timeout=timeout)
+            except queue.Empty:
+                raise TimeoutError("timed out") from None
+            if not isinstance(item, _End):
+                return item
+            self._end = end = item
+        exc = end.exc
+        if isinstance(exc, (ConnectionClosed, OSError, WebSocketError)):
+            raise self._closed(exc) from None
+        raise exc
+
+    def recv_streaming(self, decode: Optional[bool] = None) -> Iterator[Union[str, bytes]]:
+        """The next message, as websockets.sync's recv_streaming(): an
+        iterator of its pieces (str for text, bytes for binary; ``decode``
+        as recv()). The reader thread queues whole messages, so the
+        message comes as one piece."""
+        msg = self.recv(decode=decode)
+        yield msg
 
     # -- sending -----------------------------------------------------------
     def send(self, data: Any, opcode: Optional[int] = None, *,  # type: ignore[override]
@@ -157,9 +213,9 @@ class _Connection(WebSocket):
     def ping(self, data: Union[bytes, str, None] = None  # type: ignore[override]
              ) -> threading.Event:
         """Sends a ping (None: 4 random bytes) and returns a threading.Event
-        set once its pong is seen (by a read call: lightws runs no reader
-        thread), as websockets.sync. ConcurrencyError while a ping with
-        the same payload waits."""
+        set once its pong is seen (by the reader thread), as
+        websockets.sync. ConcurrencyError while a ping with the same
+        payload waits."""
         with self._plock:
             if data is None:
                 payload = os.urandom(4)
@@ -251,7 +307,13 @@ class _Connection(WebSocket):
             self._rlock.release()
 
     def __iter__(self) -> Iterator[Union[str, bytes]]:
-        return WebSocket.__iter__(self)
+        """Messages until the peer closes normally (ConnectionClosedOK ends
+        the iteration; other errors propagate)."""
+        while True:
+            try:
+                yield self.recv()
+            except ConnectionClosedOK:
+                return
 
     def __enter__(self) -> "_Connection":
         return self
@@ -392,7 +454,8 @@ def connect(uri: Optional[str] = None, **kw: Any) -> ClientConnection:
     wss:// to ws://; InvalidStatus when not followed."""
     sock = kw.pop("sock", None)
     kw = _compat.normalize(kw)
-    kw.pop("max_queue", None)
+    max_queue = kw.pop("max_queue", _MAX_QUEUE)
+    _queue_size(max_queue)          # a bad value fails before connecting
     kw.pop("write_limit", None)     # blocking sends return once written
     logger = kw.pop("logger", None)
     kw.setdefault("max_size", _compat.WS_MAX_SIZE)
@@ -437,6 +500,7 @@ def connect(uri: Optional[str] = None, **kw: Any) -> ClientConnection:
             sent.append(("Sec-WebSocket-Protocol", offered))
         sent.extend(headers)
         ws.request = Request("GET", path, host, "", kw.get("origin"), offered, None, 13, sent, 0)
+        ws._start_reader(max_queue)
         return ws
     raise _compat.too_many_redirects()
 
@@ -450,7 +514,7 @@ def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None, headers: Any
            process_request: Optional[Callable[..., Any]] = None,
            process_response: Optional[Callable[..., Any]] = None,
            server_header: Optional[str] = None, logger: Any = None,
-           **kw: Any) -> ServerConnection:
+           max_queue: Any = 16, **kw: Any) -> ServerConnection:
     """The server handshake on an accepted socket with websockets' hooks
     (see serve()); lightws.accept()'s keywords otherwise."""
     headers = header_list(headers)
@@ -465,6 +529,7 @@ def accept(sock: Any, *, protocols: Optional[Sequence[str]] = None, headers: Any
     except BaseException:
         ws._release()
         raise
+    ws._start_reader(max_queue)
     return ws
 
 
@@ -513,7 +578,7 @@ def serve(handler: Callable[[ServerConnection], Any], host: Optional[str] = "127
     if open_timeout is not None and open_timeout <= 0:
         raise ValueError("open_timeout must be None or > 0")
     kw = _compat.normalize(kw)
-    kw.pop("max_queue", None)
+    _queue_size(kw.setdefault("max_queue", _MAX_QUEUE))
     kw.pop("write_limit", None)     # blocking sends return once written
     kw.setdefault("max_size", _compat.WS_MAX_SIZE)
     kw.setdefault("server_header", _compat.default_agent())
