@@ -343,9 +343,13 @@ class TestClose(unittest.IsolatedAsyncioTestCase):
                     await ws.send("after")
 
     async def test_finer_handshake_errors(self):
+        answers = [b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n",
+                   b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                   b"Connection: Upgrade\r\nSec-WebSocket-Accept: AAAA\r\n\r\n"]
+
         async def answer(reader, writer):
             await reader.readuntil(b"\r\n\r\n")
-            writer.write(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n")
+            writer.write(answers.pop(0))
             await writer.drain()
             writer.close()
 
@@ -355,6 +359,13 @@ class TestClose(unittest.IsolatedAsyncioTestCase):
             with self.assertRaises(lightws.InvalidUpgrade) as cm:
                 await lwa.connect(f"ws://127.0.0.1:{port}/")
             self.assertIsInstance(cm.exception, lightws.InvalidHandshake)
+            # websockets: InvalidUpgrade is an InvalidHeader, with the name
+            self.assertIsInstance(cm.exception, lightws.InvalidHeader)
+            self.assertEqual(cm.exception.name, "Upgrade")
+            with self.assertRaises(lightws.InvalidHeader) as cm:
+                await lwa.connect(f"ws://127.0.0.1:{port}/")
+            self.assertEqual((cm.exception.name, cm.exception.value),
+                             ("Sec-WebSocket-Accept", None))
         finally:
             srv.close()
             await srv.wait_closed()

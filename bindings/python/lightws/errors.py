@@ -299,14 +299,30 @@ class SecurityError(HandshakeError):
         return str(self.args[0])
 
 
-class InvalidUpgrade(HandshakeError):
-    """The Upgrade or Connection header is missing or wrong (NO_UPGRADE,
-    NO_CONNECTION), as python websockets' InvalidUpgrade."""
+#: the header each C handshake error is about (websockets' InvalidHeader.name)
+_HEADER_OF = {"NO_UPGRADE": "Upgrade", "NO_CONNECTION": "Connection",
+              "BAD_KEY": "Sec-WebSocket-Key", "BAD_VERSION": "Sec-WebSocket-Version",
+              "NO_HOST": "Host", "BAD_ACCEPT": "Sec-WebSocket-Accept"}
 
 
 class InvalidHeader(HandshakeError):
     """A handshake header is missing or wrong (BAD_KEY, BAD_VERSION,
-    NO_HOST, BAD_ACCEPT), as python websockets' InvalidHeader."""
+    NO_HOST, BAD_ACCEPT), as python websockets' InvalidHeader: ``name``
+    is the header's name; ``value`` its value as received, None when it
+    was missing or lightws does not keep it (the C parser reports which
+    check failed, not the bytes)."""
+
+    value: Optional[str] = None
+
+    @property
+    def name(self) -> str:
+        return _HEADER_OF.get(self.errname, "")
+
+
+class InvalidUpgrade(InvalidHeader):
+    """The Upgrade or Connection header is missing or wrong (NO_UPGRADE,
+    NO_CONNECTION), as python websockets' InvalidUpgrade (an InvalidHeader
+    there too)."""
 
 
 class NegotiationError(HandshakeError):
