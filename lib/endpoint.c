@@ -262,7 +262,13 @@ int lightws_client_handshake(struct lightws_stream *s,
         return 0;
       }
       if (n != LIGHTWS_ERR_INCOMPLETE) {
+        /* a whole head that is not a 101: what follows it is the start of
+         * its body (lightws_client_rejected_body) */
+        if (n == LIGHTWS_ERR_BAD_STATUS && resp->head_len <= s->rend - s->rpos)
+          s->rpos += (uint32_t)resp->head_len;
         s->state = ST_FAILED;
+        if (n == LIGHTWS_ERR_BAD_STATUS)
+          s->last_err = (uint8_t)-LIGHTWS_ERR_BAD_STATUS;
         return (int)n;
       }
     }
@@ -273,6 +279,17 @@ int lightws_client_handshake(struct lightws_stream *s,
       return r;
     }
   }
+}
+
+const uint8_t *lightws_client_rejected_body(const struct lightws_stream *s,
+                                            size_t *len) {
+  if (s->state != ST_FAILED ||
+      s->last_err != (uint8_t)-LIGHTWS_ERR_BAD_STATUS) {
+    *len = 0;
+    return NULL;
+  }
+  *len = s->rend - s->rpos;
+  return s->rbuf + s->rpos;
 }
 
 /* Waits until `s` can go on after LIGHTWS_ERR_WOULDBLOCK, in the stream's

@@ -280,6 +280,54 @@ START_TEST(test_client_bad_status) {
   ck_assert_int_eq(lightws_client_handshake(&s, &resp),
                    LIGHTWS_ERR_BAD_STATUS);
   ck_assert_int_eq(resp.status, 403);
+  {
+    size_t n = 7;
+    ck_assert_ptr_nonnull(lightws_client_rejected_body(&s, &n));
+    ck_assert_uint_eq(n, 0); /* Content-Length 0: nothing after the head */
+  }
+}
+END_TEST
+
+/* The body that came with a rejecting head (one byte at a time too). */
+START_TEST(test_client_rejected_body) {
+  int onebyte;
+  for (onebyte = 0; onebyte < 2; onebyte++) {
+    static struct fio f;
+    struct lightws_io io = {fio_read, fio_writev, &f, NULL, NULL, NULL, NULL};
+    struct lightws_stream s;
+    struct lightws_response resp;
+    uint8_t rb[1024];
+    const char *ans = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 9\r\n\r\n"
+                      "no token\n";
+    const uint8_t *body;
+    size_t n = 0;
+    int r;
+    memset(&f, 0, sizeof f);
+    f.onebyte = onebyte;
+    fio_in(&f, ans, strlen(ans));
+    ck_assert_int_eq(
+        lightws_stream_init(&s, LIGHTWS_CLIENT, -1, rb, sizeof rb, 0), 0);
+    lightws_stream_set_io(&s, &io);
+    /* before the handshake fails there is no body */
+    ck_assert_ptr_null(lightws_client_rejected_body(&s, &n));
+    ck_assert_uint_eq(n, 0);
+    r = lightws_client_start(&s, "h", "/", NULL);
+    ck_assert(r == 0 || r == LIGHTWS_ERR_WOULDBLOCK);
+    memset(&resp, 0, sizeof resp);
+    while ((r = lightws_client_handshake(&s, &resp)) == LIGHTWS_ERR_WOULDBLOCK) {
+    }
+    ck_assert_int_eq(r, LIGHTWS_ERR_BAD_STATUS);
+    ck_assert_int_eq(resp.status, 401);
+    ck_assert_int_eq(lightws_stream_error(&s), LIGHTWS_ERR_BAD_STATUS);
+    body = lightws_client_rejected_body(&s, &n);
+    /* whole reads: all of it came with the head; 1-byte reads: none */
+    if (!onebyte) {
+      ck_assert_uint_eq(n, 9);
+      ck_assert(memcmp(body, "no token\n", 9) == 0);
+    } else {
+      ck_assert_uint_eq(n, 0);
+    }
+  }
 }
 END_TEST
 
@@ -497,6 +545,7 @@ Suite *endpoint_suite(void) {
   tcase_add_test(t, test_client_steps_resume_and_keep_first_frame);
   tcase_add_test(t, test_client_rejects_bad_accept_and_protocol);
   tcase_add_test(t, test_client_bad_status);
+  tcase_add_test(t, test_client_rejected_body);
   tcase_add_test(t, test_server_head_too_large);
   tcase_add_test(t, test_endpoint_misuse);
   suite_add_tcase(s, t);

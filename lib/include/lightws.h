@@ -1379,8 +1379,9 @@ const uint8_t *lightws_stream_pong_data(const struct lightws_stream *s,
  * of a received close is still pending). */
 int lightws_stream_closing(const struct lightws_stream *s);
 
-/* The error that failed the stream (a protocol error from a read, or a
- * timeout from lightws_stream_tick()), or 0. */
+/* The error that failed the stream (a protocol error from a read, a
+ * timeout from lightws_stream_tick(), or BAD_STATUS after a client
+ * handshake the server rejected), or 0. */
 int lightws_stream_error(const struct lightws_stream *s);
 
 /* ------------------------------------------------------------------------
@@ -1553,6 +1554,18 @@ int lightws_client_start(struct lightws_stream *s, const char *host,
  */
 int lightws_client_handshake(struct lightws_stream *s,
                              struct lightws_response *resp);
+
+/*
+ * After lightws_client_handshake() failed with LIGHTWS_ERR_BAD_STATUS (the
+ * server answered 401, 403, a redirect...): the bytes that came after the
+ * response head in the same reads, i.e. the start of its body (a short
+ * body usually all of it; the rest, up to its Content-Length, is the
+ * caller's to read from the transport if it wants it). A view into rbuf,
+ * valid until the next call on `s`; sets *len. NULL with *len 0 in any
+ * other state.
+ */
+const uint8_t *lightws_client_rejected_body(const struct lightws_stream *s,
+                                            size_t *len);
 
 /*
  * Blocking client handshake on a stream already initialized (CLIENT role,

@@ -411,6 +411,7 @@ class TestProcessRequest(unittest.IsolatedAsyncioTestCase):
             self.assertEqual((e.response.status_code, e.response.reason_phrase),
                              (401, "Unauthorized"))
             self.assertEqual(e.response.headers["Content-Type"], "text/plain; charset=utf-8")
+            self.assertEqual(e.response.body, b"Missing token\n")   # what came with the head
             self.assertIn("HTTP 401", str(e))
             async with lwa.connect(uri, additional_headers={"Authorization": "Bearer secret"}) as ws:
                 await ws.send("in")

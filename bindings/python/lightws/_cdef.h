@@ -343,6 +343,8 @@ int lightws_client_start(struct lightws_stream *s, const char *host,
                          const struct lightws_client_options *opt);
 int lightws_client_handshake(struct lightws_stream *s,
                              struct lightws_response *resp);
+const uint8_t *lightws_client_rejected_body(const struct lightws_stream *s,
+                                            size_t *len);
 int lightws_server_read_request(struct lightws_stream *s,
                                 struct lightws_request *req,
                                 size_t max_head);

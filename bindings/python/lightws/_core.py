@@ -393,6 +393,15 @@ def _request_out(req) -> Request:
         _headers_out(req.headers, req.num_headers), req.head_len)
 
 
+def _body_cut(resp: Response, body: bytes) -> bytes:
+    """What came after a rejecting response's head, cut to its
+    Content-Length when it has one (later bytes are not its body)."""
+    cl = resp.header("Content-Length")
+    if cl is not None and cl.strip().isdigit():
+        return body[:int(cl)]
+    return body
+
+
 def _response_out(resp) -> Response:
     return Response(
         resp.status, _s(resp.reason, resp.reason_len),
@@ -999,7 +1008,11 @@ class CStream:
         with self.lock:
             rc = lib.lightws_client_handshake(self._s, resp)
             if rc == lib.LIGHTWS_ERR_BAD_STATUS:      # *resp is filled then
-                raise InvalidStatus(_response_out(resp))
+                out = _response_out(resp)
+                n = ffi.new("size_t *")
+                p = lib.lightws_client_rejected_body(self._s, n)
+                body = ffi.unpack(ffi.cast("char *", p), n[0]) if p != ffi.NULL else b""
+                raise InvalidStatus(out._replace(body=_body_cut(out, body)))
             if rc < 0:
                 raise self._handshake_fail(rc, resp.status)
             return _response_out(resp)

@@ -264,7 +264,9 @@ class InvalidStatus(HandshakeError):
     """The server answered the upgrade with another status than 101
     (BAD_STATUS), as python websockets' InvalidStatus: ``response`` is the
     server's Response (``status_code``, ``reason_phrase``, ``headers``,
-    ``body`` empty: lightws reads the head only), ``status`` its code and
+    ``body`` as far as it came with the head, cut to its Content-Length:
+    a short body is all there; lightws does not wait for more), ``status``
+    its code and
     ``location`` its Location header (None without one), for a redirect
     that was not followed."""
 
