@@ -11,7 +11,7 @@ import http
 import threading
 import time
 import unittest
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from urllib.parse import parse_qs, urlsplit
 
 import websockets
@@ -168,6 +168,32 @@ def sync_echo(ws):
         ws.send(message)
 
 
+@contextmanager
+def websockets_in_thread(handler, **kw):
+    """A python websockets server on its own event loop thread for the
+    blocking tests; yields its port."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    box = {}
+
+    async def main():
+        async with websockets.serve(handler, "127.0.0.1", 0, **kw) as s:
+            box["port"] = s.sockets[0].getsockname()[1]
+            box["stop"] = asyncio.Event()
+            ready.set()
+            await box["stop"].wait()
+
+    t = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    t.start()
+    if not ready.wait(T):
+        raise AssertionError("websockets server did not start")
+    try:
+        yield box["port"]
+    finally:
+        loop.call_soon_threadsafe(box["stop"].set)
+        t.join(T)
+
+
 class TestSync(unittest.TestCase):
     def setUp(self):
         def auth(connection, request):
@@ -264,40 +290,21 @@ class TestSync(unittest.TestCase):
         t.join(T)
 
     def test_sync_client_against_websockets_server(self):
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
-        box = {}
-
-        async def main():
-            async with websockets.serve(echo, "127.0.0.1", 0, process_request=ws_auth) as s:
-                box["port"] = s.sockets[0].getsockname()[1]
-                box["stop"] = asyncio.Event()
-                ready.set()
-                await box["stop"].wait()
-
-        t = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-        t.start()
-        self.assertTrue(ready.wait(T))
-        try:
+        with websockets_in_thread(echo, process_request=ws_auth) as port:
             with self.assertRaises(lightws.InvalidStatus) as cm:
-                lws_sync.connect(f"ws://127.0.0.1:{box['port']}/")
+                lws_sync.connect(f"ws://127.0.0.1:{port}/")
             self.assertEqual(cm.exception.status, 401)
             # python websockets' 401 body, as far as it came with the head
             self.assertIn(cm.exception.response.body, (b"Missing token\n", b""))
-            with lws_sync.connect(f"ws://127.0.0.1:{box['port']}/?token=t0k3n") as ws:
+            with lws_sync.connect(f"ws://127.0.0.1:{port}/?token=t0k3n") as ws:
                 ws.send("Hello world!")
                 self.assertEqual(ws.recv(timeout=T), "Hello world!")
-        finally:
-            loop.call_soon_threadsafe(box["stop"].set)
-            t.join(T)
 
     def test_idle_sync_client_answers_websockets_keepalive(self):
         """The reader thread answers the server's pings while the
         application does not read: an idle lightws.sync client outlives
         websockets' keepalive (ping every 0.2 s, 0.5 s to answer); its
         messages wait in the queue, in order."""
-        loop = asyncio.new_event_loop()
-        ready = threading.Event()
         box = {}
 
         async def pinger(ws, path=None):
@@ -307,19 +314,8 @@ class TestSync(unittest.TestCase):
             await ws.wait_closed()
             box["close_code"] = ws.close_code
 
-        async def main():
-            async with websockets.serve(pinger, "127.0.0.1", 0, ping_interval=0.2,
-                                        ping_timeout=0.5) as s:
-                box["port"] = s.sockets[0].getsockname()[1]
-                box["stop"] = asyncio.Event()
-                ready.set()
-                await box["stop"].wait()
-
-        t = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-        t.start()
-        self.assertTrue(ready.wait(T))
-        try:
-            with lws_sync.connect(f"ws://127.0.0.1:{box['port']}/", ping_interval=None) as ws:
+        with websockets_in_thread(pinger, ping_interval=0.2, ping_timeout=0.5) as port:
+            with lws_sync.connect(f"ws://127.0.0.1:{port}/", ping_interval=None) as ws:
                 time.sleep(1.8)                 # not reading at all
                 self.assertEqual(ws.recv(timeout=T), "first")
                 self.assertEqual(ws.recv(timeout=T), "second")
@@ -328,9 +324,6 @@ class TestSync(unittest.TestCase):
             while "close_code" not in box and time.monotonic() < deadline:
                 time.sleep(0.02)
             self.assertEqual(box.get("close_code"), 1000)   # not 1011
-        finally:
-            loop.call_soon_threadsafe(box["stop"].set)
-            t.join(T)
 
     def test_idle_sync_server_keepalive_and_queue_bound(self):
         """A lightws.sync server's handler that does not read still

@@ -39,7 +39,7 @@ from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_OPEN_TIMEOUT, DEFAULT_PING_IN
                     _control_payload)
 from ._core import HeaderList, Request, Response, State, header_list
 from .errors import (Close, ConcurrencyError, ConnectionClosed, ConnectionClosedError,
-                     ConnectionClosedOK, HandshakeError,
+                     HandshakeError,
                      HandshakeTimeout, InvalidHandshake, InvalidOrigin, InvalidStatus, Opcode,
                      WebSocketError, WouldBlock, closed_error)
 from .server import Server as _BlockingServer
@@ -306,14 +306,7 @@ class _Connection(WebSocket):
         finally:
             self._rlock.release()
 
-    def __iter__(self) -> Iterator[Union[str, bytes]]:
-        """Messages until the peer closes normally (ConnectionClosedOK ends
-        the iteration; other errors propagate)."""
-        while True:
-            try:
-                yield self.recv()
-            except ConnectionClosedOK:
-                return
+    # iteration: lightws.WebSocket's __iter__, over this recv() (the queue)
 
     def __enter__(self) -> "_Connection":
         return self
