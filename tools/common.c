@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* Shared helpers of the command-line tools: ws:// and wss:// URL parsing and TCP sockets. */
 #include "common.h"
+#include "lightws.h"
 
 #ifdef LIGHTWS_TOOLS_TLS
-#include "lightws.h"
 #include "lightws_tls.h"
 #endif
 
@@ -302,6 +302,28 @@ int tool_client_target(const char *prog, const char *url, struct tool_url *u,
   }
 #endif
   return 0;
+}
+
+int tool_err(const struct lightws_tls *tls, int err, const char **name,
+             const char **msg, const char **reason)
+{
+  *reason = "";
+#ifdef LIGHTWS_TOOLS_TLS
+  if (tls) {
+    if (err == LIGHTWS_ERR_SYSTEM && lightws_tls_error(tls))
+      err = lightws_tls_error(tls);
+    if (err <= LIGHTWS_ERR_TLS_CTX && err > LIGHTWS__TLS_ERR_MIN)
+      *reason = lightws_tls_reason(tls);
+    *name = lightws_tls_errname(err);
+    *msg = lightws_tls_strerror(err);
+    return err;
+  }
+#else
+  (void)tls;
+#endif
+  *name = lightws_errname(err);
+  *msg = lightws_strerror(err);
+  return err;
 }
 
 /* ---- timer heap ------------------------------------------------------- */

@@ -38,6 +38,15 @@ int tool_client_target(const char *prog, const char *url, struct tool_url *u,
                        const char *cafile, int insecure,
                        struct ssl_ctx_st **ctx);
 
+/* Names error `err` of a stream (over `tls`, a struct lightws_tls, or
+ * NULL without TLS): a TLS failure inside a stream call is
+ * LIGHTWS_ERR_SYSTEM with the layer's named error kept, which this makes
+ * the error. Stores its name and message, and in *reason OpenSSL's text
+ * of a TLS failure ("" if none); returns the error named. */
+struct lightws_tls;
+int tool_err(const struct lightws_tls *tls, int err, const char **name,
+             const char **msg, const char **reason);
+
 /* Blocking TCP connection to host:port with TCP_NODELAY; -1 on failure
  * (message printed to stderr with the prefix `who`). */
 int tool_tcp_connect(const char *who, const char *host, int port);

@@ -41,9 +41,7 @@ struct cat {
   int close_sent;
   int closed;              /* peer's close arrived */
   int status;              /* exit status once closed */
-#ifdef LIGHTWS_TOOLS_TLS
   struct lightws_tls *tls; /* wss: the TLS layer under s (NULL: plain) */
-#endif
 };
 
 /* What to poll the socket for after a WOULDBLOCK: over TLS the layer's
@@ -56,30 +54,6 @@ static int cat_want(const struct cat *c)
   return lightws_stream_want(&c->s);
 }
 
-/* The name and message of `err`; over TLS a LIGHTWS_ERR_SYSTEM caused by
- * TLS (errno EPROTO) becomes the layer's named error, with OpenSSL's
- * reason in *reason ("" if none). */
-static int cat_err(const struct cat *c, int err, const char **name,
-                   const char **msg, const char **reason)
-{
-  *reason = "";
-#ifdef LIGHTWS_TOOLS_TLS
-  if (c->tls) {
-    if (err == LIGHTWS_ERR_SYSTEM && lightws_tls_error(c->tls))
-      err = lightws_tls_error(c->tls);
-    if (err <= LIGHTWS_ERR_TLS_CTX && err > LIGHTWS__TLS_ERR_MIN)
-      *reason = lightws_tls_reason(c->tls);
-    *name = lightws_tls_errname(err);
-    *msg = lightws_tls_strerror(err);
-    return err;
-  }
-#else
-  (void)c;
-#endif
-  *name = lightws_errname(err);
-  *msg = lightws_strerror(err);
-  return err;
-}
 
 static void usage(FILE *f)
 {
@@ -112,7 +86,7 @@ static struct cat cat;
 static void die_err(const char *what, int err)
 {
   const char *name, *msg, *reason;
-  cat_err(&cat, err, &name, &msg, &reason);
+  tool_err(cat.tls, err, &name, &msg, &reason);
   fprintf(stderr, "%s: %s: %s (%s)%s%s\n", prog, what, name, msg,
           reason[0] ? ": " : "", reason);
   exit(1);

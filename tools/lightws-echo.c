@@ -164,8 +164,8 @@ struct conn {
   struct conn *dead_next;
   char peer[48];             /* "[v6 address]:port" at most 47 */
   char path[64];             /* for the log line (truncated) */
-#ifdef LIGHTWS_TOOLS_TLS
   struct lightws_tls *tls;   /* wss: a slot of the server's TLS pool */
+#ifdef LIGHTWS_TOOLS_TLS
   int tls_slot;              /* -1: none */
   uint64_t tls_until;        /* ST_TLS_HS: handshake deadline (ms) */
   uint64_t accepted;         /* lightws_now() at accept */
@@ -233,20 +233,12 @@ static int conn_want(const struct conn *c)
   return lightws_stream_want(&c->s);
 }
 
-/* The name of error `err` of `c` (a TLS failure inside a stream call is
- * LIGHTWS_ERR_SYSTEM with the layer's named error kept). */
+/* The name of error `err` of `c` (tool_err: over TLS the layer's). */
 static const char *conn_errname(const struct conn *c, int err)
 {
-#ifdef LIGHTWS_TOOLS_TLS
-  if (c->tls) {
-    if (err == LIGHTWS_ERR_SYSTEM && lightws_tls_error(c->tls))
-      err = lightws_tls_error(c->tls);
-    return lightws_tls_errname(err);
-  }
-#else
-  (void)c;
-#endif
-  return lightws_errname(err);
+  const char *name, *msg, *reason;
+  tool_err(c->tls, err, &name, &msg, &reason);
+  return name;
 }
 
 /* ---- timer heap (tools/common.h) ---- */
@@ -1303,28 +1295,16 @@ static void client_end(struct lightws_stream *s, int fd, uint8_t *buf,
   close(fd);
 }
 
-#ifdef LIGHTWS_TOOLS_TLS
 /* The client's TLS layer (one connection: static, ~37 KiB), NULL for ws://. */
 static struct lightws_tls *client_tls;
-#endif
 
 /* A client error line; over TLS the layer's named error and OpenSSL's
  * reason for a TLS failure. */
 static void client_error(const char *what, int err)
 {
-  const char *name = lightws_errname(err), *msg = lightws_strerror(err);
-  const char *reason = "";
+  const char *name, *msg, *reason;
   int saved = errno;
-#ifdef LIGHTWS_TOOLS_TLS
-  if (client_tls) {
-    if (err == LIGHTWS_ERR_SYSTEM && lightws_tls_error(client_tls))
-      err = lightws_tls_error(client_tls);
-    if (err <= LIGHTWS_ERR_TLS_CTX && err > LIGHTWS__TLS_ERR_MIN)
-      reason = lightws_tls_reason(client_tls);
-    name = lightws_tls_errname(err);
-    msg = lightws_tls_strerror(err);
-  }
-#endif
+  err = tool_err(client_tls, err, &name, &msg, &reason);
   if (err == LIGHTWS_ERR_SYSTEM) reason = strerror(saved);
   fprintf(stderr, "%s: %s%s%s (%s)%s%s\n", prog, what, what[0] ? ": " : "",
           name, msg, reason[0] ? ": " : "", reason);

@@ -128,9 +128,7 @@ struct tun {
   struct tun *prev, *next;   /* all tunnels */
   struct tun *rnext;         /* ready list */
   struct tun *dnext;         /* dead list */
-#ifdef LIGHTWS_TOOLS_TLS
-  struct lightws_tls *tls;
-#endif
+  struct lightws_tls *tls;   /* wss: the TLS layer (NULL: plain) */
   char peer[64];
   char why[200];
   uint8_t rbuf[RBUF_SIZE];
@@ -188,37 +186,17 @@ static const char *tcp_side(void)
   return cfg.mode == TUNNEL_CLIENT ? "local" : "target";
 }
 
-/* The name of stream error `err` (a TLS failure inside a stream call is
- * LIGHTWS_ERR_SYSTEM with the layer's named error kept). */
-static const char *ws_errname(const struct tun *t, int err)
+/* The name and message of stream error `err` (tool_err: over TLS the
+ * layer's named error, and OpenSSL's reason as the message when it has
+ * one; a system error's message is errno's). */
+static const char *ws_err(const struct tun *t, int err, const char **msg)
 {
-#ifdef LIGHTWS_TOOLS_TLS
-  if (t->tls) {
-    if (err == LIGHTWS_ERR_SYSTEM && lightws_tls_error(t->tls))
-      err = lightws_tls_error(t->tls);
-    return lightws_tls_errname(err);
-  }
-#else
-  (void)t;
-#endif
-  return lightws_errname(err);
-}
-
-static const char *ws_strerror(const struct tun *t, int err)
-{
-#ifdef LIGHTWS_TOOLS_TLS
-  if (t->tls) {
-    if (err == LIGHTWS_ERR_SYSTEM && lightws_tls_error(t->tls))
-      return lightws_tls_reason(t->tls)[0] ? lightws_tls_reason(t->tls)
-                                           : lightws_tls_strerror(lightws_tls_error(t->tls));
-    if (err == LIGHTWS_ERR_SYSTEM) return strerror(errno);
-    return lightws_tls_strerror(err);
-  }
-#else
-  (void)t;
-#endif
-  if (err == LIGHTWS_ERR_SYSTEM) return strerror(errno);
-  return lightws_strerror(err);
+  const char *name, *reason;
+  int saved = errno;
+  err = tool_err(t->tls, err, &name, msg, &reason);
+  if (err == LIGHTWS_ERR_SYSTEM) *msg = strerror(saved);
+  else if (reason[0]) *msg = reason;
+  return name;
 }
 
 static int ws_want(const struct tun *t)
@@ -350,15 +328,17 @@ static void ws_failed(struct tun *t, int err, const char *what)
   if (err == LIGHTWS_ERR_EOF) {
     set_why(t, "remote %s: connection closed without close frame (1006)", what);
     tun_abort(t, 0, 1);
-  } else if (err == LIGHTWS_ERR_SYSTEM) {
-    set_why(t, "remote %s: %s (%s)", what, ws_errname(t, err), ws_strerror(t, err));
-    tun_abort(t, 0, 1);
   } else {
-    /* a protocol error or a timeout: the library queued the close frame
-     * with its code (lightws_close_code) */
-    set_why(t, "%s: %s (%s), close %d", what, ws_errname(t, err),
-            ws_strerror(t, err), lightws_close_code(err));
-    tun_abort(t, 0, !t->ws_open);
+    const char *msg, *name = ws_err(t, err, &msg);
+    if (err == LIGHTWS_ERR_SYSTEM) {
+      set_why(t, "remote %s: %s (%s)", what, name, msg);
+      tun_abort(t, 0, 1);
+    } else {
+      /* a protocol error or a timeout: the library queued the close
+       * frame with its code (lightws_close_code) */
+      set_why(t, "%s: %s (%s), close %d", what, name, msg, lightws_close_code(err));
+      tun_abort(t, 0, !t->ws_open);
+    }
   }
 }
 
@@ -655,7 +635,10 @@ static void closing(struct tun *t)
     if (n == LIGHTWS_ERR_CLOSED) continue;
     if (n < 0) {
       if (n == LIGHTWS_ERR_EOF) set_why(t, "done (no close frame back)");
-      else set_why(t, "closing: %s", ws_errname(t, (int)n));
+      else {
+        const char *msg;
+        set_why(t, "closing: %s", ws_err(t, (int)n, &msg));
+      }
       tun_free(t);
       return;
     }
