@@ -15,14 +15,17 @@ import inspect
 import logging
 import random
 import re
+import os
 import sys
+import time
 import uuid
 from typing import (Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple,
                     Union)
 from urllib.parse import urljoin, urlsplit
 
+from ._conn import _control_payload
 from ._core import HeaderList, Request, Response
-from .errors import InvalidStatus, InvalidURI, SecurityError
+from .errors import ConcurrencyError, InvalidStatus, InvalidURI, SecurityError
 
 #: websockets' max_size default (1 MiB) for lightws.asyncio and lightws.sync
 WS_MAX_SIZE = 2 ** 20
@@ -39,6 +42,48 @@ BACKOFF_FACTOR = 1.618
 RETRY_STATUSES = (500, 502, 503, 504)
 
 _PY = f"Python/{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def ping_payload(waiting: Dict[bytes, Any], data: Any) -> bytes:
+    """The payload of a new ping() as websockets: ``data`` (bytes-like, or
+    str as UTF-8) or, for None, 4 random bytes no waiting ping uses;
+    ConcurrencyError while a ping with that payload still waits."""
+    if data is None:
+        payload = os.urandom(4)
+        while payload in waiting:
+            payload = os.urandom(4)
+        return payload
+    payload = _control_payload(data)
+    if payload in waiting:
+        raise ConcurrencyError("already waiting for a pong with the same data")
+    return payload
+
+
+def pong_arrived(waiting: Dict[bytes, Tuple[Any, float]], data: bytes,
+                 answer: Callable[[Any, float], None]) -> Optional[float]:
+    """A pong with ``data`` came: it answers its ping and every one sent
+    before it (websockets' rule), in sending order: each waiter is taken
+    out and ``answer(waiter, seconds since its ping)`` called. Returns the
+    round trip of the ping it matched, None when it matched none."""
+    if data not in waiting:
+        return None
+    now = time.monotonic()
+    for key in list(waiting):
+        waiter, sent = waiting.pop(key)
+        answer(waiter, now - sent)
+        if key == data:
+            return now - sent
+    return None
+
+
+def latency(user: Tuple[float, int], rtt_us: int) -> float:
+    """websockets' ``latency``: the round trip of the last ping answered,
+    ours (``user``: seconds, and the C keepalive rtt when it was measured)
+    or, once a keepalive ping has measured since, the C one (``rtt_us``)."""
+    value, rtt_then = user
+    if rtt_then >= 0 and rtt_us == rtt_then:
+        return value
+    return rtt_us / 1e6
 
 
 def adopt_identity(conn: Any, client: bool, logger: Any, sock: Any) -> None:

@@ -39,7 +39,6 @@ import codecs
 import collections
 import inspect
 import logging
-import os
 import socket
 import time
 import uuid
@@ -56,7 +55,7 @@ from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_SIZE, DEFAULT_OPEN_TIMEOU
 from ._core import (Chunk, HeaderList, Headers, Piece, Request, Response, State,
                     header_list, make_chunk)
 from .server import _ACCEPT_BACKOFF, _ACCEPT_PAUSE, _ACCEPT_TRANSIENT
-from .errors import (Close, ConcurrencyError, ConnectionClosed,
+from .errors import (Close, ConnectionClosed,
                      ConnectionClosedOK, HandshakeError, HandshakeTimeout,
                      InvalidHandshake, InvalidOrigin, InvalidStatus, InvalidUsage, Opcode,
                      ProtocolError, WebSocketError, WouldBlock, closed_error)
@@ -911,14 +910,7 @@ class WebSocket(BaseWebSocket):
         waits for the pong. ConcurrencyError while a ping with the same
         payload waits; the future fails with ConnectionClosed if the
         connection closes first."""
-        if data is None:
-            payload = os.urandom(4)
-            while payload in self._pings:
-                payload = os.urandom(4)
-        else:
-            payload = _control_payload(data)
-            if payload in self._pings:
-                raise ConcurrencyError("already waiting for a pong with the same data")
+        payload = _compat.ping_payload(self._pings, data)
         fut: "asyncio.Future[float]" = self._loop.create_future()
         self._pings[payload] = (fut, time.monotonic())
         try:
@@ -933,26 +925,19 @@ class WebSocket(BaseWebSocket):
     def _on_pong(self, data: bytes) -> None:
         """A pong came (called by CStream under its lock: no C call here):
         it answers its ping and every one sent before it."""
-        if data not in self._pings:
-            return
-        now = time.monotonic()
-        for key in list(self._pings):
-            fut, sent = self._pings.pop(key)
+        def answer(fut: "asyncio.Future[float]", seconds: float) -> None:
             if not fut.done():
-                fut.set_result(now - sent)
-            if key == data:
-                self._user_latency = (now - sent, self._c.rtt())
-                break
+                fut.set_result(seconds)
+
+        rt = _compat.pong_arrived(self._pings, data, answer)
+        if rt is not None:
+            self._user_latency = (rt, self._c.rtt())
 
     @property
     def latency(self) -> float:
         """Round trip of the last ping answered (a keepalive one or one of
         ping()), in seconds; 0.0 before the first, as websockets'."""
-        value, rtt_then = self._user_latency
-        rtt = self._c.rtt()
-        if rtt_then >= 0 and rtt == rtt_then:
-            return value
-        return rtt / 1e6
+        return _compat.latency(self._user_latency, self._c.rtt())
 
     @property
     def state(self) -> State:

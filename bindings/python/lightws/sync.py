@@ -24,7 +24,6 @@ pings are answered and keepalive kept while the application does not read
 from __future__ import annotations
 
 import inspect
-import os
 import queue
 import socket
 import threading
@@ -35,10 +34,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 from . import _compat, _protocols, parse_url
 from . import connect as _connect_blocking
 from ._conn import (DEFAULT_CLOSE_TIMEOUT, DEFAULT_OPEN_TIMEOUT, DEFAULT_PING_INTERVAL,
-                    DEFAULT_PING_TIMEOUT, DEFAULT_RBUF_SIZE, WebSocket, _choose_subprotocol,
-                    _control_payload)
+                    DEFAULT_PING_TIMEOUT, DEFAULT_RBUF_SIZE, WebSocket, _choose_subprotocol)
 from ._core import HeaderList, Request, Response, State, header_list
-from .errors import (Close, ConcurrencyError, ConnectionClosed, ConnectionClosedError,
+from .errors import (Close, ConnectionClosed, ConnectionClosedError,
                      HandshakeError,
                      HandshakeTimeout, InvalidHandshake, InvalidOrigin, InvalidStatus, Opcode,
                      WebSocketError, WouldBlock, closed_error)
@@ -217,14 +215,7 @@ class _Connection(WebSocket):
         websockets.sync. ConcurrencyError while a ping with the same
         payload waits."""
         with self._plock:
-            if data is None:
-                payload = os.urandom(4)
-                while payload in self._pings:
-                    payload = os.urandom(4)
-            else:
-                payload = _control_payload(data)
-                if payload in self._pings:
-                    raise ConcurrencyError("already waiting for a pong with the same data")
+            payload = _compat.ping_payload(self._pings, data)
             ev = threading.Event()
             self._pings[payload] = (ev, time.monotonic())
         try:
@@ -238,27 +229,17 @@ class _Connection(WebSocket):
         return ev
 
     def _on_pong(self, data: bytes) -> None:
-        # under the C lock (CStream): no C call
-        if data not in self._pings:
-            return
-        now = time.monotonic()
+        # under the C lock (CStream): no C call but rtt()
         with self._plock:
-            for key in list(self._pings):
-                ev, sent = self._pings.pop(key)
-                ev.set()
-                if key == data:
-                    self._user_latency = (now - sent, self._c.rtt())
-                    break
+            rt = _compat.pong_arrived(self._pings, data, lambda ev, _: ev.set())
+        if rt is not None:
+            self._user_latency = (rt, self._c.rtt())
 
     @property
     def latency(self) -> float:
         """Round trip of the last ping answered (keepalive or ping()), in
         seconds, 0.0 before the first."""
-        value, rtt_then = self._user_latency
-        rtt = self._c.rtt()
-        if rtt_then >= 0 and rtt == rtt_then:
-            return value
-        return rtt / 1e6
+        return _compat.latency(self._user_latency, self._c.rtt())
 
     @property
     def state(self) -> State:
