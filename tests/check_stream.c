@@ -580,8 +580,9 @@ START_TEST(test_read_bytes_script_ignores_boundaries) {
 END_TEST
 
 /* Two reads: the first ends after exactly `split` bytes, for every split of
- * the small script (big frames left out). */
-START_TEST(test_recv_every_split) {
+ * the small script (big frames left out); `shared`: in shared-buffer mode,
+ * through lent buffers of 256 and 512 bytes scribbled between calls. */
+static void every_split(int shared) {
   struct script sc;
   size_t split, step;
   script_build(&sc, 1, 0);
@@ -597,17 +598,23 @@ START_TEST(test_recv_every_split) {
     f->in = sc.wire.p;
     f->in_len = sc.wire.len;
     f->first = split;
-    ck_assert_int_eq(
-        lightws_stream_init(&s, LIGHTWS_SERVER, -1, rbuf, sizeof rbuf, 0), 0);
+    if (shared) share_on(256, 512);
+    ck_assert_int_eq(lightws_stream_init(&s, LIGHTWS_SERVER, -1,
+                                         shared ? NULL : rbuf,
+                                         shared ? 0 : sizeof rbuf, 0),
+                     0);
     lightws_stream_set_io(&s, &io);
     drain(&s, (enum api)(split % 2 ? API_RECV : API_READ), 5, &res);
     ck_result(&sc, &res, (enum api)(split % 2 ? API_RECV : API_READ));
     ck_server_replies(f);
+    if (shared) share_off();
     free(res.data.p);
     fake_free(f);
   }
   script_free(&sc);
 }
+
+START_TEST(test_recv_every_split) { every_split(0); }
 END_TEST
 
 /* ---- helpers for single-scenario tests ---------------------------------- */
@@ -2270,35 +2277,8 @@ START_TEST(test_shared_script_every_api) {
 }
 END_TEST
 
-/* Two reads, the first of exactly `split` bytes, for every split. */
-START_TEST(test_shared_every_split) {
-  struct script sc;
-  size_t split, step;
-  script_build(&sc, 1, 0);
-  step = quick() ? 7 : 1;
-  for (split = 1; split <= sc.wire.len; split += step) {
-    struct lightws_stream s;
-    struct fake *f = fake_new(4096);
-    struct lightws_io io = {fake_read, fake_writev, NULL, NULL, NULL, NULL,
-                            NULL};
-    struct result res;
-    io.ctx = f;
-    f->in = sc.wire.p;
-    f->in_len = sc.wire.len;
-    f->first = split;
-    share_on(256, 512);
-    ck_assert_int_eq(lightws_stream_init(&s, LIGHTWS_SERVER, -1, NULL, 0, 0),
-                     0);
-    lightws_stream_set_io(&s, &io);
-    drain(&s, (enum api)(split % 2 ? API_RECV : API_READ), 5, &res);
-    ck_result(&sc, &res, (enum api)(split % 2 ? API_RECV : API_READ));
-    ck_server_replies(f);
-    share_off();
-    free(res.data.p);
-    fake_free(f);
-  }
-  script_free(&sc);
-}
+/* The same in shared-buffer mode. */
+START_TEST(test_shared_every_split) { every_split(1); }
 END_TEST
 
 /* The idle cost: read until WOULDBLOCK at every byte of a ping with the
