@@ -326,6 +326,16 @@ int tool_err(const struct lightws_tls *tls, int err, const char **name,
   return err;
 }
 
+void tool_close_reason(const struct lightws_stream *s, char *out, size_t size)
+{
+  size_t len, i, n = 0;
+  const char *r = lightws_stream_close_reason(s, &len);
+
+  for (i = 0; r && i < len && n + 1 < size; i++)
+    out[n++] = (unsigned char)r[i] < 0x20 || r[i] == 0x7f ? '?' : r[i];
+  out[n] = '\0';
+}
+
 /* ---- timer heap ------------------------------------------------------- */
 
 void tool_timer_init(struct tool_timer *t)

@@ -47,6 +47,12 @@ struct lightws_tls;
 int tool_err(const struct lightws_tls *tls, int err, const char **name,
              const char **msg, const char **reason);
 
+/* The peer's close reason of `s` for a log line, NUL-terminated in
+ * out[0..size): controls become '?' (the reason is UTF-8, §5.5.1, but
+ * may hold a newline). */
+struct lightws_stream;
+void tool_close_reason(const struct lightws_stream *s, char *out, size_t size);
+
 /* Blocking TCP connection to host:port with TCP_NODELAY; -1 on failure
  * (message printed to stderr with the prefix `who`). */
 int tool_tcp_connect(const char *who, const char *host, int port);

@@ -343,18 +343,6 @@ static void wait_want(struct server *sv, struct conn *c)
   set_events(sv, c, ev);
 }
 
-/* Copies the peer's close reason for a log line: controls become '?'
- * (the reason is UTF-8, §5.5.1, but may hold a newline). */
-static void copy_reason(const struct lightws_stream *s, char *out, size_t size)
-{
-  size_t len, i, n = 0;
-  const char *r = lightws_stream_close_reason(s, &len);
-
-  for (i = 0; r && i < len && n + 1 < size; i++)
-    out[n++] = (unsigned char)r[i] < 0x20 || r[i] == 0x7f ? '?' : r[i];
-  out[n] = '\0';
-}
-
 /* Ends `c`: closes the descriptor and logs one line now; the memory is
  * freed at the end of the loop turn, so a caller may still look at
  * c->dead after any call that can end the connection. */
@@ -387,7 +375,7 @@ static void conn_free(struct server *sv, struct conn *c)
   listener_pause(sv, 0);
   if (!sv->quiet) {
     /* the stream keeps the close reason whatever buffer it is on */
-    copy_reason(&c->s, reason, sizeof(reason));
+    tool_close_reason(&c->s, reason, sizeof(reason));
     if (c->reject_status)
       fprintf(stderr, "%s: %s %s rejected %d (%s)%s\n", prog, c->peer,
               c->path[0] ? c->path : "-", c->reject_status,

@@ -346,15 +346,6 @@ static void ws_failed(struct tun *t, int err, const char *what)
  * The relay
  * ------------------------------------------------------------------------ */
 
-static void copy_reason(const struct lightws_stream *s, char *out, size_t size)
-{
-  size_t len, i, n = 0;
-  const char *r = lightws_stream_close_reason(s, &len);
-  for (i = 0; r && i < len && n + 1 < size; i++)
-    out[n++] = (unsigned char)r[i] < 0x20 || r[i] == 0x7f ? '?' : r[i];
-  out[n] = '\0';
-}
-
 /* The peer's close arrived (and the library answered it). 1000 (or no
  * code) ends the stream: what came before it is delivered, then our FIN.
  * Any other code means its end broke (a reset, a timeout, an error):
@@ -366,7 +357,7 @@ static int peer_close_arrived(struct tun *t)
   unsigned code = lightws_stream_close_code(&t->s);
   t->peer_closed = 1;
   t->w_eof = 1;
-  copy_reason(&t->s, reason, sizeof(reason));
+  tool_close_reason(&t->s, reason, sizeof(reason));
   if (code != LIGHTWS_CLOSE_NORMAL && code != LIGHTWS_CLOSE_NO_STATUS) {
     set_why(t, "remote closed %u%s%s%s", code, reason[0] ? " '" : "", reason,
             reason[0] ? "'" : "");
